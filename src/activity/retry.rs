@@ -1,0 +1,210 @@
+//! `RetryPolicy` and the pure retry decision (no clock, no I/O).
+
+use std::time::{Duration, SystemTime};
+
+use crate::history::{ActivityOptionsRecord, Failure};
+
+/// How failed activity attempts are retried, with Temporal's defaults.
+///
+/// The delay before attempt `n + 1` is
+/// `min(initial_interval × backoff_coefficient^(n − 1), maximum_interval)`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Delay before the first retry. Default: 1 s.
+    pub initial_interval: Duration,
+    /// Growth of the delay per retry; at least 1. Default: 2.0.
+    pub backoff_coefficient: f64,
+    /// Largest delay between attempts. Default (`None`): 100 × `initial_interval`.
+    pub maximum_interval: Option<Duration>,
+    /// Most attempts in all; 0 means unlimited, 1 means no retry. Default: 0.
+    pub maximum_attempts: u32,
+    /// Failure types (see `ActivityError::with_type`) that are never retried.
+    pub non_retryable_error_types: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            maximum_interval: None,
+            maximum_attempts: 0,
+            non_retryable_error_types: Vec::new(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries (`maximum_attempts = 1`).
+    pub fn no_retry() -> Self {
+        RetryPolicy {
+            maximum_attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Sets `initial_interval`.
+    pub fn with_initial_interval(mut self, interval: Duration) -> Self {
+        self.initial_interval = interval;
+        self
+    }
+
+    /// Sets `backoff_coefficient`.
+    pub fn with_backoff_coefficient(mut self, coefficient: f64) -> Self {
+        self.backoff_coefficient = coefficient;
+        self
+    }
+
+    /// Sets `maximum_interval`.
+    pub fn with_maximum_interval(mut self, interval: Duration) -> Self {
+        self.maximum_interval = Some(interval);
+        self
+    }
+
+    /// Sets `maximum_attempts` (0 = unlimited).
+    pub fn with_maximum_attempts(mut self, attempts: u32) -> Self {
+        self.maximum_attempts = attempts;
+        self
+    }
+
+    /// Adds a failure type that ends retries.
+    pub fn with_non_retryable_error_type(mut self, error_type: impl Into<String>) -> Self {
+        self.non_retryable_error_types.push(error_type.into());
+        self
+    }
+
+    /// Checks the policy, as Temporal does, and returns the maximum interval
+    /// in force.
+    pub(crate) fn validate(&self) -> Result<Duration, String> {
+        if self.initial_interval.is_zero() {
+            return Err("retry policy initial_interval must be greater than zero".into());
+        }
+        if !(self.backoff_coefficient >= 1.0 && self.backoff_coefficient.is_finite()) {
+            return Err(format!(
+                "retry policy backoff_coefficient must be at least 1, got {}",
+                self.backoff_coefficient
+            ));
+        }
+        let maximum = self
+            .maximum_interval
+            .unwrap_or_else(|| self.initial_interval.saturating_mul(100));
+        if maximum < self.initial_interval {
+            return Err(format!(
+                "retry policy maximum_interval ({maximum:?}) is below initial_interval ({:?})",
+                self.initial_interval
+            ));
+        }
+        Ok(maximum)
+    }
+}
+
+/// The delay after failed attempt `attempt` (1-based).
+pub(crate) fn backoff(options: &ActivityOptionsRecord, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(1024) as i32;
+    let factor = options.backoff_coefficient.powi(exponent);
+    let secs = options.initial_interval.as_secs_f64() * factor;
+    let max = options.maximum_interval;
+    if !secs.is_finite() || secs >= max.as_secs_f64() {
+        max
+    } else {
+        Duration::from_secs_f64(secs)
+    }
+}
+
+/// When the next attempt is due after `attempt` failed at `now`, or `None`
+/// when the failure is final.
+pub(crate) fn next_attempt_at(
+    options: &ActivityOptionsRecord,
+    attempt: u32,
+    failure: &Failure,
+    scheduled_at: SystemTime,
+    now: SystemTime,
+) -> Option<SystemTime> {
+    if failure.non_retryable
+        || options
+            .non_retryable_error_types
+            .iter()
+            .any(|t| *t == failure.error_type)
+    {
+        return None;
+    }
+    if options.maximum_attempts != 0 && attempt >= options.maximum_attempts {
+        return None;
+    }
+    let next = now + backoff(options, attempt);
+    match options.schedule_to_close_timeout {
+        Some(limit) if next >= scheduled_at + limit => None,
+        _ => Some(next),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> ActivityOptionsRecord {
+        ActivityOptionsRecord {
+            schedule_to_close_timeout: None,
+            start_to_close_timeout: Some(Duration::from_secs(1)),
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            maximum_interval: Duration::from_secs(100),
+            maximum_attempts: 0,
+            non_retryable_error_types: vec!["Fatal".into()],
+        }
+    }
+
+    fn failure(t: &str) -> Failure {
+        Failure {
+            error_type: t.into(),
+            message: String::new(),
+            non_retryable: false,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        let o = options();
+        let secs: Vec<u64> = (1..=9).map(|a| backoff(&o, a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 100, 100]);
+        assert_eq!(backoff(&o, u32::MAX), Duration::from_secs(100));
+    }
+
+    #[test]
+    fn non_retryable_types_and_attempts_end_retries() {
+        let mut o = options();
+        let t = SystemTime::UNIX_EPOCH;
+        assert!(next_attempt_at(&o, 1, &failure("Fatal"), t, t).is_none());
+        assert!(next_attempt_at(&o, 50, &failure("Other"), t, t).is_some());
+        o.maximum_attempts = 3;
+        assert!(next_attempt_at(&o, 2, &failure("Other"), t, t).is_some());
+        assert!(next_attempt_at(&o, 3, &failure("Other"), t, t).is_none());
+    }
+
+    #[test]
+    fn schedule_to_close_ends_retries() {
+        let mut o = options();
+        o.schedule_to_close_timeout = Some(Duration::from_millis(2500));
+        let t = SystemTime::UNIX_EPOCH;
+        assert!(next_attempt_at(&o, 1, &failure("x"), t, t).is_some());
+        assert!(next_attempt_at(&o, 2, &failure("x"), t, t + Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn validation_follows_temporal() {
+        assert!(RetryPolicy::default().validate().is_ok());
+        assert!(
+            RetryPolicy::default()
+                .with_backoff_coefficient(0.5)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            RetryPolicy::default()
+                .with_maximum_interval(Duration::from_millis(10))
+                .validate()
+                .is_err()
+        );
+    }
+}

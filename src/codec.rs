@@ -1,0 +1,102 @@
+//! The only file that names bincode: encoding of engine records.
+//!
+//! Every record starts with one format-version byte, then the record in
+//! bincode 2's standard configuration (serde mode). A later move to another
+//! codec adds a version here and keeps decoding the old one.
+//!
+//! Format versions:
+//! - 1: the first format (events, run records).
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// The record format this build writes.
+pub(crate) const RECORD_VERSION: u8 = 1;
+
+/// Largest record the decoder will allocate for; a corrupt length prefix
+/// cannot make it reserve more.
+const DECODE_LIMIT: usize = 256 * 1024 * 1024;
+
+/// A persisted record could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CodecError {
+    #[error("record is empty")]
+    Empty,
+    #[error(
+        "record has format version {found}, this build reads up to {RECORD_VERSION}; upgrade steadfast"
+    )]
+    NewerVersion { found: u8 },
+    #[error("record with format version 0 is not a steadfast record")]
+    UnknownVersion,
+    #[error("record does not decode: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    #[error("record has {0} trailing bytes")]
+    Trailing(usize),
+    #[error("record does not encode: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+/// Encodes a record with the current format-version byte in front.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![RECORD_VERSION];
+    bincode::serde::encode_into_std_write(value, &mut out, config())?;
+    Ok(out)
+}
+
+/// Decodes a record written by [`encode`] of this or an older version.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    match version {
+        0 => Err(CodecError::UnknownVersion),
+        1 => {
+            let (value, read) = bincode::serde::decode_from_slice(body, config())?;
+            if read != body.len() {
+                return Err(CodecError::Trailing(body.len() - read));
+            }
+            Ok(value)
+        }
+        found => Err(CodecError::NewerVersion { found }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventKind, Payload};
+    use std::time::SystemTime;
+
+    #[test]
+    fn event_roundtrip() {
+        let event = Event {
+            event_id: 3,
+            timestamp: SystemTime::now(),
+            kind: EventKind::WorkflowCompleted {
+                result: Payload::encode(&"ok").unwrap(),
+            },
+        };
+        let bytes = encode(&event).unwrap();
+        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(decode::<Event>(&bytes).unwrap(), event);
+    }
+
+    #[test]
+    fn bad_bytes_are_errors_not_panics() {
+        assert!(matches!(decode::<Event>(&[]), Err(CodecError::Empty)));
+        assert!(matches!(
+            decode::<Event>(&[9, 1, 2]),
+            Err(CodecError::NewerVersion { found: 9 })
+        ));
+        for len in 0..40 {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 1) as u8).collect();
+            let mut bytes = vec![1];
+            bytes.extend(junk);
+            let _ = decode::<Event>(&bytes);
+        }
+        let mut huge = vec![1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        huge.extend([0u8; 8]);
+        assert!(decode::<Event>(&huge).is_err());
+    }
+}

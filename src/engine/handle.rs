@@ -1,0 +1,168 @@
+//! `WorkflowHandle`: a typed handle to one run, and its description.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{ClientError, ResultError};
+use crate::history::{EventKind, RunId, WorkflowStatus};
+use crate::worker::{RunState, Shared};
+use crate::workflow::ParkReason;
+
+/// What [`WorkflowHandle::describe`] and [`Engine::describe`](crate::Engine::describe) report.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct WorkflowDescription {
+    /// The workflow ID.
+    pub workflow_id: String,
+    /// The run described.
+    pub run_id: RunId,
+    /// The workflow's registered name.
+    pub workflow_type: String,
+    /// The task queue it runs on.
+    pub task_queue: String,
+    /// Its status.
+    pub status: WorkflowStatus,
+    /// Why a running run cannot make progress (nondeterminism, a panic, an
+    /// unregistered type), if it cannot. Cleared when fixed code reopens it.
+    pub parked: Option<ParkReason>,
+    /// When the run started.
+    pub start_time: SystemTime,
+    /// When it closed.
+    pub close_time: Option<SystemTime>,
+    /// Number of events in its history.
+    pub history_length: u64,
+}
+
+/// A handle to one run of a workflow, typed by its output.
+pub struct WorkflowHandle<O> {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) workflow_id: String,
+    pub(crate) run_id: RunId,
+    pub(crate) output: PhantomData<fn() -> O>,
+}
+
+impl<O> fmt::Debug for WorkflowHandle<O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkflowHandle")
+            .field("workflow_id", &self.workflow_id)
+            .field("run_id", &self.run_id)
+            .finish()
+    }
+}
+
+impl<O> Clone for WorkflowHandle<O> {
+    fn clone(&self) -> Self {
+        WorkflowHandle {
+            shared: self.shared.clone(),
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id,
+            output: PhantomData,
+        }
+    }
+}
+
+impl<O: DeserializeOwned> WorkflowHandle<O> {
+    /// The workflow ID.
+    pub fn workflow_id(&self) -> &str {
+        &self.workflow_id
+    }
+
+    /// The run this handle follows.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// Waits for the run to close and returns its result. A parked run is
+    /// still running: this keeps waiting (see [`describe`](Self::describe)).
+    ///
+    /// # Errors
+    /// [`ResultError::Failed`] when the workflow returned an error; a decode
+    /// error when the result does not fit `O`; a client error when the
+    /// engine shut down or the file could not be read.
+    pub async fn result(&self) -> Result<O, ResultError> {
+        if let Some(mut state) = self.shared.watch(self.run_id) {
+            loop {
+                if matches!(&*state.borrow_and_update(), RunState::Closed(_)) {
+                    break;
+                }
+                tokio::select! {
+                    changed = state.changed() => {
+                        if changed.is_err() && !matches!(&*state.borrow(), RunState::Closed(_)) {
+                            // The actor stopped without closing the run:
+                            // shutdown, or a storage failure that parked it.
+                            if self.shared.shutdown.is_cancelled() {
+                                return Err(ClientError::ShutDown.into());
+                            }
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    _ = self.shared.shutdown.cancelled() => return Err(ClientError::ShutDown.into()),
+                }
+            }
+        }
+        self.closed_result()
+    }
+
+    fn closed_result(&self) -> Result<O, ResultError> {
+        let last = self
+            .shared
+            .store
+            .last_event(self.run_id, &self.workflow_id)
+            .map_err(ClientError::from)?;
+        match last.map(|e| e.kind) {
+            Some(EventKind::WorkflowCompleted { result }) => Ok(result.decode()?),
+            Some(EventKind::WorkflowFailed { failure }) => Err(ResultError::Failed {
+                workflow_id: self.workflow_id.clone(),
+                run_id: self.run_id,
+                failure,
+            }),
+            _ => Err(ClientError::Corrupt {
+                workflow_id: self.workflow_id.clone(),
+                message: format!("run {} is not closed but has no live actor", self.run_id),
+            }
+            .into()),
+        }
+    }
+
+    /// Describes the run: status, times, and why it is parked if it is.
+    ///
+    /// # Errors
+    /// A client error when the file could not be read.
+    pub async fn describe(&self) -> Result<WorkflowDescription, ClientError> {
+        describe_run(&self.shared, &self.workflow_id, self.run_id)
+    }
+}
+
+pub(crate) fn describe_run(
+    shared: &Shared,
+    workflow_id: &str,
+    run_id: RunId,
+) -> Result<WorkflowDescription, ClientError> {
+    let record = shared
+        .store
+        .run(run_id, workflow_id)?
+        .ok_or_else(|| ClientError::NotFound {
+            workflow_id: workflow_id.to_string(),
+        })?;
+    let parked = shared
+        .watch(run_id)
+        .and_then(|state| match &*state.borrow() {
+            RunState::Parked(reason) => Some(reason.clone()),
+            _ => None,
+        });
+    Ok(WorkflowDescription {
+        workflow_id: record.workflow_id,
+        run_id,
+        workflow_type: record.workflow_type,
+        task_queue: record.task_queue,
+        status: record.status,
+        parked,
+        start_time: record.start_time,
+        close_time: record.close_time,
+        history_length: record.history_len,
+    })
+}

@@ -1,0 +1,168 @@
+//! The public errors, one enum per boundary, and the superset [`Error`].
+
+use std::path::PathBuf;
+
+use crate::history::{Failure, PayloadError, RunId, WorkflowStatus};
+use crate::store::StoreError;
+
+/// Opening the engine's file failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Another process (or another engine in this process) has the file open.
+    #[error("{path} is already in use by another engine; stop it or open a different file")]
+    AlreadyInUse {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file was written by a newer steadfast.
+    #[error(
+        "the file uses store format {found}, this build supports up to {supported}; \
+         upgrade steadfast to open it"
+    )]
+    NewerFormat {
+        /// The format found in the file.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
+    /// The file could not be read as a steadfast database.
+    #[error("{path} cannot be opened as a steadfast database: {message}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// A registration or builder setting is invalid.
+    #[error("invalid engine configuration: {0}")]
+    InvalidConfig(String),
+}
+
+/// A call on a running engine (start, history, describe) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The workflow ID already has a running run.
+    #[error(
+        "workflow {workflow_id:?} is already running as run {run_id}; wait for it, \
+         or pick another workflow ID"
+    )]
+    AlreadyStarted {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The running run.
+        run_id: RunId,
+    },
+    /// The ID reuse policy refused to start a closed workflow ID again.
+    #[error(
+        "workflow {workflow_id:?} has a closed run ({last_status:?}) and its ID reuse \
+         policy refuses a new one; use another workflow ID or policy"
+    )]
+    IdReuseRejected {
+        /// The workflow ID.
+        workflow_id: String,
+        /// How the last run ended.
+        last_status: WorkflowStatus,
+    },
+    /// No worker of the engine registered this workflow type on the task queue.
+    #[error(
+        "workflow type {workflow_type:?} is not registered on task queue {task_queue:?}; \
+         register it on the engine builder"
+    )]
+    UnknownWorkflowType {
+        /// The type asked for.
+        workflow_type: String,
+        /// The task queue asked for.
+        task_queue: String,
+    },
+    /// No workflow has this ID.
+    #[error("no workflow has ID {workflow_id:?}")]
+    NotFound {
+        /// The workflow ID.
+        workflow_id: String,
+    },
+    /// An argument is invalid.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A payload is larger than the engine's limit.
+    #[error("{what} is {size} bytes, over the limit of {limit} bytes; send a reference instead")]
+    PayloadTooLarge {
+        /// Which payload.
+        what: String,
+        /// Its encoded size.
+        size: usize,
+        /// The engine's limit.
+        limit: usize,
+    },
+    /// A payload could not be encoded or decoded.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The workflow's stored records are corrupt.
+    #[error("workflow {workflow_id:?} has corrupt records: {message}")]
+    Corrupt {
+        /// The workflow ID.
+        workflow_id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file could not be written or read; the call was not acknowledged.
+    #[error("storage failed, the call was not recorded: {0}; retry once the disk is healthy")]
+    Storage(String),
+    /// The engine was shut down.
+    #[error("the engine is shut down; open it again to continue")]
+    ShutDown,
+}
+
+impl From<StoreError> for ClientError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Closed => ClientError::ShutDown,
+            StoreError::Corrupt {
+                workflow_id,
+                message,
+            } => ClientError::Corrupt {
+                workflow_id,
+                message,
+            },
+            StoreError::Storage(m) | StoreError::Encode(m) => ClientError::Storage(m),
+        }
+    }
+}
+
+/// Waiting for a workflow's result ended without a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultError {
+    /// The workflow returned an error.
+    #[error("workflow {workflow_id:?} (run {run_id}) failed: {failure}")]
+    Failed {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The run.
+        run_id: RunId,
+        /// The workflow's error.
+        failure: Failure,
+    },
+    /// The result does not decode as the definition's output type.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// Reading the result failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// Any steadfast error, for callers that use one `?` for all of them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`OpenError`].
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// See [`ClientError`].
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// See [`ResultError`].
+    #[error(transparent)]
+    Result(#[from] ResultError),
+}

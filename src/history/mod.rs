@@ -1,0 +1,217 @@
+//! The events of a run's history: pure data, no I/O.
+//!
+//! A run's history is append-only. Events that record what the workflow code
+//! asked for ("commands": an activity scheduled, a timer started, a side effect
+//! or patch marker, the run's completion) are checked against the code on
+//! replay; events that record what happened outside the code (an activity's
+//! result, a timer firing) are fed back to it, one per activation, in history
+//! order.
+
+mod ids;
+mod payload;
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+pub use ids::{MAX_WORKFLOW_ID_LEN, RunId};
+pub use payload::{DEFAULT_MAX_PAYLOAD_BYTES, Payload, PayloadError};
+
+/// The position of an event in its run's history, starting at 1.
+pub type EventId = u64;
+
+/// One entry of a run's event history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the history, starting at 1, without gaps.
+    pub event_id: EventId,
+    /// Wall-clock time at which the engine recorded the event.
+    pub timestamp: SystemTime,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What an [`Event`] records.
+///
+/// `seq` numbers are assigned by the workflow code in the order it issues
+/// commands; they tie a result to the command that asked for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The run started.
+    WorkflowStarted {
+        /// The workflow's registered name.
+        workflow_type: String,
+        /// The user-chosen workflow ID.
+        workflow_id: String,
+        /// The task queue whose worker runs the workflow.
+        task_queue: String,
+        /// The workflow's input.
+        input: Payload,
+    },
+    /// The workflow asked for an activity.
+    ActivityScheduled {
+        /// Command sequence number.
+        seq: u32,
+        /// The activity's registered name.
+        activity_type: String,
+        /// The activity's input.
+        input: Payload,
+        /// Timeouts and retry policy in force for every attempt.
+        options: ActivityOptionsRecord,
+    },
+    /// An attempt returned a value; the activity is done.
+    ActivityCompleted {
+        /// Command sequence number.
+        seq: u32,
+        /// The attempt that succeeded, starting at 1.
+        attempt: u32,
+        /// The activity's result.
+        result: Payload,
+    },
+    /// An attempt failed. With `next_attempt_at` set the activity will be
+    /// retried then; without it the failure is final and goes to the workflow.
+    ActivityFailed {
+        /// Command sequence number.
+        seq: u32,
+        /// The attempt that failed, starting at 1.
+        attempt: u32,
+        /// Why it failed.
+        failure: Failure,
+        /// When the next attempt is due, if there is one.
+        next_attempt_at: Option<SystemTime>,
+    },
+    /// The workflow started a durable timer.
+    TimerStarted {
+        /// Command sequence number.
+        seq: u32,
+        /// When the timer fires.
+        fire_at: SystemTime,
+    },
+    /// A durable timer fired.
+    TimerFired {
+        /// Command sequence number.
+        seq: u32,
+    },
+    /// A value produced by `side_effect`, `random` or `uuid` seeds is not
+    /// recorded; this records `side_effect`'s closure result.
+    SideEffectRecorded {
+        /// Command sequence number.
+        seq: u32,
+        /// The recorded value.
+        value: Payload,
+    },
+    /// The workflow took the new branch of `patched(patch_id)`.
+    PatchRecorded {
+        /// The change ID passed to `patched`.
+        patch_id: String,
+    },
+    /// The workflow returned a value.
+    WorkflowCompleted {
+        /// The workflow's result.
+        result: Payload,
+    },
+    /// The workflow returned an error.
+    WorkflowFailed {
+        /// Why it failed.
+        failure: Failure,
+    },
+}
+
+impl EventKind {
+    /// True for events that record a command of the workflow code and are
+    /// matched against the code on replay.
+    pub(crate) fn is_command(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ActivityScheduled { .. }
+                | EventKind::TimerStarted { .. }
+                | EventKind::SideEffectRecorded { .. }
+                | EventKind::PatchRecorded { .. }
+                | EventKind::WorkflowCompleted { .. }
+                | EventKind::WorkflowFailed { .. }
+        )
+    }
+
+    /// A short description for nondeterminism reports.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            EventKind::WorkflowStarted { workflow_type, .. } => {
+                format!("WorkflowStarted({workflow_type})")
+            }
+            EventKind::ActivityScheduled {
+                seq, activity_type, ..
+            } => format!("ActivityScheduled(seq {seq}, activity {activity_type:?})"),
+            EventKind::ActivityCompleted { seq, attempt, .. } => {
+                format!("ActivityCompleted(seq {seq}, attempt {attempt})")
+            }
+            EventKind::ActivityFailed { seq, attempt, .. } => {
+                format!("ActivityFailed(seq {seq}, attempt {attempt})")
+            }
+            EventKind::TimerStarted { seq, .. } => format!("TimerStarted(seq {seq})"),
+            EventKind::TimerFired { seq } => format!("TimerFired(seq {seq})"),
+            EventKind::SideEffectRecorded { seq, .. } => format!("SideEffectRecorded(seq {seq})"),
+            EventKind::PatchRecorded { patch_id } => format!("PatchRecorded({patch_id:?})"),
+            EventKind::WorkflowCompleted { .. } => "WorkflowCompleted".to_string(),
+            EventKind::WorkflowFailed { .. } => "WorkflowFailed".to_string(),
+        }
+    }
+}
+
+/// A failure as recorded in history: of an activity attempt or of a workflow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The failure's type, matched against a retry policy's
+    /// `non_retryable_error_types` (for timeouts: `"StartToCloseTimeout"`,
+    /// `"ScheduleToCloseTimeout"`).
+    pub error_type: String,
+    /// A message for people.
+    pub message: String,
+    /// True when the failure asked not to be retried.
+    pub non_retryable: bool,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+/// An activity's options as stored with its `ActivityScheduled` event, so that
+/// retries and timeouts keep working after a restart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityOptionsRecord {
+    /// Time allowed from scheduling to the final result, across all attempts.
+    pub schedule_to_close_timeout: Option<Duration>,
+    /// Time allowed for one attempt.
+    pub start_to_close_timeout: Option<Duration>,
+    /// Delay before the first retry.
+    pub initial_interval: Duration,
+    /// Growth of the delay per retry.
+    pub backoff_coefficient: f64,
+    /// Largest delay between attempts.
+    pub maximum_interval: Duration,
+    /// Most attempts in all; 0 means unlimited.
+    pub maximum_attempts: u32,
+    /// Failure types that end retries.
+    pub non_retryable_error_types: Vec<String>,
+}
+
+/// Where a run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum WorkflowStatus {
+    /// Not closed yet: running, waiting, or parked by a nondeterminism error.
+    Running,
+    /// The workflow returned a value.
+    Completed,
+    /// The workflow returned an error.
+    Failed,
+}
+
+impl WorkflowStatus {
+    /// True once the run can make no more progress.
+    pub fn is_closed(self) -> bool {
+        !matches!(self, WorkflowStatus::Running)
+    }
+}

@@ -1,0 +1,140 @@
+//! User payloads: inputs, results and side-effect values as stored in history.
+//!
+//! Payloads are JSON so that additive changes to user types (a new field with
+//! `#[serde(default)]`) still decode old histories, and so that a person or a
+//! command-line tool can read them. Engine records around them use `codec`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// The default largest payload accepted, in bytes (Temporal's limit: 2 MiB).
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
+
+/// An encoded user value (JSON bytes), as kept in a workflow's history.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payload(Vec<u8>);
+
+/// A payload could not be encoded from, or decoded into, the user's type.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// The value could not be turned into JSON.
+    #[error("could not encode a value of type {type_name} as JSON: {source}")]
+    Encode {
+        /// The Rust type being encoded.
+        type_name: &'static str,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The stored JSON does not fit the expected type: a definition's types
+    /// changed incompatibly, or the wrong definition was used.
+    #[error(
+        "stored payload {preview} does not decode as {type_name}: {source}; \
+         keep the type compatible (add fields with #[serde(default)]) or use the matching definition"
+    )]
+    Decode {
+        /// The Rust type expected.
+        type_name: &'static str,
+        /// The beginning of the stored JSON.
+        preview: String,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Payload {
+    /// Encodes a value as JSON.
+    ///
+    /// # Errors
+    /// [`PayloadError::Encode`] when serde cannot serialize the value (for
+    /// example a map with non-string keys).
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, PayloadError> {
+        serde_json::to_vec(value)
+            .map(Payload)
+            .map_err(|source| PayloadError::Encode {
+                type_name: std::any::type_name::<T>(),
+                source,
+            })
+    }
+
+    /// Decodes the payload into `T`.
+    ///
+    /// # Errors
+    /// [`PayloadError::Decode`] when the JSON does not fit `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
+        serde_json::from_slice(&self.0).map_err(|source| PayloadError::Decode {
+            type_name: std::any::type_name::<T>(),
+            preview: self.preview(),
+            source,
+        })
+    }
+
+    /// The payload as JSON text, for people and tools.
+    pub fn as_json(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+
+    /// The encoded size in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the payload holds no bytes (never the case for encoded values).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn preview(&self) -> String {
+        let text = self.as_json();
+        match text.char_indices().nth(80) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        }
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Payload({})", self.preview())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct V1 {
+        name: String,
+    }
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct V2 {
+        name: String,
+        #[serde(default)]
+        age: u32,
+    }
+
+    #[test]
+    fn additive_change_decodes_old_payload() {
+        let old = Payload::encode(&V1 { name: "a".into() }).unwrap();
+        let new: V2 = old.decode().unwrap();
+        assert_eq!(
+            new,
+            V2 {
+                name: "a".into(),
+                age: 0
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_a_typed_error() {
+        let p = Payload::encode(&"text").unwrap();
+        let err = p.decode::<u64>().unwrap_err();
+        assert!(err.to_string().contains("u64"), "{err}");
+    }
+}

@@ -1,0 +1,108 @@
+//! steadfast: durable workflows and activities in one local file, with
+//! Temporal's programming model and no server.
+//!
+//! ```
+//! use std::time::Duration;
+//! use steadfast::{
+//!     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, Worker,
+//!     WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+//! };
+//!
+//! const SAY_HELLO: ActivityDef<String, String> = ActivityDef::new("say_hello");
+//! const SAY_HELLO_WORKFLOW: WorkflowDef<String, String> = WorkflowDef::new("SayHello");
+//!
+//! async fn say_hello(_ctx: ActivityContext, name: String) -> Result<String, ActivityError> {
+//!     Ok(format!("Hello, {name}!"))
+//! }
+//!
+//! async fn say_hello_workflow(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+//!     let options = ActivityOptions::schedule_to_close(Duration::from_secs(5));
+//!     Ok(ctx.execute_activity(SAY_HELLO, name, options).await?)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), steadfast::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("hello.steadfast");
+//! let worker = Worker::new("my-task-queue")
+//!     .workflow(SAY_HELLO_WORKFLOW, say_hello_workflow)
+//!     .activity(SAY_HELLO, say_hello);
+//! let engine = Engine::builder().worker(worker).open(&path).await?;
+//! let run = engine
+//!     .start_workflow(
+//!         SAY_HELLO_WORKFLOW,
+//!         "hello-world-workflow-id-001",
+//!         "Alice".to_string(),
+//!         WorkflowOptions::new().with_task_queue("my-task-queue"),
+//!     )
+//!     .await?;
+//! assert_eq!(run.result().await?, "Hello, Alice!");
+//! engine.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Concepts (Temporal → steadfast)
+//!
+//! | Temporal | steadfast |
+//! |---|---|
+//! | Temporal server + its database | one redb file, opened by [`Engine::builder`] |
+//! | Client | [`Engine`]: `start_workflow`, `get_workflow_handle`, `describe`, `history` |
+//! | Worker on a task queue | [`Worker`], given to [`EngineBuilder::worker`] |
+//! | Workflow definition | [`WorkflowDef`] + an async fn of ([`WorkflowContext`], input) |
+//! | Activity definition | [`ActivityDef`] + an async (or blocking) fn of ([`ActivityContext`], input) |
+//! | Activity options, retry policy | [`ActivityOptions`], [`RetryPolicy`] (Temporal's defaults) |
+//! | Workflow ID, Run ID | a `String` you choose, [`RunId`] |
+//! | Event history | [`Event`], [`EventKind`], via [`Engine::history`] |
+//! | `workflow.now()`, `random()`, `uuid4()`, SideEffect | [`WorkflowContext::now`], [`random`](WorkflowContext::random), [`uuid`](WorkflowContext::uuid), [`side_effect`](WorkflowContext::side_effect) |
+//! | `patched()` | [`WorkflowContext::patched`] |
+//! | Nondeterminism error (workflow task failure) | [`NondeterminismError`]; the run is parked, see [`WorkflowDescription::parked`] |
+//!
+//! # Guarantees
+//!
+//! - A call that changes state (a start, an activity result, a timer firing)
+//!   is acknowledged only after its events are committed with redb's
+//!   immediate durability. Concurrent changes share one commit.
+//! - Activities run at least once; the workflow sees each activity's result
+//!   exactly once. [`ActivityContext::idempotency_key`] is stable across
+//!   attempts and restarts, for deduplicating external calls.
+//! - After a crash, opening the file resumes every unfinished run: completed
+//!   activities never run again; an attempt the crash cut off runs again and
+//!   counts as an attempt; timers keep their due times.
+//! - Workflow code that no longer matches its history is parked with a
+//!   [`NondeterminismError`], never failed; it resumes once fixed code opens
+//!   the file.
+//!
+//! # Where things live
+//!
+//! `history` (events, payloads), `codec` (the only bincode user), `store`
+//! (the only redb user, the group-commit writer), `workflow` (context,
+//! durable futures, replay), `activity` (options, retry policy, context),
+//! `worker` (run actors, activity attempts, timers), `engine` (this front door).
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod activity;
+mod codec;
+mod engine;
+mod error;
+mod history;
+mod store;
+mod worker;
+mod workflow;
+
+pub use activity::{ActivityContext, ActivityDef, ActivityError, ActivityOptions, RetryPolicy};
+pub use engine::{
+    Engine, EngineBuilder, WorkflowDescription, WorkflowHandle, WorkflowIdConflictPolicy,
+    WorkflowIdReusePolicy, WorkflowOptions,
+};
+pub use error::{ClientError, Error, OpenError, ResultError};
+pub use history::{
+    ActivityOptionsRecord, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, Failure,
+    MAX_WORKFLOW_ID_LEN, Payload, PayloadError, RunId, WorkflowStatus,
+};
+pub use worker::{DEFAULT_TASK_QUEUE, Worker};
+pub use workflow::{
+    ActivityFailure, ActivityFuture, NondeterminismError, ParkReason, TimerFuture, WorkflowContext,
+    WorkflowDef, WorkflowError,
+};

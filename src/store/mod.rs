@@ -1,0 +1,344 @@
+//! The redb file: the only module that imports redb.
+//!
+//! Writes go through the group-commit writer thread ([`writer`]); reads use
+//! their own read transactions from any thread.
+
+mod tables;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::{self, CodecError};
+use crate::error::OpenError;
+use crate::history::{Event, RunId};
+
+pub(crate) use tables::RunRecord;
+pub(crate) use writer::{ReuseRule, WriteOp, WriteOutcome};
+
+use tables::{FORMAT_KEY, HISTORY, META, RUNNING, RUNS, STORE_FORMAT_VERSION, WORKFLOWS};
+
+/// A failure inside the store. Cloned to every caller of a failed group commit.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum StoreError {
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("a stored record of workflow {workflow_id:?} is corrupt: {message}")]
+    Corrupt {
+        workflow_id: String,
+        message: String,
+    },
+    #[error("a record could not be encoded: {0}")]
+    Encode(String),
+    #[error("the engine is shut down")]
+    Closed,
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(workflow_id: &str, err: CodecError) -> Self {
+        StoreError::Corrupt {
+            workflow_id: workflow_id.to_string(),
+            message: err.to_string(),
+        }
+    }
+
+    fn missing_run(workflow_id: &str, run_id: RunId) -> Self {
+        StoreError::Corrupt {
+            workflow_id: workflow_id.to_string(),
+            message: format!("run {run_id} is named by the workflow but has no record"),
+        }
+    }
+
+    fn encode(err: CodecError) -> Self {
+        StoreError::Encode(err.to_string())
+    }
+}
+
+pub(crate) fn redb_err(err: impl Into<redb::Error>) -> StoreError {
+    StoreError::Storage(err.into().to_string())
+}
+
+/// The open file.
+#[derive(Debug)]
+pub(crate) struct Store {
+    /// Shared with the writer thread; `None` once closed.
+    db: Mutex<Option<Arc<Database>>>,
+    /// Requests to the writer thread; `None` once closed.
+    tx: Mutex<Option<mpsc::UnboundedSender<writer::Request>>>,
+    /// Joined on close, so the file is unlocked when `close` returns.
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens or creates the file and checks its format version.
+    pub(crate) fn open(path: &Path) -> Result<Store, OpenError> {
+        let db = Database::builder().create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyInUse {
+                path: path.to_path_buf(),
+            },
+            other => OpenError::Unreadable {
+                path: path.to_path_buf(),
+                message: other.to_string(),
+            },
+        })?;
+        check_format(&db).map_err(|message| OpenError::Unreadable {
+            path: path.to_path_buf(),
+            message,
+        })??;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("steadfast-writer".into())
+            .spawn(move || writer::run(writer_db, rx))
+            .map_err(|e| OpenError::Unreadable {
+                path: path.to_path_buf(),
+                message: format!("could not start the writer thread: {e}"),
+            })?;
+        Ok(Store {
+            db: Mutex::new(Some(db)),
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Applies `ops` in one durable commit (possibly shared with other
+    /// callers) and answers once it is durable.
+    pub(crate) async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let tx = self.tx.lock().map_err(|_| StoreError::Closed)?;
+            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(writer::Request { ops, reply })
+                .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        let db = self.db.lock().map_err(|_| StoreError::Closed)?;
+        db.clone().ok_or(StoreError::Closed)
+    }
+
+    /// The latest run of a workflow ID.
+    pub(crate) fn current_run(
+        &self,
+        workflow_id: &str,
+    ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(redb_err)?;
+        let workflows = match txn.open_table(WORKFLOWS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(redb_err(e)),
+        };
+        let Some(run) = workflows.get(workflow_id).map_err(redb_err)? else {
+            return Ok(None);
+        };
+        let run_id = RunId::from_u128(run.value());
+        let runs = txn.open_table(RUNS).map_err(redb_err)?;
+        let bytes = runs
+            .get(run_id.as_u128())
+            .map_err(redb_err)?
+            .ok_or_else(|| StoreError::missing_run(workflow_id, run_id))?;
+        let record =
+            codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+        Ok(Some((run_id, record)))
+    }
+
+    /// One run's record.
+    pub(crate) fn run(
+        &self,
+        run_id: RunId,
+        workflow_id: &str,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(redb_err)?;
+        let runs = match txn.open_table(RUNS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(redb_err(e)),
+        };
+        let Some(bytes) = runs.get(run_id.as_u128()).map_err(redb_err)? else {
+            return Ok(None);
+        };
+        let record =
+            codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+        Ok(Some(record))
+    }
+
+    /// The last event of a run's history.
+    pub(crate) fn last_event(
+        &self,
+        run_id: RunId,
+        workflow_id: &str,
+    ) -> Result<Option<Event>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(redb_err)?;
+        let history = match txn.open_table(HISTORY) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(redb_err(e)),
+        };
+        let key = run_id.as_u128();
+        let last = history
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(redb_err)?
+            .next_back();
+        match last {
+            None => Ok(None),
+            Some(entry) => {
+                let (_, v) = entry.map_err(redb_err)?;
+                let event =
+                    codec::decode(v.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+                Ok(Some(event))
+            }
+        }
+    }
+
+    /// The runs not closed yet, with their records. A record that does not
+    /// decode is returned as an error in its slot so other runs still resume.
+    pub(crate) fn running_runs(
+        &self,
+    ) -> Result<Vec<(RunId, Result<RunRecord, StoreError>)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(redb_err)?;
+        let running = match txn.open_table(RUNNING) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(redb_err(e)),
+        };
+        let runs = txn.open_table(RUNS).map_err(redb_err)?;
+        let mut out = Vec::new();
+        for entry in running.iter().map_err(redb_err)? {
+            let (key, _) = entry.map_err(redb_err)?;
+            let run_id = RunId::from_u128(key.value());
+            let record = match runs.get(key.value()).map_err(redb_err)? {
+                Some(bytes) => codec::decode::<RunRecord>(bytes.value())
+                    .map_err(|e| StoreError::corrupt(&format!("(run {run_id})"), e)),
+                None => Err(StoreError::missing_run("(unknown)", run_id)),
+            };
+            out.push((run_id, record));
+        }
+        Ok(out)
+    }
+
+    /// A run's whole history, in order.
+    pub(crate) fn history(
+        &self,
+        run_id: RunId,
+        workflow_id: &str,
+    ) -> Result<Vec<Event>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(redb_err)?;
+        let history = match txn.open_table(HISTORY) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(redb_err(e)),
+        };
+        let key = run_id.as_u128();
+        let mut events = Vec::new();
+        for entry in history
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(redb_err)?
+        {
+            let (k, v) = entry.map_err(redb_err)?;
+            let event: Event =
+                codec::decode(v.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+            if event.event_id != k.value().1 {
+                return Err(StoreError::Corrupt {
+                    workflow_id: workflow_id.to_string(),
+                    message: format!(
+                        "event stored under id {} claims id {}",
+                        k.value().1,
+                        event.event_id
+                    ),
+                });
+            }
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    /// Stops the writer after the requests already sent, and releases the
+    /// file once no read is in flight.
+    pub(crate) fn close(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Ok(mut writer) = self.writer.lock()
+            && let Some(handle) = writer.take()
+        {
+            let _ = handle.join();
+        }
+        let db = self.db.lock().ok().and_then(|mut db| db.take());
+        if let Some(mut db) = db {
+            // A read in flight holds a clone for a moment; wait for it so the
+            // file lock is gone when this returns.
+            for _ in 0..1000 {
+                match Arc::try_unwrap(db) {
+                    Ok(db) => {
+                        drop(db);
+                        return;
+                    }
+                    Err(shared) => db = shared,
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Writes the format version into a new file, or checks an existing one.
+/// The outer error is a storage failure, the inner one a refusal.
+fn check_format(db: &Database) -> Result<Result<(), OpenError>, String> {
+    let txn = db.begin_write().map_err(|e| e.to_string())?;
+    let found = {
+        let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+        let found = meta
+            .get(FORMAT_KEY)
+            .map_err(|e| e.to_string())?
+            .map(|v| v.value().to_vec());
+        match found {
+            Some(bytes) => {
+                let arr: [u8; 4] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| "the format version record is corrupt".to_string())?;
+                Some(u32::from_le_bytes(arr))
+            }
+            None => {
+                meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
+                    .map_err(|e| e.to_string())?;
+                None
+            }
+        }
+    };
+    match found {
+        Some(v) if v > STORE_FORMAT_VERSION => {
+            txn.abort().map_err(|e| e.to_string())?;
+            Ok(Err(OpenError::NewerFormat {
+                found: v,
+                supported: STORE_FORMAT_VERSION,
+            }))
+        }
+        Some(_) => {
+            txn.abort().map_err(|e| e.to_string())?;
+            Ok(Ok(()))
+        }
+        None => {
+            txn.commit().map_err(|e| e.to_string())?;
+            Ok(Ok(()))
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Table definitions and the file layout.
+//!
+//! Layout (format version [`STORE_FORMAT_VERSION`]):
+//! - `meta`: `&str -> &[u8]`; `"format_version"` holds the store format as a
+//!   little-endian `u32`.
+//! - `workflows`: workflow ID `&str -> u128`, the latest run of that ID.
+//! - `runs`: run ID `u128 -> &[u8]`, a `codec` [`RunRecord`].
+//! - `running`: run ID `u128 -> ()`, the runs not closed yet, scanned on open.
+//! - `history`: `(run ID u128, event ID u64) -> &[u8]`, a `codec` `Event`.
+
+use std::time::SystemTime;
+
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+use crate::history::WorkflowStatus;
+
+/// Store format versions:
+/// - 1: the first layout (meta, workflows, runs, running, history).
+pub(crate) const STORE_FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_KEY: &str = "format_version";
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");
+pub(crate) const WORKFLOWS: TableDefinition<&str, u128> = TableDefinition::new("workflows");
+pub(crate) const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
+pub(crate) const RUNNING: TableDefinition<u128, ()> = TableDefinition::new("running");
+pub(crate) const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("history");
+
+/// What the engine keeps about a run besides its history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RunRecord {
+    pub(crate) workflow_id: String,
+    pub(crate) workflow_type: String,
+    pub(crate) task_queue: String,
+    pub(crate) status: WorkflowStatus,
+    pub(crate) start_time: SystemTime,
+    pub(crate) close_time: Option<SystemTime>,
+    /// Number of events in the history; the next event gets this plus one.
+    pub(crate) history_len: u64,
+}

@@ -1,0 +1,202 @@
+//! The group-commit writer: one thread owns every write transaction.
+//!
+//! Callers send a request (a list of operations) and wait for its answer.
+//! The thread takes the first waiting request and every other that has
+//! queued up behind it, applies them all in one write transaction, commits it
+//! with immediate durability, and only then answers each caller. A lone
+//! request is committed at once; under load many share one fsync.
+
+use std::sync::Arc;
+
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::tables::{HISTORY, RUNNING, RUNS, RunRecord, WORKFLOWS};
+use super::{StoreError, redb_err};
+use crate::codec;
+use crate::history::{RunId, WorkflowStatus};
+
+/// Most requests folded into one transaction, so one commit stays short.
+const MAX_BATCH: usize = 4096;
+
+/// Whether a closed workflow ID may be started again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReuseRule {
+    Allow,
+    AllowIfLastNotCompleted,
+    Reject,
+}
+
+/// One change to the file.
+#[derive(Debug)]
+pub(crate) enum WriteOp {
+    /// Start a new run, unless its workflow ID has a running run or the reuse
+    /// rule refuses the closed one.
+    Start {
+        run_id: RunId,
+        record: RunRecord,
+        /// Encoded events, numbered from 1.
+        events: Vec<Vec<u8>>,
+        reuse: ReuseRule,
+    },
+    /// Append events to a run and replace its record.
+    Append {
+        run_id: RunId,
+        record: RunRecord,
+        /// Encoded events with their event IDs.
+        events: Vec<(u64, Vec<u8>)>,
+    },
+}
+
+/// What one operation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WriteOutcome {
+    Started,
+    AlreadyRunning(RunId),
+    ReuseRejected(WorkflowStatus),
+    Appended,
+}
+
+pub(crate) struct Request {
+    pub(crate) ops: Vec<WriteOp>,
+    pub(crate) reply: oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>,
+}
+
+/// Runs the writer loop until every sender is gone.
+pub(crate) fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Request>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let result = commit_batch(&db, &mut batch);
+        for (request, outcome) in batch.into_iter().zip(result.into_iter()) {
+            // A caller that stopped waiting has nothing to be told.
+            let _ = request.reply.send(outcome);
+        }
+    }
+}
+
+type BatchResult = Vec<Result<Vec<WriteOutcome>, StoreError>>;
+
+fn commit_batch(db: &Database, batch: &mut [Request]) -> BatchResult {
+    let mut attempt = || -> Result<BatchResult, StoreError> {
+        let mut txn = db.begin_write().map_err(redb_err)?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        let mut answers = Vec::with_capacity(batch.len());
+        for request in batch.iter_mut() {
+            let ops = std::mem::take(&mut request.ops);
+            answers.push(apply(&txn, ops));
+        }
+        txn.commit().map_err(redb_err)?;
+        Ok(answers)
+    };
+    match attempt() {
+        Ok(answers) => answers,
+        // Nothing of a failed transaction is durable, so no caller may be
+        // told its change was made.
+        Err(err) => batch.iter().map(|_| Err(err.clone())).collect(),
+    }
+}
+
+fn apply(txn: &WriteTransaction, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+    let mut outcomes = Vec::with_capacity(ops.len());
+    for op in ops {
+        outcomes.push(match op {
+            WriteOp::Start {
+                run_id,
+                record,
+                events,
+                reuse,
+            } => start(txn, run_id, record, events, reuse)?,
+            WriteOp::Append {
+                run_id,
+                record,
+                events,
+            } => append(txn, run_id, record, events)?,
+        });
+    }
+    Ok(outcomes)
+}
+
+fn start(
+    txn: &WriteTransaction,
+    run_id: RunId,
+    record: RunRecord,
+    events: Vec<Vec<u8>>,
+    reuse: ReuseRule,
+) -> Result<WriteOutcome, StoreError> {
+    let mut workflows = txn.open_table(WORKFLOWS).map_err(redb_err)?;
+    let mut runs = txn.open_table(RUNS).map_err(redb_err)?;
+    let previous = workflows
+        .get(record.workflow_id.as_str())
+        .map_err(redb_err)?
+        .map(|v| v.value());
+    if let Some(previous) = previous {
+        let prev_id = RunId::from_u128(previous);
+        let prev = match runs.get(previous).map_err(redb_err)? {
+            Some(bytes) => codec::decode::<RunRecord>(bytes.value())
+                .map_err(|e| StoreError::corrupt(&record.workflow_id, e))?,
+            None => return Err(StoreError::missing_run(&record.workflow_id, prev_id)),
+        };
+        if !prev.status.is_closed() {
+            return Ok(WriteOutcome::AlreadyRunning(prev_id));
+        }
+        let allowed = match reuse {
+            ReuseRule::Allow => true,
+            ReuseRule::AllowIfLastNotCompleted => prev.status != WorkflowStatus::Completed,
+            ReuseRule::Reject => false,
+        };
+        if !allowed {
+            return Ok(WriteOutcome::ReuseRejected(prev.status));
+        }
+    }
+    let key = run_id.as_u128();
+    let encoded = codec::encode(&record).map_err(StoreError::encode)?;
+    workflows
+        .insert(record.workflow_id.as_str(), key)
+        .map_err(redb_err)?;
+    runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
+    txn.open_table(RUNNING)
+        .map_err(redb_err)?
+        .insert(key, ())
+        .map_err(redb_err)?;
+    let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
+    for (i, event) in events.iter().enumerate() {
+        history
+            .insert((key, i as u64 + 1), event.as_slice())
+            .map_err(redb_err)?;
+    }
+    Ok(WriteOutcome::Started)
+}
+
+fn append(
+    txn: &WriteTransaction,
+    run_id: RunId,
+    record: RunRecord,
+    events: Vec<(u64, Vec<u8>)>,
+) -> Result<WriteOutcome, StoreError> {
+    let key = run_id.as_u128();
+    let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
+    for (event_id, bytes) in &events {
+        history
+            .insert((key, *event_id), bytes.as_slice())
+            .map_err(redb_err)?;
+    }
+    let encoded = codec::encode(&record).map_err(StoreError::encode)?;
+    txn.open_table(RUNS)
+        .map_err(redb_err)?
+        .insert(key, encoded.as_slice())
+        .map_err(redb_err)?;
+    if record.status.is_closed() {
+        txn.open_table(RUNNING)
+            .map_err(redb_err)?
+            .remove(key)
+            .map_err(redb_err)?;
+    }
+    Ok(WriteOutcome::Appended)
+}

@@ -1,0 +1,189 @@
+//! `WorkflowContext`: the whole vocabulary of workflow code.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::{Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use super::future::{ActivityFuture, TimerFuture};
+use super::replay::{RunCore, lock};
+use crate::activity::{ActivityDef, ActivityOptions};
+use crate::history::{EventKind, Payload, PayloadError, RunId};
+
+/// Passed to a workflow function; every effect of workflow code goes
+/// through it, so that the code replays deterministically.
+///
+/// Workflow code must wait only on the futures this context returns (not on
+/// `tokio::time::sleep`, channels or I/O), and take time, randomness and IDs
+/// from it. To wait on several futures, use `futures::join!`,
+/// `futures::future::join_all` or `futures::select_biased!` (an unbiased
+/// `select` picks at random and would not replay the same way).
+///
+/// # Chapters
+/// - Activities: [`execute_activity`](Self::execute_activity).
+/// - Timers: [`sleep`](Self::sleep), [`sleep_until`](Self::sleep_until).
+/// - Deterministic values: [`now`](Self::now), [`random`](Self::random),
+///   [`uuid`](Self::uuid), [`side_effect`](Self::side_effect).
+/// - Versioning: [`patched`](Self::patched).
+#[derive(Clone)]
+pub struct WorkflowContext {
+    core: Arc<Mutex<RunCore>>,
+}
+
+impl std::fmt::Debug for WorkflowContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = lock(&self.core);
+        f.debug_struct("WorkflowContext")
+            .field("workflow_id", &core.workflow_id)
+            .field("run_id", &core.run_id)
+            .finish()
+    }
+}
+
+impl WorkflowContext {
+    pub(crate) fn new(core: Arc<Mutex<RunCore>>) -> Self {
+        WorkflowContext { core }
+    }
+
+    /// The workflow ID of this run.
+    pub fn workflow_id(&self) -> String {
+        lock(&self.core).workflow_id.clone()
+    }
+
+    /// This run's ID. Do not branch on it: a later run of the same workflow
+    /// ID has another.
+    pub fn run_id(&self) -> RunId {
+        lock(&self.core).run_id
+    }
+
+    // ----- Activities -----
+
+    /// Schedules an activity and returns a future of its result.
+    ///
+    /// The call is recorded when this method is called, not when the future
+    /// is first polled, so the order of calls is the order in history.
+    /// Options that are invalid (no timeout, a bad retry policy) or an input
+    /// that does not encode make the future resolve to
+    /// [`ActivityFailure::NotScheduled`](crate::ActivityFailure::NotScheduled)
+    /// without recording anything.
+    pub fn execute_activity<I, O>(
+        &self,
+        activity: ActivityDef<I, O>,
+        input: I,
+        options: ActivityOptions,
+    ) -> ActivityFuture<O>
+    where
+        I: Serialize,
+        O: DeserializeOwned,
+    {
+        let name = activity.name();
+        let record = match options.to_record() {
+            Ok(r) => r,
+            Err(message) => return ActivityFuture::refused(self.core.clone(), name, message),
+        };
+        let input = match Payload::encode(&input) {
+            Ok(p) => p,
+            Err(e) => return ActivityFuture::refused(self.core.clone(), name, e.to_string()),
+        };
+        let mut core = lock(&self.core);
+        let seq = core.next_seq();
+        core.command(EventKind::ActivityScheduled {
+            seq,
+            activity_type: name.to_string(),
+            input,
+            options: record,
+        });
+        drop(core);
+        ActivityFuture::scheduled(self.core.clone(), seq, name)
+    }
+
+    // ----- Timers -----
+
+    /// A durable timer that fires `duration` after [`now`](Self::now).
+    /// It survives restarts and fires at its original due time, or at once
+    /// if that passed while the process was down.
+    pub fn sleep(&self, duration: Duration) -> TimerFuture {
+        let fire_at = self.now() + duration;
+        self.sleep_until(fire_at)
+    }
+
+    /// A durable timer that fires at `fire_at`.
+    pub fn sleep_until(&self, fire_at: SystemTime) -> TimerFuture {
+        let mut core = lock(&self.core);
+        let seq = core.next_seq();
+        core.command(EventKind::TimerStarted { seq, fire_at });
+        drop(core);
+        TimerFuture::new(self.core.clone(), seq)
+    }
+
+    // ----- Deterministic values -----
+
+    /// The workflow's current time: the time at which the event that woke
+    /// the workflow was recorded. The same value on replay.
+    pub fn now(&self) -> SystemTime {
+        lock(&self.core).now()
+    }
+
+    /// A random number from a generator seeded by the run ID: the same
+    /// sequence on replay.
+    pub fn random(&self) -> u64 {
+        lock(&self.core).next_random()
+    }
+
+    /// A random (version 4) UUID from the same generator as
+    /// [`random`](Self::random): the same values on replay.
+    pub fn uuid(&self) -> Uuid {
+        let mut bytes = [0u8; 16];
+        lock(&self.core).fill_random(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+
+    /// Runs `f` once and records its value in history; on replay `f` is not
+    /// run and the recorded value is returned. For reading non-deterministic
+    /// things (the environment, a quick local computation) without an activity.
+    ///
+    /// # Errors
+    /// A [`PayloadError`] when the value does not encode, or the recorded one
+    /// no longer decodes as `T`.
+    pub fn side_effect<T, F>(&self, f: F) -> Result<T, PayloadError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> T,
+    {
+        let seq = lock(&self.core).next_seq();
+        let probe = lock(&self.core).command(EventKind::SideEffectRecorded {
+            seq,
+            value: Payload::encode(&())?,
+        });
+        match probe {
+            Some(EventKind::SideEffectRecorded { value, .. }) => value.decode(),
+            _ => {
+                let value = f();
+                let payload = Payload::encode(&value)?;
+                lock(&self.core).replace_last_side_effect(seq, payload);
+                Ok(value)
+            }
+        }
+    }
+
+    // ----- Versioning -----
+
+    /// Whether to take the new branch of a code change: `true` on new
+    /// executions (and a marker is recorded), `false` when replaying a
+    /// history recorded before the change. Once a run has seen `false` for
+    /// an ID, it keeps seeing it.
+    ///
+    /// ```no_run
+    /// # async fn body(ctx: steadfast::WorkflowContext) {
+    /// if ctx.patched("send-receipt") {
+    ///     // new code
+    /// } else {
+    ///     // old code, for runs started before the change
+    /// }
+    /// # }
+    /// ```
+    pub fn patched(&self, change_id: &str) -> bool {
+        lock(&self.core).patched(change_id)
+    }
+}

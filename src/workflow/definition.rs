@@ -1,0 +1,77 @@
+//! `WorkflowDef`: a workflow's durable name with its input and output types.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::context::WorkflowContext;
+use super::error::WorkflowError;
+use crate::history::{Payload, PayloadError};
+
+/// A workflow's name as stored in history, with its input and output types.
+///
+/// ```
+/// use steadfast::WorkflowDef;
+/// const SAY_HELLO_WORKFLOW: WorkflowDef<String, String> = WorkflowDef::new("SayHello");
+/// ```
+pub struct WorkflowDef<I, O> {
+    name: &'static str,
+    types: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O> WorkflowDef<I, O> {
+    /// Names a workflow type. The name is its durable identity.
+    pub const fn new(name: &'static str) -> Self {
+        WorkflowDef {
+            name,
+            types: PhantomData,
+        }
+    }
+
+    /// The name stored in history.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<I, O> Clone for WorkflowDef<I, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I, O> Copy for WorkflowDef<I, O> {}
+
+impl<I, O> fmt::Debug for WorkflowDef<I, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WorkflowDef({:?})", self.name)
+    }
+}
+
+pub(crate) type WorkflowFuture = BoxFuture<'static, Result<Payload, WorkflowError>>;
+
+/// A registered workflow with its types erased. Fails only when the stored
+/// input does not decode as the workflow's input type.
+pub(crate) type WorkflowFn =
+    Arc<dyn Fn(WorkflowContext, &Payload) -> Result<WorkflowFuture, PayloadError> + Send + Sync>;
+
+pub(crate) fn erase<I, O, F, Fut>(f: F) -> WorkflowFn
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, WorkflowError>> + Send + 'static,
+{
+    Arc::new(move |ctx, input| {
+        let input: I = input.decode()?;
+        let fut = f(ctx, input);
+        Ok(Box::pin(async move {
+            let output = fut.await?;
+            Payload::encode(&output).map_err(WorkflowError::from)
+        }))
+    })
+}

@@ -1,0 +1,137 @@
+//! Errors seen by and raised from workflow code.
+
+use std::fmt;
+
+use crate::history::{EventId, Failure, PayloadError, RunId};
+
+/// A workflow's failure: returning it fails the run (status `Failed`).
+///
+/// Any error converts into it with `?`, including [`ActivityFailure`].
+pub struct WorkflowError {
+    error_type: String,
+    message: String,
+}
+
+impl WorkflowError {
+    /// A failure with a message, of type `"WorkflowError"`.
+    pub fn new(message: impl Into<String>) -> Self {
+        WorkflowError {
+            error_type: "WorkflowError".into(),
+            message: message.into(),
+        }
+    }
+
+    /// Sets the failure type recorded in history.
+    pub fn with_type(mut self, error_type: impl Into<String>) -> Self {
+        self.error_type = error_type.into();
+        self
+    }
+
+    /// The failure type.
+    pub fn error_type(&self) -> &str {
+        &self.error_type
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn into_failure(self) -> Failure {
+        Failure {
+            error_type: self.error_type,
+            message: self.message,
+            non_retryable: true,
+        }
+    }
+}
+
+impl<E: std::error::Error> From<E> for WorkflowError {
+    fn from(err: E) -> Self {
+        let full = std::any::type_name::<E>();
+        let short = full.rsplit("::").next().unwrap_or(full);
+        WorkflowError::new(err.to_string()).with_type(short)
+    }
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl fmt::Debug for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkflowError")
+            .field("error_type", &self.error_type)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+/// Why an activity called from a workflow did not return a value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActivityFailure {
+    /// The last attempt failed and no retry is left (non-retryable error,
+    /// attempts used up, or the schedule-to-close timeout ran out).
+    #[error("activity {activity_type:?} failed on attempt {attempt}: {failure}")]
+    Failed {
+        /// The activity's name.
+        activity_type: String,
+        /// The last attempt.
+        attempt: u32,
+        /// The last attempt's failure. Timeouts have the types
+        /// `"StartToCloseTimeout"` and `"ScheduleToCloseTimeout"`.
+        failure: Failure,
+    },
+    /// The call was refused before scheduling (invalid options or input).
+    #[error("activity {activity_type:?} was not scheduled: {message}")]
+    NotScheduled {
+        /// The activity's name.
+        activity_type: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The activity's result does not decode as the definition's output type.
+    #[error("activity {activity_type:?} returned a result that does not decode: {message}")]
+    ResultDecode {
+        /// The activity's name.
+        activity_type: String,
+        /// The decode error.
+        message: String,
+    },
+}
+
+impl ActivityFailure {
+    pub(crate) fn decode(activity_type: &str, err: PayloadError) -> Self {
+        ActivityFailure::ResultDecode {
+            activity_type: activity_type.to_string(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// The workflow code did something its history does not record: a code
+/// change that is not replay-safe. The run is parked, not failed, and no data
+/// is discarded; deploy code that matches (or uses `patched`) and open the
+/// engine again to resume it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "nondeterminism in workflow {workflow_id:?} (run {run_id}) at event {event_id}: \
+     history has {history}, code did {code}; the run is parked until code that \
+     matches its history is deployed (use ctx.patched for changes)"
+)]
+pub struct NondeterminismError {
+    /// The workflow.
+    pub workflow_id: String,
+    /// The run.
+    pub run_id: RunId,
+    /// The event of the history that did not match (0 when the history
+    /// ended before what the code did).
+    pub event_id: EventId,
+    /// What the history holds there.
+    pub history: String,
+    /// What the code did instead.
+    pub code: String,
+}

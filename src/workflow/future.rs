@@ -1,0 +1,126 @@
+//! Durable futures: an activity's result and a timer, resolved from history.
+//!
+//! They resolve only when the machine feeds the matching event, never from a
+//! clock or a channel, so awaiting them in any combination (`join`,
+//! `select_biased!`) behaves the same on replay as live.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use serde::de::DeserializeOwned;
+
+use super::error::ActivityFailure;
+use super::replay::{Resolution, RunCore, lock};
+
+/// The result of an activity call; see [`WorkflowContext::execute_activity`](crate::WorkflowContext::execute_activity).
+#[must_use = "an activity's result is only seen when the future is awaited"]
+pub struct ActivityFuture<O> {
+    core: Arc<Mutex<RunCore>>,
+    seq: u32,
+    activity_type: &'static str,
+    refused: Option<ActivityFailure>,
+    output: PhantomData<fn() -> O>,
+}
+
+impl<O> ActivityFuture<O> {
+    pub(crate) fn scheduled(
+        core: Arc<Mutex<RunCore>>,
+        seq: u32,
+        activity_type: &'static str,
+    ) -> Self {
+        ActivityFuture {
+            core,
+            seq,
+            activity_type,
+            refused: None,
+            output: PhantomData,
+        }
+    }
+
+    pub(crate) fn refused(
+        core: Arc<Mutex<RunCore>>,
+        activity_type: &'static str,
+        message: String,
+    ) -> Self {
+        ActivityFuture {
+            core,
+            seq: 0,
+            activity_type,
+            refused: Some(ActivityFailure::NotScheduled {
+                activity_type: activity_type.to_string(),
+                message,
+            }),
+            output: PhantomData,
+        }
+    }
+}
+
+impl<O> std::fmt::Debug for ActivityFuture<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivityFuture")
+            .field("activity_type", &self.activity_type)
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+impl<O: DeserializeOwned> Future for ActivityFuture<O> {
+    type Output = Result<O, ActivityFailure>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(refused) = self.refused.take() {
+            return Poll::Ready(Err(refused));
+        }
+        let resolution = lock(&self.core).take_resolution(self.seq, cx.waker());
+        match resolution {
+            Some(Resolution::ActivityCompleted(payload)) => Poll::Ready(
+                payload
+                    .decode()
+                    .map_err(|e| ActivityFailure::decode(self.activity_type, e)),
+            ),
+            Some(Resolution::ActivityFailed { attempt, failure }) => {
+                Poll::Ready(Err(ActivityFailure::Failed {
+                    activity_type: self.activity_type.to_string(),
+                    attempt,
+                    failure,
+                }))
+            }
+            Some(Resolution::TimerFired) | None => Poll::Pending,
+        }
+    }
+}
+
+/// A durable timer; see [`WorkflowContext::sleep`](crate::WorkflowContext::sleep).
+#[must_use = "a timer only waits when it is awaited"]
+pub struct TimerFuture {
+    core: Arc<Mutex<RunCore>>,
+    seq: u32,
+}
+
+impl TimerFuture {
+    pub(crate) fn new(core: Arc<Mutex<RunCore>>, seq: u32) -> Self {
+        TimerFuture { core, seq }
+    }
+}
+
+impl std::fmt::Debug for TimerFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerFuture")
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+impl Future for TimerFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match lock(&self.core).take_resolution(self.seq, cx.waker()) {
+            Some(_) => Poll::Ready(()),
+            None => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The deterministic replay state machine and nondeterminism detection.
+//!
+//! No tokio, no redb: the machine is driven with history events and hands
+//! back the commands the workflow code issued. One resolution event is fed per
+//! activation, and the code is polled until it waits again before the next
+//! one, both live and on replay, so `select` and `join` see results in the
+//! same order every time.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::SystemTime;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+
+use super::context::WorkflowContext;
+use super::definition::{WorkflowFn, WorkflowFuture};
+use super::error::NondeterminismError;
+use crate::history::{Event, EventKind, Failure, Payload, RunId};
+
+/// Locks a mutex, ignoring poison: workflow panics are caught and park the
+/// run, so a poisoned lock holds nothing half-updated that matters.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The outcome of a command, waiting to be taken by its future.
+#[derive(Debug)]
+pub(crate) enum Resolution {
+    ActivityCompleted(Payload),
+    ActivityFailed { attempt: u32, failure: Failure },
+    TimerFired,
+}
+
+/// State shared by a run's context, its futures and its machine.
+#[derive(Debug)]
+pub(crate) struct RunCore {
+    pub(crate) workflow_id: String,
+    pub(crate) run_id: RunId,
+    next_seq: u32,
+    /// Time of the event being applied: `ctx.now()`.
+    now: SystemTime,
+    /// Seeded from the run ID, so `random` and `uuid` repeat on replay.
+    rng: ChaCha8Rng,
+    /// Command events of the history not yet matched by the code, in order.
+    expected: VecDeque<Event>,
+    /// Commands issued past the end of the history.
+    new_commands: Vec<EventKind>,
+    results: HashMap<u32, Resolution>,
+    wakers: HashMap<u32, Waker>,
+    patches: HashMap<String, bool>,
+    nondeterminism: Option<NondeterminismError>,
+}
+
+impl RunCore {
+    fn new(workflow_id: String, run_id: RunId, expected: VecDeque<Event>) -> Self {
+        let mut seed = [0u8; 32];
+        seed[..16].copy_from_slice(&run_id.as_u128().to_le_bytes());
+        seed[16..].copy_from_slice(&run_id.as_u128().to_be_bytes());
+        RunCore {
+            workflow_id,
+            run_id,
+            next_seq: 1,
+            now: SystemTime::UNIX_EPOCH,
+            rng: ChaCha8Rng::from_seed(seed),
+            expected,
+            new_commands: Vec::new(),
+            results: HashMap::new(),
+            wakers: HashMap::new(),
+            patches: HashMap::new(),
+            nondeterminism: None,
+        }
+    }
+
+    pub(crate) fn next_seq(&mut self) -> u32 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.now
+    }
+
+    pub(crate) fn next_random(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    pub(crate) fn fill_random(&mut self, bytes: &mut [u8]) {
+        self.rng.fill_bytes(bytes)
+    }
+
+    /// Records a command. On replay it is checked against the history and the
+    /// recorded event is returned; past the history's end it is kept as new.
+    pub(crate) fn command(&mut self, kind: EventKind) -> Option<EventKind> {
+        if self.nondeterminism.is_some() {
+            return None;
+        }
+        // Markers of patches the code no longer checks (deprecated patches)
+        // are skipped, as Temporal's SDKs do.
+        while let Some(front) = self.expected.front() {
+            let skippable = matches!(front.kind, EventKind::PatchRecorded { .. })
+                && !matches!(kind, EventKind::PatchRecorded { .. });
+            if !skippable {
+                break;
+            }
+            self.expected.pop_front();
+        }
+        match self.expected.pop_front() {
+            None => {
+                self.new_commands.push(kind);
+                None
+            }
+            Some(event) if same_command(&event.kind, &kind) => Some(event.kind),
+            Some(event) => {
+                self.nondeterminism = Some(NondeterminismError {
+                    workflow_id: self.workflow_id.clone(),
+                    run_id: self.run_id,
+                    event_id: event.event_id,
+                    history: event.kind.describe(),
+                    code: kind.describe(),
+                });
+                None
+            }
+        }
+    }
+
+    /// Puts the real value into a side-effect command issued live with a
+    /// placeholder (the closure runs only once the command is known to be new).
+    pub(crate) fn replace_last_side_effect(&mut self, seq: u32, payload: Payload) {
+        if let Some(EventKind::SideEffectRecorded { seq: s, value }) = self.new_commands.last_mut()
+            && *s == seq
+        {
+            *value = payload;
+        }
+    }
+
+    /// `ctx.patched`: true on new executions and on histories recorded with
+    /// the patch; false on histories recorded before it.
+    pub(crate) fn patched(&mut self, patch_id: &str) -> bool {
+        if let Some(&known) = self.patches.get(patch_id) {
+            return known;
+        }
+        let value = match self.expected.front().map(|e| &e.kind) {
+            Some(EventKind::PatchRecorded { patch_id: recorded }) if recorded == patch_id => {
+                self.expected.pop_front();
+                true
+            }
+            Some(_) => false,
+            None => {
+                self.new_commands.push(EventKind::PatchRecorded {
+                    patch_id: patch_id.to_string(),
+                });
+                true
+            }
+        };
+        self.patches.insert(patch_id.to_string(), value);
+        value
+    }
+
+    /// Takes a command's outcome, or registers the waker to be woken by it.
+    pub(crate) fn take_resolution(&mut self, seq: u32, waker: &Waker) -> Option<Resolution> {
+        match self.results.remove(&seq) {
+            Some(r) => Some(r),
+            None => {
+                if self.nondeterminism.is_none() {
+                    self.wakers.insert(seq, waker.clone());
+                }
+                None
+            }
+        }
+    }
+
+    fn resolve(&mut self, seq: u32, resolution: Resolution) {
+        self.results.insert(seq, resolution);
+        if let Some(waker) = self.wakers.remove(&seq) {
+            waker.wake();
+        }
+    }
+}
+
+fn same_command(history: &EventKind, code: &EventKind) -> bool {
+    use EventKind::*;
+    match (history, code) {
+        (
+            ActivityScheduled {
+                seq: a,
+                activity_type: ta,
+                ..
+            },
+            ActivityScheduled {
+                seq: b,
+                activity_type: tb,
+                ..
+            },
+        ) => a == b && ta == tb,
+        (TimerStarted { seq: a, .. }, TimerStarted { seq: b, .. }) => a == b,
+        (SideEffectRecorded { seq: a, .. }, SideEffectRecorded { seq: b, .. }) => a == b,
+        (PatchRecorded { patch_id: a }, PatchRecorded { patch_id: b }) => a == b,
+        (WorkflowCompleted { .. }, WorkflowCompleted { .. }) => true,
+        (WorkflowFailed { .. }, WorkflowFailed { .. }) => true,
+        _ => false,
+    }
+}
+
+/// Why a run is parked instead of making progress. Nothing is discarded; the
+/// run resumes when the engine is opened with code that fixes the cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParkReason {
+    /// The code does not match the history.
+    #[error(transparent)]
+    Nondeterminism(#[from] NondeterminismError),
+    /// The workflow code panicked.
+    #[error("workflow code panicked: {0}; fix the code and open the engine again")]
+    Panic(String),
+    /// The workflow cannot be started from its history.
+    #[error("{0}")]
+    Unrunnable(String),
+}
+
+#[derive(Debug, Default)]
+struct WakeFlag(AtomicBool);
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One run's workflow code, driven event by event.
+pub(crate) struct WorkflowMachine {
+    core: Arc<Mutex<RunCore>>,
+    root: Option<WorkflowFuture>,
+    woken: Arc<WakeFlag>,
+    parked: Option<ParkReason>,
+}
+
+impl std::fmt::Debug for WorkflowMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowMachine")
+            .field("parked", &self.parked)
+            .field("running", &self.root.is_some())
+            .finish()
+    }
+}
+
+impl WorkflowMachine {
+    /// Replays `history` (which starts with `WorkflowStarted`) through the
+    /// workflow code. Commands issued past the end of the history are left in
+    /// [`take_commands`](Self::take_commands).
+    pub(crate) fn replay(workflow: &WorkflowFn, run_id: RunId, history: &[Event]) -> Self {
+        let (started, rest) = match history.split_first() {
+            Some((
+                e @ Event {
+                    kind: EventKind::WorkflowStarted { .. },
+                    ..
+                },
+                rest,
+            )) => (e, rest),
+            _ => {
+                return Self::unrunnable(run_id, "history does not begin with WorkflowStarted");
+            }
+        };
+        let EventKind::WorkflowStarted {
+            workflow_id, input, ..
+        } = &started.kind
+        else {
+            return Self::unrunnable(run_id, "history does not begin with WorkflowStarted");
+        };
+        let expected = rest
+            .iter()
+            .filter(|e| e.kind.is_command())
+            .cloned()
+            .collect();
+        let core = Arc::new(Mutex::new(RunCore::new(
+            workflow_id.clone(),
+            run_id,
+            expected,
+        )));
+        lock(&core).now = started.timestamp;
+        let ctx = WorkflowContext::new(core.clone());
+        let mut machine = WorkflowMachine {
+            core,
+            root: None,
+            woken: Arc::new(WakeFlag(AtomicBool::new(true))),
+            parked: None,
+        };
+        match catch_unwind(AssertUnwindSafe(|| workflow(ctx, input))) {
+            Ok(Ok(root)) => machine.root = Some(root),
+            Ok(Err(e)) => {
+                machine.parked = Some(ParkReason::Unrunnable(format!(
+                    "the workflow input does not decode: {e}"
+                )));
+                return machine;
+            }
+            Err(panic) => {
+                machine.parked = Some(ParkReason::Panic(panic_message(panic)));
+                return machine;
+            }
+        }
+        machine.poll();
+        for event in rest {
+            if machine.parked.is_some() {
+                break;
+            }
+            machine.apply(event);
+        }
+        machine.check_history_consumed();
+        machine
+    }
+
+    fn unrunnable(run_id: RunId, message: &str) -> Self {
+        Self::parked_with(run_id, ParkReason::Unrunnable(message.to_string()))
+    }
+
+    /// A machine that cannot run code, for a run whose workflow type is not
+    /// registered; its activities and timers still complete and are recorded.
+    pub(crate) fn parked_with(run_id: RunId, reason: ParkReason) -> Self {
+        WorkflowMachine {
+            core: Arc::new(Mutex::new(RunCore::new(
+                String::new(),
+                run_id,
+                VecDeque::new(),
+            ))),
+            root: None,
+            woken: Arc::new(WakeFlag::default()),
+            parked: Some(reason),
+        }
+    }
+
+    /// Feeds one event. Results and timer firings wake the code, which runs
+    /// until it waits again; other events need no activation.
+    pub(crate) fn apply(&mut self, event: &Event) {
+        let resolution = match &event.kind {
+            EventKind::ActivityCompleted { seq, result, .. } => {
+                (*seq, Resolution::ActivityCompleted(result.clone()))
+            }
+            EventKind::ActivityFailed {
+                seq,
+                attempt,
+                failure,
+                next_attempt_at: None,
+            } => (
+                *seq,
+                Resolution::ActivityFailed {
+                    attempt: *attempt,
+                    failure: failure.clone(),
+                },
+            ),
+            EventKind::TimerFired { seq } => (*seq, Resolution::TimerFired),
+            _ => return,
+        };
+        {
+            let mut core = lock(&self.core);
+            core.now = event.timestamp;
+            core.resolve(resolution.0, resolution.1);
+        }
+        self.poll();
+    }
+
+    fn poll(&mut self) {
+        let waker = Waker::from(self.woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        while self.parked.is_none() && self.woken.0.swap(false, Ordering::SeqCst) {
+            let Some(root) = self.root.as_mut() else {
+                return;
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| root.as_mut().poll(&mut cx)));
+            match outcome {
+                Ok(Poll::Pending) => {}
+                Ok(Poll::Ready(result)) => {
+                    self.root = None;
+                    let kind = match result {
+                        Ok(result) => EventKind::WorkflowCompleted { result },
+                        Err(e) => EventKind::WorkflowFailed {
+                            failure: e.into_failure(),
+                        },
+                    };
+                    lock(&self.core).command(kind);
+                }
+                Err(panic) => {
+                    self.root = None;
+                    self.parked = Some(ParkReason::Panic(panic_message(panic)));
+                }
+            }
+            if let Some(nde) = lock(&self.core).nondeterminism.clone() {
+                self.root = None;
+                self.parked = Some(nde.into());
+            }
+        }
+    }
+
+    fn check_history_consumed(&mut self) {
+        if self.parked.is_some() {
+            return;
+        }
+        let core = lock(&self.core);
+        if let Some(event) = core.expected.front() {
+            let nde = NondeterminismError {
+                workflow_id: core.workflow_id.clone(),
+                run_id: core.run_id,
+                event_id: event.event_id,
+                history: event.kind.describe(),
+                code: "nothing (it is waiting for something else)".to_string(),
+            };
+            drop(core);
+            self.root = None;
+            self.parked = Some(nde.into());
+        }
+    }
+
+    /// Commands issued past the end of the history since the last call.
+    pub(crate) fn take_commands(&mut self) -> Vec<EventKind> {
+        if self.parked.is_some() {
+            return Vec::new();
+        }
+        std::mem::take(&mut lock(&self.core).new_commands)
+    }
+
+    /// Why the run cannot make progress, if it cannot.
+    pub(crate) fn parked(&self) -> Option<&ParkReason> {
+        self.parked.as_ref()
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
