@@ -20,7 +20,7 @@ use crate::history::{Event, RunId, WorkflowStatus};
 use crate::store::{RunRecord, Store};
 use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowError, WorkflowFn};
 
-pub(crate) use run::RunMsg;
+use run::RunMsg;
 use timers::Timers;
 
 /// The task queue used when none is named.
