@@ -124,8 +124,7 @@ pub(crate) fn next_attempt_at(
     if failure.non_retryable
         || options
             .non_retryable_error_types
-            .iter()
-            .any(|t| *t == failure.error_type)
+            .contains(&failure.error_type)
     {
         return None;
     }

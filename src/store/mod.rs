@@ -62,6 +62,9 @@ pub(crate) fn redb_err(err: impl Into<redb::Error>) -> StoreError {
     StoreError::Storage(err.into().to_string())
 }
 
+/// A run's record, or why it could not be read.
+pub(crate) type RecordOrError = Result<RunRecord, StoreError>;
+
 /// The open file.
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -202,9 +205,7 @@ impl Store {
 
     /// The runs not closed yet, with their records. A record that does not
     /// decode is returned as an error in its slot so other runs still resume.
-    pub(crate) fn running_runs(
-        &self,
-    ) -> Result<Vec<(RunId, Result<RunRecord, StoreError>)>, StoreError> {
+    pub(crate) fn running_runs(&self) -> Result<Vec<(RunId, RecordOrError)>, StoreError> {
         let db = self.db()?;
         let txn = db.begin_read().map_err(redb_err)?;
         let running = match txn.open_table(RUNNING) {

@@ -73,7 +73,7 @@ pub(crate) fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Request>) {
             }
         }
         let result = commit_batch(&db, &mut batch);
-        for (request, outcome) in batch.into_iter().zip(result.into_iter()) {
+        for (request, outcome) in batch.into_iter().zip(result) {
             // A caller that stopped waiting has nothing to be told.
             let _ = request.reply.send(outcome);
         }

@@ -20,7 +20,6 @@ use crate::history::{Event, RunId, WorkflowStatus};
 use crate::store::{RunRecord, Store};
 use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowError, WorkflowFn};
 
-use run::RunMsg;
 use timers::Timers;
 
 /// The task queue used when none is named.

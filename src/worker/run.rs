@@ -430,11 +430,11 @@ impl RunActor {
             self.shared.unregister(self.run_id);
             return false;
         }
-        if let Some(reason) = self.machine.parked() {
-            if !matches!(&*self.state.borrow(), RunState::Parked(_)) {
-                warn!(workflow_id = %self.record.workflow_id, run_id = %self.run_id, %reason, "run parked");
-                self.state.send_replace(RunState::Parked(reason.clone()));
-            }
+        if let Some(reason) = self.machine.parked()
+            && !matches!(&*self.state.borrow(), RunState::Parked(_))
+        {
+            warn!(workflow_id = %self.record.workflow_id, run_id = %self.run_id, %reason, "run parked");
+            self.state.send_replace(RunState::Parked(reason.clone()));
         }
         for effect in step.effects {
             match effect {
