@@ -106,3 +106,8 @@ pub use workflow::{
     ActivityFailure, ActivityFuture, NondeterminismError, ParkReason, TimerFuture, WorkflowContext,
     WorkflowDef, WorkflowError,
 };
+
+/// Compiles the README's Rust blocks as doctests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
