@@ -82,6 +82,36 @@ pub enum ClientError {
         /// The workflow ID.
         workflow_id: String,
     },
+    /// The workflow's latest run has closed, so it takes no signals,
+    /// cancellation or termination.
+    #[error("workflow {workflow_id:?} is closed ({status:?}); start it again to send it more")]
+    WorkflowClosed {
+        /// The workflow ID.
+        workflow_id: String,
+        /// How it ended.
+        status: WorkflowStatus,
+    },
+    /// The workflow has no handler for this query.
+    #[error(
+        "workflow {workflow_id:?} has no handler for query {query:?}; register one with \
+         ctx.handle_query before the workflow first waits"
+    )]
+    UnknownQuery {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The query asked for.
+        query: String,
+    },
+    /// The run is parked and cannot take this call now.
+    #[error(
+        "workflow {workflow_id:?} is parked ({reason}); fix the cause and open the engine again"
+    )]
+    Parked {
+        /// The workflow ID.
+        workflow_id: String,
+        /// Why it is parked.
+        reason: String,
+    },
     /// An argument is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -93,18 +93,18 @@ mod workflow;
 
 pub use activity::{ActivityContext, ActivityDef, ActivityError, ActivityOptions, RetryPolicy};
 pub use engine::{
-    Engine, EngineBuilder, WorkflowDescription, WorkflowHandle, WorkflowIdConflictPolicy,
-    WorkflowIdReusePolicy, WorkflowOptions,
+    Engine, EngineBuilder, ListFilter, PageToken, WorkflowDescription, WorkflowExecutionInfo,
+    WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions, WorkflowPage,
 };
 pub use error::{ClientError, Error, OpenError, ResultError};
 pub use history::{
     ActivityOptionsRecord, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, Failure,
     MAX_WORKFLOW_ID_LEN, Payload, PayloadError, RunId, WorkflowStatus,
 };
-pub use worker::{DEFAULT_TASK_QUEUE, Worker};
+pub use worker::{DEFAULT_TASK_QUEUE, PendingActivityInfo, PendingTimerInfo, Worker};
 pub use workflow::{
-    ActivityFailure, ActivityFuture, NondeterminismError, ParkReason, TimerFuture, WorkflowContext,
-    WorkflowDef, WorkflowError,
+    ActivityFailure, ActivityFuture, Cancelled, NondeterminismError, ParkReason, QueryDef,
+    SignalDef, SignalError, SignalFuture, TimerFuture, WorkflowContext, WorkflowDef, WorkflowError,
 };
 
 /// Compiles the README's Rust blocks as doctests, so they stay true.

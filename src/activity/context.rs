@@ -1,11 +1,32 @@
-//! `ActivityContext`: what an activity attempt knows about itself.
+//! `ActivityContext`: what an activity attempt knows about itself, and how it
+//! heartbeats and learns that it was cancelled.
 
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use crate::history::RunId;
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::history::{Payload, PayloadError, RunId};
+
+/// Where an attempt's heartbeat details go to be recorded durably; called at
+/// most once per throttle interval.
+pub(crate) type HeartbeatSink = Arc<dyn Fn(Payload) + Send + Sync>;
+
+/// Heartbeat bookkeeping shared by the clones of one attempt's context.
+#[derive(Debug)]
+pub(crate) struct Beats {
+    /// When details were last sent to be recorded.
+    pub(crate) last_sent: Option<Instant>,
+    /// Details given since the last send, flushed when the attempt ends.
+    pub(crate) unsent: Option<Payload>,
+    /// When `heartbeat` was last called (for the heartbeat timeout).
+    pub(crate) last_beat: Instant,
+}
 
 /// Passed to every activity attempt.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ActivityContext {
     pub(crate) workflow_id: String,
     pub(crate) run_id: RunId,
@@ -13,6 +34,23 @@ pub struct ActivityContext {
     pub(crate) seq: u32,
     pub(crate) attempt: u32,
     pub(crate) scheduled_time: SystemTime,
+    pub(crate) heartbeat_details: Option<Payload>,
+    pub(crate) throttle: Duration,
+    pub(crate) beats: Arc<Mutex<Beats>>,
+    pub(crate) sink: HeartbeatSink,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for ActivityContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivityContext")
+            .field("workflow_id", &self.workflow_id)
+            .field("run_id", &self.run_id)
+            .field("activity_type", &self.activity_type)
+            .field("seq", &self.seq)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ActivityContext {
@@ -49,5 +87,65 @@ impl ActivityContext {
     /// run at least once.
     pub fn idempotency_key(&self) -> String {
         format!("{}/{}/{}", self.workflow_id, self.run_id, self.seq)
+    }
+
+    // ----- Heartbeats -----
+
+    /// Reports progress. Each call resets the heartbeat timeout; the details
+    /// are recorded durably, at most about once per throttle interval (0.8 ×
+    /// the heartbeat timeout, or 30 s without one, as Temporal), and the last
+    /// ones are always recorded when the attempt ends. The next attempt
+    /// reads them with [`heartbeat_details`](Self::heartbeat_details), also
+    /// after a crash, so long jobs resume from their last checkpoint.
+    ///
+    /// # Errors
+    /// A [`PayloadError`] when the details do not encode.
+    pub fn heartbeat<T: Serialize>(&self, details: &T) -> Result<(), PayloadError> {
+        let payload = Payload::encode(details)?;
+        let now = Instant::now();
+        let send = {
+            let mut beats = self.beats.lock().unwrap_or_else(|p| p.into_inner());
+            beats.last_beat = now;
+            let due = beats
+                .last_sent
+                .is_none_or(|last| now.duration_since(last) >= self.throttle);
+            if due {
+                beats.last_sent = Some(now);
+                beats.unsent = None;
+            } else {
+                beats.unsent = Some(payload.clone());
+            }
+            due
+        };
+        if send {
+            (self.sink)(payload);
+        }
+        Ok(())
+    }
+
+    /// The details of the last heartbeat recorded by an earlier attempt of
+    /// this activity, if any.
+    ///
+    /// # Errors
+    /// A [`PayloadError`] when they do not decode as `T`.
+    pub fn heartbeat_details<T: DeserializeOwned>(&self) -> Result<Option<T>, PayloadError> {
+        self.heartbeat_details
+            .as_ref()
+            .map(Payload::decode)
+            .transpose()
+    }
+
+    // ----- Cancellation -----
+
+    /// True once this attempt should stop: its workflow was cancelled or
+    /// terminated, its heartbeat timed out, or the engine is shutting down.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when [`is_cancelled`](Self::is_cancelled) becomes true; use
+    /// it in a `select` to stop early.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
     }
 }

@@ -13,6 +13,7 @@ use futures::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use context::ActivityContext;
+pub(crate) use context::{Beats, HeartbeatSink};
 pub use definition::ActivityDef;
 pub use error::ActivityError;
 pub use options::ActivityOptions;

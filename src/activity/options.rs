@@ -26,6 +26,15 @@ pub struct ActivityOptions {
     pub start_to_close_timeout: Option<Duration>,
     /// How failed attempts are retried.
     pub retry_policy: RetryPolicy,
+    /// Longest time allowed between heartbeats; an attempt that stays silent
+    /// longer fails with a retryable `HeartbeatTimeout`. Default: off.
+    pub heartbeat_timeout: Option<Duration>,
+    /// Longest time an attempt may wait for a free slot on its task queue;
+    /// past it the activity fails with `ScheduleToStartTimeout`, which is
+    /// never retried (as in Temporal). Default: unlimited.
+    pub schedule_to_start_timeout: Option<Duration>,
+    /// The task queue to run on; the workflow's own by default.
+    pub task_queue: Option<String>,
 }
 
 impl ActivityOptions {
@@ -63,6 +72,24 @@ impl ActivityOptions {
         self
     }
 
+    /// Sets the heartbeat timeout.
+    pub fn with_heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the schedule-to-start timeout.
+    pub fn with_schedule_to_start_timeout(mut self, timeout: Duration) -> Self {
+        self.schedule_to_start_timeout = Some(timeout);
+        self
+    }
+
+    /// Runs the activity on another task queue.
+    pub fn with_task_queue(mut self, task_queue: impl Into<String>) -> Self {
+        self.task_queue = Some(task_queue.into());
+        self
+    }
+
     /// Checks the options and turns them into their stored form.
     pub(crate) fn to_record(&self) -> Result<ActivityOptionsRecord, String> {
         if self.schedule_to_close_timeout.is_none() && self.start_to_close_timeout.is_none() {
@@ -73,6 +100,8 @@ impl ActivityOptions {
         for (name, value) in [
             ("schedule_to_close_timeout", self.schedule_to_close_timeout),
             ("start_to_close_timeout", self.start_to_close_timeout),
+            ("heartbeat_timeout", self.heartbeat_timeout),
+            ("schedule_to_start_timeout", self.schedule_to_start_timeout),
         ] {
             if value.is_some_and(|d| d.is_zero()) {
                 return Err(format!("{name} must be greater than zero"));
@@ -88,6 +117,9 @@ impl ActivityOptions {
             maximum_interval,
             maximum_attempts: policy.maximum_attempts,
             non_retryable_error_types: policy.non_retryable_error_types.clone(),
+            heartbeat_timeout: self.heartbeat_timeout,
+            schedule_to_start_timeout: self.schedule_to_start_timeout,
+            task_queue: self.task_queue.clone(),
         })
     }
 }

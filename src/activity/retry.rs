@@ -151,6 +151,9 @@ mod tests {
             maximum_interval: Duration::from_secs(100),
             maximum_attempts: 0,
             non_retryable_error_types: vec!["Fatal".into()],
+            heartbeat_timeout: None,
+            schedule_to_start_timeout: None,
+            task_queue: None,
         }
     }
 

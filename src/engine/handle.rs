@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ClientError, ResultError};
 use crate::history::{EventKind, RunId, WorkflowStatus};
-use crate::worker::{RunState, Shared};
+use crate::worker::{PendingActivityInfo, PendingTimerInfo, RunState, Shared};
 use crate::workflow::ParkReason;
 
 /// What [`WorkflowHandle::describe`] and [`Engine::describe`](crate::Engine::describe) report.
@@ -35,6 +35,11 @@ pub struct WorkflowDescription {
     pub close_time: Option<SystemTime>,
     /// Number of events in its history.
     pub history_length: u64,
+    /// Activities scheduled and not resolved (attempt, last failure, last
+    /// heartbeat), for a running run.
+    pub pending_activities: Vec<PendingActivityInfo>,
+    /// Durable timers started and not fired, for a running run.
+    pub pending_timers: Vec<PendingTimerInfo>,
 }
 
 /// A handle to one run of a workflow, typed by its output.
@@ -133,11 +138,11 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     /// # Errors
     /// A client error when the file could not be read.
     pub async fn describe(&self) -> Result<WorkflowDescription, ClientError> {
-        describe_run(&self.shared, &self.workflow_id, self.run_id)
+        describe_run(&self.shared, &self.workflow_id, self.run_id).await
     }
 }
 
-pub(crate) fn describe_run(
+pub(crate) async fn describe_run(
     shared: &Shared,
     workflow_id: &str,
     run_id: RunId,
@@ -154,7 +159,15 @@ pub(crate) fn describe_run(
             RunState::Parked(reason) => Some(reason.clone()),
             _ => None,
         });
+    let snapshot = if record.status.is_closed() {
+        None
+    } else {
+        shared.snapshot(run_id).await
+    };
+    let snapshot = snapshot.unwrap_or_default();
     Ok(WorkflowDescription {
+        pending_activities: snapshot.activities,
+        pending_timers: snapshot.timers,
         workflow_id: record.workflow_id,
         run_id,
         workflow_type: record.workflow_type,

@@ -1,6 +1,7 @@
 //! The front door: `Engine`, its builder, and the calls a client makes.
 
 mod handle;
+mod list;
 mod options;
 
 use std::collections::HashMap;
@@ -11,9 +12,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 pub use handle::{WorkflowDescription, WorkflowHandle};
+pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
 pub use options::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions};
 
 use crate::activity::{ActivityContext, ActivityDef, ActivityError};
@@ -24,8 +27,8 @@ use crate::history::{
     WorkflowStatus,
 };
 use crate::store::{ReuseRule, RunRecord, Store, WriteOp, WriteOutcome};
-use crate::worker::{DEFAULT_TASK_QUEUE, Shared, Worker};
-use crate::workflow::{WorkflowContext, WorkflowDef, WorkflowError};
+use crate::worker::{DEFAULT_TASK_QUEUE, RunMsg, Shared, Worker};
+use crate::workflow::{QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
 
 /// Builds an [`Engine`]: register workers, workflows and activities, then
 /// [`open`](Self::open) the file.
@@ -201,8 +204,11 @@ impl Engine {
     /// [`ClientError::AlreadyStarted`] when the ID has a running run (unless
     /// the conflict policy is `UseExisting`), [`ClientError::IdReuseRejected`]
     /// when the reuse policy refuses a closed ID,
-    /// [`ClientError::UnknownWorkflowType`], [`ClientError::InvalidArgument`]
-    /// for an empty or over-long ID, [`ClientError::PayloadTooLarge`].
+    /// [`ClientError::UnknownWorkflowType`] when the task queue's worker does
+    /// not register the type (a queue with no worker at all is accepted: the
+    /// run waits until the engine is opened with one),
+    /// [`ClientError::InvalidArgument`] for an empty or over-long ID,
+    /// [`ClientError::PayloadTooLarge`].
     pub async fn start_workflow<I, O>(
         &self,
         workflow: WorkflowDef<I, O>,
@@ -215,51 +221,161 @@ impl Engine {
         O: DeserializeOwned,
     {
         let workflow_id = workflow_id.into();
-        check_workflow_id(&workflow_id)?;
-        if self.shared.shutdown.is_cancelled() {
-            return Err(ClientError::ShutDown);
+        let start = self.prepare_start(workflow.name(), &workflow_id, &input, &options)?;
+        match self.start(start, &options, None).await? {
+            Started::New(run_id) | Started::Existing(run_id) => {
+                Ok(self.handle(workflow_id, run_id))
+            }
         }
-        let workflow_type = workflow.name().to_string();
-        if self
-            .shared
-            .workflow_fn(&options.task_queue, &workflow_type)
-            .is_none()
-        {
-            return Err(ClientError::UnknownWorkflowType {
-                workflow_type,
-                task_queue: options.task_queue,
-            });
+    }
+
+    /// Sends a signal to a running workflow, starting the workflow first
+    /// (with the signal as its first event, atomically) when it is not
+    /// running. Returns the handle of the run that got the signal.
+    ///
+    /// # Errors
+    /// As [`start_workflow`](Self::start_workflow) and [`signal`](Self::signal).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn signal_with_start<I, O, T>(
+        &self,
+        workflow: WorkflowDef<I, O>,
+        workflow_id: impl Into<String>,
+        input: I,
+        options: WorkflowOptions,
+        signal: SignalDef<T>,
+        payload: T,
+    ) -> Result<WorkflowHandle<O>, ClientError>
+    where
+        I: Serialize,
+        O: DeserializeOwned,
+        T: Serialize,
+    {
+        let workflow_id = workflow_id.into();
+        let start = self.prepare_start(workflow.name(), &workflow_id, &input, &options)?;
+        let payload = self.encode_checked(&payload, || format!("signal {:?}", signal.name()))?;
+        // A run that closes between "already running" and the signal is
+        // started anew on the second pass.
+        for _ in 0..2 {
+            let signaled = Some((signal.name().to_string(), payload.clone()));
+            match self.start(start.clone(), &options, signaled).await {
+                Ok(Started::New(run_id)) => return Ok(self.handle(workflow_id, run_id)),
+                Ok(Started::Existing(run_id)) | Err(ClientError::AlreadyStarted { run_id, .. }) => {
+                    match self
+                        .signal_run(&workflow_id, run_id, signal.name(), payload.clone())
+                        .await
+                    {
+                        Ok(()) => return Ok(self.handle(workflow_id, run_id)),
+                        Err(ClientError::WorkflowClosed { .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let input = Payload::encode(&input)?;
-        if input.len() > self.shared.max_payload_bytes {
+        Err(ClientError::Storage(format!(
+            "workflow {workflow_id:?} kept closing while it was signaled; try again"
+        )))
+    }
+
+    fn encode_checked<T: Serialize>(
+        &self,
+        value: &T,
+        what: impl FnOnce() -> String,
+    ) -> Result<Payload, ClientError> {
+        let payload = Payload::encode(value)?;
+        if payload.len() > self.shared.max_payload_bytes {
             return Err(ClientError::PayloadTooLarge {
-                what: format!("the input of workflow {workflow_id:?}"),
-                size: input.len(),
+                what: what(),
+                size: payload.len(),
                 limit: self.shared.max_payload_bytes,
             });
         }
+        Ok(payload)
+    }
+
+    fn prepare_start<I: Serialize>(
+        &self,
+        workflow_type: &str,
+        workflow_id: &str,
+        input: &I,
+        options: &WorkflowOptions,
+    ) -> Result<StartRequest, ClientError> {
+        check_workflow_id(workflow_id)?;
+        if self.shared.shutdown.is_cancelled() {
+            return Err(ClientError::ShutDown);
+        }
+        for (name, value) in [
+            ("run_timeout", options.run_timeout),
+            ("execution_timeout", options.execution_timeout),
+        ] {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(ClientError::InvalidArgument(format!(
+                    "{name} must be greater than zero"
+                )));
+            }
+        }
+        if self.shared.has_queue(&options.task_queue)
+            && self
+                .shared
+                .workflow_fn(&options.task_queue, workflow_type)
+                .is_none()
+        {
+            return Err(ClientError::UnknownWorkflowType {
+                workflow_type: workflow_type.to_string(),
+                task_queue: options.task_queue.clone(),
+            });
+        }
+        let input =
+            self.encode_checked(input, || format!("the input of workflow {workflow_id:?}"))?;
+        Ok(StartRequest {
+            workflow_type: workflow_type.to_string(),
+            workflow_id: workflow_id.to_string(),
+            input,
+        })
+    }
+
+    /// Commits a new run (with a first signal, for signal-with-start) and
+    /// starts its actor.
+    async fn start(
+        &self,
+        start: StartRequest,
+        options: &WorkflowOptions,
+        signal: Option<(String, Payload)>,
+    ) -> Result<Started, ClientError> {
         let run_id = RunId::new_random();
         let now = SystemTime::now();
-        let started = Event {
+        let mut events = vec![Event {
             event_id: 1,
             timestamp: now,
             kind: EventKind::WorkflowStarted {
-                workflow_type: workflow_type.clone(),
-                workflow_id: workflow_id.clone(),
+                workflow_type: start.workflow_type.clone(),
+                workflow_id: start.workflow_id.clone(),
                 task_queue: options.task_queue.clone(),
-                input,
+                input: start.input,
+                run_timeout: options.run_timeout,
+                execution_timeout: options.execution_timeout,
             },
-        };
+        }];
+        if let Some((signal_name, input)) = signal {
+            events.push(Event {
+                event_id: 2,
+                timestamp: now,
+                kind: EventKind::WorkflowSignaled { signal_name, input },
+            });
+        }
         let record = RunRecord {
-            workflow_id: workflow_id.clone(),
-            workflow_type,
+            workflow_id: start.workflow_id.clone(),
+            workflow_type: start.workflow_type,
             task_queue: options.task_queue.clone(),
             status: WorkflowStatus::Running,
             start_time: now,
             close_time: None,
-            history_len: 1,
+            history_len: events.len() as u64,
         };
-        let encoded = codec::encode(&started).map_err(|e| ClientError::Storage(e.to_string()))?;
+        let mut encoded = Vec::with_capacity(events.len());
+        for event in &events {
+            encoded.push(codec::encode(event).map_err(|e| ClientError::Storage(e.to_string()))?);
+        }
         let reuse = match options.id_reuse_policy {
             WorkflowIdReusePolicy::AllowDuplicate => ReuseRule::Allow,
             WorkflowIdReusePolicy::AllowDuplicateFailedOnly => ReuseRule::AllowIfLastNotCompleted,
@@ -268,17 +384,18 @@ impl Engine {
         let op = WriteOp::Start {
             run_id,
             record: record.clone(),
-            events: vec![encoded],
+            events: encoded,
             reuse,
         };
         let outcome = self.shared.store.write(vec![op]).await?;
+        let workflow_id = start.workflow_id;
         match outcome.into_iter().next() {
             Some(WriteOutcome::Started) => {
-                self.shared.spawn_run(run_id, record, vec![started]);
-                Ok(self.handle(workflow_id, run_id))
+                self.shared.spawn_run(run_id, record, events);
+                Ok(Started::New(run_id))
             }
             Some(WriteOutcome::AlreadyRunning(existing)) => match options.id_conflict_policy {
-                WorkflowIdConflictPolicy::UseExisting => Ok(self.handle(workflow_id, existing)),
+                WorkflowIdConflictPolicy::UseExisting => Ok(Started::Existing(existing)),
                 WorkflowIdConflictPolicy::Fail => Err(ClientError::AlreadyStarted {
                     workflow_id,
                     run_id: existing,
@@ -291,6 +408,181 @@ impl Engine {
             _ => Err(ClientError::Storage(
                 "the store gave no answer to a start".into(),
             )),
+        }
+    }
+
+    /// Sends a signal to the running run of a workflow ID. Acknowledged only
+    /// once the signal is durable; the workflow receives it with
+    /// [`WorkflowContext::recv_signal`], in arrival order, exactly once.
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`] for an unknown ID,
+    /// [`ClientError::WorkflowClosed`] when its latest run has closed,
+    /// [`ClientError::PayloadTooLarge`].
+    pub async fn signal<T: Serialize>(
+        &self,
+        workflow_id: &str,
+        signal: SignalDef<T>,
+        payload: T,
+    ) -> Result<(), ClientError> {
+        let payload = self.encode_checked(&payload, || format!("signal {:?}", signal.name()))?;
+        let (run_id, _) = self.current_run(workflow_id)?;
+        self.signal_run(workflow_id, run_id, signal.name(), payload)
+            .await
+    }
+
+    async fn signal_run(
+        &self,
+        workflow_id: &str,
+        run_id: RunId,
+        name: &str,
+        input: Payload,
+    ) -> Result<(), ClientError> {
+        let (ack, answer) = oneshot::channel();
+        let msg = RunMsg::Signal {
+            name: name.to_string(),
+            input,
+            ack,
+        };
+        self.ask(workflow_id, run_id, msg, answer).await?
+    }
+
+    /// Hands a message to a run's actor and waits for its answer; explains
+    /// why when the run has no actor.
+    async fn ask<T>(
+        &self,
+        workflow_id: &str,
+        run_id: RunId,
+        msg: RunMsg,
+        answer: oneshot::Receiver<T>,
+    ) -> Result<T, ClientError> {
+        if self.shared.shutdown.is_cancelled() {
+            return Err(ClientError::ShutDown);
+        }
+        if self.shared.send(run_id, msg).is_ok()
+            && let Ok(answer) = answer.await
+        {
+            return Ok(answer);
+        }
+        Err(self.not_live(workflow_id, run_id))
+    }
+
+    /// Why a run took no message: closed, parked, or the engine stopped.
+    fn not_live(&self, workflow_id: &str, run_id: RunId) -> ClientError {
+        if self.shared.shutdown.is_cancelled() {
+            return ClientError::ShutDown;
+        }
+        match self.shared.store.run(run_id, workflow_id) {
+            Ok(Some(record)) if record.status.is_closed() => ClientError::WorkflowClosed {
+                workflow_id: workflow_id.to_string(),
+                status: record.status,
+            },
+            Ok(_) => ClientError::Parked {
+                workflow_id: workflow_id.to_string(),
+                reason: self
+                    .shared
+                    .watch(run_id)
+                    .and_then(|s| match &*s.borrow() {
+                        crate::worker::RunState::Parked(reason) => Some(reason.to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "its actor stopped".to_string()),
+            },
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Asks a workflow a query and returns the answer at once. Works while
+    /// the run is running (also right after a restart) and after it closed
+    /// (the history is replayed to answer). Changes neither the workflow's
+    /// state nor its history.
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`] for an unknown ID,
+    /// [`ClientError::UnknownQuery`] when the workflow has no handler for it,
+    /// a payload error when the answer does not decode as `R`.
+    pub async fn query<R: DeserializeOwned>(
+        &self,
+        workflow_id: &str,
+        query: QueryDef<R>,
+    ) -> Result<R, ClientError> {
+        let (run_id, record) = self.current_run(workflow_id)?;
+        let answer = if record.status.is_closed() {
+            self.shared.query_closed(run_id, &record, query.name())?
+        } else {
+            let (reply, answer) = oneshot::channel();
+            let msg = RunMsg::Query {
+                name: query.name().to_string(),
+                reply,
+            };
+            match self.ask(workflow_id, run_id, msg, answer).await {
+                Ok(answer) => answer?,
+                // It closed meanwhile: answer from its history.
+                Err(ClientError::WorkflowClosed { .. }) => {
+                    let record = self.current_run(workflow_id)?.1;
+                    self.shared.query_closed(run_id, &record, query.name())?
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(answer.decode()?)
+    }
+
+    /// Requests cancellation of a workflow's running run. Recorded durably;
+    /// the workflow sees it at its next wait (every pending activity, timer
+    /// and signal wait returns a cancellation error), may run cleanup
+    /// activities, and ends as `Cancelled` if it then returns an error (or
+    /// `Completed` if it returns a value). Pending activity attempts are
+    /// told through [`ActivityContext::is_cancelled`] (Temporal's try-cancel).
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`].
+    pub async fn cancel(&self, workflow_id: &str) -> Result<(), ClientError> {
+        let (run_id, _) = self.current_run(workflow_id)?;
+        let (ack, answer) = oneshot::channel();
+        let msg = RunMsg::Cancel {
+            reason: "cancelled by a client".to_string(),
+            ack,
+        };
+        self.ask(workflow_id, run_id, msg, answer).await?
+    }
+
+    /// Terminates a workflow's running run at once: no more workflow code
+    /// runs, pending attempts are told to stop, and the run ends as
+    /// `Terminated`. Works on a run parked by a nondeterminism error.
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`].
+    pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<(), ClientError> {
+        let (run_id, _) = self.current_run(workflow_id)?;
+        let (ack, answer) = oneshot::channel();
+        let msg = RunMsg::Terminate {
+            reason: reason.to_string(),
+            ack,
+        };
+        match self.ask(workflow_id, run_id, msg, answer).await {
+            Err(ClientError::Parked { .. }) => {}
+            other => return other?,
+        }
+        // No actor can take it (the run's records could not be loaded):
+        // close it in the file directly.
+        let op = WriteOp::Close {
+            run_id,
+            workflow_id: workflow_id.to_string(),
+            kind: EventKind::WorkflowTerminated {
+                reason: reason.to_string(),
+            },
+            status: WorkflowStatus::Terminated,
+        };
+        match self.shared.store.write(vec![op]).await?.into_iter().next() {
+            Some(WriteOutcome::AlreadyClosed(status)) => Err(ClientError::WorkflowClosed {
+                workflow_id: workflow_id.to_string(),
+                status,
+            }),
+            _ => {
+                self.shared.forget(run_id);
+                Ok(())
+            }
         }
     }
 
@@ -333,7 +625,17 @@ impl Engine {
     /// [`ClientError::NotFound`] when no run has this ID.
     pub async fn describe(&self, workflow_id: &str) -> Result<WorkflowDescription, ClientError> {
         let (run_id, _) = self.current_run(workflow_id)?;
-        handle::describe_run(&self.shared, workflow_id, run_id)
+        handle::describe_run(&self.shared, workflow_id, run_id).await
+    }
+
+    /// Lists runs that match `filter`, newest first, one page at a time;
+    /// pass the returned `next_page_token` back for the next page.
+    ///
+    /// # Errors
+    /// A client error when the file could not be read.
+    pub async fn list(&self, filter: &ListFilter) -> Result<WorkflowPage, ClientError> {
+        let runs = self.shared.store.all_runs()?;
+        Ok(list::page(runs, filter))
     }
 
     /// The event history of the latest run of a workflow ID, in order.
@@ -368,6 +670,20 @@ impl Drop for Engine {
         // them lets go of it. Nothing acknowledged depends on this.
         self.shared.shutdown.cancel();
     }
+}
+
+/// A checked start, ready to commit.
+#[derive(Clone)]
+struct StartRequest {
+    workflow_type: String,
+    workflow_id: String,
+    input: Payload,
+}
+
+/// Which run a start ended with.
+enum Started {
+    New(RunId),
+    Existing(RunId),
 }
 
 fn check_workflow_id(workflow_id: &str) -> Result<(), ClientError> {

@@ -1,5 +1,7 @@
 //! `WorkflowOptions`: how a workflow is started.
 
+use std::time::Duration;
+
 use crate::worker::DEFAULT_TASK_QUEUE;
 
 /// Whether a workflow ID whose last run has closed may be started again.
@@ -44,6 +46,12 @@ pub struct WorkflowOptions {
     pub id_reuse_policy: WorkflowIdReusePolicy,
     /// See [`WorkflowIdConflictPolicy`].
     pub id_conflict_policy: WorkflowIdConflictPolicy,
+    /// Time allowed for the run; past it the run ends as `TimedOut`.
+    /// Default: unlimited.
+    pub run_timeout: Option<Duration>,
+    /// Time allowed for the whole workflow execution; past it the run ends
+    /// as `TimedOut`. Default: unlimited.
+    pub execution_timeout: Option<Duration>,
 }
 
 impl Default for WorkflowOptions {
@@ -52,6 +60,8 @@ impl Default for WorkflowOptions {
             task_queue: DEFAULT_TASK_QUEUE.to_string(),
             id_reuse_policy: WorkflowIdReusePolicy::default(),
             id_conflict_policy: WorkflowIdConflictPolicy::default(),
+            run_timeout: None,
+            execution_timeout: None,
         }
     }
 }
@@ -71,6 +81,18 @@ impl WorkflowOptions {
     /// Sets the ID reuse policy.
     pub fn with_id_reuse_policy(mut self, policy: WorkflowIdReusePolicy) -> Self {
         self.id_reuse_policy = policy;
+        self
+    }
+
+    /// Sets the run timeout.
+    pub fn with_run_timeout(mut self, timeout: Duration) -> Self {
+        self.run_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the execution timeout.
+    pub fn with_execution_timeout(mut self, timeout: Duration) -> Self {
+        self.execution_timeout = Some(timeout);
         self
     }
 

@@ -48,6 +48,10 @@ pub enum EventKind {
         task_queue: String,
         /// The workflow's input.
         input: Payload,
+        /// Time allowed for this run; it ends as `TimedOut` after that.
+        run_timeout: Option<Duration>,
+        /// Time allowed for the workflow execution.
+        execution_timeout: Option<Duration>,
     },
     /// The workflow asked for an activity.
     ActivityScheduled {
@@ -106,6 +110,29 @@ pub enum EventKind {
         /// The change ID passed to `patched`.
         patch_id: String,
     },
+    /// A signal was delivered to the run.
+    WorkflowSignaled {
+        /// The signal's name.
+        signal_name: String,
+        /// The signal's payload.
+        input: Payload,
+    },
+    /// Cancellation of the run was requested; the workflow sees it at its
+    /// next wait.
+    WorkflowCancelRequested {
+        /// Why, as given by the caller.
+        reason: String,
+    },
+    /// An activity attempt reported progress; the details reach later
+    /// attempts. Written at most about once per throttle interval.
+    ActivityHeartbeat {
+        /// Command sequence number.
+        seq: u32,
+        /// The attempt that heartbeated.
+        attempt: u32,
+        /// The details passed to `heartbeat`.
+        details: Payload,
+    },
     /// The workflow returned a value.
     WorkflowCompleted {
         /// The workflow's result.
@@ -115,6 +142,21 @@ pub enum EventKind {
     WorkflowFailed {
         /// Why it failed.
         failure: Failure,
+    },
+    /// The workflow ended after a cancellation request by returning an error.
+    WorkflowCancelled {
+        /// The error it returned.
+        failure: Failure,
+    },
+    /// The run was terminated: no more workflow code ran.
+    WorkflowTerminated {
+        /// Why, as given by the caller.
+        reason: String,
+    },
+    /// The run's run or execution timeout ran out.
+    WorkflowTimedOut {
+        /// Which timeout: `"WorkflowRunTimeout"` or `"WorkflowExecutionTimeout"`.
+        timeout: String,
     },
 }
 
@@ -130,6 +172,7 @@ impl EventKind {
                 | EventKind::PatchRecorded { .. }
                 | EventKind::WorkflowCompleted { .. }
                 | EventKind::WorkflowFailed { .. }
+                | EventKind::WorkflowCancelled { .. }
         )
     }
 
@@ -154,6 +197,16 @@ impl EventKind {
             EventKind::PatchRecorded { patch_id } => format!("PatchRecorded({patch_id:?})"),
             EventKind::WorkflowCompleted { .. } => "WorkflowCompleted".to_string(),
             EventKind::WorkflowFailed { .. } => "WorkflowFailed".to_string(),
+            EventKind::WorkflowSignaled { signal_name, .. } => {
+                format!("WorkflowSignaled({signal_name:?})")
+            }
+            EventKind::WorkflowCancelRequested { .. } => "WorkflowCancelRequested".to_string(),
+            EventKind::ActivityHeartbeat { seq, attempt, .. } => {
+                format!("ActivityHeartbeat(seq {seq}, attempt {attempt})")
+            }
+            EventKind::WorkflowCancelled { .. } => "WorkflowCancelled".to_string(),
+            EventKind::WorkflowTerminated { .. } => "WorkflowTerminated".to_string(),
+            EventKind::WorkflowTimedOut { timeout } => format!("WorkflowTimedOut({timeout})"),
         }
     }
 }
@@ -195,6 +248,12 @@ pub struct ActivityOptionsRecord {
     pub maximum_attempts: u32,
     /// Failure types that end retries.
     pub non_retryable_error_types: Vec<String>,
+    /// Longest time allowed between heartbeats of an attempt.
+    pub heartbeat_timeout: Option<Duration>,
+    /// Longest time an attempt may wait for a worker slot.
+    pub schedule_to_start_timeout: Option<Duration>,
+    /// The task queue the activity runs on; the workflow's when `None`.
+    pub task_queue: Option<String>,
 }
 
 /// Where a run stands.
@@ -207,6 +266,12 @@ pub enum WorkflowStatus {
     Completed,
     /// The workflow returned an error.
     Failed,
+    /// The workflow ended after a cancellation request.
+    Cancelled,
+    /// The run was terminated.
+    Terminated,
+    /// The run's run or execution timeout ran out.
+    TimedOut,
 }
 
 impl WorkflowStatus {

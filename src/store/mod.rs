@@ -203,6 +203,26 @@ impl Store {
         }
     }
 
+    /// Every run with its record (for listing). A record that does not
+    /// decode is skipped: `describe` of its workflow reports it.
+    pub(crate) fn all_runs(&self) -> Result<Vec<(RunId, RunRecord)>, StoreError> {
+        let db = self.db()?;
+        let txn = db.begin_read().map_err(redb_err)?;
+        let runs = match txn.open_table(RUNS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(redb_err(e)),
+        };
+        let mut out = Vec::new();
+        for entry in runs.iter().map_err(redb_err)? {
+            let (key, value) = entry.map_err(redb_err)?;
+            if let Ok(record) = codec::decode::<RunRecord>(value.value()) {
+                out.push((RunId::from_u128(key.value()), record));
+            }
+        }
+        Ok(out)
+    }
+
     /// The runs not closed yet, with their records. A record that does not
     /// decode is returned as an error in its slot so other runs still resume.
     pub(crate) fn running_runs(&self) -> Result<Vec<(RunId, RecordOrError)>, StoreError> {

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::tables::{HISTORY, RUNNING, RUNS, RunRecord, WORKFLOWS};
 use super::{StoreError, redb_err};
 use crate::codec;
-use crate::history::{RunId, WorkflowStatus};
+use crate::history::{Event, EventKind, RunId, WorkflowStatus};
 
 /// Most requests folded into one transaction, so one commit stays short.
 const MAX_BATCH: usize = 4096;
@@ -39,6 +39,15 @@ pub(crate) enum WriteOp {
         events: Vec<Vec<u8>>,
         reuse: ReuseRule,
     },
+    /// Close a running run with one event, numbered after its history; for
+    /// runs whose actor cannot do it (parked on an unreadable record or a
+    /// failed write).
+    Close {
+        run_id: RunId,
+        workflow_id: String,
+        kind: EventKind,
+        status: WorkflowStatus,
+    },
     /// Append events to a run and replace its record.
     Append {
         run_id: RunId,
@@ -55,6 +64,8 @@ pub(crate) enum WriteOutcome {
     AlreadyRunning(RunId),
     ReuseRejected(WorkflowStatus),
     Appended,
+    Closed,
+    AlreadyClosed(WorkflowStatus),
 }
 
 pub(crate) struct Request {
@@ -118,6 +129,12 @@ fn apply(txn: &WriteTransaction, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>,
                 record,
                 events,
             } => append(txn, run_id, record, events)?,
+            WriteOp::Close {
+                run_id,
+                workflow_id,
+                kind,
+                status,
+            } => close(txn, run_id, &workflow_id, kind, status)?,
         });
     }
     Ok(outcomes)
@@ -199,4 +216,44 @@ fn append(
             .map_err(redb_err)?;
     }
     Ok(WriteOutcome::Appended)
+}
+
+fn close(
+    txn: &WriteTransaction,
+    run_id: RunId,
+    workflow_id: &str,
+    kind: EventKind,
+    status: WorkflowStatus,
+) -> Result<WriteOutcome, StoreError> {
+    let key = run_id.as_u128();
+    let mut runs = txn.open_table(RUNS).map_err(redb_err)?;
+    let mut record = match runs.get(key).map_err(redb_err)? {
+        Some(bytes) => codec::decode::<RunRecord>(bytes.value())
+            .map_err(|e| StoreError::corrupt(workflow_id, e))?,
+        None => return Err(StoreError::missing_run(workflow_id, run_id)),
+    };
+    if record.status.is_closed() {
+        return Ok(WriteOutcome::AlreadyClosed(record.status));
+    }
+    let now = std::time::SystemTime::now();
+    record.history_len += 1;
+    record.status = status;
+    record.close_time = Some(now);
+    let event = Event {
+        event_id: record.history_len,
+        timestamp: now,
+        kind,
+    };
+    let event = codec::encode(&event).map_err(StoreError::encode)?;
+    txn.open_table(HISTORY)
+        .map_err(redb_err)?
+        .insert((key, record.history_len), event.as_slice())
+        .map_err(redb_err)?;
+    let encoded = codec::encode(&record).map_err(StoreError::encode)?;
+    runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
+    txn.open_table(RUNNING)
+        .map_err(redb_err)?
+        .remove(key)
+        .map_err(redb_err)?;
+    Ok(WriteOutcome::Closed)
 }

@@ -1,16 +1,29 @@
-//! One activity attempt: run the function under its timeouts and turn what
-//! happened into an outcome for the run.
+//! One activity attempt: wait for a slot on its task queue, run the function
+//! under its timeouts and heartbeat watchdog, and turn what happened into an
+//! outcome for the run.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use crate::activity::{ActivityContext, ActivityFn};
+use super::queue::TaskQueue;
+use crate::activity::{ActivityContext, Beats, HeartbeatSink};
 use crate::history::{ActivityOptionsRecord, Failure, Payload, RunId};
 
+/// Heartbeats are recorded at most this often without a heartbeat timeout
+/// (Temporal's default throttle).
+const DEFAULT_THROTTLE: Duration = Duration::from_secs(30);
+/// The longest throttle interval (Temporal's maximum).
+const MAX_THROTTLE: Duration = Duration::from_secs(60);
+
 pub(super) struct Attempt {
-    pub(super) function: Option<ActivityFn>,
+    /// The task queue's worker, or `None` when no worker serves the queue:
+    /// the attempt then waits until the engine is opened with one.
+    pub(super) queue: Option<Arc<TaskQueue>>,
     pub(super) workflow_id: String,
     pub(super) run_id: RunId,
     pub(super) task_queue: String,
@@ -20,6 +33,17 @@ pub(super) struct Attempt {
     pub(super) input: Payload,
     pub(super) options: ActivityOptionsRecord,
     pub(super) scheduled_at: SystemTime,
+    pub(super) heartbeat_details: Option<Payload>,
+    pub(super) sink: HeartbeatSink,
+    pub(super) cancel: CancellationToken,
+}
+
+/// What an attempt reports to its run.
+#[derive(Debug)]
+pub(crate) struct AttemptOutcome {
+    pub(crate) result: Result<Payload, Failure>,
+    /// Heartbeat details given after the last recorded ones.
+    pub(crate) unsent_heartbeat: Option<Payload>,
 }
 
 fn failure(error_type: &str, message: String, non_retryable: bool) -> Failure {
@@ -50,18 +74,52 @@ fn attempt_limit(
     }
 }
 
-pub(super) async fn run(work: Attempt) -> Result<Payload, Failure> {
-    let Some(function) = work.function else {
-        return Err(failure(
+fn throttle(options: &ActivityOptionsRecord) -> Duration {
+    options
+        .heartbeat_timeout
+        .map(|t| t.mul_f64(0.8))
+        .unwrap_or(DEFAULT_THROTTLE)
+        .min(MAX_THROTTLE)
+}
+
+pub(super) async fn run(work: Attempt) -> AttemptOutcome {
+    let no_heartbeat = |result| AttemptOutcome {
+        result,
+        unsent_heartbeat: None,
+    };
+    let Some(queue) = work.queue else {
+        // No worker serves this queue: wait, as a Temporal activity waits
+        // for a poller (bounded only by its schedule-to-start timeout).
+        return match work.options.schedule_to_start_timeout {
+            Some(limit) => {
+                tokio::time::sleep(limit).await;
+                no_heartbeat(Err(schedule_to_start_failure(limit, &work.task_queue)))
+            }
+            None => std::future::pending().await,
+        };
+    };
+    let slot = match work.options.schedule_to_start_timeout {
+        Some(limit) => match tokio::time::timeout(limit, queue.acquire()).await {
+            Ok(slot) => slot,
+            Err(_) => return no_heartbeat(Err(schedule_to_start_failure(limit, &work.task_queue))),
+        },
+        None => queue.acquire().await,
+    };
+    let Some(function) = queue.activity(&work.activity_type) else {
+        return no_heartbeat(Err(failure(
             "ActivityNotRegistered",
             format!(
-                "activity type {:?} is not registered on task queue {:?}; register it on the engine builder",
+                "activity type {:?} is not registered on task queue {:?}; register it on the worker",
                 work.activity_type, work.task_queue
             ),
             false,
-        ));
+        )));
     };
-    let limit = attempt_limit(&work.options, work.scheduled_at);
+    let beats = Arc::new(Mutex::new(Beats {
+        last_sent: None,
+        unsent: None,
+        last_beat: Instant::now(),
+    }));
     let ctx = ActivityContext {
         workflow_id: work.workflow_id,
         run_id: work.run_id,
@@ -69,28 +127,82 @@ pub(super) async fn run(work: Attempt) -> Result<Payload, Failure> {
         seq: work.seq,
         attempt: work.attempt,
         scheduled_time: work.scheduled_at,
+        heartbeat_details: work.heartbeat_details,
+        throttle: throttle(&work.options),
+        beats: beats.clone(),
+        sink: work.sink,
+        cancel: work.cancel.clone(),
     };
+    let limit = attempt_limit(&work.options, work.scheduled_at);
     let call = AssertUnwindSafe(function(ctx, work.input)).catch_unwind();
-    let outcome = match limit {
-        Some((limit, kind, non_retryable)) => match tokio::time::timeout(limit, call).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                return Err(failure(
-                    kind,
-                    format!("the attempt did not finish within {limit:?}"),
-                    non_retryable,
-                ));
-            }
-        },
-        None => call.await,
+    let timed = async {
+        let outcome = match limit {
+            Some((limit, kind, non_retryable)) => match tokio::time::timeout(limit, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    return Err(failure(
+                        kind,
+                        format!("the attempt did not finish within {limit:?}"),
+                        non_retryable,
+                    ));
+                }
+            },
+            None => call.await,
+        };
+        match outcome {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(error)) => Err(error.into_failure()),
+            Err(_) => Err(failure(
+                "ActivityPanic",
+                "the activity panicked".into(),
+                false,
+            )),
+        }
     };
-    match outcome {
-        Ok(Ok(result)) => Ok(result),
-        Ok(Err(error)) => Err(error.into_failure()),
-        Err(_) => Err(failure(
-            "ActivityPanic",
-            "the activity panicked".into(),
-            false,
-        )),
+    let result = tokio::select! {
+        result = timed => result,
+        timeout = heartbeat_watchdog(&beats, work.options.heartbeat_timeout) => {
+            // Tell the activity to stop; its result no longer counts.
+            work.cancel.cancel();
+            Err(failure(
+                "HeartbeatTimeout",
+                format!("no heartbeat within {timeout:?}"),
+                false,
+            ))
+        }
+    };
+    drop(slot);
+    let unsent_heartbeat = beats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .unsent
+        .take();
+    AttemptOutcome {
+        result,
+        unsent_heartbeat,
+    }
+}
+
+fn schedule_to_start_failure(limit: Duration, task_queue: &str) -> Failure {
+    failure(
+        "ScheduleToStartTimeout",
+        format!("no worker slot on task queue {task_queue:?} within {limit:?}"),
+        true,
+    )
+}
+
+/// Resolves when the attempt has gone longer than `timeout` without a
+/// heartbeat; never without a timeout.
+async fn heartbeat_watchdog(beats: &Mutex<Beats>, timeout: Option<Duration>) -> Duration {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    loop {
+        let last = beats.lock().unwrap_or_else(|p| p.into_inner()).last_beat;
+        let deadline = last + timeout;
+        if Instant::now() >= deadline {
+            return timeout;
+        }
+        tokio::time::sleep_until(deadline).await;
     }
 }

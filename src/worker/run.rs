@@ -3,25 +3,31 @@
 //!
 //! Every change follows the same order: build the events (the outcome that
 //! woke the run and the commands the code issued in reply), commit them in
-//! one durable write, then start activities and timers. A crash between the
-//! commit and the actions is repaired by replay on the next open.
+//! one durable write, then answer callers and start activities and timers. A
+//! crash between the commit and the actions is repaired by replay on the
+//! next open.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
-use super::attempt::{self, Attempt};
-use super::{LiveRun, RunState, Shared};
+use super::attempt::{self, Attempt, AttemptOutcome};
+use super::{LiveRun, PendingActivityInfo, PendingTimerInfo, RunSnapshot, RunState, Shared};
 use crate::activity::retry;
 use crate::codec;
+use crate::error::ClientError;
 use crate::history::{
     ActivityOptionsRecord, Event, EventKind, Failure, Payload, RunId, WorkflowStatus,
 };
 use crate::store::{RunRecord, WriteOp};
 use crate::workflow::{ParkReason, WorkflowMachine};
+
+/// An answer sent once the step that carries the call is durable.
+pub(crate) type Ack = oneshot::Sender<Result<(), ClientError>>;
 
 /// Something that happened to a run outside its workflow code.
 #[derive(Debug)]
@@ -30,24 +36,74 @@ pub(crate) enum RunMsg {
     AttemptDone {
         seq: u32,
         attempt: u32,
-        outcome: Result<Payload, Failure>,
+        outcome: AttemptOutcome,
+    },
+    /// An attempt heartbeated (already throttled).
+    Heartbeat {
+        seq: u32,
+        attempt: u32,
+        details: Payload,
     },
     /// A durable timer is due.
     TimerDue { seq: u32 },
     /// The delay before a retry is over.
     RetryDue { seq: u32, attempt: u32 },
+    /// The run or execution timeout ran out.
+    RunTimeout { timeout: &'static str },
+    /// A signal from a client.
+    Signal {
+        name: String,
+        input: Payload,
+        ack: Ack,
+    },
+    /// A query from a client.
+    Query {
+        name: String,
+        reply: oneshot::Sender<Result<Payload, ClientError>>,
+    },
+    /// A cancellation request from a client.
+    Cancel { reason: String, ack: Ack },
+    /// A termination from a client.
+    Terminate { reason: String, ack: Ack },
+    /// A request for the run's pending work.
+    Describe { reply: oneshot::Sender<RunSnapshot> },
 }
 
 /// An activity scheduled and not yet resolved.
 #[derive(Debug)]
-pub(crate) struct PendingActivity {
-    pub(crate) activity_type: String,
-    pub(crate) input: Payload,
-    pub(crate) options: ActivityOptionsRecord,
-    pub(crate) scheduled_at: SystemTime,
+struct PendingActivity {
+    activity_type: String,
+    input: Payload,
+    options: ActivityOptionsRecord,
+    scheduled_at: SystemTime,
     /// The attempt running now, or the next one when `retry_at` is set.
-    pub(crate) attempt: u32,
-    pub(crate) retry_at: Option<SystemTime>,
+    attempt: u32,
+    retry_at: Option<SystemTime>,
+    last_failure: Option<Failure>,
+    last_heartbeat: Option<Payload>,
+    /// Tells the running attempt to stop.
+    cancel: Option<CancellationToken>,
+}
+
+impl PendingActivity {
+    fn new(
+        activity_type: String,
+        input: Payload,
+        options: ActivityOptionsRecord,
+        at: SystemTime,
+    ) -> Self {
+        PendingActivity {
+            activity_type,
+            input,
+            options,
+            scheduled_at: at,
+            attempt: 1,
+            retry_at: None,
+            last_failure: None,
+            last_heartbeat: None,
+            cancel: None,
+        }
+    }
 }
 
 /// What to do once a step's events are durable.
@@ -71,6 +127,8 @@ enum Effect {
 struct Step {
     events: Vec<Event>,
     effects: Vec<Effect>,
+    acks: Vec<Ack>,
+    queries: Vec<(String, oneshot::Sender<Result<Payload, ClientError>>)>,
 }
 
 struct RunActor {
@@ -81,6 +139,7 @@ struct RunActor {
     activities: BTreeMap<u32, PendingActivity>,
     /// Timers started and not fired, by seq.
     timers: BTreeMap<u32, SystemTime>,
+    cancel_requested: bool,
     /// This run's own inbox, handed to attempts and timers.
     tx: mpsc::UnboundedSender<RunMsg>,
     state: watch::Sender<RunState>,
@@ -90,22 +149,37 @@ struct RunActor {
 pub(super) fn spawn(shared: Arc<Shared>, run_id: RunId, record: RunRecord, history: Vec<Event>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let (state, state_rx) = watch::channel(RunState::Running);
-    shared.register(run_id, LiveRun { state: state_rx });
+    shared.register(
+        run_id,
+        LiveRun {
+            tx: Some(tx.clone()),
+            state: state_rx,
+        },
+    );
     let span = info_span!(
         "workflow_activation",
         workflow_id = %record.workflow_id,
         run_id = %run_id,
         workflow_type = %record.workflow_type,
     );
-    let machine = span.in_scope(|| match shared.workflow_fn(&record.task_queue, &record.workflow_type) {
-        Some(workflow) => WorkflowMachine::replay(&workflow, run_id, &history),
-        None => WorkflowMachine::parked_with(
-            run_id,
-            ParkReason::Unrunnable(format!(
-                "workflow type {:?} is not registered on task queue {:?}; register it and open the engine again",
-                record.workflow_type, record.task_queue
-            )),
-        ),
+    let machine = span.in_scope(|| {
+        match shared.workflow_fn(&record.task_queue, &record.workflow_type) {
+            Some(workflow) => WorkflowMachine::replay(&workflow, run_id, &history),
+            None if !shared.has_queue(&record.task_queue) => WorkflowMachine::parked_with(
+                run_id,
+                ParkReason::Unrunnable(format!(
+                    "no worker serves task queue {:?}; the run waits until the engine is opened with one",
+                    record.task_queue
+                )),
+            ),
+            None => WorkflowMachine::parked_with(
+                run_id,
+                ParkReason::Unrunnable(format!(
+                    "workflow type {:?} is not registered on task queue {:?}; register it and open the engine again",
+                    record.workflow_type, record.task_queue
+                )),
+            ),
+        }
     });
     let mut actor = RunActor {
         shared: shared.clone(),
@@ -114,6 +188,7 @@ pub(super) fn spawn(shared: Arc<Shared>, run_id: RunId, record: RunRecord, histo
         machine,
         activities: BTreeMap::new(),
         timers: BTreeMap::new(),
+        cancel_requested: false,
         tx,
         state,
     };
@@ -123,6 +198,7 @@ pub(super) fn spawn(shared: Arc<Shared>, run_id: RunId, record: RunRecord, histo
             _ = shutdown.cancelled() => {}
             _ = actor.run(history, rx) => {}
         }
+        actor.cancel_attempts();
     });
 }
 
@@ -136,7 +212,7 @@ impl RunActor {
         while let Some(msg) = rx.recv().await {
             let mut step = Step::default();
             self.handle(msg, &mut step);
-            // Outcomes that queued up meanwhile share the commit.
+            // Messages that queued up meanwhile share the commit.
             while let Ok(msg) = rx.try_recv() {
                 self.handle(msg, &mut step);
             }
@@ -151,33 +227,54 @@ impl RunActor {
     fn resume(&mut self, history: Vec<Event>, step: &mut Step) {
         for event in &history {
             match &event.kind {
+                EventKind::WorkflowStarted {
+                    run_timeout,
+                    execution_timeout,
+                    ..
+                } => {
+                    let limits = [
+                        (run_timeout, "WorkflowRunTimeout"),
+                        (execution_timeout, "WorkflowExecutionTimeout"),
+                    ];
+                    for (limit, timeout) in limits {
+                        if let Some(limit) = limit {
+                            self.shared.timers.schedule(
+                                event.timestamp + *limit,
+                                self.tx.clone(),
+                                RunMsg::RunTimeout { timeout },
+                            );
+                        }
+                    }
+                }
                 EventKind::ActivityScheduled {
                     seq,
                     activity_type,
                     input,
                     options,
                 } => {
-                    self.activities.insert(
-                        *seq,
-                        PendingActivity {
-                            activity_type: activity_type.clone(),
-                            input: input.clone(),
-                            options: options.clone(),
-                            scheduled_at: event.timestamp,
-                            attempt: 1,
-                            retry_at: None,
-                        },
+                    let p = PendingActivity::new(
+                        activity_type.clone(),
+                        input.clone(),
+                        options.clone(),
+                        event.timestamp,
                     );
+                    self.activities.insert(*seq, p);
                 }
                 EventKind::ActivityFailed {
                     seq,
                     attempt,
+                    failure,
                     next_attempt_at: Some(at),
-                    ..
                 } => {
                     if let Some(p) = self.activities.get_mut(seq) {
                         p.attempt = attempt + 1;
                         p.retry_at = Some(*at);
+                        p.last_failure = Some(failure.clone());
+                    }
+                }
+                EventKind::ActivityHeartbeat { seq, details, .. } => {
+                    if let Some(p) = self.activities.get_mut(seq) {
+                        p.last_heartbeat = Some(details.clone());
                     }
                 }
                 EventKind::ActivityCompleted { seq, .. }
@@ -189,6 +286,12 @@ impl RunActor {
                 }
                 EventKind::TimerFired { seq } => {
                     self.timers.remove(seq);
+                }
+                EventKind::WorkflowCancelRequested { .. } => {
+                    // Everything pending then was resolved as cancelled.
+                    self.cancel_requested = true;
+                    self.activities.clear();
+                    self.timers.clear();
                 }
                 _ => {}
             }
@@ -228,44 +331,14 @@ impl RunActor {
                 seq,
                 attempt,
                 outcome,
-            } => {
-                let current = self
-                    .activities
-                    .get(&seq)
-                    .is_some_and(|p| p.attempt == attempt && p.retry_at.is_none());
-                if !current {
-                    return;
-                }
-                match outcome {
-                    Ok(result) if result.len() > self.shared.max_payload_bytes => {
-                        let failure = Failure {
-                            error_type: "PayloadTooLarge".into(),
-                            message: format!(
-                                "the result is {} bytes, over the limit of {} bytes",
-                                result.len(),
-                                self.shared.max_payload_bytes
-                            ),
-                            non_retryable: true,
-                        };
-                        self.fail_attempt(step, seq, attempt, failure, false);
-                    }
-                    Ok(result) => {
-                        self.activities.remove(&seq);
-                        let event = self.push(
-                            step,
-                            EventKind::ActivityCompleted {
-                                seq,
-                                attempt,
-                                result,
-                            },
-                        );
-                        self.activate(step, &event);
-                    }
-                    Err(failure) => self.fail_attempt(step, seq, attempt, failure, false),
-                }
-            }
+            } => self.attempt_done(step, seq, attempt, outcome),
+            RunMsg::Heartbeat {
+                seq,
+                attempt,
+                details,
+            } => self.record_heartbeat(step, seq, attempt, details),
             RunMsg::TimerDue { seq } => {
-                if self.timers.remove(&seq).is_some() {
+                if !self.record.status.is_closed() && self.timers.remove(&seq).is_some() {
                     let event = self.push(step, EventKind::TimerFired { seq });
                     self.activate(step, &event);
                 }
@@ -279,7 +352,151 @@ impl RunActor {
                     step.effects.push(Effect::Dispatch { seq, attempt });
                 }
             }
+            RunMsg::RunTimeout { timeout } => {
+                if !self.record.status.is_closed() {
+                    let timeout = timeout.to_string();
+                    self.end(
+                        step,
+                        EventKind::WorkflowTimedOut { timeout },
+                        WorkflowStatus::TimedOut,
+                    );
+                }
+            }
+            RunMsg::Signal { name, input, ack } => {
+                if let Some(err) = self.closed_error() {
+                    let _ = ack.send(Err(err));
+                    return;
+                }
+                let event = self.push(
+                    step,
+                    EventKind::WorkflowSignaled {
+                        signal_name: name,
+                        input,
+                    },
+                );
+                step.acks.push(ack);
+                self.activate(step, &event);
+            }
+            RunMsg::Query { name, reply } => step.queries.push((name, reply)),
+            RunMsg::Cancel { reason, ack } => {
+                if let Some(err) = self.closed_error() {
+                    let _ = ack.send(Err(err));
+                    return;
+                }
+                step.acks.push(ack);
+                if self.cancel_requested {
+                    // A cancellation request is state: only the first is delivered.
+                    return;
+                }
+                self.cancel_requested = true;
+                let event = self.push(step, EventKind::WorkflowCancelRequested { reason });
+                // Try-cancel: the attempts are told, and the workflow sees
+                // every pending activity and timer as cancelled at once.
+                self.cancel_attempts();
+                self.activities.clear();
+                self.timers.clear();
+                self.activate(step, &event);
+            }
+            RunMsg::Terminate { reason, ack } => {
+                if let Some(err) = self.closed_error() {
+                    let _ = ack.send(Err(err));
+                    return;
+                }
+                step.acks.push(ack);
+                self.end(
+                    step,
+                    EventKind::WorkflowTerminated { reason },
+                    WorkflowStatus::Terminated,
+                );
+            }
+            RunMsg::Describe { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
         }
+    }
+
+    fn closed_error(&self) -> Option<ClientError> {
+        self.record
+            .status
+            .is_closed()
+            .then(|| ClientError::WorkflowClosed {
+                workflow_id: self.record.workflow_id.clone(),
+                status: self.record.status,
+            })
+    }
+
+    /// Closes the run without the workflow code: termination or a timeout.
+    fn end(&mut self, step: &mut Step, kind: EventKind, status: WorkflowStatus) {
+        let event = self.push(step, kind);
+        self.close(status, event.timestamp);
+        self.cancel_attempts();
+        self.activities.clear();
+        self.timers.clear();
+        step.effects.clear();
+    }
+
+    fn attempt_done(&mut self, step: &mut Step, seq: u32, attempt: u32, outcome: AttemptOutcome) {
+        let current = self
+            .activities
+            .get(&seq)
+            .is_some_and(|p| p.attempt == attempt && p.retry_at.is_none());
+        if !current || self.record.status.is_closed() {
+            return;
+        }
+        if let Some(details) = outcome.unsent_heartbeat {
+            self.record_heartbeat(step, seq, attempt, details);
+        }
+        match outcome.result {
+            Ok(result) if result.len() > self.shared.max_payload_bytes => {
+                let failure = Failure {
+                    error_type: "PayloadTooLarge".into(),
+                    message: format!(
+                        "the result is {} bytes, over the limit of {} bytes",
+                        result.len(),
+                        self.shared.max_payload_bytes
+                    ),
+                    non_retryable: true,
+                };
+                self.fail_attempt(step, seq, attempt, failure, false);
+            }
+            Ok(result) => {
+                self.activities.remove(&seq);
+                let event = self.push(
+                    step,
+                    EventKind::ActivityCompleted {
+                        seq,
+                        attempt,
+                        result,
+                    },
+                );
+                self.activate(step, &event);
+            }
+            Err(failure) => self.fail_attempt(step, seq, attempt, failure, false),
+        }
+    }
+
+    fn record_heartbeat(&mut self, step: &mut Step, seq: u32, attempt: u32, details: Payload) {
+        let current = self
+            .activities
+            .get(&seq)
+            .is_some_and(|p| p.attempt == attempt && p.retry_at.is_none());
+        if !current
+            || self.record.status.is_closed()
+            || details.len() > self.shared.max_payload_bytes
+        {
+            return;
+        }
+        if let Some(p) = self.activities.get_mut(&seq) {
+            p.last_heartbeat = Some(details.clone());
+        }
+        self.push(
+            step,
+            EventKind::ActivityHeartbeat {
+                seq,
+                attempt,
+                details,
+            },
+        );
     }
 
     /// Records a failed attempt and either plans the next one or hands the
@@ -302,6 +519,8 @@ impl RunActor {
             Some(at) => {
                 p.attempt = attempt + 1;
                 p.retry_at = Some(at);
+                p.last_failure = Some(failure.clone());
+                p.cancel = None;
                 step.effects.push(Effect::Retry {
                     seq,
                     attempt: attempt + 1,
@@ -368,17 +587,8 @@ impl RunActor {
                     input,
                     options,
                 } => {
-                    self.activities.insert(
-                        seq,
-                        PendingActivity {
-                            activity_type,
-                            input,
-                            options,
-                            scheduled_at: event.timestamp,
-                            attempt: 1,
-                            retry_at: None,
-                        },
-                    );
+                    let p = PendingActivity::new(activity_type, input, options, event.timestamp);
+                    self.activities.insert(seq, p);
                     step.effects.push(Effect::Dispatch { seq, attempt: 1 });
                 }
                 EventKind::TimerStarted { seq, fire_at } => {
@@ -391,6 +601,9 @@ impl RunActor {
                 EventKind::WorkflowFailed { .. } => {
                     self.close(WorkflowStatus::Failed, event.timestamp)
                 }
+                EventKind::WorkflowCancelled { .. } => {
+                    self.close(WorkflowStatus::Cancelled, event.timestamp)
+                }
                 _ => {}
             }
         }
@@ -401,28 +614,59 @@ impl RunActor {
         self.record.close_time = Some(at);
     }
 
+    fn cancel_attempts(&mut self) {
+        for p in self.activities.values_mut() {
+            if let Some(token) = p.cancel.take() {
+                token.cancel();
+            }
+        }
+    }
+
+    fn snapshot(&self) -> RunSnapshot {
+        RunSnapshot {
+            activities: self
+                .activities
+                .iter()
+                .map(|(seq, p)| PendingActivityInfo {
+                    seq: *seq,
+                    activity_type: p.activity_type.clone(),
+                    attempt: p.attempt,
+                    next_attempt_at: p.retry_at,
+                    last_failure: p.last_failure.clone(),
+                    last_heartbeat: p.last_heartbeat.clone(),
+                })
+                .collect(),
+            timers: self
+                .timers
+                .iter()
+                .map(|(seq, at)| PendingTimerInfo {
+                    seq: *seq,
+                    fire_at: *at,
+                })
+                .collect(),
+        }
+    }
+
     /// Commits the step, then acts on it. Returns false when the actor is done.
     async fn finish(&mut self, step: Step) -> bool {
         if !step.events.is_empty() {
-            let mut events = Vec::with_capacity(step.events.len());
-            for event in &step.events {
-                match codec::encode(event) {
-                    Ok(bytes) => events.push((event.event_id, bytes)),
-                    Err(e) => return self.park(format!("an event could not be encoded: {e}")),
+            let committed = self.commit(&step.events).await;
+            if let Err(message) = committed {
+                for ack in step.acks {
+                    let _ = ack.send(Err(ClientError::Storage(message.clone())));
                 }
-            }
-            let op = WriteOp::Append {
-                run_id: self.run_id,
-                record: self.record.clone(),
-                events,
-            };
-            if let Err(e) = self.shared.store.write(vec![op]).await {
                 // What the machine holds is ahead of the file now; only a
                 // replay from the file can continue safely.
                 return self.park(format!(
-                    "storing the run's progress failed ({e}); open the engine again to resume from the last durable step"
+                    "storing the run's progress failed ({message}); open the engine again to resume from the last durable step"
                 ));
             }
+        }
+        for ack in step.acks {
+            let _ = ack.send(Ok(()));
+        }
+        for (name, reply) in step.queries {
+            let _ = reply.send(self.answer_query(&name));
         }
         if self.record.status.is_closed() {
             self.state
@@ -454,31 +698,76 @@ impl RunActor {
         true
     }
 
+    async fn commit(&mut self, events: &[Event]) -> Result<(), String> {
+        let mut encoded = Vec::with_capacity(events.len());
+        for event in events {
+            let bytes = codec::encode(event).map_err(|e| e.to_string())?;
+            encoded.push((event.event_id, bytes));
+        }
+        let op = WriteOp::Append {
+            run_id: self.run_id,
+            record: self.record.clone(),
+            events: encoded,
+        };
+        self.shared
+            .store
+            .write(vec![op])
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn answer_query(&self, name: &str) -> Result<Payload, ClientError> {
+        let handler =
+            self.machine
+                .query_handler(name)
+                .ok_or_else(|| ClientError::UnknownQuery {
+                    workflow_id: self.record.workflow_id.clone(),
+                    query: name.to_string(),
+                })?;
+        Ok(handler()?)
+    }
+
     fn park(&mut self, message: String) -> bool {
         warn!(workflow_id = %self.record.workflow_id, run_id = %self.run_id, %message, "run parked");
         self.state
             .send_replace(RunState::Parked(ParkReason::Unrunnable(message)));
-        // Keep the actor's entry so the run stays visible as parked; stop work.
+        // The entry stays so the run is visible as parked; the actor stops.
         false
     }
 
-    fn dispatch(&self, seq: u32, attempt: u32) {
-        let Some(p) = self.activities.get(&seq) else {
+    fn dispatch(&mut self, seq: u32, attempt: u32) {
+        let Some(p) = self.activities.get_mut(&seq) else {
             return;
         };
+        let task_queue = p
+            .options
+            .task_queue
+            .clone()
+            .unwrap_or_else(|| self.record.task_queue.clone());
+        let cancel = self.shared.shutdown.child_token();
+        p.cancel = Some(cancel.clone());
+        let sink_tx = self.tx.clone();
         let work = Attempt {
-            function: self
-                .shared
-                .activity_fn(&self.record.task_queue, &p.activity_type),
+            queue: self.shared.queue(&task_queue),
             workflow_id: self.record.workflow_id.clone(),
             run_id: self.run_id,
-            task_queue: self.record.task_queue.clone(),
+            task_queue,
             activity_type: p.activity_type.clone(),
             seq,
             attempt,
             input: p.input.clone(),
             options: p.options.clone(),
             scheduled_at: p.scheduled_at,
+            heartbeat_details: p.last_heartbeat.clone(),
+            sink: Arc::new(move |details| {
+                let _ = sink_tx.send(RunMsg::Heartbeat {
+                    seq,
+                    attempt,
+                    details,
+                });
+            }),
+            cancel,
         };
         let span = info_span!(
             "activity_attempt",

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use super::future::{ActivityFuture, TimerFuture};
+use super::definition::{QueryDef, SignalDef};
+use super::future::{ActivityFuture, SignalFuture, TimerFuture};
 use super::replay::{RunCore, lock};
 use crate::activity::{ActivityDef, ActivityOptions};
 use crate::history::{EventKind, Payload, PayloadError, RunId};
@@ -25,6 +26,10 @@ use crate::history::{EventKind, Payload, PayloadError, RunId};
 /// - Timers: [`sleep`](Self::sleep), [`sleep_until`](Self::sleep_until).
 /// - Deterministic values: [`now`](Self::now), [`random`](Self::random),
 ///   [`uuid`](Self::uuid), [`side_effect`](Self::side_effect).
+/// - Signals and queries: [`recv_signal`](Self::recv_signal),
+///   [`handle_query`](Self::handle_query).
+/// - Cancellation: every wait returns an error once a cancellation request
+///   arrives; [`is_cancel_requested`](Self::is_cancel_requested).
 /// - Versioning: [`patched`](Self::patched).
 #[derive(Clone)]
 pub struct WorkflowContext {
@@ -88,6 +93,7 @@ impl WorkflowContext {
         };
         let mut core = lock(&self.core);
         let seq = core.next_seq();
+        core.track(seq);
         core.command(EventKind::ActivityScheduled {
             seq,
             activity_type: name.to_string(),
@@ -112,9 +118,40 @@ impl WorkflowContext {
     pub fn sleep_until(&self, fire_at: SystemTime) -> TimerFuture {
         let mut core = lock(&self.core);
         let seq = core.next_seq();
+        core.track(seq);
         core.command(EventKind::TimerStarted { seq, fire_at });
         drop(core);
         TimerFuture::new(self.core.clone(), seq)
+    }
+
+    // ----- Signals and queries -----
+
+    /// Waits for the next signal of a name. Signals of a name are received
+    /// in arrival order; those that arrived before the workflow waits are
+    /// kept until it does; each is received once.
+    ///
+    /// Resolves to `Err(SignalError::Cancelled)` when the workflow is
+    /// cancelled while waiting.
+    pub fn recv_signal<T: DeserializeOwned>(&self, signal: SignalDef<T>) -> SignalFuture<T> {
+        SignalFuture::new(self.core.clone(), signal.name())
+    }
+
+    /// Answers a query with `handler`, which reads the workflow's state
+    /// (share it with the workflow through an `Arc<Mutex<_>>`). The handler
+    /// must not block; it runs between workflow steps and changes nothing.
+    /// A later call for the same name replaces the handler.
+    pub fn handle_query<R, F>(&self, query: QueryDef<R>, handler: F)
+    where
+        R: Serialize,
+        F: Fn() -> R + Send + Sync + 'static,
+    {
+        let handler = Arc::new(move || Payload::encode(&handler()));
+        lock(&self.core).set_query(query.name(), handler);
+    }
+
+    /// True once a cancellation of the workflow was requested.
+    pub fn is_cancel_requested(&self) -> bool {
+        lock(&self.core).cancel_requested()
     }
 
     // ----- Deterministic values -----

@@ -75,3 +75,87 @@ where
         }))
     })
 }
+
+/// A signal's name as stored in history, with its payload type.
+///
+/// ```
+/// use steadfast::SignalDef;
+/// const APPROVE: SignalDef<String> = SignalDef::new("approve");
+/// ```
+pub struct SignalDef<T> {
+    name: &'static str,
+    types: PhantomData<fn(T)>,
+}
+
+impl<T> SignalDef<T> {
+    /// Names a signal. The name is stored in history with each signal.
+    pub const fn new(name: &'static str) -> Self {
+        SignalDef {
+            name,
+            types: PhantomData,
+        }
+    }
+
+    /// The name stored in history.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<T> Clone for SignalDef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SignalDef<T> {}
+
+impl<T> fmt::Debug for SignalDef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignalDef({:?})", self.name)
+    }
+}
+
+/// A query's name with its answer type. Queries read a workflow's state
+/// without changing it and are never recorded in history.
+///
+/// ```
+/// use steadfast::QueryDef;
+/// const STATUS: QueryDef<String> = QueryDef::new("status");
+/// ```
+pub struct QueryDef<R> {
+    name: &'static str,
+    types: PhantomData<fn() -> R>,
+}
+
+impl<R> QueryDef<R> {
+    /// Names a query.
+    pub const fn new(name: &'static str) -> Self {
+        QueryDef {
+            name,
+            types: PhantomData,
+        }
+    }
+
+    /// The query's name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<R> Clone for QueryDef<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for QueryDef<R> {}
+
+impl<R> fmt::Debug for QueryDef<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "QueryDef({:?})", self.name)
+    }
+}
+
+/// A registered query handler with its answer type erased.
+pub(crate) type QueryFn = Arc<dyn Fn() -> Result<Payload, PayloadError> + Send + Sync>;

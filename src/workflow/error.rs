@@ -93,6 +93,13 @@ pub enum ActivityFailure {
         /// What was wrong.
         message: String,
     },
+    /// The workflow was cancelled while waiting for the activity (Temporal's
+    /// try-cancel: the attempt is told and its result, if any, is dropped).
+    #[error("activity {activity_type:?} was cancelled with its workflow")]
+    Cancelled {
+        /// The activity's name.
+        activity_type: String,
+    },
     /// The activity's result does not decode as the definition's output type.
     #[error("activity {activity_type:?} returned a result that does not decode: {message}")]
     ResultDecode {
@@ -110,6 +117,26 @@ impl ActivityFailure {
             message: err.to_string(),
         }
     }
+}
+
+/// The workflow was cancelled: what a wait returns when a cancellation
+/// request arrives while it is pending. Only the first request is delivered;
+/// the workflow may catch it, run cleanup activities, and return. A run
+/// that returns an error after a cancellation request ends as `Cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the workflow was cancelled")]
+pub struct Cancelled;
+
+/// Why waiting for a signal ended without one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignalError {
+    /// The workflow was cancelled while waiting.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+    /// The signal's payload does not decode as the definition's type.
+    #[error(transparent)]
+    Decode(#[from] PayloadError),
 }
 
 /// The workflow code did something its history does not record: a code

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use serde::de::DeserializeOwned;
 
-use super::error::ActivityFailure;
+use super::error::{ActivityFailure, Cancelled, SignalError};
 use super::replay::{Resolution, RunCore, lock};
 
 /// The result of an activity call; see [`WorkflowContext::execute_activity`](crate::WorkflowContext::execute_activity).
@@ -88,6 +88,9 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
                     failure,
                 }))
             }
+            Some(Resolution::Cancelled) => Poll::Ready(Err(ActivityFailure::Cancelled {
+                activity_type: self.activity_type.to_string(),
+            })),
             Some(Resolution::TimerFired) | None => Poll::Pending,
         }
     }
@@ -115,12 +118,59 @@ impl std::fmt::Debug for TimerFuture {
 }
 
 impl Future for TimerFuture {
-    type Output = ();
+    /// `Err(Cancelled)` when the workflow was cancelled before the timer fired.
+    type Output = Result<(), Cancelled>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match lock(&self.core).take_resolution(self.seq, cx.waker()) {
-            Some(_) => Poll::Ready(()),
+            Some(Resolution::Cancelled) => Poll::Ready(Err(Cancelled)),
+            Some(_) => Poll::Ready(Ok(())),
             None => Poll::Pending,
         }
+    }
+}
+
+/// The next signal of a name; see [`WorkflowContext::recv_signal`](crate::WorkflowContext::recv_signal).
+#[must_use = "a signal is only taken when the future is awaited"]
+pub struct SignalFuture<T> {
+    core: Arc<Mutex<RunCore>>,
+    name: &'static str,
+    /// Cancellation requests applied before this wait began do not end it.
+    epoch: u32,
+    payload: PhantomData<fn() -> T>,
+}
+
+impl<T> SignalFuture<T> {
+    pub(crate) fn new(core: Arc<Mutex<RunCore>>, name: &'static str) -> Self {
+        let epoch = lock(&core).cancel_epoch();
+        SignalFuture {
+            core,
+            name,
+            epoch,
+            payload: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for SignalFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalFuture")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<T: DeserializeOwned> Future for SignalFuture<T> {
+    type Output = Result<T, SignalError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut core = lock(&self.core);
+        if let Some(payload) = core.take_signal(self.name, cx.waker()) {
+            return Poll::Ready(payload.decode().map_err(SignalError::from));
+        }
+        if core.cancel_epoch() > self.epoch {
+            return Poll::Ready(Err(Cancelled.into()));
+        }
+        Poll::Pending
     }
 }

@@ -7,9 +7,9 @@ mod future;
 pub(crate) mod replay;
 
 pub use context::WorkflowContext;
-pub use definition::WorkflowDef;
-pub use error::{ActivityFailure, NondeterminismError, WorkflowError};
-pub use future::{ActivityFuture, TimerFuture};
+pub use definition::{QueryDef, SignalDef, WorkflowDef};
+pub use error::{ActivityFailure, Cancelled, NondeterminismError, SignalError, WorkflowError};
+pub use future::{ActivityFuture, SignalFuture, TimerFuture};
 pub use replay::ParkReason;
 
 pub(crate) use definition::{WorkflowFn, erase};

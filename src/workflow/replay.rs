@@ -6,7 +6,7 @@
 //! one, both live and on replay, so `select` and `join` see results in the
 //! same order every time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use super::context::WorkflowContext;
-use super::definition::{WorkflowFn, WorkflowFuture};
+use super::definition::{QueryFn, WorkflowFn, WorkflowFuture};
 use super::error::NondeterminismError;
 use crate::history::{Event, EventKind, Failure, Payload, RunId};
 
@@ -33,10 +33,10 @@ pub(crate) enum Resolution {
     ActivityCompleted(Payload),
     ActivityFailed { attempt: u32, failure: Failure },
     TimerFired,
+    Cancelled,
 }
 
 /// State shared by a run's context, its futures and its machine.
-#[derive(Debug)]
 pub(crate) struct RunCore {
     pub(crate) workflow_id: String,
     pub(crate) run_id: RunId,
@@ -53,6 +53,27 @@ pub(crate) struct RunCore {
     wakers: HashMap<u32, Waker>,
     patches: HashMap<String, bool>,
     nondeterminism: Option<NondeterminismError>,
+    /// Activities and timers issued and not resolved: what a cancellation
+    /// request resolves.
+    pending: BTreeSet<u32>,
+    /// Signals received and not yet taken, by name, in arrival order.
+    signals: HashMap<String, VecDeque<Payload>>,
+    signal_wakers: HashMap<String, Vec<Waker>>,
+    /// Bumped when a cancellation request is applied; a signal wait created
+    /// before it resolves as cancelled.
+    cancel_epoch: u32,
+    queries: HashMap<String, QueryFn>,
+}
+
+impl std::fmt::Debug for RunCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunCore")
+            .field("workflow_id", &self.workflow_id)
+            .field("run_id", &self.run_id)
+            .field("next_seq", &self.next_seq)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunCore {
@@ -72,6 +93,62 @@ impl RunCore {
             wakers: HashMap::new(),
             patches: HashMap::new(),
             nondeterminism: None,
+            pending: BTreeSet::new(),
+            signals: HashMap::new(),
+            signal_wakers: HashMap::new(),
+            cancel_epoch: 0,
+            queries: HashMap::new(),
+        }
+    }
+
+    /// Marks an activity or timer as waiting for its outcome.
+    pub(crate) fn track(&mut self, seq: u32) {
+        self.pending.insert(seq);
+    }
+
+    pub(crate) fn cancel_epoch(&self) -> u32 {
+        self.cancel_epoch
+    }
+
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.cancel_epoch > 0
+    }
+
+    /// Takes the oldest signal of a name, or registers the waker for the next.
+    pub(crate) fn take_signal(&mut self, name: &str, waker: &Waker) -> Option<Payload> {
+        if let Some(payload) = self.signals.get_mut(name).and_then(|q| q.pop_front()) {
+            return Some(payload);
+        }
+        self.signal_wakers
+            .entry(name.to_string())
+            .or_default()
+            .push(waker.clone());
+        None
+    }
+
+    pub(crate) fn set_query(&mut self, name: &str, handler: QueryFn) {
+        self.queries.insert(name.to_string(), handler);
+    }
+
+    fn deliver_signal(&mut self, name: &str, input: Payload) {
+        self.signals
+            .entry(name.to_string())
+            .or_default()
+            .push_back(input);
+        for waker in self.signal_wakers.remove(name).unwrap_or_default() {
+            waker.wake();
+        }
+    }
+
+    fn deliver_cancel(&mut self) {
+        self.cancel_epoch += 1;
+        for seq in std::mem::take(&mut self.pending) {
+            self.resolve(seq, Resolution::Cancelled);
+        }
+        for (_, wakers) in self.signal_wakers.drain() {
+            for waker in wakers {
+                waker.wake();
+            }
         }
     }
 
@@ -175,6 +252,10 @@ impl RunCore {
     }
 
     fn resolve(&mut self, seq: u32, resolution: Resolution) {
+        if !matches!(resolution, Resolution::Cancelled) && !self.pending.remove(&seq) {
+            // An outcome for a command already resolved as cancelled.
+            return;
+        }
         self.results.insert(seq, resolution);
         if let Some(waker) = self.wakers.remove(&seq) {
             waker.wake();
@@ -202,6 +283,7 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
         (PatchRecorded { patch_id: a }, PatchRecorded { patch_id: b }) => a == b,
         (WorkflowCompleted { .. }, WorkflowCompleted { .. }) => true,
         (WorkflowFailed { .. }, WorkflowFailed { .. }) => true,
+        (WorkflowCancelled { .. }, WorkflowCancelled { .. }) => true,
         _ => false,
     }
 }
@@ -356,6 +438,22 @@ impl WorkflowMachine {
                 },
             ),
             EventKind::TimerFired { seq } => (*seq, Resolution::TimerFired),
+            EventKind::WorkflowSignaled { signal_name, input } => {
+                let mut core = lock(&self.core);
+                core.now = event.timestamp;
+                core.deliver_signal(signal_name, input.clone());
+                drop(core);
+                self.poll();
+                return;
+            }
+            EventKind::WorkflowCancelRequested { .. } => {
+                let mut core = lock(&self.core);
+                core.now = event.timestamp;
+                core.deliver_cancel();
+                drop(core);
+                self.poll();
+                return;
+            }
             _ => return,
         };
         {
@@ -378,13 +476,17 @@ impl WorkflowMachine {
                 Ok(Poll::Pending) => {}
                 Ok(Poll::Ready(result)) => {
                     self.root = None;
+                    let mut core = lock(&self.core);
                     let kind = match result {
                         Ok(result) => EventKind::WorkflowCompleted { result },
+                        Err(e) if core.cancel_requested() => EventKind::WorkflowCancelled {
+                            failure: e.into_failure(),
+                        },
                         Err(e) => EventKind::WorkflowFailed {
                             failure: e.into_failure(),
                         },
                     };
-                    lock(&self.core).command(kind);
+                    core.command(kind);
                 }
                 Err(panic) => {
                     self.root = None;
@@ -423,6 +525,11 @@ impl WorkflowMachine {
             return Vec::new();
         }
         std::mem::take(&mut lock(&self.core).new_commands)
+    }
+
+    /// The handler of a query, if the code registered one.
+    pub(crate) fn query_handler(&self, name: &str) -> Option<QueryFn> {
+        lock(&self.core).queries.get(name).cloned()
     }
 
     /// Why the run cannot make progress, if it cannot.

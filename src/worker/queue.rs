@@ -1,0 +1,74 @@
+//! Task queues at run time: a worker's registrations with its concurrency
+//! and rate limits.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::Worker;
+use crate::activity::ActivityFn;
+use crate::workflow::WorkflowFn;
+
+/// One task queue's worker and its limits.
+pub(crate) struct TaskQueue {
+    worker: Worker,
+    /// Free activity slots, when the worker limits concurrency.
+    slots: Option<Arc<Semaphore>>,
+    /// Spacing between attempt starts, and the earliest next start, when the
+    /// worker limits the rate.
+    rate: Option<(Duration, Mutex<Instant>)>,
+}
+
+/// Held while an attempt runs; frees its slot when dropped.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl TaskQueue {
+    pub(crate) fn new(worker: Worker) -> Self {
+        let slots = worker
+            .max_concurrent_activities
+            .map(|n| Arc::new(Semaphore::new(n)));
+        let rate = worker.max_activities_per_second.map(|per_second| {
+            (
+                Duration::from_secs_f64(1.0 / per_second),
+                Mutex::new(Instant::now()),
+            )
+        });
+        TaskQueue {
+            worker,
+            slots,
+            rate,
+        }
+    }
+
+    pub(crate) fn workflow(&self, name: &str) -> Option<WorkflowFn> {
+        self.worker.workflows.get(name).cloned()
+    }
+
+    pub(crate) fn activity(&self, name: &str) -> Option<ActivityFn> {
+        self.worker.activities.get(name).cloned()
+    }
+
+    /// Waits for a free slot, then for the rate limit's next start time.
+    pub(crate) async fn acquire(&self) -> Slot {
+        let permit = match &self.slots {
+            // The semaphore is never closed, so acquiring only waits.
+            Some(slots) => slots.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        if let Some((spacing, next)) = &self.rate {
+            let start = {
+                let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
+                let start = (*next).max(Instant::now());
+                *next = start + *spacing;
+                start
+            };
+            tokio::time::sleep_until(start).await;
+        }
+        Slot { _permit: permit }
+    }
+}
