@@ -174,6 +174,36 @@ pub enum ResultError {
         /// The workflow's error.
         failure: Failure,
     },
+    /// The workflow ended after a cancellation request.
+    #[error("workflow {workflow_id:?} (run {run_id}) was cancelled: {failure}")]
+    Cancelled {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The run.
+        run_id: RunId,
+        /// The error the workflow returned after the request.
+        failure: Failure,
+    },
+    /// The run was terminated.
+    #[error("workflow {workflow_id:?} (run {run_id}) was terminated: {reason}")]
+    Terminated {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The run.
+        run_id: RunId,
+        /// The reason given.
+        reason: String,
+    },
+    /// The run's run or execution timeout ran out.
+    #[error("workflow {workflow_id:?} (run {run_id}) timed out ({timeout})")]
+    TimedOut {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The run.
+        run_id: RunId,
+        /// `"WorkflowRunTimeout"` or `"WorkflowExecutionTimeout"`.
+        timeout: String,
+    },
     /// The result does not decode as the definition's output type.
     #[error(transparent)]
     Payload(#[from] PayloadError),

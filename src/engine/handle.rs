@@ -125,6 +125,21 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 run_id: self.run_id,
                 failure,
             }),
+            Some(EventKind::WorkflowCancelled { failure }) => Err(ResultError::Cancelled {
+                workflow_id: self.workflow_id.clone(),
+                run_id: self.run_id,
+                failure,
+            }),
+            Some(EventKind::WorkflowTerminated { reason }) => Err(ResultError::Terminated {
+                workflow_id: self.workflow_id.clone(),
+                run_id: self.run_id,
+                reason,
+            }),
+            Some(EventKind::WorkflowTimedOut { timeout }) => Err(ResultError::TimedOut {
+                workflow_id: self.workflow_id.clone(),
+                run_id: self.run_id,
+                timeout,
+            }),
             _ => Err(ClientError::Corrupt {
                 workflow_id: self.workflow_id.clone(),
                 message: format!("run {} is not closed but has no live actor", self.run_id),

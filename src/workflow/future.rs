@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use futures::future::FusedFuture;
 use serde::de::DeserializeOwned;
 
 use super::error::{ActivityFailure, Cancelled, SignalError};
@@ -22,6 +23,7 @@ pub struct ActivityFuture<O> {
     seq: u32,
     activity_type: &'static str,
     refused: Option<ActivityFailure>,
+    done: bool,
     output: PhantomData<fn() -> O>,
 }
 
@@ -36,6 +38,7 @@ impl<O> ActivityFuture<O> {
             seq,
             activity_type,
             refused: None,
+            done: false,
             output: PhantomData,
         }
     }
@@ -53,6 +56,7 @@ impl<O> ActivityFuture<O> {
                 activity_type: activity_type.to_string(),
                 message,
             }),
+            done: false,
             output: PhantomData,
         }
     }
@@ -71,10 +75,17 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
     type Output = Result<O, ActivityFailure>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.done {
+            return Poll::Pending;
+        }
         if let Some(refused) = self.refused.take() {
+            self.done = true;
             return Poll::Ready(Err(refused));
         }
         let resolution = lock(&self.core).take_resolution(self.seq, cx.waker());
+        if resolution.is_some() {
+            self.done = true;
+        }
         match resolution {
             Some(Resolution::ActivityCompleted(payload)) => Poll::Ready(
                 payload
@@ -96,16 +107,27 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
     }
 }
 
+impl<O: DeserializeOwned> FusedFuture for ActivityFuture<O> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
 /// A durable timer; see [`WorkflowContext::sleep`](crate::WorkflowContext::sleep).
 #[must_use = "a timer only waits when it is awaited"]
 pub struct TimerFuture {
     core: Arc<Mutex<RunCore>>,
     seq: u32,
+    done: bool,
 }
 
 impl TimerFuture {
     pub(crate) fn new(core: Arc<Mutex<RunCore>>, seq: u32) -> Self {
-        TimerFuture { core, seq }
+        TimerFuture {
+            core,
+            seq,
+            done: false,
+        }
     }
 }
 
@@ -121,12 +143,24 @@ impl Future for TimerFuture {
     /// `Err(Cancelled)` when the workflow was cancelled before the timer fired.
     type Output = Result<(), Cancelled>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match lock(&self.core).take_resolution(self.seq, cx.waker()) {
-            Some(Resolution::Cancelled) => Poll::Ready(Err(Cancelled)),
-            Some(_) => Poll::Ready(Ok(())),
-            None => Poll::Pending,
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.done {
+            return Poll::Pending;
         }
+        let resolution = lock(&self.core).take_resolution(self.seq, cx.waker());
+        let output = match resolution {
+            Some(Resolution::Cancelled) => Err(Cancelled),
+            Some(_) => Ok(()),
+            None => return Poll::Pending,
+        };
+        self.done = true;
+        Poll::Ready(output)
+    }
+}
+
+impl FusedFuture for TimerFuture {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 
@@ -137,6 +171,7 @@ pub struct SignalFuture<T> {
     name: &'static str,
     /// Cancellation requests applied before this wait began do not end it.
     epoch: u32,
+    done: bool,
     payload: PhantomData<fn() -> T>,
 }
 
@@ -147,6 +182,7 @@ impl<T> SignalFuture<T> {
             core,
             name,
             epoch,
+            done: false,
             payload: PhantomData,
         }
     }
@@ -163,14 +199,26 @@ impl<T> std::fmt::Debug for SignalFuture<T> {
 impl<T: DeserializeOwned> Future for SignalFuture<T> {
     type Output = Result<T, SignalError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.done {
+            return Poll::Pending;
+        }
         let mut core = lock(&self.core);
-        if let Some(payload) = core.take_signal(self.name, cx.waker()) {
-            return Poll::Ready(payload.decode().map_err(SignalError::from));
-        }
-        if core.cancel_epoch() > self.epoch {
-            return Poll::Ready(Err(Cancelled.into()));
-        }
-        Poll::Pending
+        let output = if let Some(payload) = core.take_signal(self.name, cx.waker()) {
+            payload.decode().map_err(SignalError::from)
+        } else if core.cancel_epoch() > self.epoch {
+            Err(Cancelled.into())
+        } else {
+            return Poll::Pending;
+        };
+        drop(core);
+        self.done = true;
+        Poll::Ready(output)
+    }
+}
+
+impl<T: DeserializeOwned> FusedFuture for SignalFuture<T> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
