@@ -134,7 +134,7 @@ pub(crate) fn page(runs: Vec<(RunId, RunRecord)>, filter: &ListFilter) -> Workfl
         .into_iter()
         .filter(|(_, r)| filter.matches(r))
         .collect();
-    matching.sort_by(|a, b| (b.1.start_time, b.0).cmp(&(a.1.start_time, a.0)));
+    matching.sort_by_key(|(id, r)| std::cmp::Reverse((r.start_time, *id)));
     let start = match filter.next_page_token {
         Some(token) => matching
             .iter()
