@@ -195,6 +195,13 @@ impl WorkflowContext {
         });
         match probe {
             Some(EventKind::SideEffectRecorded { value, .. }) => value.decode(),
+            // The code no longer matches its history: the run is being
+            // parked, and the closure must not run. Unwinding (without the
+            // panic hook) stops the workflow code; the machine reports the
+            // nondeterminism, not a panic.
+            None if lock(&self.core).diverged() => {
+                std::panic::resume_unwind(Box::new("nondeterminism detected in side_effect"))
+            }
             _ => {
                 let value = f();
                 let payload = Payload::encode(&value)?;

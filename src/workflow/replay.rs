@@ -152,6 +152,11 @@ impl RunCore {
         }
     }
 
+    /// True once the code did something its history does not record.
+    pub(crate) fn diverged(&self) -> bool {
+        self.nondeterminism.is_some()
+    }
+
     pub(crate) fn next_seq(&mut self) -> u32 {
         let seq = self.next_seq;
         self.next_seq += 1;
