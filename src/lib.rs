@@ -93,8 +93,9 @@ mod workflow;
 
 pub use activity::{ActivityContext, ActivityDef, ActivityError, ActivityOptions, RetryPolicy};
 pub use engine::{
-    Engine, EngineBuilder, ListFilter, PageToken, WorkflowDescription, WorkflowExecutionInfo,
-    WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions, WorkflowPage,
+    DEFAULT_MAX_CACHED_RUNS, Engine, EngineBuilder, ListFilter, PageToken, WorkflowDescription,
+    WorkflowExecutionInfo, WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowOptions, WorkflowPage,
 };
 pub use error::{ClientError, Error, OpenError, ResultError};
 pub use history::{

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ClientError, ResultError};
 use crate::history::{EventKind, RunId, WorkflowStatus};
-use crate::worker::{PendingActivityInfo, PendingTimerInfo, RunState, Shared};
+use crate::worker::{PendingActivityInfo, PendingTimerInfo, RunMsg, RunState, Shared};
 use crate::workflow::ParkReason;
 
 /// What [`WorkflowHandle::describe`] and [`Engine::describe`](crate::Engine::describe) report.
@@ -89,27 +89,48 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     /// error when the result does not fit `O`; a client error when the
     /// engine shut down or the file could not be read.
     pub async fn result(&self) -> Result<O, ResultError> {
-        if let Some(mut state) = self.shared.watch(self.run_id) {
-            loop {
-                if matches!(&*state.borrow_and_update(), RunState::Closed(_)) {
-                    break;
-                }
-                tokio::select! {
-                    changed = state.changed() => {
-                        if changed.is_err() && !matches!(&*state.borrow(), RunState::Closed(_)) {
-                            // The actor stopped without closing the run:
-                            // shutdown, or a storage failure that parked it.
-                            if self.shared.shutdown.is_cancelled() {
-                                return Err(ClientError::ShutDown.into());
-                            }
-                            std::future::pending::<()>().await;
+        loop {
+            if let Some(mut state) = self.shared.watch(self.run_id) {
+                loop {
+                    if matches!(&*state.borrow_and_update(), RunState::Closed(_)) {
+                        return self.closed_result();
+                    }
+                    tokio::select! {
+                        changed = state.changed() => if changed.is_err() {
+                            // The run left memory: it closed, or the actor
+                            // was replaced; look again.
+                            break;
+                        },
+                        _ = self.shared.shutdown.cancelled() => {
+                            return Err(ClientError::ShutDown.into());
                         }
                     }
-                    _ = self.shared.shutdown.cancelled() => return Err(ClientError::ShutDown.into()),
+                }
+            }
+            if self.shared.shutdown.is_cancelled() {
+                return Err(ClientError::ShutDown.into());
+            }
+            let record = self
+                .shared
+                .store
+                .run(self.run_id, &self.workflow_id)
+                .map_err(ClientError::from)?;
+            match record {
+                Some(record) if record.status.is_closed() => return self.closed_result(),
+                Some(_) => {
+                    // Running but not in memory: load it, to wait on it.
+                    if self.shared.deliver(self.run_id, RunMsg::Wake).is_err() {
+                        return Err(ClientError::ShutDown.into());
+                    }
+                }
+                None => {
+                    return Err(ClientError::NotFound {
+                        workflow_id: self.workflow_id.clone(),
+                    }
+                    .into());
                 }
             }
         }
-        self.closed_result()
     }
 
     fn closed_result(&self) -> Result<O, ResultError> {
@@ -158,7 +179,7 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
 }
 
 pub(crate) async fn describe_run(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     workflow_id: &str,
     run_id: RunId,
 ) -> Result<WorkflowDescription, ClientError> {

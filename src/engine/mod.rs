@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::info;
 
 pub use handle::{WorkflowDescription, WorkflowHandle};
 pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
@@ -30,6 +30,9 @@ use crate::store::{ReuseRule, RunRecord, Store, WriteOp, WriteOutcome};
 use crate::worker::{DEFAULT_TASK_QUEUE, RunMsg, Shared, Worker};
 use crate::workflow::{QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
 
+/// Runs kept in memory by default; see [`EngineBuilder::max_cached_runs`].
+pub const DEFAULT_MAX_CACHED_RUNS: usize = 10_000;
+
 /// Builds an [`Engine`]: register workers, workflows and activities, then
 /// [`open`](Self::open) the file.
 ///
@@ -38,6 +41,7 @@ use crate::workflow::{QueryDef, SignalDef, WorkflowContext, WorkflowDef, Workflo
 pub struct EngineBuilder {
     queues: HashMap<String, Worker>,
     max_payload_bytes: usize,
+    max_cached_runs: usize,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -54,6 +58,7 @@ impl EngineBuilder {
         EngineBuilder {
             queues: HashMap::new(),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            max_cached_runs: DEFAULT_MAX_CACHED_RUNS,
         }
     }
 
@@ -122,6 +127,16 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets how many runs are kept in memory at most (Temporal's sticky
+    /// workflow cache). Past it, runs that wait only on timers or messages
+    /// leave memory and are replayed from their history when they next have
+    /// work, so memory does not grow with the number of idle workflows.
+    /// Default: 10,000.
+    pub fn max_cached_runs(mut self, runs: usize) -> Self {
+        self.max_cached_runs = runs.max(1);
+        self
+    }
+
     /// Opens (or creates) the file, and resumes every run that had not
     /// closed: each is replayed from its history and continues where it
     /// stopped. Must be called inside a tokio runtime.
@@ -135,42 +150,33 @@ impl EngineBuilder {
         let store = tokio::task::spawn_blocking(move || Store::open(&path))
             .await
             .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
-        let shared = Shared::new(store, self.queues, self.max_payload_bytes);
+        let shared = Shared::new(
+            store,
+            self.queues,
+            self.max_payload_bytes,
+            self.max_cached_runs,
+        );
         resume_runs(&shared).await?;
         Ok(Engine { shared })
     }
 }
 
-/// Starts an actor for every run that had not closed.
+/// Resumes every run that had not closed, lazily: runs with work to do now
+/// are loaded in the background at once, the others at their next due time
+/// or message. Opening does not wait for any replay.
 async fn resume_runs(shared: &Arc<Shared>) -> Result<(), OpenError> {
-    let unreadable = |message: String| OpenError::Unreadable {
-        path: Default::default(),
-        message,
-    };
     let running = shared
         .store
         .running_runs()
-        .map_err(|e| unreadable(e.to_string()))?;
-    let mut resumed = 0usize;
-    for (run_id, record) in running {
-        let loaded = record.and_then(|record| {
-            let history = shared.store.history(run_id, &record.workflow_id)?;
-            Ok((record, history))
-        });
-        match loaded {
-            Ok((record, history)) => {
-                shared.spawn_run(run_id, record, history);
-                resumed += 1;
-            }
-            Err(e) => {
-                // One bad record parks its run; the others go on.
-                warn!(%run_id, error = %e, "run cannot be resumed");
-                shared.park_unreadable(run_id, e.to_string());
-            }
-        }
+        .map_err(|e| OpenError::Unreadable {
+            path: Default::default(),
+            message: e.to_string(),
+        })?;
+    if !running.is_empty() {
+        info!(runs = running.len(), "resuming unfinished workflow runs");
     }
-    if resumed > 0 {
-        info!(runs = resumed, "resumed unfinished workflow runs");
+    for (run_id, wake) in running {
+        shared.schedule_wake(run_id, wake);
     }
     Ok(())
 }
@@ -342,6 +348,19 @@ impl Engine {
         options: &WorkflowOptions,
         signal: Option<(String, Payload)>,
     ) -> Result<Started, ClientError> {
+        // Settle the common refusal before running any workflow code; the
+        // store checks again atomically when it commits.
+        if let Some((existing, record)) = self.shared.store.current_run(&start.workflow_id)?
+            && !record.status.is_closed()
+        {
+            return match options.id_conflict_policy {
+                WorkflowIdConflictPolicy::UseExisting => Ok(Started::Existing(existing)),
+                WorkflowIdConflictPolicy::Fail => Err(ClientError::AlreadyStarted {
+                    workflow_id: start.workflow_id,
+                    run_id: existing,
+                }),
+            };
+        }
         let run_id = RunId::new_random();
         let now = SystemTime::now();
         let mut events = vec![Event {
@@ -372,8 +391,11 @@ impl Engine {
             close_time: None,
             history_len: events.len() as u64,
         };
-        let mut encoded = Vec::with_capacity(events.len());
-        for event in &events {
+        // The first activation runs before the commit, so the start and the
+        // workflow's first commands are durable together, in one commit.
+        let prepared = self.shared.prepare_run(run_id, record, events.clone());
+        let mut encoded = Vec::with_capacity(events.len() + prepared.new_events().len());
+        for event in events.iter().chain(prepared.new_events()) {
             encoded.push(codec::encode(event).map_err(|e| ClientError::Storage(e.to_string()))?);
         }
         let reuse = match options.id_reuse_policy {
@@ -383,15 +405,16 @@ impl Engine {
         };
         let op = WriteOp::Start {
             run_id,
-            record: record.clone(),
+            record: prepared.record().clone(),
             events: encoded,
             reuse,
+            wake: prepared.wake(),
         };
         let outcome = self.shared.store.write(vec![op]).await?;
         let workflow_id = start.workflow_id;
         match outcome.into_iter().next() {
             Some(WriteOutcome::Started) => {
-                self.shared.spawn_run(run_id, record, events);
+                self.shared.launch(prepared);
                 Ok(Started::New(run_id))
             }
             Some(WriteOutcome::AlreadyRunning(existing)) => match options.id_conflict_policy {
@@ -459,7 +482,7 @@ impl Engine {
         if self.shared.shutdown.is_cancelled() {
             return Err(ClientError::ShutDown);
         }
-        if self.shared.send(run_id, msg).is_ok()
+        if self.shared.deliver(run_id, msg).is_ok()
             && let Ok(answer) = answer.await
         {
             return Ok(answer);

@@ -17,7 +17,7 @@ use crate::codec::{self, CodecError};
 use crate::error::OpenError;
 use crate::history::{Event, RunId};
 
-pub(crate) use tables::RunRecord;
+pub(crate) use tables::{RunRecord, WAKE_NEVER, WAKE_NOW};
 pub(crate) use writer::{ReuseRule, WriteOp, WriteOutcome};
 
 use tables::{FORMAT_KEY, HISTORY, META, RUNNING, RUNS, STORE_FORMAT_VERSION, WORKFLOWS};
@@ -61,9 +61,6 @@ impl StoreError {
 pub(crate) fn redb_err(err: impl Into<redb::Error>) -> StoreError {
     StoreError::Storage(err.into().to_string())
 }
-
-/// A run's record, or why it could not be read.
-pub(crate) type RecordOrError = Result<RunRecord, StoreError>;
 
 /// The open file.
 #[derive(Debug)]
@@ -223,9 +220,8 @@ impl Store {
         Ok(out)
     }
 
-    /// The runs not closed yet, with their records. A record that does not
-    /// decode is returned as an error in its slot so other runs still resume.
-    pub(crate) fn running_runs(&self) -> Result<Vec<(RunId, RecordOrError)>, StoreError> {
+    /// The runs not closed yet, with their wake hints (see [`WAKE_NOW`]).
+    pub(crate) fn running_runs(&self) -> Result<Vec<(RunId, u64)>, StoreError> {
         let db = self.db()?;
         let txn = db.begin_read().map_err(redb_err)?;
         let running = match txn.open_table(RUNNING) {
@@ -233,17 +229,10 @@ impl Store {
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(redb_err(e)),
         };
-        let runs = txn.open_table(RUNS).map_err(redb_err)?;
         let mut out = Vec::new();
         for entry in running.iter().map_err(redb_err)? {
-            let (key, _) = entry.map_err(redb_err)?;
-            let run_id = RunId::from_u128(key.value());
-            let record = match runs.get(key.value()).map_err(redb_err)? {
-                Some(bytes) => codec::decode::<RunRecord>(bytes.value())
-                    .map_err(|e| StoreError::corrupt(&format!("(run {run_id})"), e)),
-                None => Err(StoreError::missing_run("(unknown)", run_id)),
-            };
-            out.push((run_id, record));
+            let (key, wake) = entry.map_err(redb_err)?;
+            out.push((RunId::from_u128(key.value()), wake.value()));
         }
         Ok(out)
     }

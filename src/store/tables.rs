@@ -5,7 +5,9 @@
 //!   little-endian `u32`.
 //! - `workflows`: workflow ID `&str -> u128`, the latest run of that ID.
 //! - `runs`: run ID `u128 -> &[u8]`, a `codec` [`RunRecord`].
-//! - `running`: run ID `u128 -> ()`, the runs not closed yet, scanned on open.
+//! - `running`: run ID `u128 -> u64`, the runs not closed yet, with when
+//!   each next needs the engine (its wake hint, see [`WAKE_NOW`]); scanned on
+//!   open so that runs are loaded only when they have something to do.
 //! - `history`: `(run ID u128, event ID u64) -> &[u8]`, a `codec` `Event`.
 
 use std::time::SystemTime;
@@ -23,7 +25,15 @@ pub(crate) const FORMAT_KEY: &str = "format_version";
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");
 pub(crate) const WORKFLOWS: TableDefinition<&str, u128> = TableDefinition::new("workflows");
 pub(crate) const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
-pub(crate) const RUNNING: TableDefinition<u128, ()> = TableDefinition::new("running");
+pub(crate) const RUNNING: TableDefinition<u128, u64> = TableDefinition::new("running");
+
+/// Wake hint of a run with work to do now (an attempt in flight, commands
+/// not yet acted on). Other hints are a due time in milliseconds since the
+/// Unix epoch, or [`WAKE_NEVER`] for a run that waits only for a message
+/// (a signal, a cancellation).
+pub(crate) const WAKE_NOW: u64 = 0;
+/// Wake hint of a run that waits only for a message.
+pub(crate) const WAKE_NEVER: u64 = u64::MAX;
 pub(crate) const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("history");
 
 /// What the engine keeps about a run besides its history.

@@ -38,6 +38,8 @@ pub(crate) enum WriteOp {
         /// Encoded events, numbered from 1.
         events: Vec<Vec<u8>>,
         reuse: ReuseRule,
+        /// When the run next needs the engine (see `tables::WAKE_NOW`).
+        wake: u64,
     },
     /// Close a running run with one event, numbered after its history; for
     /// runs whose actor cannot do it (parked on an unreadable record or a
@@ -54,6 +56,8 @@ pub(crate) enum WriteOp {
         record: RunRecord,
         /// Encoded events with their event IDs.
         events: Vec<(u64, Vec<u8>)>,
+        /// When the run next needs the engine (see `tables::WAKE_NOW`).
+        wake: u64,
     },
 }
 
@@ -123,12 +127,14 @@ fn apply(txn: &WriteTransaction, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>,
                 record,
                 events,
                 reuse,
-            } => start(txn, run_id, record, events, reuse)?,
+                wake,
+            } => start(txn, run_id, record, events, reuse, wake)?,
             WriteOp::Append {
                 run_id,
                 record,
                 events,
-            } => append(txn, run_id, record, events)?,
+                wake,
+            } => append(txn, run_id, record, events, wake)?,
             WriteOp::Close {
                 run_id,
                 workflow_id,
@@ -146,6 +152,7 @@ fn start(
     record: RunRecord,
     events: Vec<Vec<u8>>,
     reuse: ReuseRule,
+    wake: u64,
 ) -> Result<WriteOutcome, StoreError> {
     let mut workflows = txn.open_table(WORKFLOWS).map_err(redb_err)?;
     let mut runs = txn.open_table(RUNS).map_err(redb_err)?;
@@ -178,10 +185,13 @@ fn start(
         .insert(record.workflow_id.as_str(), key)
         .map_err(redb_err)?;
     runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
-    txn.open_table(RUNNING)
-        .map_err(redb_err)?
-        .insert(key, ())
-        .map_err(redb_err)?;
+    // A workflow that returned in its first activation is closed already.
+    if !record.status.is_closed() {
+        txn.open_table(RUNNING)
+            .map_err(redb_err)?
+            .insert(key, wake)
+            .map_err(redb_err)?;
+    }
     let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
     for (i, event) in events.iter().enumerate() {
         history
@@ -196,6 +206,7 @@ fn append(
     run_id: RunId,
     record: RunRecord,
     events: Vec<(u64, Vec<u8>)>,
+    wake: u64,
 ) -> Result<WriteOutcome, StoreError> {
     let key = run_id.as_u128();
     let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
@@ -209,11 +220,11 @@ fn append(
         .map_err(redb_err)?
         .insert(key, encoded.as_slice())
         .map_err(redb_err)?;
+    let mut running = txn.open_table(RUNNING).map_err(redb_err)?;
     if record.status.is_closed() {
-        txn.open_table(RUNNING)
-            .map_err(redb_err)?
-            .remove(key)
-            .map_err(redb_err)?;
+        running.remove(key).map_err(redb_err)?;
+    } else {
+        running.insert(key, wake).map_err(redb_err)?;
     }
     Ok(WriteOutcome::Appended)
 }

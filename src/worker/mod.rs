@@ -10,7 +10,8 @@ mod timers;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{mpsc, watch};
@@ -25,7 +26,7 @@ use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowEr
 
 pub use info::{PendingActivityInfo, PendingTimerInfo};
 use queue::TaskQueue;
-pub(crate) use run::RunMsg;
+pub(crate) use run::{PreparedRun, RunMsg};
 use timers::Timers;
 
 /// The task queue used when none is named.
@@ -152,7 +153,7 @@ pub(crate) struct RunSnapshot {
     pub(crate) timers: Vec<PendingTimerInfo>,
 }
 
-/// What a live run is doing, as seen by handles waiting on it.
+/// What a run in memory is doing, as seen by handles waiting on it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum RunState {
     Running,
@@ -160,10 +161,22 @@ pub(crate) enum RunState {
     Closed(WorkflowStatus),
 }
 
-pub(crate) struct LiveRun {
-    /// The actor's inbox; `None` for a run parked without an actor.
-    tx: Option<mpsc::UnboundedSender<RunMsg>>,
-    state: watch::Receiver<RunState>,
+/// A run in memory. Runs not in memory (evicted, or not loaded since the
+/// file was opened) are loaded again by the first message for them.
+struct RunSlot {
+    /// Outlives reloads of the actor while the slot exists; handles wait on it.
+    state: Arc<watch::Sender<RunState>>,
+    actor: Actor,
+}
+
+enum Actor {
+    /// The actor's inbox.
+    Live(mpsc::UnboundedSender<RunMsg>),
+    /// Being loaded from the file; messages wait here, in order.
+    Loading(Vec<RunMsg>),
+    /// Parked without an actor (its records could not be read, or a write
+    /// failed); the next message tries to load it again.
+    Stopped,
 }
 
 /// Everything the engine's tasks share.
@@ -171,18 +184,22 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     /// Task queues with a worker, by name.
     queues: HashMap<String, Arc<TaskQueue>>,
-    /// Runs with an actor, by run ID; an actor removes itself when its run closes.
-    runs: Mutex<HashMap<RunId, LiveRun>>,
+    /// Runs in memory, by run ID. Every message to a run goes through this
+    /// map under its lock, which is what makes eviction race-free.
+    runs: Mutex<HashMap<RunId, RunSlot>>,
     timers: Timers,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) max_payload_bytes: usize,
+    /// Runs kept in memory at most, beyond which idle ones are evicted.
+    max_cached_runs: usize,
 }
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
             .field("queues", &self.queues.keys().collect::<Vec<_>>())
+            .field("max_cached_runs", &self.max_cached_runs)
             .finish()
     }
 }
@@ -192,23 +209,29 @@ impl Shared {
         store: Store,
         workers: HashMap<String, Worker>,
         max_payload_bytes: usize,
+        max_cached_runs: usize,
     ) -> Arc<Self> {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let timers = Timers::start(shutdown.clone(), &tracker);
         let queues = workers
             .into_iter()
             .map(|(name, worker)| (name, Arc::new(TaskQueue::new(worker))))
             .collect();
-        Arc::new(Shared {
+        Arc::new_cyclic(|weak| Shared {
             store,
             queues,
             runs: Mutex::new(HashMap::new()),
-            timers,
+            timers: Timers::start(weak.clone(), shutdown.clone(), &tracker),
             shutdown,
             tracker,
             max_payload_bytes,
+            max_cached_runs: max_cached_runs.max(1),
         })
+    }
+
+    fn runs(&self) -> MutexGuard<'_, HashMap<RunId, RunSlot>> {
+        // Nothing panics while holding this lock; recover if it ever did.
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// True when some worker serves `task_queue`.
@@ -224,39 +247,181 @@ impl Shared {
         self.queues.get(task_queue).cloned()
     }
 
-    /// Starts the actor of a run from its history (new or recovered).
-    pub(crate) fn spawn_run(
+    /// Runs the first activation of a new run before its start is
+    /// committed, so the start and the workflow's first commands share one
+    /// commit.
+    pub(crate) fn prepare_run(
         self: &Arc<Self>,
         run_id: RunId,
         record: RunRecord,
         history: Vec<Event>,
-    ) {
-        run::spawn(self.clone(), run_id, record, history);
+    ) -> PreparedRun {
+        run::prepare(self, run_id, record, history)
     }
 
-    /// Registers a run whose records cannot be read, so that it is visible
-    /// as parked instead of silently missing.
-    pub(crate) fn park_unreadable(self: &Arc<Self>, run_id: RunId, reason: String) {
-        let (_tx, state) = watch::channel(RunState::Parked(ParkReason::Unrunnable(reason)));
-        self.register(run_id, LiveRun { tx: None, state });
+    /// Starts the actor of a prepared run once its start is durable.
+    pub(crate) fn launch(self: &Arc<Self>, prepared: PreparedRun) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(watch::channel(RunState::Running).0);
+        self.runs().insert(
+            prepared.run_id(),
+            RunSlot {
+                state: state.clone(),
+                actor: Actor::Live(tx),
+            },
+        );
+        run::launch(prepared, state, rx);
     }
 
-    fn register(&self, run_id: RunId, run: LiveRun) {
-        if let Ok(mut runs) = self.runs.lock() {
-            runs.insert(run_id, run);
+    /// Makes sure a run that was running when the file was opened resumes:
+    /// at once when it has work now, at its wake time otherwise, or on its
+    /// next message.
+    pub(crate) fn schedule_wake(self: &Arc<Self>, run_id: RunId, wake: u64) {
+        use crate::store::{WAKE_NEVER, WAKE_NOW};
+        match wake {
+            WAKE_NEVER => {}
+            WAKE_NOW => {
+                let _ = self.deliver(run_id, RunMsg::Wake);
+            }
+            ms => {
+                let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                self.timers.schedule(at, run_id, RunMsg::Wake);
+            }
         }
     }
 
+    /// Hands a message to a run, loading the run from the file first when
+    /// it is not in memory. Gives the message back when the run has no
+    /// actor that can take it.
+    pub(crate) fn deliver(self: &Arc<Self>, run_id: RunId, msg: RunMsg) -> Result<(), RunMsg> {
+        if self.shutdown.is_cancelled() {
+            return Err(msg);
+        }
+        let mut runs = self.runs();
+        match runs.get_mut(&run_id) {
+            Some(RunSlot {
+                actor: Actor::Live(tx),
+                ..
+            }) => tx.send(msg).map_err(|e| e.0),
+            Some(RunSlot {
+                actor: Actor::Loading(queued),
+                ..
+            }) => {
+                queued.push(msg);
+                Ok(())
+            }
+            Some(slot) => {
+                // Stopped: try again from the file (the fault may be gone).
+                slot.actor = Actor::Loading(vec![msg]);
+                drop(runs);
+                self.load(run_id);
+                Ok(())
+            }
+            None => {
+                let state = Arc::new(watch::channel(RunState::Running).0);
+                runs.insert(
+                    run_id,
+                    RunSlot {
+                        state,
+                        actor: Actor::Loading(vec![msg]),
+                    },
+                );
+                drop(runs);
+                self.load(run_id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Loads a run from the file and starts its actor, in the background.
+    fn load(self: &Arc<Self>, run_id: RunId) {
+        tracing::debug!(%run_id, "loading run from the file");
+        let shared = self.clone();
+        self.tracker.spawn(async move {
+            let label = format!("(run {run_id})");
+            let loaded = shared
+                .store
+                .run(run_id, &label)
+                .and_then(|record| match record {
+                    Some(record) if !record.status.is_closed() => {
+                        let history = shared.store.history(run_id, &record.workflow_id)?;
+                        Ok(Some((record, history)))
+                    }
+                    _ => Ok(None),
+                });
+            match loaded {
+                Ok(Some((record, history))) => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let state = {
+                        let runs = shared.runs();
+                        match runs.get(&run_id) {
+                            Some(slot) => slot.state.clone(),
+                            None => return,
+                        }
+                    };
+                    let prepared = run::prepare(&shared, run_id, record, history);
+                    // Go live: queued messages first, in order.
+                    {
+                        let mut runs = shared.runs();
+                        let Some(slot) = runs.get_mut(&run_id) else {
+                            return;
+                        };
+                        if let Actor::Loading(queued) =
+                            std::mem::replace(&mut slot.actor, Actor::Live(tx.clone()))
+                        {
+                            for msg in queued {
+                                let _ = tx.send(msg);
+                            }
+                        }
+                    }
+                    run::resume_loaded(prepared, state, rx);
+                }
+                // Closed (or unknown): the queued messages are dropped, and
+                // their senders learn why from the file.
+                Ok(None) => {
+                    shared.runs().remove(&run_id);
+                }
+                Err(e) => shared.stop(run_id, ParkReason::Unrunnable(e.to_string())),
+            }
+        });
+    }
+
+    /// Marks a run as parked without an actor.
+    pub(crate) fn stop(&self, run_id: RunId, reason: ParkReason) {
+        tracing::warn!(%run_id, %reason, "run parked");
+        let mut runs = self.runs();
+        if let Some(slot) = runs.get_mut(&run_id) {
+            slot.actor = Actor::Stopped;
+            slot.state.send_replace(RunState::Parked(reason));
+        }
+    }
+
+    /// Removes a closed run from memory.
     fn unregister(&self, run_id: RunId) {
-        if let Ok(mut runs) = self.runs.lock() {
-            runs.remove(&run_id);
+        self.runs().remove(&run_id);
+    }
+
+    /// Evicts an idle run when more runs than the cache allows are in
+    /// memory, nobody waits on it, and no message is queued for it. Returns
+    /// true when the actor should stop.
+    fn try_evict(&self, run_id: RunId, rx: &mpsc::UnboundedReceiver<RunMsg>) -> bool {
+        let mut runs = self.runs();
+        if runs.len() <= self.max_cached_runs || !rx.is_empty() {
+            return false;
+        }
+        match runs.get(&run_id) {
+            Some(slot) if slot.state.receiver_count() == 0 => {
+                runs.remove(&run_id);
+                tracing::debug!(%run_id, "run evicted from memory");
+                true
+            }
+            _ => false,
         }
     }
 
-    /// Watches a live run; `None` when it has no actor (closed, or unknown).
+    /// Watches a run in memory; `None` when it is not in memory.
     pub(crate) fn watch(&self, run_id: RunId) -> Option<watch::Receiver<RunState>> {
-        let runs = self.runs.lock().ok()?;
-        runs.get(&run_id).map(|r| r.state.clone())
+        self.runs().get(&run_id).map(|slot| slot.state.subscribe())
     }
 
     /// Drops a run's entry (closed directly in the file).
@@ -264,10 +429,10 @@ impl Shared {
         self.unregister(run_id);
     }
 
-    /// What a live run's actor is waiting for; `None` without an actor.
-    pub(crate) async fn snapshot(&self, run_id: RunId) -> Option<RunSnapshot> {
+    /// What a running run is waiting for (loading it if needed).
+    pub(crate) async fn snapshot(self: &Arc<Self>, run_id: RunId) -> Option<RunSnapshot> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.send(run_id, RunMsg::Describe { reply }).ok()?;
+        self.deliver(run_id, RunMsg::Describe { reply }).ok()?;
         answer.await.ok()
     }
 
@@ -294,17 +459,5 @@ impl Shared {
                 query: name.to_string(),
             })?;
         Ok(handler()?)
-    }
-
-    /// Hands a message to a live run's actor; gives it back when the run has
-    /// no actor that takes messages.
-    pub(crate) fn send(&self, run_id: RunId, msg: RunMsg) -> Result<(), RunMsg> {
-        let Ok(runs) = self.runs.lock() else {
-            return Err(msg);
-        };
-        match runs.get(&run_id).and_then(|r| r.tx.as_ref()) {
-            Some(tx) => tx.send(msg).map_err(|e| e.0),
-            None => Err(msg),
-        }
     }
 }

@@ -16,14 +16,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
 use super::attempt::{self, Attempt, AttemptOutcome};
-use super::{LiveRun, PendingActivityInfo, PendingTimerInfo, RunSnapshot, RunState, Shared};
+use super::{PendingActivityInfo, PendingTimerInfo, RunSnapshot, RunState, Shared};
 use crate::activity::retry;
 use crate::codec;
 use crate::error::ClientError;
 use crate::history::{
     ActivityOptionsRecord, Event, EventKind, Failure, Payload, RunId, WorkflowStatus,
 };
-use crate::store::{RunRecord, WriteOp};
+use crate::store::{RunRecord, WAKE_NEVER, WAKE_NOW, WriteOp};
 use crate::workflow::{ParkReason, WorkflowMachine};
 
 /// An answer sent once the step that carries the call is durable.
@@ -67,6 +67,8 @@ pub(crate) enum RunMsg {
     Terminate { reason: String, ack: Ack },
     /// A request for the run's pending work.
     Describe { reply: oneshot::Sender<RunSnapshot> },
+    /// Nothing but "be in memory": resumes a run loaded from the file.
+    Wake,
 }
 
 /// An activity scheduled and not yet resolved.
@@ -139,23 +141,50 @@ struct RunActor {
     activities: BTreeMap<u32, PendingActivity>,
     /// Timers started and not fired, by seq.
     timers: BTreeMap<u32, SystemTime>,
+    /// When the run or execution timeout ends the run.
+    deadline: Option<SystemTime>,
     cancel_requested: bool,
-    /// This run's own inbox, handed to attempts and timers.
-    tx: mpsc::UnboundedSender<RunMsg>,
-    state: watch::Sender<RunState>,
+    /// What handles waiting on the run see; set when the actor goes live.
+    state: Arc<watch::Sender<RunState>>,
 }
 
-/// Replays `history` and starts the run's actor.
-pub(super) fn spawn(shared: Arc<Shared>, run_id: RunId, record: RunRecord, history: Vec<Event>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (state, state_rx) = watch::channel(RunState::Running);
-    shared.register(
-        run_id,
-        LiveRun {
-            tx: Some(tx.clone()),
-            state: state_rx,
-        },
-    );
+/// A run replayed from its history, with the step that resuming it needs
+/// (the commands replay left new, attempts a crash cut off), not yet
+/// committed.
+pub(crate) struct PreparedRun {
+    actor: RunActor,
+    step: Step,
+}
+
+impl PreparedRun {
+    pub(crate) fn run_id(&self) -> RunId {
+        self.actor.run_id
+    }
+
+    /// The run's record after the step.
+    pub(crate) fn record(&self) -> &RunRecord {
+        &self.actor.record
+    }
+
+    /// The step's events, numbered after the history.
+    pub(crate) fn new_events(&self) -> &[Event] {
+        &self.step.events
+    }
+
+    /// When the run next needs the engine, for the `running` index.
+    pub(crate) fn wake(&self) -> u64 {
+        self.actor.wake_hint()
+    }
+}
+
+/// Replays a run's history (a new run's first events, or a stored run's
+/// whole history) and prepares the step that resumes it.
+pub(super) fn prepare(
+    shared: &Arc<Shared>,
+    run_id: RunId,
+    record: RunRecord,
+    history: Vec<Event>,
+) -> PreparedRun {
     let span = info_span!(
         "workflow_activation",
         workflow_id = %record.workflow_id,
@@ -188,28 +217,72 @@ pub(super) fn spawn(shared: Arc<Shared>, run_id: RunId, record: RunRecord, histo
         machine,
         activities: BTreeMap::new(),
         timers: BTreeMap::new(),
+        deadline: None,
         cancel_requested: false,
-        tx,
-        state,
+        state: Arc::new(watch::channel(RunState::Running).0),
     };
-    let shutdown = shared.shutdown.clone();
-    shared.tracker.spawn(async move {
+    let mut step = Step::default();
+    actor.resume(history, &mut step);
+    PreparedRun { actor, step }
+}
+
+/// Starts a new run's actor once its start (with the prepared step) is durable.
+pub(super) fn launch(
+    prepared: PreparedRun,
+    state: Arc<watch::Sender<RunState>>,
+    rx: mpsc::UnboundedReceiver<RunMsg>,
+) {
+    let PreparedRun { mut actor, step } = prepared;
+    actor.state = state;
+    let tracker = actor.shared.tracker.clone();
+    let shutdown = actor.shared.shutdown.clone();
+    tracker.spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = actor.run(history, rx) => {}
+            _ = async {
+                if actor.after_commit(step) {
+                    actor.run(rx).await;
+                }
+            } => {}
+        }
+        actor.cancel_attempts();
+    });
+}
+
+/// Starts a stored run's actor: commits its resume step, then serves it.
+pub(super) fn resume_loaded(
+    prepared: PreparedRun,
+    state: Arc<watch::Sender<RunState>>,
+    rx: mpsc::UnboundedReceiver<RunMsg>,
+) {
+    let PreparedRun { mut actor, step } = prepared;
+    actor.state = state;
+    let tracker = actor.shared.tracker.clone();
+    let shutdown = actor.shared.shutdown.clone();
+    tracker.spawn(async move {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = async {
+                if actor.finish(step).await {
+                    actor.run(rx).await;
+                }
+            } => {}
         }
         actor.cancel_attempts();
     });
 }
 
 impl RunActor {
-    async fn run(&mut self, history: Vec<Event>, mut rx: mpsc::UnboundedReceiver<RunMsg>) {
-        let mut step = Step::default();
-        self.resume(history, &mut step);
-        if !self.finish(step).await {
-            return;
-        }
-        while let Some(msg) = rx.recv().await {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<RunMsg>) {
+        loop {
+            // An idle run (no attempt in flight) may leave memory; its timers
+            // and messages load it again.
+            if self.idle() && self.shared.try_evict(self.run_id, &rx) {
+                return;
+            }
+            let Some(msg) = rx.recv().await else {
+                return;
+            };
             let mut step = Step::default();
             self.handle(msg, &mut step);
             // Messages that queued up meanwhile share the commit.
@@ -238,9 +311,11 @@ impl RunActor {
                     ];
                     for (limit, timeout) in limits {
                         if let Some(limit) = limit {
+                            let at = event.timestamp + *limit;
+                            self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
                             self.shared.timers.schedule(
-                                event.timestamp + *limit,
-                                self.tx.clone(),
+                                at,
+                                self.run_id,
                                 RunMsg::RunTimeout { timeout },
                             );
                         }
@@ -412,6 +487,34 @@ impl RunActor {
             RunMsg::Describe { reply } => {
                 let _ = reply.send(self.snapshot());
             }
+            RunMsg::Wake => {}
+        }
+    }
+
+    /// True when no attempt is in flight: leaving memory loses nothing.
+    fn idle(&self) -> bool {
+        self.activities.values().all(|p| p.retry_at.is_some())
+    }
+
+    /// When the run next needs the engine: now with an attempt in flight,
+    /// else its earliest due time, else only a message wakes it.
+    fn wake_hint(&self) -> u64 {
+        if !self.idle() {
+            return WAKE_NOW;
+        }
+        let next = self
+            .timers
+            .values()
+            .copied()
+            .chain(self.activities.values().filter_map(|p| p.retry_at))
+            .chain(self.deadline)
+            .min();
+        match next {
+            Some(at) => at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| (d.as_millis() as u64).clamp(1, WAKE_NEVER - 1))
+                .unwrap_or(1),
+            None => WAKE_NEVER,
         }
     }
 
@@ -658,10 +761,17 @@ impl RunActor {
                 // What the machine holds is ahead of the file now; only a
                 // replay from the file can continue safely.
                 return self.park(format!(
-                    "storing the run's progress failed ({message}); open the engine again to resume from the last durable step"
+                    "storing the run's progress failed ({message}); it resumes from its last durable step on its next message or when the engine is opened again"
                 ));
             }
         }
+        self.after_commit(step)
+    }
+
+    /// Acts on a step whose events are durable: answers callers, publishes
+    /// the run's state, starts attempts and timers. Returns false when the
+    /// actor is done.
+    fn after_commit(&mut self, step: Step) -> bool {
         for ack in step.acks {
             let _ = ack.send(Ok(()));
         }
@@ -686,13 +796,13 @@ impl RunActor {
                 Effect::Timer { seq, at } => {
                     self.shared
                         .timers
-                        .schedule(at, self.tx.clone(), RunMsg::TimerDue { seq })
+                        .schedule(at, self.run_id, RunMsg::TimerDue { seq })
                 }
-                Effect::Retry { seq, attempt, at } => self.shared.timers.schedule(
-                    at,
-                    self.tx.clone(),
-                    RunMsg::RetryDue { seq, attempt },
-                ),
+                Effect::Retry { seq, attempt, at } => {
+                    self.shared
+                        .timers
+                        .schedule(at, self.run_id, RunMsg::RetryDue { seq, attempt })
+                }
             }
         }
         true
@@ -708,6 +818,7 @@ impl RunActor {
             run_id: self.run_id,
             record: self.record.clone(),
             events: encoded,
+            wake: self.wake_hint(),
         };
         self.shared
             .store
@@ -729,10 +840,10 @@ impl RunActor {
     }
 
     fn park(&mut self, message: String) -> bool {
-        warn!(workflow_id = %self.record.workflow_id, run_id = %self.run_id, %message, "run parked");
-        self.state
-            .send_replace(RunState::Parked(ParkReason::Unrunnable(message)));
-        // The entry stays so the run is visible as parked; the actor stops.
+        // The run stays visible as parked; the actor stops, and the next
+        // message loads the run again from its last durable step.
+        self.shared
+            .stop(self.run_id, ParkReason::Unrunnable(message));
         false
     }
 
@@ -747,7 +858,8 @@ impl RunActor {
             .unwrap_or_else(|| self.record.task_queue.clone());
         let cancel = self.shared.shutdown.child_token();
         p.cancel = Some(cancel.clone());
-        let sink_tx = self.tx.clone();
+        let sink_shared = self.shared.clone();
+        let run_id = self.run_id;
         let work = Attempt {
             queue: self.shared.queue(&task_queue),
             workflow_id: self.record.workflow_id.clone(),
@@ -761,11 +873,14 @@ impl RunActor {
             scheduled_at: p.scheduled_at,
             heartbeat_details: p.last_heartbeat.clone(),
             sink: Arc::new(move |details| {
-                let _ = sink_tx.send(RunMsg::Heartbeat {
-                    seq,
-                    attempt,
-                    details,
-                });
+                let _ = sink_shared.deliver(
+                    run_id,
+                    RunMsg::Heartbeat {
+                        seq,
+                        attempt,
+                        details,
+                    },
+                );
             }),
             cancel,
         };
@@ -776,7 +891,7 @@ impl RunActor {
             activity = %p.activity_type,
             attempt,
         );
-        let tx = self.tx.clone();
+        let shared = self.shared.clone();
         let shutdown = self.shared.shutdown.clone();
         self.shared.tracker.spawn(
             async move {
@@ -784,7 +899,7 @@ impl RunActor {
                     _ = shutdown.cancelled() => {}
                     outcome = attempt::run(work) => {
                         // A run that closed meanwhile needs nothing.
-                        let _ = tx.send(RunMsg::AttemptDone { seq, attempt, outcome });
+                        let _ = shared.deliver(run_id, RunMsg::AttemptDone { seq, attempt, outcome });
                     }
                 }
             }

@@ -1,18 +1,23 @@
-//! One task that keeps every due time (durable timers, retry delays) and
-//! sends each to its run when it comes.
+//! One task that keeps every due time (durable timers, retry delays, run
+//! timeouts, wake-ups of runs not in memory) and delivers each to its run
+//! when it comes. Deliveries go by run ID, so a run evicted from memory in
+//! the meantime is loaded again to take it.
 
 use std::collections::BTreeMap;
+use std::sync::Weak;
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::Shared;
 use super::run::RunMsg;
+use crate::history::RunId;
 
 struct Due {
     at: Instant,
-    run: mpsc::UnboundedSender<RunMsg>,
+    run_id: RunId,
     msg: RunMsg,
 }
 
@@ -22,29 +27,25 @@ pub(crate) struct Timers {
     tx: mpsc::UnboundedSender<Due>,
 }
 
-impl std::fmt::Debug for Due {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Due").field("at", &self.at).finish()
-    }
-}
-
 impl Timers {
     /// Starts the timer task; it ends when `shutdown` is cancelled.
     pub(crate) fn start(
+        shared: Weak<Shared>,
         shutdown: CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tracker.spawn(run(rx, shutdown));
+        tracker.spawn(run(shared, rx, shutdown));
         Timers { tx }
     }
 
-    /// Sends `msg` to `run` at wall-clock time `at` (at once if it passed).
-    pub(crate) fn schedule(&self, at: SystemTime, run: mpsc::UnboundedSender<RunMsg>, msg: RunMsg) {
+    /// Delivers `msg` to run `run_id` at wall-clock time `at` (at once if it
+    /// passed).
+    pub(crate) fn schedule(&self, at: SystemTime, run_id: RunId, msg: RunMsg) {
         let delay = at.duration_since(SystemTime::now()).unwrap_or_default();
         let due = Due {
             at: Instant::now() + delay,
-            run,
+            run_id,
             msg,
         };
         // The task is gone only during shutdown, when nothing is due anymore.
@@ -52,7 +53,11 @@ impl Timers {
     }
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Due>, shutdown: CancellationToken) {
+async fn run(
+    shared: Weak<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Due>,
+    shutdown: CancellationToken,
+) {
     // Keyed by due time, then arrival, so equal times fire in order.
     let mut queue: BTreeMap<(Instant, u64), Due> = BTreeMap::new();
     let mut counter = 0u64;
@@ -68,6 +73,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Due>, shutdown: CancellationToken) 
                 None => return,
             },
             _ = sleep_until(next) => {
+                let Some(shared) = shared.upgrade() else { return };
                 let now = Instant::now();
                 while let Some(entry) = queue.first_entry() {
                     if entry.key().0 > now {
@@ -75,7 +81,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Due>, shutdown: CancellationToken) 
                     }
                     let due = entry.remove();
                     // A run that closed in the meantime needs nothing.
-                    let _ = due.run.send(due.msg);
+                    let _ = shared.deliver(due.run_id, due.msg);
                 }
             }
         }
