@@ -44,3 +44,273 @@ pub fn init_tracing() {
         .with_max_level(tracing::Level::DEBUG)
         .try_init();
 }
+
+// ----- Crash children: the test binary re-run as a child process -----
+
+/// Marks the lines a crash child reports to its parent; the test harness may
+/// print other text before it on the same line.
+pub const CHILD_MARK: &str = "crash-child: ";
+
+/// Prints one report line from a crash child to its parent (stdout is
+/// line-buffered, so the parent sees it at once).
+pub fn child_report(message: &str) {
+    println!("{CHILD_MARK}{message}");
+}
+
+/// A child process running one test of the current test binary (a crash
+/// child). Its reports ([`child_report`]) are collected as they arrive.
+/// Dropping it kills the child, so a failing parent never leaves one behind.
+pub struct CrashChild {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Re-runs the current test binary as a child that runs only `test_name`
+/// (`--exact test_name --nocapture --test-threads=1`) with `env` set. Child
+/// tests read their inputs from such variables and return at once without
+/// them, so they pass as no-ops in the normal test run.
+pub fn spawn_crash_child(test_name: &str, env: &[(&str, &std::ffi::OsStr)]) -> CrashChild {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().expect("locate the test binary");
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("start the crash child");
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(at) = line.find(CHILD_MARK) {
+                let report = line[at + CHILD_MARK.len()..].to_string();
+                sink.lock().expect("lines lock").push(report);
+            }
+        }
+    });
+    CrashChild {
+        child,
+        lines,
+        reader: Some(reader),
+    }
+}
+
+impl CrashChild {
+    /// The child's process ID.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The reports printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines lock").clone()
+    }
+
+    /// Waits until the child reported a line matching `pred`, and returns it.
+    /// Panics after `limit`, or if the child exits first.
+    pub async fn wait_for_line(&mut self, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(line) = self.lines().into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader drain what the child printed last.
+                self.join_reader();
+                if let Some(line) = self.lines().into_iter().find(|l| pred(l)) {
+                    return line;
+                }
+                panic!(
+                    "the child exited ({status}) before printing the expected line; it printed {:?}",
+                    self.lines()
+                );
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "the child did not print the expected line within {limit:?}; it printed {:?}",
+                    self.lines()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// True once the child has exited (it is reaped then).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Kills the child with SIGKILL (no chance to clean up), reaps it, and
+    /// returns every line it reported.
+    pub fn kill(mut self) -> Vec<String> {
+        let pid = self.child.id() as libc::pid_t;
+        if !self.has_exited() {
+            // SAFETY: kill(2) has no memory effects; the child is not reaped
+            // yet, so its PID cannot have been reused.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = self.child.wait();
+        self.join_reader();
+        self.lines()
+    }
+
+    /// Waits up to `limit` for the child to exit on its own, then returns its
+    /// success and every line it reported. Panics (killing it) on timeout.
+    pub async fn wait(mut self, limit: Duration) -> (bool, Vec<String>) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.join_reader();
+                return (status.success(), self.lines());
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "the child did not exit within {limit:?}; it printed {:?}",
+                    self.lines()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn join_reader(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for CrashChild {
+    fn drop(&mut self) {
+        if !self.has_exited() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Appends one line to a log file and fsyncs it, so the line is on disk
+/// before the caller goes on, even if the process is killed right after.
+pub fn append_synced(path: &std::path::Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(format!("{line}\n").as_bytes())?;
+    file.sync_all()
+}
+
+/// The lines of a log file; none when it does not exist yet.
+pub fn read_log(path: &std::path::Path) -> Vec<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("read {}: {e}", path.display()),
+    }
+}
+
+/// Checks the shape of a closed run's history: event IDs 1..n in order,
+/// `WorkflowStarted` first, one closing event last; every activity scheduled
+/// once, its attempts numbered 1, 2, … with failures that planned a retry
+/// before one final outcome; every timer started once and fired at most once,
+/// never before its due time.
+pub fn assert_history_well_formed(history: &[steadfast::Event]) {
+    use std::collections::HashMap;
+    use steadfast::EventKind;
+    assert!(!history.is_empty(), "the history is empty");
+    for (i, event) in history.iter().enumerate() {
+        assert_eq!(
+            event.event_id,
+            i as u64 + 1,
+            "event ids must run 1..n without gaps: {history:#?}"
+        );
+    }
+    assert!(
+        matches!(history[0].kind, EventKind::WorkflowStarted { .. }),
+        "the history must start with WorkflowStarted: {history:#?}"
+    );
+    let closing = |kind: &EventKind| {
+        matches!(
+            kind,
+            EventKind::WorkflowCompleted { .. } | EventKind::WorkflowFailed { .. }
+        )
+    };
+    let last = history.len() - 1;
+    assert!(
+        closing(&history[last].kind),
+        "the history must end with the run's closing event: {history:#?}"
+    );
+    // Per activity seq: the next expected attempt, or None once resolved.
+    let mut activities: HashMap<u32, Option<u32>> = HashMap::new();
+    // Per timer seq: due time, and whether it fired.
+    let mut timers: HashMap<u32, (std::time::SystemTime, bool)> = HashMap::new();
+    for event in &history[1..] {
+        let at = event.event_id;
+        match &event.kind {
+            EventKind::WorkflowStarted { .. } => panic!("a second WorkflowStarted at {at}"),
+            kind if closing(kind) => assert_eq!(at, last as u64 + 1, "a closing event at {at}"),
+            EventKind::ActivityScheduled { seq, .. } => {
+                let previous = activities.insert(*seq, Some(1));
+                assert!(
+                    previous.is_none(),
+                    "activity seq {seq} scheduled twice (event {at})"
+                );
+            }
+            EventKind::ActivityCompleted { seq, attempt, .. } => {
+                let next = activities.get_mut(seq);
+                let expected = next.as_ref().and_then(|n| **n);
+                assert_eq!(
+                    expected,
+                    Some(*attempt),
+                    "event {at}: activity seq {seq} completed attempt {attempt} out of order"
+                );
+                if let Some(next) = next {
+                    *next = None;
+                }
+            }
+            EventKind::ActivityFailed {
+                seq,
+                attempt,
+                next_attempt_at,
+                ..
+            } => {
+                let next = activities.get_mut(seq);
+                let expected = next.as_ref().and_then(|n| **n);
+                assert_eq!(
+                    expected,
+                    Some(*attempt),
+                    "event {at}: activity seq {seq} failed attempt {attempt} out of order"
+                );
+                if let Some(next) = next {
+                    *next = next_attempt_at.map(|_| attempt + 1);
+                }
+            }
+            EventKind::TimerStarted { seq, fire_at } => {
+                let previous = timers.insert(*seq, (*fire_at, false));
+                assert!(
+                    previous.is_none(),
+                    "timer seq {seq} started twice (event {at})"
+                );
+            }
+            EventKind::TimerFired { seq } => {
+                let Some((fire_at, fired)) = timers.get_mut(seq) else {
+                    panic!("event {at}: timer seq {seq} fired but was never started");
+                };
+                assert!(!*fired, "event {at}: timer seq {seq} fired twice");
+                assert!(
+                    event.timestamp >= *fire_at,
+                    "event {at}: timer seq {seq} fired before its due time"
+                );
+                *fired = true;
+            }
+            _ => {}
+        }
+    }
+}
