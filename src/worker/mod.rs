@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::activity::{self, ActivityContext, ActivityDef, ActivityError, ActivityFn};
 use crate::error::ClientError;
 use crate::history::{Event, Payload, RunId, WorkflowStatus};
-use crate::store::{RunRecord, Store};
+use crate::store::{RunRecord, Store, StoreError};
 use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowError, WorkflowFn};
 
 pub use info::{PendingActivityInfo, PendingTimerInfo};
@@ -31,6 +31,10 @@ use timers::Timers;
 
 /// The task queue used when none is named.
 pub const DEFAULT_TASK_QUEUE: &str = "default";
+
+/// How long a run parked on a storage failure waits before it is loaded
+/// from the file again (see [`Shared::retry_later`]).
+const STORAGE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The workflows and activities served on one task queue, as a Temporal
 /// worker registers them, with the queue's limits. Give it to
@@ -108,6 +112,12 @@ impl Worker {
 
     /// Registers a blocking (non-async) activity; its attempts run on a
     /// blocking thread pool, so they never stall the engine.
+    ///
+    /// A blocking thread cannot be interrupted: when a timeout ends such an
+    /// attempt, or the engine shuts down, the thread runs on until the
+    /// function returns (its result is then ignored), and tokio waits for it
+    /// when the runtime is dropped. Check
+    /// [`ActivityContext::is_cancelled`] in long loops to stop early.
     pub fn blocking_activity<I, O, F>(mut self, def: ActivityDef<I, O>, f: F) -> Self
     where
         I: DeserializeOwned + Send + 'static,
@@ -366,6 +376,15 @@ impl Shared {
                         let Some(slot) = runs.get_mut(&run_id) else {
                             return;
                         };
+                        // Loaded again after a failure: no longer parked
+                        // (replay parks it again if the cause remains).
+                        slot.state.send_if_modified(|state| {
+                            let parked = matches!(state, RunState::Parked(_));
+                            if parked {
+                                *state = RunState::Running;
+                            }
+                            parked
+                        });
                         if let Actor::Loading(queued) =
                             std::mem::replace(&mut slot.actor, Actor::Live(tx.clone()))
                         {
@@ -381,9 +400,22 @@ impl Shared {
                 Ok(None) => {
                     shared.runs().remove(&run_id);
                 }
-                Err(e) => shared.stop(run_id, ParkReason::Unrunnable(e.to_string())),
+                Err(e) => {
+                    let retry = matches!(e, StoreError::Storage(_));
+                    shared.stop(run_id, ParkReason::Unrunnable(e.to_string()));
+                    if retry {
+                        shared.retry_later(run_id);
+                    }
+                }
             }
         });
+    }
+
+    /// Loads a run parked on a storage failure again after
+    /// [`STORAGE_RETRY`], so that it resumes by itself once the disk heals.
+    pub(crate) fn retry_later(&self, run_id: RunId) {
+        let at = SystemTime::now() + STORAGE_RETRY;
+        self.timers.schedule(at, run_id, RunMsg::Wake);
     }
 
     /// Marks a run as parked without an actor.
