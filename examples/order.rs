@@ -1,0 +1,156 @@
+//! An order workflow that survives `kill -9` at any moment.
+//!
+//! The workflow `Order` runs five activities one after another — `reserve`,
+//! `charge`, `ship`, `notify`, `archive` — with a 1 s durable timer between
+//! `charge` and `ship`. Each activity takes about 200 ms and first appends
+//! one line `ACTIVITY_NAME attempt=N` to the log file (fsynced, so the log
+//! tells the truth even when the process is killed right after).
+//!
+//! ```text
+//! cargo run --example order -- --db order.steadfast --log order.log --id order-42
+//! ```
+//!
+//! Kill it with SIGKILL whenever you like and run the same command again:
+//! when the file has no run with that workflow ID the program starts one;
+//! otherwise the engine has already resumed the unfinished run when the file
+//! opened, and the program just waits for it. It always ends with
+//!
+//! ```text
+//! Workflow result: order order-42 done: reserved, charged, shipped, notified, archived
+//! ```
+//!
+//! What the log shows: an activity whose result was recorded never runs
+//! again, so once a line for one activity appears, no line for an earlier
+//! one follows it. An attempt the kill cut off runs again, with the next
+//! attempt number (activities run at least once). The timer keeps its due
+//! time: if it passed while the program was down, it fires at once.
+//!
+//! A run that has already completed is not started again: running the
+//! command once more prints the stored result.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use steadfast::{
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, Engine,
+    WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+};
+use tokio::io::AsyncWriteExt;
+
+// The durable names, typed once. Every activity takes the order ID and
+// returns what it did.
+const ORDER: WorkflowDef<String, String> = WorkflowDef::new("Order");
+const RESERVE: ActivityDef<String, String> = ActivityDef::new("reserve");
+const CHARGE: ActivityDef<String, String> = ActivityDef::new("charge");
+const SHIP: ActivityDef<String, String> = ActivityDef::new("ship");
+const NOTIFY: ActivityDef<String, String> = ActivityDef::new("notify");
+const ARCHIVE: ActivityDef<String, String> = ActivityDef::new("archive");
+
+/// Runs (or resumes) one order workflow in a local steadfast file.
+#[derive(Parser, Debug)]
+struct Args {
+    /// The steadfast file (created if missing).
+    #[arg(long)]
+    db: PathBuf,
+    /// The log file each activity attempt appends a line to.
+    #[arg(long)]
+    log: PathBuf,
+    /// The workflow ID (also the order ID).
+    #[arg(long)]
+    id: String,
+}
+
+// Workflow: deterministic orchestration. Each `await` on an activity returns
+// only once its result is durable, so a restart never repeats it.
+async fn order(ctx: WorkflowContext, order_id: String) -> Result<String, WorkflowError> {
+    // A start-to-close timeout bounds each attempt. (A schedule-to-close
+    // timeout would also count the time the program spends killed.)
+    let options = ActivityOptions::start_to_close(Duration::from_secs(10));
+    let reserved = ctx
+        .execute_activity(RESERVE, order_id.clone(), options.clone())
+        .await?;
+    let charged = ctx
+        .execute_activity(CHARGE, order_id.clone(), options.clone())
+        .await?;
+    // A durable timer: it fires at its recorded due time, across restarts.
+    ctx.sleep(Duration::from_secs(1)).await?;
+    let shipped = ctx
+        .execute_activity(SHIP, order_id.clone(), options.clone())
+        .await?;
+    let notified = ctx
+        .execute_activity(NOTIFY, order_id.clone(), options.clone())
+        .await?;
+    let archived = ctx
+        .execute_activity(ARCHIVE, order_id.clone(), options)
+        .await?;
+    Ok(format!(
+        "order {order_id} done: {reserved}, {charged}, {shipped}, {notified}, {archived}"
+    ))
+}
+
+// Activity: logs the attempt, then "works" for 200 ms. An activity may do
+// anything (I/O, calls to other services); it is retried on failure.
+async fn step(
+    log: Arc<PathBuf>,
+    ctx: ActivityContext,
+    done: &'static str,
+) -> Result<String, ActivityError> {
+    let line = format!("{} attempt={}\n", ctx.activity_type(), ctx.attempt());
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log.as_path())
+        .await?;
+    file.write_all(line.as_bytes()).await?;
+    // On disk before the work starts, so a kill cannot hide the attempt.
+    file.sync_all().await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(done.to_string())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), steadfast::Error> {
+    let args = Args::parse();
+    let log = Arc::new(args.log);
+    // Each activity is `step` with the log path and what it reports done.
+    let activity = |done: &'static str| {
+        let log = log.clone();
+        move |ctx: ActivityContext, _order_id: String| step(log.clone(), ctx, done)
+    };
+    let engine = Engine::builder()
+        .workflow(ORDER, order)
+        .activity(RESERVE, activity("reserved"))
+        .activity(CHARGE, activity("charged"))
+        .activity(SHIP, activity("shipped"))
+        .activity(NOTIFY, activity("notified"))
+        .activity(ARCHIVE, activity("archived"))
+        .open(&args.db)
+        .await?;
+
+    // Opening the file resumed any unfinished run; start one only if this
+    // workflow ID has none yet.
+    let run = match engine.get_workflow_handle(ORDER, args.id.clone()).await {
+        Ok(run) => {
+            println!("Waiting for run {} of workflow {}", run.run_id(), args.id);
+            run
+        }
+        Err(ClientError::NotFound { .. }) => {
+            let run = engine
+                .start_workflow(
+                    ORDER,
+                    args.id.clone(),
+                    args.id.clone(),
+                    WorkflowOptions::new(),
+                )
+                .await?;
+            println!("Started run {} of workflow {}", run.run_id(), args.id);
+            run
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!("Workflow result: {}", run.result().await?);
+    engine.shutdown().await?;
+    Ok(())
+}
