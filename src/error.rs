@@ -137,7 +137,9 @@ pub enum ClientError {
         message: String,
     },
     /// The file could not be written or read; the call was not acknowledged.
-    #[error("storage failed, the call was not recorded: {0}; retry once the disk is healthy")]
+    #[error(
+        "storage failed, so the call may not have been recorded: {0}; check (describe, history) and retry once the disk is healthy"
+    )]
     Storage(String),
     /// The engine was shut down.
     #[error("the engine is shut down; open it again to continue")]

@@ -86,6 +86,9 @@ mod activity;
 mod codec;
 mod engine;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod history;
 mod store;
 mod worker;
@@ -102,6 +105,11 @@ pub use history::{
     ActivityOptionsRecord, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, Failure,
     MAX_WORKFLOW_ID_LEN, Payload, PayloadError, RunId, WorkflowStatus,
 };
+/// Makes the storage under an engine fail on purpose (feature
+/// `fault-injection`, for tests); see `EngineBuilder::fault_injector`.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use store::FaultInjector;
 pub use worker::{DEFAULT_TASK_QUEUE, PendingActivityInfo, PendingTimerInfo, Worker};
 pub use workflow::{
     ActivityFailure, ActivityFuture, Cancelled, NondeterminismError, ParkReason, QueryDef,

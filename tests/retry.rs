@@ -705,3 +705,46 @@ async fn a_panicking_attempt_is_retried() {
     assert!(failed[0].next_attempt_at.is_some());
     engine.shutdown().await.unwrap();
 }
+
+/// A retry that comes due while the engine is closed never started, so it
+/// keeps its attempt number: reopening runs it, and `maximum_attempts` counts
+/// only attempts that ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_due_while_closed_keeps_its_attempt_number() {
+    let db = temp_db();
+    let options = ActivityOptions::start_to_close(Duration::from_secs(5)).with_retry_policy(
+        RetryPolicy::default()
+            .with_initial_interval(Duration::from_millis(400))
+            .with_maximum_attempts(2),
+    );
+    let attempts = Attempts::default();
+    let first = engine(&db, options.clone(), attempts.clone(), FailWith::Retryable).await;
+    first
+        .start_workflow(CALL_FLAKY, "due-while-closed", 2, WorkflowOptions::new())
+        .await
+        .expect("start");
+    support::eventually(Duration::from_secs(5), || {
+        let attempts = attempts.clone();
+        async move { (attempts.numbers() == [1]).then_some(()) }
+    })
+    .await;
+    // Attempt 1 failed; close before attempt 2 is due, reopen after.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.shutdown().await.expect("shutdown");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = engine(&db, options, attempts.clone(), FailWith::Retryable).await;
+    let handle = second
+        .get_workflow_handle(CALL_FLAKY, "due-while-closed")
+        .await
+        .expect("handle");
+    assert_eq!(
+        handle.result().await.expect("completes"),
+        Seen::Value("done on attempt 2".into())
+    );
+    assert_eq!(attempts.numbers(), [1, 2]);
+    let history = second.history("due-while-closed").await.expect("history");
+    let failed = failed_events(&history);
+    assert_eq!(failed.len(), 1, "only attempt 1 failed: {failed:?}");
+    assert_eq!(completed_attempts(&history), [2]);
+    second.shutdown().await.expect("shutdown");
+}

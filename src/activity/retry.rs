@@ -113,13 +113,15 @@ pub(crate) fn backoff(options: &ActivityOptionsRecord, attempt: u32) -> Duration
 }
 
 /// When the next attempt is due after `attempt` failed at `now`, or `None`
-/// when the failure is final.
+/// when the failure is final. `immediate` skips the backoff (for an attempt
+/// cut off by a crash, which was not the activity's failure).
 pub(crate) fn next_attempt_at(
     options: &ActivityOptionsRecord,
     attempt: u32,
     failure: &Failure,
     scheduled_at: SystemTime,
     now: SystemTime,
+    immediate: bool,
 ) -> Option<SystemTime> {
     if failure.non_retryable
         || options
@@ -131,7 +133,11 @@ pub(crate) fn next_attempt_at(
     if options.maximum_attempts != 0 && attempt >= options.maximum_attempts {
         return None;
     }
-    let next = now + backoff(options, attempt);
+    let next = if immediate {
+        now
+    } else {
+        now + backoff(options, attempt)
+    };
     match options.schedule_to_close_timeout {
         Some(limit) if next >= scheduled_at + limit => None,
         _ => Some(next),
@@ -177,11 +183,11 @@ mod tests {
     fn non_retryable_types_and_attempts_end_retries() {
         let mut o = options();
         let t = SystemTime::UNIX_EPOCH;
-        assert!(next_attempt_at(&o, 1, &failure("Fatal"), t, t).is_none());
-        assert!(next_attempt_at(&o, 50, &failure("Other"), t, t).is_some());
+        assert!(next_attempt_at(&o, 1, &failure("Fatal"), t, t, false).is_none());
+        assert!(next_attempt_at(&o, 50, &failure("Other"), t, t, false).is_some());
         o.maximum_attempts = 3;
-        assert!(next_attempt_at(&o, 2, &failure("Other"), t, t).is_some());
-        assert!(next_attempt_at(&o, 3, &failure("Other"), t, t).is_none());
+        assert!(next_attempt_at(&o, 2, &failure("Other"), t, t, false).is_some());
+        assert!(next_attempt_at(&o, 3, &failure("Other"), t, t, false).is_none());
     }
 
     #[test]
@@ -189,8 +195,10 @@ mod tests {
         let mut o = options();
         o.schedule_to_close_timeout = Some(Duration::from_millis(2500));
         let t = SystemTime::UNIX_EPOCH;
-        assert!(next_attempt_at(&o, 1, &failure("x"), t, t).is_some());
-        assert!(next_attempt_at(&o, 2, &failure("x"), t, t + Duration::from_secs(1)).is_none());
+        assert!(next_attempt_at(&o, 1, &failure("x"), t, t, false).is_some());
+        assert!(
+            next_attempt_at(&o, 2, &failure("x"), t, t + Duration::from_secs(1), false).is_none()
+        );
     }
 
     #[test]

@@ -189,16 +189,26 @@ pub(crate) async fn describe_run(
         .ok_or_else(|| ClientError::NotFound {
             workflow_id: workflow_id.to_string(),
         })?;
-    let parked = shared
-        .watch(run_id)
-        .and_then(|state| match &*state.borrow() {
-            RunState::Parked(reason) => Some(reason.clone()),
-            _ => None,
-        });
-    let snapshot = if record.status.is_closed() {
-        None
+    let (record, snapshot) = if record.status.is_closed() {
+        (record, None)
     } else {
-        shared.snapshot(run_id).await
+        let snapshot = shared.snapshot(run_id).await;
+        // Read again: the actor answers only after committing what the
+        // snapshot shows, so the record is at least as new as it.
+        let record = shared.store.run(run_id, workflow_id)?.unwrap_or(record);
+        (record, snapshot)
+    };
+    // The actor answers a snapshot only after publishing its state, so a
+    // run parked on opening shows as parked; a run without an actor (parked
+    // on a failed write or an unreadable record) shows its published state.
+    let parked = match &snapshot {
+        Some(snapshot) => snapshot.parked.clone(),
+        None => shared
+            .watch(run_id)
+            .and_then(|state| match &*state.borrow() {
+                RunState::Parked(reason) => Some(reason.clone()),
+                _ => None,
+            }),
     };
     let snapshot = snapshot.unwrap_or_default();
     Ok(WorkflowDescription {

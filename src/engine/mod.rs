@@ -26,7 +26,7 @@ use crate::history::{
     DEFAULT_MAX_PAYLOAD_BYTES, Event, EventKind, MAX_WORKFLOW_ID_LEN, Payload, RunId,
     WorkflowStatus,
 };
-use crate::store::{ReuseRule, RunRecord, Store, WriteOp, WriteOutcome};
+use crate::store::{Backend, ReuseRule, RunRecord, Store, WriteOp, WriteOutcome};
 use crate::worker::{DEFAULT_TASK_QUEUE, RunMsg, Shared, Worker};
 use crate::workflow::{QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
 
@@ -42,6 +42,8 @@ pub struct EngineBuilder {
     queues: HashMap<String, Worker>,
     max_payload_bytes: usize,
     max_cached_runs: usize,
+    /// How the file is opened (redb's file backend unless a test injects faults).
+    backend: Backend,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -59,7 +61,17 @@ impl EngineBuilder {
             queues: HashMap::new(),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             max_cached_runs: DEFAULT_MAX_CACHED_RUNS,
+            backend: Backend::default(),
         }
+    }
+
+    /// Opens the file through a backend that fails writes, syncs and
+    /// resizes when `injector` says so; for the fault-injection tests only.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn fault_injector(mut self, injector: crate::store::FaultInjector) -> Self {
+        self.backend = Backend::Faulty(injector);
+        self
     }
 
     /// Adds a worker's registrations for its task queue (merged with any
@@ -147,7 +159,9 @@ impl EngineBuilder {
     /// [`OpenError::Unreadable`] for a file that is not a steadfast database.
     pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, OpenError> {
         let path = path.as_ref().to_path_buf();
-        let store = tokio::task::spawn_blocking(move || Store::open(&path))
+        let backend = self.backend;
+        let file = path.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&file, backend))
             .await
             .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
         let shared = Shared::new(
@@ -156,7 +170,7 @@ impl EngineBuilder {
             self.max_payload_bytes,
             self.max_cached_runs,
         );
-        resume_runs(&shared).await?;
+        resume_runs(&shared, &path).await?;
         Ok(Engine { shared })
     }
 }
@@ -164,12 +178,12 @@ impl EngineBuilder {
 /// Resumes every run that had not closed, lazily: runs with work to do now
 /// are loaded in the background at once, the others at their next due time
 /// or message. Opening does not wait for any replay.
-async fn resume_runs(shared: &Arc<Shared>) -> Result<(), OpenError> {
+async fn resume_runs(shared: &Arc<Shared>, path: &Path) -> Result<(), OpenError> {
     let running = shared
         .store
         .running_runs()
         .map_err(|e| OpenError::Unreadable {
-            path: Default::default(),
+            path: path.to_path_buf(),
             message: e.to_string(),
         })?;
     if !running.is_empty() {

@@ -64,6 +64,15 @@ pub enum EventKind {
         /// Timeouts and retry policy in force for every attempt.
         options: ActivityOptionsRecord,
     },
+    /// A retry attempt started (the first attempt starts with
+    /// `ActivityScheduled`). Recorded so that an attempt cut off by a crash
+    /// counts, and one that never started does not.
+    ActivityAttemptStarted {
+        /// Command sequence number.
+        seq: u32,
+        /// The attempt that started.
+        attempt: u32,
+    },
     /// An attempt returned a value; the activity is done.
     ActivityCompleted {
         /// Command sequence number.
@@ -185,6 +194,9 @@ impl EventKind {
             EventKind::ActivityScheduled {
                 seq, activity_type, ..
             } => format!("ActivityScheduled(seq {seq}, activity {activity_type:?})"),
+            EventKind::ActivityAttemptStarted { seq, attempt } => {
+                format!("ActivityAttemptStarted(seq {seq}, attempt {attempt})")
+            }
             EventKind::ActivityCompleted { seq, attempt, .. } => {
                 format!("ActivityCompleted(seq {seq}, attempt {attempt})")
             }

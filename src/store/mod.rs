@@ -3,6 +3,9 @@
 //! Writes go through the group-commit writer thread ([`writer`]); reads use
 //! their own read transactions from any thread.
 
+#[cfg(feature = "fault-injection")]
+mod faults;
+mod file;
 mod tables;
 mod writer;
 
@@ -17,6 +20,9 @@ use crate::codec::{self, CodecError};
 use crate::error::OpenError;
 use crate::history::{Event, RunId};
 
+#[cfg(feature = "fault-injection")]
+pub use faults::FaultInjector;
+pub(crate) use file::{Backend, DbCell};
 pub(crate) use tables::{RunRecord, WAKE_NEVER, WAKE_NOW};
 pub(crate) use writer::{ReuseRule, WriteOp, WriteOutcome};
 
@@ -65,8 +71,8 @@ pub(crate) fn redb_err(err: impl Into<redb::Error>) -> StoreError {
 /// The open file.
 #[derive(Debug)]
 pub(crate) struct Store {
-    /// Shared with the writer thread; `None` once closed.
-    db: Mutex<Option<Arc<Database>>>,
+    /// Shared with the writer thread.
+    db: Arc<DbCell>,
     /// Requests to the writer thread; `None` once closed.
     tx: Mutex<Option<mpsc::UnboundedSender<writer::Request>>>,
     /// Joined on close, so the file is unlocked when `close` returns.
@@ -75,21 +81,25 @@ pub(crate) struct Store {
 
 impl Store {
     /// Opens or creates the file and checks its format version.
-    pub(crate) fn open(path: &Path) -> Result<Store, OpenError> {
-        let db = Database::builder().create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyInUse {
-                path: path.to_path_buf(),
-            },
-            other => OpenError::Unreadable {
-                path: path.to_path_buf(),
-                message: other.to_string(),
-            },
-        })?;
-        check_format(&db).map_err(|message| OpenError::Unreadable {
-            path: path.to_path_buf(),
-            message,
-        })??;
-        let db = Arc::new(db);
+    pub(crate) fn open(path: &Path, backend: Backend) -> Result<Store, OpenError> {
+        // redb trusts a cleanly closed file and may panic on one damaged
+        // outside it; an open that checks every page reports the damage
+        // instead, so it is the fallback (it costs a walk of the file).
+        let (db, damaged) = match file::contain(|| open_checked(path, &backend, false)) {
+            Ok(opened) => (opened?, false),
+            Err(panic) => {
+                tracing::warn!(path = %path.display(), error = %panic, "opening the file again, checking every page");
+                let opened =
+                    file::contain(|| open_checked(path, &backend, true)).map_err(|message| {
+                        OpenError::Unreadable {
+                            path: path.to_path_buf(),
+                            message,
+                        }
+                    })?;
+                (opened?, true)
+            }
+        };
+        let db = Arc::new(DbCell::new(path, backend, db, damaged));
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_db = db.clone();
         let writer = std::thread::Builder::new()
@@ -100,7 +110,7 @@ impl Store {
                 message: format!("could not start the writer thread: {e}"),
             })?;
         Ok(Store {
-            db: Mutex::new(Some(db)),
+            db,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
         })
@@ -119,9 +129,23 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    fn db(&self) -> Result<Arc<Database>, StoreError> {
-        let db = self.db.lock().map_err(|_| StoreError::Closed)?;
-        db.clone().ok_or(StoreError::Closed)
+    /// Runs a read on the file. A panic of redb on a damaged page becomes
+    /// an error naming `workflow_id` (if the read is about one workflow).
+    fn read<T>(
+        &self,
+        workflow_id: Option<&str>,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self.db.get()?;
+        file::contain(|| f(&db)).unwrap_or_else(|message| {
+            Err(match workflow_id {
+                Some(id) => StoreError::Corrupt {
+                    workflow_id: id.to_string(),
+                    message,
+                },
+                None => StoreError::Storage(message),
+            })
+        })
     }
 
     /// The latest run of a workflow ID.
@@ -129,25 +153,26 @@ impl Store {
         &self,
         workflow_id: &str,
     ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(redb_err)?;
-        let workflows = match txn.open_table(WORKFLOWS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(redb_err(e)),
-        };
-        let Some(run) = workflows.get(workflow_id).map_err(redb_err)? else {
-            return Ok(None);
-        };
-        let run_id = RunId::from_u128(run.value());
-        let runs = txn.open_table(RUNS).map_err(redb_err)?;
-        let bytes = runs
-            .get(run_id.as_u128())
-            .map_err(redb_err)?
-            .ok_or_else(|| StoreError::missing_run(workflow_id, run_id))?;
-        let record =
-            codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
-        Ok(Some((run_id, record)))
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let workflows = match txn.open_table(WORKFLOWS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(redb_err(e)),
+            };
+            let Some(run) = workflows.get(workflow_id).map_err(redb_err)? else {
+                return Ok(None);
+            };
+            let run_id = RunId::from_u128(run.value());
+            let runs = txn.open_table(RUNS).map_err(redb_err)?;
+            let bytes = runs
+                .get(run_id.as_u128())
+                .map_err(redb_err)?
+                .ok_or_else(|| StoreError::missing_run(workflow_id, run_id))?;
+            let record =
+                codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+            Ok(Some((run_id, record)))
+        })
     }
 
     /// One run's record.
@@ -156,19 +181,20 @@ impl Store {
         run_id: RunId,
         workflow_id: &str,
     ) -> Result<Option<RunRecord>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(redb_err)?;
-        let runs = match txn.open_table(RUNS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(redb_err(e)),
-        };
-        let Some(bytes) = runs.get(run_id.as_u128()).map_err(redb_err)? else {
-            return Ok(None);
-        };
-        let record =
-            codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
-        Ok(Some(record))
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let runs = match txn.open_table(RUNS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(redb_err(e)),
+            };
+            let Some(bytes) = runs.get(run_id.as_u128()).map_err(redb_err)? else {
+                return Ok(None);
+            };
+            let record =
+                codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+            Ok(Some(record))
+        })
     }
 
     /// The last event of a run's history.
@@ -177,64 +203,67 @@ impl Store {
         run_id: RunId,
         workflow_id: &str,
     ) -> Result<Option<Event>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(redb_err)?;
-        let history = match txn.open_table(HISTORY) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(redb_err(e)),
-        };
-        let key = run_id.as_u128();
-        let last = history
-            .range((key, 0)..=(key, u64::MAX))
-            .map_err(redb_err)?
-            .next_back();
-        match last {
-            None => Ok(None),
-            Some(entry) => {
-                let (_, v) = entry.map_err(redb_err)?;
-                let event =
-                    codec::decode(v.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
-                Ok(Some(event))
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let history = match txn.open_table(HISTORY) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(redb_err(e)),
+            };
+            let key = run_id.as_u128();
+            let last = history
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(redb_err)?
+                .next_back();
+            match last {
+                None => Ok(None),
+                Some(entry) => {
+                    let (_, v) = entry.map_err(redb_err)?;
+                    let event = codec::decode(v.value())
+                        .map_err(|e| StoreError::corrupt(workflow_id, e))?;
+                    Ok(Some(event))
+                }
             }
-        }
+        })
     }
 
     /// Every run with its record (for listing). A record that does not
     /// decode is skipped: `describe` of its workflow reports it.
     pub(crate) fn all_runs(&self) -> Result<Vec<(RunId, RunRecord)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(redb_err)?;
-        let runs = match txn.open_table(RUNS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(redb_err(e)),
-        };
-        let mut out = Vec::new();
-        for entry in runs.iter().map_err(redb_err)? {
-            let (key, value) = entry.map_err(redb_err)?;
-            if let Ok(record) = codec::decode::<RunRecord>(value.value()) {
-                out.push((RunId::from_u128(key.value()), record));
+        self.read(None, |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let runs = match txn.open_table(RUNS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(redb_err(e)),
+            };
+            let mut out = Vec::new();
+            for entry in runs.iter().map_err(redb_err)? {
+                let (key, value) = entry.map_err(redb_err)?;
+                if let Ok(record) = codec::decode::<RunRecord>(value.value()) {
+                    out.push((RunId::from_u128(key.value()), record));
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The runs not closed yet, with their wake hints (see [`WAKE_NOW`]).
     pub(crate) fn running_runs(&self) -> Result<Vec<(RunId, u64)>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(redb_err)?;
-        let running = match txn.open_table(RUNNING) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(redb_err(e)),
-        };
-        let mut out = Vec::new();
-        for entry in running.iter().map_err(redb_err)? {
-            let (key, wake) = entry.map_err(redb_err)?;
-            out.push((RunId::from_u128(key.value()), wake.value()));
-        }
-        Ok(out)
+        self.read(None, |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let running = match txn.open_table(RUNNING) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(redb_err(e)),
+            };
+            let mut out = Vec::new();
+            for entry in running.iter().map_err(redb_err)? {
+                let (key, wake) = entry.map_err(redb_err)?;
+                out.push((RunId::from_u128(key.value()), wake.value()));
+            }
+            Ok(out)
+        })
     }
 
     /// A run's whole history, in order.
@@ -243,35 +272,36 @@ impl Store {
         run_id: RunId,
         workflow_id: &str,
     ) -> Result<Vec<Event>, StoreError> {
-        let db = self.db()?;
-        let txn = db.begin_read().map_err(redb_err)?;
-        let history = match txn.open_table(HISTORY) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(redb_err(e)),
-        };
-        let key = run_id.as_u128();
-        let mut events = Vec::new();
-        for entry in history
-            .range((key, 0)..=(key, u64::MAX))
-            .map_err(redb_err)?
-        {
-            let (k, v) = entry.map_err(redb_err)?;
-            let event: Event =
-                codec::decode(v.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
-            if event.event_id != k.value().1 {
-                return Err(StoreError::Corrupt {
-                    workflow_id: workflow_id.to_string(),
-                    message: format!(
-                        "event stored under id {} claims id {}",
-                        k.value().1,
-                        event.event_id
-                    ),
-                });
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let history = match txn.open_table(HISTORY) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(redb_err(e)),
+            };
+            let key = run_id.as_u128();
+            let mut events = Vec::new();
+            for entry in history
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(redb_err)?
+            {
+                let (k, v) = entry.map_err(redb_err)?;
+                let event: Event =
+                    codec::decode(v.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+                if event.event_id != k.value().1 {
+                    return Err(StoreError::Corrupt {
+                        workflow_id: workflow_id.to_string(),
+                        message: format!(
+                            "event stored under id {} claims id {}",
+                            k.value().1,
+                            event.event_id
+                        ),
+                    });
+                }
+                events.push(event);
             }
-            events.push(event);
-        }
-        Ok(events)
+            Ok(events)
+        })
     }
 
     /// Stops the writer after the requests already sent, and releases the
@@ -285,21 +315,9 @@ impl Store {
         {
             let _ = handle.join();
         }
-        let db = self.db.lock().ok().and_then(|mut db| db.take());
-        if let Some(mut db) = db {
-            // A read in flight holds a clone for a moment; wait for it so the
-            // file lock is gone when this returns.
-            for _ in 0..1000 {
-                match Arc::try_unwrap(db) {
-                    Ok(db) => {
-                        drop(db);
-                        return;
-                    }
-                    Err(shared) => db = shared,
-                }
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-        }
+        // A read in flight holds a clone for a moment; `close` waits for it
+        // so the file lock is gone when this returns.
+        self.db.close();
     }
 }
 
@@ -307,6 +325,24 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Opens the file (`checked`: verifying every page) and checks its format.
+fn open_checked(path: &Path, backend: &Backend, checked: bool) -> Result<Database, OpenError> {
+    let db = backend.open(path, checked).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyInUse {
+            path: path.to_path_buf(),
+        },
+        other => OpenError::Unreadable {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
+    })?;
+    check_format(&db).map_err(|message| OpenError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    })??;
+    Ok(db)
 }
 
 /// Writes the format version into a new file, or checks an existing one.

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::file::contain;
 use super::tables::{HISTORY, RUNNING, RUNS, RunRecord, WORKFLOWS};
-use super::{StoreError, redb_err};
+use super::{DbCell, StoreError, redb_err};
 use crate::codec;
 use crate::history::{Event, EventKind, RunId, WorkflowStatus};
 
@@ -78,7 +79,7 @@ pub(crate) struct Request {
 }
 
 /// Runs the writer loop until every sender is gone.
-pub(crate) fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Request>) {
+pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -87,10 +88,34 @@ pub(crate) fn run(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Request>) {
                 Err(_) => break,
             }
         }
-        let result = commit_batch(&db, &mut batch);
+        let (result, broken) = match cell.get() {
+            // redb panics on pages damaged outside it: nothing of the batch
+            // is durable then, and the handle is not trusted again.
+            Ok(db) => match contain(|| commit_batch(&db, &mut batch)) {
+                Ok(result) => {
+                    let failed = result
+                        .iter()
+                        .any(|r| matches!(r, Err(StoreError::Storage(_))));
+                    (result, failed.then_some((db, false)))
+                }
+                Err(message) => {
+                    let err = StoreError::Storage(message);
+                    (
+                        batch.iter().map(|_| Err(err.clone())).collect(),
+                        Some((db, true)),
+                    )
+                }
+            },
+            Err(err) => (batch.iter().map(|_| Err(err.clone())).collect(), None),
+        };
         for (request, outcome) in batch.into_iter().zip(result) {
             // A caller that stopped waiting has nothing to be told.
             let _ = request.reply.send(outcome);
+        }
+        // After a storage failure redb refuses every later transaction until
+        // the file is opened again; the next use of the file does that.
+        if let Some((db, damaged)) = broken {
+            cell.discard(db, damaged);
         }
     }
 }

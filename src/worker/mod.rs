@@ -29,6 +29,9 @@ use queue::TaskQueue;
 pub(crate) use run::{PreparedRun, RunMsg};
 use timers::Timers;
 
+/// Runs loaded from the file at once, at most.
+const CONCURRENT_LOADS: usize = 8;
+
 /// The task queue used when none is named.
 pub const DEFAULT_TASK_QUEUE: &str = "default";
 
@@ -161,6 +164,8 @@ impl Worker {
 pub(crate) struct RunSnapshot {
     pub(crate) activities: Vec<PendingActivityInfo>,
     pub(crate) timers: Vec<PendingTimerInfo>,
+    /// Why the run is parked, as published when the snapshot was taken.
+    pub(crate) parked: Option<ParkReason>,
 }
 
 /// What a run in memory is doing, as seen by handles waiting on it.
@@ -203,6 +208,8 @@ pub(crate) struct Shared {
     pub(crate) max_payload_bytes: usize,
     /// Runs kept in memory at most, beyond which idle ones are evicted.
     max_cached_runs: usize,
+    /// Bounds the runs being loaded from the file at once.
+    loads: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for Shared {
@@ -236,6 +243,7 @@ impl Shared {
             tracker,
             max_payload_bytes,
             max_cached_runs: max_cached_runs.max(1),
+            loads: tokio::sync::Semaphore::new(CONCURRENT_LOADS),
         })
     }
 
@@ -348,6 +356,11 @@ impl Shared {
         tracing::debug!(%run_id, "loading run from the file");
         let shared = self.clone();
         self.tracker.spawn(async move {
+            // Few loads at a time: with many runs to resume, the first ones
+            // get going at once instead of after every replay is done.
+            let Ok(_permit) = shared.loads.acquire().await else {
+                return;
+            };
             let label = format!("(run {run_id})");
             let loaded = shared
                 .store

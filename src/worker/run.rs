@@ -26,6 +26,9 @@ use crate::history::{
 use crate::store::{RunRecord, WAKE_NEVER, WAKE_NOW, WriteOp};
 use crate::workflow::{ParkReason, WorkflowMachine};
 
+/// The failure type of an attempt cut off by a crash or a kill.
+const INTERRUPTED: &str = "AttemptInterrupted";
+
 /// An answer sent once the step that carries the call is durable.
 pub(crate) type Ack = oneshot::Sender<Result<(), ClientError>>;
 
@@ -83,6 +86,9 @@ struct PendingActivity {
     retry_at: Option<SystemTime>,
     last_failure: Option<Failure>,
     last_heartbeat: Option<Payload>,
+    /// Attempts in a row cut off by a crash; past the first, retries wait
+    /// their backoff, so an activity that crashes the process cannot spin.
+    interruptions: u32,
     /// Tells the running attempt to stop.
     cancel: Option<CancellationToken>,
 }
@@ -103,6 +109,7 @@ impl PendingActivity {
             retry_at: None,
             last_failure: None,
             last_heartbeat: None,
+            interruptions: 0,
             cancel: None,
         }
     }
@@ -131,6 +138,9 @@ struct Step {
     effects: Vec<Effect>,
     acks: Vec<Ack>,
     queries: Vec<(String, oneshot::Sender<Result<Payload, ClientError>>)>,
+    /// Answered after the commit, so a description never shows work whose
+    /// events are not in the file yet.
+    describes: Vec<oneshot::Sender<RunSnapshot>>,
 }
 
 struct RunActor {
@@ -345,6 +355,18 @@ impl RunActor {
                         p.attempt = attempt + 1;
                         p.retry_at = Some(*at);
                         p.last_failure = Some(failure.clone());
+                        if failure.error_type == INTERRUPTED {
+                            p.interruptions += 1;
+                        } else {
+                            p.interruptions = 0;
+                        }
+                    }
+                }
+                EventKind::ActivityAttemptStarted { seq, attempt } => {
+                    if let Some(p) = self.activities.get_mut(seq)
+                        && p.attempt == *attempt
+                    {
+                        p.retry_at = None;
                     }
                 }
                 EventKind::ActivityHeartbeat { seq, details, .. } => {
@@ -371,14 +393,14 @@ impl RunActor {
                 _ => {}
             }
         }
-        let now = SystemTime::now();
         let mut interrupted = Vec::new();
         for (seq, p) in &self.activities {
             match p.retry_at {
-                // The attempt was running (or due to run) when the process
-                // stopped: it counts, and the next one starts at once.
-                None => interrupted.push((*seq, p.attempt)),
-                Some(at) if at <= now => interrupted.push((*seq, p.attempt)),
+                // The attempt was running when the process stopped: it
+                // counts, and the next one follows.
+                None => interrupted.push((*seq, p.attempt, p.interruptions == 0)),
+                // A retry that had not started keeps its number and its time
+                // (at once if that passed).
                 Some(at) => step.effects.push(Effect::Retry {
                     seq: *seq,
                     attempt: p.attempt,
@@ -390,13 +412,15 @@ impl RunActor {
             step.effects.push(Effect::Timer { seq: *seq, at: *at });
         }
         self.absorb_commands(step);
-        for (seq, attempt) in interrupted {
+        for (seq, attempt, first) in interrupted {
             let failure = Failure {
-                error_type: "AttemptInterrupted".into(),
+                error_type: INTERRUPTED.into(),
                 message: "the process stopped while this attempt was running".into(),
                 non_retryable: false,
             };
-            self.fail_attempt(step, seq, attempt, failure, true);
+            // The first interruption retries at once (the crash was not the
+            // activity's fault); repeated ones back off per the retry policy.
+            self.fail_attempt(step, seq, attempt, failure, first);
         }
     }
 
@@ -419,12 +443,16 @@ impl RunActor {
                 }
             }
             RunMsg::RetryDue { seq, attempt } => {
+                if self.record.status.is_closed() {
+                    return;
+                }
                 if let Some(p) = self.activities.get_mut(&seq)
                     && p.attempt == attempt
                     && p.retry_at.is_some()
                 {
                     p.retry_at = None;
                     step.effects.push(Effect::Dispatch { seq, attempt });
+                    self.push(step, EventKind::ActivityAttemptStarted { seq, attempt });
                 }
             }
             RunMsg::RunTimeout { timeout } => {
@@ -484,9 +512,7 @@ impl RunActor {
                     WorkflowStatus::Terminated,
                 );
             }
-            RunMsg::Describe { reply } => {
-                let _ = reply.send(self.snapshot());
-            }
+            RunMsg::Describe { reply } => step.describes.push(reply),
             RunMsg::Wake => {}
         }
     }
@@ -616,19 +642,24 @@ impl RunActor {
             return;
         };
         let now = SystemTime::now();
-        let next = retry::next_attempt_at(&p.options, attempt, &failure, p.scheduled_at, now)
-            .map(|at| if retry_now { now } else { at });
+        let next = retry::next_attempt_at(
+            &p.options,
+            attempt,
+            &failure,
+            p.scheduled_at,
+            now,
+            retry_now,
+        );
         match next {
             Some(at) => {
-                p.attempt = attempt + 1;
-                p.retry_at = Some(at);
+                let next = attempt + 1;
+                p.attempt = next;
                 p.last_failure = Some(failure.clone());
                 p.cancel = None;
-                step.effects.push(Effect::Retry {
-                    seq,
-                    attempt: attempt + 1,
-                    at,
-                });
+                // A retry due at once starts in the same commit; a later one
+                // waits for its timer and starts with a commit of its own.
+                let immediate = at <= now;
+                p.retry_at = (!immediate).then_some(at);
                 self.push(
                     step,
                     EventKind::ActivityFailed {
@@ -638,6 +669,19 @@ impl RunActor {
                         next_attempt_at: Some(at),
                     },
                 );
+                if immediate {
+                    self.push(
+                        step,
+                        EventKind::ActivityAttemptStarted { seq, attempt: next },
+                    );
+                    step.effects.push(Effect::Dispatch { seq, attempt: next });
+                } else {
+                    step.effects.push(Effect::Retry {
+                        seq,
+                        attempt: next,
+                        at,
+                    });
+                }
             }
             None => {
                 self.activities.remove(&seq);
@@ -747,6 +791,10 @@ impl RunActor {
                     fire_at: *at,
                 })
                 .collect(),
+            parked: match &*self.state.borrow() {
+                RunState::Parked(reason) => Some(reason.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -761,7 +809,7 @@ impl RunActor {
                 // What the machine holds is ahead of the file now; only a
                 // replay from the file can continue safely.
                 return self.park(format!(
-                    "storing the run's progress failed ({message}); it resumes from its last durable step on its next message or when the engine is opened again"
+                    "storing the run's progress failed ({message}); it resumes from its last durable step once the file can be written again"
                 ));
             }
         }
@@ -789,6 +837,9 @@ impl RunActor {
         {
             warn!(workflow_id = %self.record.workflow_id, run_id = %self.run_id, %reason, "run parked");
             self.state.send_replace(RunState::Parked(reason.clone()));
+        }
+        for reply in step.describes {
+            let _ = reply.send(self.snapshot());
         }
         for effect in step.effects {
             match effect {
@@ -841,9 +892,11 @@ impl RunActor {
 
     fn park(&mut self, message: String) -> bool {
         // The run stays visible as parked; the actor stops, and the next
-        // message loads the run again from its last durable step.
+        // message (or the retry a moment later) loads the run again from its
+        // last durable step.
         self.shared
             .stop(self.run_id, ParkReason::Unrunnable(message));
+        self.shared.retry_later(self.run_id);
         false
     }
 

@@ -108,9 +108,13 @@ impl WorkflowContext {
 
     /// A durable timer that fires `duration` after [`now`](Self::now).
     /// It survives restarts and fires at its original due time, or at once
-    /// if that passed while the process was down.
+    /// if that passed while the process was down. A due time past the last
+    /// one `SystemTime` holds (`Duration::MAX`) becomes that last one.
     pub fn sleep(&self, duration: Duration) -> TimerFuture {
-        let fire_at = self.now() + duration;
+        let now = self.now();
+        let fire_at = now
+            .checked_add(duration)
+            .unwrap_or_else(|| latest_time_after(now));
         self.sleep_until(fire_at)
     }
 
@@ -230,4 +234,17 @@ impl WorkflowContext {
     pub fn patched(&self, change_id: &str) -> bool {
         lock(&self.core).patched(change_id)
     }
+}
+
+/// The last time `SystemTime` holds after `start` (its range is platform-specific).
+fn latest_time_after(start: SystemTime) -> SystemTime {
+    let mut latest = start;
+    let mut step = Duration::MAX;
+    while !step.is_zero() {
+        match latest.checked_add(step) {
+            Some(later) => latest = later,
+            None => step /= 2,
+        }
+    }
+    latest
 }

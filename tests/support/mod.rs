@@ -239,7 +239,11 @@ pub fn assert_history_well_formed(history: &[steadfast::Event]) {
     let closing = |kind: &EventKind| {
         matches!(
             kind,
-            EventKind::WorkflowCompleted { .. } | EventKind::WorkflowFailed { .. }
+            EventKind::WorkflowCompleted { .. }
+                | EventKind::WorkflowFailed { .. }
+                | EventKind::WorkflowCancelled { .. }
+                | EventKind::WorkflowTerminated { .. }
+                | EventKind::WorkflowTimedOut { .. }
         )
     };
     let last = history.len() - 1;
@@ -291,6 +295,14 @@ pub fn assert_history_well_formed(history: &[steadfast::Event]) {
                 if let Some(next) = next {
                     *next = next_attempt_at.map(|_| attempt + 1);
                 }
+            }
+            EventKind::ActivityAttemptStarted { seq, attempt } => {
+                let expected = activities.get(seq).copied().flatten();
+                assert_eq!(
+                    expected,
+                    Some(*attempt),
+                    "event {at}: activity seq {seq} started attempt {attempt} out of order"
+                );
             }
             EventKind::TimerStarted { seq, fire_at } => {
                 let previous = timers.insert(*seq, (*fire_at, false));

@@ -1,0 +1,80 @@
+//! `idle`: N workflows parked on durable one-hour timers. A child process
+//! does only this (so its peak memory is not the other workloads'): it
+//! starts them all at once, waits until every timer is durable, and reports
+//! its peak resident memory (VmHWM) and the file's size per workflow.
+//! N = 100,000, or 1,000,000 with `STEADFAST_BENCH_LARGE=1`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use serde_json::json;
+use steadfast::{Engine, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions};
+
+use crate::common::{self, BenchResult, CHILD_ENV};
+
+const PARK: WorkflowDef<(), ()> = WorkflowDef::new("Park");
+
+async fn park(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+    ctx.sleep(Duration::from_secs(3600)).await?;
+    Ok(())
+}
+
+pub fn run() -> BenchResult {
+    let workflows: u32 = if common::large() { 1_000_000 } else { 100_000 };
+    let dir = common::temp_dir()?;
+    let path = dir.path().join("idle.steadfast");
+    let status = Command::new(std::env::current_exe()?)
+        .env(CHILD_ENV, "idle")
+        .env("STEADFAST_BENCH_FILE", &path)
+        .env("STEADFAST_BENCH_WORKFLOWS", workflows.to_string())
+        .stdin(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(format!("the idle child failed: {status}").into());
+    }
+    Ok(())
+}
+
+/// The child: parks the workflows, then prints the result line.
+pub fn child() -> BenchResult {
+    let path = common::child_var("STEADFAST_BENCH_FILE")?;
+    let workflows: u32 = common::child_var("STEADFAST_BENCH_WORKFLOWS")?.parse()?;
+    let start = Instant::now();
+    common::runtime()?.block_on(async {
+        let engine = Engine::builder().workflow(PARK, park).open(&path).await?;
+        let ids: Vec<String> = (0..workflows).map(|i| format!("idle-{i}")).collect();
+        let starts = ids
+            .iter()
+            .map(|id| engine.start_workflow(PARK, id.as_str(), (), WorkflowOptions::new()));
+        for started in join_all(starts).await {
+            started?;
+        }
+        let started = start.elapsed();
+        // Parked = its TimerStarted event is durable.
+        for id in &ids {
+            while engine.history(id).await?.len() < 2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        eprintln!(
+            "# idle {workflows}: started in {:.1} s, all parked after {:.1} s",
+            started.as_secs_f64(),
+            start.elapsed().as_secs_f64()
+        );
+        engine.shutdown().await?;
+        Ok::<_, steadfast::Error>(())
+    })?;
+    let peak_rss_bytes = common::peak_rss_bytes()?;
+    let file_bytes = std::fs::metadata(&path)?.len();
+    common::emit(&[
+        ("workload", json!("idle")),
+        ("workflows", json!(workflows)),
+        ("peak_rss_bytes", json!(peak_rss_bytes)),
+        (
+            "file_bytes_per_workflow",
+            json!(common::round(file_bytes as f64 / f64::from(workflows), 1)),
+        ),
+    ]);
+    Ok(())
+}
