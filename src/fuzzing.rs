@@ -142,6 +142,7 @@ pub fn seed_records() -> Vec<Vec<u8>> {
             failure: failure.clone(),
             next_attempt_at: Some(base_time()),
         },
+        EventKind::ActivityAttemptStarted { seq: 1, attempt: 3 },
         EventKind::ActivityHeartbeat {
             seq: 1,
             attempt: 1,
@@ -595,11 +596,15 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
             6 => Some(EventKind::WorkflowCancelRequested {
                 reason: format!("reason {arg}"),
             }),
-            _ => pick(&activities, arg).map(|(seq, _)| EventKind::ActivityHeartbeat {
-                seq,
-                attempt: 1,
-                details: odd_payload(arg),
-            }),
+            _ if arg & 1 == 0 => {
+                pick(&activities, arg).map(|(seq, _)| EventKind::ActivityHeartbeat {
+                    seq,
+                    attempt: 1,
+                    details: odd_payload(arg),
+                })
+            }
+            _ => pick(&activities, arg)
+                .map(|(seq, _)| EventKind::ActivityAttemptStarted { seq, attempt: 2 }),
         };
         let Some(kind) = kind else { continue };
         let event = Event {
@@ -640,7 +645,7 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
 pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
     let seq = u32::from(arg % 8);
     let activity_type = ACTIVITY_TYPES[usize::from(arg) % ACTIVITY_TYPES.len()].to_string();
-    match what % 12 {
+    match what % 13 {
         0 => EventKind::ActivityScheduled {
             seq,
             activity_type,
@@ -685,6 +690,10 @@ pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
             result: odd_payload(arg),
         },
         10 => started(Sample::from_byte(arg), odd_payload(arg / 4)),
+        11 => EventKind::ActivityAttemptStarted {
+            seq,
+            attempt: u32::from(arg),
+        },
         _ => EventKind::WorkflowFailed {
             failure: Failure {
                 error_type: "WorkflowError".into(),
@@ -699,6 +708,7 @@ pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
 fn set_seq(kind: &mut EventKind, value: u32) {
     match kind {
         EventKind::ActivityScheduled { seq, .. }
+        | EventKind::ActivityAttemptStarted { seq, .. }
         | EventKind::ActivityCompleted { seq, .. }
         | EventKind::ActivityFailed { seq, .. }
         | EventKind::ActivityHeartbeat { seq, .. }

@@ -13,7 +13,6 @@ use std::time::SystemTime;
 
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
-use tracing::info;
 
 pub use handle::{WorkflowDescription, WorkflowHandle};
 pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
@@ -33,6 +32,9 @@ use crate::workflow::{QueryDef, SignalDef, WorkflowContext, WorkflowDef, Workflo
 /// Runs kept in memory by default; see [`EngineBuilder::max_cached_runs`].
 pub const DEFAULT_MAX_CACHED_RUNS: usize = 10_000;
 
+/// redb's page cache by default; see [`EngineBuilder::file_cache_bytes`].
+pub const DEFAULT_FILE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Builds an [`Engine`]: register workers, workflows and activities, then
 /// [`open`](Self::open) the file.
 ///
@@ -42,6 +44,7 @@ pub struct EngineBuilder {
     queues: HashMap<String, Worker>,
     max_payload_bytes: usize,
     max_cached_runs: usize,
+    file_cache_bytes: usize,
     /// How the file is opened (redb's file backend unless a test injects faults).
     backend: Backend,
 }
@@ -61,6 +64,7 @@ impl EngineBuilder {
             queues: HashMap::new(),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             max_cached_runs: DEFAULT_MAX_CACHED_RUNS,
+            file_cache_bytes: DEFAULT_FILE_CACHE_BYTES,
             backend: Backend::default(),
         }
     }
@@ -149,6 +153,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets the memory redb may use to cache pages of the file, in bytes.
+    /// With [`max_cached_runs`](Self::max_cached_runs) it bounds the
+    /// engine's memory. Default: 64 MiB.
+    pub fn file_cache_bytes(mut self, bytes: usize) -> Self {
+        self.file_cache_bytes = bytes;
+        self
+    }
+
     /// Opens (or creates) the file, and resumes every run that had not
     /// closed: each is replayed from its history and continues where it
     /// stopped. Must be called inside a tokio runtime.
@@ -161,7 +173,8 @@ impl EngineBuilder {
         let path = path.as_ref().to_path_buf();
         let backend = self.backend;
         let file = path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&file, backend))
+        let cache_bytes = self.file_cache_bytes;
+        let store = tokio::task::spawn_blocking(move || Store::open(&file, backend, cache_bytes))
             .await
             .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
         let shared = Shared::new(
@@ -170,29 +183,11 @@ impl EngineBuilder {
             self.max_payload_bytes,
             self.max_cached_runs,
         );
-        resume_runs(&shared, &path).await?;
+        // Unfinished runs resume lazily: the timer task's first read of the
+        // wake-up index loads those with work now, and later reads load the
+        // others when they are due. Opening waits for no replay.
         Ok(Engine { shared })
     }
-}
-
-/// Resumes every run that had not closed, lazily: runs with work to do now
-/// are loaded in the background at once, the others at their next due time
-/// or message. Opening does not wait for any replay.
-async fn resume_runs(shared: &Arc<Shared>, path: &Path) -> Result<(), OpenError> {
-    let running = shared
-        .store
-        .running_runs()
-        .map_err(|e| OpenError::Unreadable {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    if !running.is_empty() {
-        info!(runs = running.len(), "resuming unfinished workflow runs");
-    }
-    for (run_id, wake) in running {
-        shared.schedule_wake(run_id, wake);
-    }
-    Ok(())
 }
 
 /// An open steadfast file with its workers: the client and the worker of

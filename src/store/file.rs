@@ -35,9 +35,15 @@ impl Backend {
     /// Opens (or creates) the file; `checked` verifies every page first,
     /// which costs a walk of the file but reports damage instead of
     /// panicking on it.
-    pub(super) fn open(&self, path: &Path, checked: bool) -> Result<Database, redb::DatabaseError> {
+    pub(super) fn open(
+        &self,
+        path: &Path,
+        checked: bool,
+        cache_bytes: usize,
+    ) -> Result<Database, redb::DatabaseError> {
         let mut builder = redb::Builder::new();
         builder.set_check_integrity_on_open(checked);
+        builder.set_cache_size(cache_bytes);
         match self {
             Backend::File => builder.create(path),
             #[cfg(feature = "fault-injection")]
@@ -78,6 +84,8 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 pub(crate) struct DbCell {
     path: PathBuf,
     backend: Backend,
+    /// redb's page cache size, for opening the file again.
+    cache_bytes: usize,
     state: Mutex<DbState>,
     /// Set once redb panicked on the file: later opens check every page.
     damaged: AtomicBool,
@@ -98,10 +106,17 @@ enum DbState {
 const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 
 impl DbCell {
-    pub(super) fn new(path: &Path, backend: Backend, db: Database, damaged: bool) -> Self {
+    pub(super) fn new(
+        path: &Path,
+        backend: Backend,
+        cache_bytes: usize,
+        db: Database,
+        damaged: bool,
+    ) -> Self {
         DbCell {
             path: path.to_path_buf(),
             backend,
+            cache_bytes,
             state: Mutex::new(DbState::Open(Arc::new(db))),
             damaged: AtomicBool::new(damaged),
         }
@@ -124,7 +139,7 @@ impl DbCell {
             }
             DbState::Failed(_) => {
                 let checked = self.damaged.load(Ordering::SeqCst);
-                let opened = contain(|| self.backend.open(&self.path, checked))
+                let opened = contain(|| self.backend.open(&self.path, checked, self.cache_bytes))
                     .and_then(|r| r.map_err(|e| e.to_string()));
                 match opened {
                     Ok(db) => {

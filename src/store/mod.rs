@@ -26,7 +26,7 @@ pub(crate) use file::{Backend, DbCell};
 pub(crate) use tables::{RunRecord, WAKE_NEVER, WAKE_NOW};
 pub(crate) use writer::{ReuseRule, WriteOp, WriteOutcome};
 
-use tables::{FORMAT_KEY, HISTORY, META, RUNNING, RUNS, STORE_FORMAT_VERSION, WORKFLOWS};
+use tables::{FORMAT_KEY, HISTORY, META, RUNS, STORE_FORMAT_VERSION, WAKEUPS, WORKFLOWS};
 
 /// A failure inside the store. Cloned to every caller of a failed group commit.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -81,25 +81,28 @@ pub(crate) struct Store {
 
 impl Store {
     /// Opens or creates the file and checks its format version.
-    pub(crate) fn open(path: &Path, backend: Backend) -> Result<Store, OpenError> {
+    pub(crate) fn open(
+        path: &Path,
+        backend: Backend,
+        cache_bytes: usize,
+    ) -> Result<Store, OpenError> {
         // redb trusts a cleanly closed file and may panic on one damaged
         // outside it; an open that checks every page reports the damage
         // instead, so it is the fallback (it costs a walk of the file).
-        let (db, damaged) = match file::contain(|| open_checked(path, &backend, false)) {
+        let (db, damaged) = match file::contain(|| open_checked(path, &backend, false, cache_bytes))
+        {
             Ok(opened) => (opened?, false),
             Err(panic) => {
                 tracing::warn!(path = %path.display(), error = %panic, "opening the file again, checking every page");
-                let opened =
-                    file::contain(|| open_checked(path, &backend, true)).map_err(|message| {
-                        OpenError::Unreadable {
-                            path: path.to_path_buf(),
-                            message,
-                        }
+                let opened = file::contain(|| open_checked(path, &backend, true, cache_bytes))
+                    .map_err(|message| OpenError::Unreadable {
+                        path: path.to_path_buf(),
+                        message,
                     })?;
                 (opened?, true)
             }
         };
-        let db = Arc::new(DbCell::new(path, backend, db, damaged));
+        let db = Arc::new(DbCell::new(path, backend, cache_bytes, db, damaged));
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_db = db.clone();
         let writer = std::thread::Builder::new()
@@ -248,19 +251,20 @@ impl Store {
         })
     }
 
-    /// The runs not closed yet, with their wake hints (see [`WAKE_NOW`]).
-    pub(crate) fn running_runs(&self) -> Result<Vec<(RunId, u64)>, StoreError> {
+    /// Runs due to wake in `[from, to)` ms since the epoch, in time order.
+    pub(crate) fn wakeups(&self, from: u64, to: u64) -> Result<Vec<(u64, RunId)>, StoreError> {
         self.read(None, |db| {
             let txn = db.begin_read().map_err(redb_err)?;
-            let running = match txn.open_table(RUNNING) {
+            let wakeups = match txn.open_table(WAKEUPS) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(redb_err(e)),
             };
             let mut out = Vec::new();
-            for entry in running.iter().map_err(redb_err)? {
-                let (key, wake) = entry.map_err(redb_err)?;
-                out.push((RunId::from_u128(key.value()), wake.value()));
+            for entry in wakeups.range((from, 0)..(to, 0)).map_err(redb_err)? {
+                let (key, _) = entry.map_err(redb_err)?;
+                let (wake, run) = key.value();
+                out.push((wake, RunId::from_u128(run)));
             }
             Ok(out)
         })
@@ -328,16 +332,23 @@ impl Drop for Store {
 }
 
 /// Opens the file (`checked`: verifying every page) and checks its format.
-fn open_checked(path: &Path, backend: &Backend, checked: bool) -> Result<Database, OpenError> {
-    let db = backend.open(path, checked).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyInUse {
-            path: path.to_path_buf(),
-        },
-        other => OpenError::Unreadable {
-            path: path.to_path_buf(),
-            message: other.to_string(),
-        },
-    })?;
+fn open_checked(
+    path: &Path,
+    backend: &Backend,
+    checked: bool,
+    cache_bytes: usize,
+) -> Result<Database, OpenError> {
+    let db = backend
+        .open(path, checked, cache_bytes)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyInUse {
+                path: path.to_path_buf(),
+            },
+            other => OpenError::Unreadable {
+                path: path.to_path_buf(),
+                message: other.to_string(),
+            },
+        })?;
     check_format(&db).map_err(|message| OpenError::Unreadable {
         path: path.to_path_buf(),
         message,

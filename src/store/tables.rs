@@ -8,6 +8,9 @@
 //! - `running`: run ID `u128 -> u64`, the runs not closed yet, with when
 //!   each next needs the engine (its wake hint, see [`WAKE_NOW`]); scanned on
 //!   open so that runs are loaded only when they have something to do.
+//! - `wakeups`: `(wake hint u64, run ID u128) -> ()`, the same hints ordered
+//!   by time (without [`WAKE_NEVER`]), so the timer task reads only the
+//!   wake-ups due soon and memory does not grow with idle runs.
 //! - `history`: `(run ID u128, event ID u64) -> &[u8]`, a `codec` `Event`.
 
 use std::time::SystemTime;
@@ -18,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::history::WorkflowStatus;
 
 /// Store format versions:
-/// - 1: the first layout (meta, workflows, runs, running, history).
+/// - 1: the first layout (meta, workflows, runs, running, wakeups, history).
 pub(crate) const STORE_FORMAT_VERSION: u32 = 1;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
@@ -26,6 +29,8 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("stea
 pub(crate) const WORKFLOWS: TableDefinition<&str, u128> = TableDefinition::new("workflows");
 pub(crate) const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
 pub(crate) const RUNNING: TableDefinition<u128, u64> = TableDefinition::new("running");
+
+pub(crate) const WAKEUPS: TableDefinition<(u64, u128), ()> = TableDefinition::new("wakeups");
 
 /// Wake hint of a run with work to do now (an attempt in flight, commands
 /// not yet acted on). Other hints are a due time in milliseconds since the

@@ -12,7 +12,7 @@ use redb::{Database, Durability, ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::file::contain;
-use super::tables::{HISTORY, RUNNING, RUNS, RunRecord, WORKFLOWS};
+use super::tables::{HISTORY, RUNNING, RUNS, RunRecord, WAKE_NEVER, WAKEUPS, WORKFLOWS};
 use super::{DbCell, StoreError, redb_err};
 use crate::codec;
 use crate::history::{Event, EventKind, RunId, WorkflowStatus};
@@ -211,12 +211,8 @@ fn start(
         .map_err(redb_err)?;
     runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
     // A workflow that returned in its first activation is closed already.
-    if !record.status.is_closed() {
-        txn.open_table(RUNNING)
-            .map_err(redb_err)?
-            .insert(key, wake)
-            .map_err(redb_err)?;
-    }
+    let wake = (!record.status.is_closed()).then_some(wake);
+    set_wake(txn, key, wake)?;
     let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
     for (i, event) in events.iter().enumerate() {
         history
@@ -245,12 +241,8 @@ fn append(
         .map_err(redb_err)?
         .insert(key, encoded.as_slice())
         .map_err(redb_err)?;
-    let mut running = txn.open_table(RUNNING).map_err(redb_err)?;
-    if record.status.is_closed() {
-        running.remove(key).map_err(redb_err)?;
-    } else {
-        running.insert(key, wake).map_err(redb_err)?;
-    }
+    let wake = (!record.status.is_closed()).then_some(wake);
+    set_wake(txn, key, wake)?;
     Ok(WriteOutcome::Appended)
 }
 
@@ -287,9 +279,28 @@ fn close(
         .map_err(redb_err)?;
     let encoded = codec::encode(&record).map_err(StoreError::encode)?;
     runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
-    txn.open_table(RUNNING)
-        .map_err(redb_err)?
-        .remove(key)
-        .map_err(redb_err)?;
+    set_wake(txn, key, None)?;
     Ok(WriteOutcome::Closed)
+}
+
+/// Keeps `running` and `wakeups` in step: `Some(hint)` for a run still
+/// running, `None` once it closed.
+fn set_wake(txn: &WriteTransaction, key: u128, wake: Option<u64>) -> Result<(), StoreError> {
+    let mut running = txn.open_table(RUNNING).map_err(redb_err)?;
+    let old = match wake {
+        Some(wake) => running.insert(key, wake).map_err(redb_err)?,
+        None => running.remove(key).map_err(redb_err)?,
+    }
+    .map(|v| v.value());
+    if old == wake {
+        return Ok(());
+    }
+    let mut wakeups = txn.open_table(WAKEUPS).map_err(redb_err)?;
+    if let Some(old) = old.filter(|w| *w != WAKE_NEVER) {
+        wakeups.remove((old, key)).map_err(redb_err)?;
+    }
+    if let Some(wake) = wake.filter(|w| *w != WAKE_NEVER) {
+        wakeups.insert((wake, key), ()).map_err(redb_err)?;
+    }
+    Ok(())
 }

@@ -291,23 +291,6 @@ impl Shared {
         run::launch(prepared, state, rx);
     }
 
-    /// Makes sure a run that was running when the file was opened resumes:
-    /// at once when it has work now, at its wake time otherwise, or on its
-    /// next message.
-    pub(crate) fn schedule_wake(self: &Arc<Self>, run_id: RunId, wake: u64) {
-        use crate::store::{WAKE_NEVER, WAKE_NOW};
-        match wake {
-            WAKE_NEVER => {}
-            WAKE_NOW => {
-                let _ = self.deliver(run_id, RunMsg::Wake);
-            }
-            ms => {
-                let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-                self.timers.schedule(at, run_id, RunMsg::Wake);
-            }
-        }
-    }
-
     /// Hands a message to a run, loading the run from the file first when
     /// it is not in memory. Gives the message back when the run has no
     /// actor that can take it.

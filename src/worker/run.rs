@@ -152,7 +152,7 @@ struct RunActor {
     /// Timers started and not fired, by seq.
     timers: BTreeMap<u32, SystemTime>,
     /// When the run or execution timeout ends the run.
-    deadline: Option<SystemTime>,
+    deadlines: Vec<(SystemTime, &'static str)>,
     cancel_requested: bool,
     /// What handles waiting on the run see; set when the actor goes live.
     state: Arc<watch::Sender<RunState>>,
@@ -227,7 +227,7 @@ pub(super) fn prepare(
         machine,
         activities: BTreeMap::new(),
         timers: BTreeMap::new(),
-        deadline: None,
+        deadlines: Vec::new(),
         cancel_requested: false,
         state: Arc::new(watch::channel(RunState::Running).0),
     };
@@ -322,7 +322,7 @@ impl RunActor {
                     for (limit, timeout) in limits {
                         if let Some(limit) = limit {
                             let at = event.timestamp + *limit;
-                            self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+                            self.deadlines.push((at, timeout));
                             self.shared.timers.schedule(
                                 at,
                                 self.run_id,
@@ -513,7 +513,29 @@ impl RunActor {
                 );
             }
             RunMsg::Describe { reply } => step.describes.push(reply),
-            RunMsg::Wake => {}
+            RunMsg::Wake => self.arm_due_times(),
+        }
+    }
+
+    /// Schedules every due time again; the timer task keeps only those
+    /// within its horizon, and the wake-up index brings this run back for
+    /// the others. Duplicates are harmless: each is acted on once.
+    fn arm_due_times(&self) {
+        let timers = &self.shared.timers;
+        for (seq, at) in &self.timers {
+            timers.schedule(*at, self.run_id, RunMsg::TimerDue { seq: *seq });
+        }
+        for (seq, p) in &self.activities {
+            if let Some(at) = p.retry_at {
+                let msg = RunMsg::RetryDue {
+                    seq: *seq,
+                    attempt: p.attempt,
+                };
+                timers.schedule(at, self.run_id, msg);
+            }
+        }
+        for (at, timeout) in &self.deadlines {
+            timers.schedule(*at, self.run_id, RunMsg::RunTimeout { timeout });
         }
     }
 
@@ -533,12 +555,15 @@ impl RunActor {
             .values()
             .copied()
             .chain(self.activities.values().filter_map(|p| p.retry_at))
-            .chain(self.deadline)
+            .chain(self.deadlines.iter().map(|(at, _)| *at))
             .min();
         match next {
             Some(at) => at
                 .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| (d.as_millis() as u64).clamp(1, WAKE_NEVER - 1))
+                .map(|d| {
+                    u64::try_from(d.as_millis())
+                        .map_or(WAKE_NEVER - 1, |ms| ms.clamp(1, WAKE_NEVER - 1))
+                })
                 .unwrap_or(1),
             None => WAKE_NEVER,
         }
