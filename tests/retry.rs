@@ -714,7 +714,7 @@ async fn a_retry_due_while_closed_keeps_its_attempt_number() {
     let db = temp_db();
     let options = ActivityOptions::start_to_close(Duration::from_secs(5)).with_retry_policy(
         RetryPolicy::default()
-            .with_initial_interval(Duration::from_millis(400))
+            .with_initial_interval(Duration::from_millis(1500))
             .with_maximum_attempts(2),
     );
     let attempts = Attempts::default();
@@ -725,13 +725,13 @@ async fn a_retry_due_while_closed_keeps_its_attempt_number() {
         .expect("start");
     support::eventually(Duration::from_secs(5), || {
         let attempts = attempts.clone();
-        async move { (attempts.numbers() == [1]).then_some(()) }
+        async move { (!attempts.numbers().is_empty()).then_some(()) }
     })
     .await;
-    // Attempt 1 failed; close before attempt 2 is due, reopen after.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Attempt 1 failed; close well before attempt 2 is due, reopen after.
     first.shutdown().await.expect("shutdown");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(attempts.numbers(), [1], "attempt 2 ran before the shutdown");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     let second = engine(&db, options, attempts.clone(), FailWith::Retryable).await;
     let handle = second
         .get_workflow_handle(CALL_FLAKY, "due-while-closed")

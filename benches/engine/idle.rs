@@ -42,7 +42,11 @@ pub fn child() -> BenchResult {
     let workflows: u32 = common::child_var("STEADFAST_BENCH_WORKFLOWS")?.parse()?;
     let start = Instant::now();
     common::runtime()?.block_on(async {
-        let engine = Engine::builder().workflow(PARK, park).open(&path).await?;
+        let mut builder = Engine::builder().workflow(PARK, park);
+        if let Ok(bytes) = std::env::var("STEADFAST_BENCH_FILE_CACHE") {
+            builder = builder.file_cache_bytes(bytes.parse().unwrap_or(64 << 20));
+        }
+        let engine = builder.open(&path).await?;
         let ids: Vec<String> = (0..workflows).map(|i| format!("idle-{i}")).collect();
         // A client with a bounded number of calls in flight, so the peak
         // measures the engine holding idle workflows, not 100,000 pending
@@ -71,6 +75,11 @@ pub fn child() -> BenchResult {
         Ok::<_, steadfast::Error>(())
     })?;
     let peak_rss_bytes = common::peak_rss_bytes()?;
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        for line in status.lines().filter(|l| l.starts_with("VmRSS")) {
+            eprintln!("# idle: {line}");
+        }
+    }
     let file_bytes = std::fs::metadata(&path)?.len();
     common::emit(&[
         ("workload", json!("idle")),

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::file::contain;
@@ -128,9 +128,14 @@ fn commit_batch(db: &Database, batch: &mut [Request]) -> BatchResult {
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         let mut answers = Vec::with_capacity(batch.len());
-        for request in batch.iter_mut() {
-            let ops = std::mem::take(&mut request.ops);
-            answers.push(apply(&txn, ops));
+        {
+            // Opened once per batch: opening a table costs more than a
+            // small insert.
+            let mut tables = Tables::open(&txn)?;
+            for request in batch.iter_mut() {
+                let ops = std::mem::take(&mut request.ops);
+                answers.push(apply(&mut tables, ops));
+            }
         }
         txn.commit().map_err(redb_err)?;
         Ok(answers)
@@ -143,7 +148,28 @@ fn commit_batch(db: &Database, batch: &mut [Request]) -> BatchResult {
     }
 }
 
-fn apply(txn: &WriteTransaction, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+/// The tables a batch writes, open for the whole batch.
+struct Tables<'txn> {
+    workflows: Table<'txn, &'static str, u128>,
+    runs: Table<'txn, u128, &'static [u8]>,
+    running: Table<'txn, u128, u64>,
+    wakeups: Table<'txn, (u64, u128), ()>,
+    history: Table<'txn, (u128, u64), &'static [u8]>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Tables {
+            workflows: txn.open_table(WORKFLOWS).map_err(redb_err)?,
+            runs: txn.open_table(RUNS).map_err(redb_err)?,
+            running: txn.open_table(RUNNING).map_err(redb_err)?,
+            wakeups: txn.open_table(WAKEUPS).map_err(redb_err)?,
+            history: txn.open_table(HISTORY).map_err(redb_err)?,
+        })
+    }
+}
+
+fn apply(t: &mut Tables<'_>, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(ops.len());
     for op in ops {
         outcomes.push(match op {
@@ -153,41 +179,40 @@ fn apply(txn: &WriteTransaction, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>,
                 events,
                 reuse,
                 wake,
-            } => start(txn, run_id, record, events, reuse, wake)?,
+            } => start(t, run_id, record, events, reuse, wake)?,
             WriteOp::Append {
                 run_id,
                 record,
                 events,
                 wake,
-            } => append(txn, run_id, record, events, wake)?,
+            } => append(t, run_id, record, events, wake)?,
             WriteOp::Close {
                 run_id,
                 workflow_id,
                 kind,
                 status,
-            } => close(txn, run_id, &workflow_id, kind, status)?,
+            } => close(t, run_id, &workflow_id, kind, status)?,
         });
     }
     Ok(outcomes)
 }
 
 fn start(
-    txn: &WriteTransaction,
+    t: &mut Tables<'_>,
     run_id: RunId,
     record: RunRecord,
     events: Vec<Vec<u8>>,
     reuse: ReuseRule,
     wake: u64,
 ) -> Result<WriteOutcome, StoreError> {
-    let mut workflows = txn.open_table(WORKFLOWS).map_err(redb_err)?;
-    let mut runs = txn.open_table(RUNS).map_err(redb_err)?;
-    let previous = workflows
+    let previous = t
+        .workflows
         .get(record.workflow_id.as_str())
         .map_err(redb_err)?
         .map(|v| v.value());
     if let Some(previous) = previous {
         let prev_id = RunId::from_u128(previous);
-        let prev = match runs.get(previous).map_err(redb_err)? {
+        let prev = match t.runs.get(previous).map_err(redb_err)? {
             Some(bytes) => codec::decode::<RunRecord>(bytes.value())
                 .map_err(|e| StoreError::corrupt(&record.workflow_id, e))?,
             None => return Err(StoreError::missing_run(&record.workflow_id, prev_id)),
@@ -206,16 +231,15 @@ fn start(
     }
     let key = run_id.as_u128();
     let encoded = codec::encode(&record).map_err(StoreError::encode)?;
-    workflows
+    t.workflows
         .insert(record.workflow_id.as_str(), key)
         .map_err(redb_err)?;
-    runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
+    t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
     // A workflow that returned in its first activation is closed already.
     let wake = (!record.status.is_closed()).then_some(wake);
-    set_wake(txn, key, wake)?;
-    let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
+    set_wake(t, key, wake)?;
     for (i, event) in events.iter().enumerate() {
-        history
+        t.history
             .insert((key, i as u64 + 1), event.as_slice())
             .map_err(redb_err)?;
     }
@@ -223,39 +247,34 @@ fn start(
 }
 
 fn append(
-    txn: &WriteTransaction,
+    t: &mut Tables<'_>,
     run_id: RunId,
     record: RunRecord,
     events: Vec<(u64, Vec<u8>)>,
     wake: u64,
 ) -> Result<WriteOutcome, StoreError> {
     let key = run_id.as_u128();
-    let mut history = txn.open_table(HISTORY).map_err(redb_err)?;
     for (event_id, bytes) in &events {
-        history
+        t.history
             .insert((key, *event_id), bytes.as_slice())
             .map_err(redb_err)?;
     }
     let encoded = codec::encode(&record).map_err(StoreError::encode)?;
-    txn.open_table(RUNS)
-        .map_err(redb_err)?
-        .insert(key, encoded.as_slice())
-        .map_err(redb_err)?;
+    t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
     let wake = (!record.status.is_closed()).then_some(wake);
-    set_wake(txn, key, wake)?;
+    set_wake(t, key, wake)?;
     Ok(WriteOutcome::Appended)
 }
 
 fn close(
-    txn: &WriteTransaction,
+    t: &mut Tables<'_>,
     run_id: RunId,
     workflow_id: &str,
     kind: EventKind,
     status: WorkflowStatus,
 ) -> Result<WriteOutcome, StoreError> {
     let key = run_id.as_u128();
-    let mut runs = txn.open_table(RUNS).map_err(redb_err)?;
-    let mut record = match runs.get(key).map_err(redb_err)? {
+    let mut record = match t.runs.get(key).map_err(redb_err)? {
         Some(bytes) => codec::decode::<RunRecord>(bytes.value())
             .map_err(|e| StoreError::corrupt(workflow_id, e))?,
         None => return Err(StoreError::missing_run(workflow_id, run_id)),
@@ -273,34 +292,31 @@ fn close(
         kind,
     };
     let event = codec::encode(&event).map_err(StoreError::encode)?;
-    txn.open_table(HISTORY)
-        .map_err(redb_err)?
+    t.history
         .insert((key, record.history_len), event.as_slice())
         .map_err(redb_err)?;
     let encoded = codec::encode(&record).map_err(StoreError::encode)?;
-    runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
-    set_wake(txn, key, None)?;
+    t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
+    set_wake(t, key, None)?;
     Ok(WriteOutcome::Closed)
 }
 
 /// Keeps `running` and `wakeups` in step: `Some(hint)` for a run still
 /// running, `None` once it closed.
-fn set_wake(txn: &WriteTransaction, key: u128, wake: Option<u64>) -> Result<(), StoreError> {
-    let mut running = txn.open_table(RUNNING).map_err(redb_err)?;
-    let old = match wake {
-        Some(wake) => running.insert(key, wake).map_err(redb_err)?,
-        None => running.remove(key).map_err(redb_err)?,
-    }
-    .map(|v| v.value());
+fn set_wake(t: &mut Tables<'_>, key: u128, wake: Option<u64>) -> Result<(), StoreError> {
+    let old = t.running.get(key).map_err(redb_err)?.map(|v| v.value());
     if old == wake {
         return Ok(());
     }
-    let mut wakeups = txn.open_table(WAKEUPS).map_err(redb_err)?;
+    match wake {
+        Some(wake) => t.running.insert(key, wake).map_err(redb_err)?,
+        None => t.running.remove(key).map_err(redb_err)?,
+    };
     if let Some(old) = old.filter(|w| *w != WAKE_NEVER) {
-        wakeups.remove((old, key)).map_err(redb_err)?;
+        t.wakeups.remove((old, key)).map_err(redb_err)?;
     }
     if let Some(wake) = wake.filter(|w| *w != WAKE_NEVER) {
-        wakeups.insert((wake, key), ()).map_err(redb_err)?;
+        t.wakeups.insert((wake, key), ()).map_err(redb_err)?;
     }
     Ok(())
 }
