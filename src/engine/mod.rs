@@ -402,6 +402,7 @@ impl Engine {
         };
         // The first activation runs before the commit, so the start and the
         // workflow's first commands are durable together, in one commit.
+        let reservation = self.shared.reserve(run_id);
         let prepared = self.shared.prepare_run(run_id, record, events.clone());
         let mut encoded = Vec::with_capacity(events.len() + prepared.new_events().len());
         for event in events.iter().chain(prepared.new_events()) {
@@ -423,7 +424,7 @@ impl Engine {
         let workflow_id = start.workflow_id;
         match outcome.into_iter().next() {
             Some(WriteOutcome::Started) => {
-                self.shared.launch(prepared);
+                reservation.launch(prepared);
                 Ok(Started::New(run_id))
             }
             Some(WriteOutcome::AlreadyRunning(existing)) => match options.id_conflict_policy {

@@ -7,9 +7,10 @@ mod queue;
 mod run;
 mod timers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -29,8 +30,8 @@ use queue::TaskQueue;
 pub(crate) use run::{PreparedRun, RunMsg};
 use timers::Timers;
 
-/// Runs loaded from the file at once, at most.
-const CONCURRENT_LOADS: usize = 8;
+/// Loader tasks at most (each loads one run at a time).
+const CONCURRENT_LOADS: usize = 2;
 
 /// The task queue used when none is named.
 pub const DEFAULT_TASK_QUEUE: &str = "default";
@@ -159,6 +160,34 @@ impl Worker {
     }
 }
 
+/// A slot held for a run being started; see [`Shared::reserve`].
+pub(crate) struct Reservation {
+    shared: Arc<Shared>,
+    run_id: RunId,
+    launched: bool,
+}
+
+impl Reservation {
+    /// Starts the run's actor; its start is durable.
+    pub(crate) fn launch(mut self, prepared: PreparedRun) {
+        self.launched = true;
+        self.shared.launch(prepared);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.launched {
+            return;
+        }
+        // Not started (refused, failed, or the caller stopped waiting):
+        // free the slot, and let the file decide whether the run exists; a
+        // start that was committed after all resumes from its history.
+        self.shared.runs().remove(&self.run_id);
+        let _ = self.shared.deliver(self.run_id, RunMsg::Wake);
+    }
+}
+
 /// What a live run's actor reports about its waits.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RunSnapshot {
@@ -208,8 +237,10 @@ pub(crate) struct Shared {
     pub(crate) max_payload_bytes: usize,
     /// Runs kept in memory at most, beyond which idle ones are evicted.
     max_cached_runs: usize,
-    /// Bounds the runs being loaded from the file at once.
-    loads: tokio::sync::Semaphore,
+    /// Runs waiting to be loaded from the file, in order.
+    load_queue: Mutex<VecDeque<RunId>>,
+    /// Loader tasks running, at most [`CONCURRENT_LOADS`].
+    loaders: AtomicUsize,
 }
 
 impl fmt::Debug for Shared {
@@ -243,7 +274,8 @@ impl Shared {
             tracker,
             max_payload_bytes,
             max_cached_runs: max_cached_runs.max(1),
-            loads: tokio::sync::Semaphore::new(CONCURRENT_LOADS),
+            load_queue: Mutex::new(VecDeque::new()),
+            loaders: AtomicUsize::new(0),
         })
     }
 
@@ -278,17 +310,44 @@ impl Shared {
     }
 
     /// Starts the actor of a prepared run once its start is durable.
-    pub(crate) fn launch(self: &Arc<Self>, prepared: PreparedRun) {
+    fn launch(self: &Arc<Self>, prepared: PreparedRun) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let state = Arc::new(watch::channel(RunState::Running).0);
+        let state = {
+            let mut runs = self.runs();
+            let slot = runs.entry(prepared.run_id()).or_insert_with(|| RunSlot {
+                state: Arc::new(watch::channel(RunState::Running).0),
+                actor: Actor::Loading(Vec::new()),
+            });
+            // Messages that came while the start was being committed go
+            // first, in order.
+            if let Actor::Loading(queued) =
+                std::mem::replace(&mut slot.actor, Actor::Live(tx.clone()))
+            {
+                for msg in queued {
+                    let _ = tx.send(msg);
+                }
+            }
+            slot.state.clone()
+        };
+        run::launch(prepared, state, rx);
+    }
+
+    /// Holds a slot for a run about to be started, so that nothing loads it
+    /// from the file (a wake-up read from the index, say) while its start is
+    /// being committed: messages for it wait in the slot.
+    pub(crate) fn reserve(self: &Arc<Self>, run_id: RunId) -> Reservation {
         self.runs().insert(
-            prepared.run_id(),
+            run_id,
             RunSlot {
-                state: state.clone(),
-                actor: Actor::Live(tx),
+                state: Arc::new(watch::channel(RunState::Running).0),
+                actor: Actor::Loading(Vec::new()),
             },
         );
-        run::launch(prepared, state, rx);
+        Reservation {
+            shared: self.clone(),
+            run_id,
+            launched: false,
+        }
     }
 
     /// Hands a message to a run, loading the run from the file first when
@@ -337,13 +396,58 @@ impl Shared {
     /// Loads a run from the file and starts its actor, in the background.
     fn load(self: &Arc<Self>, run_id: RunId) {
         tracing::debug!(%run_id, "loading run from the file");
+        self.load_queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(run_id);
+        self.spawn_loader();
+    }
+
+    /// Starts a loader task unless enough are running. Few loaders, taking
+    /// runs in order and yielding between them: with many runs to resume,
+    /// the first ones get going at once instead of after every replay.
+    fn spawn_loader(self: &Arc<Self>) {
+        let claimed = self
+            .loaders
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < CONCURRENT_LOADS).then_some(n + 1)
+            });
+        if claimed.is_err() {
+            return;
+        }
         let shared = self.clone();
         self.tracker.spawn(async move {
-            // Few loads at a time: with many runs to resume, the first ones
-            // get going at once instead of after every replay is done.
-            let Ok(_permit) = shared.loads.acquire().await else {
-                return;
-            };
+            loop {
+                let next = shared
+                    .load_queue
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pop_front();
+                let Some(run_id) = next else { break };
+                if shared.shutdown.is_cancelled() {
+                    return;
+                }
+                shared.load_one(run_id);
+                tokio::task::yield_now().await;
+            }
+            shared.loaders.fetch_sub(1, Ordering::SeqCst);
+            // A run queued between the last look and the count going down
+            // found every loader busy: start one for it.
+            let pending = !shared
+                .load_queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty();
+            if pending {
+                shared.spawn_loader();
+            }
+        });
+    }
+
+    /// Reads a run from the file, replays it and starts its actor.
+    fn load_one(self: &Arc<Self>, run_id: RunId) {
+        let shared = self;
+        {
             let label = format!("(run {run_id})");
             let loaded = shared
                 .store
@@ -404,7 +508,7 @@ impl Shared {
                     }
                 }
             }
-        });
+        }
     }
 
     /// Loads a run parked on a storage failure again after
