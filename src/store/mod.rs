@@ -158,10 +158,8 @@ impl Store {
     ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
         self.read(Some(workflow_id), |db| {
             let txn = db.begin_read().map_err(redb_err)?;
-            let workflows = match txn.open_table(WORKFLOWS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(redb_err(e)),
+            let Some(workflows) = open_read(&txn, WORKFLOWS)? else {
+                return Ok(None);
             };
             let Some(run) = workflows.get(workflow_id).map_err(redb_err)? else {
                 return Ok(None);
@@ -186,10 +184,8 @@ impl Store {
     ) -> Result<Option<RunRecord>, StoreError> {
         self.read(Some(workflow_id), |db| {
             let txn = db.begin_read().map_err(redb_err)?;
-            let runs = match txn.open_table(RUNS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(redb_err(e)),
+            let Some(runs) = open_read(&txn, RUNS)? else {
+                return Ok(None);
             };
             let Some(bytes) = runs.get(run_id.as_u128()).map_err(redb_err)? else {
                 return Ok(None);
@@ -208,10 +204,8 @@ impl Store {
     ) -> Result<Option<Event>, StoreError> {
         self.read(Some(workflow_id), |db| {
             let txn = db.begin_read().map_err(redb_err)?;
-            let history = match txn.open_table(HISTORY) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(redb_err(e)),
+            let Some(history) = open_read(&txn, HISTORY)? else {
+                return Ok(None);
             };
             let key = run_id.as_u128();
             let last = history
@@ -235,10 +229,8 @@ impl Store {
     pub(crate) fn all_runs(&self) -> Result<Vec<(RunId, RunRecord)>, StoreError> {
         self.read(None, |db| {
             let txn = db.begin_read().map_err(redb_err)?;
-            let runs = match txn.open_table(RUNS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(redb_err(e)),
+            let Some(runs) = open_read(&txn, RUNS)? else {
+                return Ok(Vec::new());
             };
             let mut out = Vec::new();
             for entry in runs.iter().map_err(redb_err)? {
@@ -255,10 +247,8 @@ impl Store {
     pub(crate) fn wakeups(&self, from: u64, to: u64) -> Result<Vec<(u64, RunId)>, StoreError> {
         self.read(None, |db| {
             let txn = db.begin_read().map_err(redb_err)?;
-            let wakeups = match txn.open_table(WAKEUPS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(redb_err(e)),
+            let Some(wakeups) = open_read(&txn, WAKEUPS)? else {
+                return Ok(Vec::new());
             };
             let mut out = Vec::new();
             for entry in wakeups.range((from, 0)..(to, 0)).map_err(redb_err)? {
@@ -278,10 +268,8 @@ impl Store {
     ) -> Result<Vec<Event>, StoreError> {
         self.read(Some(workflow_id), |db| {
             let txn = db.begin_read().map_err(redb_err)?;
-            let history = match txn.open_table(HISTORY) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(redb_err(e)),
+            let Some(history) = open_read(&txn, HISTORY)? else {
+                return Ok(Vec::new());
             };
             let key = run_id.as_u128();
             let mut events = Vec::new();
@@ -397,5 +385,18 @@ fn check_format(db: &Database) -> Result<Result<(), OpenError>, String> {
             txn.commit().map_err(|e| e.to_string())?;
             Ok(Ok(()))
         }
+    }
+}
+
+/// Opens a table for reading; `None` when no write has created it yet (a
+/// new file), which readers treat as empty.
+fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    table: redb::TableDefinition<'static, K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match txn.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(redb_err(e)),
     }
 }

@@ -329,7 +329,7 @@ impl Shared {
             }
             slot.state.clone()
         };
-        run::launch(prepared, state, rx);
+        run::start(prepared, state, rx, true);
     }
 
     /// Holds a slot for a run about to be started, so that nothing loads it
@@ -493,7 +493,7 @@ impl Shared {
                             }
                         }
                     }
-                    run::resume_loaded(prepared, state, rx);
+                    run::start(prepared, state, rx, false);
                 }
                 // Closed (or unknown): the queued messages are dropped, and
                 // their senders learn why from the file.

@@ -236,11 +236,13 @@ pub(super) fn prepare(
     PreparedRun { actor, step }
 }
 
-/// Starts a new run's actor once its start (with the prepared step) is durable.
-pub(super) fn launch(
+/// Starts a run's actor. A new run's step was committed with its start
+/// (`committed`); a run loaded from the file commits its resume step first.
+pub(super) fn start(
     prepared: PreparedRun,
     state: Arc<watch::Sender<RunState>>,
     rx: mpsc::UnboundedReceiver<RunMsg>,
+    committed: bool,
 ) {
     let PreparedRun { mut actor, step } = prepared;
     actor.state = state;
@@ -250,30 +252,12 @@ pub(super) fn launch(
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = async {
-                if actor.after_commit(step) {
-                    actor.run(rx).await;
-                }
-            } => {}
-        }
-        actor.cancel_attempts();
-    });
-}
-
-/// Starts a stored run's actor: commits its resume step, then serves it.
-pub(super) fn resume_loaded(
-    prepared: PreparedRun,
-    state: Arc<watch::Sender<RunState>>,
-    rx: mpsc::UnboundedReceiver<RunMsg>,
-) {
-    let PreparedRun { mut actor, step } = prepared;
-    actor.state = state;
-    let tracker = actor.shared.tracker.clone();
-    let shutdown = actor.shared.shutdown.clone();
-    tracker.spawn(async move {
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = async {
-                if actor.finish(step).await {
+                let live = if committed {
+                    actor.after_commit(step)
+                } else {
+                    actor.finish(step).await
+                };
+                if live {
                     actor.run(rx).await;
                 }
             } => {}
