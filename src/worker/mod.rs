@@ -469,7 +469,7 @@ impl Shared {
                             None => return,
                         }
                     };
-                    let prepared = run::prepare(&shared, run_id, record, history);
+                    let prepared = run::prepare(shared, run_id, record, history);
                     // Go live: queued messages first, in order.
                     {
                         let mut runs = shared.runs();
