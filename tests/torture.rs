@@ -3,14 +3,17 @@
 //! concurrent workflows of mixed shape on one file (activities in sequence
 //! and in parallel, activities retried after failing on their first attempts,
 //! activities that fail for good and are handled by the workflow, durable
-//! timers, waits for signals) and is killed with SIGKILL at random moments,
-//! then restarted, many times. At the end the driver opens the file itself,
-//! lets every workflow finish, and checks each one: it finished with the
-//! right result; every acknowledged start and signal is in its history
-//! exactly once; no activity ran again after a later step of its workflow had
-//! started; its history is well formed; and the history agrees with the
-//! activities' own fsync'd log (every attempt the log shows was recorded as
-//! started, every recorded outcome is the last attempt the log shows).
+//! timers, waits for signals) and is killed with SIGKILL at random moments
+//! (mostly 20–400 ms after it opened the file, sometimes while it opens it),
+//! then restarted, many times. One child in three keeps only a few runs in
+//! memory, so runs also leave memory and are replayed from history between
+//! kills. At the end the driver opens the file itself, lets every workflow
+//! finish, and checks each one: it finished with the right result; every
+//! acknowledged start and signal is in its history exactly once; no activity
+//! ran again after a later step of its workflow had started; its history is
+//! well formed; and the history agrees with the activities' own fsync'd log
+//! (every attempt the log shows was recorded as started, every recorded
+//! outcome is the last attempt the log shows, no attempt ran twice).
 //!
 //! Only one process may open the file, so the child makes the driver's calls
 //! on its behalf: the driver writes the starts and signals not yet
@@ -42,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityFailure, ActivityOptions, ClientError,
     Engine, EngineBuilder, Event, EventKind, ListFilter, RetryPolicy, SignalDef, WorkflowContext,
-    WorkflowDef, WorkflowError, WorkflowIdReusePolicy, WorkflowOptions, WorkflowStatus,
+    WorkflowDef, WorkflowDescription, WorkflowError, WorkflowIdReusePolicy, WorkflowOptions,
 };
 use support::{
     SplitMix, append_synced, assert_history_well_formed, child_report, read_log, seed_from_env,
@@ -61,12 +64,23 @@ const LOG_ENV: &str = "STEADFAST_TORTURE_LOG";
 const CMD_ENV: &str = "STEADFAST_TORTURE_CMD";
 /// The child: the seed of its small random delays.
 const CHILD_SEED_ENV: &str = "STEADFAST_TORTURE_CHILD_SEED";
+/// The child: keep at most this many runs in memory (some children do, so
+/// that runs leave memory and are replayed from history between kills).
+const CHILD_CACHE_ENV: &str = "STEADFAST_TORTURE_CHILD_CACHE";
 
 /// CI mode: kills, and fresh workflows per child.
 const CI_KILLS: usize = 40;
 const WORKFLOWS_PER_CYCLE: usize = 20;
 /// A kill lands this long after the child reported that the engine opened.
 const KILL_AFTER_MS: (u64, u64) = (20, 400);
+/// One kill in this many lands at most this long after the child started,
+/// before it reports the engine open: during redb's repair of the previous
+/// kill, or the first commits after it.
+const EARLY_KILL_ONE_IN: u64 = 8;
+const EARLY_KILL_MS: u64 = 80;
+/// After the last kill, every workflow finishes within this (in well under
+/// a second, normally).
+const FINISH_LIMIT: Duration = Duration::from_secs(60);
 
 const MIXED: WorkflowDef<Vec<Op>, Vec<String>> = WorkflowDef::new("Mixed");
 const WORK: ActivityDef<Work, String> = ActivityDef::new("work");
@@ -262,6 +276,9 @@ fn torture_engine(log: &Path) -> EngineBuilder {
         .activity(WORK, move |ctx, w| work(log.clone(), ctx, w))
 }
 
+/// A child keeps this few runs in memory one time in three.
+const SMALL_CACHE: usize = 4;
+
 // ----- The calls the driver asks for, made by whoever has the file open -----
 
 /// One workflow's calls not yet done, as written to the command file.
@@ -357,10 +374,12 @@ async fn child_torture() {
         .expect("the child seed is a number");
     let text = std::fs::read_to_string(&cmd).expect("read the command file");
     let tasks: Vec<Task> = serde_json::from_str(&text).expect("parse the command file");
-    let engine = torture_engine(&log)
-        .open(&db)
-        .await
-        .expect("the child opens the file");
+    let mut builder = torture_engine(&log);
+    if let Some(runs) = std::env::var_os(CHILD_CACHE_ENV) {
+        let runs = runs.to_str().and_then(|r| r.parse().ok());
+        builder = builder.max_cached_runs(runs.expect("the cache size is a number"));
+    }
+    let engine = builder.open(&db).await.expect("the child opens the file");
     let engine = Arc::new(engine);
     child_report("opened");
     let report: Report = Arc::new(|line| child_report(&line));
@@ -572,64 +591,62 @@ struct Totals {
 
 // ----- The driver -----
 
+/// Where the driver and its children keep their files.
+struct Files {
+    /// Holds the folder of the others.
+    db: support::TempDb,
+    log: PathBuf,
+    cmd: PathBuf,
+}
+
+/// How the kills went, for the final report.
+#[derive(Default)]
+struct KillStats {
+    kills: usize,
+    /// Kills that landed while the child started and opened the file.
+    early: usize,
+    /// From starting a child to its engine being open (recovery included).
+    slowest_open: Duration,
+    last_open: Duration,
+}
+
 /// Kill a child running hundreds of mixed workflows at random moments, many
 /// times; then finish in this process and check every workflow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_loses_nothing_acknowledged() {
     let seed = seed_from_env(SEED_ENV);
     let soak: Option<Duration> = std::env::var(SECS_ENV).ok().map(|s| {
-        Duration::from_secs(
-            s.parse()
-                .unwrap_or_else(|_| panic!("{SECS_ENV} must be seconds")),
-        )
+        let secs = s.parse();
+        Duration::from_secs(secs.unwrap_or_else(|_| panic!("{SECS_ENV} must be seconds")))
     });
     eprintln!("crash torture: {SEED_ENV}={seed}");
     let _hint = ReplayHint(seed);
     let began = Instant::now();
     let mut rng = SplitMix(seed);
     let db = temp_db();
-    let log = db.dir.path().join("activities.log");
-    let cmd = db.dir.path().join("commands.json");
+    let files = Files {
+        log: db.dir.path().join("activities.log"),
+        cmd: db.dir.path().join("commands.json"),
+        db,
+    };
     let mut ledger = Ledger::default();
-    let mut kills = 0usize;
-    loop {
-        let more = match soak {
-            None => kills < CI_KILLS,
-            Some(limit) => began.elapsed() < limit,
-        };
-        if !more {
-            break;
-        }
+    let mut stats = KillStats::default();
+    let keep_going = |stats: &KillStats| match soak {
+        None => stats.kills < CI_KILLS,
+        Some(limit) => began.elapsed() < limit,
+    };
+    while keep_going(&stats) {
         ledger.add_workflows(&mut rng, WORKFLOWS_PER_CYCLE);
-        let tasks = serde_json::to_string(&ledger.tasks(false)).expect("tasks encode");
-        std::fs::write(&cmd, tasks).expect("write the command file");
-        let child_seed = rng.next_u64().to_string();
-        let env = [
-            (DB_ENV, db.path.as_os_str()),
-            (LOG_ENV, log.as_os_str()),
-            (CMD_ENV, cmd.as_os_str()),
-            (CHILD_SEED_ENV, OsStr::new(&child_seed)),
-        ];
-        let mut child = spawn_crash_child("child_torture", &env);
-        child
-            .wait_for_line(Duration::from_secs(60), |l| l == "opened")
-            .await;
-        let delay = Duration::from_millis(rng.between(KILL_AFTER_MS.0, KILL_AFTER_MS.1));
-        tokio::time::sleep(delay).await;
-        assert!(
-            !child.has_exited(),
-            "the child exited before it was killed (a panic?); it printed {:?}",
-            child.lines()
-        );
-        let lines = child.kill();
-        kills += 1;
-        ledger.absorb(&lines);
-        if soak.is_some() && kills % 50 == 0 {
-            let waiting = ledger.tasks(false).len();
+        kill_cycle(&files, &mut rng, &mut ledger, &mut stats).await;
+        if soak.is_some() && stats.kills % 50 == 0 {
             eprintln!(
-                "{:?}: {kills} kills, {} workflows, {waiting} not yet seen finished",
+                "{:.1?}: {} kills, {} workflows, {} not yet seen finished; the last child \
+                 took {:.1?} to open the file",
                 began.elapsed(),
-                ledger.workflows.len()
+                stats.kills,
+                ledger.workflows.len(),
+                ledger.tasks(false).len(),
+                stats.last_open,
             );
         }
     }
@@ -639,8 +656,8 @@ async fn sigkill_at_random_loses_nothing_acknowledged() {
         .filter(|t| t.done_in_child)
         .count();
 
-    let engine = torture_engine(&log)
-        .open(&db.path)
+    let engine = torture_engine(&files.log)
+        .open(&files.db.path)
         .await
         .expect("the file opens after the last kill");
     let engine = Arc::new(engine);
@@ -651,15 +668,15 @@ async fn sigkill_at_random_loses_nothing_acknowledged() {
         ledger.errors
     );
     assert_one_run_each(&engine, &ledger).await;
-    let log_lines = parse_log(&read_log(&log));
+    let log_lines = parse_log(&read_log(&files.log));
     let mut totals = Totals::default();
     for (id, tracked) in &ledger.workflows {
         let history = engine.history(id).await.expect("read a history");
-        let run_id = engine.describe(id).await.expect("describe").run_id;
+        let description = engine.describe(id).await.expect("describe");
         let check = WorkflowCheck {
             id,
             tracked,
-            run_id: run_id.to_string(),
+            description,
             result: results.get(id),
             history: &history,
             log: log_lines.get(id.as_str()).map_or(&[], Vec::as_slice),
@@ -672,23 +689,68 @@ async fn sigkill_at_random_loses_nothing_acknowledged() {
         .await
         .expect("shut down");
     eprintln!(
-        "crash torture ({SEED_ENV}={seed}): survived {kills} kills, {} workflows in {:.1?} \
-         ({finished_in_children} seen finished in a child; {} acknowledged starts, {} \
-         acknowledged signals, {} duplicate signals from cut-off calls, {} attempts cut off \
-         by a kill, {} planned attempt failures)",
+        "crash torture ({SEED_ENV}={seed}): survived {} kills, {} workflows in {:.1?} ({} \
+         kills while the child started and opened the file; {finished_in_children} seen \
+         finished in a child; {} acknowledged starts, {} acknowledged signals, {} duplicate \
+         signals from cut-off calls, {} attempts cut off by a kill, {} planned attempt \
+         failures; the slowest child took {:.1?} to open the file)",
+        stats.kills,
         ledger.workflows.len(),
         began.elapsed(),
+        stats.early,
         ledger.acked_starts,
         ledger.acked_signals,
         totals.duplicate_signals,
         totals.interrupted_attempts,
         totals.flaky_failures,
+        stats.slowest_open,
     );
 }
 
+/// Starts a child on the calls not yet done, kills it with SIGKILL at a
+/// random moment, and takes in what it reported.
+async fn kill_cycle(files: &Files, rng: &mut SplitMix, ledger: &mut Ledger, stats: &mut KillStats) {
+    let tasks = serde_json::to_string(&ledger.tasks(false)).expect("tasks encode");
+    std::fs::write(&files.cmd, tasks).expect("write the command file");
+    let child_seed = rng.next_u64().to_string();
+    let small_cache = SMALL_CACHE.to_string();
+    let mut env = vec![
+        (DB_ENV, files.db.path.as_os_str()),
+        (LOG_ENV, files.log.as_os_str()),
+        (CMD_ENV, files.cmd.as_os_str()),
+        (CHILD_SEED_ENV, OsStr::new(&child_seed)),
+    ];
+    if rng.between(0, 2) == 0 {
+        env.push((CHILD_CACHE_ENV, OsStr::new(&small_cache)));
+    }
+    let spawned = Instant::now();
+    let mut child = spawn_crash_child("child_torture", &env);
+    if rng.between(1, EARLY_KILL_ONE_IN) == 1 {
+        let delay = Duration::from_millis(rng.between(0, EARLY_KILL_MS));
+        tokio::time::sleep(delay).await;
+        stats.early += 1;
+    } else {
+        child
+            .wait_for_line(Duration::from_secs(60), |l| l == "opened")
+            .await;
+        stats.last_open = spawned.elapsed();
+        stats.slowest_open = stats.slowest_open.max(stats.last_open);
+        let delay = Duration::from_millis(rng.between(KILL_AFTER_MS.0, KILL_AFTER_MS.1));
+        tokio::time::sleep(delay).await;
+    }
+    assert!(
+        !child.has_exited(),
+        "the child exited before it was killed (a panic?); it printed {:?}",
+        child.lines()
+    );
+    let lines = child.kill();
+    stats.kills += 1;
+    ledger.absorb(&lines);
+}
+
 /// Makes the calls no child got done, in this process, and waits for every
-/// workflow's result (at most 120 s). Panics describing the workflows still
-/// running on timeout.
+/// workflow's result, at most [`FINISH_LIMIT`]. Returns the results there
+/// are; the checks explain the missing ones.
 async fn finish_in_process(
     engine: &Arc<Engine>,
     ledger: &mut Ledger,
@@ -697,48 +759,38 @@ async fn finish_in_process(
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     let report: Report = Arc::new(move |line| sink.lock().expect("lines lock").push(line));
-    let running: Vec<_> = ledger
-        .tasks(true)
-        .into_iter()
-        .map(|task| {
-            let id = task.id.clone();
-            let call = drive(
-                engine.clone(),
-                task,
-                report.clone(),
-                SplitMix(rng.next_u64()),
-            );
-            tokio::spawn(async move { (id, call.await) })
-        })
-        .collect();
-    let finished =
-        tokio::time::timeout(Duration::from_secs(120), futures::future::join_all(running)).await;
-    let Ok(finished) = finished else {
-        let stuck = engine
-            .list(&ListFilter::new().with_status(WorkflowStatus::Running))
-            .await
-            .expect("list running runs");
-        let mut described = Vec::new();
-        for run in stuck.executions.iter().take(5) {
-            described.push(engine.describe(&run.workflow_id).await);
-        }
-        panic!(
-            "workflows still running 120 s after the last kill: {:?}; for example {described:#?}",
-            stuck
-                .executions
-                .iter()
-                .map(|r| r.workflow_id.as_str())
-                .collect::<Vec<_>>()
+    let results = Arc::new(Mutex::new(HashMap::new()));
+    let mut running = tokio::task::JoinSet::new();
+    for task in ledger.tasks(true) {
+        let id = task.id.clone();
+        let call = drive(
+            engine.clone(),
+            task,
+            report.clone(),
+            SplitMix(rng.next_u64()),
         );
+        let results = results.clone();
+        running.spawn(async move {
+            if let Some(result) = call.await {
+                results.lock().expect("results lock").insert(id, result);
+            }
+        });
+    }
+    let all_joined = async {
+        while let Some(joined) = running.join_next().await {
+            joined.expect("a call task panicked");
+        }
     };
+    if tokio::time::timeout(FINISH_LIMIT, all_joined)
+        .await
+        .is_err()
+    {
+        eprintln!("some workflows did not finish within {FINISH_LIMIT:?} after the last kill");
+        running.abort_all();
+    }
     ledger.absorb(&lines.lock().expect("lines lock"));
-    finished
-        .into_iter()
-        .filter_map(|joined| {
-            let (id, result) = joined.expect("a call task panicked");
-            result.map(|r| (id, r))
-        })
-        .collect()
+    let results = results.lock().expect("results lock");
+    results.clone()
 }
 
 /// Each workflow ID has exactly one run: no start made a second one.
@@ -801,7 +853,7 @@ struct Recorded {
 struct WorkflowCheck<'a> {
     id: &'a str,
     tracked: &'a Tracked,
-    run_id: String,
+    description: WorkflowDescription,
     result: Option<&'a Vec<String>>,
     history: &'a [Event],
     log: &'a [Logged],
@@ -810,22 +862,26 @@ struct WorkflowCheck<'a> {
 impl WorkflowCheck<'_> {
     fn run(&self, totals: &mut Totals) {
         let id = self.id;
-        assert_eq!(
-            self.result,
-            Some(&expected_result(&self.tracked.ops)),
-            "{id}: the wrong result; plan {:?}; history {:#?}",
-            self.tracked.ops,
-            self.history
-        );
+        // First what holds for a run that is still running too, to explain
+        // one that did not finish.
         assert!(self.tracked.started, "{id}: no start was ever done");
         if let Some(acked) = &self.tracked.acked_run {
             assert_eq!(
-                *acked, self.run_id,
+                *acked,
+                self.description.run_id.to_string(),
                 "{id}: the acknowledged start is not the run in the file"
             );
         }
-        assert_history_well_formed(self.history);
         self.check_signals(totals);
+        assert_eq!(
+            self.result,
+            Some(&expected_result(&self.tracked.ops)),
+            "{id}: the wrong result (none: it did not finish); plan {:?}; {:#?}; history {:#?}",
+            self.tracked.ops,
+            self.description,
+            self.history
+        );
+        assert_history_well_formed(self.history);
         let recorded = self.recorded_activities(totals);
         self.check_log(&recorded);
     }
@@ -969,8 +1025,8 @@ impl WorkflowCheck<'_> {
             let seen = attempts.entry((step, branch)).or_default();
             assert!(
                 seen.last().is_none_or(|last| attempt > *last),
-                "{id}: attempt {attempt} of {step}.{branch} ran after attempt {:?}; log {log:?}",
-                seen.last()
+                "{id}: attempt {attempt} of {step}.{branch} ran again or out of order (after \
+                 attempts {seen:?}); log {log:?}"
             );
             seen.push(attempt);
         }
