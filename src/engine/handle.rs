@@ -210,6 +210,11 @@ pub(crate) async fn describe_run(
                 _ => None,
             }),
     };
+    let history_length = match &snapshot {
+        Some(snapshot) => snapshot.history_len,
+        None if record.status.is_closed() => record.history_len,
+        None => shared.store.history_len(run_id, workflow_id)?,
+    };
     let snapshot = snapshot.unwrap_or_default();
     Ok(WorkflowDescription {
         pending_activities: snapshot.activities,
@@ -222,6 +227,6 @@ pub(crate) async fn describe_run(
         parked,
         start_time: record.start_time,
         close_time: record.close_time,
-        history_length: record.history_len,
+        history_length,
     })
 }

@@ -668,7 +668,16 @@ impl Engine {
     /// A client error when the file could not be read.
     pub async fn list(&self, filter: &ListFilter) -> Result<WorkflowPage, ClientError> {
         let runs = self.shared.store.all_runs()?;
-        Ok(list::page(runs, filter))
+        let mut page = list::page(runs, filter);
+        // An open run's stored record does not follow every step; its
+        // history's length does.
+        for run in page.executions.iter_mut().filter(|r| !r.status.is_closed()) {
+            run.history_length = self
+                .shared
+                .store
+                .history_len(run.run_id, &run.workflow_id)?;
+        }
+        Ok(page)
     }
 
     /// The event history of the latest run of a workflow ID, in order.

@@ -196,6 +196,24 @@ impl Store {
         })
     }
 
+    /// The number of events in a run's history (its last event ID).
+    pub(crate) fn history_len(&self, run_id: RunId, workflow_id: &str) -> Result<u64, StoreError> {
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let Some(history) = open_read(&txn, HISTORY)? else {
+                return Ok(0);
+            };
+            let key = run_id.as_u128();
+            let last = history
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(redb_err)?
+                .next_back()
+                .transpose()
+                .map_err(redb_err)?;
+            Ok(last.map_or(0, |(k, _)| k.value().1))
+        })
+    }
+
     /// The last event of a run's history.
     pub(crate) fn last_event(
         &self,

@@ -50,6 +50,8 @@ pub(crate) struct RunRecord {
     pub(crate) status: WorkflowStatus,
     pub(crate) start_time: SystemTime,
     pub(crate) close_time: Option<SystemTime>,
-    /// Number of events in the history; the next event gets this plus one.
+    /// Number of events in the history when the record was last written:
+    /// at the start and at the close. While the run is open, the history's
+    /// last event ID is the truth (see `Store::history_len`).
     pub(crate) history_len: u64,
 }

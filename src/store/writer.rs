@@ -259,8 +259,13 @@ fn append(
             .insert((key, *event_id), bytes.as_slice())
             .map_err(redb_err)?;
     }
-    let encoded = codec::encode(&record).map_err(StoreError::encode)?;
-    t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
+    // The record changes only when the run closes: while it runs, its
+    // history (whose length is its last event ID) is the truth, and one
+    // B-tree write per step is saved.
+    if record.status.is_closed() {
+        let encoded = codec::encode(&record).map_err(StoreError::encode)?;
+        t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
+    }
     let wake = (!record.status.is_closed()).then_some(wake);
     set_wake(t, key, wake)?;
     Ok(WriteOutcome::Appended)
@@ -283,7 +288,17 @@ fn close(
         return Ok(WriteOutcome::AlreadyClosed(record.status));
     }
     let now = std::time::SystemTime::now();
-    record.history_len += 1;
+    // The stored record's length is as of its last write; the history's
+    // last key is the truth.
+    let last = t
+        .history
+        .range((key, 0)..=(key, u64::MAX))
+        .map_err(redb_err)?
+        .next_back()
+        .transpose()
+        .map_err(redb_err)?
+        .map_or(0, |(k, _)| k.value().1);
+    record.history_len = last + 1;
     record.status = status;
     record.close_time = Some(now);
     let event = Event {

@@ -195,6 +195,8 @@ pub(crate) struct RunSnapshot {
     pub(crate) timers: Vec<PendingTimerInfo>,
     /// Why the run is parked, as published when the snapshot was taken.
     pub(crate) parked: Option<ParkReason>,
+    /// Events in the run's history (all of them durable).
+    pub(crate) history_len: u64,
 }
 
 /// What a run in memory is doing, as seen by handles waiting on it.
@@ -453,8 +455,10 @@ impl Shared {
                 .store
                 .run(run_id, &label)
                 .and_then(|record| match record {
-                    Some(record) if !record.status.is_closed() => {
+                    Some(mut record) if !record.status.is_closed() => {
                         let history = shared.store.history(run_id, &record.workflow_id)?;
+                        // The history's length is the truth while a run is open.
+                        record.history_len = history.last().map_or(0, |e| e.event_id);
                         Ok(Some((record, history)))
                     }
                     _ => Ok(None),

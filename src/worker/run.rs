@@ -800,6 +800,7 @@ impl RunActor {
                     fire_at: *at,
                 })
                 .collect(),
+            history_len: self.record.history_len,
             parked: match &*self.state.borrow() {
                 RunState::Parked(reason) => Some(reason.clone()),
                 _ => None,
