@@ -57,6 +57,13 @@
 //! | `workflow.now()`, `random()`, `uuid4()`, SideEffect | [`WorkflowContext::now`], [`random`](WorkflowContext::random), [`uuid`](WorkflowContext::uuid), [`side_effect`](WorkflowContext::side_effect) |
 //! | `patched()` | [`WorkflowContext::patched`] |
 //! | Nondeterminism error (workflow task failure) | [`NondeterminismError`]; the run is parked, see [`WorkflowDescription::parked`] |
+//! | Signal, signal-with-start | [`SignalDef`], [`Engine::signal`], [`Engine::signal_with_start`], [`WorkflowContext::recv_signal`] |
+//! | Query | [`QueryDef`], [`Engine::query`], [`WorkflowContext::handle_query`] |
+//! | Cancel, terminate | [`Engine::cancel`] (waits return [`Cancelled`]), [`Engine::terminate`] |
+//! | Heartbeat | [`ActivityContext::heartbeat`], [`ActivityContext::heartbeat_details`], [`ActivityContext::is_cancelled`] |
+//! | Worker limits | [`Worker::max_concurrent_activities`], [`Worker::max_activities_per_second`] |
+//! | Describe, list | [`Engine::describe`], [`Engine::list`] with [`ListFilter`] |
+//! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
 //!
 //! # Guarantees
 //!
