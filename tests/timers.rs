@@ -308,3 +308,23 @@ async fn a_timer_due_while_closed_fires_after_reopen() {
     );
     engine.shutdown().await.unwrap();
 }
+
+/// Every engine fires its timers, however its start-up tasks were scheduled
+/// (the timer task once could run before the engine finished building and
+/// stop for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_opened_engine_fires_its_timers() {
+    for round in 0..20 {
+        let db = support::temp_db();
+        let engine = open(&db.path).await;
+        let run = engine
+            .start_workflow(SLEEP, format!("open-{round}"), 5, WorkflowOptions::new())
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), run.result())
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: the timer never fired"))
+            .unwrap();
+        engine.shutdown().await.unwrap();
+    }
+}

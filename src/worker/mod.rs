@@ -267,18 +267,28 @@ impl Shared {
             .into_iter()
             .map(|(name, worker)| (name, Arc::new(TaskQueue::new(worker))))
             .collect();
-        Arc::new_cyclic(|weak| Shared {
+        let (timers, timer_queue) = Timers::new();
+        let shared = Arc::new(Shared {
             store,
             queues,
             runs: Mutex::new(HashMap::new()),
-            timers: Timers::start(weak.clone(), shutdown.clone(), &tracker),
+            timers,
             shutdown,
             tracker,
             max_payload_bytes,
             max_cached_runs: max_cached_runs.max(1),
             load_queue: Mutex::new(VecDeque::new()),
             loaders: AtomicUsize::new(0),
-        })
+        });
+        // Started only now that `shared` exists: a timer task started inside
+        // `Arc::new_cyclic` could run first on another thread, fail to reach
+        // it, and stop for good (no timer, retry or wake-up would fire).
+        timer_queue.start(
+            Arc::downgrade(&shared),
+            shared.shutdown.clone(),
+            &shared.tracker,
+        );
+        shared
     }
 
     fn runs(&self) -> MutexGuard<'_, HashMap<RunId, RunSlot>> {

@@ -44,16 +44,16 @@ fn millis(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// The due times sent to a [`Timers`] handle, for the timer task to serve
+/// once it is started ([`TimerQueue::start`]).
+pub(crate) struct TimerQueue(mpsc::UnboundedReceiver<Due>);
+
 impl Timers {
-    /// Starts the timer task; it ends when `shutdown` is cancelled.
-    pub(crate) fn start(
-        shared: Weak<Shared>,
-        shutdown: CancellationToken,
-        tracker: &tokio_util::task::TaskTracker,
-    ) -> Self {
+    /// A handle and the queue it feeds; nothing is delivered until the
+    /// queue's task is started.
+    pub(crate) fn new() -> (Self, TimerQueue) {
         let (tx, rx) = mpsc::unbounded_channel();
-        tracker.spawn(run(shared, rx, shutdown));
-        Timers { tx }
+        (Timers { tx }, TimerQueue(rx))
     }
 
     /// Delivers `msg` to run `run_id` at wall-clock time `at` (at once if it
@@ -71,6 +71,21 @@ impl Timers {
         };
         // The task is gone only during shutdown, when nothing is due anymore.
         let _ = self.tx.send(due);
+    }
+}
+
+impl TimerQueue {
+    /// Starts the timer task; it ends when `shutdown` is cancelled or
+    /// `shared` is gone. Start it only once `shared` can be upgraded (not
+    /// from inside `Arc::new_cyclic`): the task stops for good the first
+    /// time it cannot reach `shared`.
+    pub(crate) fn start(
+        self,
+        shared: Weak<Shared>,
+        shutdown: CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+    ) {
+        tracker.spawn(run(shared, self.0, shutdown));
     }
 }
 
@@ -98,6 +113,8 @@ async fn run(
                 None => return,
             },
             _ = scan.tick() => {
+                // The task starts once `shared` exists, so this fails only
+                // when the engine is gone.
                 let Some(shared) = shared.upgrade() else { return };
                 let until = millis(SystemTime::now() + HORIZON);
                 match shared.store.wakeups(read_until, until) {
