@@ -86,6 +86,9 @@ impl Store {
         backend: Backend,
         cache_bytes: usize,
     ) -> Result<Store, OpenError> {
+        if !path.exists() {
+            create(path, &backend, cache_bytes)?;
+        }
         // redb trusts a cleanly closed file and may panic on one damaged
         // outside it; an open that checks every page reports the damage
         // instead, so it is the fallback (it costs a walk of the file).
@@ -338,6 +341,47 @@ impl Drop for Store {
 }
 
 /// Opens the file (`checked`: verifying every page) and checks its format.
+/// Creates a new file atomically: redb grows a new file before it writes
+/// its header, so a process killed meanwhile would leave a file no open
+/// accepts. The file is made complete under a temporary name (with the
+/// format version committed), then linked into place, never over an
+/// existing file; a kill leaves at most a stray temporary file beside it.
+fn create(path: &Path, backend: &Backend, cache_bytes: usize) -> Result<(), OpenError> {
+    let failed = |message: String| OpenError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".creating-{}", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let _ = std::fs::remove_file(&temporary);
+    let db = file::contain(|| open_checked(&temporary, backend, false, cache_bytes))
+        .map_err(&failed)??;
+    drop(db);
+    let linked = std::fs::hard_link(&temporary, path).or_else(|e| {
+        // A file system without hard links: rename, still never over a file.
+        if e.kind() != std::io::ErrorKind::AlreadyExists && !path.exists() {
+            std::fs::rename(&temporary, path)
+        } else {
+            Err(e)
+        }
+    });
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => {}
+        // Another process created it first: open that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(failed(format!("could not create the file: {e}"))),
+    }
+    // The new name must survive a power cut as well.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
 fn open_checked(
     path: &Path,
     backend: &Backend,
