@@ -205,10 +205,7 @@ pub(crate) async fn describe_run(
         Some(snapshot) => snapshot.parked.clone(),
         None => shared
             .watch(run_id)
-            .and_then(|state| match &*state.borrow() {
-                RunState::Parked(reason) => Some(reason.clone()),
-                _ => None,
-            }),
+            .and_then(|state| state.borrow().parked().cloned()),
     };
     let history_length = match &snapshot {
         Some(snapshot) => snapshot.history_len,

@@ -515,10 +515,7 @@ impl Engine {
                 reason: self
                     .shared
                     .watch(run_id)
-                    .and_then(|s| match &*s.borrow() {
-                        crate::worker::RunState::Parked(reason) => Some(reason.to_string()),
-                        _ => None,
-                    })
+                    .and_then(|s| s.borrow().parked().map(ToString::to_string))
                     .unwrap_or_else(|| "its actor stopped".to_string()),
             },
             Err(e) => e.into(),
@@ -613,7 +610,7 @@ impl Engine {
                 status,
             }),
             _ => {
-                self.shared.forget(run_id);
+                self.shared.unregister(run_id);
                 Ok(())
             }
         }

@@ -207,6 +207,16 @@ pub(crate) enum RunState {
     Closed(WorkflowStatus),
 }
 
+impl RunState {
+    /// Why the run is parked, if it is.
+    pub(crate) fn parked(&self) -> Option<&ParkReason> {
+        match self {
+            RunState::Parked(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
 /// A run in memory. Runs not in memory (evicted, or not loaded since the
 /// file was opened) are loaded again by the first message for them.
 struct RunSlot {
@@ -543,7 +553,7 @@ impl Shared {
     }
 
     /// Removes a closed run from memory.
-    fn unregister(&self, run_id: RunId) {
+    pub(crate) fn unregister(&self, run_id: RunId) {
         self.runs().remove(&run_id);
     }
 
@@ -570,11 +580,6 @@ impl Shared {
         self.runs().get(&run_id).map(|slot| slot.state.subscribe())
     }
 
-    /// Drops a run's entry (closed directly in the file).
-    pub(crate) fn forget(&self, run_id: RunId) {
-        self.unregister(run_id);
-    }
-
     /// What a running run is waiting for (loading it if needed).
     pub(crate) async fn snapshot(self: &Arc<Self>, run_id: RunId) -> Option<RunSnapshot> {
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -598,12 +603,6 @@ impl Shared {
                 task_queue: record.task_queue.clone(),
             })?;
         let machine = workflow::WorkflowMachine::replay(&workflow, run_id, &history);
-        let handler = machine
-            .query_handler(name)
-            .ok_or_else(|| ClientError::UnknownQuery {
-                workflow_id: record.workflow_id.clone(),
-                query: name.to_string(),
-            })?;
-        Ok(handler()?)
+        run::answer_query(&machine, &record.workflow_id, name)
     }
 }

@@ -801,10 +801,7 @@ impl RunActor {
                 })
                 .collect(),
             history_len: self.record.history_len,
-            parked: match &*self.state.borrow() {
-                RunState::Parked(reason) => Some(reason.clone()),
-                _ => None,
-            },
+            parked: self.state.borrow().parked().cloned(),
         }
     }
 
@@ -890,14 +887,7 @@ impl RunActor {
     }
 
     fn answer_query(&self, name: &str) -> Result<Payload, ClientError> {
-        let handler =
-            self.machine
-                .query_handler(name)
-                .ok_or_else(|| ClientError::UnknownQuery {
-                    workflow_id: self.record.workflow_id.clone(),
-                    query: name.to_string(),
-                })?;
-        Ok(handler()?)
+        answer_query(&self.machine, &self.record.workflow_id, name)
     }
 
     fn park(&mut self, message: String) -> bool {
@@ -969,4 +959,19 @@ impl RunActor {
             .instrument(span),
         );
     }
+}
+
+/// Runs a query handler of the workflow code, live or replayed.
+pub(super) fn answer_query(
+    machine: &WorkflowMachine,
+    workflow_id: &str,
+    name: &str,
+) -> Result<Payload, ClientError> {
+    let handler = machine
+        .query_handler(name)
+        .ok_or_else(|| ClientError::UnknownQuery {
+            workflow_id: workflow_id.to_string(),
+            query: name.to_string(),
+        })?;
+    Ok(handler()?)
 }
