@@ -370,7 +370,7 @@ impl Engine {
                 }),
             };
         }
-        let run_id = RunId::new_random();
+        let run_id = RunId::new_time_ordered();
         let now = SystemTime::now();
         let mut events = vec![Event {
             event_id: 1,
