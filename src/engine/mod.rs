@@ -25,7 +25,7 @@ use crate::history::{
     DEFAULT_MAX_PAYLOAD_BYTES, Event, EventKind, MAX_WORKFLOW_ID_LEN, Payload, RunId,
     WorkflowStatus,
 };
-use crate::store::{Backend, ReuseRule, RunRecord, Store, WriteOp, WriteOutcome};
+use crate::store::{Backend, EncodedRecord, ReuseRule, RunRecord, Store, WriteOp, WriteOutcome};
 use crate::worker::{DEFAULT_TASK_QUEUE, RunMsg, Shared, Worker};
 use crate::workflow::{QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
 
@@ -415,32 +415,32 @@ impl Engine {
         };
         let op = WriteOp::Start {
             run_id,
-            record: prepared.record().clone(),
+            record: EncodedRecord::new(prepared.record().clone())?,
             events: encoded,
             reuse,
             wake: prepared.wake(),
         };
-        let outcome = self.shared.store.write(vec![op]).await?;
+        let outcome = self.shared.store.write(op).await?;
         let workflow_id = start.workflow_id;
-        match outcome.into_iter().next() {
-            Some(WriteOutcome::Started) => {
+        match outcome {
+            WriteOutcome::Started => {
                 reservation.launch(prepared);
                 Ok(Started::New(run_id))
             }
-            Some(WriteOutcome::AlreadyRunning(existing)) => match options.id_conflict_policy {
+            WriteOutcome::AlreadyRunning(existing) => match options.id_conflict_policy {
                 WorkflowIdConflictPolicy::UseExisting => Ok(Started::Existing(existing)),
                 WorkflowIdConflictPolicy::Fail => Err(ClientError::AlreadyStarted {
                     workflow_id,
                     run_id: existing,
                 }),
             },
-            Some(WriteOutcome::ReuseRejected(last_status)) => Err(ClientError::IdReuseRejected {
+            WriteOutcome::ReuseRejected(last_status) => Err(ClientError::IdReuseRejected {
                 workflow_id,
                 last_status,
             }),
-            _ => Err(ClientError::Storage(
-                "the store gave no answer to a start".into(),
-            )),
+            other => Err(ClientError::Storage(format!(
+                "the store answered a start with {other:?}"
+            ))),
         }
     }
 
@@ -604,8 +604,8 @@ impl Engine {
             },
             status: WorkflowStatus::Terminated,
         };
-        match self.shared.store.write(vec![op]).await?.into_iter().next() {
-            Some(WriteOutcome::AlreadyClosed(status)) => Err(ClientError::WorkflowClosed {
+        match self.shared.store.write(op).await? {
+            WriteOutcome::AlreadyClosed(status) => Err(ClientError::WorkflowClosed {
                 workflow_id: workflow_id.to_string(),
                 status,
             }),

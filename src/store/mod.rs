@@ -24,7 +24,7 @@ use crate::history::{Event, RunId};
 pub use faults::FaultInjector;
 pub(crate) use file::{Backend, DbCell};
 pub(crate) use tables::{RunRecord, WAKE_NEVER, WAKE_NOW};
-pub(crate) use writer::{ReuseRule, WriteOp, WriteOutcome};
+pub(crate) use writer::{EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 
 use tables::{FORMAT_KEY, HISTORY, META, RUNS, STORE_FORMAT_VERSION, WAKEUPS, WORKFLOWS};
 
@@ -122,17 +122,20 @@ impl Store {
         })
     }
 
-    /// Applies `ops` in one durable commit (possibly shared with other
+    /// Applies `op` in a durable commit (possibly shared with other
     /// callers) and answers once it is durable.
-    pub(crate) async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+    pub(crate) async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         {
             let tx = self.tx.lock().map_err(|_| StoreError::Closed)?;
             let tx = tx.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(writer::Request { ops, reply })
+            tx.send(writer::Request { op, reply })
                 .map_err(|_| StoreError::Closed)?;
         }
-        answer.await.map_err(|_| StoreError::Closed)?
+        let writer::Reply { outcome, op } = answer.await.map_err(|_| StoreError::Closed)?;
+        // Freed here, not on the writer thread (see `writer::Reply`).
+        drop(op);
+        outcome
     }
 
     /// Runs a read on the file. A panic of redb on a damaged page becomes

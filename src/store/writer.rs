@@ -1,6 +1,6 @@
 //! The group-commit writer: one thread owns every write transaction.
 //!
-//! Callers send a request (a list of operations) and wait for its answer.
+//! Callers send a request (one operation) and wait for its answer.
 //! The thread takes the first waiting request and every other that has
 //! queued up behind it, applies them all in one write transaction, commits it
 //! with immediate durability, and only then answers each caller. A lone
@@ -28,6 +28,21 @@ pub(crate) enum ReuseRule {
     Reject,
 }
 
+/// A run record with its encoding, made by the caller so that the writer
+/// thread, which every commit waits for, does not spend its time encoding.
+#[derive(Debug)]
+pub(crate) struct EncodedRecord {
+    record: RunRecord,
+    bytes: Vec<u8>,
+}
+
+impl EncodedRecord {
+    pub(crate) fn new(record: RunRecord) -> Result<Self, StoreError> {
+        let bytes = codec::encode(&record).map_err(StoreError::encode)?;
+        Ok(EncodedRecord { record, bytes })
+    }
+}
+
 /// One change to the file.
 #[derive(Debug)]
 pub(crate) enum WriteOp {
@@ -35,7 +50,7 @@ pub(crate) enum WriteOp {
     /// rule refuses the closed one.
     Start {
         run_id: RunId,
-        record: RunRecord,
+        record: EncodedRecord,
         /// Encoded events, numbered from 1.
         events: Vec<Vec<u8>>,
         reuse: ReuseRule,
@@ -51,10 +66,11 @@ pub(crate) enum WriteOp {
         kind: EventKind,
         status: WorkflowStatus,
     },
-    /// Append events to a run and replace its record.
+    /// Append events to a run; `closed` is its final record when the events
+    /// close it.
     Append {
         run_id: RunId,
-        record: RunRecord,
+        closed: Option<EncodedRecord>,
         /// Encoded events with their event IDs.
         events: Vec<(u64, Vec<u8>)>,
         /// When the run next needs the engine (see `tables::WAKE_NOW`).
@@ -74,8 +90,17 @@ pub(crate) enum WriteOutcome {
 }
 
 pub(crate) struct Request {
-    pub(crate) ops: Vec<WriteOp>,
-    pub(crate) reply: oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>,
+    pub(crate) op: WriteOp,
+    pub(crate) reply: oneshot::Sender<Reply>,
+}
+
+/// The answer to a request. It hands the operation back so that its buffers
+/// are freed by the caller's thread: with glibc's allocator, a free of
+/// memory another thread allocated waits for that thread's arena lock, and
+/// the writer thread is the one every commit waits for.
+pub(crate) struct Reply {
+    pub(crate) outcome: Result<WriteOutcome, StoreError>,
+    pub(crate) op: WriteOp,
 }
 
 /// Runs the writer loop until every sender is gone.
@@ -91,7 +116,7 @@ pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
         let (result, broken) = match cell.get() {
             // redb panics on pages damaged outside it: nothing of the batch
             // is durable then, and the handle is not trusted again.
-            Ok(db) => match contain(|| commit_batch(&db, &mut batch)) {
+            Ok(db) => match contain(|| commit_batch(&db, &batch)) {
                 Ok(result) => {
                     let failed = result
                         .iter()
@@ -110,7 +135,10 @@ pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
         };
         for (request, outcome) in batch.into_iter().zip(result) {
             // A caller that stopped waiting has nothing to be told.
-            let _ = request.reply.send(outcome);
+            let _ = request.reply.send(Reply {
+                outcome,
+                op: request.op,
+            });
         }
         // After a storage failure redb refuses every later transaction until
         // the file is opened again; the next use of the file does that.
@@ -120,10 +148,10 @@ pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
     }
 }
 
-type BatchResult = Vec<Result<Vec<WriteOutcome>, StoreError>>;
+type BatchResult = Vec<Result<WriteOutcome, StoreError>>;
 
-fn commit_batch(db: &Database, batch: &mut [Request]) -> BatchResult {
-    let mut attempt = || -> Result<BatchResult, StoreError> {
+fn commit_batch(db: &Database, batch: &[Request]) -> BatchResult {
+    let attempt = || -> Result<BatchResult, StoreError> {
         let mut txn = db.begin_write().map_err(redb_err)?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError::Storage(e.to_string()))?;
@@ -132,9 +160,8 @@ fn commit_batch(db: &Database, batch: &mut [Request]) -> BatchResult {
             // Opened once per batch: opening a table costs more than a
             // small insert.
             let mut tables = Tables::open(&txn)?;
-            for request in batch.iter_mut() {
-                let ops = std::mem::take(&mut request.ops);
-                answers.push(apply(&mut tables, ops));
+            for request in batch {
+                answers.push(apply(&mut tables, &request.op));
             }
         }
         txn.commit().map_err(redb_err)?;
@@ -169,42 +196,39 @@ impl<'txn> Tables<'txn> {
     }
 }
 
-fn apply(t: &mut Tables<'_>, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for op in ops {
-        outcomes.push(match op {
-            WriteOp::Start {
-                run_id,
-                record,
-                events,
-                reuse,
-                wake,
-            } => start(t, run_id, record, events, reuse, wake)?,
-            WriteOp::Append {
-                run_id,
-                record,
-                events,
-                wake,
-            } => append(t, run_id, record, events, wake)?,
-            WriteOp::Close {
-                run_id,
-                workflow_id,
-                kind,
-                status,
-            } => close(t, run_id, &workflow_id, kind, status)?,
-        });
+fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
+    match op {
+        WriteOp::Start {
+            run_id,
+            record,
+            events,
+            reuse,
+            wake,
+        } => start(t, *run_id, record, events, *reuse, *wake),
+        WriteOp::Append {
+            run_id,
+            closed,
+            events,
+            wake,
+        } => append(t, *run_id, closed.as_ref(), events, *wake),
+        WriteOp::Close {
+            run_id,
+            workflow_id,
+            kind,
+            status,
+        } => close(t, *run_id, workflow_id, kind, *status),
     }
-    Ok(outcomes)
 }
 
 fn start(
     t: &mut Tables<'_>,
     run_id: RunId,
-    record: RunRecord,
-    events: Vec<Vec<u8>>,
+    encoded: &EncodedRecord,
+    events: &[Vec<u8>],
     reuse: ReuseRule,
     wake: u64,
 ) -> Result<WriteOutcome, StoreError> {
+    let record = &encoded.record;
     let previous = t
         .workflows
         .get(record.workflow_id.as_str())
@@ -230,11 +254,12 @@ fn start(
         }
     }
     let key = run_id.as_u128();
-    let encoded = codec::encode(&record).map_err(StoreError::encode)?;
     t.workflows
         .insert(record.workflow_id.as_str(), key)
         .map_err(redb_err)?;
-    t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
+    t.runs
+        .insert(key, encoded.bytes.as_slice())
+        .map_err(redb_err)?;
     // A workflow that returned in its first activation is closed already.
     let wake = (!record.status.is_closed()).then_some(wake);
     set_wake(t, key, wake)?;
@@ -249,12 +274,12 @@ fn start(
 fn append(
     t: &mut Tables<'_>,
     run_id: RunId,
-    record: RunRecord,
-    events: Vec<(u64, Vec<u8>)>,
+    closed: Option<&EncodedRecord>,
+    events: &[(u64, Vec<u8>)],
     wake: u64,
 ) -> Result<WriteOutcome, StoreError> {
     let key = run_id.as_u128();
-    for (event_id, bytes) in &events {
+    for (event_id, bytes) in events {
         t.history
             .insert((key, *event_id), bytes.as_slice())
             .map_err(redb_err)?;
@@ -262,12 +287,15 @@ fn append(
     // The record changes only when the run closes: while it runs, its
     // history (whose length is its last event ID) is the truth, and one
     // B-tree write per step is saved.
-    if record.status.is_closed() {
-        let encoded = codec::encode(&record).map_err(StoreError::encode)?;
-        t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
+    match closed {
+        Some(record) => {
+            t.runs
+                .insert(key, record.bytes.as_slice())
+                .map_err(redb_err)?;
+            set_wake(t, key, None)?;
+        }
+        None => set_wake(t, key, Some(wake))?,
     }
-    let wake = (!record.status.is_closed()).then_some(wake);
-    set_wake(t, key, wake)?;
     Ok(WriteOutcome::Appended)
 }
 
@@ -275,7 +303,7 @@ fn close(
     t: &mut Tables<'_>,
     run_id: RunId,
     workflow_id: &str,
-    kind: EventKind,
+    kind: &EventKind,
     status: WorkflowStatus,
 ) -> Result<WriteOutcome, StoreError> {
     let key = run_id.as_u128();
@@ -304,7 +332,7 @@ fn close(
     let event = Event {
         event_id: record.history_len,
         timestamp: now,
-        kind,
+        kind: kind.clone(),
     };
     let event = codec::encode(&event).map_err(StoreError::encode)?;
     t.history

@@ -23,7 +23,7 @@ use crate::error::ClientError;
 use crate::history::{
     ActivityOptionsRecord, Event, EventKind, Failure, Payload, RunId, WorkflowStatus,
 };
-use crate::store::{RunRecord, WAKE_NEVER, WAKE_NOW, WriteOp};
+use crate::store::{EncodedRecord, RunRecord, WAKE_NEVER, WAKE_NOW, WriteOp};
 use crate::workflow::{ParkReason, WorkflowMachine};
 
 /// The failure type of an attempt cut off by a crash or a kill.
@@ -872,15 +872,20 @@ impl RunActor {
             let bytes = codec::encode(event).map_err(|e| e.to_string())?;
             encoded.push((event.event_id, bytes));
         }
+        let closed = if self.record.status.is_closed() {
+            Some(EncodedRecord::new(self.record.clone()).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
         let op = WriteOp::Append {
             run_id: self.run_id,
-            record: self.record.clone(),
+            closed,
             events: encoded,
             wake: self.wake_hint(),
         };
         self.shared
             .store
-            .write(vec![op])
+            .write(op)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
