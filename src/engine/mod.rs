@@ -182,8 +182,12 @@ impl EngineBuilder {
             self.queues,
             self.max_payload_bytes,
             self.max_cached_runs,
-        );
-        // Unfinished runs resume lazily: the timer task's first read of the
+        )
+        .map_err(|e| OpenError::Unreadable {
+            path: path.to_path_buf(),
+            message: format!("could not start the timer thread: {e}"),
+        })?;
+        // Unfinished runs resume lazily: the timer thread's first read of the
         // wake-up index loads those with work now, and later reads load the
         // others when they are due. Opening waits for no replay.
         Ok(Engine { shared })

@@ -270,7 +270,7 @@ impl Shared {
         workers: HashMap<String, Worker>,
         max_payload_bytes: usize,
         max_cached_runs: usize,
-    ) -> Arc<Self> {
+    ) -> std::io::Result<Arc<Self>> {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let queues = workers
@@ -290,15 +290,15 @@ impl Shared {
             load_queue: Mutex::new(VecDeque::new()),
             loaders: AtomicUsize::new(0),
         });
-        // Started only now that `shared` exists: a timer task started inside
-        // `Arc::new_cyclic` could run first on another thread, fail to reach
-        // it, and stop for good (no timer, retry or wake-up would fire).
+        // Started only now that `shared` exists: a timer thread started
+        // inside `Arc::new_cyclic` could run first, fail to reach it, and
+        // stop for good (no timer, retry or wake-up would fire).
         timer_queue.start(
             Arc::downgrade(&shared),
             shared.shutdown.clone(),
             &shared.tracker,
-        );
-        shared
+        )?;
+        Ok(shared)
     }
 
     fn runs(&self) -> MutexGuard<'_, HashMap<RunId, RunSlot>> {

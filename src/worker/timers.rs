@@ -1,21 +1,25 @@
-//! One task that keeps the due times of the near future (durable timers,
+//! One thread that keeps the due times of the near future (durable timers,
 //! retry delays, run timeouts, wake-ups of runs not in memory) and delivers
 //! each to its run when it comes. Deliveries go by run ID, so a run evicted
 //! from memory in the meantime is loaded again to take it.
 //!
+//! A thread rather than a task: tokio's timer wheel rounds every deadline up
+//! to its next millisecond tick and fires it from whichever worker is free,
+//! which made wake-ups up to 2 ms late; a thread sleeping on a condition
+//! variable wakes within tens of microseconds of the due time.
+//!
 //! Memory holds only what is due within [`HORIZON`]: later due times are
 //! dropped here, because every run's earliest due time is in the file's
-//! wake-up index (committed before any timer is scheduled), and the task
+//! wake-up index (committed before any timer is scheduled), and the thread
 //! reads the index a slice at a time as the horizon moves on. Its first read
 //! also takes every overdue wake-up: that is how runs resume after a restart.
 
 use std::collections::BTreeMap;
-use std::sync::Weak;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::Shared;
 use super::run::RunMsg;
@@ -27,15 +31,43 @@ const HORIZON: Duration = Duration::from_secs(10);
 const SCAN_EVERY: Duration = Duration::from_secs(1);
 
 struct Due {
-    at: Instant,
     run_id: RunId,
     msg: RunMsg,
 }
 
-/// Handle to the timer task.
-#[derive(Debug, Clone)]
+/// What the handle and the thread share.
+#[derive(Default)]
+struct Queue {
+    /// Keyed by due time, then arrival, so equal times fire in order.
+    due: BTreeMap<(Instant, u64), Due>,
+    arrivals: u64,
+    stopped: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    queue: Mutex<Queue>,
+    /// Signalled when an earlier due time arrives or the thread must stop.
+    changed: Condvar,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding this lock; recover if it ever did.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Handle to the timer thread.
+#[derive(Clone)]
 pub(crate) struct Timers {
-    tx: mpsc::UnboundedSender<Due>,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Timers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timers").finish_non_exhaustive()
+    }
 }
 
 fn millis(t: SystemTime) -> u64 {
@@ -44,16 +76,21 @@ fn millis(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// The due times sent to a [`Timers`] handle, for the timer task to serve
+/// The due times sent to a [`Timers`] handle, for the timer thread to serve
 /// once it is started ([`TimerQueue::start`]).
-pub(crate) struct TimerQueue(mpsc::UnboundedReceiver<Due>);
+pub(crate) struct TimerQueue(Arc<Inner>);
 
 impl Timers {
     /// A handle and the queue it feeds; nothing is delivered until the
-    /// queue's task is started.
+    /// queue's thread is started.
     pub(crate) fn new() -> (Self, TimerQueue) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Timers { tx }, TimerQueue(rx))
+        let inner = Arc::new(Inner::default());
+        (
+            Timers {
+                inner: inner.clone(),
+            },
+            TimerQueue(inner),
+        )
     }
 
     /// Delivers `msg` to run `run_id` at wall-clock time `at` (at once if it
@@ -63,94 +100,139 @@ impl Timers {
         if at > now + HORIZON {
             return;
         }
-        let delay = at.duration_since(now).unwrap_or_default();
-        let due = Due {
-            at: Instant::now() + delay,
-            run_id,
-            msg,
-        };
-        // The task is gone only during shutdown, when nothing is due anymore.
-        let _ = self.tx.send(due);
-    }
-}
-
-impl TimerQueue {
-    /// Starts the timer task; it ends when `shutdown` is cancelled or
-    /// `shared` is gone. Start it only once `shared` can be upgraded (not
-    /// from inside `Arc::new_cyclic`): the task stops for good the first
-    /// time it cannot reach `shared`.
-    pub(crate) fn start(
-        self,
-        shared: Weak<Shared>,
-        shutdown: CancellationToken,
-        tracker: &tokio_util::task::TaskTracker,
-    ) {
-        tracker.spawn(run(shared, self.0, shutdown));
-    }
-}
-
-async fn run(
-    shared: Weak<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Due>,
-    shutdown: CancellationToken,
-) {
-    // Keyed by due time, then arrival, so equal times fire in order.
-    let mut queue: BTreeMap<(Instant, u64), Due> = BTreeMap::new();
-    let mut counter = 0u64;
-    // Wake-ups before this time (ms since the epoch) have been read.
-    let mut read_until = 0u64;
-    let mut scan = tokio::time::interval(SCAN_EVERY);
-    scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let next = queue.keys().next().map(|(at, _)| *at);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            received = rx.recv() => match received {
-                Some(due) => {
-                    counter += 1;
-                    queue.insert((due.at, counter), due);
-                }
-                None => return,
-            },
-            _ = scan.tick() => {
-                // The task starts once `shared` exists, so this fails only
-                // when the engine is gone.
-                let Some(shared) = shared.upgrade() else { return };
-                let until = millis(SystemTime::now() + HORIZON);
-                match shared.store.wakeups(read_until, until) {
-                    Ok(wakeups) => {
-                        for (wake, run_id) in wakeups {
-                            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(wake);
-                            let delay = at.duration_since(SystemTime::now()).unwrap_or_default();
-                            counter += 1;
-                            let due = Due { at: Instant::now() + delay, run_id, msg: RunMsg::Wake };
-                            queue.insert((due.at, counter), due);
-                        }
-                        read_until = until;
-                    }
-                    // Read again next tick, from the same place.
-                    Err(e) => tracing::warn!(error = %e, "reading the wake-up index failed"),
-                }
-            }
-            _ = sleep_until(next) => {
-                let Some(shared) = shared.upgrade() else { return };
-                let now = Instant::now();
-                while let Some(entry) = queue.first_entry() {
-                    if entry.key().0 > now {
-                        break;
-                    }
-                    let due = entry.remove();
-                    // A run that closed in the meantime needs nothing.
-                    let _ = shared.deliver(due.run_id, due.msg);
-                }
-            }
+        let at = Instant::now() + at.duration_since(now).unwrap_or_default();
+        let mut queue = self.inner.lock();
+        if queue.stopped {
+            return;
+        }
+        queue.arrivals += 1;
+        let key = (at, queue.arrivals);
+        let earliest = queue
+            .due
+            .first_key_value()
+            .is_none_or(|(first, _)| key < *first);
+        queue.due.insert(key, Due { run_id, msg });
+        drop(queue);
+        if earliest {
+            self.inner.changed.notify_one();
         }
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+impl TimerQueue {
+    /// Starts the timer thread; it ends when `shutdown` is cancelled or
+    /// `shared` is gone, and the tracker waits for it. Start it only once
+    /// `shared` can be upgraded (not from inside `Arc::new_cyclic`): the
+    /// thread stops for good the first time it cannot reach `shared`. Call
+    /// from inside the runtime: deliveries may start tasks on it.
+    pub(crate) fn start(
+        self,
+        shared: Weak<Shared>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> std::io::Result<()> {
+        let inner = self.0;
+        let runtime = tokio::runtime::Handle::current();
+        let thread_inner = inner.clone();
+        let thread = std::thread::Builder::new()
+            .name("steadfast-timers".into())
+            .spawn(move || {
+                let _runtime = runtime.enter();
+                run(&shared, &thread_inner);
+            })?;
+        tracker.spawn(async move {
+            shutdown.cancelled().await;
+            inner.lock().stopped = true;
+            inner.changed.notify_one();
+            // Joined so that nothing of the engine is used after shutdown.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        });
+        Ok(())
+    }
+}
+
+fn run(shared: &Weak<Shared>, inner: &Inner) {
+    // Wake-ups before this time (ms since the epoch) have been read.
+    let mut read_until = 0u64;
+    let mut next_scan = Instant::now();
+    loop {
+        if Instant::now() >= next_scan {
+            // The thread starts once `shared` exists, so this fails only
+            // when the engine is gone.
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if let Some(until) = scan(&shared, inner, read_until) {
+                read_until = until;
+            }
+            next_scan = Instant::now() + SCAN_EVERY;
+        }
+        let due = {
+            let mut queue = inner.lock();
+            loop {
+                if queue.stopped {
+                    return;
+                }
+                let now = Instant::now();
+                let first = queue.due.first_key_value().map(|((at, _), _)| *at);
+                if first.is_some_and(|at| at <= now) || now >= next_scan {
+                    break;
+                }
+                let until = first.map_or(next_scan, |at| at.min(next_scan));
+                queue = inner
+                    .changed
+                    .wait_timeout(queue, until - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            let now = Instant::now();
+            let mut due = Vec::new();
+            while let Some(entry) = queue.due.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            due
+        };
+        if due.is_empty() {
+            continue;
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        for due in due {
+            // A run that closed in the meantime needs nothing.
+            let _ = shared.deliver(due.run_id, due.msg);
+        }
+    }
+}
+
+/// Reads the wake-ups due before the horizon from the index into the queue.
+/// Returns how far it read, or `None` to read from the same place again.
+fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<u64> {
+    let until = millis(SystemTime::now() + HORIZON);
+    match shared.store.wakeups(read_until, until) {
+        Ok(wakeups) => {
+            let mut queue = inner.lock();
+            for (wake, run_id) in wakeups {
+                let at = SystemTime::UNIX_EPOCH + Duration::from_millis(wake);
+                let delay = at.duration_since(SystemTime::now()).unwrap_or_default();
+                queue.arrivals += 1;
+                let key = (Instant::now() + delay, queue.arrivals);
+                queue.due.insert(
+                    key,
+                    Due {
+                        run_id,
+                        msg: RunMsg::Wake,
+                    },
+                );
+            }
+            Some(until)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the wake-up index failed");
+            None
+        }
     }
 }
