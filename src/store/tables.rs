@@ -9,7 +9,7 @@
 //!   each next needs the engine (its wake hint, see [`WAKE_NOW`]); scanned on
 //!   open so that runs are loaded only when they have something to do.
 //! - `wakeups`: `(wake hint u64, run ID u128) -> ()`, the same hints ordered
-//!   by time (without [`WAKE_NEVER`]), so the timer task reads only the
+//!   by time (without [`WAKE_NEVER`]), so the timer thread reads only the
 //!   wake-ups due soon and memory does not grow with idle runs.
 //! - `history`: `(run ID u128, event ID u64) -> &[u8]`, a `codec` `Event`.
 

@@ -501,7 +501,7 @@ impl RunActor {
         }
     }
 
-    /// Schedules every due time again; the timer task keeps only those
+    /// Schedules every due time again; the timer thread keeps only those
     /// within its horizon, and the wake-up index brings this run back for
     /// the others. Duplicates are harmless: each is acted on once.
     fn arm_due_times(&self) {
