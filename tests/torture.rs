@@ -620,6 +620,8 @@ struct KillStats {
     kills: usize,
     /// Kills that landed while the child started and opened the file.
     early: usize,
+    /// Of those, kills of the first child, while it created the file.
+    early_first: usize,
     /// From starting a child to its engine being open (recovery included).
     slowest_open: Duration,
     last_open: Duration,
@@ -705,7 +707,8 @@ async fn sigkill_at_random_loses_nothing_acknowledged() {
         .expect("shut down");
     eprintln!(
         "crash torture ({SEED_ENV}={seed}): survived {} kills, {} workflows in {:.1?} ({} \
-         kills while the child started and opened the file; {finished_in_children} seen \
+         kills while the child started and opened the file, {} of the first child creating \
+         it; {finished_in_children} seen \
          finished in a child; {} acknowledged starts, {} acknowledged signals, {} duplicate \
          signals from cut-off calls, {} attempts cut off by a kill, {} planned attempt \
          failures; the slowest child took {:.1?} to open the file)",
@@ -713,6 +716,7 @@ async fn sigkill_at_random_loses_nothing_acknowledged() {
         ledger.workflows.len(),
         began.elapsed(),
         stats.early,
+        stats.early_first,
         ledger.acked_starts,
         ledger.acked_signals,
         totals.duplicate_signals,
@@ -740,13 +744,13 @@ async fn kill_cycle(files: &Files, rng: &mut SplitMix, ledger: &mut Ledger, stat
     }
     let spawned = Instant::now();
     let mut child = spawn_crash_child("child_torture", &env);
-    // Not the first child: it creates the file, and a kill during redb's
-    // creation of a file leaves one that never opens again (a known gap;
-    // nothing is acknowledged before the file exists).
-    if rng.between(1, EARLY_KILL_ONE_IN) == 1 && stats.kills > 0 {
+    // Also the first child, which creates the file: a kill during its
+    // creation must leave either no file or a complete one.
+    if rng.between(1, EARLY_KILL_ONE_IN) == 1 {
         let delay = Duration::from_millis(rng.between(0, EARLY_KILL_MS));
         tokio::time::sleep(delay).await;
         stats.early += 1;
+        stats.early_first += usize::from(stats.kills == 0);
     } else {
         child
             .wait_for_line(Duration::from_secs(60), |l| l == "opened")
