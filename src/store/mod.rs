@@ -86,6 +86,7 @@ impl Store {
         backend: Backend,
         cache_bytes: usize,
     ) -> Result<Store, OpenError> {
+        remove_stray_temporaries(path);
         if !path.exists() {
             create(path, &backend, cache_bytes)?;
         }
@@ -354,8 +355,8 @@ fn create(path: &Path, backend: &Backend, cache_bytes: usize) -> Result<(), Open
         path: path.to_path_buf(),
         message,
     };
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".creating-{}", std::process::id()));
+    let mut name = temporary_prefix(path);
+    name.push(std::process::id().to_string());
     let temporary = path.with_file_name(name);
     let _ = std::fs::remove_file(&temporary);
     let db = file::contain(|| open_checked(&temporary, backend, false, cache_bytes))
@@ -383,6 +384,51 @@ fn create(path: &Path, backend: &Backend, cache_bytes: usize) -> Result<(), Open
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// `<file name>.creating-`: the start of the name a new file is created
+/// under, before the creating process's ID.
+fn temporary_prefix(path: &Path) -> std::ffi::OsString {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".creating-");
+    name
+}
+
+/// Removes the temporary files that processes killed while creating the
+/// file left beside it. Only where `/proc` tells which processes are alive:
+/// a live process's temporary file may be a creation in progress.
+fn remove_stray_temporaries(path: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let prefix = temporary_prefix(path);
+    let Some(prefix) = prefix.to_str() else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !proc.join(pid).exists() {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %entry.path().display(), "removed a file left by a process killed while creating the database")
+                }
+                Err(e) => {
+                    tracing::debug!(file = %entry.path().display(), error = %e, "could not remove a stray temporary file")
+                }
+            }
+        }
+    }
 }
 
 fn open_checked(
