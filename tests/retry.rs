@@ -9,50 +9,16 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use steadfast::{
-    ActivityContext, ActivityDef, ActivityError, ActivityFailure, ActivityOptions, Engine, Event,
-    EventKind, Failure, RetryPolicy, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, Event, EventKind,
+    RetryPolicy, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
-use support::{TempDb, temp_db};
+use support::{Seen, TempDb, failed_events, failure, since, temp_db};
 
 /// Succeeds on the attempt named by its input (0: never), failing before.
 const FLAKY: ActivityDef<u32, String> = ActivityDef::new("flaky");
 /// Calls `FLAKY` once and reports what it saw.
 const CALL_FLAKY: WorkflowDef<u32, Seen> = WorkflowDef::new("CallFlaky");
-
-/// What a workflow saw from one activity call, returned as the workflow's
-/// result so that the test can look at it.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum Seen {
-    Value(String),
-    Failed {
-        attempt: u32,
-        error_type: String,
-        message: String,
-        non_retryable: bool,
-    },
-    NotScheduled(String),
-    Other(String),
-}
-
-impl From<Result<String, ActivityFailure>> for Seen {
-    fn from(result: Result<String, ActivityFailure>) -> Self {
-        match result {
-            Ok(value) => Seen::Value(value),
-            Err(ActivityFailure::Failed {
-                attempt, failure, ..
-            }) => Seen::Failed {
-                attempt,
-                error_type: failure.error_type,
-                message: failure.message,
-                non_retryable: failure.non_retryable,
-            },
-            Err(ActivityFailure::NotScheduled { message, .. }) => Seen::NotScheduled(message),
-            Err(other) => Seen::Other(other.to_string()),
-        }
-    }
-}
 
 /// Each attempt's number and start time, as the activity saw them.
 #[derive(Clone, Default)]
@@ -153,35 +119,6 @@ async fn run(engine: &Engine, workflow_id: &str, succeed_on: u32) -> Seen {
         .expect("the workflow completes")
 }
 
-/// An `ActivityFailed` event, flattened.
-#[derive(Debug)]
-struct FailedEvent {
-    timestamp: SystemTime,
-    attempt: u32,
-    failure: Failure,
-    next_attempt_at: Option<SystemTime>,
-}
-
-fn failed_events(history: &[Event]) -> Vec<FailedEvent> {
-    history
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ActivityFailed {
-                attempt,
-                failure,
-                next_attempt_at,
-                ..
-            } => Some(FailedEvent {
-                timestamp: e.timestamp,
-                attempt: *attempt,
-                failure: failure.clone(),
-                next_attempt_at: *next_attempt_at,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The attempt numbers of the `ActivityCompleted` events.
 fn completed_attempts(history: &[Event]) -> Vec<u32> {
     history
@@ -198,11 +135,6 @@ fn scheduled_count(history: &[Event]) -> usize {
         .iter()
         .filter(|e| matches!(e.kind, EventKind::ActivityScheduled { .. }))
         .count()
-}
-
-/// `a - b`, or zero when `a` is earlier.
-fn since(a: SystemTime, b: SystemTime) -> Duration {
-    a.duration_since(b).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,9 +247,7 @@ async fn maximum_attempts_ends_retries_and_the_workflow_sees_the_last_attempt() 
         seen,
         Seen::Failed {
             attempt: 3,
-            error_type: "ActivityError".into(),
-            message: "attempt 3 failed".into(),
-            non_retryable: false,
+            failure: failure("ActivityError", "attempt 3 failed", false),
         }
     );
     assert_eq!(attempts.numbers(), [1, 2, 3]);
@@ -366,9 +296,7 @@ async fn a_non_retryable_error_type_is_not_retried() {
         seen,
         Seen::Failed {
             attempt: 1,
-            error_type: "Fatal".into(),
-            message: "attempt 1 failed".into(),
-            non_retryable: false,
+            failure: failure("Fatal", "attempt 1 failed", false),
         }
     );
     assert_eq!(attempts.numbers(), [1]);
@@ -409,9 +337,7 @@ async fn a_non_retryable_error_is_not_retried() {
         seen,
         Seen::Failed {
             attempt: 1,
-            error_type: "ActivityError".into(),
-            message: "attempt 1 failed for good".into(),
-            non_retryable: true,
+            failure: failure("ActivityError", "attempt 1 failed for good", true),
         }
     );
     assert_eq!(attempts.numbers(), [1]);

@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use steadfast::{
-    ActivityContext, ActivityDef, ActivityError, ActivityFailure, ActivityOptions, Engine, Event,
-    EventKind, Failure, RetryPolicy, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, Event, EventKind,
+    RetryPolicy, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
-use support::{TempDb, temp_db};
+use support::{Seen, TempDb, failed_events, since, temp_db};
 
 /// Its input lists, per attempt, how long the attempt takes in milliseconds
 /// and whether it then succeeds; attempts past the end of the plan fail at
@@ -30,26 +30,6 @@ struct Step {
 
 fn step(millis: u64, succeed: bool) -> Step {
     Step { millis, succeed }
-}
-
-/// What the workflow saw from its activity call.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum Seen {
-    Value(String),
-    Failed { attempt: u32, failure: Failure },
-    Other(String),
-}
-
-impl From<Result<String, ActivityFailure>> for Seen {
-    fn from(result: Result<String, ActivityFailure>) -> Self {
-        match result {
-            Ok(value) => Seen::Value(value),
-            Err(ActivityFailure::Failed {
-                attempt, failure, ..
-            }) => Seen::Failed { attempt, failure },
-            Err(other) => Seen::Other(other.to_string()),
-        }
-    }
 }
 
 /// The attempt numbers the activity saw, in order.
@@ -129,25 +109,6 @@ fn scheduled_at(history: &[Event]) -> SystemTime {
 }
 
 /// `(timestamp, attempt, failure, next_attempt_at)` of each `ActivityFailed`.
-fn failed_events(history: &[Event]) -> Vec<(SystemTime, u32, Failure, Option<SystemTime>)> {
-    history
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ActivityFailed {
-                attempt,
-                failure,
-                next_attempt_at,
-                ..
-            } => Some((e.timestamp, *attempt, failure.clone(), *next_attempt_at)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn since(a: SystemTime, b: SystemTime) -> Duration {
-    a.duration_since(b).unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_to_close_times_out_an_attempt_and_a_later_attempt_succeeds() {
     let db = temp_db();
@@ -171,16 +132,16 @@ async fn start_to_close_times_out_an_attempt_and_a_later_attempt_succeeds() {
     support::assert_history_well_formed(&history);
     let failed = failed_events(&history);
     assert_eq!(failed.len(), 1, "{history:?}");
-    let (at, attempt, failure, next) = &failed[0];
-    assert_eq!(*attempt, 1);
-    assert_eq!(failure.error_type, "StartToCloseTimeout");
+    let first = &failed[0];
+    assert_eq!(first.attempt, 1);
+    assert_eq!(first.failure.error_type, "StartToCloseTimeout");
     assert!(
-        !failure.non_retryable,
+        !first.failure.non_retryable,
         "a start-to-close timeout is retried"
     );
-    assert!(next.is_some());
+    assert!(first.next_attempt_at.is_some());
     assert!(
-        since(*at, scheduled_at(&history)) >= start_to_close.mul_f64(0.9),
+        since(first.timestamp, scheduled_at(&history)) >= start_to_close.mul_f64(0.9),
         "the attempt was cut no earlier than its start-to-close timeout"
     );
     engine.shutdown().await.unwrap();
@@ -250,16 +211,18 @@ async fn schedule_to_close_ends_retries() {
     let history = engine.history("schedule-to-close-retries").await.unwrap();
     support::assert_history_well_formed(&history);
     let failed = failed_events(&history);
-    let (last_at, last_attempt, _, last_next) = failed.last().unwrap();
-    assert_eq!(*last_attempt, attempt);
-    assert_eq!(*last_next, None);
+    let last = failed.last().unwrap();
+    assert_eq!(last.attempt, attempt);
+    assert_eq!(last.next_attempt_at, None);
     assert!(
-        failed[..failed.len() - 1].iter().all(|f| f.3.is_some()),
+        failed[..failed.len() - 1]
+            .iter()
+            .all(|f| f.next_attempt_at.is_some()),
         "only the last failure is final"
     );
     // Retries stop only once the next one could not start within the budget.
     assert!(
-        since(*last_at, scheduled_at(&history)) >= (schedule_to_close - backoff).mul_f64(0.9),
+        since(last.timestamp, scheduled_at(&history)) >= (schedule_to_close - backoff).mul_f64(0.9),
         "retries ended early"
     );
     engine.shutdown().await.unwrap();
@@ -292,9 +255,9 @@ async fn schedule_to_close_cuts_a_long_attempt() {
     support::assert_history_well_formed(&history);
     let failed = failed_events(&history);
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].3, None);
+    assert_eq!(failed[0].next_attempt_at, None);
     assert!(
-        since(failed[0].0, scheduled_at(&history)) >= schedule_to_close.mul_f64(0.9),
+        since(failed[0].timestamp, scheduled_at(&history)) >= schedule_to_close.mul_f64(0.9),
         "the attempt was cut no earlier than the schedule-to-close timeout"
     );
     engine.shutdown().await.unwrap();
@@ -324,7 +287,7 @@ async fn schedule_to_close_cuts_a_retry_with_what_is_left_of_the_budget() {
     let failed = failed_events(&history);
     assert_eq!(failed.len(), 2);
     assert!(
-        since(failed[1].0, scheduled_at(&history)) >= schedule_to_close.mul_f64(0.9),
+        since(failed[1].timestamp, scheduled_at(&history)) >= schedule_to_close.mul_f64(0.9),
         "the budget counts from the schedule, so the cut comes at its end"
     );
     engine.shutdown().await.unwrap();

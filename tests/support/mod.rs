@@ -362,3 +362,74 @@ pub fn seed_from_env(var: &str) -> u64 {
             .unwrap_or(1),
     }
 }
+
+/// What a workflow saw from one activity call, returned as the workflow's
+/// result so that a test can look at it.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Seen {
+    Value(String),
+    Failed {
+        attempt: u32,
+        failure: steadfast::Failure,
+    },
+    NotScheduled(String),
+    Other(String),
+}
+
+impl From<Result<String, steadfast::ActivityFailure>> for Seen {
+    fn from(result: Result<String, steadfast::ActivityFailure>) -> Self {
+        use steadfast::ActivityFailure;
+        match result {
+            Ok(value) => Seen::Value(value),
+            Err(ActivityFailure::Failed {
+                attempt, failure, ..
+            }) => Seen::Failed { attempt, failure },
+            Err(ActivityFailure::NotScheduled { message, .. }) => Seen::NotScheduled(message),
+            Err(other) => Seen::Other(other.to_string()),
+        }
+    }
+}
+
+/// A failure as a test expects to see it.
+pub fn failure(error_type: &str, message: &str, non_retryable: bool) -> steadfast::Failure {
+    steadfast::Failure {
+        error_type: error_type.into(),
+        message: message.into(),
+        non_retryable,
+    }
+}
+
+/// An `ActivityFailed` event, flattened.
+#[derive(Debug)]
+pub struct FailedEvent {
+    pub timestamp: std::time::SystemTime,
+    pub attempt: u32,
+    pub failure: steadfast::Failure,
+    pub next_attempt_at: Option<std::time::SystemTime>,
+}
+
+/// The `ActivityFailed` events of a history, in order.
+pub fn failed_events(history: &[steadfast::Event]) -> Vec<FailedEvent> {
+    history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            steadfast::EventKind::ActivityFailed {
+                attempt,
+                failure,
+                next_attempt_at,
+                ..
+            } => Some(FailedEvent {
+                timestamp: e.timestamp,
+                attempt: *attempt,
+                failure: failure.clone(),
+                next_attempt_at: *next_attempt_at,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `a - b`, or zero when `a` is earlier.
+pub fn since(a: std::time::SystemTime, b: std::time::SystemTime) -> Duration {
+    a.duration_since(b).unwrap_or_default()
+}
