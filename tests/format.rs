@@ -3,7 +3,8 @@
 //! file that is not a steadfast database is refused with
 //! `OpenError::Unreadable` and left as it was; a file another engine has
 //! open (in this process or another) is refused with
-//! `OpenError::AlreadyInUse`; and after `shutdown` the file opens again.
+//! `OpenError::AlreadyInUse`; and after `shutdown` the file opens again, as
+//! it does once an engine is dropped without one and its runtime is gone.
 
 mod support;
 
@@ -251,4 +252,36 @@ async fn a_file_in_use_opens_once_the_other_engine_shuts_down() {
         .expect("open does not hang")
         .expect("the file is free after shutdown");
     second.shutdown().await.unwrap();
+}
+
+/// An application that drops its engine without `shutdown` and then its
+/// runtime (a `#[tokio::main]` returning early) can open the file again at
+/// once: nothing of the engine outlives the runtime.
+#[test]
+fn after_the_engine_and_its_runtime_are_dropped_the_file_opens_again() {
+    let db = support::temp_db();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let mut refused = 0;
+    for _ in 0..100 {
+        let rt = runtime();
+        let engine = rt.block_on(open(&db.path)).expect("open");
+        drop(engine);
+        drop(rt);
+        let rt = runtime();
+        match rt.block_on(open(&db.path)) {
+            Ok(engine) => rt.block_on(engine.shutdown()).expect("shutdown"),
+            Err(OpenError::AlreadyInUse { .. }) => refused += 1,
+            Err(other) => panic!("reopen failed: {other}"),
+        }
+    }
+    assert_eq!(
+        refused, 0,
+        "the file was still in use after the runtime was dropped"
+    );
 }

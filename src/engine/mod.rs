@@ -699,6 +699,10 @@ impl Engine {
     /// None today; the result leaves room for flush failures.
     pub async fn shutdown(self) -> Result<(), ClientError> {
         self.shared.shutdown.cancel();
+        // First, so that no timer delivers (and starts a task) after the
+        // tracker is done.
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.stop_timers()).await;
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
         let shared = self.shared.clone();
@@ -710,8 +714,11 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         // Tasks end at their next await; the file closes when the last of
-        // them lets go of it. Nothing acknowledged depends on this.
+        // them lets go of it. Nothing acknowledged depends on this. The
+        // timer thread is not a task: it is stopped here, so that it never
+        // outlives the engine and the runtime holding the file.
         self.shared.shutdown.cancel();
+        self.shared.stop_timers();
     }
 }
 

@@ -293,12 +293,13 @@ impl Shared {
         // Started only now that `shared` exists: a timer thread started
         // inside `Arc::new_cyclic` could run first, fail to reach it, and
         // stop for good (no timer, retry or wake-up would fire).
-        timer_queue.start(
-            Arc::downgrade(&shared),
-            shared.shutdown.clone(),
-            &shared.tracker,
-        )?;
+        timer_queue.start(Arc::downgrade(&shared), shared.shutdown.clone())?;
         Ok(shared)
+    }
+
+    /// Stops the timer thread and waits for it (see [`Timers::stop`]).
+    pub(crate) fn stop_timers(&self) {
+        self.timers.stop();
     }
 
     fn runs(&self) -> MutexGuard<'_, HashMap<RunId, RunSlot>> {

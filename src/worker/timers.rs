@@ -18,8 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use std::thread::JoinHandle;
+
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::Shared;
 use super::run::RunMsg;
@@ -49,6 +50,8 @@ struct Inner {
     queue: Mutex<Queue>,
     /// Signalled when an earlier due time arrives or the thread must stop.
     changed: Condvar,
+    /// The thread, taken by the first [`Timers::stop`].
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Inner {
@@ -117,19 +120,38 @@ impl Timers {
             self.inner.changed.notify_one();
         }
     }
+
+    /// Stops the thread and waits for it, so that it holds nothing of the
+    /// engine afterwards (the file closes with the engine's last user, not
+    /// with a delivery in flight). Quick: the thread is waiting, or busy
+    /// with one delivery or one read of the index. Later calls do nothing.
+    pub(crate) fn stop(&self) {
+        self.inner.lock().stopped = true;
+        self.inner.changed.notify_one();
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(thread) = thread
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl TimerQueue {
-    /// Starts the timer thread; it ends when `shutdown` is cancelled or
-    /// `shared` is gone, and the tracker waits for it. Start it only once
-    /// `shared` can be upgraded (not from inside `Arc::new_cyclic`): the
-    /// thread stops for good the first time it cannot reach `shared`. Call
-    /// from inside the runtime: deliveries may start tasks on it.
+    /// Starts the timer thread; it ends at [`Timers::stop`], once `shutdown`
+    /// is cancelled, or once `shared` is gone. Start it only once `shared`
+    /// can be upgraded (not from inside `Arc::new_cyclic`): the thread stops
+    /// for good the first time it cannot reach `shared`. Call from inside the
+    /// runtime: deliveries may start tasks on it.
     pub(crate) fn start(
         self,
         shared: Weak<Shared>,
         shutdown: CancellationToken,
-        tracker: &TaskTracker,
     ) -> std::io::Result<()> {
         let inner = self.0;
         let runtime = tokio::runtime::Handle::current();
@@ -138,28 +160,27 @@ impl TimerQueue {
             .name("steadfast-timers".into())
             .spawn(move || {
                 let _runtime = runtime.enter();
-                run(&shared, &thread_inner);
+                run(&shared, &shutdown, &thread_inner);
             })?;
-        tracker.spawn(async move {
-            shutdown.cancelled().await;
-            inner.lock().stopped = true;
-            inner.changed.notify_one();
-            // Joined so that nothing of the engine is used after shutdown.
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        });
+        *inner.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         Ok(())
     }
 }
 
-fn run(shared: &Weak<Shared>, inner: &Inner) {
+/// The engine, unless it is gone or shutting down.
+fn reach(shared: &Weak<Shared>, shutdown: &CancellationToken) -> Option<Arc<Shared>> {
+    shared.upgrade().filter(|_| !shutdown.is_cancelled())
+}
+
+fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
     // Wake-ups before this time (ms since the epoch) have been read.
     let mut read_until = 0u64;
     let mut next_scan = Instant::now();
     loop {
         if Instant::now() >= next_scan {
             // The thread starts once `shared` exists, so this fails only
-            // when the engine is gone.
-            let Some(shared) = shared.upgrade() else {
+            // when the engine is gone or shutting down.
+            let Some(shared) = reach(shared, shutdown) else {
                 return;
             };
             if let Some(until) = scan(&shared, inner, read_until) {
@@ -198,7 +219,7 @@ fn run(shared: &Weak<Shared>, inner: &Inner) {
         if due.is_empty() {
             continue;
         }
-        let Some(shared) = shared.upgrade() else {
+        let Some(shared) = reach(shared, shutdown) else {
             return;
         };
         for due in due {
@@ -212,27 +233,34 @@ fn run(shared: &Weak<Shared>, inner: &Inner) {
 /// Returns how far it read, or `None` to read from the same place again.
 fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<u64> {
     let until = millis(SystemTime::now() + HORIZON);
-    match shared.store.wakeups(read_until, until) {
-        Ok(wakeups) => {
-            let mut queue = inner.lock();
-            for (wake, run_id) in wakeups {
-                let at = SystemTime::UNIX_EPOCH + Duration::from_millis(wake);
-                let delay = at.duration_since(SystemTime::now()).unwrap_or_default();
-                queue.arrivals += 1;
-                let key = (Instant::now() + delay, queue.arrivals);
-                queue.due.insert(
-                    key,
-                    Due {
-                        run_id,
-                        msg: RunMsg::Wake,
-                    },
-                );
-            }
-            Some(until)
-        }
+    let wakeups = match shared.store.wakeups(read_until, until) {
+        Ok(wakeups) => wakeups,
         Err(e) => {
             tracing::warn!(error = %e, "reading the wake-up index failed");
-            None
+            return None;
         }
+    };
+    // Made before taking the lock: after a restart this can be every run
+    // in the file, and `schedule` callers wait on the lock meanwhile.
+    let (now, now_at) = (SystemTime::now(), Instant::now());
+    let due: Vec<(Instant, RunId)> = wakeups
+        .into_iter()
+        .map(|(wake, run_id)| {
+            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(wake);
+            (now_at + at.duration_since(now).unwrap_or_default(), run_id)
+        })
+        .collect();
+    let mut queue = inner.lock();
+    for (at, run_id) in due {
+        queue.arrivals += 1;
+        let key = (at, queue.arrivals);
+        queue.due.insert(
+            key,
+            Due {
+                run_id,
+                msg: RunMsg::Wake,
+            },
+        );
     }
+    Some(until)
 }
