@@ -45,6 +45,12 @@ const STATE: QueryDef<String> = QueryDef::new("state");
 const MISSING: ActivityDef<(), ()> = ActivityDef::new("nobody_registers_this");
 const MAKE_BYTES: ActivityDef<usize, String> = ActivityDef::new("make_bytes");
 const NOOP: ActivityDef<(), ()> = ActivityDef::new("noop");
+/// Fails every attempt with a retryable error.
+const FAIL: ActivityDef<(), ()> = ActivityDef::new("fail");
+/// Calls `noop` and then `fail` with the longest timeouts and retry
+/// intervals a `Duration` holds, then waits for `go`; returns what `fail`
+/// ended with.
+const HUGE_TIMEOUTS: WorkflowDef<(), String> = WorkflowDef::new("HugeTimeouts");
 
 async fn echo(_ctx: WorkflowContext, input: String) -> Result<String, WorkflowError> {
     Ok(input)
@@ -82,6 +88,25 @@ async fn make_bytes(_ctx: ActivityContext, n: usize) -> Result<String, ActivityE
 
 async fn noop(_ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
     Ok(())
+}
+
+async fn fail(_ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
+    Err(ActivityError::retryable("always"))
+}
+
+async fn huge_timeouts(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    let options = ActivityOptions::start_to_close(Duration::MAX)
+        .with_schedule_to_close_timeout(Duration::MAX)
+        .with_heartbeat_timeout(Duration::MAX)
+        .with_retry_policy(
+            RetryPolicy::default()
+                .with_initial_interval(Duration::MAX)
+                .with_maximum_interval(Duration::MAX),
+        );
+    ctx.execute_activity(NOOP, (), options.clone()).await?;
+    let failed = failure_type(ctx.execute_activity(FAIL, (), options).await)?;
+    ctx.recv_signal(GO).await?;
+    Ok(failed)
 }
 
 async fn bad_options(ctx: WorkflowContext, _: ()) -> Result<Vec<String>, WorkflowError> {
@@ -129,8 +154,10 @@ fn builder() -> EngineBuilder {
         .workflow(CALL_MISSING, call_missing)
         .workflow(BIG_RESULT, big_result)
         .workflow(BAD_OPTIONS, bad_options)
+        .workflow(HUGE_TIMEOUTS, huge_timeouts)
         .activity(MAKE_BYTES, make_bytes)
         .activity(NOOP, noop)
+        .activity(FAIL, fail)
 }
 
 async fn open(path: &Path) -> Engine {
@@ -500,6 +527,45 @@ async fn zero_workflow_timeouts_are_refused() {
     assert_not_stored(&engine, "zero").await;
     engine.shutdown().await.unwrap();
     assert_file_still_works(&db.path, &[]).await;
+}
+
+/// Timeouts and retry intervals as long as a `Duration` holds are accepted
+/// and never panic, now or when the run is replayed after a restart: a
+/// deadline past what the clock can hold is no deadline, and a retry that
+/// could never come makes the failure final.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_timeouts_mean_no_limit_and_never_panic() {
+    let db = temp_db();
+    let engine = open(&db.path).await;
+    let options = WorkflowOptions::new()
+        .with_run_timeout(Duration::MAX)
+        .with_execution_timeout(Duration::MAX);
+    engine
+        .start_workflow(HUGE_TIMEOUTS, "huge", (), options)
+        .await
+        .expect("start");
+    // Wait until it waits for the signal, then restart: the run is
+    // replayed with its deadlines.
+    eventually(Duration::from_secs(10), || async {
+        let history = engine.history("huge").await.ok()?;
+        history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ActivityFailed { .. }))
+            .then_some(())
+    })
+    .await;
+    engine.shutdown().await.unwrap();
+    let engine = open(&db.path).await;
+    engine.signal("huge", GO, 7).await.expect("signal");
+    let handle = engine
+        .get_workflow_handle(HUGE_TIMEOUTS, "huge")
+        .await
+        .unwrap();
+    let failed = bounded("the result", handle.result())
+        .await
+        .expect("result");
+    assert_eq!(failed, "ActivityError", "the retry could never come: final");
+    engine.shutdown().await.unwrap();
 }
 
 #[tokio::test]

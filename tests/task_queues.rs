@@ -169,6 +169,39 @@ async fn max_concurrent_activities_holds_under_load() {
     engine.shutdown().await.unwrap();
 }
 
+/// A rate far below one start a year is accepted, never panics, and still
+/// lets the first attempt start at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slowest_rate_starts_the_first_attempt_at_once() {
+    let db = temp_db();
+    let worker = Worker::new("glacial")
+        .workflow(FAN_OUT, fan_out)
+        .activity(WORK, |_ctx: ActivityContext, _: ()| async {
+            Ok::<_, ActivityError>(())
+        })
+        .max_activities_per_second(1e-300);
+    let engine = Engine::builder()
+        .worker(worker)
+        .open(&db.path)
+        .await
+        .unwrap();
+    let run = engine
+        .start_workflow(
+            FAN_OUT,
+            "glacial",
+            1,
+            WorkflowOptions::new().with_task_queue("glacial"),
+        )
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(10), run.result()).await;
+    assert_eq!(
+        result.expect("the first attempt starts at once").unwrap(),
+        1
+    );
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_activities_per_second_spaces_attempt_starts() {
     const RATE: f64 = 20.0;

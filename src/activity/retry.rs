@@ -105,10 +105,11 @@ pub(crate) fn backoff(options: &ActivityOptionsRecord, attempt: u32) -> Duration
     let factor = options.backoff_coefficient.powi(exponent);
     let secs = options.initial_interval.as_secs_f64() * factor;
     let max = options.maximum_interval;
+    // Options read from a damaged file may hold any coefficient.
     if !secs.is_finite() || secs >= max.as_secs_f64() {
         max
     } else {
-        Duration::from_secs_f64(secs)
+        Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(max)
     }
 }
 
@@ -133,13 +134,18 @@ pub(crate) fn next_attempt_at(
     if options.maximum_attempts != 0 && attempt >= options.maximum_attempts {
         return None;
     }
+    // A retry later than the clock can hold would never come: the failure
+    // is final. A budget ending past it is no budget.
     let next = if immediate {
         now
     } else {
-        now + backoff(options, attempt)
+        now.checked_add(backoff(options, attempt))?
     };
-    match options.schedule_to_close_timeout {
-        Some(limit) if next >= scheduled_at + limit => None,
+    match options
+        .schedule_to_close_timeout
+        .and_then(|limit| scheduled_at.checked_add(limit))
+    {
+        Some(deadline) if next >= deadline => None,
         _ => Some(next),
     }
 }
@@ -177,6 +183,30 @@ mod tests {
         let secs: Vec<u64> = (1..=9).map(|a| backoff(&o, a).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 100, 100]);
         assert_eq!(backoff(&o, u32::MAX), Duration::from_secs(100));
+    }
+
+    /// Options decoded from a damaged file may hold what validation
+    /// refuses; the backoff stays within its bounds instead of panicking.
+    #[test]
+    fn backoff_of_unvalidated_options_stays_in_bounds() {
+        let mut o = options();
+        o.backoff_coefficient = -2.0;
+        assert!(backoff(&o, 2) <= o.maximum_interval);
+        o.backoff_coefficient = f64::NAN;
+        assert_eq!(backoff(&o, 2), o.maximum_interval);
+    }
+
+    /// A retry later than the clock can hold would never come: final.
+    #[test]
+    fn a_retry_past_the_clock_is_final_and_a_budget_past_it_is_none() {
+        let mut o = options();
+        o.initial_interval = Duration::MAX;
+        o.maximum_interval = Duration::MAX;
+        let t = SystemTime::now();
+        assert!(next_attempt_at(&o, 1, &failure("Other"), t, t, false).is_none());
+        let mut o = options();
+        o.schedule_to_close_timeout = Some(Duration::MAX);
+        assert!(next_attempt_at(&o, 1, &failure("Other"), t, t, false).is_some());
     }
 
     #[test]

@@ -199,7 +199,10 @@ async fn heartbeat_watchdog(beats: &Mutex<Beats>, timeout: Option<Duration>) -> 
     };
     loop {
         let last = beats.lock().unwrap_or_else(|p| p.into_inner()).last_beat;
-        let deadline = last + timeout;
+        // A deadline past what the clock holds never comes.
+        let Some(deadline) = last.checked_add(timeout) else {
+            return std::future::pending().await;
+        };
         if Instant::now() >= deadline {
             return timeout;
         }

@@ -141,6 +141,8 @@ impl Worker {
     }
 
     /// Starts at most `per_second` activity attempts of this queue per second.
+    /// A rate that is not a positive number is ignored; rates below one
+    /// start per 10^9 s (about 32 years) count as that.
     pub fn max_activities_per_second(mut self, per_second: f64) -> Self {
         if per_second.is_finite() && per_second > 0.0 {
             self.max_activities_per_second = Some(per_second);

@@ -27,16 +27,20 @@ pub(crate) struct Slot {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
+/// The longest spacing between attempt starts: rates below one start per
+/// 10^9 s (about 32 years) count as that rate.
+const MAX_SPACING: Duration = Duration::from_secs(1_000_000_000);
+
 impl TaskQueue {
     pub(crate) fn new(worker: Worker) -> Self {
         let slots = worker
             .max_concurrent_activities
             .map(|n| Arc::new(Semaphore::new(n)));
         let rate = worker.max_activities_per_second.map(|per_second| {
-            (
-                Duration::from_secs_f64(1.0 / per_second),
-                Mutex::new(Instant::now()),
-            )
+            let spacing = Duration::try_from_secs_f64(1.0 / per_second)
+                .unwrap_or(MAX_SPACING)
+                .min(MAX_SPACING);
+            (spacing, Mutex::new(Instant::now()))
         });
         TaskQueue {
             worker,
@@ -64,7 +68,9 @@ impl TaskQueue {
             let start = {
                 let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
                 let start = (*next).max(Instant::now());
-                *next = start + *spacing;
+                // Past what the clock holds (some 10^11 years on), the
+                // limit no longer applies rather than panicking.
+                *next = start.checked_add(*spacing).unwrap_or(start);
                 start
             };
             tokio::time::sleep_until(start).await;

@@ -304,8 +304,8 @@ impl RunActor {
                         (execution_timeout, "WorkflowExecutionTimeout"),
                     ];
                     for (limit, timeout) in limits {
-                        if let Some(limit) = limit {
-                            let at = event.timestamp + *limit;
+                        // A deadline past what the clock holds is none.
+                        if let Some(at) = limit.and_then(|l| event.timestamp.checked_add(l)) {
                             self.deadlines.push((at, timeout));
                             self.shared.timers.schedule(
                                 at,
