@@ -58,8 +58,8 @@ async fn a_kill_while_creating_the_file_leaves_a_file_that_opens() {
 }
 
 /// A temporary file of a process that is gone is removed by the next open,
-/// whether or not the file itself exists; one of a live process is kept (it
-/// may be creating the file right now).
+/// whether or not the file itself exists; one of a live process, or one
+/// some process holds locked, is kept (it may be creating the file now).
 #[tokio::test]
 async fn open_removes_only_the_temporary_files_of_dead_processes() {
     let db = support::temp_db();
@@ -78,9 +78,23 @@ async fn open_removes_only_the_temporary_files_of_dead_processes() {
         .path()
         .join(format!("test.steadfast.creating-{}", live.id()));
     let other = db.dir.path().join("other.steadfast.creating-1");
-    for file in [&dead_tmp, &live_tmp, &other] {
+    // A creator whose process this /proc does not show (another PID
+    // namespace) still holds its file locked while redb has it open.
+    let mut dead_again = std::process::Command::new("true").spawn().expect("spawn");
+    dead_again.wait().expect("wait");
+    let locked_tmp = db
+        .dir
+        .path()
+        .join(format!("test.steadfast.creating-{}", dead_again.id()));
+    let not_a_pid = db
+        .dir
+        .path()
+        .join(format!("test.steadfast.creating-+{}", dead.id()));
+    for file in [&dead_tmp, &live_tmp, &other, &locked_tmp, &not_a_pid] {
         std::fs::write(file, b"half a file").expect("write");
     }
+    let lock = std::fs::File::open(&locked_tmp).expect("open");
+    lock.lock().expect("lock");
     let engine = Engine::builder().open(&db.path).await.expect("open");
     engine.shutdown().await.expect("shutdown");
     assert!(
@@ -91,6 +105,12 @@ async fn open_removes_only_the_temporary_files_of_dead_processes() {
     let _ = live.wait();
     assert!(live_tmp.exists(), "a live process's temporary file is kept");
     assert!(other.exists(), "another database's files are not touched");
+    assert!(locked_tmp.exists(), "a locked temporary file is kept");
+    assert!(
+        not_a_pid.exists(),
+        "a name that is not a process ID is kept"
+    );
+    drop(lock);
 }
 
 fn leftovers(dir: &tempfile::TempDir) -> Vec<String> {

@@ -395,8 +395,11 @@ fn temporary_prefix(path: &Path) -> std::ffi::OsString {
 }
 
 /// Removes the temporary files that processes killed while creating the
-/// file left beside it. Only where `/proc` tells which processes are alive:
-/// a live process's temporary file may be a creation in progress.
+/// file left beside it. Only where `/proc` tells which processes are alive,
+/// and only files no process holds locked: a live process's temporary file
+/// may be a creation in progress (redb locks the file while it is open,
+/// which also covers a creator whose process ID this `/proc` does not show,
+/// in another PID namespace).
 fn remove_stray_temporaries(path: &Path) {
     let proc = Path::new("/proc");
     if !proc.join("self").exists() {
@@ -418,7 +421,14 @@ fn remove_stray_temporaries(path: &Path) {
         let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
             continue;
         };
-        if pid.parse::<u32>().is_ok() && !proc.join(pid).exists() {
+        let canonical = pid.parse::<u32>().is_ok_and(|n| n.to_string() == pid);
+        if !canonical || proc.join(pid).exists() {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(entry.path()) else {
+            continue;
+        };
+        if file.try_lock().is_ok() {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => {
                     tracing::info!(file = %entry.path().display(), "removed a file left by a process killed while creating the database")
