@@ -37,6 +37,18 @@ pub enum OpenError {
     /// A registration or builder setting is invalid.
     #[error("invalid engine configuration: {0}")]
     InvalidConfig(String),
+    /// The engine could not start one of its threads (the group-commit
+    /// writer, the timer thread); the file is fine.
+    #[error(
+        "the engine could not start its {thread} thread: {source}; \
+         the process may be out of threads or memory"
+    )]
+    Thread {
+        /// Which thread.
+        thread: &'static str,
+        /// Why the system refused it.
+        source: std::io::Error,
+    },
 }
 
 /// A call on a running engine (start, history, describe) failed.

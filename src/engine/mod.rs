@@ -183,9 +183,9 @@ impl EngineBuilder {
             self.max_payload_bytes,
             self.max_cached_runs,
         )
-        .map_err(|e| OpenError::Unreadable {
-            path: path.to_path_buf(),
-            message: format!("could not start the timer thread: {e}"),
+        .map_err(|source| OpenError::Thread {
+            thread: "timer",
+            source,
         })?;
         // Unfinished runs resume lazily: the timer thread's first read of the
         // wake-up index loads those with work now, and later reads load the

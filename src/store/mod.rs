@@ -112,9 +112,9 @@ impl Store {
         let writer = std::thread::Builder::new()
             .name("steadfast-writer".into())
             .spawn(move || writer::run(writer_db, rx))
-            .map_err(|e| OpenError::Unreadable {
-                path: path.to_path_buf(),
-                message: format!("could not start the writer thread: {e}"),
+            .map_err(|source| OpenError::Thread {
+                thread: "writer",
+                source,
             })?;
         Ok(Store {
             db,
