@@ -114,6 +114,19 @@ pub enum ClientError {
         /// The query asked for.
         query: String,
     },
+    /// The workflow's handler for this query panicked; the run goes on.
+    #[error(
+        "the handler of query {query:?} of workflow {workflow_id:?} panicked: {message}; \
+         fix the handler (a query handler must not panic)"
+    )]
+    QueryFailed {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The query asked for.
+        query: String,
+        /// The panic's message.
+        message: String,
+    },
     /// The run is parked and cannot take this call now.
     #[error(
         "workflow {workflow_id:?} is parked ({reason}); fix the cause and open the engine again"

@@ -97,6 +97,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod history;
+mod panic;
 mod store;
 mod worker;
 mod workflow;

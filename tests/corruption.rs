@@ -3,7 +3,9 @@
 //! fails to open with a typed `OpenError`, or opens (redb may repair it) and
 //! then answers every call with a value or a typed error. A single record
 //! that does not decode parks only its own run, with an error naming its
-//! workflow, while the other workflows go on.
+//! workflow, while the other workflows go on; so does a record that decodes
+//! but holds a value no engine writes (an attempt or event number at the
+//! top of its range).
 
 mod support;
 
@@ -14,7 +16,8 @@ use std::time::Duration;
 use redb::ReadableTable;
 
 use steadfast::{
-    ClientError, Engine, ListFilter, OpenError, ParkReason, SignalDef, WorkflowContext,
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, Engine, Event,
+    EventKind, ListFilter, OpenError, ParkReason, RetryPolicy, SignalDef, WorkflowContext,
     WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
 };
 use support::temp_db;
@@ -29,6 +32,16 @@ const RUNS: redb::TableDefinition<u128, &[u8]> = redb::TableDefinition::new("run
 const WAIT: WorkflowDef<(), u32> = WorkflowDef::new("Wait");
 const ECHO: WorkflowDef<String, String> = WorkflowDef::new("Echo");
 const GO: SignalDef<u32> = SignalDef::new("go");
+/// Calls `FAIL`, whose failed attempt is retried only an hour later.
+const RETRIER: WorkflowDef<(), ()> = WorkflowDef::new("Retrier");
+const FAIL: ActivityDef<(), ()> = ActivityDef::new("fail");
+
+async fn retrier(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+    let options = ActivityOptions::start_to_close(Duration::from_secs(10))
+        .with_retry_policy(RetryPolicy::default().with_initial_interval(Duration::from_secs(3600)));
+    ctx.execute_activity(FAIL, (), options).await?;
+    Ok(())
+}
 
 async fn wait(ctx: WorkflowContext, _: ()) -> Result<u32, WorkflowError> {
     Ok(ctx.recv_signal(GO).await?)
@@ -42,6 +55,10 @@ async fn open(path: &Path) -> Result<Engine, OpenError> {
     Engine::builder()
         .workflow(WAIT, wait)
         .workflow(ECHO, echo)
+        .workflow(RETRIER, retrier)
+        .activity(FAIL, |_ctx: ActivityContext, _: ()| async {
+            Err::<(), _>(ActivityError::retryable("not yet"))
+        })
         .open(path)
         .await
 }
@@ -427,5 +444,121 @@ async fn a_corrupt_run_record_is_reported_and_the_rest_goes_on() {
         .unwrap();
     let handle = engine.get_workflow_handle(WAIT, "good").await.unwrap();
     assert_eq!(bounded("result", handle.result()).await.unwrap(), 7);
+    engine.shutdown().await.unwrap();
+}
+
+/// Encodes an event as `src/codec.rs` lays records out: the format-version
+/// byte 1, then bincode 2's standard configuration.
+fn encode_event(event: &Event) -> Vec<u8> {
+    let mut bytes = vec![1u8];
+    bytes.extend(bincode::serde::encode_to_vec(event, bincode::config::standard()).unwrap());
+    bytes
+}
+
+fn insert_history_event(path: &Path, run: u128, event: &Event) {
+    let db = redb::Database::create(path).expect("open with redb");
+    let txn = db.begin_write().unwrap();
+    {
+        let mut history = txn.open_table(HISTORY).unwrap();
+        history
+            .insert((run, event.event_id), encode_event(event).as_slice())
+            .unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+/// Records that decode but hold numbers no engine writes: a failed attempt
+/// numbered `u32::MAX` (its retry would be attempt 2^32), and an event
+/// numbered `u64::MAX` after a gap. Each parks or limits only its own run;
+/// loading other runs goes on, the damaged run can be terminated or is
+/// reported corrupt, and the file is not taken for damaged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_at_the_top_of_their_range_affect_only_their_run() {
+    let db = temp_db();
+    let engine = open(&db.path).await.unwrap();
+    for id in ["max-attempt-1", "max-attempt-2"] {
+        engine
+            .start_workflow(RETRIER, id, (), WorkflowOptions::new())
+            .await
+            .unwrap();
+    }
+    for id in ["gap", "good"] {
+        engine
+            .start_workflow(WAIT, id, (), WorkflowOptions::new())
+            .await
+            .unwrap();
+    }
+    let mut failed = Vec::new();
+    for id in ["max-attempt-1", "max-attempt-2"] {
+        let event = support::eventually(Duration::from_secs(10), || async {
+            let history = engine.history(id).await.ok()?;
+            history
+                .into_iter()
+                .find(|e| matches!(e.kind, EventKind::ActivityFailed { .. }))
+        })
+        .await;
+        let run = engine
+            .describe(id)
+            .await
+            .unwrap()
+            .run_id
+            .as_uuid()
+            .as_u128();
+        failed.push((run, event));
+    }
+    let gap = engine
+        .describe("gap")
+        .await
+        .unwrap()
+        .run_id
+        .as_uuid()
+        .as_u128();
+    let mut last = engine.history("gap").await.unwrap().pop().unwrap();
+    engine.shutdown().await.unwrap();
+
+    for (run, mut event) in failed {
+        if let EventKind::ActivityFailed { attempt, .. } = &mut event.kind {
+            *attempt = u32::MAX;
+        }
+        overwrite_history_event(&db.path, run, event.event_id, &encode_event(&event));
+    }
+    last.event_id = u64::MAX;
+    insert_history_event(&db.path, gap, &last);
+
+    let engine = bounded("open", open(&db.path)).await.unwrap();
+    for id in ["max-attempt-1", "max-attempt-2"] {
+        let description = bounded("describe", engine.describe(id)).await.unwrap();
+        assert_eq!(description.status, WorkflowStatus::Running, "{id}");
+    }
+    match bounded("history of the gapped run", engine.history("gap")).await {
+        Err(ClientError::Corrupt {
+            workflow_id,
+            message,
+        }) => {
+            assert_eq!(workflow_id, "gap");
+            assert!(message.contains("follows"), "{message}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    match bounded(
+        "terminate the gapped run",
+        engine.terminate("gap", "damaged"),
+    )
+    .await
+    {
+        Err(ClientError::Corrupt { workflow_id, .. }) => assert_eq!(workflow_id, "gap"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Other runs load, take signals and finish; new work runs.
+    bounded("signal", engine.signal("good", GO, 5))
+        .await
+        .unwrap();
+    let good = engine.get_workflow_handle(WAIT, "good").await.unwrap();
+    assert_eq!(bounded("result", good.result()).await.unwrap(), 5);
+    let fresh = engine
+        .start_workflow(ECHO, "fresh", "ok".to_string(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(bounded("result", fresh.result()).await.unwrap(), "ok");
     engine.shutdown().await.unwrap();
 }

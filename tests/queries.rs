@@ -27,6 +27,8 @@ const ADD: SignalDef<u32> = SignalDef::new("add");
 const TOTAL: QueryDef<u32> = QueryDef::new("total");
 const PHASE: QueryDef<String> = QueryDef::new("phase");
 const UNKNOWN: QueryDef<u32> = QueryDef::new("no-such-query");
+/// Registered by `Tally`; its handler always panics.
+const BROKEN: QueryDef<u32> = QueryDef::new("broken");
 /// `total` asked with the wrong answer type.
 const TOTAL_AS_TEXT: QueryDef<Vec<String>> = QueryDef::new("total");
 
@@ -51,6 +53,7 @@ async fn tally(ctx: WorkflowContext, target: u32) -> Result<u32, WorkflowError> 
     ctx.handle_query(PHASE, move || {
         p.lock().map(|s| s.clone()).unwrap_or_default()
     });
+    ctx.handle_query(BROKEN, || -> u32 { panic!("a bug in the handler") });
     while total.load(Ordering::SeqCst) < target {
         let n = ctx.recv_signal(ADD).await?;
         total.fetch_add(n, Ordering::SeqCst);
@@ -238,6 +241,37 @@ async fn an_unknown_query_name_is_a_typed_error() {
         .await
         .unwrap();
     assert_eq!(run.result().await.unwrap(), 1);
+    engine.shutdown().await.unwrap();
+}
+
+/// A handler that panics fails its query with a typed error; the run goes
+/// on (other queries, signals, its result), also once it has closed.
+#[tokio::test]
+async fn a_panicking_handler_fails_the_query_not_the_run() {
+    let db = temp_db();
+    let engine = open(&db.path, Arc::default()).await;
+    engine
+        .start_workflow(TALLY, "broken", 2, WorkflowOptions::new())
+        .await
+        .unwrap();
+    let assert_failed = |result: Result<u32, ClientError>| match result {
+        Err(ClientError::QueryFailed {
+            workflow_id,
+            query,
+            message,
+        }) => {
+            assert_eq!((workflow_id.as_str(), query.as_str()), ("broken", "broken"));
+            assert!(message.contains("a bug in the handler"), "{message}");
+        }
+        other => panic!("expected QueryFailed, got {other:?}"),
+    };
+    assert_failed(query(&engine, "broken", BROKEN).await);
+    assert_eq!(query(&engine, "broken", TOTAL).await.unwrap(), 0);
+    engine.signal("broken", ADD, 2).await.unwrap();
+    let run = engine.get_workflow_handle(TALLY, "broken").await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 2);
+    assert_failed(query(&engine, "broken", BROKEN).await);
+    assert_eq!(query(&engine, "broken", TOTAL).await.unwrap(), 2);
     engine.shutdown().await.unwrap();
 }
 

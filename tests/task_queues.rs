@@ -169,8 +169,8 @@ async fn max_concurrent_activities_holds_under_load() {
     engine.shutdown().await.unwrap();
 }
 
-/// A rate far below one start a year is accepted, never panics, and still
-/// lets the first attempt start at once.
+/// A rate far below one start a year and more slots than a semaphore holds
+/// are accepted, never panic, and let the first attempt start at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_slowest_rate_starts_the_first_attempt_at_once() {
     let db = temp_db();
@@ -179,7 +179,9 @@ async fn the_slowest_rate_starts_the_first_attempt_at_once() {
         .activity(WORK, |_ctx: ActivityContext, _: ()| async {
             Ok::<_, ActivityError>(())
         })
-        .max_activities_per_second(1e-300);
+        .max_activities_per_second(1e-300)
+        // More slots than any semaphore holds: no limit, not a panic.
+        .max_concurrent_activities(usize::MAX);
     let engine = Engine::builder()
         .worker(worker)
         .open(&db.path)

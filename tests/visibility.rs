@@ -288,6 +288,17 @@ async fn list_pages_with_tokens() {
     let distinct: HashSet<&String> = seen.iter().collect();
     assert_eq!(distinct.len(), seen.len());
 
+    // Any page size is taken, up to the largest (the field is public).
+    let first = engine
+        .list(&ListFilter::new().with_page_size(1))
+        .await
+        .unwrap();
+    let mut rest = ListFilter::new().with_next_page_token(first.next_page_token.unwrap());
+    rest.page_size = usize::MAX;
+    let rest = engine.list(&rest).await.unwrap();
+    assert_eq!(ids(&rest.executions), ["run-3", "run-2", "run-1", "run-0"]);
+    assert_eq!(rest.next_page_token, None);
+
     // A page exactly as large as what is left ends the paging.
     let page = engine
         .list(&ListFilter::new().with_page_size(5))

@@ -131,7 +131,9 @@ pub(crate) fn next_attempt_at(
     {
         return None;
     }
-    if options.maximum_attempts != 0 && attempt >= options.maximum_attempts {
+    // Unlimited attempts still end at the last number an attempt can have.
+    if attempt == u32::MAX || (options.maximum_attempts != 0 && attempt >= options.maximum_attempts)
+    {
         return None;
     }
     // A retry later than the clock can hold would never come: the failure

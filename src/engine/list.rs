@@ -142,8 +142,9 @@ pub(crate) fn page(runs: Vec<(RunId, RunRecord)>, filter: &ListFilter) -> Workfl
             .unwrap_or(matching.len()),
         None => 0,
     };
+    // The field is public, so any size can arrive here.
     let page_size = filter.page_size.max(1);
-    let end = (start + page_size).min(matching.len());
+    let end = start.saturating_add(page_size).min(matching.len());
     let executions: Vec<WorkflowExecutionInfo> = matching[start..end]
         .iter()
         .map(|(run_id, r)| WorkflowExecutionInfo {

@@ -8,8 +8,6 @@
 //!   was corrupted outside redb", and so may reads and writes of damaged
 //!   pages; an open that checks every page reports the damage instead.
 
-use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -61,16 +59,8 @@ impl Backend {
 /// (or the writer thread). redb is left in a usable state, or its later calls
 /// fail too, and are caught here the same way.
 pub(crate) fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| panic_message(&*panic))
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("no message");
-    format!("the file is damaged (redb: {text}); restore it from a backup")
+    crate::panic::catch(f)
+        .map_err(|text| format!("the file is damaged (redb: {text}); restore it from a backup"))
 }
 
 /// The redb handle of the file, shared by the readers and the writer

@@ -315,6 +315,19 @@ impl Store {
                         ),
                     });
                 }
+                // Histories are numbered 1, 2, … without gaps; a gap (or an
+                // ID near the top of the range) is damage, not history.
+                let expected = events.len() as u64 + 1;
+                if event.event_id != expected {
+                    return Err(StoreError::Corrupt {
+                        workflow_id: workflow_id.to_string(),
+                        message: format!(
+                            "event {} follows event {} in the history",
+                            event.event_id,
+                            expected - 1
+                        ),
+                    });
+                }
                 events.push(event);
             }
             Ok(events)

@@ -348,7 +348,10 @@ fn close(
         .transpose()
         .map_err(redb_err)?
         .map_or(0, |(k, _)| k.value().1);
-    record.history_len = last + 1;
+    record.history_len = last.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+        workflow_id: workflow_id.to_string(),
+        message: format!("its history ends at event {last}, the last there can be"),
+    })?;
     record.status = status;
     record.close_time = Some(now);
     let event = Event {

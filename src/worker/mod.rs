@@ -452,7 +452,12 @@ impl Shared {
                 if shared.shutdown.is_cancelled() {
                     return;
                 }
-                shared.load_one(run_id);
+                // A panic while replaying a damaged history parks that run;
+                // it must not end the loader, which other runs wait for.
+                if let Err(panic) = crate::panic::catch(|| shared.load_one(run_id)) {
+                    let reason = format!("loading the run from the file failed: {panic}");
+                    shared.stop(run_id, ParkReason::Unrunnable(reason));
+                }
                 tokio::task::yield_now().await;
             }
             shared.loaders.fetch_sub(1, Ordering::SeqCst);

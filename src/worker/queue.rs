@@ -33,8 +33,10 @@ const MAX_SPACING: Duration = Duration::from_secs(1_000_000_000);
 
 impl TaskQueue {
     pub(crate) fn new(worker: Worker) -> Self {
+        // More slots than a semaphore holds is no limit.
         let slots = worker
             .max_concurrent_activities
+            .filter(|n| *n <= Semaphore::MAX_PERMITS)
             .map(|n| Arc::new(Semaphore::new(n)));
         let rate = worker.max_activities_per_second.map(|per_second| {
             let spacing = Duration::try_from_secs_f64(1.0 / per_second)

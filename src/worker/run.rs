@@ -336,11 +336,12 @@ impl RunActor {
                     next_attempt_at: Some(at),
                 } => {
                     if let Some(p) = self.activities.get_mut(seq) {
-                        p.attempt = attempt + 1;
+                        // Saturating: a damaged file can hold any number.
+                        p.attempt = attempt.saturating_add(1);
                         p.retry_at = Some(*at);
                         p.last_failure = Some(failure.clone());
                         if failure.error_type == INTERRUPTED {
-                            p.interruptions += 1;
+                            p.interruptions = p.interruptions.saturating_add(1);
                         } else {
                             p.interruptions = 0;
                         }
@@ -661,7 +662,7 @@ impl RunActor {
         );
         match next {
             Some(at) => {
-                let next = attempt + 1;
+                let next = attempt.saturating_add(1);
                 p.attempt = next;
                 p.last_failure = Some(failure.clone());
                 p.cancel = None;
@@ -978,5 +979,11 @@ pub(super) fn answer_query(
             workflow_id: workflow_id.to_string(),
             query: name.to_string(),
         })?;
-    Ok(handler()?)
+    // The handler is user code: its panic fails this query, not the run.
+    let answer = crate::panic::catch(|| handler()).map_err(|message| ClientError::QueryFailed {
+        workflow_id: workflow_id.to_string(),
+        query: name.to_string(),
+        message,
+    })?;
+    Ok(answer?)
 }

@@ -141,7 +141,7 @@ impl RunCore {
     }
 
     fn deliver_cancel(&mut self) {
-        self.cancel_epoch += 1;
+        self.cancel_epoch = self.cancel_epoch.saturating_add(1);
         for seq in std::mem::take(&mut self.pending) {
             self.resolve(seq, Resolution::Cancelled);
         }
@@ -389,7 +389,7 @@ impl WorkflowMachine {
                 return machine;
             }
             Err(panic) => {
-                machine.parked = Some(ParkReason::Panic(panic_message(panic)));
+                machine.parked = Some(ParkReason::Panic(crate::panic::message(&*panic)));
                 return machine;
             }
         }
@@ -495,7 +495,7 @@ impl WorkflowMachine {
                 }
                 Err(panic) => {
                     self.root = None;
-                    self.parked = Some(ParkReason::Panic(panic_message(panic)));
+                    self.parked = Some(ParkReason::Panic(crate::panic::message(&*panic)));
                 }
             }
             if let Some(nde) = lock(&self.core).nondeterminism.clone() {
@@ -540,15 +540,5 @@ impl WorkflowMachine {
     /// Why the run cannot make progress, if it cannot.
     pub(crate) fn parked(&self) -> Option<&ParkReason> {
         self.parked.as_ref()
-    }
-}
-
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".to_string()
     }
 }
