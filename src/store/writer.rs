@@ -7,10 +7,9 @@
 //! request is committed at once; under load many share one fsync.
 
 use std::sync::Arc;
-
-use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use std::time::{Duration, Instant};
 
+use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 

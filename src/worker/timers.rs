@@ -16,9 +16,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant, SystemTime};
-
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +42,20 @@ struct Queue {
     due: BTreeMap<(Instant, u64), Due>,
     arrivals: u64,
     stopped: bool,
+}
+
+impl Queue {
+    /// Adds a due time; true when it is now the earliest.
+    fn push(&mut self, at: Instant, run_id: RunId, msg: RunMsg) -> bool {
+        self.arrivals += 1;
+        let key = (at, self.arrivals);
+        let earliest = self
+            .due
+            .first_key_value()
+            .is_none_or(|(first, _)| key < *first);
+        self.due.insert(key, Due { run_id, msg });
+        earliest
+    }
 }
 
 #[derive(Default)]
@@ -108,13 +121,7 @@ impl Timers {
         if queue.stopped {
             return;
         }
-        queue.arrivals += 1;
-        let key = (at, queue.arrivals);
-        let earliest = queue
-            .due
-            .first_key_value()
-            .is_none_or(|(first, _)| key < *first);
-        queue.due.insert(key, Due { run_id, msg });
+        let earliest = queue.push(at, run_id, msg);
         drop(queue);
         if earliest {
             self.inner.changed.notify_one();
@@ -252,15 +259,7 @@ fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<u64> {
         .collect();
     let mut queue = inner.lock();
     for (at, run_id) in due {
-        queue.arrivals += 1;
-        let key = (at, queue.arrivals);
-        queue.due.insert(
-            key,
-            Due {
-                run_id,
-                msg: RunMsg::Wake,
-            },
-        );
+        queue.push(at, run_id, RunMsg::Wake);
     }
     Some(until)
 }
