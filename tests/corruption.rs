@@ -13,18 +13,15 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use redb::ReadableTable;
+use redb::{ReadableDatabase, ReadableTable};
 
 use steadfast::{
-    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, Engine, Event,
-    EventKind, ListFilter, OpenError, ParkReason, RetryPolicy, SignalDef, WorkflowContext,
-    WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, Engine, EventKind,
+    ListFilter, OpenError, ParkReason, RetryPolicy, SignalDef, WorkflowContext, WorkflowDef,
+    WorkflowError, WorkflowOptions, WorkflowStatus,
 };
 use support::temp_db;
 
-/// The history table as `src/store/tables.rs` lays it out:
-/// `(run ID u128, event ID u64) -> &[u8]`, one encoded event per entry.
-const HISTORY: redb::TableDefinition<(u128, u64), &[u8]> = redb::TableDefinition::new("history");
 /// The runs table: run ID `u128 -> &[u8]`, one encoded run record.
 const RUNS: redb::TableDefinition<u128, &[u8]> = redb::TableDefinition::new("runs");
 
@@ -262,17 +259,16 @@ async fn an_empty_file_opens_as_a_new_database() {
 /// Overwrites one stored value with redb directly, as a disk error or a bug
 /// would leave it.
 fn overwrite_history_event(path: &Path, run: u128, event_id: u64, bytes: &[u8]) {
-    let db = redb::Database::create(path).expect("open with redb");
-    let txn = db.begin_write().unwrap();
     {
-        let mut history = txn.open_table(HISTORY).unwrap();
+        let db = redb::Database::create(path).expect("open with redb");
+        let txn = db.begin_read().unwrap();
+        let history = txn.open_table(support::HISTORY).unwrap();
         assert!(
             history.get((run, event_id)).unwrap().is_some(),
             "event {event_id} of run {run:x} exists"
         );
-        history.insert((run, event_id), bytes).unwrap();
     }
-    txn.commit().unwrap();
+    support::write_history_record(path, run, event_id, bytes);
 }
 
 fn overwrite_run_record(path: &Path, run: u128, bytes: &[u8]) {
@@ -447,26 +443,6 @@ async fn a_corrupt_run_record_is_reported_and_the_rest_goes_on() {
     engine.shutdown().await.unwrap();
 }
 
-/// Encodes an event as `src/codec.rs` lays records out: the format-version
-/// byte 1, then bincode 2's standard configuration.
-fn encode_event(event: &Event) -> Vec<u8> {
-    let mut bytes = vec![1u8];
-    bytes.extend(bincode::serde::encode_to_vec(event, bincode::config::standard()).unwrap());
-    bytes
-}
-
-fn insert_history_event(path: &Path, run: u128, event: &Event) {
-    let db = redb::Database::create(path).expect("open with redb");
-    let txn = db.begin_write().unwrap();
-    {
-        let mut history = txn.open_table(HISTORY).unwrap();
-        history
-            .insert((run, event.event_id), encode_event(event).as_slice())
-            .unwrap();
-    }
-    txn.commit().unwrap();
-}
-
 /// Records that decode but hold numbers no engine writes: a failed attempt
 /// numbered `u32::MAX` (its retry would be attempt 2^32), and an event
 /// numbered `u64::MAX` after a gap. Each parks or limits only its own run;
@@ -520,10 +496,15 @@ async fn numbers_at_the_top_of_their_range_affect_only_their_run() {
         if let EventKind::ActivityFailed { attempt, .. } = &mut event.kind {
             *attempt = u32::MAX;
         }
-        overwrite_history_event(&db.path, run, event.event_id, &encode_event(&event));
+        overwrite_history_event(
+            &db.path,
+            run,
+            event.event_id,
+            &support::encode_event(&event),
+        );
     }
     last.event_id = u64::MAX;
-    insert_history_event(&db.path, gap, &last);
+    support::write_history_record(&db.path, gap, last.event_id, &support::encode_event(&last));
 
     let engine = bounded("open", open(&db.path)).await.unwrap();
     for id in ["max-attempt-1", "max-attempt-2"] {

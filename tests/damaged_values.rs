@@ -20,9 +20,7 @@ use steadfast::{
     ListFilter, OpenError, RetryPolicy, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
     WorkflowOptions,
 };
-
-/// The history table as `src/store/tables.rs` lays it out.
-const HISTORY: redb::TableDefinition<(u128, u64), &[u8]> = redb::TableDefinition::new("history");
+use support::encode_event as encode;
 
 const GO: SignalDef<u32> = SignalDef::new("go");
 /// Runs `noop`, records a side effect, then waits for `go`.
@@ -103,46 +101,19 @@ fn count_panics() {
     });
 }
 
-/// Encodes an event as `src/codec.rs` lays records out: the format-version
-/// byte 1, then bincode 2's standard configuration.
-fn encode(event: &Event) -> Vec<u8> {
-    let mut bytes = vec![1u8];
-    bytes.extend(bincode::serde::encode_to_vec(event, bincode::config::standard()).unwrap());
-    bytes
-}
-
-fn decode(bytes: &[u8]) -> Event {
-    assert_eq!(bytes[0], 1, "record format version");
-    bincode::serde::decode_from_slice(&bytes[1..], bincode::config::standard())
-        .unwrap()
-        .0
-}
-
 /// Every event of the file, with its run.
 fn read_events(path: &Path) -> Vec<(u128, Event)> {
     let db = redb::Database::create(path).expect("open with redb");
     let txn = db.begin_read().unwrap();
-    let history = txn.open_table(HISTORY).unwrap();
+    let history = txn.open_table(support::HISTORY).unwrap();
     history
         .iter()
         .unwrap()
         .map(|entry| {
             let (key, value) = entry.unwrap();
-            (key.value().0, decode(value.value()))
+            (key.value().0, support::decode_event(value.value()))
         })
         .collect()
-}
-
-fn write_event(path: &Path, run: u128, key: u64, event: &Event) {
-    let db = redb::Database::create(path).expect("open with redb");
-    let txn = db.begin_write().unwrap();
-    {
-        let mut history = txn.open_table(HISTORY).unwrap();
-        history
-            .insert((run, key), encode(event).as_slice())
-            .unwrap();
-    }
-    txn.commit().unwrap();
 }
 
 const FAR: Duration = Duration::from_secs(100_000_000_000);
@@ -360,7 +331,7 @@ async fn values_no_engine_writes_never_panic_or_hang() {
         for (label, changed) in mutations(&event) {
             let path = dir.path().join(format!("case-{cases}.steadfast"));
             std::fs::copy(&base, &path).unwrap();
-            write_event(&path, run, event.event_id, &changed);
+            support::write_history_record(&path, run, event.event_id, &encode(&changed));
             exercise(&label, &path).await;
             std::fs::remove_file(&path).unwrap();
             cases += 1;

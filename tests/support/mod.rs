@@ -433,3 +433,37 @@ pub fn failed_events(history: &[steadfast::Event]) -> Vec<FailedEvent> {
 pub fn since(a: std::time::SystemTime, b: std::time::SystemTime) -> Duration {
     a.duration_since(b).unwrap_or_default()
 }
+
+/// The history table as `src/store/tables.rs` lays it out:
+/// `(run ID u128, event ID u64) -> &[u8]`, one encoded event per entry.
+pub const HISTORY: redb::TableDefinition<(u128, u64), &[u8]> =
+    redb::TableDefinition::new("history");
+
+/// Encodes an event as `src/codec.rs` lays records out: the format-version
+/// byte 1, then bincode 2's standard configuration.
+pub fn encode_event(event: &steadfast::Event) -> Vec<u8> {
+    let mut bytes = vec![1u8];
+    bytes.extend(bincode::serde::encode_to_vec(event, bincode::config::standard()).unwrap());
+    bytes
+}
+
+/// Decodes what [`encode_event`] encodes.
+pub fn decode_event(bytes: &[u8]) -> steadfast::Event {
+    assert_eq!(bytes[0], 1, "record format version");
+    bincode::serde::decode_from_slice(&bytes[1..], bincode::config::standard())
+        .unwrap()
+        .0
+}
+
+/// Stores `bytes` as event `event_id` of `run` with redb directly, as a
+/// disk error or a bug would leave it (the engine must not have the file
+/// open).
+pub fn write_history_record(path: &std::path::Path, run: u128, event_id: u64, bytes: &[u8]) {
+    let db = redb::Database::create(path).expect("open with redb");
+    let txn = db.begin_write().unwrap();
+    {
+        let mut history = txn.open_table(HISTORY).unwrap();
+        history.insert((run, event_id), bytes).unwrap();
+    }
+    txn.commit().unwrap();
+}
