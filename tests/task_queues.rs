@@ -440,34 +440,35 @@ async fn an_unregistered_type_on_a_served_queue_is_refused() {
     engine.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn the_run_timeout_ends_the_run_as_timed_out() {
+/// Runs `Sleepy` under `options` and checks that `timeout` ends it: the
+/// result, the status and close time, the last event, and that it takes no
+/// more signals.
+async fn assert_times_out(options: WorkflowOptions, workflow_id: &str, timeout: &str) {
     let db = temp_db();
     let engine = Engine::builder()
         .workflow(SLEEPY, sleepy)
         .open(&db.path)
         .await
         .unwrap();
-    let options = WorkflowOptions::new().with_run_timeout(Duration::from_millis(200));
     let run = engine
-        .start_workflow(SLEEPY, "timed-out", (), options)
+        .start_workflow(SLEEPY, workflow_id, (), options)
         .await
         .unwrap();
     match run.result().await {
-        Err(ResultError::TimedOut { timeout, .. }) => assert_eq!(timeout, "WorkflowRunTimeout"),
+        Err(ResultError::TimedOut { timeout: seen, .. }) => assert_eq!(seen, timeout),
         other => panic!("expected a timed-out result, got {other:?}"),
     }
-    let description = engine.describe("timed-out").await.unwrap();
+    let description = engine.describe(workflow_id).await.unwrap();
     assert_eq!(description.status, WorkflowStatus::TimedOut);
     let closed = description.close_time.expect("a close time");
     assert!(closed >= description.start_time + Duration::from_millis(200));
-    let history = engine.history("timed-out").await.unwrap();
+    let history = engine.history(workflow_id).await.unwrap();
     assert!(matches!(
         history.last().map(|e| &e.kind),
         Some(EventKind::WorkflowTimedOut { .. })
     ));
     let err = engine
-        .signal("timed-out", steadfast::SignalDef::<()>::new("x"), ())
+        .signal(workflow_id, steadfast::SignalDef::<()>::new("x"), ())
         .await;
     assert!(
         matches!(err, Err(ClientError::WorkflowClosed { .. })),
@@ -477,29 +478,15 @@ async fn the_run_timeout_ends_the_run_as_timed_out() {
 }
 
 #[tokio::test]
+async fn the_run_timeout_ends_the_run_as_timed_out() {
+    let options = WorkflowOptions::new().with_run_timeout(Duration::from_millis(200));
+    assert_times_out(options, "timed-out", "WorkflowRunTimeout").await;
+}
+
+#[tokio::test]
 async fn the_execution_timeout_ends_the_run_as_timed_out() {
-    let db = temp_db();
-    let engine = Engine::builder()
-        .workflow(SLEEPY, sleepy)
-        .open(&db.path)
-        .await
-        .unwrap();
     let options = WorkflowOptions::new().with_execution_timeout(Duration::from_millis(200));
-    let run = engine
-        .start_workflow(SLEEPY, "execution-timed-out", (), options)
-        .await
-        .unwrap();
-    match run.result().await {
-        Err(ResultError::TimedOut { timeout, .. }) => {
-            assert_eq!(timeout, "WorkflowExecutionTimeout")
-        }
-        other => panic!("expected a timed-out result, got {other:?}"),
-    }
-    assert_eq!(
-        engine.describe("execution-timed-out").await.unwrap().status,
-        WorkflowStatus::TimedOut
-    );
-    engine.shutdown().await.unwrap();
+    assert_times_out(options, "execution-timed-out", "WorkflowExecutionTimeout").await;
 }
 
 #[tokio::test]
