@@ -183,6 +183,7 @@ impl From<StoreError> for ClientError {
                 message,
             },
             StoreError::Storage(m) | StoreError::Encode(m) => ClientError::Storage(m),
+            conflict @ StoreError::Conflict { .. } => ClientError::Storage(conflict.to_string()),
         }
     }
 }

@@ -40,6 +40,10 @@ pub(crate) enum StoreError {
     },
     #[error("a record could not be encoded: {0}")]
     Encode(String),
+    /// A conditional write found the run elsewhere than it expected; nothing
+    /// was written.
+    #[error("run {run_id} changed in the file meanwhile: {message}")]
+    Conflict { run_id: RunId, message: String },
     #[error("the engine is shut down")]
     Closed,
 }
@@ -59,7 +63,7 @@ impl StoreError {
         }
     }
 
-    fn encode(err: CodecError) -> Self {
+    pub(crate) fn encode(err: CodecError) -> Self {
         StoreError::Encode(err.to_string())
     }
 }

@@ -69,11 +69,16 @@ pub(crate) enum WriteOp {
         status: WorkflowStatus,
     },
     /// Append events to a run; `closed` is its final record when the events
-    /// close it.
+    /// close it. Conditional: refused with [`StoreError::Conflict`], writing
+    /// nothing, unless the run is open and its stored history ends just
+    /// before `expect_next`, so an actor that fell behind the file (the run
+    /// was closed without it) can never overwrite or extend it.
     Append {
         run_id: RunId,
         closed: Option<EncodedRecord>,
-        /// Encoded events with their event IDs.
+        /// The event ID the first event takes: one past the stored history.
+        expect_next: u64,
+        /// Encoded events with their event IDs, numbered from `expect_next`.
         events: Vec<(u64, Vec<u8>)>,
         /// When the run next needs the engine (see `tables::WAKE_NOW`).
         wake: u64,
@@ -229,9 +234,10 @@ fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
         WriteOp::Append {
             run_id,
             closed,
+            expect_next,
             events,
             wake,
-        } => append(t, *run_id, closed.as_ref(), events, *wake),
+        } => append(t, *run_id, closed.as_ref(), *expect_next, events, *wake),
         WriteOp::Close {
             run_id,
             workflow_id,
@@ -296,10 +302,38 @@ fn append(
     t: &mut Tables<'_>,
     run_id: RunId,
     closed: Option<&EncodedRecord>,
+    expect_next: u64,
     events: &[(u64, Vec<u8>)],
     wake: u64,
 ) -> Result<WriteOutcome, StoreError> {
     let key = run_id.as_u128();
+    // Checked before anything is written: a refused operation leaves the
+    // batch's transaction as it found it.
+    if t.running.get(key).map_err(redb_err)?.is_none() {
+        return Err(StoreError::Conflict {
+            run_id,
+            message: "the run is closed (or unknown) in the file".into(),
+        });
+    }
+    let last = last_event_id(t, key)?;
+    if last.checked_add(1) != Some(expect_next) {
+        return Err(StoreError::Conflict {
+            run_id,
+            message: format!(
+                "the append expects event {expect_next} next, the stored history ends at {last}"
+            ),
+        });
+    }
+    let numbered = events
+        .iter()
+        .zip(expect_next..)
+        .all(|((id, _), expected)| *id == expected);
+    if !numbered {
+        return Err(StoreError::Conflict {
+            run_id,
+            message: format!("the appended events are not numbered from {expect_next} on"),
+        });
+    }
     for (event_id, bytes) in events {
         t.history
             .insert((key, *event_id), bytes.as_slice())
@@ -339,14 +373,7 @@ fn close(
     let now = std::time::SystemTime::now();
     // The stored record's length is as of its last write; the history's
     // last key is the truth.
-    let last = t
-        .history
-        .range((key, 0)..=(key, u64::MAX))
-        .map_err(redb_err)?
-        .next_back()
-        .transpose()
-        .map_err(redb_err)?
-        .map_or(0, |(k, _)| k.value().1);
+    let last = last_event_id(t, key)?;
     record.history_len = last.checked_add(1).ok_or_else(|| StoreError::Corrupt {
         workflow_id: workflow_id.to_string(),
         message: format!("its history ends at event {last}, the last there can be"),
@@ -368,6 +395,17 @@ fn close(
     Ok(WriteOutcome::Closed)
 }
 
+/// The last event ID of a run's stored history (0 for none).
+fn last_event_id(t: &Tables<'_>, key: u128) -> Result<u64, StoreError> {
+    Ok(t.history
+        .range((key, 0)..=(key, u64::MAX))
+        .map_err(redb_err)?
+        .next_back()
+        .transpose()
+        .map_err(redb_err)?
+        .map_or(0, |(k, _)| k.value().1))
+}
+
 /// Keeps `running` and `wakeups` in step: `Some(hint)` for a run still
 /// running, `None` once it closed.
 fn set_wake(t: &mut Tables<'_>, key: u128, wake: Option<u64>) -> Result<(), StoreError> {
@@ -386,4 +424,122 @@ fn set_wake(t: &mut Tables<'_>, key: u128, wake: Option<u64>) -> Result<(), Stor
         t.wakeups.insert((wake, key), ()).map_err(redb_err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::store::{Backend, Store};
+
+    fn event(event_id: u64, kind: EventKind) -> Vec<u8> {
+        let event = Event {
+            event_id,
+            timestamp: SystemTime::UNIX_EPOCH,
+            kind,
+        };
+        codec::encode(&event).expect("encode")
+    }
+
+    fn signal(event_id: u64) -> (u64, Vec<u8>) {
+        let kind = EventKind::WorkflowSignaled {
+            signal_name: "s".into(),
+            input: crate::history::Payload::encode(&event_id).expect("payload"),
+        };
+        (event_id, event(event_id, kind))
+    }
+
+    fn append(run_id: RunId, expect_next: u64, events: Vec<(u64, Vec<u8>)>) -> WriteOp {
+        WriteOp::Append {
+            run_id,
+            closed: None,
+            expect_next,
+            events,
+            wake: WAKE_NEVER,
+        }
+    }
+
+    /// Appends are conditional: only an open run, only right after its
+    /// stored history; a refused one writes nothing.
+    #[tokio::test]
+    async fn appends_follow_the_stored_history_of_an_open_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            Store::open(&dir.path().join("t.steadfast"), Backend::File, 1 << 20).expect("open");
+        let run_id = RunId::new_time_ordered();
+        let record = RunRecord {
+            workflow_id: "w".into(),
+            workflow_type: "T".into(),
+            task_queue: "default".into(),
+            status: WorkflowStatus::Running,
+            start_time: SystemTime::UNIX_EPOCH,
+            close_time: None,
+            history_len: 1,
+        };
+        let started = EventKind::WorkflowStarted {
+            workflow_type: "T".into(),
+            workflow_id: "w".into(),
+            task_queue: "default".into(),
+            input: crate::history::Payload::encode(&()).expect("payload"),
+            run_timeout: None,
+            execution_timeout: None,
+        };
+        let start = WriteOp::Start {
+            run_id,
+            record: EncodedRecord::new(record).expect("record"),
+            events: vec![event(1, started)],
+            reuse: ReuseRule::Allow,
+            wake: WAKE_NEVER,
+        };
+        assert_eq!(
+            store.write(start).await.expect("start"),
+            WriteOutcome::Started
+        );
+        assert_eq!(
+            store
+                .write(append(run_id, 2, vec![signal(2), signal(3)]))
+                .await
+                .expect("append"),
+            WriteOutcome::Appended
+        );
+        // Behind the file, ahead of it, misnumbered: refused.
+        for (expect_next, events) in [
+            (3, vec![signal(3)]),
+            (5, vec![signal(5)]),
+            (4, vec![signal(5)]),
+        ] {
+            let refused = store.write(append(run_id, expect_next, events)).await;
+            assert!(
+                matches!(refused, Err(StoreError::Conflict { .. })),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(store.history_len(run_id, "w").expect("len"), 3);
+        let close = WriteOp::Close {
+            run_id,
+            workflow_id: "w".into(),
+            kind: EventKind::WorkflowTerminated {
+                reason: "test".into(),
+            },
+            status: WorkflowStatus::Terminated,
+        };
+        assert_eq!(
+            store.write(close).await.expect("close"),
+            WriteOutcome::Closed
+        );
+        // The closed run takes nothing more, even with the right number.
+        let refused = store.write(append(run_id, 5, vec![signal(5)])).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { .. })),
+            "{refused:?}"
+        );
+        let history = store.history(run_id, "w").expect("history");
+        assert_eq!(history.len(), 4);
+        assert!(matches!(
+            history[3].kind,
+            EventKind::WorkflowTerminated { .. }
+        ));
+        store.close();
+    }
 }

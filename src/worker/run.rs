@@ -23,7 +23,7 @@ use crate::error::ClientError;
 use crate::history::{
     ActivityOptionsRecord, Event, EventKind, Failure, Payload, RunId, WorkflowStatus,
 };
-use crate::store::{EncodedRecord, RunRecord, WAKE_NEVER, WAKE_NOW, WriteOp};
+use crate::store::{EncodedRecord, RunRecord, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp};
 use crate::workflow::{ParkReason, WorkflowMachine};
 
 /// The failure type of an attempt cut off by a crash or a kill.
@@ -809,19 +809,57 @@ impl RunActor {
     /// Commits the step, then acts on it. Returns false when the actor is done.
     async fn finish(&mut self, step: Step) -> bool {
         if !step.events.is_empty() {
-            let committed = self.commit(&step.events).await;
-            if let Err(message) = committed {
-                for ack in step.acks {
-                    let _ = ack.send(Err(ClientError::Storage(message.clone())));
+            match self.commit(&step.events).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => return self.fell_behind(step),
+                Err(err) => {
+                    let message = err.to_string();
+                    for ack in step.acks {
+                        let _ = ack.send(Err(ClientError::Storage(message.clone())));
+                    }
+                    // What the machine holds is ahead of the file now; only a
+                    // replay from the file can continue safely.
+                    return self.park(format!(
+                        "storing the run's progress failed ({message}); it resumes from its last durable step once the file can be written again"
+                    ));
                 }
-                // What the machine holds is ahead of the file now; only a
-                // replay from the file can continue safely.
-                return self.park(format!(
-                    "storing the run's progress failed ({message}); it resumes from its last durable step once the file can be written again"
-                ));
             }
         }
         self.after_commit(step)
+    }
+
+    /// The store refused the step: the run changed in the file without this
+    /// actor (a terminate closed it directly). Nothing of the step was
+    /// written; the file is the truth, so the actor stops and its callers
+    /// are told what the file says.
+    fn fell_behind(&mut self, step: Step) -> bool {
+        let closed = match self.shared.store.run(self.run_id, &self.record.workflow_id) {
+            Ok(Some(record)) if record.status.is_closed() => Some(record.status),
+            _ => None,
+        };
+        for ack in step.acks {
+            let _ = ack.send(Err(match closed {
+                Some(status) => ClientError::WorkflowClosed {
+                    workflow_id: self.record.workflow_id.clone(),
+                    status,
+                },
+                None => ClientError::Storage(format!(
+                    "run {} changed in the file meanwhile; retry the call",
+                    self.run_id
+                )),
+            }));
+        }
+        match closed {
+            Some(status) => {
+                self.state.send_replace(RunState::Closed(status));
+                self.shared.unregister(self.run_id);
+                false
+            }
+            None => self.park(format!(
+                "run {} changed in the file meanwhile; it resumes from what the file holds",
+                self.run_id
+            )),
+        }
     }
 
     /// Acts on a step whose events are durable: answers callers, publishes
@@ -867,29 +905,25 @@ impl RunActor {
         true
     }
 
-    async fn commit(&mut self, events: &[Event]) -> Result<(), String> {
+    async fn commit(&mut self, events: &[Event]) -> Result<(), StoreError> {
         let mut encoded = Vec::with_capacity(events.len());
         for event in events {
-            let bytes = codec::encode(event).map_err(|e| e.to_string())?;
+            let bytes = codec::encode(event).map_err(StoreError::encode)?;
             encoded.push((event.event_id, bytes));
         }
         let closed = if self.record.status.is_closed() {
-            Some(EncodedRecord::new(self.record.clone()).map_err(|e| e.to_string())?)
+            Some(EncodedRecord::new(self.record.clone())?)
         } else {
             None
         };
         let op = WriteOp::Append {
             run_id: self.run_id,
             closed,
+            expect_next: events.first().map_or(0, |e| e.event_id),
             events: encoded,
             wake: self.wake_hint(),
         };
-        self.shared
-            .store
-            .write(op)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        self.shared.store.write(op).await.map(|_| ())
     }
 
     fn answer_query(&self, name: &str) -> Result<Payload, ClientError> {
