@@ -111,14 +111,15 @@ pub use engine::{
 pub use error::{ClientError, Error, OpenError, ResultError};
 pub use history::{
     ActivityOptionsRecord, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, Failure,
-    MAX_WORKFLOW_ID_LEN, Payload, PayloadError, RunId, WorkflowStatus,
+    MAX_WORKFLOW_ID_LEN, Payload, PayloadError, PendingActivityInfo, PendingTimerInfo, RunId,
+    WorkflowStatus,
 };
 /// Makes the storage under an engine fail on purpose (feature
 /// `fault-injection`, for tests); see `EngineBuilder::fault_injector`.
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use store::FaultInjector;
-pub use worker::{DEFAULT_TASK_QUEUE, PendingActivityInfo, PendingTimerInfo, Worker};
+pub use worker::{DEFAULT_TASK_QUEUE, Worker};
 pub use workflow::{
     ActivityFailure, ActivityFuture, Cancelled, NondeterminismError, ParkReason, QueryDef,
     SignalDef, SignalError, SignalFuture, TimerFuture, WorkflowContext, WorkflowDef, WorkflowError,

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ClientError, ResultError};
 use crate::history::{EventKind, RunId, WorkflowStatus};
-use crate::worker::{PendingActivityInfo, PendingTimerInfo, RunMsg, RunState, Shared};
+use crate::history::{PendingActivityInfo, PendingTimerInfo};
+use crate::worker::{RunMsg, RunState, Shared};
 use crate::workflow::ParkReason;
 
 /// What [`WorkflowHandle::describe`] and [`Engine::describe`](crate::Engine::describe) report.

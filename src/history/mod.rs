@@ -9,6 +9,7 @@
 
 mod ids;
 mod payload;
+mod state;
 
 use std::time::{Duration, SystemTime};
 
@@ -16,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 pub use ids::{MAX_WORKFLOW_ID_LEN, RunId};
 pub use payload::{DEFAULT_MAX_PAYLOAD_BYTES, Payload, PayloadError};
+pub(crate) use state::{INTERRUPTED, MutableState};
+pub use state::{PendingActivityInfo, PendingTimerInfo};
 
 /// The position of an event in its run's history, starting at 1.
 pub type EventId = u64;

@@ -2,7 +2,6 @@
 //! (run actors, activity attempts, task queue limits, timers).
 
 mod attempt;
-mod info;
 mod queue;
 mod run;
 mod timers;
@@ -21,11 +20,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::activity::{self, ActivityContext, ActivityDef, ActivityError, ActivityFn};
 use crate::error::ClientError;
-use crate::history::{Event, Payload, RunId, WorkflowStatus};
+use crate::history::{Event, Payload, PendingActivityInfo, PendingTimerInfo, RunId, WorkflowStatus};
 use crate::store::{RunRecord, Store, StoreError};
 use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowError, WorkflowFn};
 
-pub use info::{PendingActivityInfo, PendingTimerInfo};
 use queue::TaskQueue;
 pub(crate) use run::{PreparedRun, RunMsg};
 use timers::Timers;

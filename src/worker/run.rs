@@ -16,18 +16,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
 use super::attempt::{self, Attempt, AttemptOutcome};
-use super::{PendingActivityInfo, PendingTimerInfo, RunSnapshot, RunState, Shared};
+use super::{RunSnapshot, RunState, Shared};
 use crate::activity::retry;
 use crate::codec;
 use crate::error::ClientError;
 use crate::history::{
-    ActivityOptionsRecord, Event, EventKind, Failure, Payload, RunId, WorkflowStatus,
+    Event, EventKind, Failure, INTERRUPTED, MutableState, Payload, RunId, WorkflowStatus,
 };
 use crate::store::{EncodedRecord, RunRecord, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp};
 use crate::workflow::{ParkReason, WorkflowMachine};
-
-/// The failure type of an attempt cut off by a crash or a kill.
-const INTERRUPTED: &str = "AttemptInterrupted";
 
 /// An answer sent once the step that carries the call is durable.
 pub(crate) type Ack = oneshot::Sender<Result<(), ClientError>>;
@@ -74,47 +71,6 @@ pub(crate) enum RunMsg {
     Wake,
 }
 
-/// An activity scheduled and not yet resolved.
-#[derive(Debug)]
-struct PendingActivity {
-    activity_type: String,
-    input: Payload,
-    options: ActivityOptionsRecord,
-    scheduled_at: SystemTime,
-    /// The attempt running now, or the next one when `retry_at` is set.
-    attempt: u32,
-    retry_at: Option<SystemTime>,
-    last_failure: Option<Failure>,
-    last_heartbeat: Option<Payload>,
-    /// Attempts in a row cut off by a crash; past the first, retries wait
-    /// their backoff, so an activity that crashes the process cannot spin.
-    interruptions: u32,
-    /// Tells the running attempt to stop.
-    cancel: Option<CancellationToken>,
-}
-
-impl PendingActivity {
-    fn new(
-        activity_type: String,
-        input: Payload,
-        options: ActivityOptionsRecord,
-        at: SystemTime,
-    ) -> Self {
-        PendingActivity {
-            activity_type,
-            input,
-            options,
-            scheduled_at: at,
-            attempt: 1,
-            retry_at: None,
-            last_failure: None,
-            last_heartbeat: None,
-            interruptions: 0,
-            cancel: None,
-        }
-    }
-}
-
 /// What to do once a step's events are durable.
 enum Effect {
     Dispatch {
@@ -148,14 +104,13 @@ struct RunActor {
     run_id: RunId,
     record: RunRecord,
     machine: WorkflowMachine,
-    activities: BTreeMap<u32, PendingActivity>,
-    /// Timers started and not fired, by seq.
-    timers: BTreeMap<u32, SystemTime>,
-    /// When the run or execution timeout ends the run.
-    deadlines: Vec<(SystemTime, &'static str)>,
-    cancel_requested: bool,
+    /// What the history says so far (every event recorded goes through
+    /// its fold): pending activities and timers, deadlines, status.
+    state: MutableState,
+    /// Tells each running attempt to stop, by activity seq.
+    attempts: BTreeMap<u32, CancellationToken>,
     /// What handles waiting on the run see; set when the actor goes live.
-    state: Arc<watch::Sender<RunState>>,
+    watch: Arc<watch::Sender<RunState>>,
 }
 
 /// A run replayed from its history, with the step that resuming it needs
@@ -225,11 +180,9 @@ pub(super) fn prepare(
         run_id,
         record,
         machine,
-        activities: BTreeMap::new(),
-        timers: BTreeMap::new(),
-        deadlines: Vec::new(),
-        cancel_requested: false,
-        state: Arc::new(watch::channel(RunState::Running).0),
+        state: MutableState::default(),
+        attempts: BTreeMap::new(),
+        watch: Arc::new(watch::channel(RunState::Running).0),
     };
     let mut step = Step::default();
     actor.resume(history, &mut step);
@@ -245,7 +198,7 @@ pub(super) fn start(
     committed: bool,
 ) {
     let PreparedRun { mut actor, step } = prepared;
-    actor.state = state;
+    actor.watch = state;
     let tracker = actor.shared.tracker.clone();
     let shutdown = actor.shared.shutdown.clone();
     tracker.spawn(async move {
@@ -289,97 +242,18 @@ impl RunActor {
         }
     }
 
-    /// Rebuilds pending activities and timers from the history, records the
-    /// attempts a crash cut off, and takes the commands replay left new.
+    /// Folds the history into the run's state, records the attempts a
+    /// crash cut off, and takes the commands replay left new.
     fn resume(&mut self, history: Vec<Event>, step: &mut Step) {
-        for event in &history {
-            match &event.kind {
-                EventKind::WorkflowStarted {
-                    run_timeout,
-                    execution_timeout,
-                    ..
-                } => {
-                    let limits = [
-                        (run_timeout, "WorkflowRunTimeout"),
-                        (execution_timeout, "WorkflowExecutionTimeout"),
-                    ];
-                    for (limit, timeout) in limits {
-                        // A deadline past what the clock holds is none.
-                        if let Some(at) = limit.and_then(|l| event.timestamp.checked_add(l)) {
-                            self.deadlines.push((at, timeout));
-                            self.shared.timers.schedule(
-                                at,
-                                self.run_id,
-                                RunMsg::RunTimeout { timeout },
-                            );
-                        }
-                    }
-                }
-                EventKind::ActivityScheduled {
-                    seq,
-                    activity_type,
-                    input,
-                    options,
-                } => {
-                    let p = PendingActivity::new(
-                        activity_type.clone(),
-                        input.clone(),
-                        options.clone(),
-                        event.timestamp,
-                    );
-                    self.activities.insert(*seq, p);
-                }
-                EventKind::ActivityFailed {
-                    seq,
-                    attempt,
-                    failure,
-                    next_attempt_at: Some(at),
-                } => {
-                    if let Some(p) = self.activities.get_mut(seq) {
-                        // Saturating: a damaged file can hold any number.
-                        p.attempt = attempt.saturating_add(1);
-                        p.retry_at = Some(*at);
-                        p.last_failure = Some(failure.clone());
-                        if failure.error_type == INTERRUPTED {
-                            p.interruptions = p.interruptions.saturating_add(1);
-                        } else {
-                            p.interruptions = 0;
-                        }
-                    }
-                }
-                EventKind::ActivityAttemptStarted { seq, attempt } => {
-                    if let Some(p) = self.activities.get_mut(seq)
-                        && p.attempt == *attempt
-                    {
-                        p.retry_at = None;
-                    }
-                }
-                EventKind::ActivityHeartbeat { seq, details, .. } => {
-                    if let Some(p) = self.activities.get_mut(seq) {
-                        p.last_heartbeat = Some(details.clone());
-                    }
-                }
-                EventKind::ActivityCompleted { seq, .. }
-                | EventKind::ActivityFailed { seq, .. } => {
-                    self.activities.remove(seq);
-                }
-                EventKind::TimerStarted { seq, fire_at } => {
-                    self.timers.insert(*seq, *fire_at);
-                }
-                EventKind::TimerFired { seq } => {
-                    self.timers.remove(seq);
-                }
-                EventKind::WorkflowCancelRequested { .. } => {
-                    // Everything pending then was resolved as cancelled.
-                    self.cancel_requested = true;
-                    self.activities.clear();
-                    self.timers.clear();
-                }
-                _ => {}
-            }
+        self.state = MutableState::fold(&history);
+        self.sync_record();
+        for (at, timeout) in &self.state.deadlines {
+            self.shared
+                .timers
+                .schedule(*at, self.run_id, RunMsg::RunTimeout { timeout });
         }
         let mut interrupted = Vec::new();
-        for (seq, p) in &self.activities {
+        for (seq, p) in &self.state.activities {
             match p.retry_at {
                 // The attempt was running when the process stopped: it
                 // counts, and the next one follows.
@@ -393,7 +267,7 @@ impl RunActor {
                 }),
             }
         }
-        for (seq, at) in &self.timers {
+        for (seq, at) in &self.state.timers {
             step.effects.push(Effect::Timer { seq: *seq, at: *at });
         }
         self.absorb_commands(step);
@@ -422,26 +296,24 @@ impl RunActor {
                 details,
             } => self.record_heartbeat(step, seq, attempt, details),
             RunMsg::TimerDue { seq } => {
-                if !self.record.status.is_closed() && self.timers.remove(&seq).is_some() {
+                if self.state.timers.contains_key(&seq) {
                     let event = self.push(step, EventKind::TimerFired { seq });
                     self.activate(step, &event);
                 }
             }
             RunMsg::RetryDue { seq, attempt } => {
-                if self.record.status.is_closed() {
-                    return;
-                }
-                if let Some(p) = self.activities.get_mut(&seq)
-                    && p.attempt == attempt
-                    && p.retry_at.is_some()
-                {
-                    p.retry_at = None;
+                let waiting = self
+                    .state
+                    .activities
+                    .get(&seq)
+                    .is_some_and(|p| p.attempt == attempt && p.retry_at.is_some());
+                if waiting {
                     step.effects.push(Effect::Dispatch { seq, attempt });
                     self.push(step, EventKind::ActivityAttemptStarted { seq, attempt });
                 }
             }
             RunMsg::RunTimeout { timeout } => {
-                if !self.record.status.is_closed() {
+                if !self.state.status.is_closed() {
                     let timeout = timeout.to_string();
                     self.end(
                         step,
@@ -472,17 +344,14 @@ impl RunActor {
                     return;
                 }
                 step.acks.push(ack);
-                if self.cancel_requested {
+                if self.state.cancel_requested {
                     // A cancellation request is state: only the first is delivered.
                     return;
                 }
-                self.cancel_requested = true;
-                let event = self.push(step, EventKind::WorkflowCancelRequested { reason });
                 // Try-cancel: the attempts are told, and the workflow sees
                 // every pending activity and timer as cancelled at once.
                 self.cancel_attempts();
-                self.activities.clear();
-                self.timers.clear();
+                let event = self.push(step, EventKind::WorkflowCancelRequested { reason });
                 self.activate(step, &event);
             }
             RunMsg::Terminate { reason, ack } => {
@@ -507,10 +376,10 @@ impl RunActor {
     /// the others. Duplicates are harmless: each is acted on once.
     fn arm_due_times(&self) {
         let timers = &self.shared.timers;
-        for (seq, at) in &self.timers {
+        for (seq, at) in &self.state.timers {
             timers.schedule(*at, self.run_id, RunMsg::TimerDue { seq: *seq });
         }
-        for (seq, p) in &self.activities {
+        for (seq, p) in &self.state.activities {
             if let Some(at) = p.retry_at {
                 let msg = RunMsg::RetryDue {
                     seq: *seq,
@@ -519,14 +388,14 @@ impl RunActor {
                 timers.schedule(at, self.run_id, msg);
             }
         }
-        for (at, timeout) in &self.deadlines {
+        for (at, timeout) in &self.state.deadlines {
             timers.schedule(*at, self.run_id, RunMsg::RunTimeout { timeout });
         }
     }
 
     /// True when no attempt is in flight: leaving memory loses nothing.
     fn idle(&self) -> bool {
-        self.activities.values().all(|p| p.retry_at.is_some())
+        self.state.idle()
     }
 
     /// When the run next needs the engine: now with an attempt in flight,
@@ -535,14 +404,7 @@ impl RunActor {
         if !self.idle() {
             return WAKE_NOW;
         }
-        let next = self
-            .timers
-            .values()
-            .copied()
-            .chain(self.activities.values().filter_map(|p| p.retry_at))
-            .chain(self.deadlines.iter().map(|(at, _)| *at))
-            .min();
-        match next {
+        match self.state.next_due() {
             Some(at) => at
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| {
@@ -566,20 +428,14 @@ impl RunActor {
 
     /// Closes the run without the workflow code: termination or a timeout.
     fn end(&mut self, step: &mut Step, kind: EventKind, status: WorkflowStatus) {
-        let event = self.push(step, kind);
-        self.close(status, event.timestamp);
         self.cancel_attempts();
-        self.activities.clear();
-        self.timers.clear();
+        let event = self.push(step, kind);
+        debug_assert_eq!(self.state.status, status, "{:?}", event.kind);
         step.effects.clear();
     }
 
     fn attempt_done(&mut self, step: &mut Step, seq: u32, attempt: u32, outcome: AttemptOutcome) {
-        let current = self
-            .activities
-            .get(&seq)
-            .is_some_and(|p| p.attempt == attempt && p.retry_at.is_none());
-        if !current || self.record.status.is_closed() {
+        if !self.in_flight(seq, attempt) {
             return;
         }
         if let Some(details) = outcome.unsent_heartbeat {
@@ -599,7 +455,7 @@ impl RunActor {
                 self.fail_attempt(step, seq, attempt, failure, false);
             }
             Ok(result) => {
-                self.activities.remove(&seq);
+                self.attempts.remove(&seq);
                 let event = self.push(
                     step,
                     EventKind::ActivityCompleted {
@@ -615,18 +471,8 @@ impl RunActor {
     }
 
     fn record_heartbeat(&mut self, step: &mut Step, seq: u32, attempt: u32, details: Payload) {
-        let current = self
-            .activities
-            .get(&seq)
-            .is_some_and(|p| p.attempt == attempt && p.retry_at.is_none());
-        if !current
-            || self.record.status.is_closed()
-            || details.len() > self.shared.max_payload_bytes
-        {
+        if !self.in_flight(seq, attempt) || details.len() > self.shared.max_payload_bytes {
             return;
-        }
-        if let Some(p) = self.activities.get_mut(&seq) {
-            p.last_heartbeat = Some(details.clone());
         }
         self.push(
             step,
@@ -648,7 +494,7 @@ impl RunActor {
         failure: Failure,
         retry_now: bool,
     ) {
-        let Some(p) = self.activities.get_mut(&seq) else {
+        let Some(p) = self.state.activities.get(&seq) else {
             return;
         };
         let now = SystemTime::now();
@@ -663,13 +509,10 @@ impl RunActor {
         match next {
             Some(at) => {
                 let next = attempt.saturating_add(1);
-                p.attempt = next;
-                p.last_failure = Some(failure.clone());
-                p.cancel = None;
+                self.attempts.remove(&seq);
                 // A retry due at once starts in the same commit; a later one
                 // waits for its timer and starts with a commit of its own.
                 let immediate = at <= now;
-                p.retry_at = (!immediate).then_some(at);
                 self.push(
                     step,
                     EventKind::ActivityFailed {
@@ -694,7 +537,7 @@ impl RunActor {
                 }
             }
             None => {
-                self.activities.remove(&seq);
+                self.attempts.remove(&seq);
                 let event = self.push(
                     step,
                     EventKind::ActivityFailed {
@@ -711,14 +554,31 @@ impl RunActor {
 
     /// Appends an event to the step, numbering it after the history.
     fn push(&mut self, step: &mut Step, kind: EventKind) -> Event {
-        self.record.history_len += 1;
         let event = Event {
-            event_id: self.record.history_len,
+            event_id: self.state.next_event_id,
             timestamp: SystemTime::now(),
             kind,
         };
+        self.state.apply(&event);
+        self.sync_record();
         step.events.push(event.clone());
         event
+    }
+
+    /// Keeps the run record (written when the run closes) in step with the
+    /// fold.
+    fn sync_record(&mut self) {
+        self.record.history_len = self.state.last_event_id();
+        self.record.status = self.state.status;
+        self.record.close_time = self.state.close_time;
+    }
+
+    /// True when `attempt` of activity `seq` is the one running now.
+    fn in_flight(&self, seq: u32, attempt: u32) -> bool {
+        self.state
+            .activities
+            .get(&seq)
+            .is_some_and(|p| p.attempt == attempt && p.retry_at.is_none())
     }
 
     /// Feeds an outcome to the workflow code and takes its new commands.
@@ -738,71 +598,29 @@ impl RunActor {
         for kind in self.machine.take_commands() {
             let event = self.push(step, kind);
             match event.kind {
-                EventKind::ActivityScheduled {
-                    seq,
-                    activity_type,
-                    input,
-                    options,
-                } => {
-                    let p = PendingActivity::new(activity_type, input, options, event.timestamp);
-                    self.activities.insert(seq, p);
+                EventKind::ActivityScheduled { seq, .. } => {
                     step.effects.push(Effect::Dispatch { seq, attempt: 1 });
                 }
                 EventKind::TimerStarted { seq, fire_at } => {
-                    self.timers.insert(seq, fire_at);
                     step.effects.push(Effect::Timer { seq, at: fire_at });
-                }
-                EventKind::WorkflowCompleted { .. } => {
-                    self.close(WorkflowStatus::Completed, event.timestamp)
-                }
-                EventKind::WorkflowFailed { .. } => {
-                    self.close(WorkflowStatus::Failed, event.timestamp)
-                }
-                EventKind::WorkflowCancelled { .. } => {
-                    self.close(WorkflowStatus::Cancelled, event.timestamp)
                 }
                 _ => {}
             }
         }
     }
 
-    fn close(&mut self, status: WorkflowStatus, at: SystemTime) {
-        self.record.status = status;
-        self.record.close_time = Some(at);
-    }
-
     fn cancel_attempts(&mut self) {
-        for p in self.activities.values_mut() {
-            if let Some(token) = p.cancel.take() {
-                token.cancel();
-            }
+        for token in std::mem::take(&mut self.attempts).into_values() {
+            token.cancel();
         }
     }
 
     fn snapshot(&self) -> RunSnapshot {
         RunSnapshot {
-            activities: self
-                .activities
-                .iter()
-                .map(|(seq, p)| PendingActivityInfo {
-                    seq: *seq,
-                    activity_type: p.activity_type.clone(),
-                    attempt: p.attempt,
-                    next_attempt_at: p.retry_at,
-                    last_failure: p.last_failure.clone(),
-                    last_heartbeat: p.last_heartbeat.clone(),
-                })
-                .collect(),
-            timers: self
-                .timers
-                .iter()
-                .map(|(seq, at)| PendingTimerInfo {
-                    seq: *seq,
-                    fire_at: *at,
-                })
-                .collect(),
+            activities: self.state.pending_activities(),
+            timers: self.state.pending_timers(),
             history_len: self.record.history_len,
-            parked: self.state.borrow().parked().cloned(),
+            parked: self.watch.borrow().parked().cloned(),
         }
     }
 
@@ -851,7 +669,7 @@ impl RunActor {
         }
         match closed {
             Some(status) => {
-                self.state.send_replace(RunState::Closed(status));
+                self.watch.send_replace(RunState::Closed(status));
                 self.shared.unregister(self.run_id);
                 false
             }
@@ -873,16 +691,16 @@ impl RunActor {
             let _ = reply.send(self.answer_query(&name));
         }
         if self.record.status.is_closed() {
-            self.state
+            self.watch
                 .send_replace(RunState::Closed(self.record.status));
             self.shared.unregister(self.run_id);
             return false;
         }
         if let Some(reason) = self.machine.parked()
-            && !matches!(&*self.state.borrow(), RunState::Parked(_))
+            && !matches!(&*self.watch.borrow(), RunState::Parked(_))
         {
             warn!(workflow_id = %self.record.workflow_id, run_id = %self.run_id, %reason, "run parked");
-            self.state.send_replace(RunState::Parked(reason.clone()));
+            self.watch.send_replace(RunState::Parked(reason.clone()));
         }
         for reply in step.describes {
             let _ = reply.send(self.snapshot());
@@ -941,7 +759,7 @@ impl RunActor {
     }
 
     fn dispatch(&mut self, seq: u32, attempt: u32) {
-        let Some(p) = self.activities.get_mut(&seq) else {
+        let Some(p) = self.state.activities.get(&seq) else {
             return;
         };
         let task_queue = p
@@ -950,7 +768,7 @@ impl RunActor {
             .clone()
             .unwrap_or_else(|| self.record.task_queue.clone());
         let cancel = self.shared.shutdown.child_token();
-        p.cancel = Some(cancel.clone());
+        self.attempts.insert(seq, cancel.clone());
         let sink_shared = self.shared.clone();
         let run_id = self.run_id;
         let work = Attempt {

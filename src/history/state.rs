@@ -1,0 +1,441 @@
+//! The one fold of a run's history into its state (Temporal's "mutable
+//! state", hence the name): the only code that decides what an event does to a run.
+//!
+//! The live actor applies each event it records, loading a run folds its
+//! stored history, `describe` of a run without an actor folds it from the
+//! file, and the fuzz targets fold the histories they make; all through
+//! [`MutableState::apply`]. Pure: no tokio, no redb, no clock (every time comes
+//! from the events).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use super::{ActivityOptionsRecord, Event, EventId, EventKind, Failure, Payload, WorkflowStatus};
+
+/// The failure type of an attempt cut off by a crash or a kill.
+pub(crate) const INTERRUPTED: &str = "AttemptInterrupted";
+
+/// Which limit a run deadline enforces, as named in `WorkflowTimedOut`.
+pub(crate) const RUN_TIMEOUT: &str = "WorkflowRunTimeout";
+/// See [`RUN_TIMEOUT`].
+pub(crate) const EXECUTION_TIMEOUT: &str = "WorkflowExecutionTimeout";
+
+/// An activity scheduled and not yet resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PendingActivity {
+    pub(crate) activity_type: String,
+    pub(crate) input: Payload,
+    pub(crate) options: ActivityOptionsRecord,
+    pub(crate) scheduled_at: SystemTime,
+    /// The attempt running now, or the next one when `retry_at` is set.
+    pub(crate) attempt: u32,
+    /// When the next attempt is due, while waiting for a retry.
+    pub(crate) retry_at: Option<SystemTime>,
+    pub(crate) last_failure: Option<Failure>,
+    pub(crate) last_heartbeat: Option<Payload>,
+    /// Attempts in a row cut off by a crash; past the first, retries wait
+    /// their backoff, so an activity that crashes the process cannot spin.
+    pub(crate) interruptions: u32,
+}
+
+/// A run's state as its history so far says.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct MutableState {
+    pub(crate) status: WorkflowStatus,
+    /// The ID the next event takes (one past the last applied).
+    pub(crate) next_event_id: EventId,
+    /// When the run started and closed (the events' timestamps).
+    pub(crate) start_time: Option<SystemTime>,
+    pub(crate) close_time: Option<SystemTime>,
+    /// Activities scheduled and not resolved, by seq.
+    pub(crate) activities: BTreeMap<u32, PendingActivity>,
+    /// Timers started and not fired, by seq, with their due times.
+    pub(crate) timers: BTreeMap<u32, SystemTime>,
+    /// When the run or execution timeout ends the run, with which one.
+    pub(crate) deadlines: Vec<(SystemTime, &'static str)>,
+    /// Signals delivered so far (the workflow code reads them in order).
+    pub(crate) signals_received: u64,
+    pub(crate) cancel_requested: bool,
+}
+
+impl Default for MutableState {
+    fn default() -> Self {
+        MutableState {
+            status: WorkflowStatus::Running,
+            next_event_id: 1,
+            start_time: None,
+            close_time: None,
+            activities: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            deadlines: Vec::new(),
+            signals_received: 0,
+            cancel_requested: false,
+        }
+    }
+}
+
+impl MutableState {
+    /// The state after `history`.
+    pub(crate) fn fold<'a>(history: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut state = MutableState::default();
+        for event in history {
+            state.apply(event);
+        }
+        state
+    }
+
+    /// Applies one event. Events of a closed run change nothing but the
+    /// count (a damaged file can hold anything; the fold never panics).
+    pub(crate) fn apply(&mut self, event: &Event) {
+        self.next_event_id = event.event_id.saturating_add(1);
+        if self.status.is_closed() {
+            return;
+        }
+        let at = event.timestamp;
+        match &event.kind {
+            EventKind::WorkflowStarted {
+                run_timeout,
+                execution_timeout,
+                ..
+            } => {
+                self.start_time = Some(at);
+                for (limit, timeout) in [
+                    (run_timeout, RUN_TIMEOUT),
+                    (execution_timeout, EXECUTION_TIMEOUT),
+                ] {
+                    // A deadline past what the clock holds is none.
+                    if let Some(deadline) = limit.and_then(|l| at.checked_add(l)) {
+                        self.deadlines.push((deadline, timeout));
+                    }
+                }
+            }
+            EventKind::ActivityScheduled {
+                seq,
+                activity_type,
+                input,
+                options,
+            } => {
+                let pending = PendingActivity {
+                    activity_type: activity_type.clone(),
+                    input: input.clone(),
+                    options: options.clone(),
+                    scheduled_at: at,
+                    attempt: 1,
+                    retry_at: None,
+                    last_failure: None,
+                    last_heartbeat: None,
+                    interruptions: 0,
+                };
+                self.activities.insert(*seq, pending);
+            }
+            EventKind::ActivityAttemptStarted { seq, attempt } => {
+                if let Some(p) = self.activities.get_mut(seq)
+                    && p.attempt == *attempt
+                {
+                    p.retry_at = None;
+                }
+            }
+            EventKind::ActivityFailed {
+                seq,
+                attempt,
+                failure,
+                next_attempt_at: Some(next),
+            } => {
+                if let Some(p) = self.activities.get_mut(seq) {
+                    // Saturating: a damaged file can hold any number.
+                    p.attempt = attempt.saturating_add(1);
+                    p.retry_at = Some(*next);
+                    p.last_failure = Some(failure.clone());
+                    if failure.error_type == INTERRUPTED {
+                        p.interruptions = p.interruptions.saturating_add(1);
+                    } else {
+                        p.interruptions = 0;
+                    }
+                }
+            }
+            EventKind::ActivityCompleted { seq, .. }
+            | EventKind::ActivityFailed {
+                seq,
+                next_attempt_at: None,
+                ..
+            } => {
+                self.activities.remove(seq);
+            }
+            EventKind::ActivityHeartbeat { seq, details, .. } => {
+                if let Some(p) = self.activities.get_mut(seq) {
+                    p.last_heartbeat = Some(details.clone());
+                }
+            }
+            EventKind::TimerStarted { seq, fire_at } => {
+                self.timers.insert(*seq, *fire_at);
+            }
+            EventKind::TimerFired { seq } => {
+                self.timers.remove(seq);
+            }
+            EventKind::WorkflowSignaled { .. } => {
+                self.signals_received = self.signals_received.saturating_add(1);
+            }
+            EventKind::WorkflowCancelRequested { .. } => {
+                // Everything pending is resolved as cancelled for the
+                // workflow (Temporal's try-cancel).
+                self.cancel_requested = true;
+                self.activities.clear();
+                self.timers.clear();
+            }
+            EventKind::SideEffectRecorded { .. } | EventKind::PatchRecorded { .. } => {}
+            EventKind::WorkflowCompleted { .. } => self.close(WorkflowStatus::Completed, at),
+            EventKind::WorkflowFailed { .. } => self.close(WorkflowStatus::Failed, at),
+            EventKind::WorkflowCancelled { .. } => self.close(WorkflowStatus::Cancelled, at),
+            EventKind::WorkflowTerminated { .. } => self.close(WorkflowStatus::Terminated, at),
+            EventKind::WorkflowTimedOut { .. } => self.close(WorkflowStatus::TimedOut, at),
+        }
+    }
+
+    fn close(&mut self, status: WorkflowStatus, at: SystemTime) {
+        self.status = status;
+        self.close_time = Some(at);
+        self.activities.clear();
+        self.timers.clear();
+        self.deadlines.clear();
+    }
+
+    /// The last event ID applied (0 before any).
+    pub(crate) fn last_event_id(&self) -> EventId {
+        self.next_event_id.saturating_sub(1)
+    }
+
+    /// True when no attempt is in flight (every pending activity waits for
+    /// a retry): the run may leave memory and lose nothing.
+    pub(crate) fn idle(&self) -> bool {
+        self.activities.values().all(|p| p.retry_at.is_some())
+    }
+
+    /// The earliest time the run needs the engine while idle: a timer, a
+    /// retry or a deadline.
+    pub(crate) fn next_due(&self) -> Option<SystemTime> {
+        self.timers
+            .values()
+            .copied()
+            .chain(self.activities.values().filter_map(|p| p.retry_at))
+            .chain(self.deadlines.iter().map(|(at, _)| *at))
+            .min()
+    }
+
+    /// The pending activities as `describe` shows them.
+    pub(crate) fn pending_activities(&self) -> Vec<PendingActivityInfo> {
+        self.activities
+            .iter()
+            .map(|(seq, p)| PendingActivityInfo {
+                seq: *seq,
+                activity_type: p.activity_type.clone(),
+                attempt: p.attempt,
+                next_attempt_at: p.retry_at,
+                last_failure: p.last_failure.clone(),
+                last_heartbeat: p.last_heartbeat.clone(),
+            })
+            .collect()
+    }
+
+    /// The pending timers as `describe` shows them.
+    pub(crate) fn pending_timers(&self) -> Vec<PendingTimerInfo> {
+        self.timers
+            .iter()
+            .map(|(seq, at)| PendingTimerInfo {
+                seq: *seq,
+                fire_at: *at,
+            })
+            .collect()
+    }
+}
+
+/// An activity waiting for its result, as [`describe`](crate::Engine::describe) shows it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct PendingActivityInfo {
+    /// Command sequence number in the run.
+    pub seq: u32,
+    /// The activity's name.
+    pub activity_type: String,
+    /// The attempt running, or the next one while waiting for a retry.
+    pub attempt: u32,
+    /// When the next attempt starts, while waiting for a retry.
+    pub next_attempt_at: Option<SystemTime>,
+    /// The last failed attempt's failure.
+    pub last_failure: Option<Failure>,
+    /// The last recorded heartbeat details.
+    pub last_heartbeat: Option<Payload>,
+}
+
+/// A durable timer that has not fired, as [`describe`](crate::Engine::describe) shows it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct PendingTimerInfo {
+    /// Command sequence number in the run.
+    pub seq: u32,
+    /// When it fires.
+    pub fire_at: SystemTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn history(kinds: Vec<EventKind>) -> Vec<Event> {
+        kinds
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| Event {
+                event_id: i as u64 + 1,
+                timestamp: at(100 + i as u64),
+                kind,
+            })
+            .collect()
+    }
+
+    fn started(run_timeout: Option<Duration>) -> EventKind {
+        EventKind::WorkflowStarted {
+            workflow_type: "T".into(),
+            workflow_id: "w".into(),
+            task_queue: "q".into(),
+            input: Payload::encode(&()).unwrap(),
+            run_timeout,
+            execution_timeout: None,
+        }
+    }
+
+    fn scheduled(seq: u32) -> EventKind {
+        EventKind::ActivityScheduled {
+            seq,
+            activity_type: "a".into(),
+            input: Payload::encode(&seq).unwrap(),
+            options: ActivityOptionsRecord {
+                schedule_to_close_timeout: None,
+                start_to_close_timeout: Some(Duration::from_secs(1)),
+                initial_interval: Duration::from_secs(1),
+                backoff_coefficient: 2.0,
+                maximum_interval: Duration::from_secs(100),
+                maximum_attempts: 0,
+                non_retryable_error_types: Vec::new(),
+                heartbeat_timeout: None,
+                schedule_to_start_timeout: None,
+                task_queue: None,
+            },
+        }
+    }
+
+    fn failure(error_type: &str) -> Failure {
+        Failure {
+            error_type: error_type.into(),
+            message: "m".into(),
+            non_retryable: false,
+        }
+    }
+
+    #[test]
+    fn attempts_retries_heartbeats_and_timers() {
+        let state = MutableState::fold(&history(vec![
+            started(Some(Duration::from_secs(60))),
+            scheduled(1),
+            EventKind::ActivityHeartbeat {
+                seq: 1,
+                attempt: 1,
+                details: Payload::encode(&"half").unwrap(),
+            },
+            EventKind::ActivityFailed {
+                seq: 1,
+                attempt: 1,
+                failure: failure("Boom"),
+                next_attempt_at: Some(at(500)),
+            },
+            EventKind::TimerStarted {
+                seq: 2,
+                fire_at: at(300),
+            },
+            scheduled(3),
+            EventKind::ActivityCompleted {
+                seq: 3,
+                attempt: 1,
+                result: Payload::encode(&()).unwrap(),
+            },
+            EventKind::WorkflowSignaled {
+                signal_name: "s".into(),
+                input: Payload::encode(&1).unwrap(),
+            },
+        ]));
+        assert_eq!(state.status, WorkflowStatus::Running);
+        assert_eq!(state.next_event_id, 9);
+        assert_eq!(state.deadlines, vec![(at(160), RUN_TIMEOUT)]);
+        assert_eq!(state.signals_received, 1);
+        let pending = state.pending_activities();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].attempt, 2);
+        assert_eq!(pending[0].next_attempt_at, Some(at(500)));
+        assert_eq!(pending[0].last_failure, Some(failure("Boom")));
+        assert_eq!(pending[0].last_heartbeat, Some(Payload::encode(&"half").unwrap()));
+        assert_eq!(state.pending_timers()[0].fire_at, at(300));
+        assert!(state.idle());
+        assert_eq!(state.next_due(), Some(at(160)));
+    }
+
+    #[test]
+    fn a_started_retry_is_in_flight_and_interruptions_count() {
+        let mut state = MutableState::fold(&history(vec![
+            started(None),
+            scheduled(1),
+            EventKind::ActivityFailed {
+                seq: 1,
+                attempt: 1,
+                failure: failure(INTERRUPTED),
+                next_attempt_at: Some(at(1)),
+            },
+            EventKind::ActivityAttemptStarted { seq: 1, attempt: 2 },
+        ]));
+        assert!(!state.idle());
+        assert_eq!(state.activities[&1].interruptions, 1);
+        // A stale attempt number changes nothing.
+        state.apply(&Event {
+            event_id: 5,
+            timestamp: at(200),
+            kind: EventKind::ActivityAttemptStarted { seq: 1, attempt: 7 },
+        });
+        assert_eq!(state.activities[&1].attempt, 2);
+    }
+
+    #[test]
+    fn cancellation_clears_pending_and_a_close_ends_everything() {
+        let mut state = MutableState::fold(&history(vec![
+            started(Some(Duration::from_secs(5))),
+            scheduled(1),
+            EventKind::TimerStarted {
+                seq: 2,
+                fire_at: at(300),
+            },
+            EventKind::WorkflowCancelRequested { reason: "r".into() },
+        ]));
+        assert!(state.cancel_requested);
+        assert!(state.activities.is_empty() && state.timers.is_empty());
+        state.apply(&Event {
+            event_id: 5,
+            timestamp: at(400),
+            kind: EventKind::WorkflowTerminated { reason: "r".into() },
+        });
+        assert_eq!(state.status, WorkflowStatus::Terminated);
+        assert_eq!(state.close_time, Some(at(400)));
+        assert!(state.deadlines.is_empty());
+        // Nothing after the close changes the state but the count.
+        state.apply(&Event {
+            event_id: 6,
+            timestamp: at(500),
+            kind: scheduled(9),
+        });
+        assert!(state.activities.is_empty());
+        assert_eq!(state.status, WorkflowStatus::Terminated);
+        assert_eq!(state.next_event_id, 7);
+    }
+}
