@@ -9,8 +9,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ClientError, ResultError};
 use crate::history::{EventKind, RunId, WorkflowStatus};
-use crate::history::{PendingActivityInfo, PendingTimerInfo};
-use crate::worker::{RunMsg, RunState, Shared};
+use crate::history::{MutableState, PendingActivityInfo, PendingTimerInfo};
+use crate::store::{RunRecord, StoreError};
+use crate::worker::{RunMsg, RunSnapshot, RunState, Shared};
 use crate::workflow::ParkReason;
 
 /// What [`WorkflowHandle::describe`] and [`Engine::describe`](crate::Engine::describe) report.
@@ -193,25 +194,25 @@ pub(crate) async fn describe_run(
     let (record, snapshot) = if record.status.is_closed() {
         (record, None)
     } else {
-        let snapshot = shared.snapshot(run_id).await;
+        let snapshot = match shared.snapshot(run_id).await {
+            Some(snapshot) => snapshot,
+            // No actor holds the run (evicted, not loaded since the file
+            // was opened, or parked without one): its history says what it
+            // waits for, through the same fold the actor uses.
+            None => from_file(shared, workflow_id, run_id, &record)?,
+        };
         // Read again: the actor answers only after committing what the
         // snapshot shows, so the record is at least as new as it.
         let record = shared.store.run(run_id, workflow_id)?.unwrap_or(record);
-        (record, snapshot)
+        (record, Some(snapshot))
     };
     // The actor answers a snapshot only after publishing its state, so a
     // run parked on opening shows as parked; a run without an actor (parked
     // on a failed write or an unreadable record) shows its published state.
-    let parked = match &snapshot {
-        Some(snapshot) => snapshot.parked.clone(),
-        None => shared
-            .watch(run_id)
-            .and_then(|state| state.borrow().parked().cloned()),
-    };
+    let parked = snapshot.as_ref().and_then(|s| s.parked.clone());
     let history_length = match &snapshot {
         Some(snapshot) => snapshot.history_len,
-        None if record.status.is_closed() => record.history_len,
-        None => shared.store.history_len(run_id, workflow_id)?,
+        None => record.history_len,
     };
     let snapshot = snapshot.unwrap_or_default();
     Ok(WorkflowDescription {
@@ -226,5 +227,37 @@ pub(crate) async fn describe_run(
         start_time: record.start_time,
         close_time: record.close_time,
         history_length,
+    })
+}
+
+/// What a running run without an actor waits for, folded from its history
+/// (the fold the actor uses), and why it would park if loaded now.
+fn from_file(
+    shared: &Shared,
+    workflow_id: &str,
+    run_id: RunId,
+    record: &RunRecord,
+) -> Result<RunSnapshot, ClientError> {
+    let published = shared
+        .watch(run_id)
+        .and_then(|state| state.borrow().parked().cloned());
+    let history = match shared.store.history(run_id, workflow_id) {
+        Ok(history) => history,
+        // A damaged history parks the run; describe says why.
+        Err(err @ StoreError::Corrupt { .. }) => {
+            return Ok(RunSnapshot {
+                parked: published.or(Some(ParkReason::Unrunnable(err.to_string()))),
+                history_len: shared.store.history_len(run_id, workflow_id)?,
+                ..RunSnapshot::default()
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let state = MutableState::fold(&history);
+    Ok(RunSnapshot {
+        activities: state.pending_activities(),
+        timers: state.pending_timers(),
+        parked: published.or_else(|| shared.replay_parked(run_id, record, &history)),
+        history_len: state.last_event_id(),
     })
 }

@@ -377,7 +377,10 @@ mod tests {
         assert_eq!(pending[0].attempt, 2);
         assert_eq!(pending[0].next_attempt_at, Some(at(500)));
         assert_eq!(pending[0].last_failure, Some(failure("Boom")));
-        assert_eq!(pending[0].last_heartbeat, Some(Payload::encode(&"half").unwrap()));
+        assert_eq!(
+            pending[0].last_heartbeat,
+            Some(Payload::encode(&"half").unwrap())
+        );
         assert_eq!(state.pending_timers()[0].fire_at, at(300));
         assert!(state.idle());
         assert_eq!(state.next_due(), Some(at(160)));

@@ -20,7 +20,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::activity::{self, ActivityContext, ActivityDef, ActivityError, ActivityFn};
 use crate::error::ClientError;
-use crate::history::{Event, Payload, PendingActivityInfo, PendingTimerInfo, RunId, WorkflowStatus};
+use crate::history::{
+    Event, Payload, PendingActivityInfo, PendingTimerInfo, RunId, WorkflowStatus,
+};
 use crate::store::{RunRecord, Store, StoreError};
 use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowError, WorkflowFn};
 
@@ -586,11 +588,38 @@ impl Shared {
         self.runs().get(&run_id).map(|slot| slot.state.subscribe())
     }
 
-    /// What a running run is waiting for (loading it if needed).
+    /// What a run in memory is waiting for, from its actor; `None` when no
+    /// actor holds the run (then the file answers, see
+    /// [`MutableState`](crate::history::MutableState)).
     pub(crate) async fn snapshot(self: &Arc<Self>, run_id: RunId) -> Option<RunSnapshot> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.deliver(run_id, RunMsg::Describe { reply }).ok()?;
+        {
+            let runs = self.runs();
+            let Some(RunSlot {
+                actor: Actor::Live(tx),
+                ..
+            }) = runs.get(&run_id)
+            else {
+                return None;
+            };
+            tx.send(RunMsg::Describe { reply }).ok()?;
+        }
         answer.await.ok()
+    }
+
+    /// Why a run without an actor would park if it were loaded now
+    /// (nondeterminism, missing code), found by replaying its history;
+    /// nothing is written and no actor starts.
+    pub(crate) fn replay_parked(
+        &self,
+        run_id: RunId,
+        record: &RunRecord,
+        history: &[Event],
+    ) -> Option<ParkReason> {
+        // Workflow code may panic on a damaged history; that is a park
+        // reason too, never a panic of `describe`.
+        crate::panic::catch(|| run::replay(self, run_id, record, history).parked().cloned())
+            .unwrap_or_else(|panic| Some(ParkReason::Unrunnable(panic)))
     }
 
     /// Answers a query on a closed run by replaying its history, as

@@ -156,25 +156,7 @@ pub(super) fn prepare(
         run_id = %run_id,
         workflow_type = %record.workflow_type,
     );
-    let machine = span.in_scope(|| {
-        match shared.workflow_fn(&record.task_queue, &record.workflow_type) {
-            Some(workflow) => WorkflowMachine::replay(&workflow, run_id, &history),
-            None if !shared.has_queue(&record.task_queue) => WorkflowMachine::parked_with(
-                run_id,
-                ParkReason::Unrunnable(format!(
-                    "no worker serves task queue {:?}; the run waits until the engine is opened with one",
-                    record.task_queue
-                )),
-            ),
-            None => WorkflowMachine::parked_with(
-                run_id,
-                ParkReason::Unrunnable(format!(
-                    "workflow type {:?} is not registered on task queue {:?}; register it and open the engine again",
-                    record.workflow_type, record.task_queue
-                )),
-            ),
-        }
-    });
+    let machine = span.in_scope(|| replay(shared, run_id, &record, &history));
     let mut actor = RunActor {
         shared: shared.clone(),
         run_id,
@@ -187,6 +169,35 @@ pub(super) fn prepare(
     let mut step = Step::default();
     actor.resume(history, &mut step);
     PreparedRun { actor, step }
+}
+
+/// Replays a history with the code registered for its run's type and task
+/// queue; a machine parked with the reason when there is no such code.
+/// Writes nothing: the caller decides what becomes of the machine's
+/// commands.
+pub(super) fn replay(
+    shared: &Shared,
+    run_id: RunId,
+    record: &RunRecord,
+    history: &[Event],
+) -> WorkflowMachine {
+    match shared.workflow_fn(&record.task_queue, &record.workflow_type) {
+        Some(workflow) => WorkflowMachine::replay(&workflow, run_id, history),
+        None if !shared.has_queue(&record.task_queue) => WorkflowMachine::parked_with(
+            run_id,
+            ParkReason::Unrunnable(format!(
+                "no worker serves task queue {:?}; the run waits until the engine is opened with one",
+                record.task_queue
+            )),
+        ),
+        None => WorkflowMachine::parked_with(
+            run_id,
+            ParkReason::Unrunnable(format!(
+                "workflow type {:?} is not registered on task queue {:?}; register it and open the engine again",
+                record.workflow_type, record.task_queue
+            )),
+        ),
+    }
 }
 
 /// Starts a run's actor. A new run's step was committed with its start
