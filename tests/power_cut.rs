@@ -33,15 +33,17 @@ mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use steadfast::{
-    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, CutMode, Engine,
-    EngineBuilder, Event, EventKind, PowerCut, RetryPolicy, RunId, SignalDef, WorkflowContext,
-    WorkflowDef, WorkflowError, WorkflowOptions,
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, CutImage, CutMode,
+    Engine, EngineBuilder, Event, EventKind, PowerCut, RetryPolicy, RunId, SignalDef,
+    WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
 use support::{SplitMix, assert_history_well_formed, seed_from_env, temp_db};
 
@@ -53,7 +55,12 @@ const SOAK_ENV: &str = "STEADFAST_POWER_CUT_SOAK";
 const CI_CUTS: u64 = 300;
 /// The power goes before this many writes, resizes and syncs (at most)
 /// after the engine opened; a workload makes about this many.
-const CUT_WITHIN_CHANGES: u64 = 120;
+const CUT_WITHIN_CHANGES: u64 = 100;
+/// One cut in this many is followed by a second one while the engine opens
+/// the image (during redb's repair) or just after.
+const CUT_AGAIN_ONE_IN: u64 = 4;
+/// The second cut comes before this many writes, resizes and syncs.
+const CUT_AGAIN_WITHIN_CHANGES: u64 = 40;
 /// A workload that is still running this long after it started is cut
 /// anyway.
 const WORKLOAD_LIMIT: Duration = Duration::from_secs(5);
@@ -270,6 +277,10 @@ struct Tally {
     torn: u64,
     /// Cuts after the workload had finished.
     idle: u64,
+    /// Cuts followed by a second one while reopening.
+    cut_again: u64,
+    /// Images redb repaired when it opened them.
+    repaired: u64,
     starts: usize,
     signals: usize,
     results: usize,
@@ -310,12 +321,7 @@ async fn one_cut(seed: u64, tally: &mut Tally) {
     let plans: Vec<(String, Vec<Op>)> = (0..rng.between(1, 4))
         .map(|w| (format!("wf-{w}"), random_plan(&mut rng)))
         .collect();
-    let mode = match rng.between(0, 1) {
-        0 => CutMode::SyncedOnly,
-        _ => CutMode::Torn {
-            seed: rng.next_u64(),
-        },
-    };
+    let mode = random_mode(&mut rng);
     let db = temp_db();
     let power = PowerCut::new();
     let engine = builder()
@@ -363,12 +369,23 @@ async fn one_cut(seed: u64, tally: &mut Tally) {
     tally.results += told.results.len();
     tally.histories += told.histories.len();
 
-    let path = db.dir.path().join("after-the-cut.steadfast");
-    std::fs::write(&path, &image.bytes).expect("write the image");
-    let context = format!(
+    let mut context = format!(
         "seed {seed}, {mode:?}, {} unsynced changes, {} kept, torn {:?}",
         image.unsynced, image.kept, image.torn
     );
+    let mut bytes = image.bytes;
+    if rng.between(1, CUT_AGAIN_ONE_IN) == 1 {
+        let again = cut_again(&bytes, db.dir.path(), &mut rng).await;
+        tally.cut_again += 1;
+        context.push_str(&format!(
+            "; cut again while reopening: {:?}, {} unsynced changes, {} kept, torn {:?}",
+            again.1, again.0.unsynced, again.0.kept, again.0.torn
+        ));
+        bytes = again.0.bytes;
+    }
+    let path = db.dir.path().join("after-the-cut.steadfast");
+    std::fs::write(&path, &bytes).expect("write the image");
+    tally.repaired += redb_opens(&bytes, db.dir.path(), &context) as u64;
     let engine = builder()
         .open(&path)
         .await
@@ -376,6 +393,52 @@ async fn one_cut(seed: u64, tally: &mut Tally) {
     check_told(&engine, &told, &context).await;
     finish(&engine, &plans, &told, &context).await;
     engine.shutdown().await.expect("shut down");
+}
+
+fn random_mode(rng: &mut SplitMix) -> CutMode {
+    match rng.between(0, 1) {
+        0 => CutMode::SyncedOnly,
+        _ => CutMode::Torn {
+            seed: rng.next_u64(),
+        },
+    }
+}
+
+/// Opens the image with an engine on a second `PowerCut`, which strikes
+/// while redb repairs the file or soon after, and returns what that cut
+/// leaves. Nothing new is acknowledged meanwhile, so the same checks apply.
+async fn cut_again(bytes: &[u8], dir: &Path, rng: &mut SplitMix) -> (CutImage, CutMode) {
+    let path = dir.join("reopening.steadfast");
+    std::fs::write(&path, bytes).expect("write the image");
+    let mode = random_mode(rng);
+    let power = PowerCut::new();
+    power.cut_after(rng.between(0, CUT_AGAIN_WITHIN_CHANGES), mode);
+    // The open fails when the cut comes first; either way is fine here.
+    let engine = builder().power_cut(power.clone()).open(&path).await;
+    let image = power.cut(mode);
+    drop(engine);
+    (image, mode)
+}
+
+/// Opens a copy of the image with redb itself, without the engine's
+/// fallbacks: it must neither fail nor panic, and the file must pass redb's
+/// integrity check. Returns whether redb repaired it.
+fn redb_opens(bytes: &[u8], dir: &Path, context: &str) -> bool {
+    let path = dir.join("redb-check.redb");
+    std::fs::write(&path, bytes).expect("write the image");
+    let repaired = Arc::new(AtomicBool::new(false));
+    let flag = repaired.clone();
+    let mut db = redb::Builder::new()
+        .set_repair_callback(move |_| flag.store(true, Ordering::SeqCst))
+        .create(&path)
+        .unwrap_or_else(|e| panic!("redb must open the file after a power cut ({context}): {e}"));
+    let intact = db
+        .check_integrity()
+        .unwrap_or_else(|e| panic!("redb's integrity check failed ({context}): {e}"));
+    assert!(intact, "redb found the file damaged ({context})");
+    drop(db);
+    std::fs::remove_file(&path).expect("remove the copy");
+    repaired.load(Ordering::SeqCst)
 }
 
 /// Everything a caller was told is in the reopened file.
