@@ -79,6 +79,9 @@ enum Op {
     Activity { fail_until: u32 },
     /// Two activities at once.
     Parallel,
+    /// An activity with a large result, so that the file grows (and
+    /// redb resizes it) while the power may go.
+    Blob { bytes: u32 },
     /// A durable timer.
     Timer { ms: u64 },
     /// Waits until the signals `first..first + count` have all arrived
@@ -92,6 +95,8 @@ struct Work {
     step: u32,
     branch: u32,
     fail_until: u32,
+    /// Returns this many bytes instead, when not zero.
+    blob: u32,
 }
 
 /// What a workflow's result must be: one entry per step of its plan.
@@ -101,6 +106,7 @@ fn expected_result(ops: &[Op]) -> Vec<String> {
         .map(|(step, op)| match op {
             Op::Activity { .. } => format!("{step}.0"),
             Op::Parallel => format!("{step}.0+{step}.1"),
+            Op::Blob { bytes } => format!("blob {bytes}"),
             Op::Timer { ms } => format!("slept {ms}"),
             Op::Signals { first, count } => format!("signals {first}..{}", first + count),
         })
@@ -121,12 +127,15 @@ fn signal_count(ops: &[Op]) -> u32 {
 fn random_plan(rng: &mut SplitMix) -> Vec<Op> {
     let mut next_signal = 1;
     (0..rng.between(1, 4))
-        .map(|_| match rng.between(0, 4) {
+        .map(|_| match rng.between(0, 5) {
             0 | 1 => Op::Activity {
                 fail_until: (rng.between(0, 3) == 0) as u32,
             },
             2 => Op::Parallel,
-            3 => Op::Timer {
+            3 => Op::Blob {
+                bytes: rng.between(4_000, 40_000) as u32,
+            },
+            4 => Op::Timer {
                 ms: rng.between(1, 5),
             },
             _ => {
@@ -156,6 +165,7 @@ async fn mixed(ctx: WorkflowContext, ops: Vec<Op>) -> Result<Vec<String>, Workfl
             step,
             branch,
             fail_until,
+            blob: 0,
         };
         let entry = match op {
             Op::Activity { fail_until } => {
@@ -168,6 +178,14 @@ async fn mixed(ctx: WorkflowContext, ops: Vec<Op>) -> Result<Vec<String>, Workfl
                     ctx.execute_activity(WORK, work(1, 0), options.clone()),
                 );
                 format!("{}+{}", a?, b?)
+            }
+            Op::Blob { bytes } => {
+                let input = Work {
+                    blob: bytes,
+                    ..work(0, 0)
+                };
+                let blob = ctx.execute_activity(WORK, input, options.clone()).await?;
+                format!("blob {}", blob.len())
             }
             Op::Timer { ms } => {
                 ctx.sleep(Duration::from_millis(ms)).await?;
@@ -193,6 +211,9 @@ async fn work(ctx: ActivityContext, w: Work) -> Result<String, ActivityError> {
             ctx.attempt(),
             w.step
         )));
+    }
+    if w.blob > 0 {
+        return Ok("b".repeat(w.blob as usize));
     }
     Ok(format!("{}.{}", w.step, w.branch))
 }
