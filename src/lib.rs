@@ -119,6 +119,11 @@ pub use history::{
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use store::FaultInjector;
+/// Simulates a power cut under an engine (feature `fault-injection`, for
+/// tests); see `EngineBuilder::power_cut`.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use store::{CutImage, CutMode, PowerCut};
 pub use worker::{DEFAULT_TASK_QUEUE, Worker};
 pub use workflow::{
     ActivityFailure, ActivityFuture, Cancelled, NondeterminismError, ParkReason, QueryDef,

@@ -78,6 +78,16 @@ impl EngineBuilder {
         self
     }
 
+    /// Opens the file through a backend that keeps what a power cut would
+    /// leave on the disk, and cuts it when `power` says so; for the
+    /// power-cut tests only.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn power_cut(mut self, power: crate::store::PowerCut) -> Self {
+        self.backend = Backend::PowerCut(power);
+        self
+    }
+
     /// Adds a worker's registrations for its task queue (merged with any
     /// already given for the same queue).
     pub fn worker(mut self, worker: Worker) -> Self {

@@ -18,6 +18,8 @@ use redb::Database;
 use super::StoreError;
 #[cfg(feature = "fault-injection")]
 use super::faults::{FaultInjector, FaultyBackend};
+#[cfg(feature = "fault-injection")]
+use super::power_cut::{PowerCut, PowerCutBackend};
 
 /// How the file is opened: with redb's file backend, or (for the fault
 /// tests) with a wrapper of it that fails on demand.
@@ -27,6 +29,9 @@ pub(crate) enum Backend {
     File,
     #[cfg(feature = "fault-injection")]
     Faulty(FaultInjector),
+    /// For the power-cut tests: keeps what a power cut would leave.
+    #[cfg(feature = "fault-injection")]
+    PowerCut(PowerCut),
 }
 
 impl Backend {
@@ -47,6 +52,10 @@ impl Backend {
             #[cfg(feature = "fault-injection")]
             Backend::Faulty(faults) => {
                 builder.create_with_backend(FaultyBackend::open(path, faults.clone())?)
+            }
+            #[cfg(feature = "fault-injection")]
+            Backend::PowerCut(power) => {
+                builder.create_with_backend(PowerCutBackend::open(path, power.clone())?)
             }
         }
     }

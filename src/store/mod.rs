@@ -6,6 +6,8 @@
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod file;
+#[cfg(feature = "fault-injection")]
+mod power_cut;
 mod tables;
 mod writer;
 
@@ -23,6 +25,8 @@ use crate::history::{Event, RunId};
 #[cfg(feature = "fault-injection")]
 pub use faults::FaultInjector;
 pub(crate) use file::{Backend, DbCell};
+#[cfg(feature = "fault-injection")]
+pub use power_cut::{CutImage, CutMode, PowerCut};
 pub(crate) use tables::{RunRecord, WAKE_NEVER, WAKE_NOW};
 pub(crate) use writer::{EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 
