@@ -1,8 +1,11 @@
 //! Promise: runs are visible. `describe` shows a run's status, type, run ID,
 //! task queue, start and close times, history length, its pending
 //! activities (attempt, last failure) and pending timers. `list` filters
-//! runs by status, type and start-time range, newest first, one page at a
-//! time with page tokens.
+//! runs by status, type, start and close time ranges, workflow ID prefix
+//! and search attributes, in Temporal's order (open runs first, newest
+//! start first; then closed runs, newest close first), one page at a time
+//! with page tokens that stay right while runs change; `delete` removes a
+//! closed workflow from all of it.
 
 mod support;
 
@@ -189,11 +192,17 @@ async fn list_filters_by_status_type_and_start_time_newest_first() {
     let all = engine.list(&ListFilter::new()).await.unwrap();
     assert_eq!(
         ids(&all.executions),
-        ["run-4", "run-3", "run-2", "run-1", "run-0"]
+        ["run-4", "run-2", "run-1", "run-3", "run-0"],
+        "open runs first, then closed ones"
     );
     assert_eq!(all.next_page_token, None);
-    let starts: Vec<SystemTime> = all.executions.iter().map(|e| e.start_time).collect();
-    assert!(starts.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let starts: Vec<SystemTime> = all.executions[..3].iter().map(|e| e.start_time).collect();
+    assert!(starts.windows(2).all(|w| w[0] > w[1]), "newest start first");
+    let closes: Vec<SystemTime> = all.executions[3..]
+        .iter()
+        .map(|e| e.close_time.unwrap())
+        .collect();
+    assert!(closes.windows(2).all(|w| w[0] > w[1]), "newest close first");
 
     let running = engine
         .list(&ListFilter::new().with_status(WorkflowStatus::Running))
@@ -217,7 +226,7 @@ async fn list_filters_by_status_type_and_start_time_newest_first() {
         .list(&ListFilter::new().with_workflow_type("Waiter"))
         .await
         .unwrap();
-    assert_eq!(ids(&waiters.executions), ["run-3", "run-1", "run-0"]);
+    assert_eq!(ids(&waiters.executions), ["run-1", "run-3", "run-0"]);
     let others = engine
         .list(
             &ListFilter::new()
@@ -268,7 +277,7 @@ async fn list_pages_with_tokens() {
         }
         assert!(pages.len() <= 5, "paging does not end: {pages:?}");
     }
-    assert_eq!(pages, ["run-4,run-3", "run-2,run-1", "run-0"]);
+    assert_eq!(pages, ["run-4,run-2", "run-1,run-3", "run-0"]);
 
     // Paging a filtered list: the filter applies before the pages.
     let mut seen = Vec::new();
@@ -296,7 +305,7 @@ async fn list_pages_with_tokens() {
     let mut rest = ListFilter::new().with_next_page_token(first.next_page_token.unwrap());
     rest.page_size = usize::MAX;
     let rest = engine.list(&rest).await.unwrap();
-    assert_eq!(ids(&rest.executions), ["run-3", "run-2", "run-1", "run-0"]);
+    assert_eq!(ids(&rest.executions), ["run-2", "run-1", "run-3", "run-0"]);
     assert_eq!(rest.next_page_token, None);
 
     // A page exactly as large as what is left ends the paging.

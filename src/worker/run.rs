@@ -761,6 +761,10 @@ impl RunActor {
                 EventKind::WorkflowCancelled { .. } => {
                     self.close(WorkflowStatus::Cancelled, event.timestamp)
                 }
+                // Stored with the step's events (see `commit`).
+                EventKind::SearchAttributesUpserted { attributes } => {
+                    self.record.search_attributes.merge(&attributes)
+                }
                 _ => {}
             }
         }
@@ -873,14 +877,20 @@ impl RunActor {
             let bytes = codec::encode(event).map_err(|e| e.to_string())?;
             encoded.push((event.event_id, bytes));
         }
-        let closed = if self.record.status.is_closed() {
+        // The record goes with the events that change it: a close, or an
+        // upsert of search attributes (durable together, in one commit).
+        let changed = self.record.status.is_closed()
+            || events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::SearchAttributesUpserted { .. }));
+        let record = if changed {
             Some(EncodedRecord::new(self.record.clone()).map_err(|e| e.to_string())?)
         } else {
             None
         };
         let op = WriteOp::Append {
             run_id: self.run_id,
-            closed,
+            record,
             events: encoded,
             wake: self.wake_hint(),
         };
