@@ -118,9 +118,19 @@ pub(crate) fn suffix(run_id: RunId, record: &RunRecord) -> Suffix {
     out
 }
 
+/// The order suffix that ends an index key; `None` for a key too short to
+/// have one (only damage makes one).
+fn suffix_of(key: &[u8]) -> Option<&[u8]> {
+    key.len()
+        .checked_sub(SUFFIX_LEN)
+        .filter(|&start| start > 0)
+        .map(|start| &key[start..])
+}
+
+/// The run an order suffix names.
 fn run_of(suffix: &[u8]) -> RunId {
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&suffix[SUFFIX_LEN - 16..]);
+    bytes.copy_from_slice(&suffix[suffix.len() - 16..]);
     RunId::from_u128(!u128::from_be_bytes(bytes))
 }
 
@@ -311,7 +321,7 @@ pub(super) fn delete_workflow(
     let mut runs: Vec<RunId> = Vec::new();
     for entry in prefix_range(&t.visibility, &prefix)? {
         let (key, _) = entry.map_err(redb_err)?;
-        runs.push(run_of(key.value()));
+        runs.extend(suffix_of(key.value()).map(run_of));
     }
     if !runs.contains(&current) {
         runs.push(current);
@@ -350,9 +360,11 @@ pub(super) fn delete_workflow(
         stale.push(key.value().to_vec());
     }
     for key in stale {
-        let mut order = vec![ORDER];
-        order.extend_from_slice(&key[key.len() - SUFFIX_LEN..]);
-        t.visibility.remove(order.as_slice()).map_err(redb_err)?;
+        if let Some(suffix) = suffix_of(&key) {
+            let mut order = vec![ORDER];
+            order.extend_from_slice(suffix);
+            t.visibility.remove(order.as_slice()).map_err(redb_err)?;
+        }
         t.visibility.remove(key.as_slice()).map_err(redb_err)?;
     }
     t.workflows.remove(workflow_id).map_err(redb_err)?;
@@ -567,8 +579,9 @@ pub(super) fn query(txn: &ReadTransaction, q: &Query) -> Result<QueryPage, Store
                     .map_err(redb_err)?
                 {
                     let (key, _) = entry.map_err(redb_err)?;
-                    let key = key.value();
-                    if take(&key[key.len() - SUFFIX_LEN..])? {
+                    if let Some(suffix) = suffix_of(key.value())
+                        && take(suffix)?
+                    {
                         break 'segments;
                     }
                 }
@@ -586,8 +599,9 @@ pub(super) fn query(txn: &ReadTransaction, q: &Query) -> Result<QueryPage, Store
             let mut candidates = Vec::new();
             for entry in range {
                 let (key, _) = entry.map_err(redb_err)?;
-                let key = key.value();
-                let suffix = &key[key.len() - SUFFIX_LEN..];
+                let Some(suffix) = suffix_of(key.value()) else {
+                    continue;
+                };
                 let after = q.after.as_ref().is_none_or(|a| suffix > a.as_slice());
                 if after && segments.iter().any(|s| s.holds(suffix)) {
                     let mut at = [0u8; SUFFIX_LEN];
