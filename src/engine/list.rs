@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::error::ClientError;
 use crate::history::{Payload, RunId, SearchAttributeValue, SearchAttributes, WorkflowStatus};
-use crate::store::{Query, QueryPage, SUFFIX_LEN, Suffix};
+use crate::store::{Query, QueryPage, Suffix};
 
 /// Which runs [`Engine::list`](crate::Engine::list) returns. Every filter
 /// set must hold (they are ANDed).
@@ -214,7 +214,7 @@ impl PageToken {
     /// not one.
     pub fn from_bytes(bytes: &[u8]) -> Option<PageToken> {
         let after: Suffix = bytes.try_into().ok()?;
-        (after.len() == SUFFIX_LEN && after[0] <= 1).then_some(PageToken { after })
+        (after[0] <= 1).then_some(PageToken { after })
     }
 }
 

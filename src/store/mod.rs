@@ -25,7 +25,7 @@ use crate::history::{Event, RunId};
 pub use faults::FaultInjector;
 pub(crate) use file::{Backend, DbCell};
 pub(crate) use tables::{RunRecord, WAKE_NEVER, WAKE_NOW};
-pub(crate) use visibility::{Query, QueryPage, SUFFIX_LEN, Suffix};
+pub(crate) use visibility::{Query, QueryPage, Suffix};
 pub(crate) use writer::{EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 
 use tables::{

@@ -333,15 +333,12 @@ pub(super) fn delete_workflow(
             .remove(key)
             .map_err(redb_err)?
             .map(|bytes| codec::decode::<RunRecord>(bytes.value()));
-        match record {
-            Some(Ok(record)) => {
-                for entry in entries(run_id, &record) {
-                    t.visibility.remove(entry.as_slice()).map_err(redb_err)?;
-                }
+        // A record that does not decode cannot tell its other entries:
+        // they point at no record now, and a query skips such entries.
+        if let Some(Ok(record)) = record {
+            for entry in entries(run_id, &record) {
+                t.visibility.remove(entry.as_slice()).map_err(redb_err)?;
             }
-            // Its other entries cannot be told: they point at no record
-            // now, and a query skips such entries.
-            Some(Err(_)) | None => {}
         }
         t.history
             .retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
