@@ -297,6 +297,25 @@ async fn list_pages_with_tokens() {
     let distinct: HashSet<&String> = seen.iter().collect();
     assert_eq!(distinct.len(), seen.len());
 
+    // A token survives a trip through bytes (a web page, a command line).
+    let first = engine
+        .list(&ListFilter::new().with_page_size(2))
+        .await
+        .unwrap();
+    let token = first.next_page_token.unwrap();
+    let again = steadfast::PageToken::from_bytes(&token.to_bytes()).unwrap();
+    assert_eq!(again, token);
+    assert_eq!(steadfast::PageToken::from_bytes(b"not a token"), None);
+    let second = engine
+        .list(
+            &ListFilter::new()
+                .with_page_size(2)
+                .with_next_page_token(again),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&second.executions), ["run-1", "run-3"]);
+
     // Any page size is taken, up to the largest (the field is public).
     let first = engine
         .list(&ListFilter::new().with_page_size(1))
