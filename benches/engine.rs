@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench engine` runs every workload; `cargo bench --bench
 //! engine -- WORKLOAD...` runs the named ones (`floor`, `sequential`,
-//! `fanout`, `timers`, `recovery`, `idle`, `replay`). The machine's facts go
+//! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`). The machine's facts go
 //! to stderr. `STEADFAST_BENCH_LARGE=1` runs the large forms of `recovery`
 //! (100,000 workflows) and `idle` (1,000,000 workflows).
 //!
@@ -24,6 +24,8 @@ mod fanout;
 mod floor;
 #[path = "engine/idle.rs"]
 mod idle;
+#[path = "engine/list.rs"]
+mod list;
 #[path = "engine/recovery.rs"]
 mod recovery;
 #[path = "engine/replay.rs"]
@@ -47,6 +49,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("recovery", recovery::run),
     ("idle", idle::run),
     ("replay", replay::run),
+    ("list", list::run),
 ];
 
 fn main() {

@@ -4,13 +4,36 @@
 //! bincode 2's standard configuration (serde mode). A later move to another
 //! codec adds a version here and keeps decoding the old one.
 //!
+//! The version is per record type ([`Record::VERSION`]): a type changes
+//! by adding a version and keeping a frozen copy of its old shape, which
+//! [`Record::decode_older`] decodes and converts. A record type is never
+//! changed in place.
+//!
 //! Format versions:
 //! - 1: the first format (events, run records).
+//! - 2: run records gain search attributes and a memo (`store::tables`
+//!   keeps `RunRecordV1` for version-1 records). Events stay at 1: a new
+//!   event kind is added at the end of `EventKind`, which old records
+//!   decode unchanged.
 
 use serde::{Serialize, de::DeserializeOwned};
 
-/// The record format this build writes.
-pub(crate) const RECORD_VERSION: u8 = 1;
+/// A persisted engine record, with the version this build writes of it.
+pub(crate) trait Record: Serialize + DeserializeOwned {
+    /// The version written by [`encode`]; [`decode`] reads it and older ones.
+    const VERSION: u8 = 1;
+
+    /// Decodes a record body of an older `version` (1 ≤ version < VERSION).
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
+        let _ = body;
+        Err(CodecError::NewerVersion {
+            found: version,
+            supported: Self::VERSION,
+        })
+    }
+}
+
+impl Record for crate::history::Event {}
 
 /// Largest record the decoder will allocate for; a corrupt length prefix
 /// cannot make it reserve more. Small records get a small limit (a record
@@ -28,9 +51,9 @@ pub(crate) enum CodecError {
     #[error("record is empty")]
     Empty,
     #[error(
-        "record has format version {found}, this build reads up to {RECORD_VERSION}; upgrade steadfast"
+        "record has format version {found}, this build reads up to {supported}; upgrade steadfast"
     )]
-    NewerVersion { found: u8 },
+    NewerVersion { found: u8, supported: u8 },
     #[error("record with format version 0 is not a steadfast record")]
     UnknownVersion,
     #[error("record does not decode: {0}")]
@@ -57,27 +80,35 @@ fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<(T, usize), CodecErro
     Ok(decoded?)
 }
 
-/// Encodes a record with the current format-version byte in front.
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![RECORD_VERSION];
+/// Encodes a record with its type's format-version byte in front.
+pub(crate) fn encode<T: Record>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![T::VERSION];
     bincode::serde::encode_into_std_write(value, &mut out, config())?;
     Ok(out)
 }
 
 /// Decodes a record written by [`encode`] of this or an older version.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode<T: Record>(bytes: &[u8]) -> Result<T, CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     match version {
         0 => Err(CodecError::UnknownVersion),
-        1 => {
-            let (value, read) = decode_body(body)?;
-            if read != body.len() {
-                return Err(CodecError::Trailing(body.len() - read));
-            }
-            Ok(value)
-        }
-        found => Err(CodecError::NewerVersion { found }),
+        v if v == T::VERSION => decode_exact(body),
+        v if v < T::VERSION => T::decode_older(v, body),
+        found => Err(CodecError::NewerVersion {
+            found,
+            supported: T::VERSION,
+        }),
     }
+}
+
+/// Decodes a whole record body (after its version byte) as `T`: for
+/// [`Record::decode_older`], with a frozen type of that version.
+pub(crate) fn decode_exact<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecError> {
+    let (value, read) = decode_body(body)?;
+    if read != body.len() {
+        return Err(CodecError::Trailing(body.len() - read));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -96,7 +127,7 @@ mod tests {
             },
         };
         let bytes = encode(&event).unwrap();
-        assert_eq!(bytes[0], RECORD_VERSION);
+        assert_eq!(bytes[0], 1, "events are still written as version 1");
         assert_eq!(decode::<Event>(&bytes).unwrap(), event);
     }
 
@@ -105,7 +136,7 @@ mod tests {
         assert!(matches!(decode::<Event>(&[]), Err(CodecError::Empty)));
         assert!(matches!(
             decode::<Event>(&[9, 1, 2]),
-            Err(CodecError::NewerVersion { found: 9 })
+            Err(CodecError::NewerVersion { found: 9, .. })
         ));
         for len in 0..40 {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 1) as u8).collect();

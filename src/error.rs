@@ -137,6 +137,17 @@ pub enum ClientError {
         /// Why it is parked.
         reason: String,
     },
+    /// `delete` of a workflow whose latest run is still running.
+    #[error(
+        "workflow {workflow_id:?} is still running (run {run_id}); terminate or cancel it \
+         first, then delete it"
+    )]
+    StillRunning {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The running run.
+        run_id: RunId,
+    },
     /// An argument is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

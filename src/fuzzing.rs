@@ -18,12 +18,13 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 
 use crate::activity::{ActivityDef, ActivityOptions};
 use crate::codec;
 use crate::history::{
-    ActivityOptionsRecord, Event, EventKind, Failure, Payload, RunId, WorkflowStatus,
+    ActivityOptionsRecord, Event, EventKind, Failure, Payload, RunId, SearchAttributes,
+    WorkflowStatus,
 };
 use crate::store::RunRecord;
 use crate::workflow::{
@@ -88,7 +89,7 @@ pub fn decode_record(bytes: &[u8]) -> Decoded {
 
 fn round_trip<T>(bytes: &[u8]) -> bool
 where
-    T: Serialize + DeserializeOwned + PartialEq + Debug,
+    T: codec::Record + PartialEq + Debug,
 {
     let name = std::any::type_name::<T>();
     let Ok(value) = codec::decode::<T>(bytes) else {
@@ -158,6 +159,11 @@ pub fn seed_records() -> Vec<Vec<u8>> {
         EventKind::WorkflowTimedOut {
             timeout: "WorkflowRunTimeout".into(),
         },
+        EventKind::SearchAttributesUpserted {
+            attributes: SearchAttributes::new()
+                .with("OrderState", "shipped")
+                .with("Attempts", 2i64),
+        },
     ];
     events.extend(extra.into_iter().map(|kind| Event {
         event_id: 9,
@@ -184,6 +190,18 @@ pub fn seed_records() -> Vec<Vec<u8>> {
                 .is_closed()
                 .then(|| base_time() + Duration::from_secs(5)),
             history_len: i as u64 * 3,
+            search_attributes: if i % 2 == 0 {
+                SearchAttributes::new()
+            } else {
+                SearchAttributes::new()
+                    .with("CustomerId", format!("c-{i}"))
+                    .with("Priority", i as i64)
+                    .with("Score", 0.5)
+                    .with("Vip", true)
+                    .with("Due", base_time())
+                    .with("Tags", vec!["a".to_string(), "b".to_string()])
+            },
+            memo: (i % 3 == 0).then(|| payload(&i)),
         };
         records.push(codec::encode(&record).expect("run records encode"));
     }

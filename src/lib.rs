@@ -63,6 +63,8 @@
 //! | Heartbeat | [`ActivityContext::heartbeat`], [`ActivityContext::heartbeat_details`], [`ActivityContext::is_cancelled`] |
 //! | Worker limits | [`Worker::max_concurrent_activities`], [`Worker::max_activities_per_second`] |
 //! | Describe, list | [`Engine::describe`], [`Engine::list`] with [`ListFilter`] |
+//! | Search attributes, memo | [`WorkflowOptions::with_search_attribute`], [`WorkflowOptions::with_memo`], [`WorkflowContext::upsert_search_attributes`] |
+//! | Delete | [`Engine::delete`] |
 //! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
 //!
 //! # Guarantees
@@ -111,8 +113,9 @@ pub use engine::{
 pub use error::{ClientError, Error, OpenError, ResultError};
 pub use history::{
     ActivityOptionsRecord, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, Failure,
+    MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
     MAX_WORKFLOW_ID_LEN, Payload, PayloadError, PendingActivityInfo, PendingTimerInfo, RunId,
-    WorkflowStatus,
+    SearchAttributeValue, SearchAttributes, WorkflowStatus,
 };
 /// Makes the storage under an engine fail on purpose (feature
 /// `fault-injection`, for tests); see `EngineBuilder::fault_injector`.

@@ -1,8 +1,11 @@
 //! Promise: runs are visible. `describe` shows a run's status, type, run ID,
 //! task queue, start and close times, history length, its pending
 //! activities (attempt, last failure) and pending timers. `list` filters
-//! runs by status, type and start-time range, newest first, one page at a
-//! time with page tokens.
+//! runs by status, type, start and close time ranges, workflow ID prefix
+//! and search attributes, in Temporal's order (open runs first, newest
+//! start first; then closed runs, newest close first), one page at a time
+//! with page tokens that stay right while runs change; `delete` removes a
+//! closed workflow from all of it.
 
 mod support;
 
@@ -11,9 +14,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use steadfast::{
-    ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, ListFilter, RetryPolicy,
-    SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowExecutionInfo, WorkflowOptions,
-    WorkflowStatus,
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, Engine, ListFilter,
+    RetryPolicy, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowExecutionInfo,
+    WorkflowOptions, WorkflowStatus,
 };
 use support::temp_db;
 
@@ -189,11 +192,17 @@ async fn list_filters_by_status_type_and_start_time_newest_first() {
     let all = engine.list(&ListFilter::new()).await.unwrap();
     assert_eq!(
         ids(&all.executions),
-        ["run-4", "run-3", "run-2", "run-1", "run-0"]
+        ["run-4", "run-2", "run-1", "run-3", "run-0"],
+        "open runs first, then closed ones"
     );
     assert_eq!(all.next_page_token, None);
-    let starts: Vec<SystemTime> = all.executions.iter().map(|e| e.start_time).collect();
-    assert!(starts.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let starts: Vec<SystemTime> = all.executions[..3].iter().map(|e| e.start_time).collect();
+    assert!(starts.windows(2).all(|w| w[0] > w[1]), "newest start first");
+    let closes: Vec<SystemTime> = all.executions[3..]
+        .iter()
+        .map(|e| e.close_time.unwrap())
+        .collect();
+    assert!(closes.windows(2).all(|w| w[0] > w[1]), "newest close first");
 
     let running = engine
         .list(&ListFilter::new().with_status(WorkflowStatus::Running))
@@ -217,7 +226,7 @@ async fn list_filters_by_status_type_and_start_time_newest_first() {
         .list(&ListFilter::new().with_workflow_type("Waiter"))
         .await
         .unwrap();
-    assert_eq!(ids(&waiters.executions), ["run-3", "run-1", "run-0"]);
+    assert_eq!(ids(&waiters.executions), ["run-1", "run-3", "run-0"]);
     let others = engine
         .list(
             &ListFilter::new()
@@ -268,7 +277,7 @@ async fn list_pages_with_tokens() {
         }
         assert!(pages.len() <= 5, "paging does not end: {pages:?}");
     }
-    assert_eq!(pages, ["run-4,run-3", "run-2,run-1", "run-0"]);
+    assert_eq!(pages, ["run-4,run-2", "run-1,run-3", "run-0"]);
 
     // Paging a filtered list: the filter applies before the pages.
     let mut seen = Vec::new();
@@ -288,6 +297,25 @@ async fn list_pages_with_tokens() {
     let distinct: HashSet<&String> = seen.iter().collect();
     assert_eq!(distinct.len(), seen.len());
 
+    // A token survives a trip through bytes (a web page, a command line).
+    let first = engine
+        .list(&ListFilter::new().with_page_size(2))
+        .await
+        .unwrap();
+    let token = first.next_page_token.unwrap();
+    let again = steadfast::PageToken::from_bytes(&token.to_bytes()).unwrap();
+    assert_eq!(again, token);
+    assert_eq!(steadfast::PageToken::from_bytes(b"not a token"), None);
+    let second = engine
+        .list(
+            &ListFilter::new()
+                .with_page_size(2)
+                .with_next_page_token(again),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&second.executions), ["run-1", "run-3"]);
+
     // Any page size is taken, up to the largest (the field is public).
     let first = engine
         .list(&ListFilter::new().with_page_size(1))
@@ -296,7 +324,7 @@ async fn list_pages_with_tokens() {
     let mut rest = ListFilter::new().with_next_page_token(first.next_page_token.unwrap());
     rest.page_size = usize::MAX;
     let rest = engine.list(&rest).await.unwrap();
-    assert_eq!(ids(&rest.executions), ["run-3", "run-2", "run-1", "run-0"]);
+    assert_eq!(ids(&rest.executions), ["run-2", "run-1", "run-3", "run-0"]);
     assert_eq!(rest.next_page_token, None);
 
     // A page exactly as large as what is left ends the paging.
@@ -306,5 +334,286 @@ async fn list_pages_with_tokens() {
         .unwrap();
     assert_eq!(page.executions.len(), 5);
     assert_eq!(page.next_page_token, None);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn list_filters_by_close_time_range_and_workflow_id_prefix() {
+    let db = temp_db();
+    let engine = open(&db.path).await;
+    five_runs(&engine).await;
+    let mut closes = Vec::new();
+    for id in ["run-0", "run-3"] {
+        closes.push(engine.describe(id).await.unwrap().close_time.unwrap());
+    }
+    let after_all = SystemTime::now() + Duration::from_secs(1);
+
+    let closed = engine
+        .list(&ListFilter::new().with_close_time_range(SystemTime::UNIX_EPOCH, after_all))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&closed.executions),
+        ["run-3", "run-0"],
+        "open runs never match"
+    );
+    // [after, before): the first close is in, the second is the bound.
+    let first = engine
+        .list(&ListFilter::new().with_close_time_range(closes[0], closes[1]))
+        .await
+        .unwrap();
+    assert_eq!(ids(&first.executions), ["run-0"]);
+    let typed = ListFilter::new()
+        .with_close_time_range(SystemTime::UNIX_EPOCH, after_all)
+        .with_workflow_type("Other");
+    assert!(engine.list(&typed).await.unwrap().executions.is_empty());
+
+    for (i, id) in ["order-1", "order-10", "order-2", "orders", "ord"]
+        .iter()
+        .enumerate()
+    {
+        let def = if i % 2 == 0 { WAITER } else { OTHER };
+        engine
+            .start_workflow(def, *id, (), WorkflowOptions::new())
+            .await
+            .unwrap();
+    }
+    let prefixed = |prefix: &str| ListFilter::new().with_workflow_id_prefix(prefix);
+    let page = engine.list(&prefixed("order-")).await.unwrap();
+    assert_eq!(
+        ids(&page.executions),
+        ["order-2", "order-10", "order-1"],
+        "in list order, not ID order"
+    );
+    let page = engine.list(&prefixed("ord")).await.unwrap();
+    assert_eq!(page.executions.len(), 5);
+    let page = engine
+        .list(&prefixed("order").with_workflow_type("Other"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&page.executions), ["orders", "order-10"]);
+    let page = engine
+        .list(&prefixed("run-").with_page_size(2))
+        .await
+        .unwrap();
+    assert_eq!(ids(&page.executions), ["run-4", "run-2"]);
+    let rest = engine
+        .list(&prefixed("run-").with_next_page_token(page.next_page_token.unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest.executions), ["run-1", "run-3", "run-0"]);
+    assert!(
+        engine
+            .list(&prefixed("nope"))
+            .await
+            .unwrap()
+            .executions
+            .is_empty()
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// Pages through every run, 3 at a time.
+async fn page_through(engine: &Engine, filter: ListFilter) -> Vec<WorkflowExecutionInfo> {
+    let mut seen = Vec::new();
+    let mut filter = filter.with_page_size(3);
+    for _ in 0..1000 {
+        let page = engine.list(&filter).await.unwrap();
+        seen.extend(page.executions);
+        match page.next_page_token {
+            Some(token) => filter = filter.with_next_page_token(token),
+            None => return seen,
+        }
+    }
+    panic!("paging does not end");
+}
+
+#[tokio::test]
+async fn paging_while_runs_start_and_close_skips_none_and_repeats_none_unchanged() {
+    let db = temp_db();
+    let engine = open(&db.path).await;
+    for i in 0..30 {
+        let def = if i % 3 == 0 { OTHER } else { WAITER };
+        engine
+            .start_workflow(def, format!("p-{i:02}"), (), WorkflowOptions::new())
+            .await
+            .unwrap();
+    }
+    for i in (0..30).step_by(4) {
+        engine.signal(&format!("p-{i:02}"), GO, ()).await.unwrap();
+    }
+    support::eventually(Duration::from_secs(10), || async {
+        let done = engine
+            .list(&ListFilter::new().with_status(WorkflowStatus::Completed))
+            .await
+            .ok()?;
+        (done.executions.len() == 8).then_some(())
+    })
+    .await;
+    let before: HashSet<String> = page_through(&engine, ListFilter::new())
+        .await
+        .into_iter()
+        .map(|e| e.workflow_id)
+        .collect();
+    assert_eq!(before.len(), 30);
+
+    // Page again while runs close and new ones start between the pages.
+    let mut seen: Vec<WorkflowExecutionInfo> = Vec::new();
+    let mut changed = HashSet::new();
+    let mut filter = ListFilter::new().with_page_size(3);
+    let mut next_close = 1;
+    loop {
+        let page = engine.list(&filter).await.unwrap();
+        seen.extend(page.executions);
+        let Some(token) = page.next_page_token else {
+            break;
+        };
+        filter = filter.with_next_page_token(token);
+        // Close one listed open run and one not listed yet, start a new one.
+        while next_close < 30 && (next_close % 4 == 0) {
+            next_close += 1;
+        }
+        for id in [
+            format!("p-{next_close:02}"),
+            format!("p-{:02}", 30 - next_close),
+        ] {
+            if engine.signal(&id, GO, ()).await.is_ok() {
+                changed.insert(id);
+            }
+        }
+        next_close += 1;
+        let new = format!("new-{}", seen.len());
+        engine
+            .start_workflow(WAITER, new.clone(), (), WorkflowOptions::new())
+            .await
+            .unwrap();
+        changed.insert(new);
+        assert!(seen.len() < 200, "paging does not end");
+    }
+    let mut counts = std::collections::HashMap::new();
+    for e in &seen {
+        *counts.entry(e.workflow_id.clone()).or_insert(0) += 1;
+    }
+    for id in &before {
+        let count = counts.get(id).copied().unwrap_or(0);
+        if changed.contains(id) {
+            // Listed open, then closed meanwhile: it may show again, closed.
+            assert!((1..=2).contains(&count), "{id} listed {count} times");
+        } else {
+            assert_eq!(count, 1, "an unchanged run is listed once: {id}");
+        }
+    }
+    // A run listed twice was listed once open and once closed, in that order.
+    for (id, count) in &counts {
+        if *count == 2 {
+            let statuses: Vec<WorkflowStatus> = seen
+                .iter()
+                .filter(|e| &e.workflow_id == id)
+                .map(|e| e.status)
+                .collect();
+            assert_eq!(
+                statuses,
+                [WorkflowStatus::Running, WorkflowStatus::Completed],
+                "{id}"
+            );
+        }
+    }
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn delete_removes_a_closed_workflow_and_refuses_a_running_one() {
+    let db = temp_db();
+    let engine = open(&db.path).await;
+    // Two runs of one ID, both closed; a running neighbour.
+    for _ in 0..2 {
+        engine
+            .start_workflow(WAITER, "gone", (), WorkflowOptions::new())
+            .await
+            .unwrap();
+        engine.signal("gone", GO, ()).await.unwrap();
+        let run = engine.get_workflow_handle(WAITER, "gone").await.unwrap();
+        run.result().await.unwrap();
+    }
+    engine
+        .start_workflow(WAITER, "gone-too-running", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let all = engine.list(&ListFilter::new()).await.unwrap();
+    assert_eq!(ids(&all.executions), ["gone-too-running", "gone", "gone"]);
+
+    match engine.delete("gone-too-running").await {
+        Err(ClientError::StillRunning {
+            workflow_id,
+            run_id,
+        }) => {
+            assert_eq!(workflow_id, "gone-too-running");
+            assert_eq!(run_id, all.executions[0].run_id);
+        }
+        other => panic!("expected StillRunning, got {other:?}"),
+    }
+    let message = engine
+        .delete("gone-too-running")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("terminate"),
+        "it says what to do: {message}"
+    );
+    assert!(matches!(
+        engine.delete("never-was").await,
+        Err(ClientError::NotFound { .. })
+    ));
+
+    engine.delete("gone").await.unwrap();
+    assert!(matches!(
+        engine.describe("gone").await,
+        Err(ClientError::NotFound { .. })
+    ));
+    assert!(matches!(
+        engine.history("gone").await,
+        Err(ClientError::NotFound { .. })
+    ));
+    let all = engine.list(&ListFilter::new()).await.unwrap();
+    assert_eq!(ids(&all.executions), ["gone-too-running"]);
+    for filter in [
+        ListFilter::new().with_workflow_id_prefix("gone"),
+        ListFilter::new().with_workflow_type("Waiter"),
+        ListFilter::new().with_status(WorkflowStatus::Completed),
+    ] {
+        let page = engine.list(&filter).await.unwrap();
+        assert!(page.executions.iter().all(|e| e.workflow_id != "gone"));
+    }
+    assert!(matches!(
+        engine.delete("gone").await,
+        Err(ClientError::NotFound { .. })
+    ));
+    engine.shutdown().await.unwrap();
+
+    // Durable, and the ID starts again as new.
+    let engine = open(&db.path).await;
+    assert!(matches!(
+        engine.describe("gone").await,
+        Err(ClientError::NotFound { .. })
+    ));
+    engine
+        .start_workflow(WAITER, "gone", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(engine.history("gone").await.unwrap().len(), 1);
+    let page = engine
+        .list(&ListFilter::new().with_workflow_id_prefix("gone"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&page.executions), ["gone", "gone-too-running"]);
+    // Terminated, then deleted.
+    engine
+        .terminate("gone-too-running", "done with it")
+        .await
+        .unwrap();
+    engine.delete("gone-too-running").await.unwrap();
+    let page = engine.list(&ListFilter::new()).await.unwrap();
+    assert_eq!(ids(&page.executions), ["gone"]);
     engine.shutdown().await.unwrap();
 }

@@ -8,8 +8,10 @@ use std::time::SystemTime;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ClientError, ResultError};
-use crate::history::{EventKind, RunId, WorkflowStatus};
-use crate::history::{MutableState, PendingActivityInfo, PendingTimerInfo};
+use crate::history::{
+    EventKind, MutableState, Payload, PendingActivityInfo, PendingTimerInfo, RunId,
+    SearchAttributes, WorkflowStatus,
+};
 use crate::store::{RunRecord, StoreError};
 use crate::worker::{RunMsg, RunSnapshot, RunState, Shared};
 use crate::workflow::ParkReason;
@@ -42,6 +44,11 @@ pub struct WorkflowDescription {
     pub pending_activities: Vec<PendingActivityInfo>,
     /// Durable timers started and not fired, for a running run.
     pub pending_timers: Vec<PendingTimerInfo>,
+    /// Its search attributes as of its last durable step: those given at
+    /// the start, with the workflow's upserts applied.
+    pub search_attributes: SearchAttributes,
+    /// The memo given at the start (JSON; [`Payload::decode`] reads it).
+    pub memo: Option<Payload>,
 }
 
 /// A handle to one run of a workflow, typed by its output.
@@ -227,6 +234,8 @@ pub(crate) async fn describe_run(
         start_time: record.start_time,
         close_time: record.close_time,
         history_length,
+        search_attributes: record.search_attributes,
+        memo: record.memo,
     })
 }
 

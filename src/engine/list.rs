@@ -1,15 +1,28 @@
-//! Listing runs: filters, pages, newest first.
+//! Listing runs: filters, pages, open runs first, then closed ones, newest
+//! first. The store answers from its indexes (`store/visibility.rs`), so a
+//! page costs about the same with a thousand runs in the file or a million.
 
 use std::time::SystemTime;
 
-use crate::history::{RunId, WorkflowStatus};
-use crate::store::RunRecord;
+use crate::error::ClientError;
+use crate::history::{Payload, RunId, SearchAttributeValue, SearchAttributes, WorkflowStatus};
+use crate::store::{Query, QueryPage, Suffix};
 
-/// Which runs [`Engine::list`](crate::Engine::list) returns.
+/// Which runs [`Engine::list`](crate::Engine::list) returns. Every filter
+/// set must hold (they are ANDed).
+///
+/// Runs come in Temporal's default order: open runs first (newest start
+/// first), then closed runs, newest close first. The filter is answered by
+/// an index: a search attribute equality, else the workflow ID prefix, else
+/// a search attribute range, else the type, else the status; the other
+/// filters are checked on the runs that index yields.
 ///
 /// ```
 /// use steadfast::{ListFilter, WorkflowStatus};
-/// let filter = ListFilter::new().with_status(WorkflowStatus::Running).with_page_size(50);
+/// let filter = ListFilter::new()
+///     .with_status(WorkflowStatus::Running)
+///     .with_search_attribute("CustomerId", "c-42")
+///     .with_page_size(50);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -22,6 +35,18 @@ pub struct ListFilter {
     pub started_after: Option<SystemTime>,
     /// Only runs started before this time.
     pub started_before: Option<SystemTime>,
+    /// Only closed runs that closed at or after this time.
+    pub closed_after: Option<SystemTime>,
+    /// Only closed runs that closed before this time.
+    pub closed_before: Option<SystemTime>,
+    /// Only runs whose workflow ID starts with this.
+    pub workflow_id_prefix: Option<String>,
+    /// Only runs whose search attribute of each name equals the value (a
+    /// `KeywordList` attribute matches a `Keyword` it holds).
+    pub search_attributes: SearchAttributes,
+    /// Only runs whose attribute `.0` is in `[.1, .2)`: bounds of one kind,
+    /// `Int`, `Double` or `Datetime`.
+    pub search_attribute_ranges: Vec<(String, SearchAttributeValue, SearchAttributeValue)>,
     /// Most runs per page. Default: 100.
     pub page_size: usize,
     /// Where the previous page ended.
@@ -35,6 +60,11 @@ impl Default for ListFilter {
             workflow_type: None,
             started_after: None,
             started_before: None,
+            closed_after: None,
+            closed_before: None,
+            workflow_id_prefix: None,
+            search_attributes: SearchAttributes::new(),
+            search_attribute_ranges: Vec::new(),
             page_size: 100,
             next_page_token: None,
         }
@@ -66,6 +96,43 @@ impl ListFilter {
         self
     }
 
+    /// Only closed runs that closed in `[after, before)`.
+    pub fn with_close_time_range(mut self, after: SystemTime, before: SystemTime) -> Self {
+        self.closed_after = Some(after);
+        self.closed_before = Some(before);
+        self
+    }
+
+    /// Only runs whose workflow ID starts with `prefix`.
+    pub fn with_workflow_id_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.workflow_id_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Only runs whose search attribute `name` equals `value` (or, for a
+    /// keyword list, holds the keyword).
+    pub fn with_search_attribute(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<SearchAttributeValue>,
+    ) -> Self {
+        self.search_attributes.insert(name, value);
+        self
+    }
+
+    /// Only runs whose search attribute `name` is in `[from, to)`; both of
+    /// one kind: `Int`, `Double` or `Datetime`.
+    pub fn with_search_attribute_range(
+        mut self,
+        name: impl Into<String>,
+        from: impl Into<SearchAttributeValue>,
+        to: impl Into<SearchAttributeValue>,
+    ) -> Self {
+        self.search_attribute_ranges
+            .push((name.into(), from.into(), to.into()));
+        self
+    }
+
     /// Sets the page size (at least 1).
     pub fn with_page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size.max(1);
@@ -78,22 +145,77 @@ impl ListFilter {
         self
     }
 
-    fn matches(&self, record: &RunRecord) -> bool {
-        self.status.is_none_or(|s| s == record.status)
-            && self
-                .workflow_type
-                .as_ref()
-                .is_none_or(|t| *t == record.workflow_type)
-            && self.started_after.is_none_or(|t| record.start_time >= t)
-            && self.started_before.is_none_or(|t| record.start_time < t)
+    /// The store's form of the filter.
+    pub(crate) fn query(&self) -> Result<Query, ClientError> {
+        for (name, from, to) in &self.search_attribute_ranges {
+            let ranged = matches!(
+                (from, to),
+                (SearchAttributeValue::Int(_), SearchAttributeValue::Int(_))
+                    | (
+                        SearchAttributeValue::Double(_),
+                        SearchAttributeValue::Double(_)
+                    )
+                    | (
+                        SearchAttributeValue::Datetime(_),
+                        SearchAttributeValue::Datetime(_)
+                    )
+            );
+            if !ranged {
+                return Err(ClientError::InvalidArgument(format!(
+                    "the range of search attribute {name:?} has bounds {} and {}; \
+                     give two Int, two Double or two Datetime bounds",
+                    from.kind(),
+                    to.kind()
+                )));
+            }
+        }
+        Ok(Query {
+            status: self.status,
+            workflow_type: self.workflow_type.clone(),
+            started: (self.started_after, self.started_before),
+            closed: (self.closed_after, self.closed_before),
+            id_prefix: self.workflow_id_prefix.clone(),
+            attributes: self
+                .search_attributes
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.clone()))
+                .collect(),
+            ranges: self.search_attribute_ranges.clone(),
+            // The field is public, so any size can arrive here.
+            page_size: self.page_size.max(1),
+            after: self.next_page_token.map(|t| t.after),
+        })
     }
 }
 
-/// Where a page of [`Engine::list`](crate::Engine::list) ended.
+/// Where a page of [`Engine::list`](crate::Engine::list) ended: the place
+/// of its last run in list order (not an offset), so the next page starts
+/// right after it even when runs were added or closed meanwhile.
+///
+/// Paging while runs change: a run that did not change is listed exactly
+/// once; a run started after the first page sorts before the token and is
+/// not listed; a run listed as open that closes meanwhile moves to the
+/// closed runs and may be listed again there, now closed.
+///
+/// [`to_bytes`](Self::to_bytes) and [`from_bytes`](Self::from_bytes) carry
+/// it across a process boundary (a web page, a command line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageToken {
-    start_time: SystemTime,
-    run_id: RunId,
+    after: Suffix,
+}
+
+impl PageToken {
+    /// The token as bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.after.to_vec()
+    }
+
+    /// A token from [`to_bytes`](Self::to_bytes); `None` for bytes that are
+    /// not one.
+    pub fn from_bytes(bytes: &[u8]) -> Option<PageToken> {
+        let after: Suffix = bytes.try_into().ok()?;
+        (after[0] <= 1).then_some(PageToken { after })
+    }
 }
 
 /// One run, as listed.
@@ -116,9 +238,14 @@ pub struct WorkflowExecutionInfo {
     pub close_time: Option<SystemTime>,
     /// Number of events in its history.
     pub history_length: u64,
+    /// Its search attributes: those given at the start, with the workflow's
+    /// upserts applied.
+    pub search_attributes: SearchAttributes,
+    /// The memo given at the start (JSON; [`Payload::decode`] reads it).
+    pub memo: Option<Payload>,
 }
 
-/// A page of runs, newest first.
+/// A page of runs: open runs first, then closed ones, newest first.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct WorkflowPage {
@@ -128,45 +255,26 @@ pub struct WorkflowPage {
     pub next_page_token: Option<PageToken>,
 }
 
-/// Filters, orders (newest first) and pages `runs`.
-pub(crate) fn page(runs: Vec<(RunId, RunRecord)>, filter: &ListFilter) -> WorkflowPage {
-    let mut matching: Vec<(RunId, RunRecord)> = runs
+/// A page as the public type.
+pub(crate) fn page(found: QueryPage) -> WorkflowPage {
+    let executions = found
+        .runs
         .into_iter()
-        .filter(|(_, r)| filter.matches(r))
-        .collect();
-    matching.sort_by_key(|(id, r)| std::cmp::Reverse((r.start_time, *id)));
-    let start = match filter.next_page_token {
-        Some(token) => matching
-            .iter()
-            .position(|(id, r)| (r.start_time, *id) < (token.start_time, token.run_id))
-            .unwrap_or(matching.len()),
-        None => 0,
-    };
-    // The field is public, so any size can arrive here.
-    let page_size = filter.page_size.max(1);
-    let end = start.saturating_add(page_size).min(matching.len());
-    let executions: Vec<WorkflowExecutionInfo> = matching[start..end]
-        .iter()
         .map(|(run_id, r)| WorkflowExecutionInfo {
-            workflow_id: r.workflow_id.clone(),
-            run_id: *run_id,
-            workflow_type: r.workflow_type.clone(),
-            task_queue: r.task_queue.clone(),
+            workflow_id: r.workflow_id,
+            run_id,
+            workflow_type: r.workflow_type,
+            task_queue: r.task_queue,
             status: r.status,
             start_time: r.start_time,
             close_time: r.close_time,
             history_length: r.history_len,
+            search_attributes: r.search_attributes,
+            memo: r.memo,
         })
         .collect();
-    let next_page_token = (end < matching.len())
-        .then(|| executions.last())
-        .flatten()
-        .map(|last| PageToken {
-            start_time: last.start_time,
-            run_id: last.run_id,
-        });
     WorkflowPage {
         executions,
-        next_page_token,
+        next_page_token: found.next.map(|after| PageToken { after }),
     }
 }

@@ -1,5 +1,6 @@
 //! The front door: `Engine`, its builder, and the calls a client makes.
 
+mod delete;
 mod handle;
 mod list;
 mod options;
@@ -333,6 +334,24 @@ impl Engine {
         if self.shared.shutdown.is_cancelled() {
             return Err(ClientError::ShutDown);
         }
+        if let Some(e) = options.memo_error() {
+            return Err(ClientError::InvalidArgument(format!(
+                "the memo of workflow {workflow_id:?} does not encode: {e}"
+            )));
+        }
+        if let Some(memo) = &options.memo
+            && memo.len() > self.shared.max_payload_bytes
+        {
+            return Err(ClientError::PayloadTooLarge {
+                what: format!("the memo of workflow {workflow_id:?}"),
+                size: memo.len(),
+                limit: self.shared.max_payload_bytes,
+            });
+        }
+        options
+            .search_attributes
+            .check()
+            .map_err(|e| ClientError::InvalidArgument(format!("workflow {workflow_id:?}: {e}")))?;
         for (name, value) in [
             ("run_timeout", options.run_timeout),
             ("execution_timeout", options.execution_timeout),
@@ -413,6 +432,8 @@ impl Engine {
             start_time: now,
             close_time: None,
             history_len: events.len() as u64,
+            search_attributes: options.search_attributes.clone(),
+            memo: options.memo.clone(),
         };
         // The first activation runs before the commit, so the start and the
         // workflow's first commands are durable together, in one commit.
@@ -672,14 +693,17 @@ impl Engine {
         handle::describe_run(&self.shared, workflow_id, run_id).await
     }
 
-    /// Lists runs that match `filter`, newest first, one page at a time;
-    /// pass the returned `next_page_token` back for the next page.
+    /// Lists runs that match `filter`, one page at a time: open runs first,
+    /// then closed runs, newest first (see [`ListFilter`]); pass the
+    /// returned `next_page_token` back for the next page.
     ///
     /// # Errors
-    /// A client error when the file could not be read.
+    /// [`ClientError::InvalidArgument`] for a search attribute range whose
+    /// bounds are not two `Int`, `Double` or `Datetime` values; a client
+    /// error when the file could not be read.
     pub async fn list(&self, filter: &ListFilter) -> Result<WorkflowPage, ClientError> {
-        let runs = self.shared.store.all_runs()?;
-        let mut page = list::page(runs, filter);
+        let query = filter.query()?;
+        let mut page = list::page(self.shared.store.list(&query)?);
         // An open run's stored record does not follow every step; its
         // history's length does.
         for run in page.executions.iter_mut().filter(|r| !r.status.is_closed()) {

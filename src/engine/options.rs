@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
+
+use crate::history::{Payload, SearchAttributeValue, SearchAttributes};
 use crate::worker::DEFAULT_TASK_QUEUE;
 
 /// Whether a workflow ID whose last run has closed may be started again.
@@ -34,7 +37,10 @@ pub enum WorkflowIdConflictPolicy {
 ///
 /// ```
 /// use steadfast::WorkflowOptions;
-/// let options = WorkflowOptions::new().with_task_queue("my-task-queue");
+/// let options = WorkflowOptions::new()
+///     .with_task_queue("my-task-queue")
+///     .with_search_attribute("CustomerId", "c-42")
+///     .with_memo(serde_json::json!({ "note": "first order" }));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -52,6 +58,16 @@ pub struct WorkflowOptions {
     /// Time allowed for the whole workflow execution; past it the run ends
     /// as `TimedOut`. Default: unlimited.
     pub execution_timeout: Option<Duration>,
+    /// Search attributes the run starts with; `list` can filter on them
+    /// and the workflow can change them
+    /// ([`WorkflowContext::upsert_search_attributes`](crate::WorkflowContext::upsert_search_attributes)).
+    /// Kept with the run's record, not in its history.
+    pub search_attributes: SearchAttributes,
+    /// Free JSON shown by `describe` and `list`, not indexed. Set it with
+    /// [`with_memo`](Self::with_memo).
+    pub memo: Option<Payload>,
+    /// Why the value given to `with_memo` did not encode, reported by the start.
+    memo_error: Option<String>,
 }
 
 impl Default for WorkflowOptions {
@@ -62,6 +78,9 @@ impl Default for WorkflowOptions {
             id_conflict_policy: WorkflowIdConflictPolicy::default(),
             run_timeout: None,
             execution_timeout: None,
+            search_attributes: SearchAttributes::new(),
+            memo: None,
+            memo_error: None,
         }
     }
 }
@@ -94,6 +113,44 @@ impl WorkflowOptions {
     pub fn with_execution_timeout(mut self, timeout: Duration) -> Self {
         self.execution_timeout = Some(timeout);
         self
+    }
+
+    /// Adds a search attribute the run starts with (see
+    /// [`SearchAttributes::with`] for the kinds values convert to).
+    pub fn with_search_attribute(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<SearchAttributeValue>,
+    ) -> Self {
+        self.search_attributes.insert(name, value);
+        self
+    }
+
+    /// Sets the search attributes the run starts with.
+    pub fn with_search_attributes(mut self, attributes: SearchAttributes) -> Self {
+        self.search_attributes = attributes;
+        self
+    }
+
+    /// Sets the memo, stored as JSON. A value serde cannot encode makes the
+    /// start fail with [`ClientError::InvalidArgument`](crate::ClientError::InvalidArgument).
+    pub fn with_memo(mut self, memo: impl Serialize) -> Self {
+        match Payload::encode(&memo) {
+            Ok(payload) => {
+                self.memo = Some(payload);
+                self.memo_error = None;
+            }
+            Err(e) => {
+                self.memo = None;
+                self.memo_error = Some(e.to_string());
+            }
+        }
+        self
+    }
+
+    /// Why the memo given to `with_memo` could not be encoded.
+    pub(crate) fn memo_error(&self) -> Option<&str> {
+        self.memo_error.as_deref()
     }
 
     /// Sets the ID conflict policy.

@@ -9,6 +9,7 @@
 
 mod ids;
 mod payload;
+mod search_attributes;
 mod state;
 
 use std::time::{Duration, SystemTime};
@@ -17,6 +18,10 @@ use serde::{Deserialize, Serialize};
 
 pub use ids::{MAX_WORKFLOW_ID_LEN, RunId};
 pub use payload::{DEFAULT_MAX_PAYLOAD_BYTES, Payload, PayloadError};
+pub use search_attributes::{
+    MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
+    SearchAttributeValue, SearchAttributes,
+};
 pub(crate) use state::{INTERRUPTED, MutableState};
 pub use state::{PendingActivityInfo, PendingTimerInfo};
 
@@ -170,6 +175,13 @@ pub enum EventKind {
         /// Which timeout: `"WorkflowRunTimeout"` or `"WorkflowExecutionTimeout"`.
         timeout: String,
     },
+    /// The workflow upserted search attributes (`ctx.upsert_search_attributes`):
+    /// each replaces the run's attribute of that name; an empty keyword list
+    /// removes it. Last in the enum, so records written before it decode.
+    SearchAttributesUpserted {
+        /// The attributes as the code passed them.
+        attributes: SearchAttributes,
+    },
 }
 
 impl EventKind {
@@ -185,6 +197,7 @@ impl EventKind {
                 | EventKind::WorkflowCompleted { .. }
                 | EventKind::WorkflowFailed { .. }
                 | EventKind::WorkflowCancelled { .. }
+                | EventKind::SearchAttributesUpserted { .. }
         )
     }
 
@@ -222,6 +235,10 @@ impl EventKind {
             EventKind::WorkflowCancelled { .. } => "WorkflowCancelled".to_string(),
             EventKind::WorkflowTerminated { .. } => "WorkflowTerminated".to_string(),
             EventKind::WorkflowTimedOut { timeout } => format!("WorkflowTimedOut({timeout})"),
+            EventKind::SearchAttributesUpserted { attributes } => {
+                let names: Vec<&str> = attributes.iter().map(|(name, _)| name).collect();
+                format!("SearchAttributesUpserted({names:?})")
+            }
         }
     }
 }

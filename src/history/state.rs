@@ -182,7 +182,11 @@ impl MutableState {
                 self.activities.clear();
                 self.timers.clear();
             }
-            EventKind::SideEffectRecorded { .. } | EventKind::PatchRecorded { .. } => {}
+            // Visibility, not run state: search attributes are kept in the
+            // run record, since those given at start are not in history.
+            EventKind::SideEffectRecorded { .. }
+            | EventKind::PatchRecorded { .. }
+            | EventKind::SearchAttributesUpserted { .. } => {}
             EventKind::WorkflowCompleted { .. } => self.close(WorkflowStatus::Completed, at),
             EventKind::WorkflowFailed { .. } => self.close(WorkflowStatus::Failed, at),
             EventKind::WorkflowCancelled { .. } => self.close(WorkflowStatus::Cancelled, at),

@@ -9,6 +9,7 @@ mod file;
 #[cfg(feature = "fault-injection")]
 mod power_cut;
 mod tables;
+mod visibility;
 mod writer;
 
 use std::path::Path;
@@ -28,9 +29,12 @@ pub(crate) use file::{Backend, DbCell};
 #[cfg(feature = "fault-injection")]
 pub use power_cut::{CutImage, CutMode, PowerCut};
 pub(crate) use tables::{RunRecord, WAKE_NEVER, WAKE_NOW};
+pub(crate) use visibility::{Query, QueryPage, Suffix};
 pub(crate) use writer::{EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 
-use tables::{FORMAT_KEY, HISTORY, META, RUNS, STORE_FORMAT_VERSION, WAKEUPS, WORKFLOWS};
+use tables::{
+    FORMAT_KEY, HISTORY, META, RUNS, STORE_FORMAT_V1, STORE_FORMAT_VERSION, WAKEUPS, WORKFLOWS,
+};
 
 /// A failure inside the store. Cloned to every caller of a failed group commit.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -257,22 +261,12 @@ impl Store {
         })
     }
 
-    /// Every run with its record (for listing). A record that does not
-    /// decode is skipped: `describe` of its workflow reports it.
-    pub(crate) fn all_runs(&self) -> Result<Vec<(RunId, RunRecord)>, StoreError> {
+    /// One page of the runs a query matches, in list order, read from the
+    /// visibility indexes (see `visibility`).
+    pub(crate) fn list(&self, query: &Query) -> Result<QueryPage, StoreError> {
         self.read(None, |db| {
             let txn = db.begin_read().map_err(redb_err)?;
-            let Some(runs) = open_read(&txn, RUNS)? else {
-                return Ok(Vec::new());
-            };
-            let mut out = Vec::new();
-            for entry in runs.iter().map_err(redb_err)? {
-                let (key, value) = entry.map_err(redb_err)?;
-                if let Ok(record) = codec::decode::<RunRecord>(value.value()) {
-                    out.push((RunId::from_u128(key.value()), record));
-                }
-            }
-            Ok(out)
+            visibility::query(&txn, query)
         })
     }
 
@@ -519,6 +513,10 @@ fn check_format(db: &Database) -> Result<Result<(), OpenError>, String> {
                 supported: STORE_FORMAT_VERSION,
             }))
         }
+        Some(STORE_FORMAT_V1) => {
+            migrate_v1(txn)?;
+            Ok(Ok(()))
+        }
         Some(_) => {
             txn.abort().map_err(|e| e.to_string())?;
             Ok(Ok(()))
@@ -528,6 +526,28 @@ fn check_format(db: &Database) -> Result<Result<(), OpenError>, String> {
             Ok(Ok(()))
         }
     }
+}
+
+/// Migrates a format-1 file: builds the visibility indexes of every run and
+/// sets format 2, in the one transaction `txn`, committed with immediate
+/// durability, so a crash at any moment leaves either the old file or the
+/// new one (redb commits are atomic). Its cost is a pass over every run
+/// record, once.
+fn migrate_v1(txn: redb::WriteTransaction) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let runs = visibility::build_all(&txn).map_err(|e| e.to_string())?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+        meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
+            .map_err(|e| e.to_string())?;
+    }
+    txn.commit().map_err(|e| e.to_string())?;
+    tracing::info!(
+        runs,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "migrated the file from store format {STORE_FORMAT_V1} to {STORE_FORMAT_VERSION}"
+    );
+    Ok(())
 }
 
 /// Opens a table for reading; `None` when no write has created it yet (a

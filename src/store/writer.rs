@@ -14,8 +14,10 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::file::contain;
-use super::tables::{HISTORY, RUNNING, RUNS, RunRecord, WAKE_NEVER, WAKEUPS, WORKFLOWS};
-use super::{DbCell, StoreError, redb_err};
+use super::tables::{
+    HISTORY, RUNNING, RUNS, RunRecord, VISIBILITY, WAKE_NEVER, WAKEUPS, WORKFLOWS,
+};
+use super::{DbCell, StoreError, redb_err, visibility};
 use crate::codec;
 use crate::history::{Event, EventKind, RunId, WorkflowStatus};
 
@@ -68,14 +70,15 @@ pub(crate) enum WriteOp {
         kind: EventKind,
         status: WorkflowStatus,
     },
-    /// Append events to a run; `closed` is its final record when the events
-    /// close it. Conditional: refused with [`StoreError::Conflict`], writing
-    /// nothing, unless the run is open and its stored history ends just
-    /// before `expect_next`, so an actor that fell behind the file (the run
-    /// was closed without it) can never overwrite or extend it.
+    /// Append events to a run; `record` is its new record when the events
+    /// change it (they close the run, or upsert its search attributes).
+    /// Conditional: refused with [`StoreError::Conflict`], writing nothing,
+    /// unless the run is open and its stored history ends just before
+    /// `expect_next`, so an actor that fell behind the file (the run was
+    /// closed without it) can never overwrite or extend it.
     Append {
         run_id: RunId,
-        closed: Option<EncodedRecord>,
+        record: Option<EncodedRecord>,
         /// The event ID the first event takes: one past the stored history.
         expect_next: u64,
         /// Encoded events with their event IDs, numbered from `expect_next`.
@@ -83,6 +86,9 @@ pub(crate) enum WriteOp {
         /// When the run next needs the engine (see `tables::WAKE_NOW`).
         wake: u64,
     },
+    /// Remove every run of a closed workflow ID (records, histories, index
+    /// entries) and the ID.
+    Delete { workflow_id: String },
 }
 
 /// What one operation did.
@@ -94,6 +100,12 @@ pub(crate) enum WriteOutcome {
     Appended,
     Closed,
     AlreadyClosed(WorkflowStatus),
+    /// The runs a delete removed.
+    Deleted(Vec<RunId>),
+    /// A delete of an ID that has no run.
+    NotFound,
+    /// A delete refused: the ID's latest run is running.
+    StillRunning(RunId),
 }
 
 pub(crate) struct Request {
@@ -202,12 +214,13 @@ fn commit_batch(db: &Database, batch: &[Request]) -> BatchResult {
 }
 
 /// The tables a batch writes, open for the whole batch.
-struct Tables<'txn> {
-    workflows: Table<'txn, &'static str, u128>,
-    runs: Table<'txn, u128, &'static [u8]>,
-    running: Table<'txn, u128, u64>,
-    wakeups: Table<'txn, (u64, u128), ()>,
-    history: Table<'txn, (u128, u64), &'static [u8]>,
+pub(super) struct Tables<'txn> {
+    pub(super) workflows: Table<'txn, &'static str, u128>,
+    pub(super) runs: Table<'txn, u128, &'static [u8]>,
+    pub(super) running: Table<'txn, u128, u64>,
+    pub(super) wakeups: Table<'txn, (u64, u128), ()>,
+    pub(super) history: Table<'txn, (u128, u64), &'static [u8]>,
+    pub(super) visibility: Table<'txn, &'static [u8], ()>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -218,6 +231,7 @@ impl<'txn> Tables<'txn> {
             running: txn.open_table(RUNNING).map_err(redb_err)?,
             wakeups: txn.open_table(WAKEUPS).map_err(redb_err)?,
             history: txn.open_table(HISTORY).map_err(redb_err)?,
+            visibility: txn.open_table(VISIBILITY).map_err(redb_err)?,
         })
     }
 }
@@ -233,17 +247,18 @@ fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
         } => start(t, *run_id, record, events, *reuse, *wake),
         WriteOp::Append {
             run_id,
-            closed,
+            record,
             expect_next,
             events,
             wake,
-        } => append(t, *run_id, closed.as_ref(), *expect_next, events, *wake),
+        } => append(t, *run_id, record.as_ref(), *expect_next, events, *wake),
         WriteOp::Close {
             run_id,
             workflow_id,
             kind,
             status,
         } => close(t, *run_id, workflow_id, kind, *status),
+        WriteOp::Delete { workflow_id } => visibility::delete_workflow(t, workflow_id),
     }
 }
 
@@ -287,6 +302,7 @@ fn start(
     t.runs
         .insert(key, encoded.bytes.as_slice())
         .map_err(redb_err)?;
+    visibility::insert(&mut t.visibility, run_id, record)?;
     // A workflow that returned in its first activation is closed already.
     let wake = (!record.status.is_closed()).then_some(wake);
     set_wake(t, key, wake)?;
@@ -301,7 +317,7 @@ fn start(
 fn append(
     t: &mut Tables<'_>,
     run_id: RunId,
-    closed: Option<&EncodedRecord>,
+    record: Option<&EncodedRecord>,
     expect_next: u64,
     events: &[(u64, Vec<u8>)],
     wake: u64,
@@ -339,15 +355,24 @@ fn append(
             .insert((key, *event_id), bytes.as_slice())
             .map_err(redb_err)?;
     }
-    // The record changes only when the run closes: while it runs, its
-    // history (whose length is its last event ID) is the truth, and one
-    // B-tree write per step is saved.
-    match closed {
-        Some(record) => {
-            t.runs
-                .insert(key, record.bytes.as_slice())
-                .map_err(redb_err)?;
-            set_wake(t, key, None)?;
+    // The record changes only when the run closes or its search attributes
+    // do: while it runs, its history (whose length is its last event ID) is
+    // the truth, and one B-tree write per step is saved.
+    match record {
+        Some(encoded) => {
+            let old = t
+                .runs
+                .insert(key, encoded.bytes.as_slice())
+                .map_err(redb_err)?
+                .map(|bytes| codec::decode::<RunRecord>(bytes.value()));
+            match old {
+                Some(Ok(old)) => {
+                    visibility::update(&mut t.visibility, run_id, &old, &encoded.record)?
+                }
+                _ => visibility::insert(&mut t.visibility, run_id, &encoded.record)?,
+            }
+            let closed = encoded.record.status.is_closed();
+            set_wake(t, key, (!closed).then_some(wake))?;
         }
         None => set_wake(t, key, Some(wake))?,
     }
@@ -370,6 +395,7 @@ fn close(
     if record.status.is_closed() {
         return Ok(WriteOutcome::AlreadyClosed(record.status));
     }
+    let old = record.clone();
     let now = std::time::SystemTime::now();
     // The stored record's length is as of its last write; the history's
     // last key is the truth.
@@ -391,6 +417,7 @@ fn close(
         .map_err(redb_err)?;
     let encoded = codec::encode(&record).map_err(StoreError::encode)?;
     t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
+    visibility::update(&mut t.visibility, run_id, &old, &record)?;
     set_wake(t, key, None)?;
     Ok(WriteOutcome::Closed)
 }
@@ -453,7 +480,7 @@ mod tests {
     fn append(run_id: RunId, expect_next: u64, events: Vec<(u64, Vec<u8>)>) -> WriteOp {
         WriteOp::Append {
             run_id,
-            closed: None,
+            record: None,
             expect_next,
             events,
             wake: WAKE_NEVER,
@@ -476,6 +503,8 @@ mod tests {
             start_time: SystemTime::UNIX_EPOCH,
             close_time: None,
             history_len: 1,
+            search_attributes: Default::default(),
+            memo: None,
         };
         let started = EventKind::WorkflowStarted {
             workflow_type: "T".into(),

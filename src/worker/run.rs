@@ -615,6 +615,12 @@ impl RunActor {
                 EventKind::TimerStarted { seq, fire_at } => {
                     step.effects.push(Effect::Timer { seq, at: fire_at });
                 }
+                // Visibility, not run state: the start's attributes live in
+                // the run record (not in history), so the upsert merges into
+                // it, stored with the step's events (see `commit`).
+                EventKind::SearchAttributesUpserted { attributes } => {
+                    self.record.search_attributes.merge(&attributes)
+                }
                 _ => {}
             }
         }
@@ -740,14 +746,20 @@ impl RunActor {
             let bytes = codec::encode(event).map_err(StoreError::encode)?;
             encoded.push((event.event_id, bytes));
         }
-        let closed = if self.record.status.is_closed() {
+        // The record goes with the events that change it: a close, or an
+        // upsert of search attributes (durable together, in one commit).
+        let changed = self.record.status.is_closed()
+            || events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::SearchAttributesUpserted { .. }));
+        let record = if changed {
             Some(EncodedRecord::new(self.record.clone())?)
         } else {
             None
         };
         let op = WriteOp::Append {
             run_id: self.run_id,
-            closed,
+            record,
             expect_next: events.first().map_or(0, |e| e.event_id),
             events: encoded,
             wake: self.wake_hint(),

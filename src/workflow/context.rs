@@ -7,10 +7,11 @@ use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use super::definition::{QueryDef, SignalDef};
+use super::error::WorkflowError;
 use super::future::{ActivityFuture, SignalFuture, TimerFuture};
 use super::replay::{RunCore, lock};
 use crate::activity::{ActivityDef, ActivityOptions};
-use crate::history::{EventKind, Payload, PayloadError, RunId};
+use crate::history::{EventKind, Payload, PayloadError, RunId, SearchAttributes};
 
 /// Passed to a workflow function; every effect of workflow code goes
 /// through it, so that the code replays deterministically.
@@ -31,6 +32,7 @@ use crate::history::{EventKind, Payload, PayloadError, RunId};
 /// - Cancellation: every wait returns an error once a cancellation request
 ///   arrives; [`is_cancel_requested`](Self::is_cancel_requested).
 /// - Versioning: [`patched`](Self::patched).
+/// - Visibility: [`upsert_search_attributes`](Self::upsert_search_attributes).
 #[derive(Clone)]
 pub struct WorkflowContext {
     core: Arc<Mutex<RunCore>>,
@@ -233,6 +235,40 @@ impl WorkflowContext {
     /// ```
     pub fn patched(&self, change_id: &str) -> bool {
         lock(&self.core).patched(change_id)
+    }
+
+    // ----- Visibility -----
+
+    /// Changes the run's search attributes, which `Engine::list` filters
+    /// on: each attribute given replaces the run's attribute of that name,
+    /// and an empty `KeywordList` removes it. A command like any other: it
+    /// is recorded in history (`SearchAttributesUpserted`), checked on
+    /// replay (by attribute names), and the run's new attributes are
+    /// durable, and listed, with the step that issued it.
+    ///
+    /// ```no_run
+    /// # fn body(ctx: steadfast::WorkflowContext) -> Result<(), steadfast::WorkflowError> {
+    /// use steadfast::SearchAttributes;
+    /// ctx.upsert_search_attributes(SearchAttributes::new().with("OrderState", "shipped"))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// A [`WorkflowError`] (nothing is recorded) when a name or value is
+    /// over the limits ([`MAX_SEARCH_ATTRIBUTE_VALUE_BYTES`](crate::MAX_SEARCH_ATTRIBUTE_VALUE_BYTES)
+    /// and its neighbours), or a datetime is before the Unix epoch.
+    pub fn upsert_search_attributes(
+        &self,
+        attributes: SearchAttributes,
+    ) -> Result<(), WorkflowError> {
+        attributes
+            .check()
+            .map_err(|e| WorkflowError::new(format!("upsert_search_attributes: {e}")))?;
+        if attributes.is_empty() {
+            return Ok(());
+        }
+        lock(&self.core).command(EventKind::SearchAttributesUpserted { attributes });
+        Ok(())
     }
 }
 

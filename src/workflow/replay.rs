@@ -289,6 +289,14 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
         (WorkflowCompleted { .. }, WorkflowCompleted { .. }) => true,
         (WorkflowFailed { .. }, WorkflowFailed { .. }) => true,
         (WorkflowCancelled { .. }, WorkflowCancelled { .. }) => true,
+        // The names, not the values: like an activity's type, not its input.
+        (
+            SearchAttributesUpserted { attributes: a },
+            SearchAttributesUpserted { attributes: b },
+        ) => a
+            .iter()
+            .map(|(name, _)| name)
+            .eq(b.iter().map(|(name, _)| name)),
         _ => false,
     }
 }
