@@ -23,8 +23,8 @@ use serde::Serialize;
 use crate::activity::{ActivityDef, ActivityOptions};
 use crate::codec;
 use crate::history::{
-    ActivityOptionsRecord, Event, EventKind, Failure, Payload, RunId, SearchAttributes,
-    WorkflowStatus,
+    ActivityOptionsRecord, Event, EventKind, Failure, MutableState, Payload, RunId,
+    SearchAttributes, WorkflowStatus,
 };
 use crate::store::RunRecord;
 use crate::workflow::{
@@ -439,6 +439,22 @@ struct Trace {
     query: Option<Payload>,
 }
 
+/// The engine folds any history it loads (a damaged file can hold any
+/// events): the fold must not panic, and the state it gives follows the
+/// last event.
+fn check_fold(history: &[Event]) {
+    let state = MutableState::fold(history);
+    if let Some(last) = history.last() {
+        assert_eq!(state.last_event_id, last.event_id, "the fold lost count");
+    }
+    if state.status.is_closed() {
+        assert!(
+            state.activities.is_empty() && state.timers.is_empty(),
+            "a closed run has pending work: {state:?}"
+        );
+    }
+}
+
 fn drive(sample: Sample, history: &[Event], live_from: usize) -> Trace {
     let workflow = sample.workflow();
     let run_id = RunId::from_u128(RUN_ID);
@@ -480,6 +496,7 @@ pub fn replay(sample: Sample, history: &[Event], live_from: usize) -> Result<(),
     let first = drive(sample, history, live_from);
     let second = drive(sample, history, live_from);
     assert_eq!(first, second, "replaying the same history twice differs");
+    check_fold(history);
     match first.parked {
         Some(ParkReason::Panic(message)) => {
             panic!(
@@ -492,27 +509,15 @@ pub fn replay(sample: Sample, history: &[Event], live_from: usize) -> Result<(),
 }
 
 /// Open activities (scheduled, without a final outcome) and timers (started,
-/// not fired) of a history, by seq, with the activities' types.
-fn open_commands(history: &[Event]) -> (Vec<(u32, String)>, Vec<u32>) {
-    let mut activities: Vec<(u32, String)> = Vec::new();
-    let mut timers = Vec::new();
-    for event in history {
-        match &event.kind {
-            EventKind::ActivityScheduled {
-                seq, activity_type, ..
-            } => activities.push((*seq, activity_type.clone())),
-            EventKind::ActivityCompleted { seq, .. }
-            | EventKind::ActivityFailed {
-                seq,
-                next_attempt_at: None,
-                ..
-            } => activities.retain(|(s, _)| s != seq),
-            EventKind::TimerStarted { seq, .. } => timers.push(*seq),
-            EventKind::TimerFired { seq } => timers.retain(|s| s != seq),
-            _ => {}
-        }
-    }
-    (activities, timers)
+/// not fired) by seq, with the activities' types, as the engine's fold of
+/// the history says.
+fn open_commands(state: &MutableState) -> (Vec<(u32, String)>, Vec<u32>) {
+    let activities = state
+        .activities
+        .iter()
+        .map(|(seq, p)| (*seq, p.activity_type.clone()))
+        .collect();
+    (activities, state.timers.keys().copied().collect())
 }
 
 fn pick<T: Clone>(items: &[T], byte: u8) -> Option<T> {
@@ -520,23 +525,27 @@ fn pick<T: Clone>(items: &[T], byte: u8) -> Option<T> {
 }
 
 /// Appends the machine's new commands to `history`, as the engine records
-/// them; true once the run closed.
-fn absorb(machine: &mut WorkflowMachine, history: &mut Vec<Event>, now: SystemTime) -> bool {
-    let mut closed = false;
+/// them, folding each into `state`.
+fn absorb(
+    machine: &mut WorkflowMachine,
+    history: &mut Vec<Event>,
+    state: &mut MutableState,
+    now: SystemTime,
+) {
     for kind in machine.take_commands() {
-        closed |= matches!(
-            kind,
-            EventKind::WorkflowCompleted { .. }
-                | EventKind::WorkflowFailed { .. }
-                | EventKind::WorkflowCancelled { .. }
-        );
-        history.push(Event {
-            event_id: history.len() as u64 + 1,
-            timestamp: now,
-            kind,
-        });
+        record(history, state, now, kind);
     }
-    closed
+}
+
+/// Appends one event to `history` and folds it into `state`.
+fn record(history: &mut Vec<Event>, state: &mut MutableState, now: SystemTime, kind: EventKind) {
+    let event = Event {
+        event_id: history.len() as u64 + 1,
+        timestamp: now,
+        kind,
+    };
+    state.apply(&event);
+    history.push(event);
 }
 
 /// Runs a sample live as the engine does, with outcomes chosen by `choices`
@@ -559,13 +568,14 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
         kind: started(sample, sample.input()),
     }];
     let mut machine = WorkflowMachine::replay(&workflow, run_id, &history);
-    let mut closed = absorb(&mut machine, &mut history, now);
+    let mut state = MutableState::fold(&history);
+    absorb(&mut machine, &mut history, &mut state, now);
     let mut bytes = choices.iter().copied();
-    while !closed && machine.parked().is_none() && history.len() < MAX_EVENTS {
+    while !state.status.is_closed() && machine.parked().is_none() && history.len() < MAX_EVENTS {
         let Some(op) = bytes.next() else { break };
         let arg = bytes.next().unwrap_or(0);
         now += Duration::from_secs(u64::from(arg % 16));
-        let (activities, timers) = open_commands(&history);
+        let (activities, timers) = open_commands(&state);
         let failure = Failure {
             error_type: if arg & 2 == 0 {
                 "Boom"
@@ -625,14 +635,11 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
                 .map(|(seq, _)| EventKind::ActivityAttemptStarted { seq, attempt: 2 }),
         };
         let Some(kind) = kind else { continue };
-        let event = Event {
-            event_id: history.len() as u64 + 1,
-            timestamp: now,
-            kind,
-        };
-        history.push(event.clone());
-        machine.apply(&event);
-        closed = absorb(&mut machine, &mut history, now);
+        record(&mut history, &mut state, now, kind);
+        if let Some(event) = history.last() {
+            machine.apply(event);
+        }
+        absorb(&mut machine, &mut history, &mut state, now);
     }
     if let Some(reason) = machine.parked() {
         panic!("a live run of {sample:?} parked: {reason}; history: {history:#?}");

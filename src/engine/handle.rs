@@ -267,6 +267,6 @@ fn from_file(
         activities: state.pending_activities(),
         timers: state.pending_timers(),
         parked: published.or_else(|| shared.replay_parked(run_id, record, &history)),
-        history_len: state.last_event_id(),
+        history_len: state.last_event_id,
     })
 }

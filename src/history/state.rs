@@ -42,8 +42,8 @@ pub(crate) struct PendingActivity {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct MutableState {
     pub(crate) status: WorkflowStatus,
-    /// The ID the next event takes (one past the last applied).
-    pub(crate) next_event_id: EventId,
+    /// The ID of the last event applied (0 before any).
+    pub(crate) last_event_id: EventId,
     /// When the run started and closed (the events' timestamps).
     pub(crate) start_time: Option<SystemTime>,
     pub(crate) close_time: Option<SystemTime>,
@@ -62,7 +62,7 @@ impl Default for MutableState {
     fn default() -> Self {
         MutableState {
             status: WorkflowStatus::Running,
-            next_event_id: 1,
+            last_event_id: 0,
             start_time: None,
             close_time: None,
             activities: BTreeMap::new(),
@@ -87,7 +87,7 @@ impl MutableState {
     /// Applies one event. Events of a closed run change nothing but the
     /// count (a damaged file can hold anything; the fold never panics).
     pub(crate) fn apply(&mut self, event: &Event) {
-        self.next_event_id = event.event_id.saturating_add(1);
+        self.last_event_id = event.event_id;
         if self.status.is_closed() {
             return;
         }
@@ -203,9 +203,10 @@ impl MutableState {
         self.deadlines.clear();
     }
 
-    /// The last event ID applied (0 before any).
-    pub(crate) fn last_event_id(&self) -> EventId {
-        self.next_event_id.saturating_sub(1)
+    /// The ID the next event takes. At the top of the range it stays
+    /// there: the store refuses such an append, it never wraps.
+    pub(crate) fn next_event_id(&self) -> EventId {
+        self.last_event_id.saturating_add(1)
     }
 
     /// True when no attempt is in flight (every pending activity waits for
@@ -373,7 +374,7 @@ mod tests {
             },
         ]));
         assert_eq!(state.status, WorkflowStatus::Running);
-        assert_eq!(state.next_event_id, 9);
+        assert_eq!(state.next_event_id(), 9);
         assert_eq!(state.deadlines, vec![(at(160), RUN_TIMEOUT)]);
         assert_eq!(state.signals_received, 1);
         let pending = state.pending_activities();
@@ -443,6 +444,6 @@ mod tests {
         });
         assert!(state.activities.is_empty());
         assert_eq!(state.status, WorkflowStatus::Terminated);
-        assert_eq!(state.next_event_id, 7);
+        assert_eq!(state.last_event_id, 6);
     }
 }

@@ -566,7 +566,7 @@ impl RunActor {
     /// Appends an event to the step, numbering it after the history.
     fn push(&mut self, step: &mut Step, kind: EventKind) -> Event {
         let event = Event {
-            event_id: self.state.next_event_id,
+            event_id: self.state.next_event_id(),
             timestamp: SystemTime::now(),
             kind,
         };
@@ -579,7 +579,7 @@ impl RunActor {
     /// Keeps the run record (written when the run closes) in step with the
     /// fold.
     fn sync_record(&mut self) {
-        self.record.history_len = self.state.last_event_id();
+        self.record.history_len = self.state.last_event_id;
         self.record.status = self.state.status;
         self.record.close_time = self.state.close_time;
     }
