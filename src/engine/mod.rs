@@ -26,9 +26,15 @@ use crate::history::{
     DEFAULT_MAX_PAYLOAD_BYTES, Event, EventKind, MAX_WORKFLOW_ID_LEN, Payload, RunId,
     WorkflowStatus,
 };
-use crate::store::{Backend, EncodedRecord, ReuseRule, RunRecord, Store, WriteOp, WriteOutcome};
+use crate::store::{
+    Backend, EncodedRecord, ReuseRule, RunRecord, Store, StoreError, WriteOp, WriteOutcome,
+};
 use crate::worker::{DEFAULT_TASK_QUEUE, RunMsg, Shared, Worker};
 use crate::workflow::{QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
+
+/// How often a terminate of a run without an actor reads the history again
+/// when the run moved on under it.
+const CLOSE_ATTEMPTS: usize = 5;
 
 /// Runs kept in memory by default; see [`EngineBuilder::max_cached_runs`].
 pub const DEFAULT_MAX_CACHED_RUNS: usize = 10_000;
@@ -630,25 +636,51 @@ impl Engine {
             other => return other?,
         }
         // No actor can take it (the run's records could not be loaded):
-        // close it in the file directly.
-        let op = WriteOp::Close {
-            run_id,
-            workflow_id: workflow_id.to_string(),
-            kind: EventKind::WorkflowTerminated {
-                reason: reason.to_string(),
-            },
-            status: WorkflowStatus::Terminated,
-        };
-        match self.shared.store.write(op).await? {
-            WriteOutcome::AlreadyClosed(status) => Err(ClientError::WorkflowClosed {
+        // close it in the file directly, after the history as stored now.
+        // The close is conditional: if the run moved on meanwhile (an actor
+        // loaded it again and appended), read again and retry.
+        for _ in 0..CLOSE_ATTEMPTS {
+            let last = self.shared.store.history_len(run_id, workflow_id)?;
+            let Some(event_id) = last.checked_add(1) else {
+                return Err(ClientError::Corrupt {
+                    workflow_id: workflow_id.to_string(),
+                    message: format!("its history ends at event {last}, the last there can be"),
+                });
+            };
+            let at = SystemTime::now();
+            let event = Event {
+                event_id,
+                timestamp: at,
+                kind: EventKind::WorkflowTerminated {
+                    reason: reason.to_string(),
+                },
+            };
+            let op = WriteOp::Close {
+                run_id,
                 workflow_id: workflow_id.to_string(),
-                status,
-            }),
-            _ => {
-                self.shared.unregister(run_id);
-                Ok(())
+                event_id,
+                at,
+                event: codec::encode(&event).map_err(|e| ClientError::Storage(e.to_string()))?,
+                status: WorkflowStatus::Terminated,
+            };
+            match self.shared.store.write(op).await {
+                Ok(WriteOutcome::AlreadyClosed(status)) => {
+                    return Err(ClientError::WorkflowClosed {
+                        workflow_id: workflow_id.to_string(),
+                        status,
+                    });
+                }
+                Ok(_) => {
+                    self.shared.unregister(run_id);
+                    return Ok(());
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
+        Err(ClientError::Storage(format!(
+            "workflow {workflow_id:?} kept changing while it was terminated; try again"
+        )))
     }
 
     fn handle<O>(&self, workflow_id: String, run_id: RunId) -> WorkflowHandle<O> {

@@ -7,7 +7,7 @@
 //! request is committed at once; under load many share one fsync.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -19,7 +19,7 @@ use super::tables::{
 };
 use super::{DbCell, StoreError, redb_err, visibility};
 use crate::codec;
-use crate::history::{Event, EventKind, RunId, WorkflowStatus};
+use crate::history::{RunId, WorkflowStatus};
 
 /// Most requests folded into one transaction, so one commit stays short.
 const MAX_BATCH: usize = 4096;
@@ -61,13 +61,21 @@ pub(crate) enum WriteOp {
         /// When the run next needs the engine (see `tables::WAKE_NOW`).
         wake: u64,
     },
-    /// Close a running run with one event, numbered after its history; for
-    /// runs whose actor cannot do it (parked on an unreadable record or a
-    /// failed write).
+    /// Close a running run with one event, for runs whose actor cannot do
+    /// it (parked on an unreadable record or a failed write). Conditional
+    /// as an append: refused with [`StoreError::Conflict`] unless the
+    /// stored history ends just before `event_id`; a closed run answers
+    /// `AlreadyClosed`.
     Close {
         run_id: RunId,
         workflow_id: String,
-        kind: EventKind,
+        /// The closing event's ID: one past the stored history.
+        event_id: u64,
+        /// When the engine closed the run: the event's time and the record's
+        /// close time.
+        at: SystemTime,
+        /// The encoded closing event.
+        event: Vec<u8>,
         status: WorkflowStatus,
     },
     /// Append events to a run; `record` is its new record when the events
@@ -255,9 +263,11 @@ fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
         WriteOp::Close {
             run_id,
             workflow_id,
-            kind,
+            event_id,
+            at,
+            event,
             status,
-        } => close(t, *run_id, workflow_id, kind, *status),
+        } => close(t, *run_id, workflow_id, (*event_id, *at, event), *status),
         WriteOp::Delete { workflow_id } => visibility::delete_workflow(t, workflow_id),
     }
 }
@@ -383,7 +393,7 @@ fn close(
     t: &mut Tables<'_>,
     run_id: RunId,
     workflow_id: &str,
-    kind: &EventKind,
+    (event_id, at, event): (u64, SystemTime, &[u8]),
     status: WorkflowStatus,
 ) -> Result<WriteOutcome, StoreError> {
     let key = run_id.as_u128();
@@ -395,26 +405,22 @@ fn close(
     if record.status.is_closed() {
         return Ok(WriteOutcome::AlreadyClosed(record.status));
     }
-    let old = record.clone();
-    let now = std::time::SystemTime::now();
     // The stored record's length is as of its last write; the history's
     // last key is the truth.
     let last = last_event_id(t, key)?;
-    record.history_len = last.checked_add(1).ok_or_else(|| StoreError::Corrupt {
-        workflow_id: workflow_id.to_string(),
-        message: format!("its history ends at event {last}, the last there can be"),
-    })?;
+    if last.checked_add(1) != Some(event_id) {
+        return Err(StoreError::Conflict {
+            run_id,
+            message: format!(
+                "the close expects event {event_id} next, the stored history ends at {last}"
+            ),
+        });
+    }
+    let old = record.clone();
+    record.history_len = event_id;
     record.status = status;
-    record.close_time = Some(now);
-    let event = Event {
-        event_id: record.history_len,
-        timestamp: now,
-        kind: kind.clone(),
-    };
-    let event = codec::encode(&event).map_err(StoreError::encode)?;
-    t.history
-        .insert((key, record.history_len), event.as_slice())
-        .map_err(redb_err)?;
+    record.close_time = Some(at);
+    t.history.insert((key, event_id), event).map_err(redb_err)?;
     let encoded = codec::encode(&record).map_err(StoreError::encode)?;
     t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
     visibility::update(&mut t.visibility, run_id, &old, &record)?;
@@ -458,6 +464,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+    use crate::history::{Event, EventKind};
     use crate::store::{Backend, Store};
 
     fn event(event_id: u64, kind: EventKind) -> Vec<u8> {
@@ -545,14 +552,24 @@ mod tests {
             );
         }
         assert_eq!(store.history_len(run_id, "w").expect("len"), 3);
-        let close = WriteOp::Close {
+        let terminated = EventKind::WorkflowTerminated {
+            reason: "test".into(),
+        };
+        let close = |event_id| WriteOp::Close {
             run_id,
             workflow_id: "w".into(),
-            kind: EventKind::WorkflowTerminated {
-                reason: "test".into(),
-            },
+            event_id,
+            at: SystemTime::UNIX_EPOCH,
+            event: event(event_id, terminated.clone()),
             status: WorkflowStatus::Terminated,
         };
+        // A close is conditional as an append is.
+        let refused = store.write(close(3)).await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { .. })),
+            "{refused:?}"
+        );
+        let close = close(4);
         assert_eq!(
             store.write(close).await.expect("close"),
             WriteOutcome::Closed
