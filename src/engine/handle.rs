@@ -102,7 +102,7 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
             if let Some(mut state) = self.shared.watch(self.run_id) {
                 loop {
                     if matches!(&*state.borrow_and_update(), RunState::Closed(_)) {
-                        return self.closed_result();
+                        return self.closed_result().await;
                     }
                     tokio::select! {
                         changed = state.changed() => if changed.is_err() {
@@ -123,9 +123,10 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 .shared
                 .store
                 .run(self.run_id, &self.workflow_id)
+                .await
                 .map_err(ClientError::from)?;
             match record {
-                Some(record) if record.status.is_closed() => return self.closed_result(),
+                Some(record) if record.status.is_closed() => return self.closed_result().await,
                 Some(_) => {
                     // Running but not in memory: load it, to wait on it.
                     if self.shared.deliver(self.run_id, RunMsg::Wake).is_err() {
@@ -142,11 +143,12 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
         }
     }
 
-    fn closed_result(&self) -> Result<O, ResultError> {
+    async fn closed_result(&self) -> Result<O, ResultError> {
         let last = self
             .shared
             .store
             .last_event(self.run_id, &self.workflow_id)
+            .await
             .map_err(ClientError::from)?;
         match last.map(|e| e.kind) {
             Some(EventKind::WorkflowCompleted { result }) => Ok(result.decode()?),
@@ -194,7 +196,8 @@ pub(crate) async fn describe_run(
 ) -> Result<WorkflowDescription, ClientError> {
     let record = shared
         .store
-        .run(run_id, workflow_id)?
+        .run(run_id, workflow_id)
+        .await?
         .ok_or_else(|| ClientError::NotFound {
             workflow_id: workflow_id.to_string(),
         })?;
@@ -206,11 +209,15 @@ pub(crate) async fn describe_run(
             // No actor holds the run (evicted, not loaded since the file
             // was opened, or parked without one): its history says what it
             // waits for, through the same fold the actor uses.
-            None => from_file(shared, workflow_id, run_id, &record)?,
+            None => from_file(shared, workflow_id, run_id, &record).await?,
         };
         // Read again: the actor answers only after committing what the
         // snapshot shows, so the record is at least as new as it.
-        let record = shared.store.run(run_id, workflow_id)?.unwrap_or(record);
+        let record = shared
+            .store
+            .run(run_id, workflow_id)
+            .await?
+            .unwrap_or(record);
         (record, Some(snapshot))
     };
     // The actor answers a snapshot only after publishing its state, so a
@@ -241,7 +248,7 @@ pub(crate) async fn describe_run(
 
 /// What a running run without an actor waits for, folded from its history
 /// (the fold the actor uses), and why it would park if loaded now.
-fn from_file(
+async fn from_file(
     shared: &Shared,
     workflow_id: &str,
     run_id: RunId,
@@ -250,13 +257,13 @@ fn from_file(
     let published = shared
         .watch(run_id)
         .and_then(|state| state.borrow().parked().cloned());
-    let history = match shared.store.history(run_id, workflow_id) {
+    let history = match shared.store.history(run_id, workflow_id).await {
         Ok(history) => history,
         // A damaged history parks the run; describe says why.
         Err(err @ StoreError::Corrupt { .. }) => {
             return Ok(RunSnapshot {
                 parked: published.or(Some(ParkReason::Unrunnable(err.to_string()))),
-                history_len: shared.store.history_len(run_id, workflow_id)?,
+                history_len: shared.store.history_len(run_id, workflow_id).await?,
                 ..RunSnapshot::default()
             });
         }

@@ -27,7 +27,7 @@ use crate::history::{
     WorkflowStatus,
 };
 use crate::store::{
-    Backend, EncodedRecord, ReuseRule, RunRecord, Store, StoreError, WriteOp, WriteOutcome,
+    Backend, EncodedRecord, RedbStore, ReuseRule, RunRecord, StoreError, WriteOp, WriteOutcome,
 };
 use crate::worker::{DEFAULT_TASK_QUEUE, RunMsg, Shared, Worker};
 use crate::workflow::{QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
@@ -191,11 +191,12 @@ impl EngineBuilder {
         let backend = self.backend;
         let file = path.clone();
         let cache_bytes = self.file_cache_bytes;
-        let store = tokio::task::spawn_blocking(move || Store::open(&file, backend, cache_bytes))
-            .await
-            .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
+        let store =
+            tokio::task::spawn_blocking(move || RedbStore::open(&file, backend, cache_bytes))
+                .await
+                .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
         let shared = Shared::new(
-            store,
+            Box::new(store),
             self.queues,
             self.max_payload_bytes,
             self.max_cached_runs,
@@ -398,7 +399,7 @@ impl Engine {
     ) -> Result<Started, ClientError> {
         // Settle the common refusal before running any workflow code; the
         // store checks again atomically when it commits.
-        if let Some((existing, record)) = self.shared.store.current_run(&start.workflow_id)?
+        if let Some((existing, record)) = self.shared.store.current_run(&start.workflow_id).await?
             && !record.status.is_closed()
         {
             return match options.id_conflict_policy {
@@ -500,7 +501,7 @@ impl Engine {
         payload: T,
     ) -> Result<(), ClientError> {
         let payload = self.encode_checked(&payload, || format!("signal {:?}", signal.name()))?;
-        let (run_id, _) = self.current_run(workflow_id)?;
+        let (run_id, _) = self.current_run(workflow_id).await?;
         self.signal_run(workflow_id, run_id, signal.name(), payload)
             .await
     }
@@ -538,15 +539,15 @@ impl Engine {
         {
             return Ok(answer);
         }
-        Err(self.not_live(workflow_id, run_id))
+        Err(self.not_live(workflow_id, run_id).await)
     }
 
     /// Why a run took no message: closed, parked, or the engine stopped.
-    fn not_live(&self, workflow_id: &str, run_id: RunId) -> ClientError {
+    async fn not_live(&self, workflow_id: &str, run_id: RunId) -> ClientError {
         if self.shared.shutdown.is_cancelled() {
             return ClientError::ShutDown;
         }
-        match self.shared.store.run(run_id, workflow_id) {
+        match self.shared.store.run(run_id, workflow_id).await {
             Ok(Some(record)) if record.status.is_closed() => ClientError::WorkflowClosed {
                 workflow_id: workflow_id.to_string(),
                 status: record.status,
@@ -577,9 +578,11 @@ impl Engine {
         workflow_id: &str,
         query: QueryDef<R>,
     ) -> Result<R, ClientError> {
-        let (run_id, record) = self.current_run(workflow_id)?;
+        let (run_id, record) = self.current_run(workflow_id).await?;
         let answer = if record.status.is_closed() {
-            self.shared.query_closed(run_id, &record, query.name())?
+            self.shared
+                .query_closed(run_id, &record, query.name())
+                .await?
         } else {
             let (reply, answer) = oneshot::channel();
             let msg = RunMsg::Query {
@@ -590,8 +593,10 @@ impl Engine {
                 Ok(answer) => answer?,
                 // It closed meanwhile: answer from its history.
                 Err(ClientError::WorkflowClosed { .. }) => {
-                    let record = self.current_run(workflow_id)?.1;
-                    self.shared.query_closed(run_id, &record, query.name())?
+                    let record = self.current_run(workflow_id).await?.1;
+                    self.shared
+                        .query_closed(run_id, &record, query.name())
+                        .await?
                 }
                 Err(e) => return Err(e),
             }
@@ -609,7 +614,7 @@ impl Engine {
     /// # Errors
     /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`].
     pub async fn cancel(&self, workflow_id: &str) -> Result<(), ClientError> {
-        let (run_id, _) = self.current_run(workflow_id)?;
+        let (run_id, _) = self.current_run(workflow_id).await?;
         let (ack, answer) = oneshot::channel();
         let msg = RunMsg::Cancel {
             reason: "cancelled by a client".to_string(),
@@ -625,7 +630,7 @@ impl Engine {
     /// # Errors
     /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`].
     pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<(), ClientError> {
-        let (run_id, _) = self.current_run(workflow_id)?;
+        let (run_id, _) = self.current_run(workflow_id).await?;
         let (ack, answer) = oneshot::channel();
         let msg = RunMsg::Terminate {
             reason: reason.to_string(),
@@ -640,7 +645,7 @@ impl Engine {
         // The close is conditional: if the run moved on meanwhile (an actor
         // loaded it again and appended), read again and retry.
         for _ in 0..CLOSE_ATTEMPTS {
-            let last = self.shared.store.history_len(run_id, workflow_id)?;
+            let last = self.shared.store.history_len(run_id, workflow_id).await?;
             let Some(event_id) = last.checked_add(1) else {
                 return Err(ClientError::Corrupt {
                     workflow_id: workflow_id.to_string(),
@@ -703,14 +708,15 @@ impl Engine {
         workflow_id: impl Into<String>,
     ) -> Result<WorkflowHandle<O>, ClientError> {
         let workflow_id = workflow_id.into();
-        let (run_id, _) = self.current_run(&workflow_id)?;
+        let (run_id, _) = self.current_run(&workflow_id).await?;
         Ok(self.handle(workflow_id, run_id))
     }
 
-    fn current_run(&self, workflow_id: &str) -> Result<(RunId, RunRecord), ClientError> {
+    async fn current_run(&self, workflow_id: &str) -> Result<(RunId, RunRecord), ClientError> {
         self.shared
             .store
-            .current_run(workflow_id)?
+            .current_run(workflow_id)
+            .await?
             .ok_or_else(|| ClientError::NotFound {
                 workflow_id: workflow_id.to_string(),
             })
@@ -721,7 +727,7 @@ impl Engine {
     /// # Errors
     /// [`ClientError::NotFound`] when no run has this ID.
     pub async fn describe(&self, workflow_id: &str) -> Result<WorkflowDescription, ClientError> {
-        let (run_id, _) = self.current_run(workflow_id)?;
+        let (run_id, _) = self.current_run(workflow_id).await?;
         handle::describe_run(&self.shared, workflow_id, run_id).await
     }
 
@@ -735,14 +741,15 @@ impl Engine {
     /// error when the file could not be read.
     pub async fn list(&self, filter: &ListFilter) -> Result<WorkflowPage, ClientError> {
         let query = filter.query()?;
-        let mut page = list::page(self.shared.store.list(&query)?);
+        let mut page = list::page(self.shared.store.list(&query).await?);
         // An open run's stored record does not follow every step; its
         // history's length does.
         for run in page.executions.iter_mut().filter(|r| !r.status.is_closed()) {
             run.history_length = self
                 .shared
                 .store
-                .history_len(run.run_id, &run.workflow_id)?;
+                .history_len(run.run_id, &run.workflow_id)
+                .await?;
         }
         Ok(page)
     }
@@ -753,8 +760,8 @@ impl Engine {
     /// [`ClientError::NotFound`] when no run has this ID;
     /// [`ClientError::Corrupt`] when a stored event does not decode.
     pub async fn history(&self, workflow_id: &str) -> Result<Vec<Event>, ClientError> {
-        let (run_id, _) = self.current_run(workflow_id)?;
-        Ok(self.shared.store.history(run_id, workflow_id)?)
+        let (run_id, _) = self.current_run(workflow_id).await?;
+        Ok(self.shared.store.history(run_id, workflow_id).await?)
     }
 
     /// Stops all work and closes the file. Every acknowledged change is

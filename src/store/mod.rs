@@ -1,8 +1,13 @@
-//! The redb file: the only module that imports redb.
+//! The store: the storage trait the engine calls ([`Store`], its promises
+//! in [`contract`], tested for every backend by [`conformance`]) and its
+//! redb implementation, [`RedbStore`], the only code that imports redb.
 //!
 //! Writes go through the group-commit writer thread ([`writer`]); reads use
 //! their own read transactions from any thread.
 
+#[cfg(test)]
+mod conformance;
+mod contract;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod file;
@@ -16,13 +21,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use futures::future::{BoxFuture, ready};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{self, CodecError};
 use crate::error::OpenError;
-use crate::history::{Event, RunId};
+use crate::history::{Event, EventId, RunId};
 
+pub(crate) use contract::Store;
 #[cfg(feature = "fault-injection")]
 pub use faults::FaultInjector;
 pub(crate) use file::{Backend, DbCell};
@@ -80,9 +87,9 @@ pub(crate) fn redb_err(err: impl Into<redb::Error>) -> StoreError {
     StoreError::Storage(err.into().to_string())
 }
 
-/// The open file.
+/// The store in one redb file.
 #[derive(Debug)]
-pub(crate) struct Store {
+pub(crate) struct RedbStore {
     /// Shared with the writer thread.
     db: Arc<DbCell>,
     /// Requests to the writer thread; `None` once closed.
@@ -91,13 +98,13 @@ pub(crate) struct Store {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Store {
+impl RedbStore {
     /// Opens or creates the file and checks its format version.
     pub(crate) fn open(
         path: &Path,
         backend: Backend,
         cache_bytes: usize,
-    ) -> Result<Store, OpenError> {
+    ) -> Result<RedbStore, OpenError> {
         remove_stray_temporaries(path);
         if !path.exists() {
             create(path, &backend, cache_bytes)?;
@@ -128,7 +135,7 @@ impl Store {
                 thread: "writer",
                 source,
             })?;
-        Ok(Store {
+        Ok(RedbStore {
             db,
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
@@ -137,7 +144,7 @@ impl Store {
 
     /// Applies `op` in a durable commit (possibly shared with other
     /// callers) and answers once it is durable.
-    pub(crate) async fn write(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+    async fn write_op(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         {
             let tx = self.tx.lock().map_err(|_| StoreError::Closed)?;
@@ -171,7 +178,7 @@ impl Store {
     }
 
     /// The latest run of a workflow ID.
-    pub(crate) fn current_run(
+    fn read_current_run(
         &self,
         workflow_id: &str,
     ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
@@ -196,11 +203,7 @@ impl Store {
     }
 
     /// One run's record.
-    pub(crate) fn run(
-        &self,
-        run_id: RunId,
-        workflow_id: &str,
-    ) -> Result<Option<RunRecord>, StoreError> {
+    fn read_run(&self, run_id: RunId, workflow_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.read(Some(workflow_id), |db| {
             let txn = db.begin_read().map_err(redb_err)?;
             let Some(runs) = open_read(&txn, RUNS)? else {
@@ -216,7 +219,7 @@ impl Store {
     }
 
     /// The number of events in a run's history (its last event ID).
-    pub(crate) fn history_len(&self, run_id: RunId, workflow_id: &str) -> Result<u64, StoreError> {
+    fn read_history_len(&self, run_id: RunId, workflow_id: &str) -> Result<u64, StoreError> {
         self.read(Some(workflow_id), |db| {
             let txn = db.begin_read().map_err(redb_err)?;
             let Some(history) = open_read(&txn, HISTORY)? else {
@@ -234,7 +237,7 @@ impl Store {
     }
 
     /// The last event of a run's history.
-    pub(crate) fn last_event(
+    fn read_last_event(
         &self,
         run_id: RunId,
         workflow_id: &str,
@@ -263,7 +266,7 @@ impl Store {
 
     /// One page of the runs a query matches, in list order, read from the
     /// visibility indexes (see `visibility`).
-    pub(crate) fn list(&self, query: &Query) -> Result<QueryPage, StoreError> {
+    fn read_list(&self, query: &Query) -> Result<QueryPage, StoreError> {
         self.read(None, |db| {
             let txn = db.begin_read().map_err(redb_err)?;
             visibility::query(&txn, query)
@@ -271,7 +274,7 @@ impl Store {
     }
 
     /// Runs due to wake in `[from, to)` ms since the epoch, in time order.
-    pub(crate) fn wakeups(&self, from: u64, to: u64) -> Result<Vec<(u64, RunId)>, StoreError> {
+    fn read_wakeups(&self, from: u64, to: u64) -> Result<Vec<(u64, RunId)>, StoreError> {
         self.read(None, |db| {
             let txn = db.begin_read().map_err(redb_err)?;
             let Some(wakeups) = open_read(&txn, WAKEUPS)? else {
@@ -287,11 +290,15 @@ impl Store {
         })
     }
 
-    /// A run's whole history, in order.
-    pub(crate) fn history(
+    /// Up to `limit` events of a run's history from `from` on, read in one
+    /// transaction and checked: each stored under its own ID, numbered
+    /// without gaps from `from`.
+    fn read_history(
         &self,
         run_id: RunId,
         workflow_id: &str,
+        from: EventId,
+        limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         self.read(Some(workflow_id), |db| {
             let txn = db.begin_read().map_err(redb_err)?;
@@ -301,8 +308,9 @@ impl Store {
             let key = run_id.as_u128();
             let mut events = Vec::new();
             for entry in history
-                .range((key, 0)..=(key, u64::MAX))
+                .range((key, from.max(1))..=(key, u64::MAX))
                 .map_err(redb_err)?
+                .take(limit)
             {
                 let (k, v) = entry.map_err(redb_err)?;
                 let event: Event =
@@ -319,7 +327,7 @@ impl Store {
                 }
                 // Histories are numbered 1, 2, … without gaps; a gap (or an
                 // ID near the top of the range) is damage, not history.
-                let expected = events.len() as u64 + 1;
+                let expected = from.max(1) + events.len() as u64;
                 if event.event_id != expected {
                     return Err(StoreError::Corrupt {
                         workflow_id: workflow_id.to_string(),
@@ -338,7 +346,7 @@ impl Store {
 
     /// Stops the writer after the requests already sent, and releases the
     /// file once no read is in flight.
-    pub(crate) fn close(&self) {
+    fn close_file(&self) {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
@@ -353,9 +361,9 @@ impl Store {
     }
 }
 
-impl Drop for Store {
+impl Drop for RedbStore {
     fn drop(&mut self) {
-        self.close();
+        self.close_file();
     }
 }
 
@@ -560,5 +568,75 @@ fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
         Ok(t) => Ok(Some(t)),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
         Err(e) => Err(redb_err(e)),
+    }
+}
+
+/// Reads of one file are quick and local: they run where they are called
+/// (as a redb read always has), and the futures are ready at once.
+impl Store for RedbStore {
+    fn write(&self, op: WriteOp) -> BoxFuture<'_, Result<WriteOutcome, StoreError>> {
+        Box::pin(self.write_op(op))
+    }
+
+    fn current_run<'a>(
+        &'a self,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(RunId, RunRecord)>, StoreError>> {
+        Box::pin(ready(self.read_current_run(workflow_id)))
+    }
+
+    fn run<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>> {
+        Box::pin(ready(self.read_run(run_id, workflow_id)))
+    }
+
+    fn history_page<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+        from: EventId,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Event>, StoreError>> {
+        Box::pin(ready(self.read_history(run_id, workflow_id, from, limit)))
+    }
+
+    /// One transaction for the whole history: one snapshot, one B-tree walk.
+    fn history<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Event>, StoreError>> {
+        Box::pin(ready(self.read_history(run_id, workflow_id, 1, usize::MAX)))
+    }
+
+    fn history_len<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(ready(self.read_history_len(run_id, workflow_id)))
+    }
+
+    fn last_event<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Event>, StoreError>> {
+        Box::pin(ready(self.read_last_event(run_id, workflow_id)))
+    }
+
+    fn wakeups(&self, from: u64, to: u64) -> BoxFuture<'_, Result<Vec<(u64, RunId)>, StoreError>> {
+        Box::pin(ready(self.read_wakeups(from, to)))
+    }
+
+    fn list<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<QueryPage, StoreError>> {
+        Box::pin(ready(self.read_list(query)))
+    }
+
+    fn close(&self) {
+        self.close_file();
     }
 }

@@ -239,7 +239,7 @@ enum Actor {
 
 /// Everything the engine's tasks share.
 pub(crate) struct Shared {
-    pub(crate) store: Store,
+    pub(crate) store: Box<dyn Store>,
     /// Task queues with a worker, by name.
     queues: HashMap<String, Arc<TaskQueue>>,
     /// Runs in memory, by run ID. Every message to a run goes through this
@@ -268,7 +268,7 @@ impl fmt::Debug for Shared {
 
 impl Shared {
     pub(crate) fn new(
-        store: Store,
+        store: Box<dyn Store>,
         workers: HashMap<String, Worker>,
         max_payload_bytes: usize,
         max_cached_runs: usize,
@@ -454,7 +454,8 @@ impl Shared {
                 }
                 // A panic while replaying a damaged history parks that run;
                 // it must not end the loader, which other runs wait for.
-                if let Err(panic) = crate::panic::catch(|| shared.load_one(run_id)) {
+                let loaded = shared.read_open_run(run_id).await;
+                if let Err(panic) = crate::panic::catch(|| shared.load_one(run_id, loaded)) {
                     let reason = format!("loading the run from the file failed: {panic}");
                     shared.stop(run_id, ParkReason::Unrunnable(reason));
                 }
@@ -474,23 +475,32 @@ impl Shared {
         });
     }
 
-    /// Reads a run from the file, replays it and starts its actor.
-    fn load_one(self: &Arc<Self>, run_id: RunId) {
+    /// Reads an open run's record and history from the store; `None` for a
+    /// closed or unknown run.
+    async fn read_open_run(
+        &self,
+        run_id: RunId,
+    ) -> Result<Option<(RunRecord, Vec<Event>)>, StoreError> {
+        let label = format!("(run {run_id})");
+        match self.store.run(run_id, &label).await? {
+            Some(mut record) if !record.status.is_closed() => {
+                let history = self.store.history(run_id, &record.workflow_id).await?;
+                // The history's length is the truth while a run is open.
+                record.history_len = history.last().map_or(0, |e| e.event_id);
+                Ok(Some((record, history)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Replays a run read from the store and starts its actor.
+    fn load_one(
+        self: &Arc<Self>,
+        run_id: RunId,
+        loaded: Result<Option<(RunRecord, Vec<Event>)>, StoreError>,
+    ) {
         let shared = self;
         {
-            let label = format!("(run {run_id})");
-            let loaded = shared
-                .store
-                .run(run_id, &label)
-                .and_then(|record| match record {
-                    Some(mut record) if !record.status.is_closed() => {
-                        let history = shared.store.history(run_id, &record.workflow_id)?;
-                        // The history's length is the truth while a run is open.
-                        record.history_len = history.last().map_or(0, |e| e.event_id);
-                        Ok(Some((record, history)))
-                    }
-                    _ => Ok(None),
-                });
             match loaded {
                 Ok(Some((record, history))) => {
                     let (tx, rx) = mpsc::unbounded_channel();
@@ -624,13 +634,13 @@ impl Shared {
 
     /// Answers a query on a closed run by replaying its history, as
     /// Temporal does; nothing is written.
-    pub(crate) fn query_closed(
+    pub(crate) async fn query_closed(
         &self,
         run_id: RunId,
         record: &RunRecord,
         name: &str,
     ) -> Result<Payload, ClientError> {
-        let history = self.store.history(run_id, &record.workflow_id)?;
+        let history = self.store.history(run_id, &record.workflow_id).await?;
         let workflow = self
             .workflow_fn(&record.task_queue, &record.workflow_type)
             .ok_or_else(|| ClientError::UnknownWorkflowType {

@@ -646,7 +646,7 @@ impl RunActor {
         if !step.events.is_empty() {
             match self.commit(&step.events).await {
                 Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => return self.fell_behind(step),
+                Err(StoreError::Conflict { .. }) => return self.fell_behind(step).await,
                 Err(err) => {
                     let message = err.to_string();
                     for ack in step.acks {
@@ -667,8 +667,13 @@ impl RunActor {
     /// actor (a terminate closed it directly). Nothing of the step was
     /// written; the file is the truth, so the actor stops and its callers
     /// are told what the file says.
-    fn fell_behind(&mut self, step: Step) -> bool {
-        let closed = match self.shared.store.run(self.run_id, &self.record.workflow_id) {
+    async fn fell_behind(&mut self, step: Step) -> bool {
+        let closed = match self
+            .shared
+            .store
+            .run(self.run_id, &self.record.workflow_id)
+            .await
+        {
             Ok(Some(record)) if record.status.is_closed() => Some(record.status),
             _ => None,
         };

@@ -240,7 +240,9 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
 /// Returns how far it read, or `None` to read from the same place again.
 fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<u64> {
     let until = millis(SystemTime::now() + HORIZON);
-    let wakeups = match shared.store.wakeups(read_until, until) {
+    // The timer thread is no task: it waits for the read (a redb read is
+    // ready at once).
+    let wakeups = match futures::executor::block_on(shared.store.wakeups(read_until, until)) {
         Ok(wakeups) => wakeups,
         Err(e) => {
             tracing::warn!(error = %e, "reading the wake-up index failed");

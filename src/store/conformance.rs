@@ -1,0 +1,493 @@
+//! The storage contract written once as tests: every promise of [`Store`]
+//! (see [`contract`](super::contract)) is a function here that takes a
+//! fresh, empty store, so every backend runs the same suite. The redb store
+//! runs it below; a second backend adds a module like `redb` that opens its
+//! own fresh store.
+
+use std::time::{Duration, SystemTime};
+
+use super::{
+    EncodedRecord, Query, ReuseRule, RunRecord, Store, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp,
+    WriteOutcome,
+};
+use crate::codec;
+use crate::history::{Event, EventKind, Payload, RunId, WorkflowStatus};
+
+/// A time the store could not have made up: the engine's clock, given.
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+}
+
+fn event(event_id: u64, kind: EventKind) -> (u64, Vec<u8>) {
+    let event = Event {
+        event_id,
+        timestamp: at(event_id),
+        kind,
+    };
+    (event_id, codec::encode(&event).expect("an event encodes"))
+}
+
+fn signal(event_id: u64) -> (u64, Vec<u8>) {
+    let kind = EventKind::WorkflowSignaled {
+        signal_name: "s".into(),
+        input: Payload::encode(&event_id).expect("payload"),
+    };
+    event(event_id, kind)
+}
+
+fn terminated(event_id: u64) -> Vec<u8> {
+    let kind = EventKind::WorkflowTerminated {
+        reason: "test".into(),
+    };
+    event(event_id, kind).1
+}
+
+fn record(workflow_id: &str, status: WorkflowStatus, history_len: u64) -> RunRecord {
+    RunRecord {
+        workflow_id: workflow_id.into(),
+        workflow_type: "T".into(),
+        task_queue: "default".into(),
+        status,
+        start_time: at(1),
+        close_time: status.is_closed().then(|| at(history_len)),
+        history_len,
+        search_attributes: Default::default(),
+        memo: None,
+    }
+}
+
+fn start(workflow_id: &str, run_id: RunId, reuse: ReuseRule, wake: u64) -> WriteOp {
+    let started = EventKind::WorkflowStarted {
+        workflow_type: "T".into(),
+        workflow_id: workflow_id.into(),
+        task_queue: "default".into(),
+        input: Payload::encode(&()).expect("payload"),
+        run_timeout: None,
+        execution_timeout: None,
+    };
+    WriteOp::Start {
+        run_id,
+        record: EncodedRecord::new(record(workflow_id, WorkflowStatus::Running, 1))
+            .expect("a record encodes"),
+        events: vec![event(1, started).1],
+        reuse,
+        wake,
+    }
+}
+
+fn append(run_id: RunId, expect_next: u64, events: Vec<(u64, Vec<u8>)>, wake: u64) -> WriteOp {
+    WriteOp::Append {
+        run_id,
+        record: None,
+        expect_next,
+        events,
+        wake,
+    }
+}
+
+fn close(workflow_id: &str, run_id: RunId, event_id: u64) -> WriteOp {
+    WriteOp::Close {
+        run_id,
+        workflow_id: workflow_id.into(),
+        event_id,
+        at: at(event_id),
+        event: terminated(event_id),
+        status: WorkflowStatus::Terminated,
+    }
+}
+
+fn conflict(result: Result<WriteOutcome, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::Conflict { .. })),
+        "expected a conflict, got {result:?}"
+    );
+}
+
+/// A started run reads back as written: record, history, times, IDs.
+pub(crate) async fn start_reads_back(store: &dyn Store) {
+    let run_id = RunId::new_time_ordered();
+    let outcome = store
+        .write(start("w", run_id, ReuseRule::Allow, WAKE_NOW))
+        .await;
+    assert_eq!(outcome.expect("start"), WriteOutcome::Started);
+    let (current, stored) = store
+        .current_run("w")
+        .await
+        .expect("read")
+        .expect("the run");
+    assert_eq!(current, run_id);
+    assert_eq!(stored, record("w", WorkflowStatus::Running, 1));
+    assert_eq!(store.run(run_id, "w").await.expect("read"), Some(stored));
+    let history = store.history(run_id, "w").await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!((history[0].event_id, history[0].timestamp), (1, at(1)));
+    assert_eq!(store.history_len(run_id, "w").await.expect("len"), 1);
+    assert_eq!(
+        store.last_event(run_id, "w").await.expect("last"),
+        history.first().cloned()
+    );
+    assert!(store.current_run("other").await.expect("read").is_none());
+    let unknown = RunId::new_time_ordered();
+    assert!(store.run(unknown, "x").await.expect("read").is_none());
+    assert!(store.history(unknown, "x").await.expect("read").is_empty());
+}
+
+/// A workflow ID has one running run; a closed one is reused as its rule says.
+pub(crate) async fn starts_respect_running_ids_and_reuse_rules(store: &dyn Store) {
+    let first = RunId::new_time_ordered();
+    store
+        .write(start("w", first, ReuseRule::Allow, WAKE_NEVER))
+        .await
+        .expect("start");
+    let second = RunId::new_time_ordered();
+    for reuse in [ReuseRule::Allow, ReuseRule::Reject] {
+        let outcome = store.write(start("w", second, reuse, WAKE_NEVER)).await;
+        assert_eq!(outcome.expect("start"), WriteOutcome::AlreadyRunning(first));
+    }
+    store.write(close("w", first, 2)).await.expect("close");
+    for reuse in [ReuseRule::Reject, ReuseRule::AllowIfLastNotCompleted] {
+        let refused = store.write(start("w", second, reuse, WAKE_NEVER)).await;
+        let expected = match reuse {
+            // Terminated is not completed: this rule lets it be reused.
+            ReuseRule::AllowIfLastNotCompleted => WriteOutcome::Started,
+            _ => WriteOutcome::ReuseRejected(WorkflowStatus::Terminated),
+        };
+        assert_eq!(refused.expect("start"), expected);
+    }
+    let (current, _) = store.current_run("w").await.expect("read").expect("run");
+    assert_eq!(current, second);
+    // The first run and its history are still there.
+    assert_eq!(store.history_len(first, "w").await.expect("len"), 2);
+}
+
+/// Appends are conditional: only an open run, only right after its stored
+/// history, numbered from there; a refused one writes nothing.
+pub(crate) async fn appends_follow_the_stored_history_of_an_open_run(store: &dyn Store) {
+    let run_id = RunId::new_time_ordered();
+    store
+        .write(start("w", run_id, ReuseRule::Allow, WAKE_NEVER))
+        .await
+        .expect("start");
+    let appended = store
+        .write(append(run_id, 2, vec![signal(2), signal(3)], WAKE_NEVER))
+        .await;
+    assert_eq!(appended.expect("append"), WriteOutcome::Appended);
+    // Behind the history, ahead of it, misnumbered.
+    for (expect_next, events) in [
+        (3, vec![signal(3)]),
+        (5, vec![signal(5)]),
+        (4, vec![signal(5)]),
+        (4, vec![signal(4), signal(6)]),
+    ] {
+        conflict(
+            store
+                .write(append(run_id, expect_next, events, WAKE_NEVER))
+                .await,
+        );
+    }
+    let history = store.history(run_id, "w").await.expect("history");
+    assert_eq!(history.len(), 3, "{history:#?}");
+    // Nothing overwritten: event 3 is still the first append's.
+    assert_eq!(
+        codec::encode(&history[2]).expect("encode"),
+        signal(3).1,
+        "event 3 was overwritten"
+    );
+}
+
+/// A close is conditional like an append; a closed run takes nothing more.
+pub(crate) async fn a_closed_run_takes_nothing(store: &dyn Store) {
+    let run_id = RunId::new_time_ordered();
+    store
+        .write(start("w", run_id, ReuseRule::Allow, WAKE_NOW))
+        .await
+        .expect("start");
+    conflict(store.write(close("w", run_id, 3)).await);
+    assert_eq!(
+        store.write(close("w", run_id, 2)).await.expect("close"),
+        WriteOutcome::Closed
+    );
+    let stored = store.run(run_id, "w").await.expect("read").expect("record");
+    assert_eq!(stored.status, WorkflowStatus::Terminated);
+    assert_eq!(
+        stored.close_time,
+        Some(at(2)),
+        "the close time is the engine's"
+    );
+    assert_eq!(stored.history_len, 2);
+    assert_eq!(
+        store.write(close("w", run_id, 3)).await.expect("close"),
+        WriteOutcome::AlreadyClosed(WorkflowStatus::Terminated)
+    );
+    conflict(
+        store
+            .write(append(run_id, 3, vec![signal(3)], WAKE_NOW))
+            .await,
+    );
+    let history = store.history(run_id, "w").await.expect("history");
+    assert_eq!(history.len(), 2);
+    assert!(matches!(
+        history[1].kind,
+        EventKind::WorkflowTerminated { .. }
+    ));
+    // A closed run has no wake-up.
+    let due = store.wakeups(0, u64::MAX).await.expect("wakeups");
+    assert!(due.iter().all(|(_, r)| *r != run_id), "{due:?}");
+}
+
+/// Wake-ups follow the last write's hint, in time order; `WAKE_NEVER` is
+/// never due.
+pub(crate) async fn wakeups_follow_the_hints(store: &dyn Store) {
+    let (a, b, c) = (
+        RunId::new_time_ordered(),
+        RunId::new_time_ordered(),
+        RunId::new_time_ordered(),
+    );
+    store
+        .write(start("a", a, ReuseRule::Allow, 5_000))
+        .await
+        .expect("start");
+    store
+        .write(start("b", b, ReuseRule::Allow, 2_000))
+        .await
+        .expect("start");
+    store
+        .write(start("c", c, ReuseRule::Allow, WAKE_NEVER))
+        .await
+        .expect("start");
+    let due = store.wakeups(0, 10_000).await.expect("wakeups");
+    assert_eq!(due, vec![(2_000, b), (5_000, a)]);
+    assert_eq!(
+        store.wakeups(3_000, 10_000).await.expect("wakeups"),
+        vec![(5_000, a)]
+    );
+    // The hint moves with the next append.
+    store
+        .write(append(a, 2, vec![signal(2)], 1_000))
+        .await
+        .expect("append");
+    store
+        .write(append(b, 2, vec![signal(2)], WAKE_NEVER))
+        .await
+        .expect("append");
+    assert_eq!(
+        store.wakeups(0, 10_000).await.expect("wakeups"),
+        vec![(1_000, a)]
+    );
+}
+
+/// History pages cut the history anywhere and put it back together.
+pub(crate) async fn history_pages_cover_the_history(store: &dyn Store) {
+    let run_id = RunId::new_time_ordered();
+    store
+        .write(start("w", run_id, ReuseRule::Allow, WAKE_NEVER))
+        .await
+        .expect("start");
+    let events = (2..=40).map(signal).collect();
+    store
+        .write(append(run_id, 2, events, WAKE_NEVER))
+        .await
+        .expect("append");
+    let whole = store.history(run_id, "w").await.expect("history");
+    assert_eq!(whole.len(), 40);
+    for limit in [1, 7, 40, 100] {
+        let mut paged = Vec::new();
+        loop {
+            let from = paged.len() as u64 + 1;
+            let page = store
+                .history_page(run_id, "w", from, limit)
+                .await
+                .expect("page");
+            assert!(page.len() <= limit);
+            if page.is_empty() {
+                break;
+            }
+            paged.extend(page);
+        }
+        assert_eq!(paged, whole, "pages of {limit}");
+    }
+    let tail = store.history_page(run_id, "w", 38, 10).await.expect("page");
+    assert_eq!(
+        tail.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        [38, 39, 40]
+    );
+}
+
+/// Concurrent writes (which may share a commit) are each answered on their
+/// own: one refused does not fail the others.
+pub(crate) async fn concurrent_writes_are_answered_each(store: &dyn Store) {
+    let runs: Vec<RunId> = (0..50).map(|_| RunId::new_time_ordered()).collect();
+    let starts = runs.iter().enumerate().map(|(i, run_id)| {
+        // Every tenth reuses the ID of the one before it: refused.
+        let id = format!("w{}", if i % 10 == 9 { i - 1 } else { i });
+        store.write(start(&id, *run_id, ReuseRule::Allow, WAKE_NEVER))
+    });
+    let outcomes = futures::future::join_all(starts).await;
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = outcome.expect("start");
+        if i % 10 == 9 {
+            assert!(
+                matches!(outcome, WriteOutcome::AlreadyRunning(_)),
+                "{i}: {outcome:?}"
+            );
+        } else {
+            assert_eq!(outcome, WriteOutcome::Started, "{i}");
+        }
+    }
+    // Appends to all, one of them stale.
+    let appends = runs.iter().enumerate().map(|(i, run_id)| {
+        let next = if i == 3 { 5 } else { 2 };
+        store.write(append(*run_id, next, vec![signal(next)], WAKE_NEVER))
+    });
+    let outcomes = futures::future::join_all(appends).await;
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match i {
+            3 => conflict(outcome),
+            // Never started: no open run to append to.
+            i if i % 10 == 9 => conflict(outcome),
+            _ => assert_eq!(outcome.expect("append"), WriteOutcome::Appended, "{i}"),
+        }
+    }
+}
+
+/// `list` answers from what was written: open runs first, then closed ones
+/// newest close first, filtered by status; delete removes a closed ID.
+pub(crate) async fn list_and_delete(store: &dyn Store) {
+    let (open, closed_early, closed_late) = (
+        RunId::new_time_ordered(),
+        RunId::new_time_ordered(),
+        RunId::new_time_ordered(),
+    );
+    for (id, run_id) in [
+        ("open", open),
+        ("early", closed_early),
+        ("late", closed_late),
+    ] {
+        store
+            .write(start(id, run_id, ReuseRule::Allow, WAKE_NEVER))
+            .await
+            .expect("start");
+    }
+    store
+        .write(append(closed_late, 2, vec![signal(2)], WAKE_NEVER))
+        .await
+        .expect("append");
+    store
+        .write(close("early", closed_early, 2))
+        .await
+        .expect("close");
+    // Closed at event 3's time, later than event 2's.
+    store
+        .write(close("late", closed_late, 3))
+        .await
+        .expect("close");
+    let page = store
+        .list(&Query {
+            page_size: 10,
+            ..Query::default()
+        })
+        .await
+        .expect("list");
+    let order: Vec<RunId> = page.runs.iter().map(|(r, _)| *r).collect();
+    assert_eq!(order, [open, closed_late, closed_early]);
+    assert!(page.next.is_none());
+    let terminated = store
+        .list(&Query {
+            status: Some(WorkflowStatus::Terminated),
+            page_size: 1,
+            ..Query::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(terminated.runs.len(), 1);
+    assert_eq!(terminated.runs[0].0, closed_late);
+    let rest = store
+        .list(&Query {
+            status: Some(WorkflowStatus::Terminated),
+            page_size: 1,
+            after: terminated.next,
+            ..Query::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        rest.runs.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        [closed_early]
+    );
+
+    let delete = |id: &str| {
+        store.write(WriteOp::Delete {
+            workflow_id: id.into(),
+        })
+    };
+    assert_eq!(
+        delete("open").await.expect("delete"),
+        WriteOutcome::StillRunning(open)
+    );
+    assert_eq!(
+        delete("nobody").await.expect("delete"),
+        WriteOutcome::NotFound
+    );
+    assert_eq!(
+        delete("early").await.expect("delete"),
+        WriteOutcome::Deleted(vec![closed_early])
+    );
+    assert!(store.current_run("early").await.expect("read").is_none());
+    assert!(
+        store
+            .history(closed_early, "early")
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let page = store
+        .list(&Query {
+            page_size: 10,
+            ..Query::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.runs.len(), 2);
+}
+
+/// Runs the whole suite, each promise on a fresh store from `fresh`.
+#[cfg(test)]
+macro_rules! conformance_tests {
+    ($fresh:expr) => {
+        conformance_tests!(@each $fresh;
+            start_reads_back,
+            starts_respect_running_ids_and_reuse_rules,
+            appends_follow_the_stored_history_of_an_open_run,
+            a_closed_run_takes_nothing,
+            wakeups_follow_the_hints,
+            history_pages_cover_the_history,
+            concurrent_writes_are_answered_each,
+            list_and_delete,
+        );
+    };
+    (@each $fresh:expr; $($promise:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $promise() {
+                let (_guard, store) = $fresh;
+                super::$promise(&*store).await;
+                Store::close(&*store);
+            }
+        )*
+    };
+}
+
+/// The redb store, each test on a new file.
+#[cfg(test)]
+mod redb {
+    use super::super::{Backend, RedbStore, Store};
+
+    fn fresh() -> (tempfile::TempDir, Box<RedbStore>) {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("conformance.steadfast");
+        let store = RedbStore::open(&path, Backend::File, 1 << 20).expect("open a new file");
+        (dir, Box::new(store))
+    }
+
+    conformance_tests!(fresh());
+}

@@ -1,0 +1,115 @@
+//! The storage trait: what the engine needs of a durable store, shaped after
+//! how the engine calls it, so that a second backend (PostgreSQL, see
+//! `shared/SCALE-OUT.md`) can implement it without touching the engine.
+//!
+//! Promises every implementation keeps (each is a test in
+//! [`conformance`](super::conformance), run against every backend):
+//! - A write is answered only once it is durable; writes made concurrently
+//!   may share one commit, and each is answered on its own (a refused one
+//!   does not fail the others).
+//! - Writes are conditional: a start refuses a workflow ID that has a running
+//!   run (or whose reuse rule refuses the closed one); an append or a close
+//!   names the event ID it expects next and is refused with
+//!   [`StoreError::Conflict`], writing nothing, unless the run is open and
+//!   its stored history ends just before it. Nothing is ever overwritten.
+//! - The store never invents IDs or timestamps: run IDs, event IDs, event
+//!   times, start and close times all come from the engine.
+//! - Reads see only durable writes, and a history is numbered 1..n without
+//!   gaps (anything else is [`StoreError::Corrupt`]).
+//! - Wake-ups: every open run has a wake hint (`WAKE_NOW`, a due time in ms
+//!   since the epoch, or `WAKE_NEVER`), and [`Store::wakeups`] returns the
+//!   runs whose hint falls in a range, in time order; a closed run has none.
+//!
+//! The trait is object-safe (`Box<dyn Store>`): methods return boxed
+//! futures, a cost of one allocation per call beside a durable commit.
+
+use std::fmt;
+
+use futures::future::BoxFuture;
+
+use super::{Query, QueryPage, RunRecord, StoreError, WriteOp, WriteOutcome};
+use crate::history::{Event, EventId, RunId};
+
+/// Most events [`Store::history`] reads per page by default.
+pub(crate) const HISTORY_PAGE: usize = 1024;
+
+/// A durable store of runs, their histories, wake-ups and visibility.
+///
+/// `workflow_id` arguments name the workflow a read is about, for errors
+/// (a damaged record names its workflow); the run ID is the key.
+pub(crate) trait Store: Send + Sync + fmt::Debug {
+    /// Applies `op` durably and answers what it did. Concurrent writes may
+    /// share a commit (group commit); each is answered on its own.
+    fn write(&self, op: WriteOp) -> BoxFuture<'_, Result<WriteOutcome, StoreError>>;
+
+    /// The latest run of a workflow ID, with its record.
+    fn current_run<'a>(
+        &'a self,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(RunId, RunRecord)>, StoreError>>;
+
+    /// One run's record.
+    fn run<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>>;
+
+    /// Up to `limit` events of a run's history from event `from` on, in
+    /// order; fewer (or none) at its end.
+    fn history_page<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+        from: EventId,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Event>, StoreError>>;
+
+    /// A run's whole history, in order. By default read page by page
+    /// (histories only grow, so later pages never contradict earlier ones).
+    fn history<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Event>, StoreError>> {
+        Box::pin(async move {
+            let mut events = Vec::new();
+            loop {
+                let from = events.len() as u64 + 1;
+                let page = self
+                    .history_page(run_id, workflow_id, from, HISTORY_PAGE)
+                    .await?;
+                let full = page.len() == HISTORY_PAGE;
+                events.extend(page);
+                if !full {
+                    return Ok(events);
+                }
+            }
+        })
+    }
+
+    /// The number of events in a run's history (its last event ID).
+    fn history_len<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// The last event of a run's history.
+    fn last_event<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Event>, StoreError>>;
+
+    /// Open runs whose wake hint is in `[from, to)` (ms since the epoch),
+    /// in time order.
+    fn wakeups(&self, from: u64, to: u64) -> BoxFuture<'_, Result<Vec<(u64, RunId)>, StoreError>>;
+
+    /// One page of the runs a query matches, in list order.
+    fn list<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<QueryPage, StoreError>>;
+
+    /// Stops taking writes after those already sent and releases the store
+    /// (for a file: its lock). May block; call it off the async runtime.
+    fn close(&self);
+}
