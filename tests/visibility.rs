@@ -126,6 +126,54 @@ async fn describe_shows_a_running_run_with_its_pending_work() {
     engine.shutdown().await.unwrap();
 }
 
+/// A run that waits only on time is not loaded when the file opens; its
+/// description then comes from the file (the history folded as the live
+/// run folds it) and equals what the live run said, and describing it
+/// runs none of its code.
+#[tokio::test]
+async fn describe_of_a_run_not_in_memory_matches_the_live_one() {
+    let db = temp_db();
+    let engine = open(&db.path).await;
+    engine
+        .start_workflow(BUSY, "busy", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let live = support::eventually(Duration::from_secs(10), || async {
+        let d = engine.describe("busy").await.ok()?;
+        let failed = d
+            .pending_activities
+            .first()
+            .is_some_and(|a| a.last_failure.is_some());
+        failed.then_some(d)
+    })
+    .await;
+    engine.shutdown().await.unwrap();
+
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = attempts.clone();
+    let engine = Engine::builder()
+        .workflow(BUSY, busy)
+        .activity(FLAKY, move |_ctx: ActivityContext, _: ()| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Err::<(), _>(ActivityError::retryable("boom")) }
+        })
+        .open(&db.path)
+        .await
+        .unwrap();
+    let from_file = engine.describe("busy").await.unwrap();
+    assert_eq!(from_file, live);
+    assert_eq!(
+        engine.history("busy").await.unwrap().len() as u64,
+        live.history_length
+    );
+    assert_eq!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the retry is due in an hour: nothing ran"
+    );
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn describe_shows_a_completed_run_also_after_reopening() {
     let db = temp_db();
