@@ -151,4 +151,129 @@ mod tests {
         huge.extend([0u8; 8]);
         assert!(decode::<Event>(&huge).is_err());
     }
+
+    /// Enum variants are stored by position: these positions are the file
+    /// format (FORMAT.md) and never change.
+    #[test]
+    fn variant_positions_are_the_format() {
+        use crate::history::{Failure, SearchAttributes, WorkflowStatus};
+        let payload = || Payload::encode(&()).unwrap();
+        let failure = || Failure {
+            error_type: "E".into(),
+            message: "m".into(),
+            non_retryable: false,
+        };
+        let options = crate::history::ActivityOptionsRecord {
+            schedule_to_close_timeout: None,
+            start_to_close_timeout: None,
+            initial_interval: std::time::Duration::ZERO,
+            backoff_coefficient: 2.0,
+            maximum_interval: std::time::Duration::ZERO,
+            maximum_attempts: 0,
+            non_retryable_error_types: Vec::new(),
+            heartbeat_timeout: None,
+            schedule_to_start_timeout: None,
+            task_queue: None,
+        };
+        let kinds = [
+            EventKind::WorkflowStarted {
+                workflow_type: "T".into(),
+                workflow_id: "w".into(),
+                task_queue: "q".into(),
+                input: payload(),
+                run_timeout: None,
+                execution_timeout: None,
+            },
+            EventKind::ActivityScheduled {
+                seq: 1,
+                activity_type: "a".into(),
+                input: payload(),
+                options,
+            },
+            EventKind::ActivityAttemptStarted { seq: 1, attempt: 2 },
+            EventKind::ActivityCompleted {
+                seq: 1,
+                attempt: 1,
+                result: payload(),
+            },
+            EventKind::ActivityFailed {
+                seq: 1,
+                attempt: 1,
+                failure: failure(),
+                next_attempt_at: None,
+            },
+            EventKind::TimerStarted {
+                seq: 1,
+                fire_at: SystemTime::UNIX_EPOCH,
+            },
+            EventKind::TimerFired { seq: 1 },
+            EventKind::SideEffectRecorded {
+                seq: 1,
+                value: payload(),
+            },
+            EventKind::PatchRecorded {
+                patch_id: "p".into(),
+            },
+            EventKind::WorkflowSignaled {
+                signal_name: "s".into(),
+                input: payload(),
+            },
+            EventKind::WorkflowCancelRequested { reason: "r".into() },
+            EventKind::ActivityHeartbeat {
+                seq: 1,
+                attempt: 1,
+                details: payload(),
+            },
+            EventKind::WorkflowCompleted { result: payload() },
+            EventKind::WorkflowFailed { failure: failure() },
+            EventKind::WorkflowCancelled { failure: failure() },
+            EventKind::WorkflowTerminated { reason: "r".into() },
+            EventKind::WorkflowTimedOut {
+                timeout: "t".into(),
+            },
+            EventKind::SearchAttributesUpserted {
+                attributes: SearchAttributes::default(),
+            },
+        ];
+        // Exhaustive: a new variant does not compile until it is given its
+        // position here (the next one, at the end).
+        let position = |kind: &EventKind| match kind {
+            EventKind::WorkflowStarted { .. } => 0,
+            EventKind::ActivityScheduled { .. } => 1,
+            EventKind::ActivityAttemptStarted { .. } => 2,
+            EventKind::ActivityCompleted { .. } => 3,
+            EventKind::ActivityFailed { .. } => 4,
+            EventKind::TimerStarted { .. } => 5,
+            EventKind::TimerFired { .. } => 6,
+            EventKind::SideEffectRecorded { .. } => 7,
+            EventKind::PatchRecorded { .. } => 8,
+            EventKind::WorkflowSignaled { .. } => 9,
+            EventKind::WorkflowCancelRequested { .. } => 10,
+            EventKind::ActivityHeartbeat { .. } => 11,
+            EventKind::WorkflowCompleted { .. } => 12,
+            EventKind::WorkflowFailed { .. } => 13,
+            EventKind::WorkflowCancelled { .. } => 14,
+            EventKind::WorkflowTerminated { .. } => 15,
+            EventKind::WorkflowTimedOut { .. } => 16,
+            EventKind::SearchAttributesUpserted { .. } => 17,
+        };
+        let standard = bincode::config::standard();
+        for (listed, kind) in kinds.iter().enumerate() {
+            assert_eq!(position(kind), listed, "{kind:?} is listed out of order");
+            let bytes = bincode::serde::encode_to_vec(kind, standard).unwrap();
+            assert_eq!(usize::from(bytes[0]), position(kind), "{kind:?}");
+        }
+        let statuses = [
+            WorkflowStatus::Running,
+            WorkflowStatus::Completed,
+            WorkflowStatus::Failed,
+            WorkflowStatus::Cancelled,
+            WorkflowStatus::Terminated,
+            WorkflowStatus::TimedOut,
+        ];
+        for (position, status) in statuses.iter().enumerate() {
+            let bytes = bincode::serde::encode_to_vec(status, standard).unwrap();
+            assert_eq!(bytes, [position as u8], "{status:?}");
+        }
+    }
 }

@@ -43,6 +43,9 @@ pub struct Event {
 ///
 /// `seq` numbers are assigned by the workflow code in the order it issues
 /// commands; they tie a result to the command that asked for it.
+// The file format: variants are stored by position and fields in order
+// (FORMAT.md). Never reorder, remove or change a variant; a new one goes
+// at the end, with a store format bump (codec's tests pin the positions).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -289,6 +292,7 @@ pub struct ActivityOptionsRecord {
 }
 
 /// Where a run stands.
+// Stored by position in run records: never reorder (see `EventKind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum WorkflowStatus {
