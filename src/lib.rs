@@ -62,7 +62,9 @@
 //! | Cancel, terminate | [`Engine::cancel`] (waits return [`Cancelled`]), [`Engine::terminate`] |
 //! | Heartbeat | [`ActivityContext::heartbeat`], [`ActivityContext::heartbeat_details`], [`ActivityContext::is_cancelled`] |
 //! | Worker limits | [`Worker::max_concurrent_activities`], [`Worker::max_activities_per_second`] |
-//! | Describe, list | [`Engine::describe`], [`Engine::list`] with [`ListFilter`] |
+//! | Describe, list (visibility) | [`Engine::describe`]; [`Engine::list`] with [`ListFilter`]: by status, type, start and close time, ID prefix and search attributes, open runs first, then newest closed; paged by token, served by indexes |
+//! | Search attributes, memo | [`WorkflowOptions::with_search_attribute`], [`WorkflowOptions::with_memo`], [`WorkflowContext::upsert_search_attributes`] ([`SearchAttributes`], [`SearchAttributeValue`]) |
+//! | Delete a workflow execution | [`Engine::delete`] (a closed workflow; a running one is refused with [`ClientError::StillRunning`]) |
 //! | Search attributes, memo | [`WorkflowOptions::with_search_attribute`], [`WorkflowOptions::with_memo`], [`WorkflowContext::upsert_search_attributes`] |
 //! | Delete | [`Engine::delete`] |
 //! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
@@ -82,12 +84,22 @@
 //!   [`NondeterminismError`], never failed; it resumes once fixed code opens
 //!   the file.
 //!
+//! # File format
+//!
+//! The file's tables and records, their versions, and the procedure for
+//! changing them are in `FORMAT.md` at the repository root. Files written
+//! by every earlier format are kept in `tests/fixtures/` and keep opening
+//! (format 1 files are migrated in place, atomically, on first open).
+//!
 //! # Where things live
 //!
-//! `history` (events, payloads), `codec` (the only bincode user), `store`
-//! (the only redb user, the group-commit writer), `workflow` (context,
-//! durable futures, replay), `activity` (options, retry policy, context),
-//! `worker` (run actors, activity attempts, timers), `engine` (this front door).
+//! `history` (events, payloads, search attributes, and `state`: the one
+//! fold of events into a run's state), `codec` (the only bincode user),
+//! `store` (the storage trait, its conformance suite, and the redb store:
+//! the only redb user, the group-commit writer, the visibility indexes),
+//! `workflow` (context, durable futures, replay), `activity` (options,
+//! retry policy, context), `worker` (run actors, activity attempts, timers),
+//! `engine` (this front door).
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
