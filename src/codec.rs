@@ -275,5 +275,27 @@ mod tests {
             let bytes = bincode::serde::encode_to_vec(status, standard).unwrap();
             assert_eq!(bytes, [position as u8], "{status:?}");
         }
+        use crate::history::SearchAttributeValue as V;
+        let values = [
+            V::Keyword("k".into()),
+            V::Int(1),
+            V::Double(1.0),
+            V::Bool(true),
+            V::Datetime(SystemTime::UNIX_EPOCH),
+            V::KeywordList(Vec::new()),
+        ];
+        let position = |value: &V| match value {
+            V::Keyword(_) => 0,
+            V::Int(_) => 1,
+            V::Double(_) => 2,
+            V::Bool(_) => 3,
+            V::Datetime(_) => 4,
+            V::KeywordList(_) => 5,
+        };
+        for (listed, value) in values.iter().enumerate() {
+            assert_eq!(position(value), listed, "{value:?} is listed out of order");
+            let bytes = bincode::serde::encode_to_vec(value, standard).unwrap();
+            assert_eq!(usize::from(bytes[0]), listed, "{value:?}");
+        }
     }
 }

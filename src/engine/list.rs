@@ -17,6 +17,14 @@ use crate::store::{Query, QueryPage, Suffix};
 /// a search attribute range, else the type, else the status; the other
 /// filters are checked on the runs that index yields.
 ///
+/// Cost: a page read from an ordered index (no filter, status, type, a
+/// search attribute equality) costs about the same however many runs the
+/// file holds. A workflow ID prefix or an attribute range reads every run
+/// that matches it, for each page, to sort them: keep such filters narrow,
+/// or combine a broad one with a type or status filter and no prefix. A
+/// filter the chosen index cannot check (a rare status among many runs of
+/// one type) reads candidates until the page fills.
+///
 /// ```
 /// use steadfast::{ListFilter, WorkflowStatus};
 /// let filter = ListFilter::new()

@@ -22,6 +22,8 @@ pub const MAX_SEARCH_ATTRIBUTES: usize = 64;
 ///
 /// `Double` compares by its bits, so that `NaN` equals itself and the type
 /// can be `Eq`: a filter on `Double(NaN)` finds runs whose value is `NaN`.
+// Stored by position in events and run records (FORMAT.md): never reorder;
+// a new kind goes at the end (codec's tests pin the positions).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum SearchAttributeValue {
@@ -85,7 +87,9 @@ impl SearchAttributeValue {
     fn size(&self) -> usize {
         match self {
             SearchAttributeValue::Keyword(s) => s.len(),
-            SearchAttributeValue::KeywordList(list) => list.iter().map(String::len).sum(),
+            // Each element counts a byte beside its text: a list of a
+            // million empty strings is not free to store or index.
+            SearchAttributeValue::KeywordList(list) => list.iter().map(|s| s.len() + 1).sum(),
             _ => 16,
         }
     }

@@ -156,6 +156,14 @@ pub(crate) async fn starts_respect_running_ids_and_reuse_rules(store: &dyn Store
     }
     let (current, _) = store.current_run("w").await.expect("read").expect("run");
     assert_eq!(current, second);
+    // A run ID already stored is refused, never written over, also under
+    // another workflow ID.
+    conflict(
+        store
+            .write(start("x", first, ReuseRule::Allow, WAKE_NEVER))
+            .await,
+    );
+    assert!(store.current_run("x").await.expect("read").is_none());
     // The first run and its history are still there.
     assert_eq!(store.history_len(first, "w").await.expect("len"), 2);
 }

@@ -16,6 +16,12 @@
 //!   times, start and close times all come from the engine.
 //! - Reads see only durable writes, and a history is numbered 1..n without
 //!   gaps (anything else is [`StoreError::Corrupt`]).
+//! - A start never reuses a stored run ID (refused with a conflict).
+//! - `list` returns open runs first (newest start first), then closed runs
+//!   (newest close first), filtered as the [`Query`] says, one page at a
+//!   time from the previous page's last run; a delete removes every run of
+//!   a closed workflow ID (records, histories, index entries) in one commit
+//!   and refuses one whose latest run is open.
 //! - Wake-ups: every open run has a wake hint (`WAKE_NOW`, a due time in ms
 //!   since the epoch, or `WAKE_NEVER`), and [`Store::wakeups`] returns the
 //!   runs whose hint falls in a range, in time order; a closed run has none.

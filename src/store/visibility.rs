@@ -58,6 +58,8 @@ pub(crate) const SUFFIX_LEN: usize = 25;
 /// A run's place in list order; also a page token.
 pub(crate) type Suffix = [u8; SUFFIX_LEN];
 
+// Key tags and codes below are the file format (FORMAT.md): never change
+// one; a new index takes a new tag, with a store format bump.
 const ORDER: u8 = 1;
 const STATUS: u8 = 2;
 const TYPE: u8 = 3;
@@ -76,17 +78,21 @@ const DATETIME: u8 = 5;
 /// Which runs a `list` wants (the store's form of `ListFilter`).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Query {
+    /// Only runs with this status.
     pub(crate) status: Option<WorkflowStatus>,
+    /// Only runs of this workflow type.
     pub(crate) workflow_type: Option<String>,
     /// Start time in `[.0, .1)`.
     pub(crate) started: (Option<SystemTime>, Option<SystemTime>),
     /// Close time in `[.0, .1)`; open runs never match.
     pub(crate) closed: (Option<SystemTime>, Option<SystemTime>),
+    /// Only workflow IDs that start with this.
     pub(crate) id_prefix: Option<String>,
     /// Each attribute equals (or, for a keyword list, holds) the value.
     pub(crate) attributes: Vec<(String, SearchAttributeValue)>,
     /// Each attribute is of the bounds' kind and in `[from, to)`.
     pub(crate) ranges: Vec<(String, SearchAttributeValue, SearchAttributeValue)>,
+    /// Most runs in the page (taken as at least one).
     pub(crate) page_size: usize,
     /// The suffix of the last run of the previous page.
     pub(crate) after: Option<Suffix>,

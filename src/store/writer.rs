@@ -306,6 +306,14 @@ fn start(
         }
     }
     let key = run_id.as_u128();
+    // Run IDs come from the engine; one already stored is never written
+    // over (its history would be mixed with the new one's).
+    if t.runs.get(key).map_err(redb_err)?.is_some() {
+        return Err(StoreError::Conflict {
+            run_id,
+            message: "a run with this ID is already stored".into(),
+        });
+    }
     t.workflows
         .insert(record.workflow_id.as_str(), key)
         .map_err(redb_err)?;
