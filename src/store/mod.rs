@@ -8,6 +8,7 @@ mod faults;
 mod file;
 #[cfg(feature = "fault-injection")]
 mod power_cut;
+mod retention;
 mod tables;
 mod visibility;
 mod writer;
