@@ -109,10 +109,13 @@ pub(crate) enum WriteOutcome {
     NotFound,
     /// A delete refused: the ID's latest run is running.
     StillRunning(RunId),
-    /// The runs a sweep removed; `more` when it stopped at a bound.
+    /// The runs a sweep removed; `more` when it stopped at a bound; `took`:
+    /// how long the sweep held the writer (a measure, not a timestamp), for
+    /// the sweeper's pacing.
     Swept {
         runs: Vec<RunId>,
         more: bool,
+        took: Duration,
     },
 }
 

@@ -4,15 +4,27 @@
 //!
 //! Every [`period`] it asks the file (a read) whether any run closed before
 //! `now - retention`; if so it removes them in bounded batches, each its
-//! own write operation through the group-commit writer, one at a time, so
-//! user commits share those commits and never wait behind more than one
-//! batch. The engine decides "now"; the store only compares.
+//! own write operation through the group-commit writer, one at a time and
+//! paced (see [`PACING`]), so user commits share those commits, never wait
+//! behind more than one batch, and rarely meet one. The engine decides
+//! "now"; the store only compares.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use super::Shared;
 use crate::store::{WriteOp, WriteOutcome};
+
+/// After each batch the sweeper pauses for this many times as long as the
+/// batch held the writer, so that sweeping takes at most about an eighth
+/// of the writer's time however large the backlog (a file opened with a
+/// retention for the first time may hold years of closed runs): the
+/// commits of a latency-bound caller (one workflow stepping through
+/// activities) meet a batch rarely. Under a steady load that eighth still
+/// removes several thousand runs a second.
+const PACING: u32 = 7;
+/// The longest pause between two batches.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// How often the sweeper looks for expired runs: a quarter of the
 /// retention, between 50 ms and one minute. A run is thus removed at most
@@ -64,7 +76,7 @@ async fn sweep(weak: &Weak<Shared>, retention: Duration) -> bool {
             }
         }
         match shared.store.write(WriteOp::Sweep { cutoff }).await {
-            Ok(WriteOutcome::Swept { runs, more }) => {
+            Ok(WriteOutcome::Swept { runs, more, took }) => {
                 removed += runs.len();
                 // Closed runs have left memory already; this is for one
                 // still on its way out.
@@ -73,6 +85,12 @@ async fn sweep(weak: &Weak<Shared>, retention: Duration) -> bool {
                 }
                 if !more {
                     break;
+                }
+                let shutdown = shared.shutdown.clone();
+                drop(shared);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep((took * PACING).min(MAX_PAUSE)) => {}
                 }
             }
             Ok(other) => {
@@ -84,8 +102,6 @@ async fn sweep(weak: &Weak<Shared>, retention: Duration) -> bool {
                 break;
             }
         }
-        drop(shared);
-        tokio::task::yield_now().await;
     }
     if removed > 0 {
         tracing::debug!(runs = removed, "retention: removed expired closed runs");
