@@ -5,9 +5,10 @@
 //!
 //! `cargo bench --bench engine` runs every workload; `cargo bench --bench
 //! engine -- WORKLOAD...` runs the named ones (`floor`, `sequential`,
-//! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`). The machine's facts go
-//! to stderr. `STEADFAST_BENCH_LARGE=1` runs the large forms of `recovery`
-//! (100,000 workflows) and `idle` (1,000,000 workflows).
+//! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`).
+//! The machine's facts go to stderr. `STEADFAST_BENCH_LARGE=1` runs the
+//! large forms of `recovery` (100,000 workflows) and `idle` (1,000,000
+//! workflows).
 //!
 //! Files live in a temporary folder under the target directory, on the same
 //! disk as the project (never /tmp, which may be a tmpfs). The `recovery` and
@@ -30,6 +31,8 @@ mod list;
 mod recovery;
 #[path = "engine/replay.rs"]
 mod replay;
+#[path = "engine/retention.rs"]
+mod retention;
 #[path = "engine/sequential.rs"]
 mod sequential;
 #[path = "engine/timers.rs"]
@@ -50,6 +53,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("idle", idle::run),
     ("replay", replay::run),
     ("list", list::run),
+    ("retention", retention::run),
 ];
 
 fn main() {

@@ -2,14 +2,16 @@
 //! Each step needs one durable commit, so the time per step is compared with
 //! one raw redb commit measured just before, in the same folder.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
-use steadfast::{Engine, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions};
+use steadfast::{
+    Engine, EngineBuilder, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+};
 
 use crate::common::{self, BenchResult, NOOP};
 
-const STEPS: u32 = 100;
+pub const STEPS: u32 = 100;
 
 const SEQUENTIAL: WorkflowDef<u32, u32> = WorkflowDef::new("Sequential");
 
@@ -21,29 +23,39 @@ async fn sequential(ctx: WorkflowContext, steps: u32) -> Result<u32, WorkflowErr
     Ok(steps)
 }
 
+/// Registers the workload's workflow and activity.
+pub fn register(builder: EngineBuilder) -> EngineBuilder {
+    builder
+        .workflow(SEQUENTIAL, sequential)
+        .activity(NOOP, common::noop)
+}
+
+/// Runs a short warm-up workflow, so the measured one does not pay for the
+/// file's first growth, then one of [`STEPS`] steps; returns how long that
+/// one took. `tag` makes the workflow IDs unique when one file holds
+/// several measurements.
+pub async fn measure(engine: &Engine, tag: &str) -> Result<Duration, steadfast::Error> {
+    let id = |name: &str| format!("{name}{tag}");
+    let warm_up = engine
+        .start_workflow(SEQUENTIAL, id("warm-up"), 10, WorkflowOptions::new())
+        .await?;
+    warm_up.result().await?;
+    let start = Instant::now();
+    let handle = engine
+        .start_workflow(SEQUENTIAL, id("sequential"), STEPS, WorkflowOptions::new())
+        .await?;
+    handle.result().await?;
+    Ok(start.elapsed())
+}
+
 pub fn run() -> BenchResult {
     let dir = common::temp_dir()?;
     let commits_per_s = crate::floor::measure(dir.path())?;
     let floor_ms = 1000.0 / commits_per_s;
     let path = dir.path().join("sequential.steadfast");
     let total = common::runtime()?.block_on(async {
-        let engine = Engine::builder()
-            .workflow(SEQUENTIAL, sequential)
-            .activity(NOOP, common::noop)
-            .open(&path)
-            .await?;
-        // A short warm-up run, so the measured one does not pay for the
-        // file's first growth.
-        let warm_up = engine
-            .start_workflow(SEQUENTIAL, "warm-up", 10, WorkflowOptions::new())
-            .await?;
-        warm_up.result().await?;
-        let start = Instant::now();
-        let handle = engine
-            .start_workflow(SEQUENTIAL, "sequential", STEPS, WorkflowOptions::new())
-            .await?;
-        handle.result().await?;
-        let total = start.elapsed();
+        let engine = register(Engine::builder()).open(&path).await?;
+        let total = measure(&engine, "").await?;
         engine.shutdown().await?;
         Ok::<_, steadfast::Error>(total)
     })?;

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
@@ -52,6 +52,8 @@ pub struct EngineBuilder {
     max_payload_bytes: usize,
     max_cached_runs: usize,
     file_cache_bytes: usize,
+    /// How long closed runs are kept; `None`: forever.
+    retention: Option<Duration>,
     /// How the file is opened (redb's file backend unless a test injects faults).
     backend: Backend,
 }
@@ -61,6 +63,7 @@ impl std::fmt::Debug for EngineBuilder {
         f.debug_struct("EngineBuilder")
             .field("queues", &self.queues)
             .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -72,6 +75,7 @@ impl EngineBuilder {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             max_cached_runs: DEFAULT_MAX_CACHED_RUNS,
             file_cache_bytes: DEFAULT_FILE_CACHE_BYTES,
+            retention: None,
             backend: Backend::default(),
         }
     }
@@ -178,6 +182,44 @@ impl EngineBuilder {
         self
     }
 
+    /// Removes closed runs in the background once they have been closed
+    /// for longer than `period`: each run's record, history and `list`
+    /// entries, as [`Engine::delete`] does, and the workflow ID itself when
+    /// that run is its latest (then `describe` answers
+    /// [`ClientError::NotFound`] and the ID may be started again under any
+    /// reuse policy, as in Temporal after retention). Running runs are
+    /// never touched, and a newer run of the same ID is kept. The sweep
+    /// runs about every quarter of `period` (at least every minute, at most
+    /// every 50 ms), in small batches that share the group commits of the
+    /// other callers, and the space freed is reused by later writes (the
+    /// file stops growing under a steady load).
+    ///
+    /// Default: **none, closed runs are kept forever**. Temporal's
+    /// namespaces keep closed runs 72 hours when its CLI creates them, but
+    /// there a server operator chose that for a shared cluster; here the
+    /// file belongs to the application, and a library deletes its users'
+    /// data only when asked. Set a period (Temporal's 72 h is
+    /// `Duration::from_secs(72 * 3600)`) or call [`Engine::delete`] to
+    /// bound the file's growth.
+    ///
+    /// A zero period is refused by [`open`](Self::open) with
+    /// [`OpenError::InvalidConfig`]: a run would be gone before a caller
+    /// could read its result.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), steadfast::OpenError> {
+    /// use std::time::Duration;
+    /// let engine = steadfast::Engine::builder()
+    ///     .retention(Duration::from_secs(72 * 3600))
+    ///     .open("app.steadfast")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn retention(mut self, period: Duration) -> Self {
+        self.retention = Some(period);
+        self
+    }
+
     /// Opens (or creates) the file, and resumes every run that had not
     /// closed: each is replayed from its history and continues where it
     /// stopped. Must be called inside a tokio runtime.
@@ -185,8 +227,15 @@ impl EngineBuilder {
     /// # Errors
     /// [`OpenError::AlreadyInUse`] when another engine has the file open,
     /// [`OpenError::NewerFormat`] for a file from a newer steadfast,
-    /// [`OpenError::Unreadable`] for a file that is not a steadfast database.
+    /// [`OpenError::Unreadable`] for a file that is not a steadfast database,
+    /// [`OpenError::InvalidConfig`] for a zero [`retention`](Self::retention).
     pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, OpenError> {
+        if self.retention.is_some_and(|r| r.is_zero()) {
+            return Err(OpenError::InvalidConfig(
+                "the retention period is zero; give a positive period, or none to keep closed runs"
+                    .into(),
+            ));
+        }
         let path = path.as_ref().to_path_buf();
         let backend = self.backend;
         let file = path.clone();
@@ -205,6 +254,9 @@ impl EngineBuilder {
             thread: "timer",
             source,
         })?;
+        if let Some(period) = self.retention {
+            crate::worker::retention::spawn(&shared, period);
+        }
         // Unfinished runs resume lazily: the timer thread's first read of the
         // wake-up index loads those with work now, and later reads load the
         // others when they are due. Opening waits for no replay.

@@ -13,6 +13,7 @@ mod faults;
 mod file;
 #[cfg(feature = "fault-injection")]
 mod power_cut;
+mod retention;
 mod tables;
 mod visibility;
 mod writer;

@@ -279,6 +279,64 @@ pub(super) fn update(
     Ok(())
 }
 
+/// Removes a run's entries (those its record names).
+pub(super) fn remove(
+    index: &mut Index<'_>,
+    run_id: RunId,
+    record: &RunRecord,
+) -> Result<(), StoreError> {
+    for key in entries(run_id, record) {
+        index.remove(key.as_slice()).map_err(redb_err)?;
+    }
+    Ok(())
+}
+
+/// Up to `limit` runs of the ORDER index's closed group whose close time
+/// is at or before `cutoff`, oldest close first (the group read
+/// backwards), each with its suffix. Entries are not checked against the
+/// records.
+pub(super) fn closed_by<T: ReadableTable<&'static [u8], ()>>(
+    index: &T,
+    cutoff: SystemTime,
+    limit: usize,
+) -> Result<Vec<(RunId, Suffix)>, StoreError> {
+    let key = |time: u64, run: u8| {
+        let mut key = vec![ORDER, CLOSED];
+        key.extend_from_slice(&time.to_be_bytes());
+        key.extend_from_slice(&[run; 16]);
+        key
+    };
+    // Reversed times: every close at or before the cutoff is at or after it.
+    let low = key(!nanos(cutoff), 0);
+    let high = key(u64::MAX, 0xFF);
+    let mut out = Vec::new();
+    for entry in index
+        .range::<&[u8]>(low.as_slice()..=high.as_slice())
+        .map_err(redb_err)?
+        .rev()
+        .take(limit)
+    {
+        let (key, _) = entry.map_err(redb_err)?;
+        if let Some(found) = suffix_of(key.value())
+            && found.len() == SUFFIX_LEN
+        {
+            let mut at = [0u8; SUFFIX_LEN];
+            at.copy_from_slice(found);
+            out.push((run_of(found), at));
+        }
+    }
+    Ok(out)
+}
+
+/// Removes one ORDER entry, by its suffix: an entry whose run is gone or
+/// elsewhere in the order (only damage leaves one).
+pub(super) fn remove_order(index: &mut Index<'_>, at: &Suffix) -> Result<(), StoreError> {
+    let mut key = vec![ORDER];
+    key.extend_from_slice(at);
+    index.remove(key.as_slice()).map_err(redb_err)?;
+    Ok(())
+}
+
 /// Builds the entries of every run: the migration of a format-1 file, run
 /// inside the write transaction that also sets the new format version, so
 /// a crash leaves the old file or the migrated one. A record that does not

@@ -17,7 +17,7 @@ use super::file::contain;
 use super::tables::{
     HISTORY, RUNNING, RUNS, RunRecord, VISIBILITY, WAKE_NEVER, WAKEUPS, WORKFLOWS,
 };
-use super::{DbCell, StoreError, redb_err, visibility};
+use super::{DbCell, StoreError, redb_err, retention, visibility};
 use crate::codec;
 use crate::history::{RunId, WorkflowStatus};
 
@@ -97,6 +97,9 @@ pub(crate) enum WriteOp {
     /// Remove every run of a closed workflow ID (records, histories, index
     /// entries) and the ID.
     Delete { workflow_id: String },
+    /// Remove a bounded batch of the runs closed at or before `cutoff`,
+    /// oldest first (see `store::retention`).
+    Sweep { cutoff: std::time::SystemTime },
 }
 
 /// What one operation did.
@@ -114,6 +117,14 @@ pub(crate) enum WriteOutcome {
     NotFound,
     /// A delete refused: the ID's latest run is running.
     StillRunning(RunId),
+    /// The runs a sweep removed; `more` when it stopped at a bound; `took`:
+    /// how long the sweep held the writer (a measure, not a timestamp), for
+    /// the sweeper's pacing.
+    Swept {
+        runs: Vec<RunId>,
+        more: bool,
+        took: Duration,
+    },
 }
 
 pub(crate) struct Request {
@@ -269,6 +280,7 @@ fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
             status,
         } => close(t, *run_id, workflow_id, (*event_id, *at, event), *status),
         WriteOp::Delete { workflow_id } => visibility::delete_workflow(t, workflow_id),
+        WriteOp::Sweep { cutoff } => retention::sweep(t, *cutoff),
     }
 }
 

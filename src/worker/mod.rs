@@ -3,6 +3,7 @@
 
 mod attempt;
 mod queue;
+pub(crate) mod retention;
 mod run;
 mod timers;
 
