@@ -458,6 +458,63 @@ pub(crate) async fn list_and_delete(store: &dyn Store) {
     assert_eq!(page.runs.len(), 2);
 }
 
+/// A sweep removes the runs closed at or before the cutoff, whole, and
+/// nothing else; a newer run of a swept ID keeps the ID.
+pub(crate) async fn sweeps_remove_only_runs_closed_by_the_cutoff(store: &dyn Store) {
+    let (old, recent, open, reused) = (
+        RunId::new_time_ordered(),
+        RunId::new_time_ordered(),
+        RunId::new_time_ordered(),
+        RunId::new_time_ordered(),
+    );
+    for (id, run_id) in [("old", old), ("recent", recent), ("open", open)] {
+        store
+            .write(start(id, run_id, ReuseRule::Allow, WAKE_NEVER))
+            .await
+            .expect("start");
+    }
+    // Closed at event 2's time and at event 9's.
+    store.write(close("old", old, 2)).await.expect("close");
+    let events = (2..=8).map(signal).collect();
+    store
+        .write(append(recent, 2, events, WAKE_NEVER))
+        .await
+        .expect("append");
+    store
+        .write(close("recent", recent, 9))
+        .await
+        .expect("close");
+    // The ID "old" runs again: its new run must survive the old one's sweep.
+    store
+        .write(start("old", reused, ReuseRule::Allow, WAKE_NEVER))
+        .await
+        .expect("start");
+    assert!(!store.any_closed_by(at(1)).await.expect("read"));
+    assert!(store.any_closed_by(at(5)).await.expect("read"));
+    let swept = store
+        .write(WriteOp::Sweep { cutoff: at(5) })
+        .await
+        .expect("sweep");
+    let WriteOutcome::Swept { runs, more, .. } = swept else {
+        panic!("expected a sweep, got {swept:?}");
+    };
+    assert_eq!((runs, more), (vec![old], false));
+    assert!(store.run(old, "old").await.expect("read").is_none());
+    assert!(store.history(old, "old").await.expect("read").is_empty());
+    let (current, _) = store.current_run("old").await.expect("read").expect("run");
+    assert_eq!(current, reused, "the newer run keeps the ID");
+    assert!(store.run(recent, "recent").await.expect("read").is_some());
+    assert!(!store.any_closed_by(at(5)).await.expect("read"));
+    // A cutoff past every close removes the rest of the closed, never an open run.
+    store
+        .write(WriteOp::Sweep { cutoff: at(100) })
+        .await
+        .expect("sweep");
+    assert!(store.current_run("recent").await.expect("read").is_none());
+    assert!(store.run(open, "open").await.expect("read").is_some());
+    assert!(store.run(reused, "old").await.expect("read").is_some());
+}
+
 /// Runs the whole suite, each promise on a fresh store from `fresh`.
 #[cfg(test)]
 macro_rules! conformance_tests {
@@ -471,6 +528,7 @@ macro_rules! conformance_tests {
             history_pages_cover_the_history,
             concurrent_writes_are_answered_each,
             list_and_delete,
+            sweeps_remove_only_runs_closed_by_the_cutoff,
         );
     };
     (@each $fresh:expr; $($promise:ident,)*) => {

@@ -22,6 +22,10 @@
 //!   time from the previous page's last run; a delete removes every run of
 //!   a closed workflow ID (records, histories, index entries) in one commit
 //!   and refuses one whose latest run is open.
+//! - A sweep removes, oldest close first and in a bounded batch, the closed
+//!   runs whose close time is at or before the engine's cutoff, each whole
+//!   (record, history, index entries); a workflow ID's entry only while it
+//!   names the removed run. Open runs are never touched.
 //! - Wake-ups: every open run has a wake hint (`WAKE_NOW`, a due time in ms
 //!   since the epoch, or `WAKE_NEVER`), and [`Store::wakeups`] returns the
 //!   runs whose hint falls in a range, in time order; a closed run has none.
@@ -30,6 +34,7 @@
 //! futures, a cost of one allocation per call beside a durable commit.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 
@@ -114,6 +119,10 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
 
     /// One page of the runs a query matches, in list order.
     fn list<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<QueryPage, StoreError>>;
+
+    /// Whether any run closed at or before `cutoff` (retention asks before
+    /// it writes a `Sweep`, so that a sweep with nothing due costs no commit).
+    fn any_closed_by(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     /// Stops taking writes after those already sent and releases the store
     /// (for a file: its lock). May block; call it off the async runtime.

@@ -21,6 +21,7 @@ mod writer;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::SystemTime;
 
 use futures::future::{BoxFuture, ready};
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -635,6 +636,10 @@ impl Store for RedbStore {
 
     fn list<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<QueryPage, StoreError>> {
         Box::pin(ready(self.read_list(query)))
+    }
+
+    fn any_closed_by(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(ready(self.read_any_closed_by(cutoff)))
     }
 
     fn close(&self) {

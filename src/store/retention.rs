@@ -19,7 +19,7 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use super::tables::{RunRecord, VISIBILITY, WAKE_NEVER};
 use super::writer::{Tables, WriteOutcome};
-use super::{Store, StoreError, open_read, redb_err, visibility};
+use super::{RedbStore, StoreError, open_read, redb_err, visibility};
 use crate::codec;
 use crate::history::RunId;
 
@@ -31,10 +31,10 @@ pub(crate) const SWEEP_MAX_RUNS: usize = 32;
 /// alone has more (a run is never removed in parts).
 pub(crate) const SWEEP_MAX_EVENTS: u64 = 1024;
 
-impl Store {
+impl RedbStore {
     /// Whether any run closed at or before `cutoff` (a read, so that a
     /// sweep with nothing to do costs no commit).
-    pub(crate) fn any_closed_by(&self, cutoff: SystemTime) -> Result<bool, StoreError> {
+    pub(super) fn read_any_closed_by(&self, cutoff: SystemTime) -> Result<bool, StoreError> {
         self.read(None, |db| {
             let txn = db.begin_read().map_err(redb_err)?;
             let Some(index) = open_read(&txn, VISIBILITY)? else {
@@ -129,9 +129,11 @@ fn remove_run(t: &mut Tables<'_>, run_id: RunId, record: &RunRecord) -> Result<(
 mod tests {
     use std::time::{Duration, SystemTime};
 
+    use futures::FutureExt;
+
     use super::*;
     use crate::history::{Event, EventKind, Payload, WorkflowStatus};
-    use crate::store::{Backend, EncodedRecord, Query, ReuseRule, WriteOp};
+    use crate::store::{Backend, EncodedRecord, Query, ReuseRule, Store, WriteOp};
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
@@ -140,7 +142,7 @@ mod tests {
     /// Starts a run of `workflow_id` with one event, closed at `closed`
     /// (running for `None`), its record claiming `history_len` events.
     async fn start(
-        store: &Store,
+        store: &RedbStore,
         workflow_id: &str,
         closed: Option<u64>,
         history_len: u64,
@@ -178,20 +180,22 @@ mod tests {
         run_id
     }
 
-    async fn sweep(store: &Store, cutoff: u64) -> (Vec<RunId>, bool) {
+    async fn sweep(store: &RedbStore, cutoff: u64) -> (Vec<RunId>, bool) {
         match store.write(WriteOp::Sweep { cutoff: at(cutoff) }).await {
             Ok(WriteOutcome::Swept { runs, more, .. }) => (runs, more),
             other => panic!("{other:?}"),
         }
     }
 
-    fn listed(store: &Store) -> Vec<RunId> {
+    fn listed(store: &RedbStore) -> Vec<RunId> {
         let query = Query {
             page_size: 1000,
             ..Query::default()
         };
         store
             .list(&query)
+            .now_or_never()
+            .expect("a redb read is ready at once")
             .expect("list")
             .runs
             .into_iter()
@@ -199,10 +203,10 @@ mod tests {
             .collect()
     }
 
-    fn open() -> (tempfile::TempDir, Store) {
+    fn open() -> (tempfile::TempDir, RedbStore) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store =
-            Store::open(&dir.path().join("t.steadfast"), Backend::File, 1 << 20).expect("open");
+            RedbStore::open(&dir.path().join("t.steadfast"), Backend::File, 1 << 20).expect("open");
         (dir, store)
     }
 
@@ -214,15 +218,15 @@ mod tests {
         let c = start(&store, "c", Some(20), 1).await;
         // A newer run of `a`, running: the ID now names it.
         let a2 = start(&store, "a", None, 1).await;
-        assert!(!store.any_closed_by(at(9)).expect("probe"));
-        assert!(store.any_closed_by(at(10)).expect("probe"));
+        assert!(!store.any_closed_by(at(9)).await.expect("probe"));
+        assert!(store.any_closed_by(at(10)).await.expect("probe"));
         assert_eq!(sweep(&store, 9).await, (vec![], false));
 
         assert_eq!(sweep(&store, 25).await, (vec![a1, c], false));
-        assert_eq!(store.run(a1, "a").expect("read"), None);
-        assert!(store.history(a1, "a").expect("read").is_empty());
-        assert_eq!(store.current_run("c").expect("read"), None);
-        let (current, _) = store.current_run("a").expect("read").expect("a");
+        assert_eq!(store.run(a1, "a").await.expect("read"), None);
+        assert!(store.history(a1, "a").await.expect("read").is_empty());
+        assert_eq!(store.current_run("c").await.expect("read"), None);
+        let (current, _) = store.current_run("a").await.expect("read").expect("a");
         assert_eq!(current, a2, "the newer run keeps the ID");
         let mut left = listed(&store);
         left.sort();
@@ -233,8 +237,8 @@ mod tests {
         // A running run is never swept, however late the cutoff.
         assert_eq!(sweep(&store, 1_000_000).await, (vec![b], false));
         assert_eq!(listed(&store), vec![a2]);
-        assert!(!store.any_closed_by(at(1_000_000)).expect("probe"));
-        store.close();
+        assert!(!store.any_closed_by(at(1_000_000)).await.expect("probe"));
+        Store::close(&store);
     }
 
     #[tokio::test]
@@ -258,6 +262,6 @@ mod tests {
         assert_eq!(sweep(&store, 1000).await, (vec![second], true));
         assert_eq!(sweep(&store, 1000).await, (vec![huge], false));
         assert!(listed(&store).is_empty());
-        store.close();
+        Store::close(&store);
     }
 }

@@ -67,7 +67,7 @@ async fn sweep(weak: &Weak<Shared>, retention: Duration) -> bool {
         let Some(cutoff) = SystemTime::now().checked_sub(retention) else {
             return true;
         };
-        match shared.store.any_closed_by(cutoff) {
+        match shared.store.any_closed_by(cutoff).await {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
