@@ -218,7 +218,15 @@ impl DbCell {
         let checked = self.damaged.load(Ordering::SeqCst);
         let opened = contain(|| self.backend.open(&self.path, checked, self.cache_bytes))
             .map_err(StoreError::Damaged)
-            .and_then(|r| r.map_err(super::redb_err));
+            .and_then(|r| {
+                r.map_err(|e| match e {
+                    // The dropped handle still holds the file's lock (a read
+                    // in flight keeps it a moment longer, see `release`): the
+                    // failure that dropped it is still the one to answer.
+                    redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Broken,
+                    other => super::redb_err(other),
+                })
+            });
         match opened {
             Ok(db) => {
                 tracing::info!(path = %self.path.display(), "file opened again after a storage failure");
@@ -227,11 +235,22 @@ impl DbCell {
                 Ok(db)
             }
             Err(e) => {
+                let e = match e {
+                    StoreError::Broken => match &state.last {
+                        Some((error, _)) => error.clone(),
+                        None => StoreError::Io(
+                            "the file is still held by the handle a storage failure \
+                             dropped; retry the call"
+                                .into(),
+                        ),
+                    },
+                    other => other,
+                };
                 tracing::warn!(path = %self.path.display(), error = %e, "the file could not be opened again after a storage failure");
+                // Right after a failed commit, that commit's failure stays
+                // the one answered.
                 if counted {
                     state.failed(e.clone());
-                } else if let Some((error, _)) = &mut state.last {
-                    *error = e.clone();
                 }
                 Err(e)
             }
