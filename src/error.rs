@@ -34,6 +34,18 @@ pub enum OpenError {
         /// What failed.
         message: String,
     },
+    /// The disk holding the file is full (or its quota used up), so the file
+    /// could not be opened or created; nothing was changed.
+    #[error(
+        "{path} could not be opened: the disk holding it is full ({message}); \
+         free space on that disk, then open it again"
+    )]
+    DiskFull {
+        /// The file.
+        path: PathBuf,
+        /// The error the system gave.
+        message: String,
+    },
     /// A registration or builder setting is invalid.
     #[error("invalid engine configuration: {0}")]
     InvalidConfig(String),
@@ -164,7 +176,8 @@ pub enum ClientError {
     /// A payload could not be encoded or decoded.
     #[error(transparent)]
     Payload(#[from] PayloadError),
-    /// The workflow's stored records are corrupt.
+    /// One workflow's stored records are corrupt; the rest of the engine
+    /// keeps working.
     #[error("workflow {workflow_id:?} has corrupt records: {message}")]
     Corrupt {
         /// The workflow ID.
@@ -172,11 +185,39 @@ pub enum ClientError {
         /// What is wrong.
         message: String,
     },
-    /// The file could not be written or read; the call was not acknowledged.
+    /// The disk holding the engine's file is full (or its quota used up), so
+    /// the call was not recorded. Runs that could not store their progress
+    /// wait, nothing acknowledged is lost, and once space is freed the
+    /// engine goes on by itself: there is no need to open it again.
     #[error(
-        "storage failed, so the call may not have been recorded: {0}; check (describe, history) and retry once the disk is healthy"
+        "the disk holding the engine's file is full ({message}), so the call was not \
+         recorded; free space on that disk, then retry the call (the engine resumes \
+         by itself, without being opened again)"
+    )]
+    DiskFull {
+        /// The error the system gave.
+        message: String,
+    },
+    /// Reading or writing the file failed with an I/O error (or the store
+    /// refused the write for a passing reason), so the call may not have been
+    /// recorded. Kept under this name, the one earlier versions gave every
+    /// storage failure; a full disk is [`DiskFull`](Self::DiskFull) and a
+    /// damaged file [`Damaged`](Self::Damaged).
+    #[error(
+        "storage failed, so the call may not have been recorded: {0}; check the disk, \
+         then check (describe, history) and retry"
     )]
     Storage(String),
+    /// The engine's file is damaged (redb found it inconsistent, or could not
+    /// read a page), beyond one workflow's records.
+    #[error(
+        "the engine's file is damaged ({message}); stop the engine and restore the file \
+         from a backup"
+    )]
+    Damaged {
+        /// What is wrong.
+        message: String,
+    },
     /// The engine was shut down.
     #[error("the engine is shut down; open it again to continue")]
     ShutDown,
@@ -193,8 +234,12 @@ impl From<StoreError> for ClientError {
                 workflow_id,
                 message,
             },
-            StoreError::Storage(m) | StoreError::Encode(m) => ClientError::Storage(m),
-            conflict @ StoreError::Conflict { .. } => ClientError::Storage(conflict.to_string()),
+            StoreError::Full(message) => ClientError::DiskFull { message },
+            StoreError::Damaged(message) => ClientError::Damaged { message },
+            StoreError::Io(m) | StoreError::Encode(m) => ClientError::Storage(m),
+            other @ (StoreError::Conflict { .. } | StoreError::Broken) => {
+                ClientError::Storage(other.to_string())
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Promise: storage faults never lose or invent an acknowledged change. A
-//! call whose write failed (an I/O error, a full disk, a failed fsync)
-//! returns `ClientError::Storage` and was not acknowledged; everything
+//! call whose write failed returns a typed error and was not acknowledged
+//! (`ClientError::DiskFull` for a full disk, `ClientError::Storage` for an
+//! I/O error or a failed fsync); everything
 //! acknowledged before the fault is in the file after it; and once the disk
 //! heals the engine goes on by itself: a run whose step could not be stored
 //! is parked, then resumes from its last durable step (on its next message,
@@ -137,6 +138,38 @@ fn assert_storage_error<T: std::fmt::Debug>(result: Result<T, ClientError>, what
     }
 }
 
+fn assert_disk_full<T: std::fmt::Debug>(result: Result<T, ClientError>, what: &str) {
+    match result {
+        Err(err @ ClientError::DiskFull { .. }) => {
+            let text = err.to_string();
+            assert!(
+                text.contains("free space"),
+                "{what}: says what to do: {text}"
+            );
+            assert!(!text.contains("open the engine again"), "{what}: {text}");
+        }
+        other => panic!("{what}: expected ClientError::DiskFull, got {other:?}"),
+    }
+}
+
+/// How a fault is reported to the caller of a call that met it.
+#[derive(Clone, Copy)]
+enum Reported {
+    /// `ClientError::Storage`: an I/O error.
+    Storage,
+    /// `ClientError::DiskFull`.
+    DiskFull,
+}
+
+impl Reported {
+    fn check<T: std::fmt::Debug>(self, result: Result<T, ClientError>, what: &str) {
+        match self {
+            Reported::Storage => assert_storage_error(result, what),
+            Reported::DiskFull => assert_disk_full(result, what),
+        }
+    }
+}
+
 async fn history_has(
     engine: &Engine,
     workflow_id: &str,
@@ -150,7 +183,7 @@ async fn history_has(
 
 /// Starts `fresh` under `fault`, expects a storage error, heals the disk and
 /// checks that the engine goes on and that `fresh` was never stored.
-async fn a_start_that_could_not_be_stored(fault: impl Fn(&FaultInjector)) {
+async fn a_start_that_could_not_be_stored(fault: impl Fn(&FaultInjector), reported: Reported) {
     let db = temp_db();
     let runs = Runs::default();
     let faults = FaultInjector::new();
@@ -168,7 +201,7 @@ async fn a_start_that_could_not_be_stored(fault: impl Fn(&FaultInjector)) {
         engine.start_workflow(WAIT, "fresh", (), WorkflowOptions::new()),
     )
     .await;
-    assert_storage_error(failed, "a start under the fault");
+    reported.check(failed, "a start under the fault");
     assert!(faults.injected() > 0, "the fault was hit");
 
     // Healed: the same engine takes writes again, without a restart.
@@ -200,12 +233,12 @@ async fn a_start_that_could_not_be_stored(fault: impl Fn(&FaultInjector)) {
 
 #[tokio::test]
 async fn a_start_whose_write_fails_is_refused_and_not_stored() {
-    a_start_that_could_not_be_stored(FaultInjector::fail_writes).await;
+    a_start_that_could_not_be_stored(FaultInjector::fail_writes, Reported::Storage).await;
 }
 
 #[tokio::test]
 async fn a_start_on_a_full_disk_is_refused_and_not_stored() {
-    a_start_that_could_not_be_stored(FaultInjector::disk_full).await;
+    a_start_that_could_not_be_stored(FaultInjector::disk_full, Reported::DiskFull).await;
 }
 
 /// A failed fsync leaves the outcome unknown (the bytes may have reached the
@@ -249,13 +282,13 @@ async fn a_start_whose_sync_fails_is_refused_and_whole_or_absent() {
 /// the disk heals.
 #[tokio::test]
 async fn nothing_acknowledged_is_lost_when_writes_fail() {
-    nothing_acknowledged_is_lost(FaultInjector::fail_writes).await;
+    nothing_acknowledged_is_lost(FaultInjector::fail_writes, Reported::Storage).await;
 }
 
 /// As above, with a full disk.
 #[tokio::test]
 async fn nothing_acknowledged_is_lost_when_the_disk_is_full() {
-    nothing_acknowledged_is_lost(FaultInjector::disk_full).await;
+    nothing_acknowledged_is_lost(FaultInjector::disk_full, Reported::DiskFull).await;
 }
 
 /// As above, with writes failing in the middle of commits: a few pages of a
@@ -263,11 +296,15 @@ async fn nothing_acknowledged_is_lost_when_the_disk_is_full() {
 #[tokio::test]
 async fn nothing_acknowledged_is_lost_when_a_commit_is_cut_short() {
     for allowed in [1, 3, 7] {
-        nothing_acknowledged_is_lost(|faults| faults.fail_writes_after(allowed)).await;
+        nothing_acknowledged_is_lost(
+            |faults| faults.fail_writes_after(allowed),
+            Reported::Storage,
+        )
+        .await;
     }
 }
 
-async fn nothing_acknowledged_is_lost(fault: impl Fn(&FaultInjector)) {
+async fn nothing_acknowledged_is_lost(fault: impl Fn(&FaultInjector), reported: Reported) {
     const WORKFLOWS: u32 = 6;
     const SIGNALS: u32 = 60;
     let db = temp_db();
@@ -302,11 +339,16 @@ async fn nothing_acknowledged_is_lost(fault: impl Fn(&FaultInjector)) {
                             break;
                         }
                     }
+                    // A full disk is told apart: never an I/O error, nor
+                    // "parked" with the advice to open the engine again.
+                    Err(ClientError::DiskFull { .. }) if matches!(reported, Reported::DiskFull) => {
+                        refused.push(value)
+                    }
                     Err(
                         ClientError::Storage(_)
                         | ClientError::Parked { .. }
                         | ClientError::Corrupt { .. },
-                    ) => refused.push(value),
+                    ) if matches!(reported, Reported::Storage) => refused.push(value),
                     Err(other) => panic!("signal {value} to {id}: unexpected error {other:?}"),
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
@@ -502,20 +544,21 @@ async fn a_parked_run_resumes_by_itself_once_the_disk_heals() {
         (faults.injected() > 0).then_some(())
     })
     .await;
-    // Meanwhile a description is either the parked run, or a storage
+    // Meanwhile a description is either the parked run, or the full-disk
     // error: the file cannot be read until it can be opened again.
     tokio::time::sleep(Duration::from_millis(50)).await;
     match bounded("describe under the fault", engine.describe("timed")).await {
         Ok(description) => {
             assert_eq!(description.status, WorkflowStatus::Running);
             if let Some(reason) = description.parked {
-                let ParkReason::Unrunnable(reason) = reason else {
-                    panic!("expected the run parked on the failed write, got {reason:?}");
-                };
-                assert!(reason.contains("storing"), "{reason}");
+                assert!(
+                    matches!(reason, ParkReason::DiskFull(_)),
+                    "expected the run parked on the full disk, got {reason:?}"
+                );
+                assert!(reason.to_string().contains("resumes by itself"), "{reason}");
             }
         }
-        Err(ClientError::Storage(message)) => assert!(!message.is_empty()),
+        Err(ClientError::DiskFull { message }) => assert!(!message.is_empty()),
         Err(other) => panic!("describe under the fault: {other:?}"),
     }
     assert!(faults.injected() > 0, "the fault was hit");
@@ -535,6 +578,100 @@ async fn a_parked_run_resumes_by_itself_once_the_disk_heals() {
     assert_eq!(ran(&runs, "y"), 1);
     let history = engine.history("timed").await.unwrap();
     support::assert_history_well_formed(&history);
+    engine.shutdown().await.unwrap();
+}
+
+/// A run parked by a full disk needs no reopening: a signal, a cancel or a
+/// terminate to it answers the full-disk error (with its advice), not
+/// `Parked`; describe says the disk is full; and once space is freed the
+/// run takes messages again, from its last durable step.
+#[tokio::test]
+async fn messages_to_a_run_parked_by_a_full_disk_get_the_disk_full_error() {
+    let db = temp_db();
+    let runs = Runs::default();
+    let faults = FaultInjector::new();
+    let engine = open_faulty(&db.path, &runs, &faults).await;
+    let handle = engine
+        .start_workflow(STEPS, "steps", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), || async {
+        history_has(&engine, "steps", |k| {
+            matches!(k, EventKind::ActivityCompleted { .. })
+        })
+        .await
+        .then_some(())
+    })
+    .await;
+
+    faults.disk_full();
+    let failed = bounded("a signal on the full disk", engine.signal("steps", GO, 1)).await;
+    assert_disk_full(failed, "a signal on the full disk");
+    // Parked now: every message gets the full-disk error.
+    let failed = bounded("a signal to the parked run", engine.signal("steps", GO, 1)).await;
+    assert_disk_full(failed, "a signal to the parked run");
+    let failed = bounded("a cancel", engine.cancel("steps")).await;
+    assert_disk_full(failed, "a cancel to the parked run");
+    let failed = bounded("a terminate", engine.terminate("steps", "no")).await;
+    assert_disk_full(failed, "a terminate to the parked run");
+    match bounded("describe", engine.describe("steps")).await {
+        Ok(description) => match description.parked {
+            Some(reason @ ParkReason::DiskFull(_)) => {
+                let text = reason.to_string();
+                assert!(
+                    text.contains("full") && text.contains("by itself"),
+                    "{text}"
+                );
+            }
+            other => panic!("expected the run parked on the full disk, got {other:?}"),
+        },
+        // The file could not be opened again on the full disk yet.
+        other => assert_disk_full(other, "describe on the full disk"),
+    }
+
+    faults.clear();
+    eventually(Duration::from_secs(10), || async {
+        match engine.signal("steps", GO, 2).await {
+            Ok(()) => Some(()),
+            Err(ClientError::DiskFull { .. }) => None,
+            Err(other) => panic!("a signal after space was freed: {other:?}"),
+        }
+    })
+    .await;
+    let result = bounded("the result", handle.result()).await.unwrap();
+    assert_eq!(result, vec!["a".to_string(), "b2".to_string()]);
+    assert_eq!(ran(&runs, "a"), 1, "a completed activity never runs again");
+    assert_eq!(ran(&runs, "b1"), 0, "no refused signal was seen");
+    engine.shutdown().await.unwrap();
+}
+
+/// Creating a file on a full disk is refused as `OpenError::DiskFull`,
+/// naming the file, and leaves nothing behind; with space it opens.
+#[tokio::test]
+async fn creating_a_file_on_a_full_disk_is_refused_as_disk_full() {
+    let db = temp_db();
+    let runs = Runs::default();
+    let faults = FaultInjector::new();
+    faults.disk_full();
+    match builder(&runs)
+        .fault_injector(faults.clone())
+        .open(&db.path)
+        .await
+    {
+        Err(err @ OpenError::DiskFull { .. }) => {
+            let OpenError::DiskFull { path, .. } = &err else {
+                unreachable!()
+            };
+            assert_eq!(path, &db.path, "the error names the file");
+            assert!(err.to_string().contains("free space"), "{err}");
+        }
+        Err(other) => panic!("expected OpenError::DiskFull, got {other:?}"),
+        Ok(_) => panic!("a file cannot be created on a full disk"),
+    }
+    let left: Vec<_> = std::fs::read_dir(db.dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing is left behind: {left:?}");
+    faults.clear();
+    let engine = open_faulty(&db.path, &runs, &faults).await;
     engine.shutdown().await.unwrap();
 }
 

@@ -30,7 +30,9 @@ use crate::store::{
     Backend, EncodedRecord, RedbStore, ReuseRule, RunRecord, StoreError, WriteOp, WriteOutcome,
 };
 use crate::worker::{DEFAULT_TASK_QUEUE, RunMsg, Shared, Worker};
-use crate::workflow::{QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
+use crate::workflow::{
+    ParkReason, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
+};
 
 /// How often a terminate of a run without an actor reads the history again
 /// when the run moved on under it.
@@ -228,6 +230,7 @@ impl EngineBuilder {
     /// [`OpenError::AlreadyInUse`] when another engine has the file open,
     /// [`OpenError::NewerFormat`] for a file from a newer steadfast,
     /// [`OpenError::Unreadable`] for a file that is not a steadfast database,
+    /// [`OpenError::DiskFull`] when the disk has no room to open or create it.
     /// [`OpenError::InvalidConfig`] for a zero [`retention`](Self::retention).
     pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, OpenError> {
         if self.retention.is_some_and(|r| r.is_zero()) {
@@ -297,7 +300,9 @@ impl Engine {
     /// not register the type (a queue with no worker at all is accepted: the
     /// run waits until the engine is opened with one),
     /// [`ClientError::InvalidArgument`] for an empty or over-long ID,
-    /// [`ClientError::PayloadTooLarge`].
+    /// [`ClientError::PayloadTooLarge`]; [`ClientError::DiskFull`] while the
+    /// disk is full, [`ClientError::Storage`] for an I/O error,
+    /// [`ClientError::Damaged`] for a damaged file: the start was not recorded.
     pub async fn start_workflow<I, O>(
         &self,
         workflow: WorkflowDef<I, O>,
@@ -545,7 +550,9 @@ impl Engine {
     /// # Errors
     /// [`ClientError::NotFound`] for an unknown ID,
     /// [`ClientError::WorkflowClosed`] when its latest run has closed,
-    /// [`ClientError::PayloadTooLarge`].
+    /// [`ClientError::PayloadTooLarge`]; [`ClientError::DiskFull`] while the
+    /// disk is full (also for a run parked by it), [`ClientError::Storage`]
+    /// for an I/O error: the signal was not recorded.
     pub async fn signal<T: Serialize>(
         &self,
         workflow_id: &str,
@@ -604,14 +611,22 @@ impl Engine {
                 workflow_id: workflow_id.to_string(),
                 status: record.status,
             },
-            Ok(_) => ClientError::Parked {
-                workflow_id: workflow_id.to_string(),
-                reason: self
+            Ok(_) => {
+                let reason = self
                     .shared
                     .watch(run_id)
-                    .and_then(|s| s.borrow().parked().map(ToString::to_string))
-                    .unwrap_or_else(|| "its actor stopped".to_string()),
-            },
+                    .and_then(|s| s.borrow().parked().cloned());
+                match reason {
+                    // Not a cause to fix in code: the call waits for space,
+                    // and the run resumes by itself.
+                    Some(ParkReason::DiskFull(message)) => ClientError::DiskFull { message },
+                    reason => ClientError::Parked {
+                        workflow_id: workflow_id.to_string(),
+                        reason: reason
+                            .map_or_else(|| "its actor stopped".to_string(), |r| r.to_string()),
+                    },
+                }
+            }
             Err(e) => e.into(),
         }
     }

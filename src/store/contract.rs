@@ -124,6 +124,15 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
     /// it writes a `Sweep`, so that a sweep with nothing due costs no commit).
     fn any_closed_by(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>>;
 
+    /// While storage fails (a full disk, an I/O error), how long a caller
+    /// refused by it should wait before it tries again: the store backs off
+    /// rather than spin on a failing disk. Zero while storage is healthy.
+    fn retry_delay(&self) -> std::time::Duration;
+
+    /// The last storage failure, while storage fails (what a refused caller
+    /// is told, for example a full disk).
+    fn failure(&self) -> StoreError;
+
     /// Stops taking writes after those already sent and releases the store
     /// (for a file: its lock). May block; call it off the async runtime.
     fn close(&self);

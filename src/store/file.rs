@@ -79,30 +79,80 @@ pub(crate) fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 /// ([`discard`](Self::discard)), and the next user of the file opens it again
 /// ([`get`](Self::get)): once the disk is healthy the engine goes on, from
 /// what was durable, without a restart.
+///
+/// While storage keeps failing (a full disk stays full), commits back off:
+/// after the first failure the next commit is attempted at once, after each
+/// further one in a row the next attempt waits twice as long, up to
+/// [`BACKOFF_MAX`], and commits meanwhile get the last failure at once, with
+/// no I/O. The file is opened again right after a failure breaks the handle,
+/// so reads go on (unless that fails too: then it is tried again after the
+/// backoff). A successful commit ends the backoff
+/// ([`committed`](Self::committed)).
 #[derive(Debug)]
 pub(crate) struct DbCell {
     path: PathBuf,
     backend: Backend,
     /// redb's page cache size, for opening the file again.
     cache_bytes: usize,
-    state: Mutex<DbState>,
+    state: Mutex<CellState>,
     /// Set once redb panicked on the file: later opens check every page.
     damaged: AtomicBool,
 }
 
 #[derive(Debug)]
+struct CellState {
+    db: DbState,
+    /// Storage failures (failed commits and failed opens) since the last
+    /// successful commit.
+    failures: u32,
+    /// The latest of them, and when the next attempt is worth making.
+    last: Option<(StoreError, Instant)>,
+}
+
+#[derive(Debug)]
 enum DbState {
     Open(Arc<Database>),
-    /// Dropped after a storage failure; opened again on next use. Holds the
-    /// time and error of the last attempt, while attempts fail.
-    Failed(Option<(Instant, String)>),
+    /// Dropped after a storage failure; opened again on the first use once
+    /// the backoff (`CellState::last`) has passed.
+    Failed,
     Closed,
 }
 
-/// Least time between two attempts to open the file again while they fail:
-/// an attempt may walk the whole file (redb's repair), so runs that retry
-/// must not turn a full disk into a busy loop.
-const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
+/// The first wait between attempts that fail in a row (the attempt right
+/// after a first failure is made at once).
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+
+/// The longest wait between attempts while storage fails: an attempt may
+/// walk the whole file (redb's repair when opening it again), so a full
+/// disk must not turn into a busy loop; and once space is freed the engine
+/// goes on within this time.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// The wait after `failures` failures in a row.
+fn backoff(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => BACKOFF_FIRST
+            .saturating_mul(1u32 << (n - 2).min(16))
+            .min(BACKOFF_MAX),
+    }
+}
+
+impl CellState {
+    /// The last failure, while the next attempt is not yet worth making.
+    fn backing_off(&self) -> Option<StoreError> {
+        match &self.last {
+            Some((error, retry_at)) if Instant::now() < *retry_at => Some(error.clone()),
+            _ => None,
+        }
+    }
+
+    fn failed(&mut self, error: StoreError) {
+        self.failures = self.failures.saturating_add(1);
+        let retry_at = Instant::now() + backoff(self.failures);
+        self.last = Some((error, retry_at));
+    }
+}
 
 impl DbCell {
     pub(super) fn new(
@@ -116,53 +166,137 @@ impl DbCell {
             path: path.to_path_buf(),
             backend,
             cache_bytes,
-            state: Mutex::new(DbState::Open(Arc::new(db))),
+            state: Mutex::new(CellState {
+                db: DbState::Open(Arc::new(db)),
+                failures: 0,
+                last: None,
+            }),
             damaged: AtomicBool::new(damaged),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, DbState> {
-        // Every change to the state is a single assignment; a panic cannot
-        // leave it half-made.
+    fn state(&self) -> MutexGuard<'_, CellState> {
+        // Every change to the state is made of plain assignments that
+        // cannot panic; a panic elsewhere cannot leave it half-made.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The open database, opened again first if a storage failure dropped it.
+    /// The open database, for reads: opened again first if a storage
+    /// failure dropped it and the backoff has passed; otherwise the last
+    /// failure, at once.
     pub(crate) fn get(&self) -> Result<Arc<Database>, StoreError> {
         let mut state = self.state();
-        match &*state {
-            DbState::Open(db) => Ok(db.clone()),
-            DbState::Closed => Err(StoreError::Closed),
-            DbState::Failed(Some((at, message))) if at.elapsed() < REOPEN_INTERVAL => {
-                Err(StoreError::Storage(message.clone()))
+        match &state.db {
+            DbState::Open(db) => return Ok(db.clone()),
+            DbState::Closed => return Err(StoreError::Closed),
+            DbState::Failed => {}
+        }
+        if let Some(error) = state.backing_off() {
+            return Err(error);
+        }
+        self.open_again(&mut state, true)
+    }
+
+    /// The open database, for a commit: while storage fails, only once the
+    /// backoff has passed (a commit is what finds out whether the disk has
+    /// room again); meanwhile the last failure, at once, with no I/O.
+    pub(crate) fn get_for_write(&self) -> Result<Arc<Database>, StoreError> {
+        if let Some(error) = self.state().backing_off() {
+            return Err(error);
+        }
+        self.get()
+    }
+
+    /// Opens the file again; a failure counts toward the backoff when
+    /// `counted` (an attempt of its own, not the one right after a failed
+    /// commit, which that commit already counted).
+    fn open_again(
+        &self,
+        state: &mut CellState,
+        counted: bool,
+    ) -> Result<Arc<Database>, StoreError> {
+        let checked = self.damaged.load(Ordering::SeqCst);
+        let opened = contain(|| self.backend.open(&self.path, checked, self.cache_bytes))
+            .map_err(StoreError::Damaged)
+            .and_then(|r| {
+                r.map_err(|e| match e {
+                    // The dropped handle still holds the file's lock (a read
+                    // in flight keeps it a moment longer, see `release`): the
+                    // failure that dropped it is still the one to answer.
+                    redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Broken,
+                    other => super::redb_err(other),
+                })
+            });
+        match opened {
+            Ok(db) => {
+                tracing::info!(path = %self.path.display(), "file opened again after a storage failure");
+                let db = Arc::new(db);
+                state.db = DbState::Open(db.clone());
+                Ok(db)
             }
-            DbState::Failed(_) => {
-                let checked = self.damaged.load(Ordering::SeqCst);
-                let opened = contain(|| self.backend.open(&self.path, checked, self.cache_bytes))
-                    .and_then(|r| r.map_err(|e| e.to_string()));
-                match opened {
-                    Ok(db) => {
-                        tracing::info!(path = %self.path.display(), "file opened again after a storage failure");
-                        let db = Arc::new(db);
-                        *state = DbState::Open(db.clone());
-                        Ok(db)
-                    }
-                    Err(e) => {
-                        let message = format!(
-                            "the file could not be opened again after a storage failure: {e}"
-                        );
-                        *state = DbState::Failed(Some((Instant::now(), message.clone())));
-                        Err(StoreError::Storage(message))
-                    }
+            Err(e) => {
+                let e = match e {
+                    StoreError::Broken => match &state.last {
+                        Some((error, _)) => error.clone(),
+                        None => StoreError::Io(
+                            "the file is still held by the handle a storage failure \
+                             dropped; retry the call"
+                                .into(),
+                        ),
+                    },
+                    other => other,
+                };
+                tracing::warn!(path = %self.path.display(), error = %e, "the file could not be opened again after a storage failure");
+                // Right after a failed commit, that commit's failure stays
+                // the one answered.
+                if counted {
+                    state.failed(e.clone());
                 }
+                Err(e)
             }
         }
     }
 
+    /// The failure that broke the handle, for a call that redb refused with
+    /// "previous I/O error".
+    pub(crate) fn failure(&self) -> StoreError {
+        match &self.state().last {
+            Some((error, _)) => error.clone(),
+            None => StoreError::Io(
+                "an earlier write failed; the file is being opened again, retry the call".into(),
+            ),
+        }
+    }
+
+    /// How long a run parked on a storage failure should wait before it
+    /// tries again: until the next attempt on the file is worth making.
+    pub(crate) fn retry_delay(&self) -> Duration {
+        match &self.state().last {
+            Some((_, retry_at)) => retry_at.saturating_duration_since(Instant::now()),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// A commit succeeded: storage works again, the backoff ends.
+    pub(crate) fn committed(&self) {
+        let mut state = self.state();
+        if state.failures > 0 {
+            tracing::info!(path = %self.path.display(), failures = state.failures, "storage works again");
+            state.failures = 0;
+            state.last = None;
+        }
+    }
+
+    /// Records a failed commit: the backoff grows, and calls refused meanwhile
+    /// get `error`.
+    pub(crate) fn failed(&self, error: StoreError) {
+        self.state().failed(error);
+    }
+
     /// Drops `db` if a failed write left it unusable (or redb panicked on
     /// it: `damaged`), so that the next [`get`](Self::get) opens the file
-    /// again. Called by the writer thread, the only writer, after a failed
-    /// commit.
+    /// again, once the backoff has passed. Called by the writer thread, the
+    /// only writer, after a failed commit (and [`failed`](Self::failed)).
     pub(crate) fn discard(&self, db: Arc<Database>, damaged: bool) {
         if damaged {
             self.damaged.store(true, Ordering::SeqCst);
@@ -181,19 +315,25 @@ impl DbCell {
             }
         }
         let mut state = self.state();
-        if matches!(&*state, DbState::Open(current) if Arc::ptr_eq(current, &db)) {
+        if matches!(&state.db, DbState::Open(current) if Arc::ptr_eq(current, &db)) {
             drop(db);
-            let broken = std::mem::replace(&mut *state, DbState::Failed(None));
+            let broken = std::mem::replace(&mut state.db, DbState::Failed);
             // The lock is held until the old handle has let go of the file,
             // so that nobody opens it again meanwhile.
             release(broken);
+            // Opened again at once, so that reads (describe, history, list,
+            // loading runs) go on while commits back off; the next commit is
+            // attempted once the backoff has passed (`get_for_write`). A
+            // failure here leaves the cell failed, tried again after the
+            // backoff.
+            let _ = self.open_again(&mut state, false);
         }
     }
 
     /// Closes the file for good.
     pub(super) fn close(&self) {
         let mut state = self.state();
-        release(std::mem::replace(&mut *state, DbState::Closed));
+        release(std::mem::replace(&mut state.db, DbState::Closed));
     }
 }
 

@@ -46,10 +46,28 @@ use tables::{
 };
 
 /// A failure inside the store. Cloned to every caller of a failed group commit.
+///
+/// Storage failures are classified where redb reports them ([`redb_err`],
+/// [`io_err`], [`file::contain`]), never by their text: a full disk, another
+/// I/O error, or a damaged file, each with its own advice at the front door.
 #[derive(Clone, Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    #[error("storage error: {0}")]
-    Storage(String),
+    /// The disk holding the file has no space left (`ENOSPC`, or a quota:
+    /// `EDQUOT`). Nothing of the write is durable; the same write succeeds
+    /// once space is freed.
+    #[error("the disk holding the file is full: {0}")]
+    Full(String),
+    /// Reading or writing the file failed with another I/O error.
+    #[error("I/O error on the file: {0}")]
+    Io(String),
+    /// The file is damaged: redb found it inconsistent, or panicked on it.
+    #[error("{0}")]
+    Damaged(String),
+    /// redb refused a call because an earlier one failed on this handle
+    /// ("previous I/O error"). The store answers the failure that broke the
+    /// handle instead (see [`DbCell::failure`]); this is only a fallback.
+    #[error("the file failed earlier and is being opened again")]
+    Broken,
     #[error("a stored record of workflow {workflow_id:?} is corrupt: {message}")]
     Corrupt {
         workflow_id: String,
@@ -83,10 +101,56 @@ impl StoreError {
     pub(crate) fn encode(err: CodecError) -> Self {
         StoreError::Encode(err.to_string())
     }
+
+    /// A failure of the file or the disk under it (not of one record, nor a
+    /// refusal): the handle may need opening again, and the same call may
+    /// succeed later.
+    pub(crate) fn is_storage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Full(_) | StoreError::Io(_) | StoreError::Damaged(_) | StoreError::Broken
+        )
+    }
 }
 
+/// Classifies a redb error: an I/O error (a full disk or another), damage,
+/// or redb's "previous I/O error".
 pub(crate) fn redb_err(err: impl Into<redb::Error>) -> StoreError {
-    StoreError::Storage(err.into().to_string())
+    let err = err.into();
+    match &err {
+        redb::Error::Io(io) => io_err(io),
+        redb::Error::Backend(inner) => match inner.downcast_ref::<std::io::Error>() {
+            Some(io) => io_err(io),
+            None => StoreError::Io(err.to_string()),
+        },
+        redb::Error::Corrupted(_) => StoreError::Damaged(format!(
+            "the file is damaged (redb: {err}); restore it from a backup"
+        )),
+        redb::Error::PreviousIo => StoreError::Broken,
+        _ => StoreError::Io(err.to_string()),
+    }
+}
+
+/// Classifies an I/O error: a full disk, or another I/O error.
+pub(crate) fn io_err(err: &std::io::Error) -> StoreError {
+    if is_disk_full(err) {
+        StoreError::Full(err.to_string())
+    } else {
+        StoreError::Io(err.to_string())
+    }
+}
+
+/// No space (`ENOSPC`) or no quota (`EDQUOT`) left, also when wrapped in
+/// another I/O error (std maps both raw OS errors to these kinds).
+fn is_disk_full(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded
+    ) || err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .is_some_and(is_disk_full)
 }
 
 /// The store in one redb file.
@@ -168,14 +232,19 @@ impl RedbStore {
         f: impl FnOnce(&Database) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let db = self.db.get()?;
-        file::contain(|| f(&db)).unwrap_or_else(|message| {
+        let result = file::contain(|| f(&db)).unwrap_or_else(|message| {
             Err(match workflow_id {
                 Some(id) => StoreError::Corrupt {
                     workflow_id: id.to_string(),
                     message,
                 },
-                None => StoreError::Storage(message),
+                None => StoreError::Damaged(message),
             })
+        });
+        // A read on a handle a failed write broke meanwhile: say what broke it.
+        result.map_err(|e| match e {
+            StoreError::Broken => self.db.failure(),
+            other => other,
         })
     }
 
@@ -384,9 +453,25 @@ fn create(path: &Path, backend: &Backend, cache_bytes: usize) -> Result<(), Open
     name.push(std::process::id().to_string());
     let temporary = path.with_file_name(name);
     let _ = std::fs::remove_file(&temporary);
-    let db = file::contain(|| open_checked(&temporary, backend, false, cache_bytes))
-        .map_err(&failed)??;
-    drop(db);
+    let opened = file::contain(|| open_checked(&temporary, backend, false, cache_bytes));
+    let refused = match opened {
+        Ok(Ok(db)) => {
+            drop(db);
+            None
+        }
+        Err(message) => Some(failed(message)),
+        // Named after the file asked for, not its temporary name.
+        Ok(Err(OpenError::DiskFull { message, .. })) => Some(OpenError::DiskFull {
+            path: path.to_path_buf(),
+            message,
+        }),
+        Ok(Err(other)) => Some(other),
+    };
+    if let Some(err) = refused {
+        // Its space is needed most when the disk is full.
+        let _ = std::fs::remove_file(&temporary);
+        return Err(err);
+    }
     let linked = std::fs::hard_link(&temporary, path).or_else(|e| {
         // A file system without hard links: rename, still never over a file.
         if e.kind() != std::io::ErrorKind::AlreadyExists && !path.exists() {
@@ -400,7 +485,15 @@ fn create(path: &Path, backend: &Backend, cache_bytes: usize) -> Result<(), Open
         Ok(()) => {}
         // Another process created it first: open that one.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(failed(format!("could not create the file: {e}"))),
+        Err(e) => {
+            return Err(match io_err(&e) {
+                StoreError::Full(message) => OpenError::DiskFull {
+                    path: path.to_path_buf(),
+                    message,
+                },
+                _ => failed(format!("could not create the file: {e}")),
+            });
+        }
     }
     // The new name must survive a power cut as well.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
@@ -478,46 +571,54 @@ fn open_checked(
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyInUse {
                 path: path.to_path_buf(),
             },
-            other => OpenError::Unreadable {
-                path: path.to_path_buf(),
-                message: other.to_string(),
-            },
+            other => open_error(path, redb_err(other)),
         })?;
-    check_format(&db).map_err(|message| OpenError::Unreadable {
-        path: path.to_path_buf(),
-        message,
-    })??;
+    check_format(&db).map_err(|e| open_error(path, e))??;
     Ok(db)
+}
+
+/// The open's error for a storage failure while opening or creating the
+/// file: a full disk is told apart, anything else makes it unreadable.
+fn open_error(path: &Path, err: StoreError) -> OpenError {
+    match err {
+        StoreError::Full(message) => OpenError::DiskFull {
+            path: path.to_path_buf(),
+            message,
+        },
+        other => OpenError::Unreadable {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
+    }
 }
 
 /// Writes the format version into a new file, or checks an existing one.
 /// The outer error is a storage failure, the inner one a refusal.
-fn check_format(db: &Database) -> Result<Result<(), OpenError>, String> {
-    let txn = db.begin_write().map_err(|e| e.to_string())?;
+fn check_format(db: &Database) -> Result<Result<(), OpenError>, StoreError> {
+    let txn = db.begin_write().map_err(redb_err)?;
     let found = {
-        let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+        let mut meta = txn.open_table(META).map_err(redb_err)?;
         let found = meta
             .get(FORMAT_KEY)
-            .map_err(|e| e.to_string())?
+            .map_err(redb_err)?
             .map(|v| v.value().to_vec());
         match found {
             Some(bytes) => {
-                let arr: [u8; 4] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| "the format version record is corrupt".to_string())?;
+                let arr: [u8; 4] = bytes.as_slice().try_into().map_err(|_| {
+                    StoreError::Damaged("the format version record is corrupt".to_string())
+                })?;
                 Some(u32::from_le_bytes(arr))
             }
             None => {
                 meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(redb_err)?;
                 None
             }
         }
     };
     match found {
         Some(v) if v > STORE_FORMAT_VERSION => {
-            txn.abort().map_err(|e| e.to_string())?;
+            txn.abort().map_err(redb_err)?;
             Ok(Err(OpenError::NewerFormat {
                 found: v,
                 supported: STORE_FORMAT_VERSION,
@@ -528,11 +629,11 @@ fn check_format(db: &Database) -> Result<Result<(), OpenError>, String> {
             Ok(Ok(()))
         }
         Some(_) => {
-            txn.abort().map_err(|e| e.to_string())?;
+            txn.abort().map_err(redb_err)?;
             Ok(Ok(()))
         }
         None => {
-            txn.commit().map_err(|e| e.to_string())?;
+            txn.commit().map_err(redb_err)?;
             Ok(Ok(()))
         }
     }
@@ -543,15 +644,15 @@ fn check_format(db: &Database) -> Result<Result<(), OpenError>, String> {
 /// durability, so a crash at any moment leaves either the old file or the
 /// new one (redb commits are atomic). Its cost is a pass over every run
 /// record, once.
-fn migrate_v1(txn: redb::WriteTransaction) -> Result<(), String> {
+fn migrate_v1(txn: redb::WriteTransaction) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
-    let runs = visibility::build_all(&txn).map_err(|e| e.to_string())?;
+    let runs = visibility::build_all(&txn)?;
     {
-        let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+        let mut meta = txn.open_table(META).map_err(redb_err)?;
         meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
-            .map_err(|e| e.to_string())?;
+            .map_err(redb_err)?;
     }
-    txn.commit().map_err(|e| e.to_string())?;
+    txn.commit().map_err(redb_err)?;
     tracing::info!(
         runs,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -640,6 +741,14 @@ impl Store for RedbStore {
 
     fn any_closed_by(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(ready(self.read_any_closed_by(cutoff)))
+    }
+
+    fn retry_delay(&self) -> std::time::Duration {
+        self.db.retry_delay()
+    }
+
+    fn failure(&self) -> StoreError {
+        self.db.failure()
     }
 
     fn close(&self) {

@@ -151,26 +151,47 @@ pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
                 Err(_) => break,
             }
         }
-        let (result, broken) = match cell.get() {
+        let (mut result, broken) = match cell.get_for_write() {
             // redb panics on pages damaged outside it: nothing of the batch
             // is durable then, and the handle is not trusted again.
             Ok(db) => match contain(|| commit_batch(&db, &batch)) {
                 Ok(result) => {
-                    let failed = result
-                        .iter()
-                        .any(|r| matches!(r, Err(StoreError::Storage(_))));
-                    (result, failed.then_some((db, false)))
+                    let failed = result.iter().find_map(|r| match r {
+                        Err(e) if e.is_storage() => Some(e.clone()),
+                        _ => None,
+                    });
+                    if failed.is_none() {
+                        cell.committed();
+                    }
+                    (result, failed.map(|e| (db, e, false)))
                 }
                 Err(message) => {
-                    let err = StoreError::Storage(message);
+                    let err = StoreError::Damaged(message);
                     (
                         batch.iter().map(|_| Err(err.clone())).collect(),
-                        Some((db, true)),
+                        Some((db, err, true)),
                     )
                 }
             },
             Err(err) => (batch.iter().map(|_| Err(err.clone())).collect(), None),
         };
+        // Recorded before the callers are answered, so that a run they park
+        // waits for the backoff.
+        let broken = broken.map(|(db, err, damaged)| {
+            // A handle refused at once ("previous I/O error") was broken by
+            // an earlier failure: answer that one.
+            let err = match err {
+                StoreError::Broken => cell.failure(),
+                other => other,
+            };
+            for outcome in &mut result {
+                if matches!(outcome, Err(StoreError::Broken)) {
+                    *outcome = Err(err.clone());
+                }
+            }
+            cell.failed(err);
+            (db, damaged)
+        });
         for (request, outcome) in batch.into_iter().zip(result) {
             // A caller that stopped waiting has nothing to be told.
             let _ = request.reply.send(Reply {
@@ -179,7 +200,8 @@ pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
             });
         }
         // After a storage failure redb refuses every later transaction until
-        // the file is opened again; the next use of the file does that.
+        // the file is opened again; the next use of the file does that (once
+        // the backoff has passed).
         if let Some((db, damaged)) = broken {
             cell.discard(db, damaged);
         }
@@ -211,7 +233,7 @@ fn commit_batch(db: &Database, batch: &[Request]) -> BatchResult {
     let attempt = || -> Result<BatchResult, StoreError> {
         let mut txn = db.begin_write().map_err(redb_err)?;
         txn.set_durability(Durability::Immediate)
-            .map_err(|e| StoreError::Storage(e.to_string()))?;
+            .map_err(|e| StoreError::Io(e.to_string()))?;
         let mut answers = Vec::with_capacity(batch.len());
         {
             // Opened once per batch: opening a table costs more than a

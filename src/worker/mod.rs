@@ -37,9 +37,10 @@ const CONCURRENT_LOADS: usize = 2;
 /// The task queue used when none is named.
 pub const DEFAULT_TASK_QUEUE: &str = "default";
 
-/// How long a run parked on a storage failure waits before it is loaded
-/// from the file again (see [`Shared::retry_later`]).
-const STORAGE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+/// The least time a run parked on a storage failure waits before it is
+/// loaded from the file again; while storage keeps failing it waits for the
+/// store's backoff instead (see [`Shared::retry_later`]).
+const STORAGE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The workflows and activities served on one task queue, as a Temporal
 /// worker registers them, with the queue's limits. Give it to
@@ -160,6 +161,16 @@ impl Worker {
         self.max_activities_per_second = other
             .max_activities_per_second
             .or(self.max_activities_per_second);
+    }
+}
+
+/// Why a run parks on a failed store call: a full disk has its own reason
+/// (the run resumes by itself once space is freed); anything else is
+/// `what` failed, with the error.
+pub(crate) fn storage_park_reason(err: StoreError, what: &str) -> ParkReason {
+    match err {
+        StoreError::Full(message) => ParkReason::DiskFull(message),
+        other => ParkReason::Unrunnable(format!("{what}: {other}")),
     }
 }
 
@@ -501,6 +512,15 @@ impl Shared {
         loaded: Result<Option<(RunRecord, Vec<Event>)>, StoreError>,
     ) {
         let shared = self;
+        if shared.store.retry_delay() > std::time::Duration::ZERO && shared.only_wakes(run_id) {
+            // Storage fails and commits back off: a run loaded now (its
+            // replay, its activities started again) could store nothing, so
+            // nobody waiting on a message, it waits for the backoff instead.
+            let reason = storage_park_reason(shared.store.failure(), "loading the run failed");
+            shared.stop(run_id, reason);
+            shared.retry_later(run_id);
+            return;
+        }
         {
             match loaded {
                 Ok(Some((record, history))) => {
@@ -544,8 +564,8 @@ impl Shared {
                     shared.runs().remove(&run_id);
                 }
                 Err(e) => {
-                    let retry = matches!(e, StoreError::Storage(_));
-                    shared.stop(run_id, ParkReason::Unrunnable(e.to_string()));
+                    let retry = e.is_storage();
+                    shared.stop(run_id, storage_park_reason(e, "loading the run failed"));
                     if retry {
                         shared.retry_later(run_id);
                     }
@@ -554,11 +574,25 @@ impl Shared {
         }
     }
 
-    /// Loads a run parked on a storage failure again after
-    /// [`STORAGE_RETRY`], so that it resumes by itself once the disk heals.
+    /// Loads a run parked on a storage failure again once the store's
+    /// backoff has passed (at least [`STORAGE_RETRY`] from now), so that it
+    /// resumes by itself once the disk heals, and a disk that stays full
+    /// costs one attempt per backoff, not a busy loop.
     pub(crate) fn retry_later(&self, run_id: RunId) {
-        let at = SystemTime::now() + STORAGE_RETRY;
+        let at = SystemTime::now() + self.store.retry_delay().max(STORAGE_RETRY);
         self.timers.schedule(at, run_id, RunMsg::Wake);
+    }
+
+    /// True when the run is being loaded for wake-ups only, with no message
+    /// that someone waits on.
+    fn only_wakes(&self, run_id: RunId) -> bool {
+        match self.runs().get(&run_id) {
+            Some(RunSlot {
+                actor: Actor::Loading(queued),
+                ..
+            }) => queued.iter().all(|msg| matches!(msg, RunMsg::Wake)),
+            _ => false,
+        }
     }
 
     /// Marks a run as parked without an actor.

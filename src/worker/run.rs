@@ -648,15 +648,18 @@ impl RunActor {
                 Ok(()) => {}
                 Err(StoreError::Conflict { .. }) => return self.fell_behind(step).await,
                 Err(err) => {
-                    let message = err.to_string();
                     for ack in step.acks {
-                        let _ = ack.send(Err(ClientError::Storage(message.clone())));
+                        let _ = ack.send(Err(ClientError::from(err.clone())));
                     }
                     // What the machine holds is ahead of the file now; only a
                     // replay from the file can continue safely.
-                    return self.park(format!(
-                        "storing the run's progress failed ({message}); it resumes from its last durable step once the file can be written again"
-                    ));
+                    let reason = match err {
+                        StoreError::Full(message) => ParkReason::DiskFull(message),
+                        other => ParkReason::Unrunnable(format!(
+                            "storing the run's progress failed ({other}); it resumes from its last durable step once the file can be written again"
+                        )),
+                    };
+                    return self.park(reason);
                 }
             }
         }
@@ -695,10 +698,10 @@ impl RunActor {
                 self.shared.unregister(self.run_id);
                 false
             }
-            None => self.park(format!(
+            None => self.park(ParkReason::Unrunnable(format!(
                 "run {} changed in the file meanwhile; it resumes from what the file holds",
                 self.run_id
-            )),
+            ))),
         }
     }
 
@@ -776,12 +779,11 @@ impl RunActor {
         answer_query(&self.machine, &self.record.workflow_id, name)
     }
 
-    fn park(&mut self, message: String) -> bool {
+    fn park(&mut self, reason: ParkReason) -> bool {
         // The run stays visible as parked; the actor stops, and the next
         // message (or the retry a moment later) loads the run again from its
         // last durable step.
-        self.shared
-            .stop(self.run_id, ParkReason::Unrunnable(message));
+        self.shared.stop(self.run_id, reason);
         self.shared.retry_later(self.run_id);
         false
     }

@@ -315,6 +315,15 @@ pub enum ParkReason {
     /// The workflow cannot be started from its history.
     #[error("{0}")]
     Unrunnable(String),
+    /// The disk holding the file is full, so the run's progress could not be
+    /// stored (nothing acknowledged is lost). Unlike the other reasons this
+    /// needs no new code and no reopening: the run resumes by itself, from
+    /// its last durable step, once space is freed on that disk.
+    #[error(
+        "the disk holding the file is full ({0}); the run resumes by itself from its last \
+         durable step once space is freed on that disk"
+    )]
+    DiskFull(String),
 }
 
 #[derive(Debug, Default)]
