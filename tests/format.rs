@@ -14,7 +14,7 @@ use steadfast::{
     Engine, OpenError, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
 };
 
-/// The meta table as `src/store/tables.rs` lays it out: `&str -> &[u8]`,
+/// The meta table as `src/store/redb/tables.rs` lays it out: `&str -> &[u8]`,
 /// with the store format as a little-endian `u32` under `format_version`.
 const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("steadfast_meta");
 const FORMAT_KEY: &str = "format_version";

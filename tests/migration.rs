@@ -19,7 +19,7 @@ use support::{TempDb, child_report, spawn_crash_child, temp_db};
 
 const FIXTURE: &str = "tests/fixtures/format-1.steadfast";
 
-/// The tables as `src/store/tables.rs` lays them out.
+/// The tables as `src/store/redb/tables.rs` lays them out.
 const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("steadfast_meta");
 const RUNS: redb::TableDefinition<u128, &[u8]> = redb::TableDefinition::new("runs");
 

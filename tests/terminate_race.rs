@@ -16,7 +16,7 @@
 //! being opened again, and its read a moment later succeed), so a run of
 //! this test hits the direct close in some rounds only; rounds are cheap,
 //! and `STEADFAST_RACE_ROUNDS` runs more. The store's own tests refuse such
-//! appends deterministically (`src/store/writer.rs`).
+//! appends deterministically (`src/store/conformance.rs`).
 //!
 //! Needs the hidden `fault-injection` feature:
 //! `cargo test --features fault-injection --test terminate_race`.

@@ -1,5 +1,5 @@
 //! Listing runs: filters, pages, open runs first, then closed ones, newest
-//! first. The store answers from its indexes (`store/visibility.rs`), so a
+//! first. The store answers from its indexes (`store/redb/visibility.rs`), so a
 //! page costs about the same with a thousand runs in the file or a million.
 
 use std::time::SystemTime;

@@ -434,7 +434,7 @@ pub fn since(a: std::time::SystemTime, b: std::time::SystemTime) -> Duration {
     a.duration_since(b).unwrap_or_default()
 }
 
-/// The history table as `src/store/tables.rs` lays it out:
+/// The history table as `src/store/redb/tables.rs` lays it out:
 /// `(run ID u128, event ID u64) -> &[u8]`, one encoded event per entry.
 pub const HISTORY: redb::TableDefinition<(u128, u64), &[u8]> =
     redb::TableDefinition::new("history");

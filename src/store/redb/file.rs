@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use redb::Database;
 
-use super::StoreError;
 #[cfg(feature = "fault-injection")]
 use super::faults::{FaultInjector, FaultyBackend};
 #[cfg(feature = "fault-injection")]
 use super::power_cut::{PowerCut, PowerCutBackend};
+use crate::store::StoreError;
 
 /// How the file is opened: with redb's file backend, or (for the fault
 /// tests) with a wrapper of it that fails on demand.

@@ -14,118 +14,16 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::file::contain;
-use super::tables::{
-    HISTORY, RUNNING, RUNS, RunRecord, VISIBILITY, WAKE_NEVER, WAKEUPS, WORKFLOWS,
-};
-use super::{DbCell, StoreError, redb_err, retention, visibility};
+use super::tables::{HISTORY, RUNNING, RUNS, VISIBILITY, WAKEUPS, WORKFLOWS};
+use super::{DbCell, redb_err, retention, visibility};
 use crate::codec;
 use crate::history::{RunId, WorkflowStatus};
+use crate::store::{
+    EncodedRecord, ReuseRule, RunRecord, StoreError, WAKE_NEVER, WriteOp, WriteOutcome,
+};
 
 /// Most requests folded into one transaction, so one commit stays short.
 const MAX_BATCH: usize = 4096;
-
-/// Whether a closed workflow ID may be started again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ReuseRule {
-    Allow,
-    AllowIfLastNotCompleted,
-    Reject,
-}
-
-/// A run record with its encoding, made by the caller so that the writer
-/// thread, which every commit waits for, does not spend its time encoding.
-#[derive(Debug)]
-pub(crate) struct EncodedRecord {
-    record: RunRecord,
-    bytes: Vec<u8>,
-}
-
-impl EncodedRecord {
-    pub(crate) fn new(record: RunRecord) -> Result<Self, StoreError> {
-        let bytes = codec::encode(&record).map_err(StoreError::encode)?;
-        Ok(EncodedRecord { record, bytes })
-    }
-}
-
-/// One change to the file.
-#[derive(Debug)]
-pub(crate) enum WriteOp {
-    /// Start a new run, unless its workflow ID has a running run or the reuse
-    /// rule refuses the closed one.
-    Start {
-        run_id: RunId,
-        record: EncodedRecord,
-        /// Encoded events, numbered from 1.
-        events: Vec<Vec<u8>>,
-        reuse: ReuseRule,
-        /// When the run next needs the engine (see `tables::WAKE_NOW`).
-        wake: u64,
-    },
-    /// Close a running run with one event, for runs whose actor cannot do
-    /// it (parked on an unreadable record or a failed write). Conditional
-    /// as an append: refused with [`StoreError::Conflict`] unless the
-    /// stored history ends just before `event_id`; a closed run answers
-    /// `AlreadyClosed`.
-    Close {
-        run_id: RunId,
-        workflow_id: String,
-        /// The closing event's ID: one past the stored history.
-        event_id: u64,
-        /// When the engine closed the run: the event's time and the record's
-        /// close time.
-        at: SystemTime,
-        /// The encoded closing event.
-        event: Vec<u8>,
-        status: WorkflowStatus,
-    },
-    /// Append events to a run; `record` is its new record when the events
-    /// change it (they close the run, or upsert its search attributes).
-    /// Conditional: refused with [`StoreError::Conflict`], writing nothing,
-    /// unless the run is open and its stored history ends just before
-    /// `expect_next`, so an actor that fell behind the file (the run was
-    /// closed without it) can never overwrite or extend it.
-    Append {
-        run_id: RunId,
-        record: Option<EncodedRecord>,
-        /// The event ID the first event takes: one past the stored history.
-        expect_next: u64,
-        /// Encoded events with their event IDs, numbered from `expect_next`.
-        events: Vec<(u64, Vec<u8>)>,
-        /// When the run next needs the engine (see `tables::WAKE_NOW`).
-        wake: u64,
-    },
-    /// Remove every run of a closed workflow ID (records, histories, index
-    /// entries) and the ID.
-    Delete { workflow_id: String },
-    /// Remove a bounded batch of the runs closed at or before `cutoff`,
-    /// oldest first (see `store::retention`).
-    Sweep { cutoff: std::time::SystemTime },
-}
-
-/// What one operation did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum WriteOutcome {
-    Started,
-    AlreadyRunning(RunId),
-    ReuseRejected(WorkflowStatus),
-    Appended,
-    Closed,
-    AlreadyClosed(WorkflowStatus),
-    /// The runs a delete removed.
-    Deleted(Vec<RunId>),
-    /// A delete of an ID that has no run.
-    NotFound,
-    /// A delete refused: the ID's latest run is running.
-    StillRunning(RunId),
-    /// The runs a sweep removed; `more` when it stopped at a bound; `took`:
-    /// how long the sweep held the writer (a measure, not a timestamp), for
-    /// the sweeper's pacing.
-    Swept {
-        runs: Vec<RunId>,
-        more: bool,
-        took: Duration,
-    },
-}
 
 pub(crate) struct Request {
     pub(crate) op: WriteOp,

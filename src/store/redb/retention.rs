@@ -17,11 +17,13 @@ use std::time::{Instant, SystemTime};
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::tables::{RunRecord, VISIBILITY, WAKE_NEVER};
-use super::writer::{Tables, WriteOutcome};
-use super::{RedbStore, StoreError, open_read, redb_err, visibility};
+use super::tables::VISIBILITY;
+use super::writer::Tables;
+use super::{RedbStore, open_read, redb_err, visibility};
 use crate::codec;
 use crate::history::RunId;
+use crate::store::query::suffix;
+use crate::store::{RunRecord, StoreError, WAKE_NEVER, WriteOutcome};
 
 /// Most runs removed by one sweep operation.
 /// (Removing a run costs the writer some 15 µs, so a full batch about
@@ -62,9 +64,7 @@ pub(super) fn sweep(t: &mut Tables<'_>, cutoff: SystemTime) -> Result<WriteOutco
             .map_err(redb_err)?
             .map(|bytes| codec::decode::<RunRecord>(bytes.value()));
         let record = match record {
-            Some(Ok(record))
-                if record.status.is_closed() && visibility::suffix(run_id, &record) == at =>
-            {
+            Some(Ok(record)) if record.status.is_closed() && suffix(run_id, &record) == at => {
                 record
             }
             Some(Err(e)) => {

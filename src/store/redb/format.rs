@@ -1,0 +1,79 @@
+//! The store format of a file: written into a new one, checked (and a
+//! format-1 file migrated in place) when an existing one opens.
+
+use ::redb::{Database, ReadableTable};
+
+use super::redb_err;
+use super::tables::{FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_VERSION};
+use super::visibility;
+use crate::error::OpenError;
+use crate::store::StoreError;
+
+/// Writes the format version into a new file, or checks an existing one.
+/// The outer error is a storage failure, the inner one a refusal.
+pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, StoreError> {
+    let txn = db.begin_write().map_err(redb_err)?;
+    let found = {
+        let mut meta = txn.open_table(META).map_err(redb_err)?;
+        let found = meta
+            .get(FORMAT_KEY)
+            .map_err(redb_err)?
+            .map(|v| v.value().to_vec());
+        match found {
+            Some(bytes) => {
+                let arr: [u8; 4] = bytes.as_slice().try_into().map_err(|_| {
+                    StoreError::Damaged("the format version record is corrupt".to_string())
+                })?;
+                Some(u32::from_le_bytes(arr))
+            }
+            None => {
+                meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
+                    .map_err(redb_err)?;
+                None
+            }
+        }
+    };
+    match found {
+        Some(v) if v > STORE_FORMAT_VERSION => {
+            txn.abort().map_err(redb_err)?;
+            Ok(Err(OpenError::NewerFormat {
+                found: v,
+                supported: STORE_FORMAT_VERSION,
+            }))
+        }
+        Some(STORE_FORMAT_V1) => {
+            migrate_v1(txn)?;
+            Ok(Ok(()))
+        }
+        Some(_) => {
+            txn.abort().map_err(redb_err)?;
+            Ok(Ok(()))
+        }
+        None => {
+            txn.commit().map_err(redb_err)?;
+            Ok(Ok(()))
+        }
+    }
+}
+
+/// Migrates a format-1 file: builds the visibility indexes of every run and
+/// sets format 2, in the one transaction `txn`, committed with immediate
+/// durability, so a crash at any moment leaves either the old file or the
+/// new one (redb commits are atomic). Its cost is a pass over every run
+/// record, once.
+fn migrate_v1(txn: redb::WriteTransaction) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let runs = visibility::build_all(&txn)?;
+    {
+        let mut meta = txn.open_table(META).map_err(redb_err)?;
+        meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
+            .map_err(redb_err)?;
+    }
+    txn.commit().map_err(redb_err)?;
+    tracing::info!(
+        runs,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "migrated the file from store format {STORE_FORMAT_V1} to {STORE_FORMAT_VERSION}"
+    );
+    Ok(())
+}

@@ -1,0 +1,494 @@
+//! The store in one redb file: the only module that imports redb.
+//!
+//! Writes go through the group-commit writer thread ([`writer`]); reads use
+//! their own read transactions from any thread. The file's layout is in
+//! [`tables`] and `FORMAT.md`; [`visibility`] keeps the indexes `list`
+//! reads, [`retention`] sweeps expired runs, [`create`] makes a new file
+//! atomically and [`format`] checks (and migrates) an existing one.
+
+mod create;
+#[cfg(feature = "fault-injection")]
+mod faults;
+mod file;
+mod format;
+#[cfg(feature = "fault-injection")]
+mod power_cut;
+mod retention;
+mod tables;
+mod visibility;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use ::redb::{Database, ReadableDatabase};
+use futures::future::{BoxFuture, ready};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Query, QueryPage, RunRecord, Store, StoreError, WriteOp, WriteOutcome};
+use crate::codec;
+use crate::error::OpenError;
+use crate::history::{Event, EventId, RunId};
+
+#[cfg(feature = "fault-injection")]
+pub use faults::FaultInjector;
+pub(crate) use file::{Backend, DbCell};
+#[cfg(feature = "fault-injection")]
+pub use power_cut::{CutImage, CutMode, PowerCut};
+
+use tables::{HISTORY, RUNS, WAKEUPS, WORKFLOWS};
+
+/// Classifies a redb error: an I/O error (a full disk or another), damage,
+/// or redb's "previous I/O error".
+pub(crate) fn redb_err(err: impl Into<::redb::Error>) -> StoreError {
+    let err = err.into();
+    match &err {
+        ::redb::Error::Io(io) => io_err(io),
+        ::redb::Error::Backend(inner) => match inner.downcast_ref::<std::io::Error>() {
+            Some(io) => io_err(io),
+            None => StoreError::Io(err.to_string()),
+        },
+        ::redb::Error::Corrupted(_) => StoreError::Damaged(format!(
+            "the file is damaged (redb: {err}); restore it from a backup"
+        )),
+        ::redb::Error::PreviousIo => StoreError::Broken,
+        _ => StoreError::Io(err.to_string()),
+    }
+}
+
+/// Classifies an I/O error: a full disk, or another I/O error.
+pub(crate) fn io_err(err: &std::io::Error) -> StoreError {
+    if is_disk_full(err) {
+        StoreError::Full(err.to_string())
+    } else {
+        StoreError::Io(err.to_string())
+    }
+}
+
+/// No space (`ENOSPC`) or no quota (`EDQUOT`) left, also when wrapped in
+/// another I/O error (std maps both raw OS errors to these kinds).
+fn is_disk_full(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded
+    ) || err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .is_some_and(is_disk_full)
+}
+
+/// The store in one redb file.
+#[derive(Debug)]
+pub(crate) struct RedbStore {
+    /// Shared with the writer thread.
+    db: Arc<DbCell>,
+    /// Requests to the writer thread; `None` once closed.
+    tx: Mutex<Option<mpsc::UnboundedSender<writer::Request>>>,
+    /// Joined on close, so the file is unlocked when `close` returns.
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RedbStore {
+    /// Opens or creates the file and checks its format version.
+    pub(crate) fn open(
+        path: &Path,
+        backend: Backend,
+        cache_bytes: usize,
+    ) -> Result<RedbStore, OpenError> {
+        create::remove_stray_temporaries(path);
+        if !path.exists() {
+            create::create(path, &backend, cache_bytes)?;
+        }
+        // redb trusts a cleanly closed file and may panic on one damaged
+        // outside it; an open that checks every page reports the damage
+        // instead, so it is the fallback (it costs a walk of the file).
+        let (db, damaged) = match file::contain(|| open_checked(path, &backend, false, cache_bytes))
+        {
+            Ok(opened) => (opened?, false),
+            Err(panic) => {
+                tracing::warn!(path = %path.display(), error = %panic, "opening the file again, checking every page");
+                let opened = file::contain(|| open_checked(path, &backend, true, cache_bytes))
+                    .map_err(|message| OpenError::Unreadable {
+                        path: path.to_path_buf(),
+                        message,
+                    })?;
+                (opened?, true)
+            }
+        };
+        let db = Arc::new(DbCell::new(path, backend, cache_bytes, db, damaged));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("steadfast-writer".into())
+            .spawn(move || writer::run(writer_db, rx))
+            .map_err(|source| OpenError::Thread {
+                thread: "writer",
+                source,
+            })?;
+        Ok(RedbStore {
+            db,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Applies `op` in a durable commit (possibly shared with other
+    /// callers) and answers once it is durable.
+    async fn write_op(&self, op: WriteOp) -> Result<WriteOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let tx = self.tx.lock().map_err(|_| StoreError::Closed)?;
+            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(writer::Request { op, reply })
+                .map_err(|_| StoreError::Closed)?;
+        }
+        let writer::Reply { outcome, op } = answer.await.map_err(|_| StoreError::Closed)?;
+        // Freed here, not on the writer thread (see `writer::Reply`).
+        drop(op);
+        outcome
+    }
+
+    /// Runs a read on the file. A panic of redb on a damaged page becomes
+    /// an error naming `workflow_id` (if the read is about one workflow).
+    fn read<T>(
+        &self,
+        workflow_id: Option<&str>,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let db = self.db.get()?;
+        let result = file::contain(|| f(&db)).unwrap_or_else(|message| {
+            Err(match workflow_id {
+                Some(id) => StoreError::Corrupt {
+                    workflow_id: id.to_string(),
+                    message,
+                },
+                None => StoreError::Damaged(message),
+            })
+        });
+        // A read on a handle a failed write broke meanwhile: say what broke it.
+        result.map_err(|e| match e {
+            StoreError::Broken => self.db.failure(),
+            other => other,
+        })
+    }
+
+    /// The latest run of a workflow ID.
+    fn read_current_run(
+        &self,
+        workflow_id: &str,
+    ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let Some(workflows) = open_read(&txn, WORKFLOWS)? else {
+                return Ok(None);
+            };
+            let Some(run) = workflows.get(workflow_id).map_err(redb_err)? else {
+                return Ok(None);
+            };
+            let run_id = RunId::from_u128(run.value());
+            let runs = txn.open_table(RUNS).map_err(redb_err)?;
+            let bytes = runs
+                .get(run_id.as_u128())
+                .map_err(redb_err)?
+                .ok_or_else(|| StoreError::missing_run(workflow_id, run_id))?;
+            let record =
+                codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+            Ok(Some((run_id, record)))
+        })
+    }
+
+    /// One run's record.
+    fn read_run(&self, run_id: RunId, workflow_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let Some(runs) = open_read(&txn, RUNS)? else {
+                return Ok(None);
+            };
+            let Some(bytes) = runs.get(run_id.as_u128()).map_err(redb_err)? else {
+                return Ok(None);
+            };
+            let record =
+                codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+            Ok(Some(record))
+        })
+    }
+
+    /// The number of events in a run's history (its last event ID).
+    fn read_history_len(&self, run_id: RunId, workflow_id: &str) -> Result<u64, StoreError> {
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let Some(history) = open_read(&txn, HISTORY)? else {
+                return Ok(0);
+            };
+            let key = run_id.as_u128();
+            let last = history
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(redb_err)?
+                .next_back()
+                .transpose()
+                .map_err(redb_err)?;
+            Ok(last.map_or(0, |(k, _)| k.value().1))
+        })
+    }
+
+    /// The last event of a run's history.
+    fn read_last_event(
+        &self,
+        run_id: RunId,
+        workflow_id: &str,
+    ) -> Result<Option<Event>, StoreError> {
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let Some(history) = open_read(&txn, HISTORY)? else {
+                return Ok(None);
+            };
+            let key = run_id.as_u128();
+            let last = history
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(redb_err)?
+                .next_back();
+            match last {
+                None => Ok(None),
+                Some(entry) => {
+                    let (_, v) = entry.map_err(redb_err)?;
+                    let event = codec::decode(v.value())
+                        .map_err(|e| StoreError::corrupt(workflow_id, e))?;
+                    Ok(Some(event))
+                }
+            }
+        })
+    }
+
+    /// One page of the runs a query matches, in list order, read from the
+    /// visibility indexes (see `visibility`).
+    fn read_list(&self, query: &Query) -> Result<QueryPage, StoreError> {
+        self.read(None, |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            visibility::query(&txn, query)
+        })
+    }
+
+    /// Runs due to wake in `[from, to)` ms since the epoch, in time order.
+    fn read_wakeups(&self, from: u64, to: u64) -> Result<Vec<(u64, RunId)>, StoreError> {
+        self.read(None, |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let Some(wakeups) = open_read(&txn, WAKEUPS)? else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for entry in wakeups.range((from, 0)..(to, 0)).map_err(redb_err)? {
+                let (key, _) = entry.map_err(redb_err)?;
+                let (wake, run) = key.value();
+                out.push((wake, RunId::from_u128(run)));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Up to `limit` events of a run's history from `from` on, read in one
+    /// transaction and checked: each stored under its own ID, numbered
+    /// without gaps from `from`.
+    fn read_history(
+        &self,
+        run_id: RunId,
+        workflow_id: &str,
+        from: EventId,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(Some(workflow_id), |db| {
+            let txn = db.begin_read().map_err(redb_err)?;
+            let Some(history) = open_read(&txn, HISTORY)? else {
+                return Ok(Vec::new());
+            };
+            let key = run_id.as_u128();
+            let mut events = Vec::new();
+            for entry in history
+                .range((key, from.max(1))..=(key, u64::MAX))
+                .map_err(redb_err)?
+                .take(limit)
+            {
+                let (k, v) = entry.map_err(redb_err)?;
+                let event: Event =
+                    codec::decode(v.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
+                if event.event_id != k.value().1 {
+                    return Err(StoreError::Corrupt {
+                        workflow_id: workflow_id.to_string(),
+                        message: format!(
+                            "event stored under id {} claims id {}",
+                            k.value().1,
+                            event.event_id
+                        ),
+                    });
+                }
+                // Histories are numbered 1, 2, … without gaps; a gap (or an
+                // ID near the top of the range) is damage, not history.
+                let expected = from.max(1) + events.len() as u64;
+                if event.event_id != expected {
+                    return Err(StoreError::Corrupt {
+                        workflow_id: workflow_id.to_string(),
+                        message: format!(
+                            "event {} follows event {} in the history",
+                            event.event_id,
+                            expected - 1
+                        ),
+                    });
+                }
+                events.push(event);
+            }
+            Ok(events)
+        })
+    }
+
+    /// Stops the writer after the requests already sent, and releases the
+    /// file once no read is in flight.
+    fn close_file(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Ok(mut writer) = self.writer.lock()
+            && let Some(handle) = writer.take()
+        {
+            let _ = handle.join();
+        }
+        // A read in flight holds a clone for a moment; `close` waits for it
+        // so the file lock is gone when this returns.
+        self.db.close();
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        self.close_file();
+    }
+}
+
+fn open_checked(
+    path: &Path,
+    backend: &Backend,
+    checked: bool,
+    cache_bytes: usize,
+) -> Result<Database, OpenError> {
+    let db = backend
+        .open(path, checked, cache_bytes)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyInUse {
+                path: path.to_path_buf(),
+            },
+            other => open_error(path, redb_err(other)),
+        })?;
+    format::check_format(&db).map_err(|e| open_error(path, e))??;
+    Ok(db)
+}
+
+/// The open's error for a storage failure while opening or creating the
+/// file: a full disk is told apart, anything else makes it unreadable.
+fn open_error(path: &Path, err: StoreError) -> OpenError {
+    match err {
+        StoreError::Full(message) => OpenError::DiskFull {
+            path: path.to_path_buf(),
+            message,
+        },
+        other => OpenError::Unreadable {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Opens a table for reading; `None` when no write has created it yet (a
+/// new file), which readers treat as empty.
+fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    table: redb::TableDefinition<'static, K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match txn.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(redb_err(e)),
+    }
+}
+
+/// Reads of one file are quick and local: they run where they are called
+/// (as a redb read always has), and the futures are ready at once.
+impl Store for RedbStore {
+    fn write(&self, op: WriteOp) -> BoxFuture<'_, Result<WriteOutcome, StoreError>> {
+        Box::pin(self.write_op(op))
+    }
+
+    fn current_run<'a>(
+        &'a self,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(RunId, RunRecord)>, StoreError>> {
+        Box::pin(ready(self.read_current_run(workflow_id)))
+    }
+
+    fn run<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>> {
+        Box::pin(ready(self.read_run(run_id, workflow_id)))
+    }
+
+    fn history_page<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+        from: EventId,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Event>, StoreError>> {
+        Box::pin(ready(self.read_history(run_id, workflow_id, from, limit)))
+    }
+
+    /// One transaction for the whole history: one snapshot, one B-tree walk.
+    fn history<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Event>, StoreError>> {
+        Box::pin(ready(self.read_history(run_id, workflow_id, 1, usize::MAX)))
+    }
+
+    fn history_len<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(ready(self.read_history_len(run_id, workflow_id)))
+    }
+
+    fn last_event<'a>(
+        &'a self,
+        run_id: RunId,
+        workflow_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Event>, StoreError>> {
+        Box::pin(ready(self.read_last_event(run_id, workflow_id)))
+    }
+
+    fn wakeups(&self, from: u64, to: u64) -> BoxFuture<'_, Result<Vec<(u64, RunId)>, StoreError>> {
+        Box::pin(ready(self.read_wakeups(from, to)))
+    }
+
+    fn list<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<QueryPage, StoreError>> {
+        Box::pin(ready(self.read_list(query)))
+    }
+
+    fn any_closed_by(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(ready(self.read_any_closed_by(cutoff)))
+    }
+
+    fn retry_delay(&self) -> std::time::Duration {
+        self.db.retry_delay()
+    }
+
+    fn failure(&self) -> StoreError {
+        self.db.failure()
+    }
+
+    fn close(&self) {
+        self.close_file();
+    }
+}

@@ -1,0 +1,40 @@
+//! Table definitions and the file layout.
+//!
+//! Layout (format version [`STORE_FORMAT_VERSION`]):
+//! - `meta`: `&str -> &[u8]`; `"format_version"` holds the store format as a
+//!   little-endian `u32`.
+//! - `workflows`: workflow ID `&str -> u128`, the latest run of that ID.
+//! - `runs`: run ID `u128 -> &[u8]`, a `codec` `RunRecord` (`store/record.rs`).
+//! - `running`: run ID `u128 -> u64`, the runs not closed yet, with when
+//!   each next needs the engine (its wake hint, see `store::record`); scanned on
+//!   open so that runs are loaded only when they have something to do.
+//! - `wakeups`: `(wake hint u64, run ID u128) -> ()`, the same hints ordered
+//!   by time (without `WAKE_NEVER`), so the timer thread reads only the
+//!   wake-ups due soon and memory does not grow with idle runs.
+//! - `history`: `(run ID u128, event ID u64) -> &[u8]`, a `codec` `Event`.
+//! - `visibility` (format 2): `&[u8] -> ()`, the indexes `list` and
+//!   `delete` scan; the key layout is documented in `store/redb/visibility.rs`.
+
+use redb::TableDefinition;
+
+/// Store format versions:
+/// - 1: the first layout (meta, workflows, runs, running, wakeups, history).
+/// - 2: adds the `visibility` table (indexes of every run for `list`) and
+///   run records of record version 2 (search attributes, memo). A format-1
+///   file is migrated on open, in one write transaction that builds the
+///   index entries of every run and sets the version to 2; its version-1
+///   run records stay as they are and decode as records without attributes.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 2;
+/// The first layout, migrated on open.
+pub(crate) const STORE_FORMAT_V1: u32 = 1;
+pub(crate) const FORMAT_KEY: &str = "format_version";
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");
+pub(crate) const WORKFLOWS: TableDefinition<&str, u128> = TableDefinition::new("workflows");
+pub(crate) const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
+pub(crate) const RUNNING: TableDefinition<u128, u64> = TableDefinition::new("running");
+
+pub(crate) const WAKEUPS: TableDefinition<(u64, u128), ()> = TableDefinition::new("wakeups");
+
+pub(crate) const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("history");
+pub(crate) const VISIBILITY: TableDefinition<&[u8], ()> = TableDefinition::new("visibility");
