@@ -275,12 +275,12 @@ fn append(
     let key = run_id.as_u128();
     // Checked before anything is written: a refused operation leaves the
     // batch's transaction as it found it.
-    if t.running.get(key).map_err(redb_err)?.is_none() {
+    let Some(old_wake) = t.running.get(key).map_err(redb_err)?.map(|v| v.value()) else {
         return Err(StoreError::Conflict {
             run_id,
             message: "the run is closed (or unknown) in the file".into(),
         });
-    }
+    };
     let last = last_event_id(t, key)?;
     if last.checked_add(1) != Some(expect_next) {
         return Err(StoreError::Conflict {
@@ -322,9 +322,9 @@ fn append(
                 _ => visibility::insert(&mut t.visibility, run_id, &encoded.record)?,
             }
             let closed = encoded.record.status.is_closed();
-            set_wake(t, key, (!closed).then_some(wake))?;
+            move_wake(t, key, Some(old_wake), (!closed).then_some(wake))?;
         }
-        None => set_wake(t, key, Some(wake))?,
+        None => move_wake(t, key, Some(old_wake), Some(wake))?,
     }
     Ok(WriteOutcome::Appended)
 }
@@ -383,6 +383,16 @@ fn last_event_id(t: &Tables<'_>, key: u128) -> Result<u64, StoreError> {
 /// running, `None` once it closed.
 fn set_wake(t: &mut Tables<'_>, key: u128, wake: Option<u64>) -> Result<(), StoreError> {
     let old = t.running.get(key).map_err(redb_err)?.map(|v| v.value());
+    move_wake(t, key, old, wake)
+}
+
+/// [`set_wake`] from a hint already read (`old`, as `running` holds it).
+fn move_wake(
+    t: &mut Tables<'_>,
+    key: u128,
+    old: Option<u64>,
+    wake: Option<u64>,
+) -> Result<(), StoreError> {
     if old == wake {
         return Ok(());
     }
