@@ -275,6 +275,50 @@ async fn upserted_attributes_are_durable_with_their_step_and_after_reopen() {
     engine.shutdown().await.unwrap();
 }
 
+/// Upserts one new attribute at a time until refused, and returns how
+/// many were taken and whether removing one made room again.
+const GREEDY: WorkflowDef<(), (usize, bool)> = WorkflowDef::new("Greedy");
+
+async fn greedy(ctx: WorkflowContext, _: ()) -> Result<(usize, bool), WorkflowError> {
+    let mut taken = 0;
+    while ctx
+        .upsert_search_attributes(SearchAttributes::new().with(format!("A{taken}"), 1i64))
+        .is_ok()
+    {
+        taken += 1;
+    }
+    let removed = SearchAttributes::new().with("A0", SearchAttributeValue::KeywordList(Vec::new()));
+    ctx.upsert_search_attributes(removed)?;
+    let room = ctx
+        .upsert_search_attributes(SearchAttributes::new().with("B", 1i64))
+        .is_ok();
+    Ok((taken, room))
+}
+
+/// Each upsert is checked against what the run's earlier upserts set, so a
+/// run cannot grow its attributes past the limit one call at a time.
+#[tokio::test]
+async fn upserts_are_bounded_over_the_run() {
+    let db = temp_db();
+    let engine = Engine::builder()
+        .workflow(GREEDY, greedy)
+        .open(&db.path)
+        .await
+        .unwrap();
+    let run = engine
+        .start_workflow(GREEDY, "greedy", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        run.result().await.unwrap(),
+        (steadfast::MAX_SEARCH_ATTRIBUTES, true)
+    );
+    let d = engine.describe("greedy").await.unwrap();
+    assert_eq!(d.search_attributes.len(), steadfast::MAX_SEARCH_ATTRIBUTES);
+    assert!(d.search_attributes.get("A0").is_none());
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn an_upsert_in_the_first_activation_is_stored_with_the_start() {
     let db = temp_db();

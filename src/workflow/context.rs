@@ -11,7 +11,9 @@ use super::error::WorkflowError;
 use super::future::{ActivityFuture, SignalFuture, TimerFuture};
 use super::replay::{RunCore, lock};
 use crate::activity::{ActivityDef, ActivityOptions};
-use crate::history::{EventKind, Payload, PayloadError, RunId, SearchAttributes};
+use crate::history::{
+    EventKind, MAX_SEARCH_ATTRIBUTES, Payload, PayloadError, RunId, SearchAttributes,
+};
 
 /// Passed to a workflow function; every effect of workflow code goes
 /// through it, so that the code replays deterministically.
@@ -256,7 +258,9 @@ impl WorkflowContext {
     /// # Errors
     /// A [`WorkflowError`] (nothing is recorded) when a name or value is
     /// over the limits ([`MAX_SEARCH_ATTRIBUTE_VALUE_BYTES`](crate::MAX_SEARCH_ATTRIBUTE_VALUE_BYTES)
-    /// and its neighbours), or a datetime is before the Unix epoch.
+    /// and its neighbours), when the attributes this run has upserted
+    /// would number more than [`MAX_SEARCH_ATTRIBUTES`] together (besides
+    /// those given at start), or a datetime is before the Unix epoch.
     pub fn upsert_search_attributes(
         &self,
         attributes: SearchAttributes,
@@ -267,7 +271,21 @@ impl WorkflowContext {
         if attributes.is_empty() {
             return Ok(());
         }
-        lock(&self.core).command(EventKind::SearchAttributesUpserted { attributes });
+        let mut core = lock(&self.core);
+        // Bounded over the run, not only per call: each upsert merges into
+        // what earlier ones set (the same on replay, so it replays alike).
+        let mut merged = core.upserted.clone();
+        merged.merge(&attributes);
+        if merged.len() > MAX_SEARCH_ATTRIBUTES {
+            return Err(WorkflowError::new(format!(
+                "upsert_search_attributes: the run would have {} upserted search attributes, \
+                 over the limit of {MAX_SEARCH_ATTRIBUTES}; remove some (an empty KeywordList \
+                 removes one) before adding others",
+                merged.len()
+            )));
+        }
+        core.upserted = merged;
+        core.command(EventKind::SearchAttributesUpserted { attributes });
         Ok(())
     }
 }

@@ -19,7 +19,7 @@ use rand_core::{RngCore, SeedableRng};
 use super::context::WorkflowContext;
 use super::definition::{QueryFn, WorkflowFn, WorkflowFuture};
 use super::error::NondeterminismError;
-use crate::history::{Event, EventKind, Failure, Payload, RunId};
+use crate::history::{Event, EventKind, Failure, Payload, RunId, SearchAttributes};
 
 /// Locks a mutex, ignoring poison: workflow panics are caught and park the
 /// run, so a poisoned lock holds nothing half-updated that matters.
@@ -63,6 +63,9 @@ pub(crate) struct RunCore {
     /// before it resolves as cancelled.
     cancel_epoch: u32,
     queries: HashMap<String, QueryFn>,
+    /// The search attributes this run's code has upserted so far (merged),
+    /// so that the run's attributes stay bounded however often it upserts.
+    pub(crate) upserted: SearchAttributes,
 }
 
 impl std::fmt::Debug for RunCore {
@@ -98,6 +101,7 @@ impl RunCore {
             signal_wakers: HashMap::new(),
             cancel_epoch: 0,
             queries: HashMap::new(),
+            upserted: SearchAttributes::new(),
         }
     }
 
