@@ -414,6 +414,24 @@ async fn nothing_acknowledged_is_lost(fault: impl Fn(&FaultInjector), reported: 
     engine.shutdown().await.unwrap();
 }
 
+/// Starts `STEPS` as "steps" and waits until its first activity completed
+/// (the run then waits for `go`).
+async fn start_steps(engine: &Engine) -> steadfast::WorkflowHandle<Vec<String>> {
+    let handle = engine
+        .start_workflow(STEPS, "steps", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), || async {
+        history_has(engine, "steps", |k| {
+            matches!(k, EventKind::ActivityCompleted { .. })
+        })
+        .await
+        .then_some(())
+    })
+    .await;
+    handle
+}
+
 /// A signal whose step cannot be stored fails and parks the run; once the
 /// disk heals the run resumes from its last durable step on its next
 /// message, and no completed activity runs again.
@@ -423,18 +441,7 @@ async fn a_parked_run_resumes_on_its_next_message() {
     let runs = Runs::default();
     let faults = FaultInjector::new();
     let engine = open_faulty(&db.path, &runs, &faults).await;
-    let handle = engine
-        .start_workflow(STEPS, "steps", (), WorkflowOptions::new())
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), || async {
-        history_has(&engine, "steps", |k| {
-            matches!(k, EventKind::ActivityCompleted { .. })
-        })
-        .await
-        .then_some(())
-    })
-    .await;
+    let handle = start_steps(&engine).await;
 
     faults.fail_writes();
     let failed = bounded("a signal under the fault", engine.signal("steps", GO, 1)).await;
@@ -591,18 +598,7 @@ async fn messages_to_a_run_parked_by_a_full_disk_get_the_disk_full_error() {
     let runs = Runs::default();
     let faults = FaultInjector::new();
     let engine = open_faulty(&db.path, &runs, &faults).await;
-    let handle = engine
-        .start_workflow(STEPS, "steps", (), WorkflowOptions::new())
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(10), || async {
-        history_has(&engine, "steps", |k| {
-            matches!(k, EventKind::ActivityCompleted { .. })
-        })
-        .await
-        .then_some(())
-    })
-    .await;
+    let handle = start_steps(&engine).await;
 
     faults.disk_full();
     let failed = bounded("a signal on the full disk", engine.signal("steps", GO, 1)).await;
