@@ -6,6 +6,61 @@
 //! reads, [`retention`] sweeps expired runs, [`create`] makes a new file
 //! atomically and [`format`] checks (and migrates) an existing one.
 
+/// The file-lock methods of a `StorageBackend` that wraps another in its
+/// `inner` field, passed through unchanged (the test backends').
+#[cfg(feature = "fault-injection")]
+macro_rules! locks_of_inner {
+    () => {
+        fn try_lock_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<bool, ::redb::BackendError> {
+            self.inner.try_lock_range(start, end)
+        }
+
+        fn try_lock_shared_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<bool, ::redb::BackendError> {
+            self.inner.try_lock_shared_range(start, end)
+        }
+
+        fn lock_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<(), ::redb::BackendError> {
+            self.inner.lock_range(start, end)
+        }
+
+        fn lock_shared_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<(), ::redb::BackendError> {
+            self.inner.lock_shared_range(start, end)
+        }
+
+        fn unlock_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<(), ::redb::BackendError> {
+            self.inner.unlock_range(start, end)
+        }
+
+        fn query_lock_range(
+            &self,
+            start: std::ops::Bound<u64>,
+            end: std::ops::Bound<u64>,
+        ) -> Result<bool, ::redb::BackendError> {
+            self.inner.query_lock_range(start, end)
+        }
+    };
+}
+
 mod create;
 #[cfg(feature = "fault-injection")]
 mod faults;
