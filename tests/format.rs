@@ -165,6 +165,22 @@ async fn random_bytes_are_unreadable() {
     );
 }
 
+/// Format numbers start at 1: a 0 is damage, refused, never taken for the
+/// current format.
+#[tokio::test]
+async fn a_format_number_no_build_writes_is_refused() {
+    let db = support::temp_db();
+    open(&db.path).await.unwrap().shutdown().await.unwrap();
+    write_format_version(&db.path, 0);
+    match open(&db.path).await {
+        Err(OpenError::Unreadable { message, .. }) => {
+            assert!(message.contains("store format 0"), "{message}")
+        }
+        other => panic!("expected Unreadable, got {other:?}"),
+    }
+    assert_eq!(read_format_version(&db.path), Some(0), "left as it was");
+}
+
 #[tokio::test]
 async fn a_redb_file_of_another_program_is_not_misread() {
     // A valid redb database whose meta table has another layout.

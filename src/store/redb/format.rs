@@ -45,9 +45,17 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
             migrate_v1(txn)?;
             Ok(Ok(()))
         }
-        Some(_) => {
+        Some(STORE_FORMAT_VERSION) => {
             txn.abort().map_err(redb_err)?;
             Ok(Ok(()))
+        }
+        // Below the first format: no steadfast wrote it.
+        Some(v) => {
+            txn.abort().map_err(redb_err)?;
+            Err(StoreError::Damaged(format!(
+                "the file names store format {v}, which no steadfast writes; \
+                 restore it from a backup"
+            )))
         }
         None => {
             txn.commit().map_err(redb_err)?;
