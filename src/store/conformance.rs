@@ -381,6 +381,10 @@ pub(crate) async fn list_and_delete(store: &dyn Store) {
         .await
         .expect("append");
     store
+        .write(append(open, 2, vec![signal(2), signal(3)], WAKE_NEVER))
+        .await
+        .expect("append");
+    store
         .write(close("early", closed_early, 2))
         .await
         .expect("close");
@@ -398,6 +402,10 @@ pub(crate) async fn list_and_delete(store: &dyn Store) {
         .expect("list");
     let order: Vec<RunId> = page.runs.iter().map(|(r, _)| *r).collect();
     assert_eq!(order, [open, closed_late, closed_early]);
+    assert_eq!(
+        page.runs[0].1.history_len, 3,
+        "an open run's length as of now"
+    );
     assert!(page.next.is_none());
     let terminated = store
         .list(&Query {

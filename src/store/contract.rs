@@ -117,7 +117,9 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
     /// in time order.
     fn wakeups(&self, from: u64, to: u64) -> BoxFuture<'_, Result<Vec<(u64, RunId)>, StoreError>>;
 
-    /// One page of the runs a query matches, in list order.
+    /// One page of the runs a query matches, in list order, read in one
+    /// snapshot; an open run's record carries its history's length then
+    /// (its stored record is not rewritten by every step).
     fn list<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<QueryPage, StoreError>>;
 
     /// Whether any run closed at or before `cutoff` (retention asks before

@@ -322,7 +322,24 @@ impl RedbStore {
     fn read_list(&self, query: &Query) -> Result<QueryPage, StoreError> {
         self.read(None, |db| {
             let txn = db.begin_read().map_err(redb_err)?;
-            visibility::query(&txn, query)
+            let mut page = visibility::query(&txn, query)?;
+            // An open run's record is not rewritten by every step: its
+            // history's length, read in the same snapshot, is the truth.
+            if let Some(history) = open_read(&txn, HISTORY)? {
+                for (run_id, record) in page.runs.iter_mut() {
+                    if !record.status.is_closed() {
+                        let key = run_id.as_u128();
+                        let last = history
+                            .range((key, 0)..=(key, u64::MAX))
+                            .map_err(redb_err)?
+                            .next_back()
+                            .transpose()
+                            .map_err(redb_err)?;
+                        record.history_len = last.map_or(0, |(k, _)| k.value().1);
+                    }
+                }
+            }
+            Ok(page)
         })
     }
 
