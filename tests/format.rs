@@ -165,6 +165,34 @@ async fn random_bytes_are_unreadable() {
     );
 }
 
+/// A redb database of another program, without steadfast's tables, is
+/// refused and left as it was, never taken over.
+#[tokio::test]
+async fn a_redb_file_with_only_other_tables_is_refused_and_left_alone() {
+    let db = support::temp_db();
+    let other: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("their_data");
+    {
+        let database = redb::Database::create(&db.path).unwrap();
+        let txn = database.begin_write().unwrap();
+        txn.open_table(other).unwrap().insert(1, 2).unwrap();
+        txn.commit().unwrap();
+    }
+    match open(&db.path).await {
+        Err(OpenError::Unreadable { message, .. }) => {
+            assert!(message.contains("their_data"), "{message}")
+        }
+        other => panic!("expected Unreadable, got {other:?}"),
+    }
+    let database = redb::Database::open(&db.path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&database).unwrap();
+    let names: Vec<String> = txn
+        .list_tables()
+        .unwrap()
+        .map(|t| redb::TableHandle::name(&t).to_string())
+        .collect();
+    assert_eq!(names, ["their_data"], "nothing of steadfast's was added");
+}
+
 /// Format numbers start at 1: a 0 is damage, refused, never taken for the
 /// current format.
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The store format of a file: written into a new one, checked (and a
 //! format-1 file migrated in place) when an existing one opens.
 
-use ::redb::{Database, ReadableTable};
+use ::redb::{Database, ReadableTable, TableHandle};
 
 use super::redb_err;
 use super::tables::{FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_VERSION};
@@ -14,7 +14,7 @@ use crate::store::StoreError;
 pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, StoreError> {
     let txn = db.begin_write().map_err(redb_err)?;
     let found = {
-        let mut meta = txn.open_table(META).map_err(redb_err)?;
+        let meta = txn.open_table(META).map_err(redb_err)?;
         let found = meta
             .get(FORMAT_KEY)
             .map_err(redb_err)?
@@ -26,13 +26,30 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
                 })?;
                 Some(u32::from_le_bytes(arr))
             }
-            None => {
-                meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
-                    .map_err(redb_err)?;
-                None
-            }
+            None => None,
         }
     };
+    if found.is_none() {
+        // No format recorded: a new (or empty) file gets the current one.
+        // A database that already holds tables of its own is another
+        // program's; taking it over would mix our tables into its file.
+        let foreign: Vec<String> = txn
+            .list_tables()
+            .map_err(redb_err)?
+            .map(|t| t.name().to_string())
+            .filter(|name| name != META.name())
+            .collect();
+        if !foreign.is_empty() {
+            txn.abort().map_err(redb_err)?;
+            return Err(StoreError::Damaged(format!(
+                "it is a redb database of another program (tables {foreign:?}) with no steadfast \
+                 format; open a steadfast file, or a path where none exists yet"
+            )));
+        }
+        let mut meta = txn.open_table(META).map_err(redb_err)?;
+        meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
+            .map_err(redb_err)?;
+    }
     match found {
         Some(v) if v > STORE_FORMAT_VERSION => {
             txn.abort().map_err(redb_err)?;
