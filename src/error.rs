@@ -186,13 +186,18 @@ pub enum ClientError {
         message: String,
     },
     /// The disk holding the engine's file is full (or its quota used up), so
-    /// the call was not recorded. Runs that could not store their progress
-    /// wait, nothing acknowledged is lost, and once space is freed the
-    /// engine goes on by itself: there is no need to open it again.
+    /// the call was not acknowledged. Almost always it was not recorded
+    /// either, but a commit that failed at its very end may still have
+    /// reached the disk (redb does not promise otherwise): before retrying
+    /// a call that must not happen twice (a signal), check `history`. Runs
+    /// that could not store their progress wait, nothing acknowledged is
+    /// lost, and once space is freed the engine goes on by itself: there is
+    /// no need to open it again.
     #[error(
         "the disk holding the engine's file is full ({message}), so the call was not \
-         recorded; free space on that disk, then retry the call (the engine resumes \
-         by itself, without being opened again)"
+         acknowledged; free space on that disk, then retry the call, after checking \
+         history if it must not happen twice (the engine resumes by itself, without \
+         being opened again)"
     )]
     DiskFull {
         /// The error the system gave.

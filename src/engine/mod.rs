@@ -302,7 +302,9 @@ impl Engine {
     /// [`ClientError::InvalidArgument`] for an empty or over-long ID,
     /// [`ClientError::PayloadTooLarge`]; [`ClientError::DiskFull`] while the
     /// disk is full, [`ClientError::Storage`] for an I/O error,
-    /// [`ClientError::Damaged`] for a damaged file: the start was not recorded.
+    /// [`ClientError::Damaged`] for a damaged file: the start was not
+    /// acknowledged (see each error for whether it may still have been
+    /// recorded; a retry with the same ID is safe either way).
     pub async fn start_workflow<I, O>(
         &self,
         workflow: WorkflowDef<I, O>,
@@ -552,7 +554,9 @@ impl Engine {
     /// [`ClientError::WorkflowClosed`] when its latest run has closed,
     /// [`ClientError::PayloadTooLarge`]; [`ClientError::DiskFull`] while the
     /// disk is full (also for a run parked by it), [`ClientError::Storage`]
-    /// for an I/O error: the signal was not recorded.
+    /// for an I/O error: the signal was not acknowledged (it may still have
+    /// been recorded if the failure came at the commit's very end: check
+    /// `history` before sending it again).
     pub async fn signal<T: Serialize>(
         &self,
         workflow_id: &str,
@@ -611,7 +615,11 @@ impl Engine {
                 workflow_id: workflow_id.to_string(),
                 status: record.status,
             },
-            Ok(_) => {
+            // Swept by retention or deleted meanwhile.
+            Ok(None) => ClientError::NotFound {
+                workflow_id: workflow_id.to_string(),
+            },
+            Ok(Some(_)) => {
                 let reason = self
                     .shared
                     .watch(run_id)

@@ -33,8 +33,9 @@ pub(crate) use record::{RunRecord, WAKE_NEVER, WAKE_NOW};
 #[derive(Clone, Debug, thiserror::Error)]
 pub(crate) enum StoreError {
     /// The disk holding the file has no space left (`ENOSPC`, or a quota:
-    /// `EDQUOT`). Nothing of the write is durable; the same write succeeds
-    /// once space is freed.
+    /// `EDQUOT`). The write was not acknowledged (a commit failing at its
+    /// very end may still be durable); the same write succeeds once space
+    /// is freed.
     #[error("the disk holding the file is full: {0}")]
     Full(String),
     /// Reading or writing the file failed with another I/O error.
@@ -85,6 +86,16 @@ impl StoreError {
     /// A failure of the file or the disk under it (not of one record, nor a
     /// refusal): the handle may need opening again, and the same call may
     /// succeed later.
+    /// A refusal of one operation, decided before it writes anything (a
+    /// conditional write that did not hold, a stored record that does not
+    /// decode): the other operations of its batch go on.
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Conflict { .. } | StoreError::Corrupt { .. }
+        )
+    }
+
     pub(crate) fn is_storage(&self) -> bool {
         matches!(
             self,

@@ -512,6 +512,12 @@ impl Shared {
         loaded: Result<Option<(RunRecord, Vec<Event>)>, StoreError>,
     ) {
         let shared = self;
+        // Closed or unknown (a start that failed): nothing to wait for, also
+        // while storage fails (its slot must not linger, parked, retrying).
+        if matches!(loaded, Ok(None)) {
+            shared.runs().remove(&run_id);
+            return;
+        }
         if shared.store.retry_delay() > std::time::Duration::ZERO && shared.only_wakes(run_id) {
             // Storage fails and commits back off: a run loaded now (its
             // replay, its activities started again) could store nothing, so

@@ -652,14 +652,17 @@ impl RunActor {
                         let _ = ack.send(Err(ClientError::from(err.clone())));
                     }
                     // What the machine holds is ahead of the file now; only a
-                    // replay from the file can continue safely.
+                    // replay from the file can continue safely. A storage
+                    // failure heals by itself: retry then; anything else
+                    // (a record that does not encode) waits for a message.
+                    let retry = err.is_storage();
                     let reason = match err {
                         StoreError::Full(message) => ParkReason::DiskFull(message),
                         other => ParkReason::Unrunnable(format!(
                             "storing the run's progress failed ({other}); it resumes from its last durable step once the file can be written again"
                         )),
                     };
-                    return self.park(reason);
+                    return self.park(reason, retry);
                 }
             }
         }
@@ -698,10 +701,13 @@ impl RunActor {
                 self.shared.unregister(self.run_id);
                 false
             }
-            None => self.park(ParkReason::Unrunnable(format!(
-                "run {} changed in the file meanwhile; it resumes from what the file holds",
-                self.run_id
-            ))),
+            None => self.park(
+                ParkReason::Unrunnable(format!(
+                    "run {} changed in the file meanwhile; it resumes from what the file holds",
+                    self.run_id
+                )),
+                true,
+            ),
         }
     }
 
@@ -779,12 +785,14 @@ impl RunActor {
         answer_query(&self.machine, &self.record.workflow_id, name)
     }
 
-    fn park(&mut self, reason: ParkReason) -> bool {
+    fn park(&mut self, reason: ParkReason, retry: bool) -> bool {
         // The run stays visible as parked; the actor stops, and the next
-        // message (or the retry a moment later) loads the run again from its
-        // last durable step.
+        // message (or, with `retry`, the retry a moment later) loads the run
+        // again from its last durable step.
         self.shared.stop(self.run_id, reason);
-        self.shared.retry_later(self.run_id);
+        if retry {
+            self.shared.retry_later(self.run_id);
+        }
         false
     }
 

@@ -105,7 +105,13 @@ pub(crate) fn redb_err(err: impl Into<::redb::Error>) -> StoreError {
             Some(io) => io_err(io),
             None => StoreError::Io(err.to_string()),
         },
-        ::redb::Error::Corrupted(_) => StoreError::Damaged(format!(
+        // A table of the wrong kind or an old redb layout is not a disk
+        // fault: retrying cannot help, the file is not what it should be.
+        ::redb::Error::Corrupted(_)
+        | ::redb::Error::TableTypeMismatch { .. }
+        | ::redb::Error::TableIsMultimap(_)
+        | ::redb::Error::TableIsNotMultimap(_)
+        | ::redb::Error::UpgradeRequired(_) => StoreError::Damaged(format!(
             "the file is damaged (redb: {err}); restore it from a backup"
         )),
         ::redb::Error::PreviousIo => StoreError::Broken,
@@ -223,6 +229,10 @@ impl RedbStore {
                 None => StoreError::Damaged(message),
             })
         });
+        // Let go of the handle first: a writer discarding it waits (holding
+        // the cell's lock) for every clone to drop, and `failure` takes
+        // that lock.
+        drop(db);
         // A read on a handle a failed write broke meanwhile: say what broke it.
         result.map_err(|e| match e {
             StoreError::Broken => self.db.failure(),

@@ -81,12 +81,13 @@ pub(super) fn sweep(t: &mut Tables<'_>, cutoff: SystemTime) -> Result<WriteOutco
                 continue;
             }
         };
+        // Saturating: a damaged record can claim any length.
         let len = record.history_len.max(1);
-        if !removed.is_empty() && events + len > SWEEP_MAX_EVENTS {
+        if !removed.is_empty() && events.saturating_add(len) > SWEEP_MAX_EVENTS {
             more = true;
             break;
         }
-        events += len;
+        events = events.saturating_add(len);
         remove_run(t, run_id, &record)?;
         removed.push(run_id);
     }

@@ -138,7 +138,17 @@ fn commit_batch(db: &Database, batch: &[Request]) -> BatchResult {
             // small insert.
             let mut tables = Tables::open(&txn)?;
             for request in batch {
-                answers.push(apply(&mut tables, &request.op));
+                let answer = apply(&mut tables, &request.op);
+                // A refusal is decided before its operation writes anything;
+                // any other failure may come after some of its writes, which
+                // redb can undo only with the whole transaction: then nothing
+                // of the batch is committed, and every caller is told.
+                if let Err(err) = &answer
+                    && !err.is_refusal()
+                {
+                    return Err(err.clone());
+                }
+                answers.push(answer);
             }
         }
         txn.commit().map_err(redb_err)?;
@@ -360,8 +370,10 @@ fn close(
     record.history_len = event_id;
     record.status = status;
     record.close_time = Some(at);
-    t.history.insert((key, event_id), event).map_err(redb_err)?;
+    // Encoded before the first write: a failure after one would leave
+    // part of the close in the transaction.
     let encoded = codec::encode(&record).map_err(StoreError::encode)?;
+    t.history.insert((key, event_id), event).map_err(redb_err)?;
     t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
     visibility::update(&mut t.visibility, run_id, &old, &record)?;
     set_wake(t, key, None)?;
