@@ -751,7 +751,8 @@ impl Engine {
                     });
                 }
                 Ok(_) => {
-                    self.shared.unregister(run_id);
+                    self.shared
+                        .closed_without_actor(run_id, WorkflowStatus::Terminated);
                     return Ok(());
                 }
                 Err(StoreError::Conflict { .. }) => continue,

@@ -616,6 +616,20 @@ impl Shared {
         self.runs().remove(&run_id);
     }
 
+    /// Removes a run closed in the file without its actor, unless an actor
+    /// went live for it meanwhile: that one's next commit is refused and
+    /// it tells its own callers (see `fell_behind`), so its slot stays
+    /// until then. Handles waiting on the slot see the close.
+    pub(crate) fn closed_without_actor(&self, run_id: RunId, status: WorkflowStatus) {
+        let mut runs = self.runs();
+        if let Some(slot) = runs.get(&run_id)
+            && !matches!(slot.actor, Actor::Live(_))
+        {
+            slot.state.send_replace(RunState::Closed(status));
+            runs.remove(&run_id);
+        }
+    }
+
     /// Evicts an idle run when more runs than the cache allows are in
     /// memory, nobody waits on it, and no message is queued for it. Returns
     /// true when the actor should stop.
