@@ -628,6 +628,7 @@ impl Engine {
                     // Not a cause to fix in code: the call waits for space,
                     // and the run resumes by itself.
                     Some(ParkReason::DiskFull(message)) => ClientError::DiskFull { message },
+                    Some(ParkReason::Storage(message)) => ClientError::Storage(message),
                     reason => ClientError::Parked {
                         workflow_id: workflow_id.to_string(),
                         reason: reason

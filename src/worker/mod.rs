@@ -170,6 +170,7 @@ impl Worker {
 pub(crate) fn storage_park_reason(err: StoreError, what: &str) -> ParkReason {
     match err {
         StoreError::Full(message) => ParkReason::DiskFull(message),
+        other if other.is_storage() => ParkReason::Storage(format!("{what}: {other}")),
         other => ParkReason::Unrunnable(format!("{what}: {other}")),
     }
 }

@@ -658,8 +658,9 @@ impl RunActor {
                     let retry = err.is_storage();
                     let reason = match err {
                         StoreError::Full(message) => ParkReason::DiskFull(message),
+                        other if retry => ParkReason::Storage(other.to_string()),
                         other => ParkReason::Unrunnable(format!(
-                            "storing the run's progress failed ({other}); it resumes from its last durable step once the file can be written again"
+                            "storing the run's progress failed ({other}); it resumes from its last durable step on its next message"
                         )),
                     };
                     return self.park(reason, retry);

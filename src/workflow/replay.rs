@@ -328,6 +328,14 @@ pub enum ParkReason {
          durable step once space is freed on that disk"
     )]
     DiskFull(String),
+    /// Storing the run's progress failed with an I/O error (nothing
+    /// acknowledged is lost). As with a full disk, the run resumes by
+    /// itself from its last durable step once the file can be written.
+    #[error(
+        "storing the run's progress failed ({0}); the run resumes by itself from its last \
+         durable step once the file can be written again"
+    )]
+    Storage(String),
 }
 
 #[derive(Debug, Default)]
