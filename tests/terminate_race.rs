@@ -12,11 +12,15 @@
 //! and termination is in it; a run acknowledged as terminated is
 //! `Terminated` and never runs again.
 //!
-//! The window is narrow (a terminate's load must fail while the file is
-//! being opened again, and its read a moment later succeed), so a run of
-//! this test hits the direct close in some rounds only; rounds are cheap,
-//! and `STEADFAST_RACE_ROUNDS` runs more. The store's own tests refuse such
-//! appends deterministically (`src/store/conformance.rs`).
+//! Half the rounds stall the step's sync and then fail it (the disk heals
+//! by itself): terminates queued behind that step find no actor and close
+//! their runs directly, while later signals load the runs again. Measured
+//! with counters while writing this test, a run of it makes a few to a few
+//! dozen direct closes, each racing reloads: closes refused because a
+//! reloaded actor appended first (and retried), and reloaded actors
+//! refused because the close came first. The other rounds heal a failing
+//! disk at a random moment. The store's own suite refuses such writes
+//! deterministically (`src/store/conformance.rs`).
 //!
 //! Needs the hidden `fault-injection` feature:
 //! `cargo test --features fault-injection --test terminate_race`.
@@ -41,6 +45,9 @@ async fn collect(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
         ctx.recv_signal(ITEM).await?;
     }
 }
+
+/// How long the failing sync of a stalled round takes.
+const STALL: Duration = Duration::from_millis(30);
 
 /// Runs per round, and rounds (more with `STEADFAST_RACE_ROUNDS`).
 const RUNS: usize = 100;
@@ -81,13 +88,29 @@ async fn terminate_racing_reloads_never_overwrites_history() {
                 .expect("start");
         }
         // The disk fails under the first signal's step: the actor parks and
-        // the messages queued behind it find no actor.
-        faults.fail_writes();
-        let heal_after = Duration::from_micros(rng.between(200, 3_000));
+        // the messages queued behind it find no actor. Even rounds: the
+        // step's sync stalls for STALL and fails, then the disk heals by
+        // itself, so terminates queued meanwhile close their runs directly
+        // every time. Odd rounds: writes fail until a random moment.
+        let stalled = round % 2 == 0;
+        let (terminate_at, signal_at, heal_after) = if stalled {
+            faults.fail_next_syncs_slowly(1, STALL);
+            let stall = STALL.as_micros() as u64;
+            ((stall / 10, stall / 2), (stall / 2, stall * 2), None)
+        } else {
+            faults.fail_writes();
+            let heal = Duration::from_micros(rng.between(200, 3_000));
+            ((0, 1_500), (0, 3_000), Some(heal))
+        };
         let mut tasks = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let value = (round * RUNS + i) as u32;
-            let offsets: Vec<u64> = (0..4).map(|_| rng.between(0, 1_500)).collect();
+            let terminates_at: Vec<u64> = (0..4)
+                .map(|_| rng.between(terminate_at.0, terminate_at.1))
+                .collect();
+            let signals_at: Vec<u64> = (0..4)
+                .map(|_| rng.between(signal_at.0, signal_at.1))
+                .collect();
             let engine = &engine;
             let id = id.clone();
             tasks.push(async move {
@@ -96,14 +119,14 @@ async fn terminate_racing_reloads_never_overwrites_history() {
                 // signal's step: some wait in the actor's inbox while that
                 // step fails, find no actor, and close the run in the file,
                 // while others load the run again.
-                let terminates = offsets.iter().map(|offset| async {
+                let terminates = terminates_at.iter().map(|offset| async {
                     tokio::time::sleep(Duration::from_micros(*offset)).await;
                     engine.terminate(&id, "race").await.is_ok()
                 });
-                let later = offsets.iter().enumerate().map(|(k, offset)| {
+                let later = signals_at.iter().enumerate().map(|(k, offset)| {
                     let id = &id;
                     async move {
-                        tokio::time::sleep(Duration::from_micros(offset * 2)).await;
+                        tokio::time::sleep(Duration::from_micros(*offset)).await;
                         let v = value * 10 + k as u32 + 1;
                         engine.signal(id, ITEM, v).await.is_ok().then_some(v)
                     }
@@ -123,8 +146,10 @@ async fn terminate_racing_reloads_never_overwrites_history() {
             });
         }
         let heal = async {
-            tokio::time::sleep(heal_after).await;
-            faults.clear();
+            if let Some(after) = heal_after {
+                tokio::time::sleep(after).await;
+                faults.clear();
+            }
         };
         let (told, ()) = tokio::join!(futures::future::join_all(tasks), heal);
         for (id, told) in told {

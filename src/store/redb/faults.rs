@@ -44,6 +44,10 @@ struct Plan {
     writes_allowed: u64,
     /// Whether syncs fail.
     syncs: bool,
+    /// Syncs still to fail slowly (each after `slow_sync`) before syncs
+    /// succeed again by themselves.
+    slow_failing_syncs: u32,
+    slow_sync: std::time::Duration,
     /// Whether growing the file fails with a full disk.
     growth: bool,
 }
@@ -93,6 +97,16 @@ impl FaultInjector {
         self.plan().syncs = true;
     }
 
+    /// The next `n` syncs each take `delay` and then fail with an I/O
+    /// error; later ones succeed again (a disk that stalls, fails a
+    /// commit, and recovers by itself). While a commit waits on such a
+    /// sync, more calls can queue up behind it.
+    pub fn fail_next_syncs_slowly(&self, n: u32, delay: std::time::Duration) {
+        let mut plan = self.plan();
+        plan.slow_failing_syncs = n;
+        plan.slow_sync = delay;
+    }
+
     /// The disk is full from now on: every write, and every resize that
     /// grows the file, fails with `ErrorKind::StorageFull` (`ENOSPC`).
     pub fn disk_full(&self) {
@@ -137,10 +151,22 @@ impl FaultInjector {
     }
 
     fn check_sync(&self) -> io::Result<()> {
-        if self.plan().syncs {
-            return Err(self.injected_error(Fault::Io, "sync"));
+        let slow = {
+            let mut plan = self.plan();
+            if plan.syncs {
+                None
+            } else if plan.slow_failing_syncs > 0 {
+                plan.slow_failing_syncs -= 1;
+                Some(plan.slow_sync)
+            } else {
+                return Ok(());
+            }
+        };
+        // Slept outside the lock: the test steering the faults is not held up.
+        if let Some(delay) = slow {
+            std::thread::sleep(delay);
         }
-        Ok(())
+        Err(self.injected_error(Fault::Io, "sync"))
     }
 
     fn check_growth(&self) -> io::Result<()> {
