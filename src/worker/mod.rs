@@ -513,12 +513,17 @@ impl Shared {
         loaded: Result<Option<(RunRecord, Vec<Event>)>, StoreError>,
     ) {
         let shared = self;
-        // Closed or unknown (a start that failed): nothing to wait for, also
-        // while storage fails (its slot must not linger, parked, retrying).
-        if matches!(loaded, Ok(None)) {
-            shared.runs().remove(&run_id);
-            return;
-        }
+        // Closed or unknown (a start that failed): the queued messages are
+        // dropped, and their senders learn why from the file. Also while
+        // storage fails: its slot must not linger, parked, retrying.
+        let loaded = match loaded {
+            Ok(None) => {
+                shared.runs().remove(&run_id);
+                return;
+            }
+            Ok(Some(found)) => Ok(found),
+            Err(e) => Err(e),
+        };
         if shared.store.retry_delay() > std::time::Duration::ZERO && shared.only_wakes(run_id) {
             // Storage fails and commits back off: a run loaded now (its
             // replay, its activities started again) could store nothing, so
@@ -530,7 +535,7 @@ impl Shared {
         }
         {
             match loaded {
-                Ok(Some((record, history))) => {
+                Ok((record, history)) => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     let state = {
                         let runs = shared.runs();
@@ -564,11 +569,6 @@ impl Shared {
                         }
                     }
                     run::start(prepared, state, rx, false);
-                }
-                // Closed (or unknown): the queued messages are dropped, and
-                // their senders learn why from the file.
-                Ok(None) => {
-                    shared.runs().remove(&run_id);
                 }
                 Err(e) => {
                     let retry = e.is_storage();
