@@ -288,14 +288,7 @@ impl RedbStore {
             let Some(history) = open_read(&txn, HISTORY)? else {
                 return Ok(0);
             };
-            let key = run_id.as_u128();
-            let last = history
-                .range((key, 0)..=(key, u64::MAX))
-                .map_err(redb_err)?
-                .next_back()
-                .transpose()
-                .map_err(redb_err)?;
-            Ok(last.map_or(0, |(k, _)| k.value().1))
+            tables::last_event_id(&history, run_id.as_u128())
         })
     }
 
@@ -338,14 +331,7 @@ impl RedbStore {
             if let Some(history) = open_read(&txn, HISTORY)? {
                 for (run_id, record) in page.runs.iter_mut() {
                     if !record.status.is_closed() {
-                        let key = run_id.as_u128();
-                        let last = history
-                            .range((key, 0)..=(key, u64::MAX))
-                            .map_err(redb_err)?
-                            .next_back()
-                            .transpose()
-                            .map_err(redb_err)?;
-                        record.history_len = last.map_or(0, |(k, _)| k.value().1);
+                        record.history_len = tables::last_event_id(&history, run_id.as_u128())?;
                     }
                 }
             }

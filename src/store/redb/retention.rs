@@ -18,12 +18,12 @@ use std::time::{Instant, SystemTime};
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::tables::VISIBILITY;
-use super::writer::Tables;
+use super::writer::{self, Tables};
 use super::{RedbStore, open_read, redb_err, visibility};
 use crate::codec;
 use crate::history::RunId;
 use crate::store::query::suffix;
-use crate::store::{RunRecord, StoreError, WAKE_NEVER, WriteOutcome};
+use crate::store::{RunRecord, StoreError, WriteOutcome};
 
 /// Most runs removed by one sweep operation.
 /// (Removing a run costs the writer some 15 µs, so a full batch about
@@ -103,16 +103,7 @@ fn remove_run(t: &mut Tables<'_>, run_id: RunId, record: &RunRecord) -> Result<(
     let key = run_id.as_u128();
     t.runs.remove(key).map_err(redb_err)?;
     visibility::remove(&mut t.visibility, run_id, record)?;
-    t.history
-        .retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
-        .map_err(redb_err)?;
-    // A closed run has no hint; removed in case damage left one.
-    if let Some(wake) = t.running.remove(key).map_err(redb_err)? {
-        let wake = wake.value();
-        if wake != WAKE_NEVER {
-            t.wakeups.remove((wake, key)).map_err(redb_err)?;
-        }
-    }
+    writer::remove_history_and_wake(t, key)?;
     let latest = t
         .workflows
         .get(record.workflow_id.as_str())
@@ -134,7 +125,7 @@ mod tests {
 
     use super::*;
     use crate::history::{Event, EventKind, Payload, WorkflowStatus};
-    use crate::store::{Backend, EncodedRecord, Query, ReuseRule, Store, WriteOp};
+    use crate::store::{Backend, EncodedRecord, Query, ReuseRule, Store, WAKE_NEVER, WriteOp};
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)

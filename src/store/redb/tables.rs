@@ -15,7 +15,10 @@
 //! - `visibility` (format 2): `&[u8] -> ()`, the indexes `list` and
 //!   `delete` scan; the key layout is documented in `store/redb/visibility.rs`.
 
-use redb::TableDefinition;
+use redb::{ReadableTable, TableDefinition};
+
+use super::redb_err;
+use crate::store::StoreError;
 
 /// Store format versions:
 /// - 1: the first layout (meta, workflows, runs, running, wakeups, history).
@@ -38,3 +41,18 @@ pub(crate) const WAKEUPS: TableDefinition<(u64, u128), ()> = TableDefinition::ne
 
 pub(crate) const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("history");
 pub(crate) const VISIBILITY: TableDefinition<&[u8], ()> = TableDefinition::new("visibility");
+
+/// The last event ID of run `key`'s history in a `history` table, read or
+/// write (0 for none): the truth of an open run's length.
+pub(crate) fn last_event_id(
+    history: &impl ReadableTable<(u128, u64), &'static [u8]>,
+    key: u128,
+) -> Result<u64, StoreError> {
+    Ok(history
+        .range((key, 0)..=(key, u64::MAX))
+        .map_err(redb_err)?
+        .next_back()
+        .transpose()
+        .map_err(redb_err)?
+        .map_or(0, |(k, _)| k.value().1))
+}

@@ -48,12 +48,12 @@ use std::time::SystemTime;
 use redb::{ReadTransaction, ReadableTable, Table, WriteTransaction};
 
 use super::tables::{RUNS, VISIBILITY};
-use super::writer::Tables;
+use super::writer::{self, Tables};
 use super::{open_read, redb_err};
 use crate::codec;
 use crate::history::{RunId, SearchAttributeValue, WorkflowStatus};
 use crate::store::query::{CLOSED, OPEN, SUFFIX_LEN, Suffix, nanos, suffix};
-use crate::store::{Query, QueryPage, RunRecord, StoreError, WAKE_NEVER, WriteOutcome};
+use crate::store::{Query, QueryPage, RunRecord, StoreError, WriteOutcome};
 
 // Key tags and codes below are the file format (FORMAT.md): never change
 // one; a new index takes a new tag, with a store format bump.
@@ -349,15 +349,7 @@ pub(super) fn delete_workflow(
                 t.visibility.remove(entry.as_slice()).map_err(redb_err)?;
             }
         }
-        t.history
-            .retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
-            .map_err(redb_err)?;
-        if let Some(wake) = t.running.remove(key).map_err(redb_err)? {
-            let wake = wake.value();
-            if wake != WAKE_NEVER {
-                t.wakeups.remove((wake, key)).map_err(redb_err)?;
-            }
-        }
+        writer::remove_history_and_wake(t, key)?;
     }
     // Entries of runs whose records did not decode.
     let mut stale = Vec::new();

@@ -14,7 +14,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::file::contain;
-use super::tables::{HISTORY, RUNNING, RUNS, VISIBILITY, WAKEUPS, WORKFLOWS};
+use super::tables::{self, HISTORY, RUNNING, RUNS, VISIBILITY, WAKEUPS, WORKFLOWS};
 use super::{DbCell, redb_err, retention, visibility};
 use crate::codec;
 use crate::history::{RunId, WorkflowStatus};
@@ -291,7 +291,7 @@ fn append(
             message: "the run is closed (or unknown) in the file".into(),
         });
     };
-    let last = last_event_id(t, key)?;
+    let last = tables::last_event_id(&t.history, key)?;
     if last.checked_add(1) != Some(expect_next) {
         return Err(StoreError::Conflict {
             run_id,
@@ -357,7 +357,7 @@ fn close(
     }
     // The stored record's length is as of its last write; the history's
     // last key is the truth.
-    let last = last_event_id(t, key)?;
+    let last = tables::last_event_id(&t.history, key)?;
     if last.checked_add(1) != Some(event_id) {
         return Err(StoreError::Conflict {
             run_id,
@@ -380,15 +380,14 @@ fn close(
     Ok(WriteOutcome::Closed)
 }
 
-/// The last event ID of a run's stored history (0 for none).
-fn last_event_id(t: &Tables<'_>, key: u128) -> Result<u64, StoreError> {
-    Ok(t.history
-        .range((key, 0)..=(key, u64::MAX))
-        .map_err(redb_err)?
-        .next_back()
-        .transpose()
-        .map_err(redb_err)?
-        .map_or(0, |(k, _)| k.value().1))
+/// Removes a run's history and wake hint (for a delete or a sweep; the
+/// record and index entries are the caller's, which knows the record).
+pub(super) fn remove_history_and_wake(t: &mut Tables<'_>, key: u128) -> Result<(), StoreError> {
+    t.history
+        .retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
+        .map_err(redb_err)?;
+    // A closed run has no hint; removed in case damage left one.
+    set_wake(t, key, None)
 }
 
 /// Keeps `running` and `wakeups` in step: `Some(hint)` for a run still
