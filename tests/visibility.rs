@@ -61,6 +61,19 @@ async fn open(path: &Path) -> Engine {
         .expect("open the engine")
 }
 
+/// Describes "busy" once its first attempt failed and the retry waits.
+async fn retry_pending(engine: &Engine) -> steadfast::WorkflowDescription {
+    support::eventually(Duration::from_secs(10), || async {
+        let d = engine.describe("busy").await.ok()?;
+        let failed = d
+            .pending_activities
+            .first()
+            .is_some_and(|a| a.last_failure.is_some());
+        failed.then_some(d)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn describe_shows_a_running_run_with_its_pending_work() {
     let db = temp_db();
@@ -71,15 +84,7 @@ async fn describe_shows_a_running_run_with_its_pending_work() {
         .await
         .unwrap();
     let after = SystemTime::now();
-    let description = support::eventually(Duration::from_secs(10), || async {
-        let d = engine.describe("busy").await.ok()?;
-        let failed = d
-            .pending_activities
-            .first()
-            .is_some_and(|a| a.last_failure.is_some());
-        failed.then_some(d)
-    })
-    .await;
+    let description = retry_pending(&engine).await;
     assert_eq!(description.workflow_id, "busy");
     assert_eq!(description.run_id, run.run_id());
     assert_eq!(description.workflow_type, "Busy");
@@ -138,15 +143,7 @@ async fn describe_of_a_run_not_in_memory_matches_the_live_one() {
         .start_workflow(BUSY, "busy", (), WorkflowOptions::new())
         .await
         .unwrap();
-    let live = support::eventually(Duration::from_secs(10), || async {
-        let d = engine.describe("busy").await.ok()?;
-        let failed = d
-            .pending_activities
-            .first()
-            .is_some_and(|a| a.last_failure.is_some());
-        failed.then_some(d)
-    })
-    .await;
+    let live = retry_pending(&engine).await;
     engine.shutdown().await.unwrap();
 
     let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
