@@ -68,6 +68,7 @@
 //! | Search attributes, memo | [`WorkflowOptions::with_search_attribute`], [`WorkflowOptions::with_memo`], [`WorkflowContext::upsert_search_attributes`] |
 //! | Delete | [`Engine::delete`] |
 //! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
+//! | History JSON, `WorkflowReplayer` | [`Engine::workflow_history`], [`WorkflowHistory`] (`to_json`/`from_json`), [`Replayer`] |
 //!
 //! # Guarantees
 //!
@@ -112,6 +113,7 @@ mod error;
 pub mod fuzzing;
 mod history;
 mod panic;
+mod replayer;
 mod store;
 mod worker;
 mod workflow;
@@ -125,10 +127,12 @@ pub use engine::{
 pub use error::{ClientError, Error, OpenError, ResultError};
 pub use history::{
     ActivityOptionsRecord, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, Failure,
-    MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
-    MAX_WORKFLOW_ID_LEN, Payload, PayloadError, PendingActivityInfo, PendingTimerInfo, RunId,
-    SearchAttributeValue, SearchAttributes, WorkflowStatus,
+    HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, MAX_SEARCH_ATTRIBUTE_NAME_LEN,
+    MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES, MAX_WORKFLOW_ID_LEN, Payload,
+    PayloadError, PendingActivityInfo, PendingTimerInfo, RunId, SearchAttributeValue,
+    SearchAttributes, WorkflowHistory, WorkflowStatus,
 };
+pub use replayer::{ReplayError, ReplayReport, Replayer};
 /// Makes the storage under an engine fail on purpose (feature
 /// `fault-injection`, for tests); see `EngineBuilder::fault_injector`.
 #[cfg(feature = "fault-injection")]

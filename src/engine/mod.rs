@@ -1,6 +1,7 @@
 //! The front door: `Engine`, its builder, and the calls a client makes.
 
 mod delete;
+mod export;
 mod handle;
 mod list;
 mod options;

@@ -8,6 +8,7 @@
 //! order.
 
 mod ids;
+mod json;
 mod payload;
 mod search_attributes;
 mod state;
@@ -17,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use ids::{MAX_WORKFLOW_ID_LEN, RunId};
+pub use json::{HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, WorkflowHistory};
 pub use payload::{DEFAULT_MAX_PAYLOAD_BYTES, Payload, PayloadError};
 pub use search_attributes::{
     MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,

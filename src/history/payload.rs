@@ -3,17 +3,64 @@
 //! Payloads are JSON so that additive changes to user types (a new field with
 //! `#[serde(default)]`) still decode old histories, and so that a person or a
 //! command-line tool can read them. Engine records around them use `codec`.
+//!
+//! Through a human-readable serializer (JSON: the history file form,
+//! HISTORY-JSON in FORMAT.md) a payload is the JSON value itself, so a
+//! person reads `{"name":"Alice"}` and not a list of bytes; through bincode
+//! (`codec`, not human-readable) it stays a byte string, as in every file
+//! written so far.
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwned};
+use serde_json::value::RawValue;
 
 /// The default largest payload accepted, in bytes (Temporal's limit: 2 MiB).
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
 
 /// An encoded user value (JSON bytes), as kept in a workflow's history.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Payload(Vec<u8>);
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            // The stored form (bincode): a byte string, as it always was.
+            return StoredRef(&self.0).serialize(serializer);
+        }
+        // The text is written as is (a raw value), so the bytes read back
+        // are the bytes stored and an exported history imports equal.
+        let text = std::str::from_utf8(&self.0).map_err(serde::ser::Error::custom)?;
+        let raw: &RawValue = serde_json::from_str(text).map_err(|e| {
+            serde::ser::Error::custom(format!(
+                "a payload is not JSON ({e}); the engine writes only JSON payloads, \
+                 so its record is damaged"
+            ))
+        })?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if !deserializer.is_human_readable() {
+            return Stored::deserialize(deserializer).map(|Stored(bytes)| Payload(bytes));
+        }
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(Payload(raw.get().as_bytes().to_vec()))
+    }
+}
+
+/// The stored form: exactly what the derived impl of `Payload(Vec<u8>)`
+/// wrote, so files keep their bytes (codec's tests pin them).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Payload")]
+struct Stored(Vec<u8>);
+
+/// The same, borrowed, for writing without a copy.
+#[derive(Serialize)]
+#[serde(rename = "Payload")]
+struct StoredRef<'a>(&'a Vec<u8>);
 
 /// A payload could not be encoded from, or decoded into, the user's type.
 #[derive(Debug, thiserror::Error)]

@@ -32,7 +32,7 @@ pub enum SearchAttributeValue {
     /// A signed integer; filters may use ranges.
     Int(i64),
     /// A floating-point number; filters may use ranges.
-    Double(f64),
+    Double(#[serde(with = "double")] f64),
     /// True or false.
     Bool(bool),
     /// A point in time (at or after the Unix epoch); filters may use ranges.
@@ -41,6 +41,51 @@ pub enum SearchAttributeValue {
     /// holds it. Upserting an empty list removes the attribute (Temporal's
     /// rule).
     KeywordList(Vec<String>),
+}
+
+/// A `Double` as stored: bincode's `f64` unchanged; in JSON (the history
+/// file form) a number, or `"NaN"`, `"inf"`, `"-inf"`, which JSON numbers
+/// cannot hold (serde_json would write `null` and never read it back).
+mod double {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() || value.is_finite() {
+            return serializer.serialize_f64(*value);
+        }
+        let name = if value.is_nan() {
+            "NaN"
+        } else if *value > 0.0 {
+            "inf"
+        } else {
+            "-inf"
+        };
+        serializer.serialize_str(name)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Number(f64),
+        Name(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        if !deserializer.is_human_readable() {
+            return f64::deserialize(deserializer);
+        }
+        match Text::deserialize(deserializer)? {
+            Text::Number(value) => Ok(value),
+            Text::Name(name) => match name.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(D::Error::custom(format!(
+                    "a Double is a number, \"NaN\", \"inf\" or \"-inf\", not {other:?}"
+                ))),
+            },
+        }
+    }
 }
 
 impl PartialEq for SearchAttributeValue {

@@ -357,6 +357,9 @@ pub(crate) struct WorkflowMachine {
     root: Option<WorkflowFuture>,
     woken: Arc<WakeFlag>,
     parked: Option<ParkReason>,
+    /// How the code ended the run (its close command as the code issued
+    /// it, not as history recorded it): the replayer compares the two.
+    finished: Option<EventKind>,
 }
 
 impl std::fmt::Debug for WorkflowMachine {
@@ -408,6 +411,7 @@ impl WorkflowMachine {
             root: None,
             woken: Arc::new(WakeFlag(AtomicBool::new(true))),
             parked: None,
+            finished: None,
         };
         match catch_unwind(AssertUnwindSafe(|| workflow(ctx, input))) {
             Ok(Ok(root)) => machine.root = Some(root),
@@ -449,6 +453,7 @@ impl WorkflowMachine {
             root: None,
             woken: Arc::new(WakeFlag::default()),
             parked: Some(reason),
+            finished: None,
         }
     }
 
@@ -520,6 +525,7 @@ impl WorkflowMachine {
                             failure: e.into_failure(),
                         },
                     };
+                    self.finished = Some(kind.clone());
                     core.command(kind);
                 }
                 Err(panic) => {
@@ -564,6 +570,12 @@ impl WorkflowMachine {
     /// The handler of a query, if the code registered one.
     pub(crate) fn query_handler(&self, name: &str) -> Option<QueryFn> {
         lock(&self.core).queries.get(name).cloned()
+    }
+
+    /// The close command the code issued (with its own result or failure),
+    /// once it returned.
+    pub(crate) fn finished(&self) -> Option<&EventKind> {
+        self.finished.as_ref()
     }
 
     /// Why the run cannot make progress, if it cannot.

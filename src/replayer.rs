@@ -1,0 +1,327 @@
+//! `Replayer`: replays saved histories against today's workflow code, to
+//! catch a change that is not replay-safe before it reaches a running
+//! workflow (Temporal's `WorkflowReplayer`).
+//!
+//! It drives the engine's own replay machine (`workflow::replay`) over each
+//! history, so what passes here replays the same way when an engine opens
+//! the file. Nothing else runs: no activity, no timer, no store, no file
+//! written; the recorded results are what the code sees.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::history::{
+    EventKind, Failure, HistoryJsonError, MutableState, Payload, RunId, WorkflowHistory,
+};
+use crate::worker::Worker;
+use crate::workflow::{
+    self, NondeterminismError, ParkReason, WorkflowContext, WorkflowDef, WorkflowError, WorkflowFn,
+    WorkflowMachine,
+};
+
+/// Replays saved histories against the workflow code registered with it,
+/// and reports per history whether the code still agrees with it.
+///
+/// The idiom: keep histories of production runs (exported with
+/// [`Engine::workflow_history`](crate::Engine::workflow_history) and
+/// [`WorkflowHistory::to_file`]) in a folder of the repository, and replay
+/// them all in a test, so `cargo test` fails on a change that would park
+/// those runs with a [`NondeterminismError`].
+///
+/// ```
+/// use steadfast::{Replayer, WorkflowContext, WorkflowDef, WorkflowError};
+///
+/// const GREET: WorkflowDef<String, String> = WorkflowDef::new("Greet");
+///
+/// async fn greet(_ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+///     Ok(format!("Hello, {name}!"))
+/// }
+///
+/// # fn main() -> Result<(), steadfast::HistoryJsonError> {
+/// let replayer = Replayer::new().workflow(GREET, greet);
+/// let reports = replayer.replay_dir("tests/fixtures/histories/greet")?;
+/// assert!(!reports.is_empty(), "no saved histories found");
+/// for report in &reports {
+///     assert!(report.result.is_ok(), "{report}");
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Default)]
+pub struct Replayer {
+    workflows: HashMap<String, WorkflowFn>,
+}
+
+impl fmt::Debug for Replayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.workflows.keys().collect();
+        names.sort();
+        f.debug_struct("Replayer")
+            .field("workflows", &names)
+            .finish()
+    }
+}
+
+/// Why a history does not replay.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The code issues a different command than the history holds at an
+    /// event (or waits where the history goes on): the diff is in the
+    /// error's `event_id`, `history` (expected) and `code` (found). A run
+    /// with this history would be parked; guard the change with
+    /// `ctx.patched(..)`.
+    #[error(transparent)]
+    Nondeterminism(#[from] NondeterminismError),
+    /// The code reaches the recorded end but ends the run differently: it
+    /// returns another result or failure than the one recorded.
+    #[error(
+        "workflow {workflow_id:?} (run {run_id}) ends differently than recorded at event \
+         {event_id}: history has {history}, code returned {code}; the change is not replay-safe \
+         for runs still open (guard it with ctx.patched)"
+    )]
+    DifferentEnding {
+        /// The workflow.
+        workflow_id: String,
+        /// The run.
+        run_id: RunId,
+        /// The close event of the history.
+        event_id: u64,
+        /// The recorded close, with its result or failure.
+        history: String,
+        /// How the code ended the run.
+        code: String,
+    },
+    /// No code is registered for the history's workflow type.
+    #[error(
+        "workflow type {workflow_type:?} is not registered with the replayer; register it \
+         with Replayer::workflow (or Replayer::worker)"
+    )]
+    NotRegistered {
+        /// The history's workflow type.
+        workflow_type: String,
+    },
+    /// The workflow code panicked while replaying.
+    #[error("workflow code panicked while replaying: {0}")]
+    Panic(String),
+    /// The code cannot start from the history (its input does not decode
+    /// as the workflow's input type).
+    #[error("{0}")]
+    Unrunnable(String),
+    /// The history itself is not one a run could have (see
+    /// [`WorkflowHistory::check`]).
+    #[error(transparent)]
+    InvalidHistory(#[from] HistoryJsonError),
+}
+
+/// The outcome of replaying one history.
+#[derive(Debug)]
+pub struct ReplayReport {
+    /// The file the history was read from, if it came from one.
+    pub path: Option<PathBuf>,
+    /// The workflow ID.
+    pub workflow_id: String,
+    /// The run.
+    pub run_id: RunId,
+    /// The workflow type.
+    pub workflow_type: String,
+    /// `Ok` when the code agrees with the whole history.
+    pub result: Result<(), ReplayError>,
+}
+
+impl fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(path) = &self.path {
+            write!(f, "{}: ", path.display())?;
+        }
+        write!(
+            f,
+            "workflow {:?} of type {:?} (run {}): ",
+            self.workflow_id, self.workflow_type, self.run_id
+        )?;
+        match &self.result {
+            Ok(()) => write!(f, "replays"),
+            Err(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl Replayer {
+    /// A replayer with no workflow registered.
+    pub fn new() -> Self {
+        Replayer::default()
+    }
+
+    /// Registers workflow code for a type, as
+    /// [`EngineBuilder::workflow`](crate::EngineBuilder::workflow) does.
+    pub fn workflow<I, O, F, Fut>(mut self, def: WorkflowDef<I, O>, f: F) -> Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, WorkflowError>> + Send + 'static,
+    {
+        self.workflows
+            .insert(def.name().to_string(), workflow::erase(f));
+        self
+    }
+
+    /// Registers every workflow of a worker (its activities are not
+    /// needed: replay uses the recorded results), so the registration the
+    /// engine gets can be the one tested. Histories are matched by workflow
+    /// type, whatever their task queue.
+    pub fn worker(mut self, worker: Worker) -> Self {
+        self.workflows.extend(worker.workflows);
+        self
+    }
+
+    /// Replays one history.
+    ///
+    /// # Errors
+    /// A [`ReplayError`] saying how the code and the history disagree.
+    pub fn replay(&self, history: &WorkflowHistory) -> Result<(), ReplayError> {
+        history.check()?;
+        let workflow = self.workflows.get(&history.workflow_type).ok_or_else(|| {
+            ReplayError::NotRegistered {
+                workflow_type: history.workflow_type.clone(),
+            }
+        })?;
+        let machine = WorkflowMachine::replay(workflow, history.run_id, &history.events);
+        if let Some(reason) = machine.parked() {
+            return Err(match reason.clone() {
+                ParkReason::Nondeterminism(nde) => ReplayError::Nondeterminism(nde),
+                ParkReason::Panic(message) => ReplayError::Panic(message),
+                other => ReplayError::Unrunnable(other.to_string()),
+            });
+        }
+        // The machine matched the close command by kind (as Temporal
+        // does); a closed history also says what the run returned.
+        let state = MutableState::fold(&history.events);
+        if let (Some(recorded), Some(code)) = (history.events.last(), machine.finished())
+            && state.status.is_closed()
+            && recorded.kind.is_command()
+            && !same_ending(&recorded.kind, code)
+        {
+            return Err(ReplayError::DifferentEnding {
+                workflow_id: history.workflow_id.clone(),
+                run_id: history.run_id,
+                event_id: recorded.event_id,
+                history: describe_ending(&recorded.kind),
+                code: describe_ending(code),
+            });
+        }
+        Ok(())
+    }
+
+    /// Replays each history, one report per history, in order.
+    pub fn replay_all<'a>(
+        &self,
+        histories: impl IntoIterator<Item = &'a WorkflowHistory>,
+    ) -> Vec<ReplayReport> {
+        histories
+            .into_iter()
+            .map(|history| self.report(None, history))
+            .collect()
+    }
+
+    /// Replays one history file.
+    ///
+    /// # Errors
+    /// A [`HistoryJsonError`] naming the file when it cannot be read as a
+    /// history; how the replay went is in the report.
+    pub fn replay_file(&self, path: impl AsRef<Path>) -> Result<ReplayReport, HistoryJsonError> {
+        let path = path.as_ref();
+        let history = WorkflowHistory::from_file(path)?;
+        Ok(self.report(Some(path.to_path_buf()), &history))
+    }
+
+    /// Replays every `*.json` file of a folder (not its subfolders), in
+    /// file name order, one report per file.
+    ///
+    /// # Errors
+    /// A [`HistoryJsonError`] naming the folder or the file when the folder
+    /// cannot be listed or a file cannot be read as a history: a saved
+    /// history that no longer reads is a failure, not a skip.
+    pub fn replay_dir(&self, dir: impl AsRef<Path>) -> Result<Vec<ReplayReport>, HistoryJsonError> {
+        let dir = dir.as_ref();
+        let io = |source| HistoryJsonError::Io {
+            path: dir.display().to_string(),
+            source,
+        };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.extension().is_some_and(|e| e == "json") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        paths.iter().map(|path| self.replay_file(path)).collect()
+    }
+
+    fn report(&self, path: Option<PathBuf>, history: &WorkflowHistory) -> ReplayReport {
+        ReplayReport {
+            path,
+            workflow_id: history.workflow_id.clone(),
+            run_id: history.run_id,
+            workflow_type: history.workflow_type.clone(),
+            result: self.replay(history),
+        }
+    }
+}
+
+/// True when the code's close says what the recorded one says. Results are
+/// compared as JSON values: a map's keys may come out in another order.
+fn same_ending(recorded: &EventKind, code: &EventKind) -> bool {
+    match (recorded, code) {
+        (
+            EventKind::WorkflowCompleted { result: a },
+            EventKind::WorkflowCompleted { result: b },
+        ) => same_payload(a, b),
+        (EventKind::WorkflowFailed { failure: a }, EventKind::WorkflowFailed { failure: b })
+        | (
+            EventKind::WorkflowCancelled { failure: a },
+            EventKind::WorkflowCancelled { failure: b },
+        ) => a == b,
+        // Another kind of close is a nondeterminism the machine reports.
+        _ => true,
+    }
+}
+
+fn same_payload(a: &Payload, b: &Payload) -> bool {
+    let value = |p: &Payload| serde_json::from_str::<serde_json::Value>(&p.as_json()).ok();
+    match (value(a), value(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+fn describe_ending(kind: &EventKind) -> String {
+    match kind {
+        EventKind::WorkflowCompleted { result } => {
+            format!("WorkflowCompleted({})", preview(&result.as_json()))
+        }
+        EventKind::WorkflowFailed { failure } => {
+            format!("WorkflowFailed({})", failure_text(failure))
+        }
+        EventKind::WorkflowCancelled { failure } => {
+            format!("WorkflowCancelled({})", failure_text(failure))
+        }
+        other => other.describe(),
+    }
+}
+
+fn failure_text(failure: &Failure) -> String {
+    preview(&failure.to_string())
+}
+
+/// The beginning of a long value: enough to see the difference in a report.
+fn preview(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
