@@ -32,19 +32,38 @@ use crate::workflow::{
 /// them all in a test, so `cargo test` fails on a change that would park
 /// those runs with a [`NondeterminismError`].
 ///
+/// The folder idiom, with the histories this repository keeps (saved from
+/// version 1 of `Order`, which had no `notify` step; the change is guarded
+/// by `patched`, so they replay):
+///
 /// ```
-/// use steadfast::{Replayer, WorkflowContext, WorkflowDef, WorkflowError};
+/// use std::time::Duration;
+/// use steadfast::{
+///     ActivityDef, ActivityOptions, Replayer, SignalDef, WorkflowContext, WorkflowDef,
+///     WorkflowError,
+/// };
 ///
-/// const GREET: WorkflowDef<String, String> = WorkflowDef::new("Greet");
+/// const ORDER: WorkflowDef<String, String> = WorkflowDef::new("Order");
+/// const RESERVE: ActivityDef<String, String> = ActivityDef::new("reserve");
+/// const NOTIFY: ActivityDef<String, ()> = ActivityDef::new("notify");
+/// const CHARGE: ActivityDef<String, String> = ActivityDef::new("charge");
+/// const APPROVE: SignalDef<()> = SignalDef::new("approve");
 ///
-/// async fn greet(_ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
-///     Ok(format!("Hello, {name}!"))
+/// async fn order(ctx: WorkflowContext, item: String) -> Result<String, WorkflowError> {
+///     let options = ActivityOptions::start_to_close(Duration::from_secs(5));
+///     let reserved = ctx.execute_activity(RESERVE, item, options.clone()).await?;
+///     if ctx.patched("notify-customer") {
+///         ctx.execute_activity(NOTIFY, reserved.clone(), options.clone()).await?;
+///     }
+///     ctx.recv_signal(APPROVE).await?;
+///     let charged = ctx.execute_activity(CHARGE, reserved, options).await?;
+///     Ok(format!("shipped {charged}"))
 /// }
 ///
 /// # fn main() -> Result<(), steadfast::HistoryJsonError> {
-/// let replayer = Replayer::new().workflow(GREET, greet);
-/// let reports = replayer.replay_dir("tests/fixtures/histories/greet")?;
-/// assert!(!reports.is_empty(), "no saved histories found");
+/// let replayer = Replayer::new().workflow(ORDER, order);
+/// let reports = replayer.replay_dir("tests/fixtures/histories")?;
+/// assert_eq!(reports.len(), 2, "a folder that lost its histories proves nothing");
 /// for report in &reports {
 ///     assert!(report.result.is_ok(), "{report}");
 /// }

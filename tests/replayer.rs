@@ -195,6 +195,7 @@ fn an_unguarded_change_is_reported_with_its_diff() {
     };
     assert_eq!(nde.workflow_id, "order-1");
     assert_eq!(nde.run_id, shipped.run_id);
+    assert_eq!(nde.event_id, 5, "the README quotes this report");
     assert_eq!(
         nde.history,
         r#"ActivityScheduled(seq 2, activity "charge")"#

@@ -156,6 +156,8 @@ struct DocumentOut<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DocumentIn {
+    // Checked from the header already; named here so that
+    // `deny_unknown_fields` accepts them.
     #[allow(dead_code)]
     format: String,
     #[allow(dead_code)]
@@ -321,18 +323,17 @@ impl WorkflowHistory {
                         ..
                     },
                     1,
-                ) => {
-                    if *workflow_id != self.workflow_id || *workflow_type != self.workflow_type {
-                        return Err(invalid(
-                            1,
-                            format!(
-                                "WorkflowStarted names workflow {workflow_id:?} of type {workflow_type:?}, \
-                                 the document {:?} of type {:?}",
-                                self.workflow_id, self.workflow_type
-                            ),
-                        ));
-                    }
+                ) if *workflow_id != self.workflow_id || *workflow_type != self.workflow_type => {
+                    return Err(invalid(
+                        1,
+                        format!(
+                            "WorkflowStarted names workflow {workflow_id:?} of type {workflow_type:?}, \
+                             the document {:?} of type {:?}",
+                            self.workflow_id, self.workflow_type
+                        ),
+                    ));
                 }
+                (EventKind::WorkflowStarted { .. }, 1) => {}
                 (EventKind::WorkflowStarted { .. }, _) => {
                     return Err(invalid(
                         position,
