@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::history::{
-    EventKind, Failure, HistoryJsonError, MutableState, Payload, RunId, WorkflowHistory,
+    Event, EventKind, Failure, HistoryJsonError, MutableState, Payload, RunId, WorkflowHistory,
 };
 use crate::worker::Worker;
 use crate::workflow::{
@@ -218,9 +218,7 @@ impl Replayer {
         }
         // The machine matched the close command by kind (as Temporal
         // does); a closed history also says what the run returned.
-        let state = MutableState::fold(&history.events);
-        if let (Some(recorded), Some(code)) = (history.events.last(), machine.finished())
-            && state.status.is_closed()
+        if let (Some(recorded), Some(code)) = (closing_event(&history.events), machine.finished())
             && recorded.kind.is_command()
             && !same_ending(&recorded.kind, code)
         {
@@ -290,6 +288,15 @@ impl Replayer {
             result: self.replay(history),
         }
     }
+}
+
+/// The event that closed the run, as the one fold of events decides.
+fn closing_event(events: &[Event]) -> Option<&Event> {
+    let mut state = MutableState::default();
+    events.iter().find(|event| {
+        state.apply(event);
+        state.status.is_closed()
+    })
 }
 
 /// True when the code's close says what the recorded one says. Results are

@@ -360,3 +360,25 @@ async fn a_new_run_of_the_patched_code_replays_its_own_history() {
         other => panic!("expected nondeterminism, got {other:?}"),
     }
 }
+
+#[test]
+fn events_after_the_close_do_not_hide_the_ending() {
+    // Builds before the close became final could append an attempt's
+    // failure after the close; the ending compared is the close's.
+    let mut saved = WorkflowHistory::from_file(histories().join("order-1-shipped.json")).unwrap();
+    let close = saved.events.last().unwrap().clone();
+    let mut late = saved.events[3].clone();
+    late.event_id = close.event_id + 1;
+    saved.events.push(late);
+    Replayer::new()
+        .workflow(ORDER, order_v1)
+        .replay(&saved)
+        .unwrap();
+    match Replayer::new()
+        .workflow(ORDER, order_v2_new_result)
+        .replay(&saved)
+    {
+        Err(ReplayError::DifferentEnding { event_id, .. }) => assert_eq!(event_id, close.event_id),
+        other => panic!("expected a different ending, got {other:?}"),
+    }
+}

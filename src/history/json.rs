@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Event, EventKind, MutableState, RunId};
+use super::{Event, EventKind, RunId};
 
 /// The value of the `format` field of every history document.
 pub const HISTORY_JSON_FORMAT: &str = "steadfast-history";
@@ -97,7 +97,7 @@ pub enum HistoryJsonError {
         supported: u32,
     },
     /// The document parses but is not a history a run could have: events
-    /// out of order, no `WorkflowStarted` first, events after the close.
+    /// out of order, no `WorkflowStarted` first, or a second one.
     #[error("invalid history: {problem} (at position {position} of \"events\", from 1)")]
     Invalid {
         /// The event's position in the `events` array, from 1 (0: the
@@ -280,8 +280,10 @@ impl WorkflowHistory {
 
     /// Checks that the events are a history a run could have: numbered from
     /// 1 without gaps, `WorkflowStarted` first (and only there) naming this
-    /// workflow, nothing after the event that closed the run. The run's
-    /// status comes from the one fold of events, as everywhere else.
+    /// workflow. Events after the one that closed the run are accepted:
+    /// builds before the close became final could append some, the engine
+    /// keeps and shows them (its fold ignores them), so their export must
+    /// import too.
     ///
     /// # Errors
     /// [`HistoryJsonError::Invalid`] naming the first event that is wrong.
@@ -294,7 +296,6 @@ impl WorkflowHistory {
                 "\"events\" is empty; a history begins with WorkflowStarted".into(),
             ));
         }
-        let mut state = MutableState::default();
         for (index, event) in self.events.iter().enumerate() {
             let position = index + 1;
             if event.event_id != position as u64 {
@@ -303,15 +304,6 @@ impl WorkflowHistory {
                     format!(
                         "event_id is {}, expected {position} (events are numbered from 1 without gaps)",
                         event.event_id
-                    ),
-                ));
-            }
-            if state.status.is_closed() {
-                return Err(invalid(
-                    position,
-                    format!(
-                        "{} follows the event that closed the run",
-                        event.kind.describe()
                     ),
                 ));
             }
@@ -351,7 +343,6 @@ impl WorkflowHistory {
                 }
                 _ => {}
             }
-            state.apply(event);
         }
         Ok(())
     }
