@@ -100,7 +100,9 @@
 //! the only redb user, the group-commit writer, the visibility indexes),
 //! `workflow` (context, durable futures, replay), `activity` (options,
 //! retry policy, context), `worker` (run actors, activity attempts, timers),
-//! `engine` (this front door).
+//! `engine` (this front door), `replayer` (saved histories replayed against
+//! today's code, through the same replay machine; their JSON form is
+//! `history`'s `json`).
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 

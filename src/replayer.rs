@@ -138,6 +138,7 @@ pub enum ReplayError {
 
 /// The outcome of replaying one history.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ReplayReport {
     /// The file the history was read from, if it came from one.
     pub path: Option<PathBuf>,

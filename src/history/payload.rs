@@ -4,8 +4,8 @@
 //! `#[serde(default)]`) still decode old histories, and so that a person or a
 //! command-line tool can read them. Engine records around them use `codec`.
 //!
-//! Through a human-readable serializer (JSON: the history file form,
-//! HISTORY-JSON in FORMAT.md) a payload is the JSON value itself, so a
+//! Through serde_json (human-readable: the history file form, HISTORY-JSON
+//! in FORMAT.md) a payload is the JSON value itself, so a
 //! person reads `{"name":"Alice"}` and not a list of bytes; through bincode
 //! (`codec`, not human-readable) it stays a byte string, as in every file
 //! written so far.
@@ -176,6 +176,27 @@ mod tests {
                 age: 0
             }
         );
+    }
+
+    #[test]
+    fn json_shows_the_value_and_reads_back_the_same_bytes() {
+        let p = Payload::encode(&V2 {
+            name: "a".into(),
+            age: 3,
+        })
+        .unwrap();
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(text, r#"{"name":"a","age":3}"#);
+        let back: Payload = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, p);
+        let value = serde_json::to_value(&p).unwrap();
+        assert_eq!(value, serde_json::json!({ "name": "a", "age": 3 }));
+    }
+
+    #[test]
+    fn a_payload_that_is_not_json_has_no_json_form() {
+        let err = serde_json::to_string(&Payload(b"{not json".to_vec())).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
     }
 
     #[test]
