@@ -134,7 +134,7 @@ pub use history::{
     PayloadError, PendingActivityInfo, PendingTimerInfo, RunId, SearchAttributeValue,
     SearchAttributes, WorkflowHistory, WorkflowStatus,
 };
-pub use replayer::{ReplayError, ReplayReport, Replayer};
+pub use replayer::{ReplayCheckError, ReplayError, ReplayReport, Replayer};
 /// Makes the storage under an engine fail on purpose (feature
 /// `fault-injection`, for tests); see `EngineBuilder::fault_injector`.
 #[cfg(feature = "fault-injection")]

@@ -136,6 +136,34 @@ pub enum ReplayError {
     InvalidHistory(#[from] HistoryJsonError),
 }
 
+/// Why [`Replayer::check_dir`] failed: every problem of the folder at once.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayCheckError {
+    /// The folder cannot be listed, or a file in it is not a history.
+    #[error(transparent)]
+    Unreadable(#[from] HistoryJsonError),
+    /// The folder holds no `*.json` file: a check of nothing would pass.
+    #[error(
+        "folder {0} holds no history (*.json); save some with Engine::workflow_history \
+         and WorkflowHistory::to_file, or fix the path"
+    )]
+    Empty(String),
+    /// Some histories do not replay; each report names its file and why.
+    #[error("{} of {total} saved histories do not replay:\n{}", failures.len(), list(failures))]
+    Failed {
+        /// How many histories were replayed.
+        total: usize,
+        /// The reports of those that do not replay.
+        failures: Vec<ReplayReport>,
+    },
+}
+
+fn list(reports: &[ReplayReport]) -> String {
+    let lines: Vec<String> = reports.iter().map(|r| format!("- {r}")).collect();
+    lines.join("\n")
+}
+
 /// The outcome of replaying one history.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -278,6 +306,42 @@ impl Replayer {
         }
         paths.sort();
         paths.iter().map(|path| self.replay_file(path)).collect()
+    }
+
+    /// Replays every history of a folder, as [`replay_dir`](Self::replay_dir),
+    /// and succeeds only if there is at least one and all replay: the one
+    /// line a test needs. Returns how many replayed.
+    ///
+    /// ```no_run
+    /// # use steadfast::{Replayer, WorkflowContext, WorkflowDef, WorkflowError};
+    /// # const ORDER: WorkflowDef<String, String> = WorkflowDef::new("Order");
+    /// # async fn order(_ctx: WorkflowContext, item: String) -> Result<String, WorkflowError> { Ok(item) }
+    /// #[test]
+    /// fn saved_histories_still_replay() {
+    ///     Replayer::new()
+    ///         .workflow(ORDER, order)
+    ///         .check_dir("tests/fixtures/histories")
+    ///         .unwrap();
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ReplayCheckError`]: an unreadable folder or file, an empty folder,
+    /// or the reports of every history that does not replay.
+    pub fn check_dir(&self, dir: impl AsRef<Path>) -> Result<usize, ReplayCheckError> {
+        let dir = dir.as_ref();
+        let reports = self.replay_dir(dir)?;
+        if reports.is_empty() {
+            return Err(ReplayCheckError::Empty(dir.display().to_string()));
+        }
+        let total = reports.len();
+        let failures: Vec<ReplayReport> =
+            reports.into_iter().filter(|r| r.result.is_err()).collect();
+        if failures.is_empty() {
+            Ok(total)
+        } else {
+            Err(ReplayCheckError::Failed { total, failures })
+        }
     }
 
     fn report(&self, path: Option<PathBuf>, history: &WorkflowHistory) -> ReplayReport {

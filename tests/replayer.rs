@@ -382,3 +382,75 @@ fn events_after_the_close_do_not_hide_the_ending() {
         other => panic!("expected a different ending, got {other:?}"),
     }
 }
+
+#[test]
+fn check_dir_is_one_line_and_lists_every_failure() {
+    let replayed = Replayer::new()
+        .workflow(ORDER, order_v2_patched)
+        .check_dir(histories())
+        .unwrap();
+    assert_eq!(replayed, 2);
+
+    match Replayer::new()
+        .workflow(ORDER, order_v2_new_result)
+        .check_dir(histories())
+    {
+        Err(steadfast::ReplayCheckError::Failed { total, failures }) => {
+            assert_eq!(total, 2);
+            assert_eq!(failures.len(), 1);
+            assert_eq!(file_name(&failures[0]), "order-1-shipped.json");
+        }
+        other => panic!("expected one failure, got {other:?}"),
+    }
+    let err = Replayer::new().check_dir(histories()).unwrap_err();
+    let message = err.to_string();
+    assert!(message.starts_with("2 of 2 saved histories"), "{message}");
+    assert!(
+        message.contains("order-2-awaiting-approval.json"),
+        "{message}"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    match Replayer::new().check_dir(empty.path()) {
+        Err(steadfast::ReplayCheckError::Empty(dir)) => {
+            assert_eq!(dir, empty.path().display().to_string())
+        }
+        other => panic!("expected Empty, got {other:?}"),
+    }
+}
+
+#[test]
+fn mutated_histories_get_a_typed_answer_never_a_panic() {
+    // Deterministic mutations of a saved file (a digit, a quote, a brace
+    // put in place of a byte): each reads as a typed error, or replays to
+    // a report.
+    let text = std::fs::read(histories().join("order-1-shipped.json")).unwrap();
+    let replayer = Replayer::new().workflow(ORDER, order_v1);
+    let alphabet = b"0123456789\"{}[],:-.a ";
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut read, mut replayed) = (0, 0);
+    for _ in 0..3000 {
+        let mut mutated = text.clone();
+        for _ in 0..=(next() % 3) {
+            let at = (next() % mutated.len() as u64) as usize;
+            mutated[at] = alphabet[(next() % alphabet.len() as u64) as usize];
+        }
+        let Ok(mutated) = String::from_utf8(mutated) else {
+            continue;
+        };
+        if let Ok(history) = WorkflowHistory::from_json(&mutated) {
+            read += 1;
+            if replayer.replay(&history).is_ok() {
+                replayed += 1;
+            }
+        }
+    }
+    // Some mutations only change a number or a string: they read.
+    assert!(read > 0 && replayed > 0, "read {read}, replayed {replayed}");
+}
