@@ -314,4 +314,8 @@ pub enum Error {
     /// See [`ResultError`].
     #[error(transparent)]
     Result(#[from] ResultError),
+    /// See [`HistoryJsonError`](crate::HistoryJsonError): saving or reading
+    /// a history file.
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryJsonError),
 }

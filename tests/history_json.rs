@@ -212,6 +212,10 @@ async fn every_kind_of_event_round_trips() {
     .map(String::from)
     .collect();
     assert_eq!(seen, every);
+    assert!(matches!(
+        engine.workflow_history("json-nobody").await,
+        Err(steadfast::ClientError::NotFound { .. })
+    ));
     engine.shutdown().await.unwrap();
 }
 

@@ -13,7 +13,7 @@ impl Engine {
     /// [`WorkflowHistory::to_file`] to keep it as a test input.
     ///
     /// ```no_run
-    /// # async fn example(engine: steadfast::Engine) -> Result<(), Box<dyn std::error::Error>> {
+    /// # async fn example(engine: steadfast::Engine) -> Result<(), steadfast::Error> {
     /// let history = engine.workflow_history("order-42").await?;
     /// history.to_file("tests/fixtures/histories/order-42.json")?;
     /// # Ok(()) }
