@@ -96,7 +96,9 @@ pub enum ReplayError {
     #[error(transparent)]
     Nondeterminism(#[from] NondeterminismError),
     /// The code reaches the recorded end but ends the run differently: it
-    /// returns another result or failure than the one recorded.
+    /// returns another result or failure than the one recorded, or fails
+    /// where the run completed (and so on); both endings are shown with
+    /// their values.
     #[error(
         "workflow {workflow_id:?} (run {run_id}) ends differently than recorded at event \
          {event_id}: history has {history}, code returned {code}; the change is not replay-safe \
@@ -238,26 +240,34 @@ impl Replayer {
             }
         })?;
         let machine = WorkflowMachine::replay(workflow, history.run_id, &history.events);
+        let closing = closing_event(&history.events).filter(|e| e.kind.is_command());
+        let different_ending = |recorded: &Event, code: &EventKind| ReplayError::DifferentEnding {
+            workflow_id: history.workflow_id.clone(),
+            run_id: history.run_id,
+            event_id: recorded.event_id,
+            history: describe_ending(&recorded.kind),
+            code: describe_ending(code),
+        };
         if let Some(reason) = machine.parked() {
             return Err(match reason.clone() {
-                ParkReason::Nondeterminism(nde) => ReplayError::Nondeterminism(nde),
+                // The code returned where the history closes, but not the
+                // same way (a failure for a result): shown with both values.
+                ParkReason::Nondeterminism(nde) => match (closing, machine.finished()) {
+                    (Some(recorded), Some(code)) if recorded.event_id == nde.event_id => {
+                        different_ending(recorded, code)
+                    }
+                    _ => ReplayError::Nondeterminism(nde),
+                },
                 ParkReason::Panic(message) => ReplayError::Panic(message),
                 other => ReplayError::Unrunnable(other.to_string()),
             });
         }
         // The machine matched the close command by kind (as Temporal
         // does); a closed history also says what the run returned.
-        if let (Some(recorded), Some(code)) = (closing_event(&history.events), machine.finished())
-            && recorded.kind.is_command()
+        if let (Some(recorded), Some(code)) = (closing, machine.finished())
             && !same_ending(&recorded.kind, code)
         {
-            return Err(ReplayError::DifferentEnding {
-                workflow_id: history.workflow_id.clone(),
-                run_id: history.run_id,
-                event_id: recorded.event_id,
-                history: describe_ending(&recorded.kind),
-                code: describe_ending(code),
-            });
+            return Err(different_ending(recorded, code));
         }
         Ok(())
     }

@@ -454,3 +454,33 @@ fn mutated_histories_get_a_typed_answer_never_a_panic() {
     // Some mutations only change a number or a string: they read.
     assert!(read > 0 && replayed > 0, "read {read}, replayed {replayed}");
 }
+
+#[test]
+fn failing_where_the_run_completed_is_a_different_ending() {
+    async fn order_v2_fails(ctx: WorkflowContext, item: String) -> Result<String, WorkflowError> {
+        let reserved = ctx.execute_activity(RESERVE, item, options()).await?;
+        ctx.recv_signal(APPROVE).await?;
+        ctx.execute_activity(CHARGE, reserved, options()).await?;
+        Err(WorkflowError::new("no courier").with_type("NoCourier"))
+    }
+    let saved = WorkflowHistory::from_file(histories().join("order-1-shipped.json")).unwrap();
+    match Replayer::new()
+        .workflow(ORDER, order_v2_fails)
+        .replay(&saved)
+    {
+        Err(ReplayError::DifferentEnding {
+            event_id,
+            history,
+            code,
+            ..
+        }) => {
+            assert_eq!(event_id, saved.events.last().unwrap().event_id);
+            assert_eq!(
+                history,
+                r#"WorkflowCompleted("shipped charged reserved book")"#
+            );
+            assert_eq!(code, "WorkflowFailed(NoCourier: no courier)");
+        }
+        other => panic!("expected a different ending, got {other:?}"),
+    }
+}
