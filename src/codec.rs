@@ -298,4 +298,35 @@ mod tests {
             assert_eq!(usize::from(bytes[0]), listed, "{value:?}");
         }
     }
+
+    /// Payload and `Double` have hand-written serde impls (a readable JSON
+    /// form); through bincode they must keep the derived bytes.
+    #[test]
+    fn payload_and_double_keep_their_record_bytes() {
+        use crate::history::{SearchAttributeValue, SearchAttributes};
+        let at = SystemTime::UNIX_EPOCH;
+        let event = Event {
+            event_id: 1,
+            timestamp: at,
+            kind: EventKind::WorkflowCompleted {
+                result: Payload::encode(&"ok").unwrap(),
+            },
+        };
+        let bytes = encode(&event).unwrap();
+        // A varint length, then the JSON bytes.
+        assert!(bytes.ends_with(&[4, b'"', b'o', b'k', b'"']), "{bytes:?}");
+        let event = Event {
+            event_id: 1,
+            timestamp: at,
+            kind: EventKind::SearchAttributesUpserted {
+                attributes: SearchAttributes::new().with("S", SearchAttributeValue::Double(2.5)),
+            },
+        };
+        let bytes = encode(&event).unwrap();
+        // Variant 2 (`Double`), then the f64's eight little-endian bytes.
+        let mut tail = vec![2];
+        tail.extend(2.5f64.to_le_bytes());
+        assert!(bytes.ends_with(&tail), "{bytes:?}");
+        assert_eq!(decode::<Event>(&bytes).unwrap(), event);
+    }
 }
