@@ -65,8 +65,6 @@
 //! | Describe, list (visibility) | [`Engine::describe`]; [`Engine::list`] with [`ListFilter`]: by status, type, start and close time, ID prefix and search attributes, open runs first, then newest closed; paged by token, served by indexes |
 //! | Search attributes, memo | [`WorkflowOptions::with_search_attribute`], [`WorkflowOptions::with_memo`], [`WorkflowContext::upsert_search_attributes`] ([`SearchAttributes`], [`SearchAttributeValue`]) |
 //! | Delete a workflow execution | [`Engine::delete`] (a closed workflow; a running one is refused with [`ClientError::StillRunning`]) |
-//! | Search attributes, memo | [`WorkflowOptions::with_search_attribute`], [`WorkflowOptions::with_memo`], [`WorkflowContext::upsert_search_attributes`] |
-//! | Delete | [`Engine::delete`] |
 //! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
 //! | History JSON, `WorkflowReplayer` | [`Engine::workflow_history`], [`WorkflowHistory`] (`to_json`/`from_json`), [`Replayer`] |
 //!
