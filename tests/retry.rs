@@ -628,6 +628,15 @@ async fn a_panicking_attempt_is_retried() {
     let failed = failed_events(&history);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].failure.error_type, "ActivityPanic");
+    // The panic's own message is kept, as a workflow panic's is.
+    assert!(
+        failed[0]
+            .failure
+            .message
+            .contains("the first attempt panics"),
+        "{:?}",
+        failed[0].failure.message
+    );
     assert!(failed[0].next_attempt_at.is_some());
     engine.shutdown().await.unwrap();
 }

@@ -74,10 +74,18 @@ where
             let joined = tokio::task::spawn_blocking(move || f(ctx, input)).await;
             match joined {
                 Ok(output) => encode_output(output),
-                Err(e) => Err(
-                    ActivityError::retryable(format!("blocking activity panicked: {e}"))
-                        .with_type("ActivityPanic"),
-                ),
+                Err(e) => {
+                    // The same failure as an async activity's panic, with
+                    // the panic's own message.
+                    let message = match e.try_into_panic() {
+                        Ok(panic) => crate::panic::message(&*panic),
+                        Err(e) => e.to_string(),
+                    };
+                    Err(
+                        ActivityError::retryable(format!("the activity panicked: {message}"))
+                            .with_type("ActivityPanic"),
+                    )
+                }
             }
         })
     })

@@ -152,9 +152,9 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
         match outcome {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(error)) => Err(error.into_failure()),
-            Err(_) => Err(failure(
+            Err(panic) => Err(failure(
                 "ActivityPanic",
-                "the activity panicked".into(),
+                format!("the activity panicked: {}", crate::panic::message(&*panic)),
                 false,
             )),
         }
