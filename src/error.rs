@@ -46,6 +46,51 @@ pub enum OpenError {
         /// The error the system gave.
         message: String,
     },
+    /// The file does not exist and cannot be created: the directory it
+    /// would go in does not exist.
+    #[error(
+        "{path} cannot be created: the directory {directory} does not exist; \
+         create it first, or pick a path in an existing directory"
+    )]
+    NoSuchDirectory {
+        /// The file asked for.
+        path: PathBuf,
+        /// The missing directory.
+        directory: PathBuf,
+    },
+    /// The file does not exist and cannot be created: a part of its path
+    /// that should be a directory is a file.
+    #[error(
+        "{path} cannot be created: {not_a_directory} is a file, not a directory; \
+         pick a path inside a directory"
+    )]
+    NotADirectory {
+        /// The file asked for.
+        path: PathBuf,
+        /// The part of the path that is not a directory.
+        not_a_directory: PathBuf,
+    },
+    /// This process may not write where the file is or would be (no write
+    /// permission, or a read-only file system).
+    #[error(
+        "{path} cannot be opened for writing: no write permission on {place} ({message}); \
+         give this process write access to it, or pick another path"
+    )]
+    NotWritable {
+        /// The file asked for.
+        path: PathBuf,
+        /// What may not be written: the file, or the directory it would be created in.
+        place: PathBuf,
+        /// The error the system gave.
+        message: String,
+    },
+    /// [`EngineBuilder::open`](crate::EngineBuilder::open) was called outside
+    /// a tokio runtime; the engine's tasks need one.
+    #[error(
+        "the engine must be opened inside a tokio runtime (its tasks run on it); \
+         call open from async code under #[tokio::main], or enter a runtime first"
+    )]
+    NoRuntime,
     /// A registration or builder setting is invalid.
     #[error("invalid engine configuration: {0}")]
     InvalidConfig(String),

@@ -231,7 +231,11 @@ impl EngineBuilder {
     /// [`OpenError::AlreadyInUse`] when another engine has the file open,
     /// [`OpenError::NewerFormat`] for a file from a newer steadfast,
     /// [`OpenError::Unreadable`] for a file that is not a steadfast database,
-    /// [`OpenError::DiskFull`] when the disk has no room to open or create it.
+    /// [`OpenError::DiskFull`] when the disk has no room to open or create it,
+    /// [`OpenError::NoSuchDirectory`] and [`OpenError::NotADirectory`] when
+    /// the directory a new file would go in is missing or is a file,
+    /// [`OpenError::NotWritable`] when this process may not write the file
+    /// or its directory.
     /// [`OpenError::InvalidConfig`] for a zero [`retention`](Self::retention).
     pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, OpenError> {
         if self.retention.is_some_and(|r| r.is_zero()) {

@@ -18,10 +18,31 @@ pub(super) fn create(path: &Path, backend: &Backend, cache_bytes: usize) -> Resu
         path: path.to_path_buf(),
         message,
     };
+    check_directory(path)?;
     let mut name = temporary_prefix(path);
     name.push(std::process::id().to_string());
     let temporary = path.with_file_name(name);
     let _ = std::fs::remove_file(&temporary);
+    // Tried first with std, whose error keeps its kind: redb's would only
+    // say that the temporary file "cannot be opened".
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)
+    {
+        Ok(probe) => {
+            drop(probe);
+            let _ = std::fs::remove_file(&temporary);
+        }
+        Err(e) if is_not_writable(&e) => {
+            return Err(OpenError::NotWritable {
+                path: path.to_path_buf(),
+                place: directory_of(path).to_path_buf(),
+                message: e.to_string(),
+            });
+        }
+        Err(_) => {}
+    }
     let opened = file::contain(|| open_checked(&temporary, backend, false, cache_bytes));
     let refused = match opened {
         Ok(Ok(db)) => {
@@ -29,12 +50,7 @@ pub(super) fn create(path: &Path, backend: &Backend, cache_bytes: usize) -> Resu
             None
         }
         Err(message) => Some(failed(message)),
-        // Named after the file asked for, not its temporary name.
-        Ok(Err(OpenError::DiskFull { message, .. })) => Some(OpenError::DiskFull {
-            path: path.to_path_buf(),
-            message,
-        }),
-        Ok(Err(other)) => Some(other),
+        Ok(Err(other)) => Some(named_after(other, path)),
     };
     if let Some(err) = refused {
         // Its space is needed most when the disk is full.
@@ -71,6 +87,61 @@ pub(super) fn create(path: &Path, backend: &Backend, cache_bytes: usize) -> Resu
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// The directory a file is created in (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Says what is wrong with the directory a new file was asked for, in the
+/// terms of the path the user gave: missing, or not a directory.
+fn check_directory(path: &Path) -> Result<(), OpenError> {
+    let directory = directory_of(path);
+    if directory.is_dir() {
+        return Ok(());
+    }
+    // The deepest part of the path that exists tells which it is.
+    let existing = directory.ancestors().find(|a| a.exists());
+    match existing {
+        Some(file) if !file.as_os_str().is_empty() && !file.is_dir() => {
+            Err(OpenError::NotADirectory {
+                path: path.to_path_buf(),
+                not_a_directory: file.to_path_buf(),
+            })
+        }
+        _ => Err(OpenError::NoSuchDirectory {
+            path: path.to_path_buf(),
+            directory: directory.to_path_buf(),
+        }),
+    }
+}
+
+/// No write permission, or a read-only file system.
+pub(super) fn is_not_writable(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+/// An error about the temporary file, told about the file asked for.
+fn named_after(err: OpenError, path: &Path) -> OpenError {
+    let path = path.to_path_buf();
+    match err {
+        OpenError::DiskFull { message, .. } => OpenError::DiskFull { path, message },
+        OpenError::Unreadable { message, .. } => OpenError::Unreadable { path, message },
+        OpenError::AlreadyInUse { .. } => OpenError::AlreadyInUse { path },
+        OpenError::NotWritable { message, .. } => OpenError::NotWritable {
+            place: directory_of(&path).to_path_buf(),
+            path,
+            message,
+        },
+        other => other,
+    }
 }
 
 /// `<file name>.creating-`: the start of the name a new file is created

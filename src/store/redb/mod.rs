@@ -445,6 +445,15 @@ fn open_checked(
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyInUse {
                 path: path.to_path_buf(),
             },
+            redb::DatabaseError::Storage(redb::StorageError::Io(e))
+                if create::is_not_writable(&e) =>
+            {
+                OpenError::NotWritable {
+                    path: path.to_path_buf(),
+                    place: path.to_path_buf(),
+                    message: e.to_string(),
+                }
+            }
             other => open_error(path, redb_err(other)),
         })?;
     format::check_format(&db).map_err(|e| open_error(path, e))??;
