@@ -145,6 +145,24 @@ pub enum ClientError {
         /// The task queue asked for.
         task_queue: String,
     },
+    /// The definition a start was given has other input or output types
+    /// than the one the workflow type is registered with on its task queue:
+    /// its input would never decode, so the run would park at once.
+    #[error(
+        "workflow type {workflow_type:?} is registered on task queue {task_queue:?} as \
+         {registered}, but was started as {given}; start it with the definition it is \
+         registered with"
+    )]
+    DefinitionMismatch {
+        /// The workflow type.
+        workflow_type: String,
+        /// The task queue.
+        task_queue: String,
+        /// The registered definition's types, e.g. `WorkflowDef<String, u32>`.
+        registered: String,
+        /// The types of the definition given to the start.
+        given: String,
+    },
     /// No workflow has this ID.
     #[error("no workflow has ID {workflow_id:?}")]
     NotFound {

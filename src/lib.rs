@@ -121,7 +121,7 @@ mod workflow;
 pub use activity::{ActivityContext, ActivityDef, ActivityError, ActivityOptions, RetryPolicy};
 pub use engine::{
     DEFAULT_FILE_CACHE_BYTES, DEFAULT_MAX_CACHED_RUNS, Engine, EngineBuilder, ListFilter,
-    PageToken, WorkflowDescription, WorkflowExecutionInfo, WorkflowHandle,
+    PageToken, ResultOrParked, WorkflowDescription, WorkflowExecutionInfo, WorkflowHandle,
     WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions, WorkflowPage,
 };
 pub use error::{ClientError, Error, OpenError, ResultError};

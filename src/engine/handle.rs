@@ -28,6 +28,11 @@ pub struct WorkflowDescription {
     pub workflow_type: String,
     /// The task queue it runs on.
     pub task_queue: String,
+    /// Whether a worker of this engine serves that task queue. When not,
+    /// a running run waits: its code runs once the engine is opened with
+    /// a worker for the queue (a start on such a queue is accepted, and
+    /// logged as a warning once per queue).
+    pub task_queue_served: bool,
     /// Its status.
     pub status: WorkflowStatus,
     /// Why a running run cannot make progress (nondeterminism, a panic, an
@@ -49,6 +54,23 @@ pub struct WorkflowDescription {
     pub search_attributes: SearchAttributes,
     /// The memo given at the start (JSON; [`Payload::decode`] reads it).
     pub memo: Option<Payload>,
+}
+
+/// What [`WorkflowHandle::result_or_parked`] saw first.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ResultOrParked<O> {
+    /// The run completed with this result.
+    Completed(O),
+    /// The run is parked and waits for a fix: code that matches its
+    /// history, or a worker that registers its type, and a new open.
+    Parked(ParkReason),
+}
+
+/// True for a park that lasts until someone fixes its cause; a full disk
+/// or a storage error heals by itself.
+pub(crate) fn needs_fix(reason: &ParkReason) -> bool {
+    !matches!(reason, ParkReason::DiskFull(_) | ParkReason::Storage(_))
 }
 
 /// A handle to one run of a workflow, typed by its output.
@@ -91,18 +113,69 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     }
 
     /// Waits for the run to close and returns its result. A parked run is
-    /// still running: this keeps waiting (see [`describe`](Self::describe)).
+    /// still running: this keeps waiting (see
+    /// [`result_or_parked`](Self::result_or_parked) to stop waiting then, and
+    /// [`describe`](Self::describe)).
     ///
     /// # Errors
     /// [`ResultError::Failed`] when the workflow returned an error; a decode
     /// error when the result does not fit `O`; a client error when the
     /// engine shut down or the file could not be read.
     pub async fn result(&self) -> Result<O, ResultError> {
+        match self.wait(false).await? {
+            ResultOrParked::Completed(output) => Ok(output),
+            // Not asked to stop there; kept as an error, never a panic.
+            ResultOrParked::Parked(reason) => Err(ClientError::Parked {
+                workflow_id: self.workflow_id.clone(),
+                reason: reason.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// Waits for the run to close, as [`result`](Self::result) does, or to
+    /// park on a cause that needs a fix (nondeterminism, a panic of the
+    /// workflow code, a type no worker registers): then it returns
+    /// [`ResultOrParked::Parked`] with the reason at once, where `result`
+    /// would wait until fixed code reopens the file. A run parked by a full
+    /// disk or a storage error resumes by itself, so this keeps waiting on
+    /// it.
+    ///
+    /// ```no_run
+    /// # async fn example(handle: steadfast::WorkflowHandle<String>) -> Result<(), steadfast::ResultError> {
+    /// use steadfast::ResultOrParked;
+    /// match handle.result_or_parked().await? {
+    ///     ResultOrParked::Completed(greeting) => println!("{greeting}"),
+    ///     ResultOrParked::Parked(reason) => eprintln!("stuck: {reason}"),
+    ///     _ => {}
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`result`](Self::result).
+    pub async fn result_or_parked(&self) -> Result<ResultOrParked<O>, ResultError> {
+        self.wait(true).await
+    }
+
+    /// Waits for the close, or with `on_park` for a park that needs a fix.
+    async fn wait(&self, on_park: bool) -> Result<ResultOrParked<O>, ResultError> {
+        let stop = |state: &RunState| match state {
+            RunState::Parked(reason) if on_park && needs_fix(reason) => Some(reason.clone()),
+            _ => None,
+        };
         loop {
             if let Some(mut state) = self.shared.watch(self.run_id) {
                 loop {
-                    if matches!(&*state.borrow_and_update(), RunState::Closed(_)) {
-                        return self.closed_result().await;
+                    let (closed, parked) = {
+                        let now = state.borrow_and_update();
+                        (matches!(&*now, RunState::Closed(_)), stop(&now))
+                    };
+                    if closed {
+                        return self.closed_result().await.map(ResultOrParked::Completed);
+                    }
+                    if let Some(reason) = parked {
+                        return Ok(ResultOrParked::Parked(reason));
                     }
                     tokio::select! {
                         changed = state.changed() => if changed.is_err() {
@@ -126,7 +199,9 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 .await
                 .map_err(ClientError::from)?;
             match record {
-                Some(record) if record.status.is_closed() => return self.closed_result().await,
+                Some(record) if record.status.is_closed() => {
+                    return self.closed_result().await.map(ResultOrParked::Completed);
+                }
                 Some(_) => {
                     // Running but not in memory: load it, to wait on it.
                     if self.shared.deliver(self.run_id, RunMsg::Wake).is_err() {
@@ -235,6 +310,7 @@ pub(crate) async fn describe_run(
         workflow_id: record.workflow_id,
         run_id,
         workflow_type: record.workflow_type,
+        task_queue_served: shared.has_queue(&record.task_queue),
         task_queue: record.task_queue,
         status: record.status,
         parked,

@@ -7,6 +7,8 @@ use std::time::SystemTime;
 use crate::error::ClientError;
 use crate::history::{Payload, RunId, SearchAttributeValue, SearchAttributes, WorkflowStatus};
 use crate::store::{Query, QueryPage, Suffix};
+use crate::worker::Shared;
+use crate::workflow::ParkReason;
 
 /// Which runs [`Engine::list`](crate::Engine::list) returns. Every filter
 /// set must hold (they are ANDed).
@@ -55,6 +57,10 @@ pub struct ListFilter {
     /// Only runs whose attribute `.0` is in `[.1, .2)`: bounds of one kind,
     /// `Int`, `Double` or `Datetime`.
     pub search_attribute_ranges: Vec<(String, SearchAttributeValue, SearchAttributeValue)>,
+    /// `Some(true)`: only running runs this engine holds parked (see
+    /// [`with_parked`](Self::with_parked)); `Some(false)`: only runs not
+    /// parked.
+    pub parked: Option<bool>,
     /// Most runs per page. Default: 100.
     pub page_size: usize,
     /// Where the previous page ended.
@@ -73,6 +79,7 @@ impl Default for ListFilter {
             workflow_id_prefix: None,
             search_attributes: SearchAttributes::new(),
             search_attribute_ranges: Vec::new(),
+            parked: None,
             page_size: 100,
             next_page_token: None,
         }
@@ -138,6 +145,19 @@ impl ListFilter {
     ) -> Self {
         self.search_attribute_ranges
             .push((name.into(), from.into(), to.into()));
+        self
+    }
+
+    /// `true`: only runs that are parked (they wait for a fix, or for the
+    /// disk, see [`ParkReason`]); `false`: only runs that are not.
+    ///
+    /// Parked is what this engine has seen since it opened the file: a run
+    /// parks when it runs, so a run that waits on a timer and would not
+    /// replay is listed once it has tried. `result()` on a parked run keeps
+    /// waiting; [`WorkflowHandle::result_or_parked`](crate::WorkflowHandle::result_or_parked)
+    /// returns. Cost: the running runs are read until the page fills.
+    pub fn with_parked(mut self, parked: bool) -> Self {
+        self.parked = Some(parked);
         self
     }
 
@@ -251,6 +271,8 @@ pub struct WorkflowExecutionInfo {
     pub search_attributes: SearchAttributes,
     /// The memo given at the start (JSON; [`Payload::decode`] reads it).
     pub memo: Option<Payload>,
+    /// Why the run is parked, when this engine holds it parked.
+    pub parked: Option<ParkReason>,
 }
 
 /// A page of runs: open runs first, then closed ones, newest first.
@@ -279,10 +301,68 @@ pub(crate) fn page(found: QueryPage) -> WorkflowPage {
             history_length: r.history_len,
             search_attributes: r.search_attributes,
             memo: r.memo,
+            parked: None,
         })
         .collect();
     WorkflowPage {
         executions,
         next_page_token: found.next.map(|after| PageToken { after }),
+    }
+}
+
+/// A page of runs matching `filter`, with each run's park reason; with a
+/// [`parked`](ListFilter::parked) filter, pages of the store are read until
+/// the page fills (each asked for no more runs than are missing, so that
+/// the token of the last one read is exactly where this page ends).
+pub(crate) async fn list(
+    shared: &Shared,
+    filter: &ListFilter,
+) -> Result<WorkflowPage, ClientError> {
+    let mut query = filter.query()?;
+    let parked_reason = |run_id| {
+        shared
+            .watch(run_id)
+            .and_then(|s| s.borrow().parked().cloned())
+    };
+    let Some(parked) = filter.parked else {
+        let mut found = page(shared.store.list(&query).await?);
+        for run in &mut found.executions {
+            run.parked = parked_reason(run.run_id);
+        }
+        return Ok(found);
+    };
+    if parked {
+        // Only running runs park.
+        match query.status {
+            None => query.status = Some(WorkflowStatus::Running),
+            Some(WorkflowStatus::Running) => {}
+            Some(_) => {
+                return Ok(WorkflowPage {
+                    executions: Vec::new(),
+                    next_page_token: None,
+                });
+            }
+        }
+    }
+    let want = query.page_size;
+    let mut executions = Vec::with_capacity(want);
+    loop {
+        query.page_size = want - executions.len();
+        let found = page(shared.store.list(&query).await?);
+        for mut run in found.executions {
+            run.parked = parked_reason(run.run_id);
+            if run.parked.is_some() == parked {
+                executions.push(run);
+            }
+        }
+        match found.next_page_token {
+            Some(token) if executions.len() < want => query.after = Some(token.after),
+            next_page_token => {
+                return Ok(WorkflowPage {
+                    executions,
+                    next_page_token,
+                });
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ mod export;
 mod handle;
 mod list;
 mod options;
+mod shutdown;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
 
-pub use handle::{WorkflowDescription, WorkflowHandle};
+pub use handle::{ResultOrParked, WorkflowDescription, WorkflowHandle};
 pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
 pub use options::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions};
 
@@ -30,7 +31,7 @@ use crate::history::{
 use crate::store::{
     Backend, EncodedRecord, RedbStore, ReuseRule, RunRecord, StoreError, WriteOp, WriteOutcome,
 };
-use crate::worker::{DEFAULT_TASK_QUEUE, RunMsg, Shared, Worker};
+use crate::worker::{DEFAULT_TASK_QUEUE, Kind, RunMsg, Shared, Worker};
 use crate::workflow::{
     ParkReason, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
 };
@@ -59,6 +60,8 @@ pub struct EngineBuilder {
     retention: Option<Duration>,
     /// How the file is opened (redb's file backend unless a test injects faults).
     backend: Backend,
+    /// How long running activity attempts may finish at shutdown.
+    shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -80,6 +83,7 @@ impl EngineBuilder {
             file_cache_bytes: DEFAULT_FILE_CACHE_BYTES,
             retention: None,
             backend: Backend::default(),
+            shutdown_grace: Duration::ZERO,
         }
     }
 
@@ -121,6 +125,7 @@ impl EngineBuilder {
     }
 
     /// Registers a workflow on the default task queue; see [`Worker::workflow`].
+    #[track_caller]
     pub fn workflow<I, O, F, Fut>(mut self, def: WorkflowDef<I, O>, f: F) -> Self
     where
         I: DeserializeOwned + Send + 'static,
@@ -134,6 +139,7 @@ impl EngineBuilder {
     }
 
     /// Registers an async activity on the default task queue; see [`Worker::activity`].
+    #[track_caller]
     pub fn activity<I, O, F, Fut>(mut self, def: ActivityDef<I, O>, f: F) -> Self
     where
         I: DeserializeOwned + Send + 'static,
@@ -148,6 +154,7 @@ impl EngineBuilder {
 
     /// Registers a blocking activity on the default task queue; see
     /// [`Worker::blocking_activity`].
+    #[track_caller]
     pub fn blocking_activity<I, O, F>(mut self, def: ActivityDef<I, O>, f: F) -> Self
     where
         I: DeserializeOwned + Send + 'static,
@@ -223,6 +230,19 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets how long [`Engine::shutdown`] lets activity attempts that are
+    /// running finish: their results are recorded as usual. Attempts still
+    /// running after it are abandoned and count as interrupted: each runs
+    /// again after the next open (activities run at least once). No attempt
+    /// starts once shutdown has begun, and timers stop firing.
+    ///
+    /// Default: zero, as Temporal's workers (`graceful_shutdown_timeout`):
+    /// shutdown abandons running attempts at once.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Opens (or creates) the file, and resumes every run that had not
     /// closed: each is replayed from its history and continues where it
     /// stopped. Must be called inside a tokio runtime.
@@ -236,8 +256,25 @@ impl EngineBuilder {
     /// the directory a new file would go in is missing or is a file,
     /// [`OpenError::NotWritable`] when this process may not write the file
     /// or its directory.
-    /// [`OpenError::InvalidConfig`] for a zero [`retention`](Self::retention).
+    /// [`OpenError::InvalidConfig`] for a zero [`retention`](Self::retention),
+    /// an empty task queue name, or a workflow or activity name registered
+    /// twice on one task queue (the error names both registrations);
+    /// [`OpenError::NoRuntime`] outside a tokio runtime.
     pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, OpenError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(OpenError::NoRuntime);
+        }
+        for (name, worker) in &self.queues {
+            if name.is_empty() {
+                return Err(OpenError::InvalidConfig(
+                    "a worker's task queue name is empty; name the queue".into(),
+                ));
+            }
+            worker
+                .registrations
+                .check()
+                .map_err(OpenError::InvalidConfig)?;
+        }
         if self.retention.is_some_and(|r| r.is_zero()) {
             return Err(OpenError::InvalidConfig(
                 "the retention period is zero; give a positive period, or none to keep closed runs"
@@ -268,16 +305,25 @@ impl EngineBuilder {
         // Unfinished runs resume lazily: the timer thread's first read of the
         // wake-up index loads those with work now, and later reads load the
         // others when they are due. Opening waits for no replay.
-        Ok(Engine { shared })
+        let owner = Arc::new(shutdown::Owner::new(shared.clone(), self.shutdown_grace));
+        Ok(Engine { shared, owner })
     }
 }
 
 /// An open steadfast file with its workers: the client and the worker of
 /// Temporal in one value.
 ///
+/// A cheap handle: clones share one engine (put it in an `Arc` or clone
+/// it into tasks, as you like). The engine stops on
+/// [`shutdown`](Self::shutdown), from any clone, or when the last clone
+/// drops.
+///
 /// See the [crate documentation](crate) for an example.
+#[derive(Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
+    /// Shuts the engine down once, when asked or when the last clone drops.
+    owner: Arc<shutdown::Owner>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -322,7 +368,7 @@ impl Engine {
         O: DeserializeOwned,
     {
         let workflow_id = workflow_id.into();
-        let start = self.prepare_start(workflow.name(), &workflow_id, &input, &options)?;
+        let start = self.prepare_start(workflow, &workflow_id, &input, &options)?;
         match self.start(start, &options, None).await? {
             Started::New(run_id) | Started::Existing(run_id) => {
                 Ok(self.handle(workflow_id, run_id))
@@ -352,7 +398,7 @@ impl Engine {
         T: Serialize,
     {
         let workflow_id = workflow_id.into();
-        let start = self.prepare_start(workflow.name(), &workflow_id, &input, &options)?;
+        let start = self.prepare_start(workflow, &workflow_id, &input, &options)?;
         let payload = self.encode_checked(&payload, || format!("signal {:?}", signal.name()))?;
         // A run that closes between "already running" and the signal is
         // started anew on the second pass.
@@ -394,15 +440,21 @@ impl Engine {
         Ok(payload)
     }
 
-    fn prepare_start<I: Serialize>(
+    fn prepare_start<I: Serialize, O>(
         &self,
-        workflow_type: &str,
+        workflow: WorkflowDef<I, O>,
         workflow_id: &str,
         input: &I,
         options: &WorkflowOptions,
     ) -> Result<StartRequest, ClientError> {
+        let workflow_type = workflow.name();
         check_workflow_id(workflow_id)?;
-        if self.shared.shutdown.is_cancelled() {
+        if options.task_queue.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "the task queue name is empty; name a task queue, or leave the default".into(),
+            ));
+        }
+        if self.shared.closing() {
             return Err(ClientError::ShutDown);
         }
         if let Some(e) = options.memo_error() {
@@ -443,6 +495,23 @@ impl Engine {
                 workflow_type: workflow_type.to_string(),
                 task_queue: options.task_queue.clone(),
             });
+        }
+        if let Some(registered) = self
+            .shared
+            .workflow_signature(&options.task_queue, workflow_type)
+        {
+            let given = crate::worker::signature::<I, O>(Kind::Workflow);
+            if registered != given {
+                return Err(ClientError::DefinitionMismatch {
+                    workflow_type: workflow_type.to_string(),
+                    task_queue: options.task_queue.clone(),
+                    registered: registered.to_string(),
+                    given,
+                });
+            }
+        }
+        if !self.shared.has_queue(&options.task_queue) {
+            self.owner.warn_unserved(&options.task_queue);
         }
         let input =
             self.encode_checked(input, || format!("the input of workflow {workflow_id:?}"))?;
@@ -599,7 +668,7 @@ impl Engine {
         msg: RunMsg,
         answer: oneshot::Receiver<T>,
     ) -> Result<T, ClientError> {
-        if self.shared.shutdown.is_cancelled() {
+        if self.shared.closing() {
             return Err(ClientError::ShutDown);
         }
         if self.shared.deliver(run_id, msg).is_ok()
@@ -612,7 +681,7 @@ impl Engine {
 
     /// Why a run took no message: closed, parked, or the engine stopped.
     async fn not_live(&self, workflow_id: &str, run_id: RunId) -> ClientError {
-        if self.shared.shutdown.is_cancelled() {
+        if self.shared.closing() {
             return ClientError::ShutDown;
         }
         match self.shared.store.run(run_id, workflow_id).await {
@@ -822,8 +891,7 @@ impl Engine {
     /// bounds are not two `Int`, `Double` or `Datetime` values; a client
     /// error when the file could not be read.
     pub async fn list(&self, filter: &ListFilter) -> Result<WorkflowPage, ClientError> {
-        let query = filter.query()?;
-        Ok(list::page(self.shared.store.list(&query).await?))
+        list::list(&self.shared, filter).await
     }
 
     /// The event history of the latest run of a workflow ID, in order.
@@ -836,34 +904,22 @@ impl Engine {
         Ok(self.shared.store.history(run_id, workflow_id).await?)
     }
 
-    /// Stops all work and closes the file. Every acknowledged change is
-    /// already durable; activity attempts still running are abandoned and
-    /// run again after the next open (activities run at least once).
+    /// Stops all work and closes the file; from any clone, as often as you
+    /// like: calls while one runs wait for it, calls after it return at
+    /// once. Every acknowledged change is already durable.
+    ///
+    /// Once shutdown begins, calls from clients (on every clone) fail with
+    /// [`ClientError::ShutDown`], timers stop firing and no activity attempt
+    /// starts. Attempts already running get the builder's
+    /// [`shutdown_grace`](EngineBuilder::shutdown_grace) to finish (their
+    /// results are recorded); those still running then are abandoned and run
+    /// again after the next open (activities run at least once).
     ///
     /// # Errors
     /// None today; the result leaves room for flush failures.
-    pub async fn shutdown(self) -> Result<(), ClientError> {
-        self.shared.shutdown.cancel();
-        // First, so that no timer delivers (and starts a task) after the
-        // tracker is done.
-        let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || shared.stop_timers()).await;
-        self.shared.tracker.close();
-        self.shared.tracker.wait().await;
-        let shared = self.shared.clone();
-        let _ = tokio::task::spawn_blocking(move || shared.store.close()).await;
+    pub async fn shutdown(&self) -> Result<(), ClientError> {
+        self.owner.shutdown().await;
         Ok(())
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // Tasks end at their next await; the file closes when the last of
-        // them lets go of it. Nothing acknowledged depends on this. The
-        // timer thread is not a task: it is stopped here, so that it never
-        // outlives the engine and the runtime holding the file.
-        self.shared.shutdown.cancel();
-        self.shared.stop_timers();
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::TaskQueue;
+use super::shutdown::{Drain, Running};
 use crate::activity::{ActivityContext, Beats, HeartbeatSink};
 use crate::history::{ActivityOptionsRecord, Failure, Payload, RunId};
 
@@ -36,6 +37,8 @@ pub(super) struct Attempt {
     pub(super) heartbeat_details: Option<Payload>,
     pub(super) sink: HeartbeatSink,
     pub(super) cancel: CancellationToken,
+    /// Counts the attempt while its code runs, for a draining shutdown.
+    pub(super) drain: Arc<Drain>,
 }
 
 /// What an attempt reports to its run.
@@ -44,6 +47,9 @@ pub(crate) struct AttemptOutcome {
     pub(crate) result: Result<Payload, Failure>,
     /// Heartbeat details given after the last recorded ones.
     pub(crate) unsent_heartbeat: Option<Payload>,
+    /// Held until the run has taken this outcome, so a draining shutdown
+    /// waits for it.
+    pub(crate) _running: Option<Running>,
 }
 
 fn failure(error_type: &str, message: String, non_retryable: bool) -> Failure {
@@ -86,6 +92,7 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
     let no_heartbeat = |result| AttemptOutcome {
         result,
         unsent_heartbeat: None,
+        _running: None,
     };
     let Some(queue) = work.queue else {
         // No worker serves this queue: wait, as a Temporal activity waits
@@ -114,6 +121,10 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
             ),
             false,
         )));
+    };
+    // Shutting down: an attempt that has not begun waits for the next open.
+    let Some(running) = work.drain.begin() else {
+        return std::future::pending().await;
     };
     let beats = Arc::new(Mutex::new(Beats {
         last_sent: None,
@@ -180,6 +191,7 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
     AttemptOutcome {
         result,
         unsent_heartbeat,
+        _running: Some(running),
     }
 }
 

@@ -3,13 +3,16 @@
 
 mod attempt;
 mod queue;
+mod registration;
 pub(crate) mod retention;
 mod run;
+mod shutdown;
 mod timers;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -28,7 +31,10 @@ use crate::store::{RunRecord, Store, StoreError};
 use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowError, WorkflowFn};
 
 use queue::TaskQueue;
+pub(crate) use registration::{Kind, signature};
+use registration::{Registration, Registrations};
 pub(crate) use run::{PreparedRun, RunMsg};
+pub(crate) use shutdown::Drain;
 use timers::Timers;
 
 /// Loader tasks at most (each loads one run at a time).
@@ -62,6 +68,8 @@ pub struct Worker {
     pub(crate) activities: HashMap<String, ActivityFn>,
     pub(crate) max_concurrent_activities: Option<usize>,
     pub(crate) max_activities_per_second: Option<f64>,
+    /// Where each name was registered, to refuse a name registered twice.
+    pub(crate) registrations: Registrations,
 }
 
 impl fmt::Debug for Worker {
@@ -85,11 +93,23 @@ impl Worker {
             activities: HashMap::new(),
             max_concurrent_activities: None,
             max_activities_per_second: None,
+            registrations: Registrations::default(),
         }
+    }
+
+    fn register<I, O, F>(&mut self, kind: Kind, name: &str, location: &'static Location<'static>) {
+        let registration = Registration::new::<I, O, F>(kind, location);
+        self.registrations
+            .add(&self.task_queue, kind, name, registration);
     }
 
     /// Registers a workflow: an async function of a [`WorkflowContext`] and
     /// the definition's input type, returning its output type.
+    ///
+    /// A name registered twice on one task queue (also through two
+    /// workers) makes [`open`](crate::EngineBuilder::open) fail with
+    /// [`OpenError::InvalidConfig`](crate::OpenError::InvalidConfig).
+    #[track_caller]
     pub fn workflow<I, O, F, Fut>(mut self, def: WorkflowDef<I, O>, f: F) -> Self
     where
         I: DeserializeOwned + Send + 'static,
@@ -97,13 +117,16 @@ impl Worker {
         F: Fn(WorkflowContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, WorkflowError>> + Send + 'static,
     {
+        self.register::<I, O, F>(Kind::Workflow, def.name(), Location::caller());
         self.workflows
             .insert(def.name().to_string(), workflow::erase(f));
         self
     }
 
     /// Registers an async activity: a function of an [`ActivityContext`] and
-    /// the definition's input type, returning its output type.
+    /// the definition's input type, returning its output type. A name
+    /// registered twice is refused at open, as for [`workflow`](Self::workflow).
+    #[track_caller]
     pub fn activity<I, O, F, Fut>(mut self, def: ActivityDef<I, O>, f: F) -> Self
     where
         I: DeserializeOwned + Send + 'static,
@@ -111,6 +134,7 @@ impl Worker {
         F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, ActivityError>> + Send + 'static,
     {
+        self.register::<I, O, F>(Kind::Activity, def.name(), Location::caller());
         self.activities
             .insert(def.name().to_string(), activity::erase_async(f));
         self
@@ -124,12 +148,14 @@ impl Worker {
     /// function returns (its result is then ignored), and tokio waits for it
     /// when the runtime is dropped. Check
     /// [`ActivityContext::is_cancelled`] in long loops to stop early.
+    #[track_caller]
     pub fn blocking_activity<I, O, F>(mut self, def: ActivityDef<I, O>, f: F) -> Self
     where
         I: DeserializeOwned + Send + 'static,
         O: Serialize + Send + 'static,
         F: Fn(ActivityContext, I) -> Result<O, ActivityError> + Send + Sync + 'static,
     {
+        self.register::<I, O, F>(Kind::Activity, def.name(), Location::caller());
         self.activities
             .insert(def.name().to_string(), activity::erase_blocking(f));
         self
@@ -153,6 +179,8 @@ impl Worker {
     }
 
     pub(crate) fn merge(&mut self, other: Worker) {
+        self.registrations
+            .merge(&self.task_queue, other.registrations);
         self.workflows.extend(other.workflows);
         self.activities.extend(other.activities);
         self.max_concurrent_activities = other
@@ -255,11 +283,15 @@ pub(crate) struct Shared {
     pub(crate) store: Box<dyn Store>,
     /// Task queues with a worker, by name.
     queues: HashMap<String, Arc<TaskQueue>>,
+    /// What each queue's worker registered, with which types.
+    registrations: HashMap<String, Registrations>,
     /// Runs in memory, by run ID. Every message to a run goes through this
     /// map under its lock, which is what makes eviction race-free.
     runs: Mutex<HashMap<RunId, RunSlot>>,
     timers: Timers,
     pub(crate) shutdown: CancellationToken,
+    /// Shutdown's first phase: attempts running finish, none starts.
+    pub(crate) drain: Arc<Drain>,
     pub(crate) tracker: TaskTracker,
     pub(crate) max_payload_bytes: usize,
     /// Runs kept in memory at most, beyond which idle ones are evicted.
@@ -288,6 +320,10 @@ impl Shared {
     ) -> std::io::Result<Arc<Self>> {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let registrations = workers
+            .iter()
+            .map(|(name, worker)| (name.clone(), worker.registrations.clone()))
+            .collect();
         let queues = workers
             .into_iter()
             .map(|(name, worker)| (name, Arc::new(TaskQueue::new(worker))))
@@ -296,9 +332,11 @@ impl Shared {
         let shared = Arc::new(Shared {
             store,
             queues,
+            registrations,
             runs: Mutex::new(HashMap::new()),
             timers,
             shutdown,
+            drain: Arc::new(Drain::default()),
             tracker,
             max_payload_bytes,
             max_cached_runs: max_cached_runs.max(1),
@@ -310,6 +348,11 @@ impl Shared {
         // stop for good (no timer, retry or wake-up would fire).
         timer_queue.start(Arc::downgrade(&shared), shared.shutdown.clone())?;
         Ok(shared)
+    }
+
+    /// True once shutdown began: calls from clients are refused.
+    pub(crate) fn closing(&self) -> bool {
+        self.drain.began() || self.shutdown.is_cancelled()
     }
 
     /// Stops the timer thread and waits for it (see [`Timers::stop`]).
@@ -325,6 +368,14 @@ impl Shared {
     /// True when some worker serves `task_queue`.
     pub(crate) fn has_queue(&self, task_queue: &str) -> bool {
         self.queues.contains_key(task_queue)
+    }
+
+    /// The definition types `workflow_type` was registered with on
+    /// `task_queue`, when a worker of this engine registers it.
+    pub(crate) fn workflow_signature(&self, task_queue: &str, workflow_type: &str) -> Option<&str> {
+        self.registrations
+            .get(task_queue)?
+            .workflow_signature(workflow_type)
     }
 
     pub(crate) fn workflow_fn(&self, task_queue: &str, workflow_type: &str) -> Option<WorkflowFn> {

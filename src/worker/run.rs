@@ -833,6 +833,7 @@ impl RunActor {
                 );
             }),
             cancel,
+            drain: self.shared.drain.clone(),
         };
         let span = info_span!(
             "activity_attempt",
