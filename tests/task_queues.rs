@@ -4,7 +4,9 @@
 //! another task queue runs on that queue's worker; an attempt that waits
 //! longer than its schedule-to-start timeout for a slot fails with a
 //! non-retryable `ScheduleToStartTimeout`. A workflow started on a queue no
-//! worker serves waits, and completes once the engine is opened with one.
+//! worker serves waits (its description says the queue is not served, and a
+//! warning is logged once per queue), and completes once the engine is
+//! opened with one; an empty queue name is refused.
 //! A workflow's run timeout ends the run as `TimedOut`.
 
 mod support;
@@ -395,6 +397,7 @@ async fn a_workflow_on_a_queue_without_worker_waits_for_one() {
     let description = engine.describe("waits").await.unwrap();
     assert_eq!(description.status, WorkflowStatus::Running);
     assert_eq!(description.task_queue, "later");
+    assert!(!description.task_queue_served, "{description:#?}");
     assert!(
         matches!(&description.parked, Some(ParkReason::Unrunnable(m)) if m.contains("later")),
         "{description:#?}"
@@ -415,7 +418,95 @@ async fn a_workflow_on_a_queue_without_worker_waits_for_one() {
     assert_eq!(run.result().await.unwrap(), "Hello, Alice!");
     let description = engine.describe("waits").await.unwrap();
     assert_eq!(description.status, WorkflowStatus::Completed);
+    assert!(description.task_queue_served);
     assert!(description.parked.is_none());
+    engine.shutdown().await.unwrap();
+}
+
+/// Collects what the engine logs, for the assertions on warnings.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A start on a queue no worker serves is logged once per queue; a
+/// current-thread runtime, so the subscriber set for this thread sees the
+/// start's log.
+#[tokio::test(flavor = "current_thread")]
+async fn a_start_on_an_unserved_queue_is_logged_once_per_queue() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let db = temp_db();
+    let engine = Engine::builder()
+        .workflow(GREET, greet)
+        .open(&db.path)
+        .await
+        .unwrap();
+
+    for (id, queue) in [("a1", "later-a"), ("a2", "later-a"), ("b1", "later-b")] {
+        let options = WorkflowOptions::new().with_task_queue(queue);
+        engine
+            .start_workflow(GREET, id, "Alice".to_string(), options)
+            .await
+            .expect("a queue without a worker is accepted");
+    }
+    engine
+        .start_workflow(GREET, "served", "Bob".to_string(), WorkflowOptions::new())
+        .await
+        .unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("no worker of this engine serves"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{text}");
+    assert!(warnings[0].contains("later-a"), "{text}");
+    assert!(warnings[1].contains("later-b"), "{text}");
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_empty_task_queue_name_is_refused() {
+    let db = temp_db();
+    let engine = Engine::builder()
+        .workflow(GREET, greet)
+        .open(&db.path)
+        .await
+        .unwrap();
+
+    let err = engine
+        .start_workflow(
+            GREET,
+            "nowhere",
+            "Alice".to_string(),
+            WorkflowOptions::new().with_task_queue(""),
+        )
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&err, ClientError::InvalidArgument(m) if m.contains("task queue name is empty")),
+        "{err:?}"
+    );
+    assert!(matches!(
+        engine.describe("nowhere").await,
+        Err(ClientError::NotFound { .. })
+    ));
     engine.shutdown().await.unwrap();
 }
 
