@@ -23,13 +23,56 @@ pub enum WorkflowIdReusePolicy {
 
 /// What starting a workflow ID that has a running run does.
 /// Temporal's default is [`Fail`](Self::Fail).
+///
+/// # An idempotent start
+///
+/// A caller that may send the same start twice (a retried request, a
+/// restarted process) wants one run per ID, and its handle either way.
+/// [`UseExisting`](Self::UseExisting) answers a start of a running ID with
+/// the running run; with [`WorkflowIdReusePolicy::RejectDuplicate`] an ID
+/// whose run has closed is not started again, and
+/// [`Engine::get_workflow_handle`](crate::Engine::get_workflow_handle)
+/// gives that run:
+///
+/// ```
+/// use steadfast::{
+///     ClientError, Engine, WorkflowContext, WorkflowDef, WorkflowError, WorkflowHandle,
+///     WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions,
+/// };
+/// const ORDER: WorkflowDef<u32, u32> = WorkflowDef::new("Order");
+///
+/// /// Starts order `id` at most once, ever; returns its run either way.
+/// async fn start_once(engine: &Engine, id: &str, qty: u32) -> Result<WorkflowHandle<u32>, ClientError> {
+///     let once = WorkflowOptions::new()
+///         .with_id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+///         .with_id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate);
+///     match engine.start_workflow(ORDER, id, qty, once).await {
+///         Err(ClientError::IdReuseRejected { .. }) => engine.get_workflow_handle(ORDER, id).await,
+///         started => started,
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), steadfast::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let engine = Engine::builder()
+///     .workflow(ORDER, |_ctx: WorkflowContext, qty: u32| async move { Ok::<_, WorkflowError>(qty) })
+///     .open(dir.path().join("orders.steadfast"))
+///     .await?;
+/// let first = start_once(&engine, "order-7", 3).await?;
+/// assert_eq!(first.result().await?, 3);
+/// let again = start_once(&engine, "order-7", 3).await?;
+/// assert_eq!(again.run_id(), first.run_id());
+/// # engine.shutdown().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WorkflowIdConflictPolicy {
     /// Fail with [`ClientError::AlreadyStarted`](crate::ClientError::AlreadyStarted).
     #[default]
     Fail,
-    /// Return a handle to the running run instead.
+    /// Return a handle to the running run instead (Temporal's
+    /// `USE_EXISTING`); the start's input and options are then ignored.
     UseExisting,
 }
 
