@@ -641,6 +641,54 @@ async fn a_panicking_attempt_is_retried() {
     engine.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_blocking_attempt_keeps_its_message() {
+    const BLOCKING_PANICKY: ActivityDef<(), String> = ActivityDef::new("blocking_panicky");
+    const CALL_BLOCKING: WorkflowDef<(), Seen> = WorkflowDef::new("CallBlockingPanicky");
+    let db = temp_db();
+    let engine = Engine::builder()
+        .workflow(CALL_BLOCKING, |ctx: WorkflowContext, ()| async move {
+            let options = ActivityOptions::start_to_close(Duration::from_secs(10))
+                .with_retry_policy(fast_policy());
+            Ok::<_, WorkflowError>(Seen::from(
+                ctx.execute_activity(BLOCKING_PANICKY, (), options).await,
+            ))
+        })
+        .blocking_activity(BLOCKING_PANICKY, |ctx: ActivityContext, ()| {
+            if ctx.attempt() == 1 {
+                panic!("the blocking attempt panics");
+            }
+            Ok(format!("done on attempt {}", ctx.attempt()))
+        })
+        .open(&db.path)
+        .await
+        .unwrap();
+
+    let seen = engine
+        .start_workflow(
+            CALL_BLOCKING,
+            "blocking-panicky",
+            (),
+            WorkflowOptions::new(),
+        )
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+
+    assert_eq!(seen, Seen::Value("done on attempt 2".into()));
+    let history = engine.history("blocking-panicky").await.unwrap();
+    let failed = failed_events(&history);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].failure.error_type, "ActivityPanic");
+    assert_eq!(
+        failed[0].failure.message,
+        "the activity panicked: the blocking attempt panics"
+    );
+    engine.shutdown().await.unwrap();
+}
+
 /// A retry that comes due while the engine is closed never started, so it
 /// keeps its attempt number: reopening runs it, and `maximum_attempts` counts
 /// only attempts that ran.
