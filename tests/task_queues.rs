@@ -6,7 +6,8 @@
 //! non-retryable `ScheduleToStartTimeout`. A workflow started on a queue no
 //! worker serves waits (its description says the queue is not served, and a
 //! warning is logged once per queue), and completes once the engine is
-//! opened with one; an empty queue name is refused.
+//! opened with one; an empty queue name is refused (an activity scheduled
+//! on one fails at once, non-retryable).
 //! A workflow's run timeout ends the run as `TimedOut`.
 
 mod support;
@@ -608,6 +609,38 @@ async fn a_run_timeout_that_passed_while_closed_ends_the_run_on_open() {
     assert!(
         matches!(run.result().await, Err(ResultError::TimedOut { .. })),
         "the deadline counts while the engine is closed"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_activity_on_an_empty_queue_name_fails_at_once() {
+    let db = temp_db();
+    let engine = Engine::builder()
+        .workflow(IMPATIENT, impatient)
+        .activity(WORK, |_ctx: ActivityContext, ()| async {
+            Ok::<_, ActivityError>(())
+        })
+        .open(&db.path)
+        .await
+        .unwrap();
+
+    let (attempt, error_type, non_retryable) = engine
+        .start_workflow(
+            IMPATIENT,
+            "empty-queue",
+            String::new(),
+            WorkflowOptions::new(),
+        )
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        (attempt, error_type.as_str(), non_retryable),
+        (1, "InvalidTaskQueue", true)
     );
     engine.shutdown().await.unwrap();
 }

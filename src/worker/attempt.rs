@@ -94,6 +94,18 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
         unsent_heartbeat: None,
         _running: None,
     };
+    if work.task_queue.is_empty() {
+        // No worker can ever serve it: fail now rather than wait forever.
+        return no_heartbeat(Err(failure(
+            "InvalidTaskQueue",
+            format!(
+                "activity type {:?} was scheduled on a task queue with an empty name; \
+                 name a task queue in its ActivityOptions, or leave the workflow's",
+                work.activity_type
+            ),
+            true,
+        )));
+    }
     let Some(queue) = work.queue else {
         // No worker serves this queue: wait, as a Temporal activity waits
         // for a poller (bounded only by its schedule-to-start timeout).
