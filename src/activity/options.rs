@@ -84,7 +84,8 @@ impl ActivityOptions {
         self
     }
 
-    /// Runs the activity on another task queue.
+    /// Runs the activity on another task queue. An empty name fails the
+    /// activity at once, non-retryable, with type `InvalidTaskQueue`.
     pub fn with_task_queue(mut self, task_queue: impl Into<String>) -> Self {
         self.task_queue = Some(task_queue.into());
         self
