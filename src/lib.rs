@@ -105,6 +105,7 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod activity;
+mod clock;
 mod codec;
 mod engine;
 mod error;
@@ -115,6 +116,7 @@ mod history;
 mod panic;
 mod replayer;
 mod store;
+pub mod testing;
 mod worker;
 mod workflow;
 

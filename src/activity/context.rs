@@ -2,12 +2,12 @@
 //! heartbeats and learns that it was cancelled.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Serialize, de::DeserializeOwned};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::history::{Payload, PayloadError, RunId};
 
 /// Where an attempt's heartbeat details go to be recorded durably; called at
@@ -35,6 +35,8 @@ pub struct ActivityContext {
     pub(crate) attempt: u32,
     pub(crate) scheduled_time: SystemTime,
     pub(crate) heartbeat_details: Option<Payload>,
+    /// The engine's clock (heartbeat throttling, [`ActivityContext::sleep`]).
+    pub(crate) clock: Clock,
     pub(crate) throttle: Duration,
     pub(crate) beats: Arc<Mutex<Beats>>,
     pub(crate) sink: HeartbeatSink,
@@ -102,7 +104,7 @@ impl ActivityContext {
     /// A [`PayloadError`] when the details do not encode.
     pub fn heartbeat<T: Serialize>(&self, details: &T) -> Result<(), PayloadError> {
         let payload = Payload::encode(details)?;
-        let now = Instant::now();
+        let now = self.clock.instant();
         let send = {
             let mut beats = self.beats.lock().unwrap_or_else(|p| p.into_inner());
             beats.last_beat = now;
@@ -133,6 +135,19 @@ impl ActivityContext {
             .as_ref()
             .map(Payload::decode)
             .transpose()
+    }
+
+    // ----- Time -----
+
+    /// Waits for `duration` on the engine's clock: real time in a normal
+    /// engine, virtual time in a [`TestEngine`](crate::testing::TestEngine),
+    /// where the wait does not hold the clock (time may skip past it, and
+    /// the attempt's timeouts fire in virtual time). Use it for waits inside
+    /// an activity (polling an external job, a back-off between calls) so
+    /// tests need not wait them out; a `tokio::time::sleep` or blocking
+    /// I/O holds the test engine's clock until it returns, as any real work.
+    pub async fn sleep(&self, duration: Duration) {
+        self.clock.idle_sleep(duration).await
     }
 
     // ----- Cancellation -----

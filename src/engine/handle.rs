@@ -164,6 +164,8 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
             RunState::Parked(reason) if on_park && needs_fix(reason) => Some(reason.clone()),
             _ => None,
         };
+        // On a test engine, waiting for a result lets virtual time skip.
+        let _waiting = self.shared.clock.client_waiting();
         loop {
             if let Some(mut state) = self.shared.watch(self.run_id) {
                 loop {

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
@@ -22,6 +22,7 @@ pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
 pub use options::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions};
 
 use crate::activity::{ActivityContext, ActivityDef, ActivityError};
+use crate::clock::Clock;
 use crate::codec;
 use crate::error::{ClientError, OpenError};
 use crate::history::{
@@ -62,6 +63,8 @@ pub struct EngineBuilder {
     backend: Backend,
     /// How long running activity attempts may finish at shutdown.
     shutdown_grace: Duration,
+    /// The system clock, or the test engine's virtual one.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -84,7 +87,14 @@ impl EngineBuilder {
             retention: None,
             backend: Backend::default(),
             shutdown_grace: Duration::ZERO,
+            clock: Clock::system(),
         }
+    }
+
+    /// Runs the engine on `clock` (the test engine's virtual clock).
+    pub(crate) fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Opens the file through a backend that fails writes, syncs and
@@ -294,6 +304,7 @@ impl EngineBuilder {
             self.queues,
             self.max_payload_bytes,
             self.max_cached_runs,
+            self.clock,
         )
         .map_err(|source| OpenError::Thread {
             thread: "timer",
@@ -530,6 +541,8 @@ impl Engine {
         options: &WorkflowOptions,
         signal: Option<(String, Payload)>,
     ) -> Result<Started, ClientError> {
+        // A virtual clock stays put until the run's first due times exist.
+        let _hold = self.shared.clock.hold();
         // Settle the common refusal before running any workflow code; the
         // store checks again atomically when it commits.
         if let Some((existing, record)) = self.shared.store.current_run(&start.workflow_id).await?
@@ -544,7 +557,7 @@ impl Engine {
             };
         }
         let run_id = RunId::new_time_ordered();
-        let now = SystemTime::now();
+        let now = self.shared.clock.now();
         let mut events = vec![Event {
             event_id: 1,
             timestamp: now,
@@ -802,7 +815,7 @@ impl Engine {
                     message: format!("its history ends at event {last}, the last there can be"),
                 });
             };
-            let at = SystemTime::now();
+            let at = self.shared.clock.now();
             let event = Event {
                 event_id,
                 timestamp: at,

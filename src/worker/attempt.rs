@@ -2,17 +2,18 @@
 //! under its timeouts and heartbeat watchdog, and turn what happened into an
 //! outcome for the run.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::TaskQueue;
 use super::shutdown::{Drain, Running};
 use crate::activity::{ActivityContext, Beats, HeartbeatSink};
+use crate::clock::{Clock, Hold};
 use crate::history::{ActivityOptionsRecord, Failure, Payload, RunId};
 
 /// Heartbeats are recorded at most this often without a heartbeat timeout
@@ -35,6 +36,8 @@ pub(super) struct Attempt {
     pub(super) options: ActivityOptionsRecord,
     pub(super) scheduled_at: SystemTime,
     pub(super) heartbeat_details: Option<Payload>,
+    /// The engine's clock: every timeout of the attempt runs on it.
+    pub(super) clock: Clock,
     pub(super) sink: HeartbeatSink,
     pub(super) cancel: CancellationToken,
     /// Counts the attempt while its code runs, for a draining shutdown.
@@ -64,14 +67,13 @@ fn failure(error_type: &str, message: String, non_retryable: bool) -> Failure {
 fn attempt_limit(
     options: &ActivityOptionsRecord,
     scheduled_at: SystemTime,
+    now: SystemTime,
 ) -> Option<(Duration, &'static str, bool)> {
     let start_to_close = options
         .start_to_close_timeout
         .map(|d| (d, "StartToCloseTimeout", false));
     let schedule_to_close = options.schedule_to_close_timeout.map(|d| {
-        let elapsed = SystemTime::now()
-            .duration_since(scheduled_at)
-            .unwrap_or_default();
+        let elapsed = now.duration_since(scheduled_at).unwrap_or_default();
         (d.saturating_sub(elapsed), "ScheduleToCloseTimeout", true)
     });
     match (start_to_close, schedule_to_close) {
@@ -109,16 +111,20 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
     let Some(queue) = work.queue else {
         // No worker serves this queue: wait, as a Temporal activity waits
         // for a poller (bounded only by its schedule-to-start timeout).
+        // Nothing runs meanwhile, so a virtual clock may skip.
         return match work.options.schedule_to_start_timeout {
             Some(limit) => {
-                tokio::time::sleep(limit).await;
+                work.clock.idle_sleep(limit).await;
                 no_heartbeat(Err(schedule_to_start_failure(limit, &work.task_queue)))
             }
-            None => std::future::pending().await,
+            None => {
+                work.clock.idle_until(None).await;
+                std::future::pending().await
+            }
         };
     };
     let slot = match work.options.schedule_to_start_timeout {
-        Some(limit) => match tokio::time::timeout(limit, queue.acquire()).await {
+        Some(limit) => match work.clock.timeout(limit, queue.acquire()).await {
             Ok(slot) => slot,
             Err(_) => return no_heartbeat(Err(schedule_to_start_failure(limit, &work.task_queue))),
         },
@@ -141,7 +147,7 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
     let beats = Arc::new(Mutex::new(Beats {
         last_sent: None,
         unsent: None,
-        last_beat: Instant::now(),
+        last_beat: work.clock.instant(),
     }));
     let ctx = ActivityContext {
         workflow_id: work.workflow_id,
@@ -151,16 +157,17 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
         attempt: work.attempt,
         scheduled_time: work.scheduled_at,
         heartbeat_details: work.heartbeat_details,
+        clock: work.clock.clone(),
         throttle: throttle(&work.options),
         beats: beats.clone(),
         sink: work.sink,
         cancel: work.cancel.clone(),
     };
-    let limit = attempt_limit(&work.options, work.scheduled_at);
+    let limit = attempt_limit(&work.options, work.scheduled_at, work.clock.now());
     let call = AssertUnwindSafe(function(ctx, work.input)).catch_unwind();
     let timed = async {
         let outcome = match limit {
-            Some((limit, kind, non_retryable)) => match tokio::time::timeout(limit, call).await {
+            Some((limit, kind, non_retryable)) => match work.clock.timeout(limit, call).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
                     return Err(failure(
@@ -182,9 +189,12 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
             )),
         }
     };
+    let mut _watchdog_hold = None;
     let result = tokio::select! {
         result = timed => result,
-        timeout = heartbeat_watchdog(&beats, work.options.heartbeat_timeout) => {
+        (timeout, hold) = heartbeat_watchdog(&work.clock, &beats, work.options.heartbeat_timeout) => {
+            // Kept until the end: the activity's future goes first.
+            _watchdog_hold = Some(hold);
             // Tell the activity to stop; its result no longer counts.
             work.cancel.cancel();
             Err(failure(
@@ -216,20 +226,32 @@ fn schedule_to_start_failure(limit: Duration, task_queue: &str) -> Failure {
 }
 
 /// Resolves when the attempt has gone longer than `timeout` without a
-/// heartbeat; never without a timeout.
-async fn heartbeat_watchdog(beats: &Mutex<Beats>, timeout: Option<Duration>) -> Duration {
-    let Some(timeout) = timeout else {
-        return std::future::pending().await;
-    };
-    loop {
+/// heartbeat; never without a timeout. The first deadline is registered
+/// with the clock at once, before the activity first runs.
+/// Returns a hold on the clock, to keep until the attempt's future is gone.
+fn heartbeat_watchdog<'a>(
+    clock: &'a Clock,
+    beats: &'a Mutex<Beats>,
+    timeout: Option<Duration>,
+) -> impl Future<Output = (Duration, Hold)> + 'a {
+    let deadline = |beats: &Mutex<Beats>, timeout: Duration| {
         let last = beats.lock().unwrap_or_else(|p| p.into_inner()).last_beat;
         // A deadline past what the clock holds never comes.
-        let Some(deadline) = last.checked_add(timeout) else {
+        last.checked_add(timeout)
+    };
+    let first = timeout.map(|t| clock.sleep_until_held(deadline(beats, t)));
+    async move {
+        let (Some(timeout), Some(first)) = (timeout, first) else {
             return std::future::pending().await;
         };
-        if Instant::now() >= deadline {
-            return timeout;
+        let mut hold = first.await;
+        loop {
+            let next = deadline(beats, timeout);
+            if next.is_some_and(|at| clock.instant() >= at) {
+                return (timeout, hold);
+            }
+            drop(hold);
+            hold = clock.sleep_until_held(next).await;
         }
-        tokio::time::sleep_until(deadline).await;
     }
 }

@@ -15,7 +15,6 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
 
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::{mpsc, watch};
@@ -23,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::activity::{self, ActivityContext, ActivityDef, ActivityError, ActivityFn};
+use crate::clock::{Clock, Hold};
 use crate::error::ClientError;
 use crate::history::{
     Event, Payload, PendingActivityInfo, PendingTimerInfo, RunId, WorkflowStatus,
@@ -270,13 +270,18 @@ struct RunSlot {
 
 enum Actor {
     /// The actor's inbox.
-    Live(mpsc::UnboundedSender<RunMsg>),
+    Live(Inbox),
     /// Being loaded from the file; messages wait here, in order.
-    Loading(Vec<RunMsg>),
+    Loading(Vec<(RunMsg, Hold)>),
     /// Parked without an actor (its records could not be read, or a write
     /// failed); the next message tries to load it again.
     Stopped,
 }
+
+/// A run actor's inbox. Each message holds the engine's clock until the
+/// step it causes is committed and acted on, so a virtual clock never skips
+/// past work on its way.
+pub(crate) type Inbox = mpsc::UnboundedSender<(RunMsg, Hold)>;
 
 /// Everything the engine's tasks share.
 pub(crate) struct Shared {
@@ -289,6 +294,8 @@ pub(crate) struct Shared {
     /// map under its lock, which is what makes eviction race-free.
     runs: Mutex<HashMap<RunId, RunSlot>>,
     timers: Timers,
+    /// The one source of time (see [`Clock`]).
+    pub(crate) clock: Clock,
     pub(crate) shutdown: CancellationToken,
     /// Shutdown's first phase: attempts running finish, none starts.
     pub(crate) drain: Arc<Drain>,
@@ -317,6 +324,7 @@ impl Shared {
         workers: HashMap<String, Worker>,
         max_payload_bytes: usize,
         max_cached_runs: usize,
+        clock: Clock,
     ) -> std::io::Result<Arc<Self>> {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -326,15 +334,16 @@ impl Shared {
             .collect();
         let queues = workers
             .into_iter()
-            .map(|(name, worker)| (name, Arc::new(TaskQueue::new(worker))))
+            .map(|(name, worker)| (name, Arc::new(TaskQueue::new(worker, clock.clone()))))
             .collect();
-        let (timers, timer_queue) = Timers::new();
+        let (timers, timer_queue) = Timers::new(clock.clone());
         let shared = Arc::new(Shared {
             store,
             queues,
             registrations,
             runs: Mutex::new(HashMap::new()),
             timers,
+            clock,
             shutdown,
             drain: Arc::new(Drain::default()),
             tracker,
@@ -412,8 +421,8 @@ impl Shared {
             if let Actor::Loading(queued) =
                 std::mem::replace(&mut slot.actor, Actor::Live(tx.clone()))
             {
-                for msg in queued {
-                    let _ = tx.send(msg);
+                for queued in queued {
+                    let _ = tx.send(queued);
                 }
             }
             slot.state.clone()
@@ -446,22 +455,23 @@ impl Shared {
         if self.shutdown.is_cancelled() {
             return Err(msg);
         }
+        let held = (msg, self.clock.hold());
         let mut runs = self.runs();
         match runs.get_mut(&run_id) {
             Some(RunSlot {
                 actor: Actor::Live(tx),
                 ..
-            }) => tx.send(msg).map_err(|e| e.0),
+            }) => tx.send(held).map_err(|e| e.0.0),
             Some(RunSlot {
                 actor: Actor::Loading(queued),
                 ..
             }) => {
-                queued.push(msg);
+                queued.push(held);
                 Ok(())
             }
             Some(slot) => {
                 // Stopped: try again from the file (the fault may be gone).
-                slot.actor = Actor::Loading(vec![msg]);
+                slot.actor = Actor::Loading(vec![held]);
                 drop(runs);
                 self.load(run_id);
                 Ok(())
@@ -472,7 +482,7 @@ impl Shared {
                     run_id,
                     RunSlot {
                         state,
-                        actor: Actor::Loading(vec![msg]),
+                        actor: Actor::Loading(vec![held]),
                     },
                 );
                 drop(runs);
@@ -614,8 +624,8 @@ impl Shared {
                         if let Actor::Loading(queued) =
                             std::mem::replace(&mut slot.actor, Actor::Live(tx.clone()))
                         {
-                            for msg in queued {
-                                let _ = tx.send(msg);
+                            for queued in queued {
+                                let _ = tx.send(queued);
                             }
                         }
                     }
@@ -637,7 +647,7 @@ impl Shared {
     /// resumes by itself once the disk heals, and a disk that stays full
     /// costs one attempt per backoff, not a busy loop.
     pub(crate) fn retry_later(&self, run_id: RunId) {
-        let at = SystemTime::now() + self.store.retry_delay().max(STORAGE_RETRY);
+        let at = self.clock.now() + self.store.retry_delay().max(STORAGE_RETRY);
         self.timers.schedule(at, run_id, RunMsg::Wake);
     }
 
@@ -648,7 +658,7 @@ impl Shared {
             Some(RunSlot {
                 actor: Actor::Loading(queued),
                 ..
-            }) => queued.iter().all(|msg| matches!(msg, RunMsg::Wake)),
+            }) => queued.iter().all(|(msg, _)| matches!(msg, RunMsg::Wake)),
             _ => false,
         }
     }
@@ -685,7 +695,7 @@ impl Shared {
     /// Evicts an idle run when more runs than the cache allows are in
     /// memory, nobody waits on it, and no message is queued for it. Returns
     /// true when the actor should stop.
-    fn try_evict(&self, run_id: RunId, rx: &mpsc::UnboundedReceiver<RunMsg>) -> bool {
+    fn try_evict(&self, run_id: RunId, rx: &mpsc::UnboundedReceiver<(RunMsg, Hold)>) -> bool {
         let mut runs = self.runs();
         if runs.len() <= self.max_cached_runs || !rx.is_empty() {
             return false;
@@ -719,7 +729,8 @@ impl Shared {
             else {
                 return None;
             };
-            tx.send(RunMsg::Describe { reply }).ok()?;
+            tx.send((RunMsg::Describe { reply }, self.clock.hold()))
+                .ok()?;
         }
         answer.await.ok()
     }

@@ -2,13 +2,13 @@
 //! and rate limits.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 
 use super::Worker;
 use crate::activity::ActivityFn;
+use crate::clock::Clock;
 use crate::workflow::WorkflowFn;
 
 /// One task queue's worker and its limits.
@@ -19,6 +19,8 @@ pub(crate) struct TaskQueue {
     /// Spacing between attempt starts, and the earliest next start, when the
     /// worker limits the rate.
     rate: Option<(Duration, Mutex<Instant>)>,
+    /// The engine's clock, which the rate limit waits on.
+    clock: Clock,
 }
 
 /// Held while an attempt runs; frees its slot when dropped.
@@ -32,7 +34,7 @@ pub(crate) struct Slot {
 const MAX_SPACING: Duration = Duration::from_secs(1_000_000_000);
 
 impl TaskQueue {
-    pub(crate) fn new(worker: Worker) -> Self {
+    pub(crate) fn new(worker: Worker, clock: Clock) -> Self {
         // More slots than a semaphore holds is no limit.
         let slots = worker
             .max_concurrent_activities
@@ -42,12 +44,13 @@ impl TaskQueue {
             let spacing = Duration::try_from_secs_f64(1.0 / per_second)
                 .unwrap_or(MAX_SPACING)
                 .min(MAX_SPACING);
-            (spacing, Mutex::new(Instant::now()))
+            (spacing, Mutex::new(clock.instant()))
         });
         TaskQueue {
             worker,
             slots,
             rate,
+            clock,
         }
     }
 
@@ -69,13 +72,14 @@ impl TaskQueue {
         if let Some((spacing, next)) = &self.rate {
             let start = {
                 let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
-                let start = (*next).max(Instant::now());
+                let start = (*next).max(self.clock.instant());
                 // Past what the clock holds (some 10^11 years on), the
                 // limit no longer applies rather than panicking.
                 *next = start.checked_add(*spacing).unwrap_or(start);
                 start
             };
-            tokio::time::sleep_until(start).await;
+            // Only time is waited on: a virtual clock may skip to the start.
+            self.clock.idle_until(Some(start)).await;
         }
         Slot { _permit: permit }
     }

@@ -10,7 +10,7 @@
 //! "now"; the store only compares.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::Shared;
 use crate::store::{WriteOp, WriteOutcome};
@@ -39,11 +39,14 @@ pub(crate) fn spawn(shared: &Arc<Shared>, retention: Duration) {
     let weak = Arc::downgrade(shared);
     let shutdown = shared.shutdown.clone();
     let every = period(retention);
+    // Looks every period of the engine's clock; a virtual clock never skips
+    // to a look, it looks whenever the clock has passed one.
+    let shared_clock = shared.clock.clone();
     shared.tracker.spawn(async move {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
+                _ = shared_clock.passive_sleep(every) => {}
             }
             if !sweep(&weak, retention).await {
                 return;
@@ -64,7 +67,7 @@ async fn sweep(weak: &Weak<Shared>, retention: Duration) -> bool {
             return false;
         }
         // A retention longer than the time since the epoch removes nothing.
-        let Some(cutoff) = SystemTime::now().checked_sub(retention) else {
+        let Some(cutoff) = shared.clock.now().checked_sub(retention) else {
             return true;
         };
         match shared.store.any_closed_by(cutoff).await {
@@ -88,6 +91,8 @@ async fn sweep(weak: &Weak<Shared>, retention: Duration) -> bool {
                 }
                 let shutdown = shared.shutdown.clone();
                 drop(shared);
+                // Real time, not the engine's clock: the pause shares the
+                // disk's writer, whatever time the workflows see.
                 tokio::select! {
                     _ = shutdown.cancelled() => return false,
                     _ = tokio::time::sleep((took * PACING).min(MAX_PAUSE)) => {}

@@ -18,6 +18,7 @@ use tracing::{Instrument, info_span, warn};
 use super::attempt::{self, Attempt, AttemptOutcome};
 use super::{RunSnapshot, RunState, Shared};
 use crate::activity::retry;
+use crate::clock::Hold;
 use crate::codec;
 use crate::error::ClientError;
 use crate::history::{
@@ -205,13 +206,15 @@ pub(super) fn replay(
 pub(super) fn start(
     prepared: PreparedRun,
     state: Arc<watch::Sender<RunState>>,
-    rx: mpsc::UnboundedReceiver<RunMsg>,
+    rx: mpsc::UnboundedReceiver<(RunMsg, Hold)>,
     committed: bool,
 ) {
     let PreparedRun { mut actor, step } = prepared;
     actor.watch = state;
     let tracker = actor.shared.tracker.clone();
     let shutdown = actor.shared.shutdown.clone();
+    // Held until the first step's effects (timers, attempts) are registered.
+    let hold = actor.shared.clock.hold();
     tracker.spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
@@ -221,6 +224,7 @@ pub(super) fn start(
                 } else {
                     actor.finish(step).await
                 };
+                drop(hold);
                 if live {
                     actor.run(rx).await;
                 }
@@ -231,23 +235,28 @@ pub(super) fn start(
 }
 
 impl RunActor {
-    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<RunMsg>) {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<(RunMsg, Hold)>) {
         loop {
             // An idle run (no attempt in flight) may leave memory; its timers
             // and messages load it again.
             if self.idle() && self.shared.try_evict(self.run_id, &rx) {
                 return;
             }
-            let Some(msg) = rx.recv().await else {
+            let Some((msg, hold)) = rx.recv().await else {
                 return;
             };
             let mut step = Step::default();
+            let mut holds = vec![hold];
             self.handle(msg, &mut step);
             // Messages that queued up meanwhile share the commit.
-            while let Ok(msg) = rx.try_recv() {
+            while let Ok((msg, hold)) = rx.try_recv() {
+                holds.push(hold);
                 self.handle(msg, &mut step);
             }
-            if !self.finish(step).await {
+            // The holds go once the step's effects are registered.
+            let live = self.finish(step).await;
+            drop(holds);
+            if !live {
                 return;
             }
         }
@@ -508,7 +517,7 @@ impl RunActor {
         let Some(p) = self.state.activities.get(&seq) else {
             return;
         };
-        let now = SystemTime::now();
+        let now = self.shared.clock.now();
         let next = retry::next_attempt_at(
             &p.options,
             attempt,
@@ -567,7 +576,7 @@ impl RunActor {
     fn push(&mut self, step: &mut Step, kind: EventKind) -> Event {
         let event = Event {
             event_id: self.state.next_event_id(),
-            timestamp: SystemTime::now(),
+            timestamp: self.shared.clock.now(),
             kind,
         };
         self.state.apply(&event);
@@ -808,6 +817,9 @@ impl RunActor {
             .unwrap_or_else(|| self.record.task_queue.clone());
         let cancel = self.shared.shutdown.child_token();
         self.attempts.insert(seq, cancel.clone());
+        // Held from here until the outcome is handed to the run: the attempt
+        // runs, or its outcome is on its way (see `Clock`).
+        let hold = self.shared.clock.hold();
         let sink_shared = self.shared.clone();
         let run_id = self.run_id;
         let work = Attempt {
@@ -822,6 +834,7 @@ impl RunActor {
             options: p.options.clone(),
             scheduled_at: p.scheduled_at,
             heartbeat_details: p.last_heartbeat.clone(),
+            clock: self.shared.clock.clone(),
             sink: Arc::new(move |details| {
                 let _ = sink_shared.deliver(
                     run_id,
@@ -853,6 +866,7 @@ impl RunActor {
                         let _ = shared.deliver(run_id, RunMsg::AttemptDone { seq, attempt, outcome });
                     }
                 }
+                drop(hold);
             }
             .instrument(span),
         );

@@ -13,11 +13,19 @@
 //! wake-up index (committed before any timer is scheduled), and the thread
 //! reads the index a slice at a time as the horizon moves on. Its first read
 //! also takes every overdue wake-up: that is how runs resume after a restart.
+//!
+//! Time comes from the engine's [`Clock`]. On a virtual clock the thread
+//! keeps every due time in memory (no horizon: skipping needs the next one,
+//! and a test engine holds few runs), registers each with the clock, holds
+//! the clock while it delivers, and waits for the clock's advances instead
+//! of a real timeout.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+
+use crate::clock::Clock;
 
 use tokio_util::sync::CancellationToken;
 
@@ -58,11 +66,12 @@ impl Queue {
     }
 }
 
-#[derive(Default)]
 struct Inner {
     queue: Mutex<Queue>,
-    /// Signalled when an earlier due time arrives or the thread must stop.
+    /// Signalled when an earlier due time arrives, the thread must stop,
+    /// or a virtual clock advanced.
     changed: Condvar,
+    clock: Clock,
     /// The thread, taken by the first [`Timers::stop`].
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -99,8 +108,13 @@ pub(crate) struct TimerQueue(Arc<Inner>);
 impl Timers {
     /// A handle and the queue it feeds; nothing is delivered until the
     /// queue's thread is started.
-    pub(crate) fn new() -> (Self, TimerQueue) {
-        let inner = Arc::new(Inner::default());
+    pub(crate) fn new(clock: Clock) -> (Self, TimerQueue) {
+        let inner = Arc::new(Inner {
+            queue: Mutex::default(),
+            changed: Condvar::new(),
+            clock,
+            thread: Mutex::default(),
+        });
         (
             Timers {
                 inner: inner.clone(),
@@ -112,15 +126,23 @@ impl Timers {
     /// Delivers `msg` to run `run_id` at wall-clock time `at` (at once if it
     /// passed). Due times past the horizon are left to the wake-up index.
     pub(crate) fn schedule(&self, at: SystemTime, run_id: RunId, msg: RunMsg) {
-        let now = SystemTime::now();
-        if at > now + HORIZON {
+        let clock = &self.inner.clock;
+        let now = clock.now();
+        if at > now + HORIZON && !clock.is_virtual() {
             return;
         }
-        let at = Instant::now() + at.duration_since(now).unwrap_or_default();
+        let Some(at) = clock
+            .instant()
+            .checked_add(at.duration_since(now).unwrap_or_default())
+        else {
+            // Past what the clock holds: never due.
+            return;
+        };
         let mut queue = self.inner.lock();
         if queue.stopped {
             return;
         }
+        clock.note_due(at);
         let earliest = queue.push(at, run_id, msg);
         drop(queue);
         if earliest {
@@ -163,6 +185,13 @@ impl TimerQueue {
         let inner = self.0;
         let runtime = tokio::runtime::Handle::current();
         let thread_inner = inner.clone();
+        let woken = inner.clone();
+        inner.clock.on_advance(Arc::new(move || {
+            // Taking the lock first: the thread is then either about to look
+            // at the time or waiting, never between the two.
+            drop(woken.lock());
+            woken.changed.notify_all();
+        }));
         let thread = std::thread::Builder::new()
             .name("steadfast-timers".into())
             .spawn(move || {
@@ -180,11 +209,15 @@ fn reach(shared: &Weak<Shared>, shutdown: &CancellationToken) -> Option<Arc<Shar
 }
 
 fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
+    let clock = &inner.clock;
+    // Held while the thread is not waiting: what it reads and delivers
+    // happens before a virtual clock moves on.
+    let _hold = clock.hold();
     // Wake-ups before this time (ms since the epoch) have been read.
     let mut read_until = 0u64;
-    let mut next_scan = Instant::now();
+    let mut next_scan = clock.instant();
     loop {
-        if Instant::now() >= next_scan {
+        if clock.instant() >= next_scan {
             // The thread starts once `shared` exists, so this fails only
             // when the engine is gone or shutting down.
             let Some(shared) = reach(shared, shutdown) else {
@@ -193,7 +226,7 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
             if let Some(until) = scan(&shared, inner, read_until) {
                 read_until = until;
             }
-            next_scan = Instant::now() + SCAN_EVERY;
+            next_scan = clock.instant() + SCAN_EVERY;
         }
         let due = {
             let mut queue = inner.lock();
@@ -201,10 +234,18 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
                 if queue.stopped {
                     return;
                 }
-                let now = Instant::now();
+                let now = clock.instant();
                 let first = queue.due.first_key_value().map(|((at, _), _)| *at);
                 if first.is_some_and(|at| at <= now) || now >= next_scan {
                     break;
+                }
+                if clock.is_virtual() {
+                    // Every due time is in memory and registered with the
+                    // clock; an advance or an earlier due time wakes us.
+                    let idle = clock.idle();
+                    queue = inner.changed.wait(queue).unwrap_or_else(|p| p.into_inner());
+                    drop(idle);
+                    continue;
                 }
                 let until = first.map_or(next_scan, |at| at.min(next_scan));
                 queue = inner
@@ -213,13 +254,15 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
             }
-            let now = Instant::now();
+            let now = clock.instant();
             let mut due = Vec::new();
             while let Some(entry) = queue.due.first_entry() {
-                if entry.key().0 > now {
+                let at = entry.key().0;
+                if at > now {
                     break;
                 }
                 due.push(entry.remove());
+                clock.clear_due(at);
             }
             due
         };
@@ -239,7 +282,12 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
 /// Reads the wake-ups due before the horizon from the index into the queue.
 /// Returns how far it read, or `None` to read from the same place again.
 fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<u64> {
-    let until = millis(SystemTime::now() + HORIZON);
+    let clock = &inner.clock;
+    let until = if clock.is_virtual() {
+        u64::MAX
+    } else {
+        millis(clock.now() + HORIZON)
+    };
     // The timer thread is no task: it waits for the read (a redb read is
     // ready at once).
     let wakeups = match futures::executor::block_on(shared.store.wakeups(read_until, until)) {
@@ -251,16 +299,18 @@ fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<u64> {
     };
     // Made before taking the lock: after a restart this can be every run
     // in the file, and `schedule` callers wait on the lock meanwhile.
-    let (now, now_at) = (SystemTime::now(), Instant::now());
+    let (now, now_at) = (clock.now(), clock.instant());
     let due: Vec<(Instant, RunId)> = wakeups
         .into_iter()
-        .map(|(wake, run_id)| {
+        .filter_map(|(wake, run_id)| {
             let at = SystemTime::UNIX_EPOCH + Duration::from_millis(wake);
-            (now_at + at.duration_since(now).unwrap_or_default(), run_id)
+            let at = now_at.checked_add(at.duration_since(now).unwrap_or_default())?;
+            Some((at, run_id))
         })
         .collect();
     let mut queue = inner.lock();
     for (at, run_id) in due {
+        clock.note_due(at);
         queue.push(at, run_id, RunMsg::Wake);
     }
     Some(until)

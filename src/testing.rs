@@ -1,0 +1,197 @@
+//! Testing your workflows: [`TestEngine`], an engine on a virtual clock
+//! that skips time, as Temporal's time-skipping `TestWorkflowEnvironment`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use steadfast::testing::TestEngine;
+//! use steadfast::{Engine, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions};
+//!
+//! const TRIAL: WorkflowDef<(), String> = WorkflowDef::new("Trial");
+//!
+//! async fn trial(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+//!     ctx.sleep(Duration::from_secs(30 * 24 * 3600)).await?;
+//!     Ok("trial over".into())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), steadfast::Error> {
+//! let env = TestEngine::open(Engine::builder().workflow(TRIAL, trial)).await?;
+//! let start = env.now();
+//! let run = env.start_workflow(TRIAL, "trial-1", (), WorkflowOptions::new()).await?;
+//! // Thirty days pass in virtual time while the test waits for the result.
+//! assert_eq!(run.result().await?, "trial over");
+//! assert!(env.now().duration_since(start).unwrap() >= Duration::from_secs(30 * 24 * 3600));
+//! env.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::clock::Clock;
+use crate::engine::{Engine, EngineBuilder};
+use crate::error::{ClientError, OpenError};
+
+/// An [`Engine`] on a virtual clock, for tests: workflows that sleep for
+/// months finish in milliseconds, and every timeout (start-to-close,
+/// schedule-to-start, schedule-to-close, heartbeat, run and execution),
+/// retry backoff and retention cutoff runs on the same virtual time.
+///
+/// It dereferences to [`Engine`], so a test starts, signals, queries,
+/// describes and reads the history of its runs as production code does.
+/// Register test doubles as usual: the same [`ActivityDef`](crate::ActivityDef)
+/// with a different function (a mocked payment API) on the builder given
+/// to [`open`](Self::open).
+///
+/// # How time moves
+///
+/// The clock starts at the wall-clock time of the open and stands still
+/// until it is moved. It jumps to the next due time (a timer, a retry, a
+/// timeout) whenever the test waits on the engine (a
+/// [`WorkflowHandle::result`](crate::WorkflowHandle::result), or
+/// [`sleep`](Self::sleep)) and the engine is quiescent: no activity
+/// attempt is running, no run has work in progress, nothing is being
+/// committed. As in Temporal's test server, the test itself holds the clock
+/// between its calls, so a test can start a workflow and signal it before
+/// any time passes.
+///
+/// An activity attempt holds the clock while its code runs, whatever it
+/// does: blocking I/O, `std::thread::sleep`, a real `tokio::time::sleep`.
+/// Virtual time does not pass meanwhile, so no workflow timer or timeout
+/// fires while it runs. An activity that waits with
+/// [`ActivityContext::sleep`](crate::ActivityContext::sleep) lets time skip
+/// past its wait (its timeouts then fire in virtual time). An attempt
+/// waiting for a slot of a queue whose
+/// [`max_concurrent_activities`](crate::Worker::max_concurrent_activities)
+/// are all taken also holds the clock, as work ready to run.
+pub struct TestEngine {
+    // Declared first, dropped first: the engine stops before its clock
+    // and its file go.
+    engine: Engine,
+    cleanup: Cleanup,
+}
+
+impl std::fmt::Debug for TestEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEngine")
+            .field("now", &self.now())
+            .field("dir", &self.cleanup.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a test engine leaves behind: its clock's thread, its temporary
+/// directory.
+struct Cleanup {
+    clock: Clock,
+    /// Removed with everything in it, when the engine made it.
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.clock.stop();
+        if let Some(dir) = &self.dir {
+            // Best effort: a leftover temporary directory harms nothing.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl TestEngine {
+    /// Opens `builder`'s registrations on a virtual clock, on a new file in
+    /// a temporary directory that is removed when the test engine is shut
+    /// down or dropped. Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// As [`EngineBuilder::open`]; [`OpenError::Unreadable`] when the
+    /// temporary directory cannot be created (check that the system's
+    /// temporary directory is writable), [`OpenError::Thread`] when the
+    /// clock's thread cannot be started.
+    pub async fn open(builder: EngineBuilder) -> Result<TestEngine, OpenError> {
+        let dir = std::env::temp_dir().join(format!("steadfast-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir).map_err(|e| OpenError::Unreadable {
+            path: dir.clone(),
+            message: format!(
+                "the test engine could not create its temporary directory ({e}); check that the system's temporary directory is writable"
+            ),
+        })?;
+        let path = dir.join("test.steadfast");
+        Self::open_in(builder, &path, Some(dir)).await
+    }
+
+    /// Opens `builder`'s registrations on a virtual clock, on the file at
+    /// `path` (created if missing, kept afterwards), for example to look at
+    /// it after the test or to open it again.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_path(
+        builder: EngineBuilder,
+        path: impl AsRef<Path>,
+    ) -> Result<TestEngine, OpenError> {
+        Self::open_in(builder, path.as_ref(), None).await
+    }
+
+    async fn open_in(
+        builder: EngineBuilder,
+        path: &Path,
+        dir: Option<PathBuf>,
+    ) -> Result<TestEngine, OpenError> {
+        let clock = Clock::virtual_at(SystemTime::now()).map_err(|source| OpenError::Thread {
+            thread: "virtual clock",
+            source,
+        })?;
+        // Made before the open, so a failed open still cleans up.
+        let cleanup = Cleanup {
+            clock: clock.clone(),
+            dir,
+        };
+        let engine = builder.clock(clock).open(path).await?;
+        Ok(TestEngine { engine, cleanup })
+    }
+
+    /// The engine, for code that takes an `&Engine`.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The current virtual time: what `WorkflowContext::now` reads in a
+    /// workflow step taken now, and what event timestamps record.
+    pub fn now(&self) -> SystemTime {
+        self.cleanup.clock.now()
+    }
+
+    /// Moves virtual time forward by `duration`, as Temporal's
+    /// `env.sleep`: every timer, retry and timeout due on the way fires in
+    /// order, each at its own time. Returns once the clock reached
+    /// `now + duration` and the engine settled there (nothing running,
+    /// nothing due), so what the workflows did by then is visible to
+    /// `describe`, `query` and `history`. An activity that runs for real
+    /// meanwhile holds the clock, and so delays the return, until it ends.
+    pub async fn sleep(&self, duration: Duration) {
+        self.cleanup.clock.advance(duration).await
+    }
+
+    /// Shuts the engine down (see [`Engine::shutdown`]), then stops the
+    /// clock and removes the temporary directory of [`open`](Self::open).
+    ///
+    /// # Errors
+    /// As [`Engine::shutdown`].
+    pub async fn shutdown(self) -> Result<(), ClientError> {
+        let TestEngine { engine, cleanup } = self;
+        let result = engine.shutdown().await;
+        drop(cleanup);
+        result
+    }
+}
+
+impl Deref for TestEngine {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}

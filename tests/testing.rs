@@ -1,0 +1,430 @@
+//! Promise: the test engine (`steadfast::testing::TestEngine`) runs
+//! workflows on virtual time. Waiting on a result skips to the next due
+//! time whenever nothing runs (a year of monthly billing takes no wall
+//! time); every activity timeout, retry backoff and the run timeout fire in
+//! virtual time; an activity that really runs holds the clock; `sleep`
+//! moves time by hand; the test holds the clock between its own calls; and
+//! history, describe and query read the runs afterwards.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use steadfast::testing::TestEngine;
+use steadfast::{
+    ActivityContext, ActivityDef, ActivityError, ActivityFailure, ActivityOptions, Engine,
+    EngineBuilder, EventKind, QueryDef, ResultError, RetryPolicy, SignalDef, Worker,
+    WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
+};
+use support::temp_db;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+fn elapsed(from: SystemTime, to: SystemTime) -> Duration {
+    to.duration_since(from)
+        .expect("virtual time went backwards")
+}
+
+// ----- A year of monthly billing -----
+
+const SUBSCRIPTION: WorkflowDef<u32, u32> = WorkflowDef::new("Subscription");
+const CHARGE: ActivityDef<u32, String> = ActivityDef::new("charge");
+const CHARGES: QueryDef<u32> = QueryDef::new("charges");
+
+/// Charges every 30 days for `days` days; returns how many charges it made.
+async fn subscription(ctx: WorkflowContext, days: u32) -> Result<u32, WorkflowError> {
+    let charged = Arc::new(AtomicU32::new(0));
+    let seen = charged.clone();
+    ctx.handle_query(CHARGES, move || seen.load(Ordering::SeqCst));
+    let start = ctx.now();
+    let end = start + DAY * days;
+    loop {
+        ctx.sleep(DAY * 30).await?;
+        if ctx.now() > end {
+            return Ok(charged.load(Ordering::SeqCst));
+        }
+        let n = charged.load(Ordering::SeqCst) + 1;
+        let options = ActivityOptions::start_to_close(Duration::from_secs(30));
+        ctx.execute_activity(CHARGE, n, options).await?;
+        charged.store(n, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_year_of_monthly_billing_runs_in_virtual_time() {
+    // The test double for the payment API, on the same definition.
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let builder = Engine::builder()
+        .workflow(SUBSCRIPTION, subscription)
+        .activity(CHARGE, move |_ctx: ActivityContext, n: u32| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ActivityError>(format!("receipt-{n}"))
+            }
+        });
+    let env = TestEngine::open(builder).await.unwrap();
+    let start = env.now();
+    let run = env
+        .start_workflow(SUBSCRIPTION, "sub-1", 365, WorkflowOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(run.result().await.unwrap(), 12);
+    assert_eq!(calls.load(Ordering::SeqCst), 12);
+    // Thirteen 30-day sleeps: the last one ends past the year.
+    let passed = elapsed(start, env.now());
+    assert!(passed >= DAY * 390, "only {passed:?} passed");
+
+    // History, describe and query, after the run.
+    let history = env.history("sub-1").await.unwrap();
+    let fired: Vec<SystemTime> = history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TimerFired { .. }))
+        .map(|e| e.timestamp)
+        .collect();
+    assert_eq!(fired.len(), 13);
+    for (i, at) in fired.iter().enumerate() {
+        // Each timer fired at its own virtual time, 30 days after the last.
+        let expected = DAY * 30 * (i as u32 + 1);
+        let got = elapsed(start, *at);
+        assert!(
+            got >= expected && got < expected + Duration::from_secs(1),
+            "timer {i} fired at {got:?}, expected {expected:?}"
+        );
+    }
+    let completed = history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::ActivityCompleted { .. }))
+        .count();
+    assert_eq!(completed, 12);
+    let description = env.describe("sub-1").await.unwrap();
+    assert_eq!(description.status, WorkflowStatus::Completed);
+    let closed = description.close_time.expect("a close time");
+    assert!(elapsed(description.start_time, closed) >= DAY * 390);
+    assert_eq!(env.query("sub-1", CHARGES).await.unwrap(), 12);
+    env.shutdown().await.unwrap();
+}
+
+// ----- Activity timeouts in virtual time -----
+
+const CALL: WorkflowDef<(), String> = WorkflowDef::new("Call");
+const SLOW: ActivityDef<(), String> = ActivityDef::new("slow");
+
+/// Calls `SLOW` once with `options` (no retries); returns the failure's
+/// type, or "completed".
+fn caller(
+    options: ActivityOptions,
+) -> impl Fn(WorkflowContext, ()) -> futures::future::BoxFuture<'static, Result<String, WorkflowError>>
++ Send
++ Sync
++ 'static {
+    move |ctx, ()| {
+        let options = options.clone().with_retry_policy(RetryPolicy::no_retry());
+        Box::pin(async move {
+            match ctx.execute_activity(SLOW, (), options).await {
+                Ok(_) => Ok("completed".to_string()),
+                Err(ActivityFailure::Failed { failure, .. }) => Ok(failure.error_type),
+                Err(other) => Err(WorkflowError::new(other.to_string())),
+            }
+        })
+    }
+}
+
+/// Runs `CALL` with an activity that waits `wait` on the engine's clock
+/// (heartbeating first); returns the outcome and the virtual time it took.
+async fn run_slow(options: ActivityOptions, wait: Duration) -> (String, Duration) {
+    let builder = Engine::builder().workflow(CALL, caller(options)).activity(
+        SLOW,
+        move |ctx: ActivityContext, ()| async move {
+            ctx.heartbeat(&"started")?;
+            ctx.sleep(wait).await;
+            Ok::<_, ActivityError>("done".to_string())
+        },
+    );
+    let env = TestEngine::open(builder).await.unwrap();
+    let run = env
+        .start_workflow(CALL, "call", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let outcome = run.result().await.unwrap();
+    let took = run_time(&env, "call").await;
+    env.shutdown().await.unwrap();
+    (outcome, took)
+}
+
+/// How much virtual time a closed run took, from start to close.
+async fn run_time(env: &TestEngine, workflow_id: &str) -> Duration {
+    let description = env.describe(workflow_id).await.unwrap();
+    elapsed(description.start_time, description.close_time.unwrap())
+}
+
+#[tokio::test]
+async fn start_to_close_fires_in_virtual_time() {
+    let (outcome, took) = run_slow(ActivityOptions::start_to_close(HOUR), DAY).await;
+    assert_eq!(outcome, "StartToCloseTimeout");
+    assert!(took >= HOUR && took < DAY, "took {took:?}");
+}
+
+#[tokio::test]
+async fn heartbeat_timeout_fires_in_virtual_time() {
+    let options = ActivityOptions::start_to_close(DAY * 2).with_heartbeat_timeout(HOUR);
+    let (outcome, took) = run_slow(options, DAY).await;
+    assert_eq!(outcome, "HeartbeatTimeout");
+    assert!(took >= HOUR && took < DAY, "took {took:?}");
+}
+
+#[tokio::test]
+async fn schedule_to_close_fires_in_virtual_time() {
+    let (outcome, took) = run_slow(ActivityOptions::schedule_to_close(HOUR * 2), DAY).await;
+    assert_eq!(outcome, "ScheduleToCloseTimeout");
+    assert!(took >= HOUR * 2 && took < DAY, "took {took:?}");
+}
+
+#[tokio::test]
+async fn an_activity_that_waits_on_the_clock_completes_in_virtual_time() {
+    let (outcome, took) = run_slow(ActivityOptions::start_to_close(DAY * 2), DAY).await;
+    assert_eq!(outcome, "completed");
+    assert!(took >= DAY && took < DAY * 2, "took {took:?}");
+}
+
+#[tokio::test]
+async fn schedule_to_start_fires_in_virtual_time() {
+    // No worker serves the activity's queue.
+    let options = ActivityOptions::start_to_close(Duration::from_secs(10))
+        .with_schedule_to_start_timeout(HOUR * 3)
+        .with_task_queue("nobody-serves-this");
+    let builder = Engine::builder().workflow(CALL, caller(options));
+    let env = TestEngine::open(builder).await.unwrap();
+    let run = env
+        .start_workflow(CALL, "call", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(run.result().await.unwrap(), "ScheduleToStartTimeout");
+    let took = run_time(&env, "call").await;
+    assert!(took >= HOUR * 3 && took < HOUR * 4, "took {took:?}");
+    env.shutdown().await.unwrap();
+}
+
+// ----- Run timeout, retry backoff -----
+
+const NAP: WorkflowDef<u64, ()> = WorkflowDef::new("Nap");
+
+async fn nap(ctx: WorkflowContext, days: u64) -> Result<(), WorkflowError> {
+    ctx.sleep(DAY * days as u32).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_run_timeout_fires_in_virtual_time() {
+    let env = TestEngine::open(Engine::builder().workflow(NAP, nap))
+        .await
+        .unwrap();
+    let options = WorkflowOptions::new().with_run_timeout(DAY);
+    let run = env.start_workflow(NAP, "nap", 10, options).await.unwrap();
+    let err = run.result().await.unwrap_err();
+    assert!(matches!(err, ResultError::TimedOut { .. }), "{err}");
+    let description = env.describe("nap").await.unwrap();
+    assert_eq!(description.status, WorkflowStatus::TimedOut);
+    let took = elapsed(description.start_time, description.close_time.unwrap());
+    assert!(took >= DAY && took < DAY * 2, "took {took:?}");
+    env.shutdown().await.unwrap();
+}
+
+const FLAKY: ActivityDef<(), u32> = ActivityDef::new("flaky");
+const RETRYING: WorkflowDef<(), u32> = WorkflowDef::new("Retrying");
+
+#[tokio::test]
+async fn retry_backoff_of_hours_is_skipped() {
+    let builder = Engine::builder()
+        .workflow(RETRYING, |ctx: WorkflowContext, ()| async move {
+            let retry = RetryPolicy::default()
+                .with_initial_interval(HOUR * 2)
+                .with_backoff_coefficient(2.0)
+                .with_maximum_attempts(5);
+            let options =
+                ActivityOptions::start_to_close(Duration::from_secs(10)).with_retry_policy(retry);
+            Ok::<_, WorkflowError>(ctx.execute_activity(FLAKY, (), options).await?)
+        })
+        .activity(FLAKY, |ctx: ActivityContext, ()| async move {
+            match ctx.attempt() {
+                n if n < 3 => Err(ActivityError::retryable("payment provider down")),
+                n => Ok(n),
+            }
+        });
+    let env = TestEngine::open(builder).await.unwrap();
+    let run = env
+        .start_workflow(RETRYING, "retrying", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(run.result().await.unwrap(), 3);
+    // Two hours, then four, before the third attempt.
+    let took = run_time(&env, "retrying").await;
+    assert!(took >= HOUR * 6 && took < HOUR * 7, "took {took:?}");
+    env.shutdown().await.unwrap();
+}
+
+// ----- Real work holds the clock -----
+
+const RACE: WorkflowDef<(), String> = WorkflowDef::new("Race");
+const REAL_WORK: ActivityDef<(), String> = ActivityDef::new("real_work");
+
+/// Races `REAL_WORK` against a 10 ms timer.
+async fn race(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    let options = ActivityOptions::start_to_close(HOUR);
+    let mut work = ctx.execute_activity(REAL_WORK, (), options);
+    let mut timer = ctx.sleep(Duration::from_millis(10));
+    Ok(futures::select_biased! {
+        done = work => done?,
+        _ = timer => "the timer fired first".to_string(),
+    })
+}
+
+async fn run_race(builder: EngineBuilder) {
+    let env = TestEngine::open(builder.workflow(RACE, race))
+        .await
+        .unwrap();
+    let run = env
+        .start_workflow(RACE, "race", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    // In real time the 10 ms timer would win against 300 ms of work; in
+    // virtual time none passes while the activity runs.
+    assert_eq!(run.result().await.unwrap(), "work done");
+    assert!(run_time(&env, "race").await < Duration::from_millis(10));
+    let history = env.history("race").await.unwrap();
+    assert!(
+        !history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::TimerFired { .. }))
+    );
+    env.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_real_tokio_sleep_in_an_activity_holds_the_clock() {
+    let builder = Engine::builder().activity(REAL_WORK, |_ctx: ActivityContext, ()| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok::<_, ActivityError>("work done".to_string())
+    });
+    run_race(builder).await;
+}
+
+#[tokio::test]
+async fn a_blocking_activity_holds_the_clock() {
+    let builder = Engine::builder().blocking_activity(REAL_WORK, |_ctx: ActivityContext, ()| {
+        std::thread::sleep(Duration::from_millis(300));
+        Ok::<_, ActivityError>("work done".to_string())
+    });
+    run_race(builder).await;
+}
+
+// ----- Moving time by hand; the test holds the clock between its calls -----
+
+const ALARM: WorkflowDef<(), String> = WorkflowDef::new("Alarm");
+const SNOOZE: SignalDef<String> = SignalDef::new("snooze");
+const STATE: QueryDef<String> = QueryDef::new("state");
+
+/// Sleeps a day (or, when signalled first, a week), then waits for a
+/// signal to finish.
+async fn alarm(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    let state = Arc::new(std::sync::Mutex::new("sleeping".to_string()));
+    let shown = state.clone();
+    ctx.handle_query(STATE, move || shown.lock().unwrap().clone());
+    let mut signal = ctx.recv_signal(SNOOZE);
+    let mut timer = ctx.sleep(DAY);
+    let snoozed = futures::select_biased! {
+        s = signal => Some(s?),
+        t = timer => { t?; None },
+    };
+    if snoozed.is_some() {
+        ctx.sleep(DAY * 7).await?;
+    }
+    *state.lock().unwrap() = "ringing".into();
+    Ok(ctx.recv_signal(SNOOZE).await?)
+}
+
+#[tokio::test]
+async fn sleep_moves_time_by_hand_and_fires_what_is_due() {
+    let env = TestEngine::open(Engine::builder().workflow(ALARM, alarm))
+        .await
+        .unwrap();
+    let start = env.now();
+    env.start_workflow(ALARM, "alarm", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    env.sleep(HOUR * 12).await;
+    assert_eq!(elapsed(start, env.now()), HOUR * 12);
+    assert_eq!(env.query("alarm", STATE).await.unwrap(), "sleeping");
+    env.sleep(HOUR * 12).await;
+    assert_eq!(elapsed(start, env.now()), DAY);
+    // `sleep` returned once the engine settled: the timer's effects show.
+    assert_eq!(env.query("alarm", STATE).await.unwrap(), "ringing");
+    let history = env.history("alarm").await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::TimerFired { .. }))
+    );
+    // Nothing is due any more: time stays put while the run waits.
+    env.signal("alarm", SNOOZE, "bye".to_string())
+        .await
+        .unwrap();
+    let run = env.get_workflow_handle(ALARM, "alarm").await.unwrap();
+    assert_eq!(run.result().await.unwrap(), "bye");
+    assert_eq!(elapsed(start, env.now()), DAY);
+    env.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_test_holds_the_clock_between_its_calls() {
+    let env = TestEngine::open(Engine::builder().workflow(ALARM, alarm))
+        .await
+        .unwrap();
+    let start = env.now();
+    env.start_workflow(ALARM, "alarm", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    // Between the start and the signal no time passes, so the signal beats
+    // the day-long timer, and the run snoozes for a week.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    env.signal("alarm", SNOOZE, "five more minutes".to_string())
+        .await
+        .unwrap();
+    env.sleep(DAY * 2).await;
+    assert_eq!(env.query("alarm", STATE).await.unwrap(), "sleeping");
+    env.sleep(DAY * 6).await;
+    assert_eq!(env.query("alarm", STATE).await.unwrap(), "ringing");
+    assert_eq!(elapsed(start, env.now()), DAY * 8);
+    env.shutdown().await.unwrap();
+}
+
+// ----- On a file of the test's choosing -----
+
+#[tokio::test]
+async fn a_test_engine_on_a_given_file_leaves_it_for_a_normal_engine() {
+    let db = temp_db();
+    let env = TestEngine::open_path(Engine::builder().workflow(NAP, nap), &db.path)
+        .await
+        .unwrap();
+    let run = env
+        .start_workflow(NAP, "nap", 30, WorkflowOptions::new())
+        .await
+        .unwrap();
+    run.result().await.unwrap();
+    env.shutdown().await.unwrap();
+
+    let engine = Engine::builder()
+        .worker(Worker::new("default").workflow(NAP, nap))
+        .open(&db.path)
+        .await
+        .unwrap();
+    let description = engine.describe("nap").await.unwrap();
+    assert_eq!(description.status, WorkflowStatus::Completed);
+    let took = elapsed(description.start_time, description.close_time.unwrap());
+    assert!(took >= DAY * 30, "took {took:?}");
+    engine.shutdown().await.unwrap();
+}
