@@ -341,6 +341,13 @@ impl std::fmt::Debug for Hold {
     }
 }
 
+impl Hold {
+    /// True when this holds a virtual clock (false on the system clock).
+    pub(crate) fn is_held(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 impl Drop for Hold {
     fn drop(&mut self) {
         if let Some(v) = &self.0 {

@@ -67,6 +67,15 @@
 //! | Delete a workflow execution | [`Engine::delete`] (a closed workflow; a running one is refused with [`ClientError::StillRunning`]) |
 //! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
 //! | History JSON, `WorkflowReplayer` | [`Engine::workflow_history`], [`WorkflowHistory`] (`to_json`/`from_json`), [`Replayer`] |
+//! | Time-skipping test environment | [`testing::TestEngine`] (virtual time, [`sleep`](testing::TestEngine::sleep)) |
+//!
+//! # Testing your workflows
+//!
+//! [`testing::TestEngine`] runs the same registrations on a virtual clock
+//! that skips to the next timer, retry or timeout whenever the test waits
+//! and nothing runs, so a workflow that sleeps for months finishes in
+//! milliseconds, with test doubles registered for its activities. See the
+//! [`testing`] module.
 //!
 //! # Guarantees
 //!
@@ -98,9 +107,10 @@
 //! the only redb user, the group-commit writer, the visibility indexes),
 //! `workflow` (context, durable futures, replay), `activity` (options,
 //! retry policy, context), `worker` (run actors, activity attempts, timers),
-//! `engine` (this front door), `replayer` (saved histories replayed against
-//! today's code, through the same replay machine; their JSON form is
-//! `history`'s `json`).
+//! `clock` (the one source of time, system or virtual), `engine` (this
+//! front door), `replayer` (saved histories replayed against today's code,
+//! through the same replay machine; their JSON form is `history`'s `json`),
+//! `testing` (the test engine).
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 

@@ -234,6 +234,49 @@ async fn the_run_timeout_fires_in_virtual_time() {
     env.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn the_execution_timeout_fires_in_virtual_time() {
+    let env = TestEngine::open(Engine::builder().workflow(NAP, nap))
+        .await
+        .unwrap();
+    let options = WorkflowOptions::new().with_execution_timeout(DAY * 3);
+    let run = env.start_workflow(NAP, "nap", 30, options).await.unwrap();
+    let err = run.result().await.unwrap_err();
+    assert!(matches!(err, ResultError::TimedOut { .. }), "{err}");
+    let took = run_time(&env, "nap").await;
+    assert!(took >= DAY * 3 && took < DAY * 4, "took {took:?}");
+    env.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn retention_counts_in_virtual_time() {
+    let builder = Engine::builder().workflow(NAP, nap).retention(HOUR * 72);
+    let env = TestEngine::open(builder).await.unwrap();
+    let run = env
+        .start_workflow(NAP, "nap", 1, WorkflowOptions::new())
+        .await
+        .unwrap();
+    run.result().await.unwrap();
+    env.sleep(DAY).await;
+    // Closed for a day: kept.
+    assert_eq!(
+        env.describe("nap").await.unwrap().status,
+        WorkflowStatus::Completed
+    );
+    env.sleep(DAY * 3).await;
+    // Closed for four virtual days: the sweeper, woken by the clock's
+    // advance, removes it (it runs beside the engine, so wait for it).
+    support::eventually(Duration::from_secs(20), || async {
+        matches!(
+            env.describe("nap").await,
+            Err(steadfast::ClientError::NotFound { .. })
+        )
+        .then_some(())
+    })
+    .await;
+    env.shutdown().await.unwrap();
+}
+
 const FLAKY: ActivityDef<(), u32> = ActivityDef::new("flaky");
 const RETRYING: WorkflowDef<(), u32> = WorkflowDef::new("Retrying");
 

@@ -146,6 +146,9 @@ impl ActivityContext {
     /// an activity (polling an external job, a back-off between calls) so
     /// tests need not wait them out; a `tokio::time::sleep` or blocking
     /// I/O holds the test engine's clock until it returns, as any real work.
+    /// Wait from the attempt's own code, one `sleep` at a time: a wait from
+    /// a task that outlives the attempt is not this attempt's, and the test
+    /// engine would count it wrongly.
     pub async fn sleep(&self, duration: Duration) {
         self.clock.idle_sleep(duration).await
     }

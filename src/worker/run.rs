@@ -246,16 +246,19 @@ impl RunActor {
                 return;
             };
             let mut step = Step::default();
-            let mut holds = vec![hold];
+            // Only a virtual clock's holds are kept (no allocation otherwise).
+            let mut more_holds = Vec::new();
             self.handle(msg, &mut step);
             // Messages that queued up meanwhile share the commit.
             while let Ok((msg, hold)) = rx.try_recv() {
-                holds.push(hold);
+                if hold.is_held() {
+                    more_holds.push(hold);
+                }
                 self.handle(msg, &mut step);
             }
             // The holds go once the step's effects are registered.
             let live = self.finish(step).await;
-            drop(holds);
+            drop((hold, more_holds));
             if !live {
                 return;
             }
