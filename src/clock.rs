@@ -317,12 +317,20 @@ impl Clock {
         }
     }
 
-    /// Stops a virtual clock's skipper thread (at the test engine's end).
+    /// Stops a virtual clock's skipper thread (at the test engine's end),
+    /// and lets go of its listeners (which hold the timer thread's queue,
+    /// which holds this clock).
     pub(crate) fn stop(&self) {
         if let Some(v) = &self.virt {
-            let mut state = v.lock();
-            state.stopped = true;
-            v.changed(&state);
+            {
+                let mut state = v.lock();
+                state.stopped = true;
+                v.changed(&state);
+            }
+            v.listeners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
         }
     }
 }

@@ -106,6 +106,8 @@ struct CellState {
     /// successful commit.
     failures: u32,
     /// The latest of them, and when the next attempt is worth making.
+    /// Real time, not the engine's clock (`crate::clock`): the backoff
+    /// paces a failing disk, whatever time the workflows see.
     last: Option<(StoreError, Instant)>,
 }
 

@@ -51,6 +51,7 @@ impl RedbStore {
 /// oldest first. Answers [`WriteOutcome::Swept`]; `more` is set when it
 /// stopped at a bound, so that more runs may be due.
 pub(super) fn sweep(t: &mut Tables<'_>, cutoff: SystemTime) -> Result<WriteOutcome, StoreError> {
+    // Real time: how long the batch held the writer (the sweeper's pacing).
     let began = Instant::now();
     let candidates = visibility::closed_by(&t.visibility, cutoff, SWEEP_MAX_RUNS)?;
     let mut more = candidates.len() == SWEEP_MAX_RUNS;

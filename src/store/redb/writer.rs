@@ -114,6 +114,8 @@ const SPIN: Duration = Duration::from_micros(100);
 /// than a sleeping thread can be woken (~30 µs here), so the writer polls
 /// for a moment first, yielding its core to any thread that wants it.
 fn next_request(rx: &mut mpsc::UnboundedReceiver<Request>) -> Option<Request> {
+    // Real time, not the engine's clock (`crate::clock`): the spin is about
+    // waking this thread, not about workflow time.
     let until = Instant::now() + SPIN;
     loop {
         match rx.try_recv() {
