@@ -86,6 +86,8 @@ impl std::fmt::Debug for TestEngine {
 /// directory.
 struct Cleanup {
     clock: Clock,
+    /// The engine's file.
+    path: PathBuf,
     /// Removed with everything in it, when the engine made it.
     dir: Option<PathBuf>,
 }
@@ -147,6 +149,7 @@ impl TestEngine {
         // Made before the open, so a failed open still cleans up.
         let cleanup = Cleanup {
             clock: clock.clone(),
+            path: path.to_path_buf(),
             dir,
         };
         let engine = builder.clock(clock).open(path).await?;
@@ -156,6 +159,12 @@ impl TestEngine {
     /// The engine, for code that takes an `&Engine`.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The file the engine runs on (inside the temporary directory of
+    /// [`open`](Self::open), which goes with the test engine).
+    pub fn path(&self) -> &Path {
+        &self.cleanup.path
     }
 
     /// The current virtual time: what `WorkflowContext::now` reads in a

@@ -471,3 +471,42 @@ async fn a_test_engine_on_a_given_file_leaves_it_for_a_normal_engine() {
     assert!(took >= DAY * 30, "took {took:?}");
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_temporary_file_goes_with_the_test_engine() {
+    let env = TestEngine::open(Engine::builder().workflow(NAP, nap))
+        .await
+        .unwrap();
+    let path = env.path().to_path_buf();
+    assert!(path.exists());
+    env.shutdown().await.unwrap();
+    assert!(!path.exists());
+    let env = TestEngine::open(Engine::builder().workflow(NAP, nap))
+        .await
+        .unwrap();
+    let path = env.path().to_path_buf();
+    drop(env);
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn activity_sleep_waits_real_time_on_a_normal_engine() {
+    let db = temp_db();
+    let engine = Engine::builder()
+        .workflow(CALL, caller(ActivityOptions::start_to_close(HOUR)))
+        .activity(SLOW, |ctx: ActivityContext, ()| async move {
+            ctx.sleep(Duration::from_millis(50)).await;
+            Ok::<_, ActivityError>("done".to_string())
+        })
+        .open(&db.path)
+        .await
+        .unwrap();
+    let real_start = std::time::Instant::now();
+    let run = engine
+        .start_workflow(CALL, "call", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(run.result().await.unwrap(), "completed");
+    assert!(real_start.elapsed() >= Duration::from_millis(50));
+    engine.shutdown().await.unwrap();
+}
