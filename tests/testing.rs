@@ -338,6 +338,11 @@ async fn run_race(builder: EngineBuilder) {
     // virtual time none passes while the activity runs.
     assert_eq!(run.result().await.unwrap(), "work done");
     assert!(run_time(&env, "race").await < Duration::from_millis(10));
+    // The closed run's timer is gone too: waiting on the run again lets
+    // the clock skip, and there is nothing left to skip to.
+    let now = env.now();
+    run.result().await.unwrap();
+    assert_eq!(env.now(), now);
     let history = env.history("race").await.unwrap();
     assert!(
         !history

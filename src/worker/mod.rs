@@ -676,6 +676,7 @@ impl Shared {
     /// Removes a closed run from memory.
     pub(crate) fn unregister(&self, run_id: RunId) {
         self.runs().remove(&run_id);
+        self.timers.forget(run_id);
     }
 
     /// Removes a run closed in the file without its actor, unless an actor

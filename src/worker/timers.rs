@@ -150,6 +150,25 @@ impl Timers {
         }
     }
 
+    /// Drops the due times of a run that closed, on a virtual clock only:
+    /// left in place, they would still draw the clock to them (on the
+    /// system clock they cost nothing but a delivery the run ignores, and
+    /// scanning for them would).
+    pub(crate) fn forget(&self, run_id: RunId) {
+        let clock = &self.inner.clock;
+        if !clock.is_virtual() {
+            return;
+        }
+        let mut queue = self.inner.lock();
+        queue.due.retain(|(at, _), due| {
+            let keep = due.run_id != run_id;
+            if !keep {
+                clock.clear_due(*at);
+            }
+            keep
+        });
+    }
+
     /// Stops the thread and waits for it, so that it holds nothing of the
     /// engine afterwards (the file closes with the engine's last user, not
     /// with a delivery in flight). Quick: the thread is waiting, or busy
