@@ -79,6 +79,8 @@ impl Drain {
                 notified.await;
             }
         };
+        // Real time, not the engine's clock: the grace bounds how long the
+        // process takes to stop, whatever time the workflows see.
         let _ = tokio::time::timeout(grace, idle).await;
         self.running.load(Ordering::SeqCst)
     }
@@ -108,7 +110,8 @@ impl Shared {
                         ..
                     } => {
                         let (reply, answer) = tokio::sync::oneshot::channel();
-                        tx.send(RunMsg::Describe { reply }).ok().map(|()| answer)
+                        let msg = (RunMsg::Describe { reply }, self.clock.hold());
+                        tx.send(msg).ok().map(|()| answer)
                     }
                     _ => None,
                 })
