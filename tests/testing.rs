@@ -515,3 +515,27 @@ async fn activity_sleep_waits_real_time_on_a_normal_engine() {
     assert!(real_start.elapsed() >= Duration::from_millis(50));
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_test_engine_reopened_on_its_file_resumes_in_virtual_time() {
+    let db = temp_db();
+    let env = TestEngine::open_path(Engine::builder().workflow(NAP, nap), &db.path)
+        .await
+        .unwrap();
+    env.start_workflow(NAP, "nap", 30, WorkflowOptions::new())
+        .await
+        .unwrap();
+    env.sleep(DAY).await;
+    env.shutdown().await.unwrap();
+
+    // The run waits in the file's wake-up index; the new clock starts at
+    // today's wall time, and the timer is still 29 days off.
+    let env = TestEngine::open_path(Engine::builder().workflow(NAP, nap), &db.path)
+        .await
+        .unwrap();
+    let run = env.get_workflow_handle(NAP, "nap").await.unwrap();
+    run.result().await.unwrap();
+    let took = run_time(&env, "nap").await;
+    assert!(took >= DAY * 30, "took {took:?}");
+    env.shutdown().await.unwrap();
+}
