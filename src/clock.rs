@@ -203,8 +203,8 @@ impl Clock {
     }
 
     /// Runs `future` for at most `duration` on this clock. On a timeout the
-    /// future is dropped before the deadline is let go, so a holder inside
-    /// it holds again before the clock could move on.
+    /// clock is held from the deadline until the future is dropped, so a
+    /// holder paused inside it holds again before the clock could move on.
     pub(crate) async fn timeout<F: Future>(
         &self,
         duration: Duration,
