@@ -15,6 +15,10 @@
 //!   keeps `RunRecordV1` for version-1 records). Events stay at 1: a new
 //!   event kind is added at the end of `EventKind`, which old records
 //!   decode unchanged.
+//! - 3 (store format): three event kinds appended at the end of
+//!   `EventKind` (`TimerCanceled`, `WorkflowSignaledWithOptions`,
+//!   `SignalsUnread`, with the new `UnreadSignals` struct); every record
+//!   version stays as it was (events 1, run records 2).
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -234,6 +238,16 @@ mod tests {
             EventKind::SearchAttributesUpserted {
                 attributes: SearchAttributes::default(),
             },
+            EventKind::TimerCanceled { seq: 1 },
+            EventKind::WorkflowSignaledWithOptions {
+                signal_name: "s".into(),
+                input: payload(),
+                request_id: None,
+                with_next: false,
+            },
+            EventKind::SignalsUnread {
+                signals: Vec::new(),
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -256,6 +270,10 @@ mod tests {
             EventKind::WorkflowTerminated { .. } => 15,
             EventKind::WorkflowTimedOut { .. } => 16,
             EventKind::SearchAttributesUpserted { .. } => 17,
+            // Format 3.
+            EventKind::TimerCanceled { .. } => 18,
+            EventKind::WorkflowSignaledWithOptions { .. } => 19,
+            EventKind::SignalsUnread { .. } => 20,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {

@@ -164,6 +164,19 @@ pub fn seed_records() -> Vec<Vec<u8>> {
                 .with("OrderState", "shipped")
                 .with("Attempts", 2i64),
         },
+        EventKind::TimerCanceled { seq: 2 },
+        EventKind::WorkflowSignaledWithOptions {
+            signal_name: "add".into(),
+            input: payload(&3u64),
+            request_id: Some("r-1".into()),
+            with_next: true,
+        },
+        EventKind::SignalsUnread {
+            signals: vec![crate::history::UnreadSignals {
+                signal_name: "stop".into(),
+                count: 2,
+            }],
+        },
     ];
     events.extend(extra.into_iter().map(|kind| Event {
         event_id: 9,
@@ -316,6 +329,11 @@ async fn signals(ctx: WorkflowContext, rounds: u32) -> Result<u64, WorkflowError
         if !more {
             break;
         }
+    }
+    // The drain-before-return idiom; whatever is left (stop signals) is
+    // recorded as unread by the close.
+    while let Ok(Some(v)) = ctx.try_recv_signal(ADD_SIGNAL) {
+        sum = sum.wrapping_add(v);
     }
     if ctx.patched("add-bonus") && ctx.is_cancel_requested() {
         ctx.execute_activity(NOTIFY, 0, options()).await?;
@@ -616,9 +634,20 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
                 } else {
                     payload(&())
                 };
-                Some(EventKind::WorkflowSignaled {
-                    signal_name: signal_name.to_string(),
-                    input,
+                // Both forms; one with a request ID, and now and then one
+                // delivered with the next event.
+                Some(if arg & 16 == 0 {
+                    EventKind::WorkflowSignaled {
+                        signal_name: signal_name.to_string(),
+                        input,
+                    }
+                } else {
+                    EventKind::WorkflowSignaledWithOptions {
+                        signal_name: signal_name.to_string(),
+                        input,
+                        request_id: Some(format!("r-{arg}")),
+                        with_next: arg & 32 == 32,
+                    }
                 })
             }
             6 => Some(EventKind::WorkflowCancelRequested {
@@ -670,7 +699,7 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
 pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
     let seq = u32::from(arg % 8);
     let activity_type = ACTIVITY_TYPES[usize::from(arg) % ACTIVITY_TYPES.len()].to_string();
-    match what % 13 {
+    match what % 16 {
         0 => EventKind::ActivityScheduled {
             seq,
             activity_type,
@@ -719,6 +748,19 @@ pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
             seq,
             attempt: u32::from(arg),
         },
+        13 => EventKind::TimerCanceled { seq },
+        14 => EventKind::WorkflowSignaledWithOptions {
+            signal_name: SIGNAL_NAMES[usize::from(arg) % SIGNAL_NAMES.len()].to_string(),
+            input: odd_payload(arg),
+            request_id: (arg & 1 == 1).then(|| format!("r-{}", arg % 4)),
+            with_next: arg & 2 == 2,
+        },
+        15 => EventKind::SignalsUnread {
+            signals: vec![crate::history::UnreadSignals {
+                signal_name: SIGNAL_NAMES[usize::from(arg) % SIGNAL_NAMES.len()].to_string(),
+                count: u64::from(arg),
+            }],
+        },
         _ => EventKind::WorkflowFailed {
             failure: Failure {
                 error_type: "WorkflowError".into(),
@@ -739,6 +781,7 @@ fn set_seq(kind: &mut EventKind, value: u32) {
         | EventKind::ActivityHeartbeat { seq, .. }
         | EventKind::TimerStarted { seq, .. }
         | EventKind::TimerFired { seq }
+        | EventKind::TimerCanceled { seq }
         | EventKind::SideEffectRecorded { seq, .. } => *seq = value,
         _ => {}
     }
@@ -749,7 +792,8 @@ fn set_payload(kind: &mut EventKind, value: Payload) {
     match kind {
         EventKind::WorkflowStarted { input, .. }
         | EventKind::ActivityScheduled { input, .. }
-        | EventKind::WorkflowSignaled { input, .. } => *input = value,
+        | EventKind::WorkflowSignaled { input, .. }
+        | EventKind::WorkflowSignaledWithOptions { input, .. } => *input = value,
         EventKind::ActivityCompleted { result, .. } | EventKind::WorkflowCompleted { result } => {
             *result = value
         }
@@ -769,7 +813,8 @@ fn rename(kind: &mut EventKind, byte: u8) {
         EventKind::PatchRecorded { patch_id } => {
             *patch_id = PATCH_IDS[i % PATCH_IDS.len()].to_string()
         }
-        EventKind::WorkflowSignaled { signal_name, .. } => {
+        EventKind::WorkflowSignaled { signal_name, .. }
+        | EventKind::WorkflowSignaledWithOptions { signal_name, .. } => {
             *signal_name = SIGNAL_NAMES[i % SIGNAL_NAMES.len()].to_string()
         }
         EventKind::WorkflowStarted { workflow_type, .. } => {

@@ -133,7 +133,8 @@ mod workflow;
 pub use activity::{ActivityContext, ActivityDef, ActivityError, ActivityOptions, RetryPolicy};
 pub use engine::{
     DEFAULT_FILE_CACHE_BYTES, DEFAULT_MAX_CACHED_RUNS, Engine, EngineBuilder, ListFilter,
-    PageToken, ResultOrParked, WorkflowDescription, WorkflowExecutionInfo, WorkflowHandle,
+    MAX_SIGNAL_REQUEST_ID_LEN, PageToken, ResultOrParked, SignalOptions, WorkflowDescription,
+    WorkflowExecutionInfo, WorkflowHandle,
     WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions, WorkflowPage,
 };
 pub use error::{ClientError, Error, OpenError, ResultError};
@@ -142,7 +143,7 @@ pub use history::{
     HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, MAX_SEARCH_ATTRIBUTE_NAME_LEN,
     MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES, MAX_WORKFLOW_ID_LEN, Payload,
     PayloadError, PendingActivityInfo, PendingTimerInfo, RunId, SearchAttributeValue,
-    SearchAttributes, WorkflowHistory, WorkflowStatus,
+    SearchAttributes, UnreadSignals, WorkflowHistory, WorkflowStatus,
 };
 pub use replayer::{ReplayCheckError, ReplayError, ReplayReport, Replayer};
 /// Makes the storage under an engine fail on purpose (feature

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{ClientError, ResultError};
 use crate::history::{
     EventKind, MutableState, Payload, PendingActivityInfo, PendingTimerInfo, RunId,
-    SearchAttributes, WorkflowStatus,
+    SearchAttributes, UnreadSignals, WorkflowStatus,
 };
 use crate::store::{RunRecord, StoreError};
 use crate::worker::{RunMsg, RunSnapshot, RunState, Shared};
@@ -54,6 +54,10 @@ pub struct WorkflowDescription {
     pub search_attributes: SearchAttributes,
     /// The memo given at the start (JSON; [`Payload::decode`] reads it).
     pub memo: Option<Payload>,
+    /// For a closed run: the signals delivered to it that its code never
+    /// read (the history's `SignalsUnread` event). Empty for a run that
+    /// is still running, and for one that read every signal.
+    pub unread_signals: Vec<UnreadSignals>,
 }
 
 /// What [`WorkflowHandle::result_or_parked`] saw first.
@@ -278,7 +282,16 @@ pub(crate) async fn describe_run(
         .ok_or_else(|| ClientError::NotFound {
             workflow_id: workflow_id.to_string(),
         })?;
+    let mut unread_signals = Vec::new();
     let (record, snapshot) = if record.status.is_closed() {
+        // The close is the last event, and what went unread is recorded
+        // just before it, in the same commit: two events, not the history.
+        let from = record.history_len.saturating_sub(1).max(1);
+        let tail = shared
+            .store
+            .history_page(run_id, workflow_id, from, 2)
+            .await?;
+        unread_signals = MutableState::fold(&tail).unread_signals;
         (record, None)
     } else {
         let snapshot = match shared.snapshot(run_id).await {
@@ -321,6 +334,7 @@ pub(crate) async fn describe_run(
         history_length,
         search_attributes: record.search_attributes,
         memo: record.memo,
+        unread_signals,
     })
 }
 

@@ -6,6 +6,7 @@ mod handle;
 mod list;
 mod options;
 mod shutdown;
+mod signal_options;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -20,6 +21,7 @@ use tokio::sync::oneshot;
 pub use handle::{ResultOrParked, WorkflowDescription, WorkflowHandle};
 pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
 pub use options::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions};
+pub use signal_options::{MAX_SIGNAL_REQUEST_ID_LEN, SignalOptions};
 
 use crate::activity::{ActivityContext, ActivityDef, ActivityError};
 use crate::clock::Clock;
@@ -419,7 +421,7 @@ impl Engine {
                 Ok(Started::New(run_id)) => return Ok(self.handle(workflow_id, run_id)),
                 Ok(Started::Existing(run_id)) | Err(ClientError::AlreadyStarted { run_id, .. }) => {
                     match self
-                        .signal_run(&workflow_id, run_id, signal.name(), payload.clone())
+                        .signal_run(&workflow_id, run_id, signal.name(), payload.clone(), None)
                         .await
                     {
                         Ok(()) => return Ok(self.handle(workflow_id, run_id)),
@@ -574,7 +576,14 @@ impl Engine {
             events.push(Event {
                 event_id: 2,
                 timestamp: now,
-                kind: EventKind::WorkflowSignaled { signal_name, input },
+                // Delivered with the code's first run: visible from its
+                // first line, as Temporal's signal-with-start is.
+                kind: EventKind::WorkflowSignaledWithOptions {
+                    signal_name,
+                    input,
+                    request_id: None,
+                    with_next: true,
+                },
             });
         }
         let record = RunRecord {
@@ -650,10 +659,52 @@ impl Engine {
         signal: SignalDef<T>,
         payload: T,
     ) -> Result<(), ClientError> {
+        self.signal_with_options(workflow_id, signal, payload, SignalOptions::new())
+            .await
+    }
+
+    /// [`signal`](Self::signal) with options: a request ID makes retrying
+    /// safe. A signal whose request ID the run has recorded already is
+    /// acknowledged without a second delivery (the ID is in the history
+    /// event, so this survives restarts), as in Temporal:
+    ///
+    /// ```no_run
+    /// # use steadfast::{ClientError, Engine, SignalDef, SignalOptions};
+    /// # const CANCEL: SignalDef<String> = SignalDef::new("cancel");
+    /// # async fn send(engine: &Engine) -> Result<(), ClientError> {
+    /// let options = SignalOptions::new().with_request_id("sub-7/cancel");
+    /// loop {
+    ///     match engine.signal_with_options("sub-7", CANCEL, "moved".into(), options.clone()).await {
+    ///         Err(ClientError::Storage(_)) => continue, // outcome unknown: retry, same ID
+    ///         other => return other,
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`signal`](Self::signal), and [`ClientError::InvalidArgument`] for
+    /// an empty or over-long request ID. A retry that finds the run closed
+    /// answers [`ClientError::WorkflowClosed`] even if its first attempt was
+    /// delivered: read `history` to tell.
+    pub async fn signal_with_options<T: Serialize>(
+        &self,
+        workflow_id: &str,
+        signal: SignalDef<T>,
+        payload: T,
+        options: SignalOptions,
+    ) -> Result<(), ClientError> {
+        options.check().map_err(ClientError::InvalidArgument)?;
         let payload = self.encode_checked(&payload, || format!("signal {:?}", signal.name()))?;
         let (run_id, _) = self.current_run(workflow_id).await?;
-        self.signal_run(workflow_id, run_id, signal.name(), payload)
-            .await
+        self.signal_run(
+            workflow_id,
+            run_id,
+            signal.name(),
+            payload,
+            options.request_id,
+        )
+        .await
     }
 
     async fn signal_run(
@@ -662,11 +713,13 @@ impl Engine {
         run_id: RunId,
         name: &str,
         input: Payload,
+        request_id: Option<String>,
     ) -> Result<(), ClientError> {
         let (ack, answer) = oneshot::channel();
         let msg = RunMsg::Signal {
             name: name.to_string(),
             input,
+            request_id,
             ack,
         };
         self.ask(workflow_id, run_id, msg, answer).await?

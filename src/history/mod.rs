@@ -187,6 +187,50 @@ pub enum EventKind {
         /// The attributes as the code passed them.
         attributes: SearchAttributes,
     },
+    /// The workflow cancelled a durable timer before it fired (it dropped
+    /// the timer's future, or called [`TimerFuture::cancel`](crate::TimerFuture::cancel)).
+    /// Since format 3.
+    TimerCanceled {
+        /// Command sequence number of the timer.
+        seq: u32,
+    },
+    /// A signal was delivered to the run, with what format 3 added to
+    /// [`WorkflowSignaled`](EventKind::WorkflowSignaled) (which is still
+    /// written for a plain signal). Since format 3.
+    WorkflowSignaledWithOptions {
+        /// The signal's name.
+        signal_name: String,
+        /// The signal's payload.
+        input: Payload,
+        /// The caller's request ID: a later signal with the same ID is
+        /// acknowledged without being delivered again.
+        request_id: Option<String>,
+        /// True when the workflow code is not woken for this signal alone:
+        /// it gets it together with the next event of the history (for
+        /// the signal of a signal-with-start, event 2, before the code
+        /// first runs; for a signal that arrived while the code was
+        /// returning, with the event the code had returned on, which then
+        /// follows it).
+        with_next: bool,
+    },
+    /// The workflow returned while signals delivered to it were still
+    /// unread. Written just before the close event, in the same commit, so
+    /// no acknowledged signal is dropped silently. Since format 3.
+    SignalsUnread {
+        /// Each signal name with unread signals, in name order.
+        signals: Vec<UnreadSignals>,
+    },
+}
+
+/// Signals of one name that the workflow never read, as recorded in
+/// [`EventKind::SignalsUnread`] and shown by `describe`.
+// Persisted (FORMAT.md): fields in this order, never changed in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadSignals {
+    /// The signal name.
+    pub signal_name: String,
+    /// How many signals of the name were delivered and never read.
+    pub count: u64,
 }
 
 impl EventKind {
@@ -203,7 +247,19 @@ impl EventKind {
                 | EventKind::WorkflowFailed { .. }
                 | EventKind::WorkflowCancelled { .. }
                 | EventKind::SearchAttributesUpserted { .. }
+                | EventKind::TimerCanceled { .. }
         )
+    }
+
+    /// The name and payload of a signal event, of either form.
+    pub(crate) fn signal(&self) -> Option<(&str, &Payload)> {
+        match self {
+            EventKind::WorkflowSignaled { signal_name, input }
+            | EventKind::WorkflowSignaledWithOptions {
+                signal_name, input, ..
+            } => Some((signal_name, input)),
+            _ => None,
+        }
     }
 
     /// A short description for nondeterminism reports.
@@ -243,6 +299,14 @@ impl EventKind {
             EventKind::SearchAttributesUpserted { attributes } => {
                 let names: Vec<&str> = attributes.iter().map(|(name, _)| name).collect();
                 format!("SearchAttributesUpserted({names:?})")
+            }
+            EventKind::TimerCanceled { seq } => format!("TimerCanceled(seq {seq})"),
+            EventKind::WorkflowSignaledWithOptions { signal_name, .. } => {
+                format!("WorkflowSignaled({signal_name:?})")
+            }
+            EventKind::SignalsUnread { signals } => {
+                let names: Vec<&str> = signals.iter().map(|s| s.signal_name.as_str()).collect();
+                format!("SignalsUnread({names:?})")
             }
         }
     }

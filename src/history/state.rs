@@ -7,10 +7,13 @@
 //! [`MutableState::apply`]. Pure: no tokio, no redb, no clock (every time comes
 //! from the events).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use super::{ActivityOptionsRecord, Event, EventId, EventKind, Failure, Payload, WorkflowStatus};
+use super::{
+    ActivityOptionsRecord, Event, EventId, EventKind, Failure, Payload, UnreadSignals,
+    WorkflowStatus,
+};
 
 /// The failure type of an attempt cut off by a crash or a kill.
 pub(crate) const INTERRUPTED: &str = "AttemptInterrupted";
@@ -55,6 +58,12 @@ pub(crate) struct MutableState {
     pub(crate) deadlines: Vec<(SystemTime, &'static str)>,
     /// Signals delivered so far (the workflow code reads them in order).
     pub(crate) signals_received: u64,
+    /// The request IDs of the signals delivered so far: a signal with one
+    /// of them is a retry, acknowledged without a second delivery.
+    pub(crate) signal_request_ids: BTreeSet<String>,
+    /// The signals the workflow returned without reading, as its close
+    /// recorded them.
+    pub(crate) unread_signals: Vec<UnreadSignals>,
     pub(crate) cancel_requested: bool,
 }
 
@@ -69,6 +78,8 @@ impl Default for MutableState {
             timers: BTreeMap::new(),
             deadlines: Vec::new(),
             signals_received: 0,
+            signal_request_ids: BTreeSet::new(),
+            unread_signals: Vec::new(),
             cancel_requested: false,
         }
     }
@@ -169,12 +180,19 @@ impl MutableState {
             EventKind::TimerStarted { seq, fire_at } => {
                 self.timers.insert(*seq, *fire_at);
             }
-            EventKind::TimerFired { seq } => {
+            EventKind::TimerFired { seq } | EventKind::TimerCanceled { seq } => {
                 self.timers.remove(seq);
             }
             EventKind::WorkflowSignaled { .. } => {
                 self.signals_received = self.signals_received.saturating_add(1);
             }
+            EventKind::WorkflowSignaledWithOptions { request_id, .. } => {
+                self.signals_received = self.signals_received.saturating_add(1);
+                if let Some(id) = request_id {
+                    self.signal_request_ids.insert(id.clone());
+                }
+            }
+            EventKind::SignalsUnread { signals } => self.unread_signals = signals.clone(),
             EventKind::WorkflowCancelRequested { .. } => {
                 // Everything pending is resolved as cancelled for the
                 // workflow (Temporal's try-cancel).

@@ -55,6 +55,8 @@ pub(crate) enum RunMsg {
     Signal {
         name: String,
         input: Payload,
+        /// The caller's deduplication ID, if it gave one.
+        request_id: Option<String>,
         ack: Ack,
     },
     /// A query from a client.
@@ -98,6 +100,30 @@ struct Step {
     /// Answered after the commit, so a description never shows work whose
     /// events are not in the file yet.
     describes: Vec<oneshot::Sender<RunSnapshot>>,
+    /// Set when an activation of this step ended in the code's own close
+    /// (complete, fail, cancelled), not committed yet.
+    code_close: Option<CodeClose>,
+    /// Signals that arrived after that close and before its commit. As in
+    /// Temporal (`signal/prevent_close`) they are not refused: the close is
+    /// withdrawn and the code runs again with them (see `reopen`).
+    held_signals: Vec<HeldSignal>,
+}
+
+/// Where the code closed the run in a step, to withdraw the close.
+struct CodeClose {
+    /// Index in the step's events of the event whose activation closed the
+    /// run; its commands follow it.
+    input_index: usize,
+    /// The run's search attributes before that activation's upserts.
+    search_attributes: crate::history::SearchAttributes,
+}
+
+/// A signal held back by an uncommitted close.
+struct HeldSignal {
+    name: String,
+    input: Payload,
+    request_id: Option<String>,
+    ack: Ack,
 }
 
 struct RunActor {
@@ -256,6 +282,15 @@ impl RunActor {
                 }
                 self.handle(msg, &mut step);
             }
+            while !step.held_signals.is_empty() {
+                step = self.reopen(step).await;
+                while let Ok((msg, hold)) = rx.try_recv() {
+                    if hold.is_held() {
+                        more_holds.push(hold);
+                    }
+                    self.handle(msg, &mut step);
+                }
+            }
             // The holds go once the step's effects are registered.
             let live = self.finish(step).await;
             drop((hold, more_holds));
@@ -345,18 +380,35 @@ impl RunActor {
                     );
                 }
             }
-            RunMsg::Signal { name, input, ack } => {
-                if let Some(err) = self.closed_error() {
-                    let _ = ack.send(Err(err));
+            RunMsg::Signal {
+                name,
+                input,
+                request_id,
+                ack,
+            } => {
+                if request_id
+                    .as_ref()
+                    .is_some_and(|id| self.state.signal_request_ids.contains(id))
+                {
+                    // A retry of a delivered signal: acknowledged (after this
+                    // step's commit, in case the first is in it), not delivered again.
+                    step.acks.push(ack);
                     return;
                 }
-                let event = self.push(
-                    step,
-                    EventKind::WorkflowSignaled {
-                        signal_name: name,
-                        input,
-                    },
-                );
+                if let Some(err) = self.closed_error() {
+                    if step.code_close.is_some() {
+                        step.held_signals.push(HeldSignal {
+                            name,
+                            input,
+                            request_id,
+                            ack,
+                        });
+                    } else {
+                        let _ = ack.send(Err(err));
+                    }
+                    return;
+                }
+                let event = self.push(step, signal_event(name, input, request_id, false));
                 step.acks.push(ack);
                 self.activate(step, &event);
             }
@@ -614,11 +666,28 @@ impl RunActor {
             event_id = event.event_id,
         );
         span.in_scope(|| self.machine.apply(event));
-        self.absorb_commands(step);
+        let commands = self.machine.take_commands();
+        if commands.iter().any(is_code_close)
+            && let Some(input_index) = step
+                .events
+                .iter()
+                .rposition(|e| e.event_id == event.event_id)
+        {
+            step.code_close = Some(CodeClose {
+                input_index,
+                search_attributes: self.record.search_attributes.clone(),
+            });
+        }
+        self.absorb(step, commands);
     }
 
     fn absorb_commands(&mut self, step: &mut Step) {
-        for kind in self.machine.take_commands() {
+        let commands = self.machine.take_commands();
+        self.absorb(step, commands);
+    }
+
+    fn absorb(&mut self, step: &mut Step, commands: Vec<EventKind>) {
+        for kind in commands {
             let event = self.push(step, kind);
             match event.kind {
                 EventKind::ActivityScheduled { seq, .. } => {
@@ -633,9 +702,100 @@ impl RunActor {
                 EventKind::SearchAttributesUpserted { attributes } => {
                     self.record.search_attributes.merge(&attributes)
                 }
+                EventKind::SignalsUnread { signals } => {
+                    let unread: Vec<String> = signals
+                        .iter()
+                        .map(|s| format!("{:?} x{}", s.signal_name, s.count))
+                        .collect();
+                    warn!(
+                        workflow_id = %self.record.workflow_id,
+                        run_id = %self.run_id,
+                        unread = %unread.join(", "),
+                        "the workflow returned with signals it never read; they are recorded \
+                         in its history (SignalsUnread): drain them with try_recv_signal \
+                         before returning"
+                    );
+                }
                 _ => {}
             }
         }
+    }
+
+    /// Withdraws the code's uncommitted close because signals arrived
+    /// before its commit (Temporal's `signal/prevent_close`): the step is
+    /// rebuilt from the event the code returned on, with the held signals
+    /// delivered to the code together with that event, and the code runs
+    /// again from a replay of its history. Every signal is then either
+    /// read by the code or recorded as unread by its next close.
+    async fn reopen(&mut self, mut step: Step) -> Step {
+        let held = std::mem::take(&mut step.held_signals);
+        let Some(close) = step.code_close.take() else {
+            return step;
+        };
+        let committed = match self
+            .shared
+            .store
+            .history(self.run_id, &self.record.workflow_id)
+            .await
+        {
+            Ok(history) => history,
+            Err(err) => {
+                // Not acknowledged, so not lost: the caller may retry.
+                for signal in held {
+                    let _ = signal.ack.send(Err(ClientError::from(err.clone())));
+                }
+                step.code_close = Some(close);
+                return step;
+            }
+        };
+        let mut kept = std::mem::take(&mut step.events);
+        kept.truncate(close.input_index + 1);
+        let Some(trigger) = kept.pop() else {
+            return step;
+        };
+        let mut history = committed;
+        history.extend(kept.iter().cloned());
+        self.state = MutableState::fold(&history);
+        self.record.search_attributes = close.search_attributes;
+        self.sync_record();
+        self.machine = replay(&self.shared, self.run_id, &self.record, &history);
+        // The activation that closed is gone with its commands, and so are
+        // the actions it asked for; those of earlier activations stay.
+        let state = &self.state;
+        step.effects.retain(|effect| match effect {
+            Effect::Dispatch { seq, attempt } | Effect::Retry { seq, attempt, .. } => state
+                .activities
+                .get(seq)
+                .is_some_and(|p| p.attempt == *attempt),
+            Effect::Timer { seq, .. } => state.timers.contains_key(seq),
+        });
+        step.events = kept;
+        self.absorb_commands(&mut step);
+        // In arrival order; all but the last are delivered with the next
+        // event, so the code wakes once and sees every one of them.
+        let mut inputs: Vec<(EventKind, Option<Ack>)> = Vec::new();
+        let trigger = trigger.kind;
+        let trigger_is_signal = trigger.signal().is_some();
+        let last_held = held.len().saturating_sub(1);
+        if trigger_is_signal {
+            inputs.push((with_next(trigger.clone()), None));
+        }
+        for (i, signal) in held.into_iter().enumerate() {
+            let next = !trigger_is_signal || i < last_held;
+            let kind = signal_event(signal.name, signal.input, signal.request_id, next);
+            inputs.push((kind, Some(signal.ack)));
+        }
+        if !trigger_is_signal {
+            inputs.push((trigger, None));
+        }
+        for (kind, ack) in inputs {
+            let event = self.push(&mut step, kind);
+            if let Some(ack) = ack {
+                step.acks.push(ack);
+            }
+            self.activate(&mut step, &event);
+        }
+        step
     }
 
     fn cancel_attempts(&mut self) {
@@ -874,6 +1034,54 @@ impl RunActor {
             .instrument(span),
         );
     }
+}
+
+/// The event of a client's signal: the format-1 form when nothing of
+/// format 3 is needed, so older tools keep reading plain signals.
+fn signal_event(
+    name: String,
+    input: Payload,
+    request_id: Option<String>,
+    with_next: bool,
+) -> EventKind {
+    if request_id.is_none() && !with_next {
+        return EventKind::WorkflowSignaled {
+            signal_name: name,
+            input,
+        };
+    }
+    EventKind::WorkflowSignaledWithOptions {
+        signal_name: name,
+        input,
+        request_id,
+        with_next,
+    }
+}
+
+/// A signal event, marked to be delivered with the next event.
+fn with_next(kind: EventKind) -> EventKind {
+    match kind {
+        EventKind::WorkflowSignaled { signal_name, input } => {
+            signal_event(signal_name, input, None, true)
+        }
+        EventKind::WorkflowSignaledWithOptions {
+            signal_name,
+            input,
+            request_id,
+            ..
+        } => signal_event(signal_name, input, request_id, true),
+        other => other,
+    }
+}
+
+/// True for a command by which the workflow code closes its run.
+fn is_code_close(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::WorkflowCompleted { .. }
+            | EventKind::WorkflowFailed { .. }
+            | EventKind::WorkflowCancelled { .. }
+    )
 }
 
 /// Runs a query handler of the workflow code, live or replayed.

@@ -30,6 +30,7 @@ use crate::history::{
 /// - Deterministic values: [`now`](Self::now), [`random`](Self::random),
 ///   [`uuid`](Self::uuid), [`side_effect`](Self::side_effect).
 /// - Signals and queries: [`recv_signal`](Self::recv_signal),
+///   [`try_recv_signal`](Self::try_recv_signal),
 ///   [`handle_query`](Self::handle_query).
 /// - Cancellation: every wait returns an error once a cancellation request
 ///   arrives; [`is_cancel_requested`](Self::is_cancel_requested).
@@ -142,6 +143,39 @@ impl WorkflowContext {
     /// cancelled while waiting.
     pub fn recv_signal<T: DeserializeOwned>(&self, signal: SignalDef<T>) -> SignalFuture<T> {
         SignalFuture::new(self.core.clone(), signal.name())
+    }
+
+    /// Takes the next signal of a name if one has been delivered, without
+    /// waiting: `Ok(None)` when none is buffered. Deterministic: on replay
+    /// it sees exactly the signals that had arrived at this point live.
+    ///
+    /// A workflow that returns with signals unread does not lose them
+    /// silently (the close records them, see
+    /// [`EventKind::SignalsUnread`](crate::EventKind::SignalsUnread)), but
+    /// their senders were acknowledged and their effect is lost. Drain the
+    /// signals that matter before returning, as Temporal users do:
+    ///
+    /// ```no_run
+    /// # use steadfast::{SignalDef, WorkflowContext, WorkflowError};
+    /// const CANCEL: SignalDef<String> = SignalDef::new("cancel");
+    /// # async fn body(ctx: WorkflowContext) -> Result<u32, WorkflowError> {
+    /// let mut cancels = 0;
+    /// while let Some(_reason) = ctx.try_recv_signal(CANCEL)? {
+    ///     cancels += 1;
+    /// }
+    /// Ok(cancels)
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// A [`PayloadError`] when the signal's payload does not decode as `T`
+    /// (the signal is taken all the same).
+    pub fn try_recv_signal<T: DeserializeOwned>(
+        &self,
+        signal: SignalDef<T>,
+    ) -> Result<Option<T>, PayloadError> {
+        let payload = lock(&self.core).try_take_signal(signal.name());
+        payload.map(|p| p.decode()).transpose()
     }
 
     /// Answers a query with `handler`, which reads the workflow's state

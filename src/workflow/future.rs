@@ -114,6 +114,9 @@ impl<O: DeserializeOwned> FusedFuture for ActivityFuture<O> {
 }
 
 /// A durable timer; see [`WorkflowContext::sleep`](crate::WorkflowContext::sleep).
+///
+/// Dropping it before it fires cancels the timer (as [`cancel`](Self::cancel)
+/// does): a timer that lost a `select_biased!` is not left pending.
 #[must_use = "a timer only waits when it is awaited"]
 pub struct TimerFuture {
     core: Arc<Mutex<RunCore>>,
@@ -128,6 +131,32 @@ impl TimerFuture {
             seq,
             done: false,
         }
+    }
+
+    /// Cancels the timer: it never fires, `describe` no longer lists it,
+    /// and a `TimerCanceled` event records it, so replay cancels it at the
+    /// same point. Nothing happens for a timer that already fired or was
+    /// resolved by a cancellation of the workflow. Dropping the future
+    /// does the same.
+    pub fn cancel(self) {
+        drop(self);
+    }
+}
+
+impl Drop for TimerFuture {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Not `lock`: a drop while this thread holds the core (an unwind
+        // out of the engine's own code) must not deadlock; the machine
+        // then parks the run anyway.
+        let mut core = match self.core.try_lock() {
+            Ok(core) => core,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        core.cancel_timer(self.seq);
     }
 }
 

@@ -19,7 +19,9 @@ use rand_core::{RngCore, SeedableRng};
 use super::context::WorkflowContext;
 use super::definition::{QueryFn, WorkflowFn, WorkflowFuture};
 use super::error::NondeterminismError;
-use crate::history::{Event, EventKind, Failure, Payload, RunId, SearchAttributes};
+use crate::history::{
+    Event, EventKind, Failure, Payload, RunId, SearchAttributes, UnreadSignals,
+};
 
 /// Locks a mutex, ignoring poison: workflow panics are caught and park the
 /// run, so a poisoned lock holds nothing half-updated that matters.
@@ -63,6 +65,10 @@ pub(crate) struct RunCore {
     /// before it resolves as cancelled.
     cancel_epoch: u32,
     queries: HashMap<String, QueryFn>,
+    /// Set once the workflow future is being dropped without having
+    /// returned (a park, or the machine leaving memory): the futures it
+    /// drops then record nothing, since the code did not drop them.
+    torn_down: bool,
     /// The search attributes this run's code has upserted so far (merged),
     /// so that the run's attributes stay bounded however often it upserts.
     pub(crate) upserted: SearchAttributes,
@@ -101,6 +107,7 @@ impl RunCore {
             signal_wakers: HashMap::new(),
             cancel_epoch: 0,
             queries: HashMap::new(),
+            torn_down: false,
             upserted: SearchAttributes::new(),
         }
     }
@@ -128,6 +135,42 @@ impl RunCore {
             .or_default()
             .push(waker.clone());
         None
+    }
+
+    /// Takes the oldest signal of a name if one was delivered, without
+    /// waiting: what the workflow has received by this point of its
+    /// history, so the same on replay.
+    pub(crate) fn try_take_signal(&mut self, name: &str) -> Option<Payload> {
+        self.signals.get_mut(name).and_then(|q| q.pop_front())
+    }
+
+    /// The signals delivered and not taken, by name in name order.
+    fn unread_signals(&self) -> Vec<UnreadSignals> {
+        let mut unread: Vec<UnreadSignals> = self
+            .signals
+            .iter()
+            .filter(|(_, queue)| !queue.is_empty())
+            .map(|(name, queue)| UnreadSignals {
+                signal_name: name.clone(),
+                count: queue.len() as u64,
+            })
+            .collect();
+        unread.sort_by(|a, b| a.signal_name.cmp(&b.signal_name));
+        unread
+    }
+
+    /// The code dropped (or cancelled) a timer's future before taking its
+    /// outcome: a timer still pending is cancelled, as a command, so it is
+    /// in history and replays alike; one that already fired is forgotten.
+    pub(crate) fn cancel_timer(&mut self, seq: u32) {
+        if self.torn_down {
+            return;
+        }
+        self.results.remove(&seq);
+        self.wakers.remove(&seq);
+        if self.pending.remove(&seq) {
+            self.command(EventKind::TimerCanceled { seq });
+        }
     }
 
     pub(crate) fn set_query(&mut self, name: &str, handler: QueryFn) {
@@ -185,6 +228,9 @@ impl RunCore {
         if self.nondeterminism.is_some() {
             return None;
         }
+        if let EventKind::TimerCanceled { seq } = kind {
+            return self.cancel_command(seq);
+        }
         // Markers of patches the code no longer checks (deprecated patches)
         // are skipped, as Temporal's SDKs do.
         while let Some(front) = self.expected.front() {
@@ -211,6 +257,23 @@ impl RunCore {
                 });
                 None
             }
+        }
+    }
+
+    /// A timer cancellation, matched against the history when it records
+    /// one. A history written before cancellations were recorded (format 2
+    /// and older) has none: there the timer simply stayed pending, so a
+    /// cancellation it does not hold is not a nondeterminism error; it is
+    /// left out, and the timer's later firing changes nothing.
+    fn cancel_command(&mut self, seq: u32) -> Option<EventKind> {
+        let kind = EventKind::TimerCanceled { seq };
+        match self.expected.front() {
+            None => {
+                self.new_commands.push(kind);
+                None
+            }
+            Some(event) if event.kind == kind => self.expected.pop_front().map(|e| e.kind),
+            Some(_) => None,
         }
     }
 
@@ -288,6 +351,7 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
             },
         ) => a == b && ta == tb,
         (TimerStarted { seq: a, .. }, TimerStarted { seq: b, .. }) => a == b,
+        (TimerCanceled { seq: a }, TimerCanceled { seq: b }) => a == b,
         (SideEffectRecorded { seq: a, .. }, SideEffectRecorded { seq: b, .. }) => a == b,
         (PatchRecorded { patch_id: a }, PatchRecorded { patch_id: b }) => a == b,
         (WorkflowCompleted { .. }, WorkflowCompleted { .. }) => true,
@@ -371,6 +435,12 @@ impl std::fmt::Debug for WorkflowMachine {
     }
 }
 
+impl Drop for WorkflowMachine {
+    fn drop(&mut self) {
+        self.tear_down();
+    }
+}
+
 impl WorkflowMachine {
     /// Replays `history` (which starts with `WorkflowStarted`) through the
     /// workflow code. Commands issued past the end of the history are left in
@@ -404,7 +474,25 @@ impl WorkflowMachine {
             run_id,
             expected,
         )));
-        lock(&core).now = started.timestamp;
+        // The signal of a signal-with-start is there before the code first
+        // runs (Temporal's signal-with-start: it is in the first workflow
+        // task), so a value set from it is visible from the first line.
+        let mut rest = rest;
+        {
+            let mut core = lock(&core);
+            core.now = started.timestamp;
+            while let Some((first, tail)) = rest.split_first()
+                && let EventKind::WorkflowSignaledWithOptions {
+                    signal_name,
+                    input,
+                    with_next: true,
+                    ..
+                } = &first.kind
+            {
+                core.deliver_signal(signal_name, input.clone());
+                rest = tail;
+            }
+        }
         let ctx = WorkflowContext::new(core.clone());
         let mut machine = WorkflowMachine {
             core,
@@ -477,12 +565,27 @@ impl WorkflowMachine {
                 },
             ),
             EventKind::TimerFired { seq } => (*seq, Resolution::TimerFired),
-            EventKind::WorkflowSignaled { signal_name, input } => {
+            kind @ (EventKind::WorkflowSignaled { .. }
+            | EventKind::WorkflowSignaledWithOptions { .. }) => {
+                let Some((signal_name, input)) = kind.signal() else {
+                    return;
+                };
                 let mut core = lock(&self.core);
                 core.now = event.timestamp;
                 core.deliver_signal(signal_name, input.clone());
                 drop(core);
-                self.poll();
+                // A signal delivered with the next event wakes the code
+                // only with that event, so it sees both at once.
+                let with_next = matches!(
+                    kind,
+                    EventKind::WorkflowSignaledWithOptions {
+                        with_next: true,
+                        ..
+                    }
+                );
+                if !with_next {
+                    self.poll();
+                }
                 return;
             }
             EventKind::WorkflowCancelRequested { .. } => {
@@ -516,6 +619,17 @@ impl WorkflowMachine {
                 Ok(Poll::Ready(result)) => {
                     self.root = None;
                     let mut core = lock(&self.core);
+                    // Past the end of the history (live), signals the code
+                    // never read are recorded with the close: never dropped
+                    // silently. On replay the history already holds them.
+                    let unread = core.unread_signals();
+                    if !unread.is_empty()
+                        && core.expected.is_empty()
+                        && core.nondeterminism.is_none()
+                    {
+                        core.new_commands
+                            .push(EventKind::SignalsUnread { signals: unread });
+                    }
                     let kind = match result {
                         Ok(result) => EventKind::WorkflowCompleted { result },
                         Err(e) if core.cancel_requested() => EventKind::WorkflowCancelled {
@@ -529,12 +643,13 @@ impl WorkflowMachine {
                     core.command(kind);
                 }
                 Err(panic) => {
-                    self.root = None;
+                    self.tear_down();
                     self.parked = Some(ParkReason::Panic(crate::panic::message(&*panic)));
                 }
             }
-            if let Some(nde) = lock(&self.core).nondeterminism.clone() {
-                self.root = None;
+            let nde = lock(&self.core).nondeterminism.clone();
+            if let Some(nde) = nde {
+                self.tear_down();
                 self.parked = Some(nde.into());
             }
         }
@@ -554,9 +669,16 @@ impl WorkflowMachine {
                 code: "nothing (it is waiting for something else)".to_string(),
             };
             drop(core);
-            self.root = None;
+            self.tear_down();
             self.parked = Some(nde.into());
         }
+    }
+
+    /// Drops the workflow future without its code having returned; what it
+    /// drops records nothing.
+    fn tear_down(&mut self) {
+        lock(&self.core).torn_down = true;
+        self.root = None;
     }
 
     /// Commands issued past the end of the history since the last call.

@@ -4,7 +4,7 @@
 use ::redb::{Database, ReadableTable, TableHandle};
 
 use super::redb_err;
-use super::tables::{FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_VERSION};
+use super::tables::{FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_VERSION};
 use super::visibility;
 use crate::error::OpenError;
 use crate::store::StoreError;
@@ -62,6 +62,10 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
             migrate_v1(txn)?;
             Ok(Ok(()))
         }
+        Some(STORE_FORMAT_V2) => {
+            migrate_v2(txn)?;
+            Ok(Ok(()))
+        }
         Some(STORE_FORMAT_VERSION) => {
             txn.abort().map_err(redb_err)?;
             Ok(Ok(()))
@@ -81,8 +85,23 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
     }
 }
 
+/// Brings a format-2 file to format 3: its tables are already format 3's
+/// (format 3 only adds event kinds), so only the version changes, and from
+/// then on a format-2 build refuses the file instead of misreading the new
+/// events. One small transaction, atomic like every redb commit.
+fn migrate_v2(txn: redb::WriteTransaction) -> Result<(), StoreError> {
+    {
+        let mut meta = txn.open_table(META).map_err(redb_err)?;
+        meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
+            .map_err(redb_err)?;
+    }
+    txn.commit().map_err(redb_err)?;
+    tracing::info!("opened a store format {STORE_FORMAT_V2} file as format {STORE_FORMAT_VERSION}");
+    Ok(())
+}
+
 /// Migrates a format-1 file: builds the visibility indexes of every run and
-/// sets format 2, in the one transaction `txn`, committed with immediate
+/// sets the current format (format 3 changes no table), in the one transaction `txn`, committed with immediate
 /// durability, so a crash at any moment leaves either the old file or the
 /// new one (redb commits are atomic). Its cost is a pass over every run
 /// record, once.

@@ -27,9 +27,18 @@ use crate::store::StoreError;
 ///   file is migrated on open, in one write transaction that builds the
 ///   index entries of every run and sets the version to 2; its version-1
 ///   run records stay as they are and decode as records without attributes.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 2;
+/// - 3: the same tables; histories may hold the event kinds format 3
+///   appended to `EventKind` (`TimerCanceled`, `WorkflowSignaledWithOptions`,
+///   `SignalsUnread`), which a format-2 build cannot decode, so it must
+///   refuse the file. A format-2 file is brought to 3 on open by setting the
+///   version alone (nothing else changes); a format-1 file by its migration
+///   to 2 and that, in the same transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 3;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
+/// The layout with the `visibility` table, whose events are all of format
+/// 2's kinds; opened by setting the version to 3.
+pub(crate) const STORE_FORMAT_V2: u32 = 2;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");
