@@ -243,7 +243,7 @@ mod tests {
                 signal_name: "s".into(),
                 input: payload(),
                 request_id: None,
-                with_next: false,
+                delivery: crate::history::SignalDelivery::Alone,
             },
             EventKind::SignalsUnread {
                 signals: Vec::new(),

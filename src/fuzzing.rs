@@ -169,7 +169,7 @@ pub fn seed_records() -> Vec<Vec<u8>> {
             signal_name: "add".into(),
             input: payload(&3u64),
             request_id: Some("r-1".into()),
-            with_next: true,
+            delivery: crate::history::SignalDelivery::WithNext,
         },
         EventKind::SignalsUnread {
             signals: vec![crate::history::UnreadSignals {
@@ -646,7 +646,11 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
                         signal_name: signal_name.to_string(),
                         input,
                         request_id: Some(format!("r-{arg}")),
-                        with_next: arg & 32 == 32,
+                        delivery: if arg & 32 == 32 {
+                            crate::history::SignalDelivery::WithNext
+                        } else {
+                            crate::history::SignalDelivery::Alone
+                        },
                     }
                 })
             }
@@ -753,7 +757,11 @@ pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
             signal_name: SIGNAL_NAMES[usize::from(arg) % SIGNAL_NAMES.len()].to_string(),
             input: odd_payload(arg),
             request_id: (arg & 1 == 1).then(|| format!("r-{}", arg % 4)),
-            with_next: arg & 2 == 2,
+            delivery: match arg % 3 {
+                0 => crate::history::SignalDelivery::Alone,
+                1 => crate::history::SignalDelivery::WithNext,
+                _ => crate::history::SignalDelivery::BeforeStart,
+            },
         },
         15 => EventKind::SignalsUnread {
             signals: vec![crate::history::UnreadSignals {

@@ -143,7 +143,7 @@ pub use history::{
     HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, MAX_SEARCH_ATTRIBUTE_NAME_LEN,
     MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES, MAX_WORKFLOW_ID_LEN, Payload,
     PayloadError, PendingActivityInfo, PendingTimerInfo, RunId, SearchAttributeValue,
-    SearchAttributes, UnreadSignals, WorkflowHistory, WorkflowStatus,
+    SearchAttributes, SignalDelivery, UnreadSignals, WorkflowHistory, WorkflowStatus,
 };
 pub use replayer::{ReplayCheckError, ReplayError, ReplayReport, Replayer};
 /// Makes the storage under an engine fail on purpose (feature

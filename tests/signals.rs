@@ -5,7 +5,8 @@
 //! does; none is lost or received twice, also across a SIGKILL. A signal
 //! raced against a durable timer with `select_biased!` resolves the same way
 //! on replay. Signal-with-start starts a missing workflow with the signal as
-//! its first event, and is a plain signal to a running one.
+//! its first event, visible to the code from its first line (also on
+//! replay after a reopen), and is a plain signal to a running one.
 //!
 //! `parent_signals_survive_sigkill` re-runs this test binary as a child
 //! process (`child_signal_sender`, which returns at once unless its
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use steadfast::{
-    ClientError, Engine, Event, EventKind, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
+    ClientError, Engine, Event, EventKind, SignalDef, SignalDelivery, WorkflowContext, WorkflowDef, WorkflowError,
     WorkflowIdConflictPolicy, WorkflowOptions, WorkflowStatus,
 };
 use support::{child_report, spawn_crash_child, temp_db};
@@ -38,6 +39,9 @@ const TWO_NAMES: WorkflowDef<(), (Vec<u32>, Vec<u32>)> = WorkflowDef::new("TwoNa
 const RACE: WorkflowDef<u64, String> = WorkflowDef::new("Race");
 /// Receives `entry` signals until one carries `None`; returns the others.
 const GATHER: WorkflowDef<(), Vec<(u32, u32)>> = WorkflowDef::new("Gather");
+/// Takes an `item` without waiting at its first line, then waits for
+/// `finish`; returns what the first line saw.
+const FIRST_LINE: WorkflowDef<(), Option<u32>> = WorkflowDef::new("FirstLine");
 
 const ITEM: SignalDef<u32> = SignalDef::new("item");
 const A: SignalDef<u32> = SignalDef::new("a");
@@ -98,8 +102,15 @@ async fn gather(ctx: WorkflowContext, _: ()) -> Result<Vec<(u32, u32)>, Workflow
     Ok(received)
 }
 
+async fn first_line(ctx: WorkflowContext, _: ()) -> Result<Option<u32>, WorkflowError> {
+    let seen = ctx.try_recv_signal(ITEM)?;
+    ctx.recv_signal(FINISH).await?;
+    Ok(seen)
+}
+
 async fn open(path: &Path) -> Engine {
     Engine::builder()
+        .workflow(FIRST_LINE, first_line)
         .workflow(COLLECT, collect)
         .workflow(SLEEP_THEN_COLLECT, sleep_then_collect)
         .workflow(TWO_NAMES, two_names)
@@ -396,11 +407,54 @@ async fn signal_with_start_starts_a_missing_workflow_with_the_signal_first() {
     let history = engine.history("sws-new").await.unwrap();
     assert!(matches!(history[0].kind, EventKind::WorkflowStarted { .. }));
     assert!(
-        matches!(&history[1].kind, EventKind::WorkflowSignaled { signal_name, .. } if signal_name == "item"),
-        "the signal is the first event after the start: {history:#?}"
+        matches!(
+            &history[1].kind,
+            EventKind::WorkflowSignaledWithOptions {
+                signal_name,
+                delivery: SignalDelivery::BeforeStart,
+                ..
+            }
+                if signal_name == "item"
+        ),
+        "the signal is the first event after the start, delivered with the first run of the \
+         code: {history:#?}"
     );
     engine.signal("sws-new", ITEM, 8).await.unwrap();
     assert_eq!(run.result().await.unwrap(), vec![7, 8]);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_signal_of_a_signal_with_start_is_there_before_the_code_first_runs() {
+    let db = temp_db();
+    let engine = open(&db.path).await;
+    let run = engine
+        .signal_with_start(FIRST_LINE, "sws-first", (), WorkflowOptions::new(), ITEM, 7)
+        .await
+        .unwrap();
+    // Replayed from the file: the code sees the signal at its first line
+    // again, and nothing diverges.
+    engine.shutdown().await.unwrap();
+    let engine = open(&db.path).await;
+    assert_eq!(engine.describe("sws-first").await.unwrap().parked, None);
+    engine.signal("sws-first", FINISH, ()).await.unwrap();
+    let run = engine
+        .get_workflow_handle(FIRST_LINE, run.workflow_id())
+        .await
+        .unwrap();
+    assert_eq!(run.result().await.unwrap(), Some(7));
+    // A plain start has nothing there yet.
+    engine
+        .start_workflow(FIRST_LINE, "plain-first", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine.signal("plain-first", ITEM, 8).await.unwrap();
+    engine.signal("plain-first", FINISH, ()).await.unwrap();
+    let plain = engine
+        .get_workflow_handle(FIRST_LINE, "plain-first")
+        .await
+        .unwrap();
+    assert_eq!(plain.result().await.unwrap(), None);
     engine.shutdown().await.unwrap();
 }
 

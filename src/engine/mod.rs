@@ -28,7 +28,7 @@ use crate::clock::Clock;
 use crate::codec;
 use crate::error::{ClientError, OpenError};
 use crate::history::{
-    DEFAULT_MAX_PAYLOAD_BYTES, Event, EventKind, MAX_WORKFLOW_ID_LEN, Payload, RunId,
+    DEFAULT_MAX_PAYLOAD_BYTES, Event, EventKind, MAX_WORKFLOW_ID_LEN, Payload, RunId, SignalDelivery,
     WorkflowStatus,
 };
 use crate::store::{
@@ -582,7 +582,7 @@ impl Engine {
                     signal_name,
                     input,
                     request_id: None,
-                    with_next: true,
+                    delivery: SignalDelivery::BeforeStart,
                 },
             });
         }

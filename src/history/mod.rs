@@ -205,13 +205,8 @@ pub enum EventKind {
         /// The caller's request ID: a later signal with the same ID is
         /// acknowledged without being delivered again.
         request_id: Option<String>,
-        /// True when the workflow code is not woken for this signal alone:
-        /// it gets it together with the next event of the history (for
-        /// the signal of a signal-with-start, event 2, before the code
-        /// first runs; for a signal that arrived while the code was
-        /// returning, with the event the code had returned on, which then
-        /// follows it).
-        with_next: bool,
+        /// When the workflow code gets the signal.
+        delivery: SignalDelivery,
     },
     /// The workflow returned while signals delivered to it were still
     /// unread. Written just before the close event, in the same commit, so
@@ -220,6 +215,25 @@ pub enum EventKind {
         /// Each signal name with unread signals, in name order.
         signals: Vec<UnreadSignals>,
     },
+}
+
+/// When the workflow code gets a signal, as recorded in
+/// [`EventKind::WorkflowSignaledWithOptions`].
+// Persisted by position (FORMAT.md): never reorder; new ones at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SignalDelivery {
+    /// As it is recorded: the code is woken for it alone (what a plain
+    /// `WorkflowSignaled` means).
+    Alone,
+    /// Together with the next event of the history: the code is woken once
+    /// for both. Written for signals that arrived while the code was
+    /// returning on that event (Temporal's `signal/prevent_close`), which
+    /// is then recorded again after them.
+    WithNext,
+    /// Before the code first runs: the signal of a signal-with-start,
+    /// right after `WorkflowStarted`.
+    BeforeStart,
 }
 
 /// Signals of one name that the workflow never read, as recorded in

@@ -22,7 +22,8 @@ use crate::clock::Hold;
 use crate::codec;
 use crate::error::ClientError;
 use crate::history::{
-    Event, EventKind, Failure, INTERRUPTED, MutableState, Payload, RunId, WorkflowStatus,
+    Event, EventKind, Failure, INTERRUPTED, MutableState, Payload, RunId, SignalDelivery,
+    WorkflowStatus,
 };
 use crate::store::{EncodedRecord, RunRecord, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp};
 use crate::workflow::{ParkReason, WorkflowMachine};
@@ -408,7 +409,10 @@ impl RunActor {
                     }
                     return;
                 }
-                let event = self.push(step, signal_event(name, input, request_id, false));
+                let event = self.push(
+                    step,
+                    signal_event(name, input, request_id, SignalDelivery::Alone),
+                );
                 step.acks.push(ack);
                 self.activate(step, &event);
             }
@@ -782,7 +786,7 @@ impl RunActor {
         }
         for (i, signal) in held.into_iter().enumerate() {
             let next = !trigger_is_signal || i < last_held;
-            let kind = signal_event(signal.name, signal.input, signal.request_id, next);
+            let kind = signal_event(signal.name, signal.input, signal.request_id, delivery(next));
             inputs.push((kind, Some(signal.ack)));
         }
         if !trigger_is_signal {
@@ -1042,9 +1046,9 @@ fn signal_event(
     name: String,
     input: Payload,
     request_id: Option<String>,
-    with_next: bool,
+    delivery: SignalDelivery,
 ) -> EventKind {
-    if request_id.is_none() && !with_next {
+    if request_id.is_none() && delivery == SignalDelivery::Alone {
         return EventKind::WorkflowSignaled {
             signal_name: name,
             input,
@@ -1054,7 +1058,15 @@ fn signal_event(
         signal_name: name,
         input,
         request_id,
-        with_next,
+        delivery,
+    }
+}
+
+fn delivery(with_next: bool) -> SignalDelivery {
+    if with_next {
+        SignalDelivery::WithNext
+    } else {
+        SignalDelivery::Alone
     }
 }
 
@@ -1062,14 +1074,14 @@ fn signal_event(
 fn with_next(kind: EventKind) -> EventKind {
     match kind {
         EventKind::WorkflowSignaled { signal_name, input } => {
-            signal_event(signal_name, input, None, true)
+            signal_event(signal_name, input, None, SignalDelivery::WithNext)
         }
         EventKind::WorkflowSignaledWithOptions {
             signal_name,
             input,
             request_id,
             ..
-        } => signal_event(signal_name, input, request_id, true),
+        } => signal_event(signal_name, input, request_id, SignalDelivery::WithNext),
         other => other,
     }
 }

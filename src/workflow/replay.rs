@@ -20,7 +20,7 @@ use super::context::WorkflowContext;
 use super::definition::{QueryFn, WorkflowFn, WorkflowFuture};
 use super::error::NondeterminismError;
 use crate::history::{
-    Event, EventKind, Failure, Payload, RunId, SearchAttributes, UnreadSignals,
+    Event, EventKind, Failure, Payload, RunId, SearchAttributes, SignalDelivery, UnreadSignals,
 };
 
 /// Locks a mutex, ignoring poison: workflow panics are caught and park the
@@ -485,7 +485,7 @@ impl WorkflowMachine {
                 && let EventKind::WorkflowSignaledWithOptions {
                     signal_name,
                     input,
-                    with_next: true,
+                    delivery: SignalDelivery::BeforeStart,
                     ..
                 } = &first.kind
             {
@@ -579,7 +579,7 @@ impl WorkflowMachine {
                 let with_next = matches!(
                     kind,
                     EventKind::WorkflowSignaledWithOptions {
-                        with_next: true,
+                        delivery: SignalDelivery::WithNext,
                         ..
                     }
                 );
