@@ -134,8 +134,8 @@ pub use activity::{ActivityContext, ActivityDef, ActivityError, ActivityOptions,
 pub use engine::{
     DEFAULT_FILE_CACHE_BYTES, DEFAULT_MAX_CACHED_RUNS, Engine, EngineBuilder, ListFilter,
     MAX_SIGNAL_REQUEST_ID_LEN, PageToken, ResultOrParked, SignalOptions, WorkflowDescription,
-    WorkflowExecutionInfo, WorkflowHandle,
-    WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions, WorkflowPage,
+    WorkflowExecutionInfo, WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowOptions, WorkflowPage,
 };
 pub use error::{ClientError, Error, OpenError, ResultError};
 pub use history::{

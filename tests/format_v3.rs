@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 use steadfast::{
     Engine, EngineBuilder, Event, EventKind, QueryDef, SignalDef, SignalDelivery, SignalOptions,
     UnreadSignals, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
@@ -187,7 +187,10 @@ async fn format_3_files_keep_opening_and_running() {
     );
 
     // The prevent-close run replays to what its code read live.
-    let history = engine.history("format3-closed-prevent-close").await.unwrap();
+    let history = engine
+        .history("format3-closed-prevent-close")
+        .await
+        .unwrap();
     assert!(
         kinds_in(&history).iter().any(|k| matches!(
             k,

@@ -91,7 +91,11 @@ async fn a_signal_racing_the_close_is_read_by_code_that_drains() {
     // both signals again, at the same point.
     engine.shutdown().await.unwrap();
     let engine = open(&db.path).await;
-    assert_eq!(engine.query("drains", SEEN).await.unwrap(), expected, "{history:#?}");
+    assert_eq!(
+        engine.query("drains", SEEN).await.unwrap(),
+        expected,
+        "{history:#?}"
+    );
     engine.shutdown().await.unwrap();
 }
 

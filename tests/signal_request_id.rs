@@ -121,10 +121,7 @@ async fn an_empty_or_over_long_request_id_is_refused() {
             .signal_with_options("ids", CHARGE, 1, with_id(id))
             .await
             .unwrap_err();
-        assert!(
-            matches!(err, ClientError::InvalidArgument(_)),
-            "{err:?}"
-        );
+        assert!(matches!(err, ClientError::InvalidArgument(_)), "{err:?}");
     }
     assert_eq!(engine.history("ids").await.unwrap(), before);
     engine.shutdown().await.unwrap();

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use steadfast::{
-    ClientError, Engine, Event, EventKind, SignalDef, SignalDelivery, WorkflowContext, WorkflowDef, WorkflowError,
-    WorkflowIdConflictPolicy, WorkflowOptions, WorkflowStatus,
+    ClientError, Engine, Event, EventKind, SignalDef, SignalDelivery, WorkflowContext, WorkflowDef,
+    WorkflowError, WorkflowIdConflictPolicy, WorkflowOptions, WorkflowStatus,
 };
 use support::{child_report, spawn_crash_child, temp_db};
 

@@ -78,7 +78,9 @@ async fn timers_that_lose_a_select_are_cancelled_and_replay_alike() {
         .unwrap();
     let history = support::eventually(Duration::from_secs(30), || async {
         let history = engine.history("races").await.unwrap();
-        let done = count(&history, |k| matches!(k, EventKind::ActivityCompleted { .. }));
+        let done = count(&history, |k| {
+            matches!(k, EventKind::ActivityCompleted { .. })
+        });
         (done == 50).then_some(history)
     })
     .await;

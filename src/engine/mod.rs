@@ -28,8 +28,8 @@ use crate::clock::Clock;
 use crate::codec;
 use crate::error::{ClientError, OpenError};
 use crate::history::{
-    DEFAULT_MAX_PAYLOAD_BYTES, Event, EventKind, MAX_WORKFLOW_ID_LEN, Payload, RunId, SignalDelivery,
-    WorkflowStatus,
+    DEFAULT_MAX_PAYLOAD_BYTES, Event, EventKind, MAX_WORKFLOW_ID_LEN, Payload, RunId,
+    SignalDelivery, WorkflowStatus,
 };
 use crate::store::{
     Backend, EncodedRecord, RedbStore, ReuseRule, RunRecord, StoreError, WriteOp, WriteOutcome,
