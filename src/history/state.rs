@@ -434,6 +434,40 @@ mod tests {
     }
 
     #[test]
+    fn format_3_events_cancel_timers_keep_request_ids_and_unread_signals() {
+        let unread = vec![UnreadSignals {
+            signal_name: "s".into(),
+            count: 2,
+        }];
+        let state = MutableState::fold(&history(vec![
+            started(None),
+            EventKind::TimerStarted {
+                seq: 1,
+                fire_at: at(300),
+            },
+            EventKind::TimerCanceled { seq: 1 },
+            EventKind::WorkflowSignaledWithOptions {
+                signal_name: "s".into(),
+                input: Payload::encode(&1).unwrap(),
+                request_id: Some("r".into()),
+                delivery: super::super::SignalDelivery::Alone,
+            },
+            EventKind::SignalsUnread {
+                signals: unread.clone(),
+            },
+            EventKind::WorkflowCompleted {
+                result: Payload::encode(&()).unwrap(),
+            },
+        ]));
+        assert!(state.pending_timers().is_empty());
+        assert_eq!(state.next_due(), None);
+        assert_eq!(state.signals_received, 1);
+        assert!(state.signal_request_ids.contains("r"));
+        assert_eq!(state.unread_signals, unread);
+        assert_eq!(state.status, WorkflowStatus::Completed);
+    }
+
+    #[test]
     fn cancellation_clears_pending_and_a_close_ends_everything() {
         let mut state = MutableState::fold(&history(vec![
             started(Some(Duration::from_secs(5))),

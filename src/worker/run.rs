@@ -706,20 +706,6 @@ impl RunActor {
                 EventKind::SearchAttributesUpserted { attributes } => {
                     self.record.search_attributes.merge(&attributes)
                 }
-                EventKind::SignalsUnread { signals } => {
-                    let unread: Vec<String> = signals
-                        .iter()
-                        .map(|s| format!("{:?} x{}", s.signal_name, s.count))
-                        .collect();
-                    warn!(
-                        workflow_id = %self.record.workflow_id,
-                        run_id = %self.run_id,
-                        unread = %unread.join(", "),
-                        "the workflow returned with signals it never read; they are recorded \
-                         in its history (SignalsUnread): drain them with try_recv_signal \
-                         before returning"
-                    );
-                }
                 _ => {}
             }
         }
@@ -899,6 +885,7 @@ impl RunActor {
             let _ = reply.send(self.answer_query(&name));
         }
         if self.record.status.is_closed() {
+            self.warn_unread(&step.events);
             self.watch
                 .send_replace(RunState::Closed(self.record.status));
             self.shared.unregister(self.run_id);
@@ -929,6 +916,26 @@ impl RunActor {
             }
         }
         true
+    }
+
+    /// Names the signals a committed close recorded as unread: the code
+    /// dropped signals its senders were told had arrived.
+    fn warn_unread(&self, events: &[Event]) {
+        for event in events {
+            if let EventKind::SignalsUnread { signals } = &event.kind {
+                let unread: Vec<String> = signals
+                    .iter()
+                    .map(|s| format!("{:?} x{}", s.signal_name, s.count))
+                    .collect();
+                warn!(
+                    workflow_id = %self.record.workflow_id,
+                    run_id = %self.run_id,
+                    unread = %unread.join(", "),
+                    "the workflow returned with signals it never read; they are recorded in \
+                     its history (SignalsUnread): drain them with try_recv_signal before returning"
+                );
+            }
+        }
     }
 
     async fn commit(&mut self, events: &[Event]) -> Result<(), StoreError> {

@@ -267,13 +267,22 @@ impl RunCore {
     /// left out, and the timer's later firing changes nothing.
     fn cancel_command(&mut self, seq: u32) -> Option<EventKind> {
         let kind = EventKind::TimerCanceled { seq };
-        match self.expected.front() {
-            None => {
+        // Deprecated patch markers before it are skipped, as for any
+        // other command.
+        let at = self
+            .expected
+            .iter()
+            .position(|e| !matches!(e.kind, EventKind::PatchRecorded { .. }));
+        match at.map(|i| (i, &self.expected[i].kind)) {
+            None if self.expected.is_empty() => {
                 self.new_commands.push(kind);
                 None
             }
-            Some(event) if event.kind == kind => self.expected.pop_front().map(|e| e.kind),
-            Some(_) => None,
+            Some((i, recorded)) if *recorded == kind => {
+                self.expected.drain(..i);
+                self.expected.pop_front().map(|e| e.kind)
+            }
+            _ => None,
         }
     }
 
