@@ -73,6 +73,9 @@ pub(crate) enum RunMsg {
     Describe { reply: oneshot::Sender<RunSnapshot> },
     /// Nothing but "be in memory": resumes a run loaded from the file.
     Wake,
+    /// The workflow's waker was woken between activations: its code awaits
+    /// a future that is not the context's.
+    ForeignWake,
 }
 
 /// What to do once a step's events are durable.
@@ -194,6 +197,7 @@ pub(super) fn prepare(
         attempts: BTreeMap::new(),
         watch: Arc::new(watch::channel(RunState::Running).0),
     };
+    actor.watch_foreign_wakes();
     let mut step = Step::default();
     actor.resume(history, &mut step);
     PreparedRun { actor, step }
@@ -447,7 +451,22 @@ impl RunActor {
             }
             RunMsg::Describe { reply } => step.describes.push(reply),
             RunMsg::Wake => self.arm_due_times(),
+            RunMsg::ForeignWake => self.machine.foreign_wake(),
         }
+    }
+
+    /// Has the machine tell this actor when its code is woken by a future
+    /// that is not the context's, so the run parks saying so instead of
+    /// hanging until an unrelated event comes.
+    fn watch_foreign_wakes(&self) {
+        let shared = Arc::downgrade(&self.shared);
+        let run_id = self.run_id;
+        self.machine.on_foreign_wake(Arc::new(move || {
+            if let Some(shared) = shared.upgrade() {
+                // A run that left memory has no code to park.
+                let _ = shared.deliver(run_id, RunMsg::ForeignWake);
+            }
+        }));
     }
 
     /// Schedules every due time again; the timer thread keeps only those
@@ -749,6 +768,7 @@ impl RunActor {
         self.record.search_attributes = close.search_attributes;
         self.sync_record();
         self.machine = replay(&self.shared, self.run_id, &self.record, &history);
+        self.watch_foreign_wakes();
         // The activation that closed is gone with its commands, and so are
         // the actions it asked for; those of earlier activations stay.
         let state = &self.state;

@@ -173,6 +173,12 @@ impl RunCore {
         }
     }
 
+    /// True while the code waits on something the engine resolves: an
+    /// activity or timer not resolved yet, or a signal wait.
+    fn outstanding(&self) -> bool {
+        !self.pending.is_empty() || self.signal_wakers.values().any(|w| !w.is_empty())
+    }
+
     pub(crate) fn set_query(&mut self, name: &str, handler: QueryFn) {
         self.queries.insert(name.to_string(), handler);
     }
@@ -409,18 +415,83 @@ pub enum ParkReason {
          durable step once the file can be written again"
     )]
     Storage(String),
+    /// The workflow code awaits a future that is not the context's
+    /// (`tokio::time::sleep`, a channel, I/O): the engine cannot resolve
+    /// it, and replay could not repeat it.
+    #[error(
+        "the workflow code awaits a future that is not its context's ({0}); it would hang \
+         or replay differently. Await only the context's futures (ctx.sleep instead of \
+         tokio::time::sleep, ctx.recv_signal instead of a channel, an activity for I/O), \
+         then open the engine again"
+    )]
+    ForeignFuture(String),
 }
 
-#[derive(Debug, Default)]
-struct WakeFlag(AtomicBool);
+/// Called when the workflow's waker is woken outside an activation.
+pub(crate) type ForeignWake = Arc<dyn Fn() + Send + Sync>;
+
+/// The waker of a run's workflow code. The engine's own futures wake it
+/// only while the machine applies an event; a wake at any other time
+/// comes from a future that is not the context's.
+#[derive(Default)]
+struct WakeFlag {
+    woken: AtomicBool,
+    /// True while the machine applies an event or polls the code.
+    activating: AtomicBool,
+    /// Set by the first wake outside an activation.
+    foreign: AtomicBool,
+    on_foreign: Mutex<Option<ForeignWake>>,
+}
+
+impl WakeFlag {
+    fn woken(initially: bool) -> Self {
+        WakeFlag {
+            woken: AtomicBool::new(initially),
+            ..WakeFlag::default()
+        }
+    }
+
+    fn wake_flag(&self) {
+        self.woken.store(true, Ordering::SeqCst);
+        if !self.activating.load(Ordering::SeqCst) && !self.foreign.swap(true, Ordering::SeqCst) {
+            let notify = lock(&self.on_foreign).clone();
+            if let Some(notify) = notify {
+                notify();
+            }
+        }
+    }
+}
 
 impl Wake for WakeFlag {
     fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
+        self.wake_flag();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
+        self.wake_flag();
+    }
+}
+
+/// Marks the machine as activating while it lives (nested ones restore
+/// what they found).
+struct Activating {
+    flag: Arc<WakeFlag>,
+    was: bool,
+}
+
+impl Activating {
+    fn new(flag: &Arc<WakeFlag>) -> Self {
+        let was = flag.activating.swap(true, Ordering::SeqCst);
+        Activating {
+            flag: flag.clone(),
+            was,
+        }
+    }
+}
+
+impl Drop for Activating {
+    fn drop(&mut self) {
+        self.flag.activating.store(self.was, Ordering::SeqCst);
     }
 }
 
@@ -506,7 +577,7 @@ impl WorkflowMachine {
         let mut machine = WorkflowMachine {
             core,
             root: None,
-            woken: Arc::new(WakeFlag(AtomicBool::new(true))),
+            woken: Arc::new(WakeFlag::woken(true)),
             parked: None,
             finished: None,
         };
@@ -548,7 +619,7 @@ impl WorkflowMachine {
                 VecDeque::new(),
             ))),
             root: None,
-            woken: Arc::new(WakeFlag::default()),
+            woken: Arc::new(WakeFlag::woken(false)),
             parked: Some(reason),
             finished: None,
         }
@@ -557,6 +628,7 @@ impl WorkflowMachine {
     /// Feeds one event. Results and timer firings wake the code, which runs
     /// until it waits again; other events need no activation.
     pub(crate) fn apply(&mut self, event: &Event) {
+        let _activating = Activating::new(&self.woken);
         let resolution = match &event.kind {
             EventKind::ActivityCompleted { seq, result, .. } => {
                 (*seq, Resolution::ActivityCompleted(result.clone()))
@@ -618,7 +690,8 @@ impl WorkflowMachine {
     fn poll(&mut self) {
         let waker = Waker::from(self.woken.clone());
         let mut cx = Context::from_waker(&waker);
-        while self.parked.is_none() && self.woken.0.swap(false, Ordering::SeqCst) {
+        let _activating = Activating::new(&self.woken);
+        while self.parked.is_none() && self.woken.woken.swap(false, Ordering::SeqCst) {
             let Some(root) = self.root.as_mut() else {
                 return;
             };
@@ -661,6 +734,41 @@ impl WorkflowMachine {
                 self.tear_down();
                 self.parked = Some(nde.into());
             }
+        }
+        // Pending, yet waiting on nothing of the context: no event can
+        // ever wake it (or only by accident, when another one comes).
+        let stuck = self.parked.is_none()
+            && self.root.is_some()
+            && !self.woken.woken.load(Ordering::SeqCst)
+            && !lock(&self.core).outstanding();
+        if stuck {
+            self.park_foreign(
+                "it is waiting, and on no activity, timer or signal of its context".to_string(),
+            );
+        }
+    }
+
+    fn park_foreign(&mut self, detail: String) {
+        self.tear_down();
+        self.parked = Some(ParkReason::ForeignFuture(detail));
+    }
+
+    /// Calls `notify` (once) when the workflow's waker is woken outside an
+    /// activation, which only a future that is not the context's does.
+    pub(crate) fn on_foreign_wake(&self, notify: ForeignWake) {
+        *lock(&self.woken.on_foreign) = Some(notify);
+    }
+
+    /// Parks the run after a wake outside an activation (see
+    /// [`on_foreign_wake`](Self::on_foreign_wake)).
+    pub(crate) fn foreign_wake(&mut self) {
+        if self.parked.is_none() && self.root.is_some() && self.woken.foreign.load(Ordering::SeqCst)
+        {
+            self.park_foreign(
+                "its waker was woken between activations, by a timer, a channel or I/O \
+                 that is not the context's"
+                    .to_string(),
+            );
         }
     }
 
