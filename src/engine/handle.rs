@@ -285,13 +285,16 @@ pub(crate) async fn describe_run(
     let mut unread_signals = Vec::new();
     let (record, snapshot) = if record.status.is_closed() {
         // The close is the last event, and what went unread is recorded
-        // just before it, in the same commit: two events, not the history.
-        let from = record.history_len.saturating_sub(1).max(1);
-        let tail = shared
-            .store
-            .history_page(run_id, workflow_id, from, 2)
-            .await?;
-        unread_signals = MutableState::fold(&tail).unread_signals;
+        // just before it, in the same commit: one event, not the history.
+        // A damaged one leaves the list empty; `history` reports it.
+        if record.history_len >= 2 {
+            let before_close = shared
+                .store
+                .history_page(run_id, workflow_id, record.history_len - 1, 1)
+                .await
+                .unwrap_or_default();
+            unread_signals = MutableState::fold(&before_close).unread_signals;
+        }
         (record, None)
     } else {
         let snapshot = match shared.snapshot(run_id).await {

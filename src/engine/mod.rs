@@ -643,7 +643,12 @@ impl Engine {
 
     /// Sends a signal to the running run of a workflow ID. Acknowledged only
     /// once the signal is durable; the workflow receives it with
-    /// [`WorkflowContext::recv_signal`], in arrival order, exactly once.
+    /// [`WorkflowContext::recv_signal`] (or `try_recv_signal`), in arrival
+    /// order, exactly once. A signal that arrives while the workflow is
+    /// returning, before its close is committed, is not refused: as in
+    /// Temporal the close is withdrawn and the code runs again with it.
+    /// A signal the code never reads is recorded as unread by its close
+    /// ([`WorkflowDescription::unread_signals`]), never dropped silently.
     ///
     /// # Errors
     /// [`ClientError::NotFound`] for an unknown ID,

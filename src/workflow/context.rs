@@ -20,7 +20,9 @@ use crate::history::{
 ///
 /// Workflow code must wait only on the futures this context returns (not on
 /// `tokio::time::sleep`, channels or I/O), and take time, randomness and IDs
-/// from it. To wait on several futures, use `futures::join!`,
+/// from it. A run whose code waits on anything else is parked with
+/// [`ParkReason::ForeignFuture`](crate::ParkReason::ForeignFuture) rather
+/// than left hanging. To wait on several futures, use `futures::join!`,
 /// `futures::future::join_all` or `futures::select_biased!` (an unbiased
 /// `select` picks at random and would not replay the same way).
 ///
