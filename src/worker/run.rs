@@ -719,6 +719,13 @@ impl RunActor {
                 EventKind::TimerStarted { seq, fire_at } => {
                     step.effects.push(Effect::Timer { seq, at: fire_at });
                 }
+                // Taken out of the timer thread at once: were the step not
+                // committed, the reload re-arms it from the file.
+                EventKind::TimerCanceled { seq } => {
+                    step.effects
+                        .retain(|e| !matches!(e, Effect::Timer { seq: s, .. } if *s == seq));
+                    self.shared.timers.cancel(self.run_id, seq);
+                }
                 // Visibility, not run state: the start's attributes live in
                 // the run record (not in history), so the upsert merges into
                 // it, stored with the step's events (see `commit`).

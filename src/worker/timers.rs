@@ -20,7 +20,7 @@
 //! the clock while it delivers, and waits for the clock's advances instead
 //! of a real timeout.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -48,21 +48,47 @@ struct Due {
 struct Queue {
     /// Keyed by due time, then arrival, so equal times fire in order.
     due: BTreeMap<(Instant, u64), Due>,
+    /// Where each durable timer's firing is in `due`, so that cancelling
+    /// one (`TimerCanceled`) takes it out without a scan.
+    timers: HashMap<(RunId, u32), (Instant, u64)>,
     arrivals: u64,
     stopped: bool,
 }
 
 impl Queue {
-    /// Adds a due time; true when it is now the earliest.
-    fn push(&mut self, at: Instant, run_id: RunId, msg: RunMsg) -> bool {
+    /// Adds a due time; true when it is now the earliest. A durable timer
+    /// scheduled again (a wake re-arms every due time) keeps one firing:
+    /// the due time it replaced is returned, for the clock to forget.
+    fn push(&mut self, at: Instant, run_id: RunId, msg: RunMsg) -> (bool, Option<Instant>) {
         self.arrivals += 1;
         let key = (at, self.arrivals);
         let earliest = self
             .due
             .first_key_value()
             .is_none_or(|(first, _)| key < *first);
+        let mut replaced = None;
+        if let RunMsg::TimerDue { seq } = msg
+            && let Some(old) = self.timers.insert((run_id, seq), key)
+            && self.due.remove(&old).is_some()
+        {
+            replaced = Some(old.0);
+        }
         self.due.insert(key, Due { run_id, msg });
-        earliest
+        (earliest, replaced)
+    }
+
+    /// Takes the first due entry if it is due by `now`, with its due time.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, Due)> {
+        let entry = self.due.first_entry()?;
+        let at = entry.key().0;
+        if at > now {
+            return None;
+        }
+        let due = entry.remove();
+        if let RunMsg::TimerDue { seq } = due.msg {
+            self.timers.remove(&(due.run_id, seq));
+        }
+        Some((at, due))
     }
 }
 
@@ -143,7 +169,10 @@ impl Timers {
             return;
         }
         clock.note_due(at);
-        let earliest = queue.push(at, run_id, msg);
+        let (earliest, replaced) = queue.push(at, run_id, msg);
+        if let Some(replaced) = replaced {
+            clock.clear_due(replaced);
+        }
         drop(queue);
         if earliest {
             self.inner.changed.notify_one();
@@ -160,13 +189,28 @@ impl Timers {
             return;
         }
         let mut queue = self.inner.lock();
+        let queue = &mut *queue;
         queue.due.retain(|(at, _), due| {
             let keep = due.run_id != run_id;
             if !keep {
                 clock.clear_due(*at);
+                if let RunMsg::TimerDue { seq } = due.msg {
+                    queue.timers.remove(&(run_id, seq));
+                }
             }
             keep
         });
+    }
+
+    /// Forgets the firing of a durable timer the workflow cancelled, so the
+    /// thread never delivers it and a virtual clock is not drawn to it.
+    pub(crate) fn cancel(&self, run_id: RunId, seq: u32) {
+        let mut queue = self.inner.lock();
+        if let Some(key) = queue.timers.remove(&(run_id, seq))
+            && queue.due.remove(&key).is_some()
+        {
+            self.inner.clock.clear_due(key.0);
+        }
     }
 
     /// Stops the thread and waits for it, so that it holds nothing of the
@@ -275,12 +319,8 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
             }
             let now = clock.instant();
             let mut due = Vec::new();
-            while let Some(entry) = queue.due.first_entry() {
-                let at = entry.key().0;
-                if at > now {
-                    break;
-                }
-                due.push(entry.remove());
+            while let Some((at, entry)) = queue.pop_due(now) {
+                due.push(entry);
                 clock.clear_due(at);
             }
             due
