@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::definition::{QueryDef, SignalDef};
 use super::error::WorkflowError;
 use super::future::{ActivityFuture, SignalFuture, TimerFuture};
-use super::replay::{RunCore, lock};
+use super::replay::{Awaited, RunCore, lock};
 use crate::activity::{ActivityDef, ActivityOptions};
 use crate::history::{
     EventKind, MAX_SEARCH_ATTRIBUTES, Payload, PayloadError, RunId, SearchAttributes,
@@ -100,7 +100,7 @@ impl WorkflowContext {
         };
         let mut core = lock(&self.core);
         let seq = core.next_seq();
-        core.track(seq);
+        core.track(seq, Awaited::Activity);
         core.command(EventKind::ActivityScheduled {
             seq,
             activity_type: name.to_string(),
@@ -129,7 +129,7 @@ impl WorkflowContext {
     pub fn sleep_until(&self, fire_at: SystemTime) -> TimerFuture {
         let mut core = lock(&self.core);
         let seq = core.next_seq();
-        core.track(seq);
+        core.track(seq, Awaited::Timer);
         core.command(EventKind::TimerStarted { seq, fire_at });
         drop(core);
         TimerFuture::new(self.core.clone(), seq)

@@ -6,7 +6,7 @@
 //! one, both live and on replay, so `select` and `join` see results in the
 //! same order every time.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,6 +38,34 @@ pub(crate) enum Resolution {
     Cancelled,
 }
 
+/// What kind of command a pending seq is, so that an outcome of the other
+/// kind (a damaged or foreign history) is a nondeterminism, not a future
+/// that never resolves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Awaited {
+    Activity,
+    Timer,
+}
+
+impl Awaited {
+    fn accepts(self, resolution: &Resolution) -> bool {
+        match resolution {
+            Resolution::ActivityCompleted(_) | Resolution::ActivityFailed { .. } => {
+                self == Awaited::Activity
+            }
+            Resolution::TimerFired => self == Awaited::Timer,
+            Resolution::Cancelled => true,
+        }
+    }
+
+    fn describe(self, seq: u32) -> String {
+        match self {
+            Awaited::Activity => format!("an activity at seq {seq}"),
+            Awaited::Timer => format!("a timer at seq {seq}"),
+        }
+    }
+}
+
 /// State shared by a run's context, its futures and its machine.
 pub(crate) struct RunCore {
     pub(crate) workflow_id: String,
@@ -57,7 +85,7 @@ pub(crate) struct RunCore {
     nondeterminism: Option<NondeterminismError>,
     /// Activities and timers issued and not resolved: what a cancellation
     /// request resolves.
-    pending: BTreeSet<u32>,
+    pending: BTreeMap<u32, Awaited>,
     /// Signals received and not yet taken, by name, in arrival order.
     signals: HashMap<String, VecDeque<Payload>>,
     signal_wakers: HashMap<String, Vec<Waker>>,
@@ -102,7 +130,7 @@ impl RunCore {
             wakers: HashMap::new(),
             patches: HashMap::new(),
             nondeterminism: None,
-            pending: BTreeSet::new(),
+            pending: BTreeMap::new(),
             signals: HashMap::new(),
             signal_wakers: HashMap::new(),
             cancel_epoch: 0,
@@ -113,8 +141,8 @@ impl RunCore {
     }
 
     /// Marks an activity or timer as waiting for its outcome.
-    pub(crate) fn track(&mut self, seq: u32) {
-        self.pending.insert(seq);
+    pub(crate) fn track(&mut self, seq: u32, awaited: Awaited) {
+        self.pending.insert(seq, awaited);
     }
 
     pub(crate) fn cancel_epoch(&self) -> u32 {
@@ -168,7 +196,7 @@ impl RunCore {
         }
         self.results.remove(&seq);
         self.wakers.remove(&seq);
-        if self.pending.remove(&seq) {
+        if self.pending.remove(&seq).is_some() {
             self.command(EventKind::TimerCanceled { seq });
         }
     }
@@ -195,7 +223,7 @@ impl RunCore {
 
     fn deliver_cancel(&mut self) {
         self.cancel_epoch = self.cancel_epoch.saturating_add(1);
-        for seq in std::mem::take(&mut self.pending) {
+        for seq in std::mem::take(&mut self.pending).into_keys() {
             self.resolve(seq, Resolution::Cancelled);
         }
         for (_, wakers) in self.signal_wakers.drain() {
@@ -339,7 +367,7 @@ impl RunCore {
     }
 
     fn resolve(&mut self, seq: u32, resolution: Resolution) {
-        if !matches!(resolution, Resolution::Cancelled) && !self.pending.remove(&seq) {
+        if !matches!(resolution, Resolution::Cancelled) && self.pending.remove(&seq).is_none() {
             // An outcome for a command already resolved as cancelled.
             return;
         }
@@ -681,6 +709,21 @@ impl WorkflowMachine {
         };
         {
             let mut core = lock(&self.core);
+            if let Some(awaited) = core.pending.get(&resolution.0).copied()
+                && !awaited.accepts(&resolution.1)
+            {
+                let nde = NondeterminismError {
+                    workflow_id: core.workflow_id.clone(),
+                    run_id: core.run_id,
+                    event_id: event.event_id,
+                    history: event.kind.describe(),
+                    code: awaited.describe(resolution.0),
+                };
+                drop(core);
+                self.tear_down();
+                self.parked = Some(nde.into());
+                return;
+            }
             core.now = event.timestamp;
             core.resolve(resolution.0, resolution.1);
         }
