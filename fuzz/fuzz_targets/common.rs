@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use arbitrary::{Arbitrary, Unstructured};
 use steadfast::fuzzing::{self, ACTIVITY_TYPES, MAX_EVENTS, PATCH_IDS, SIGNAL_NAMES, Sample};
-use steadfast::{Event, EventKind, Failure, Payload};
+use steadfast::{Event, EventKind, Failure, Payload, SignalDelivery, UnreadSignals};
 
 /// At most `N` values of `T`, however long the input.
 #[derive(Debug)]
@@ -179,6 +179,19 @@ pub enum ArbKind {
     Cancelled,
     Terminated,
     TimedOut,
+    TimerCanceled {
+        seq: ArbSeq,
+    },
+    SignaledWithOptions {
+        signal: ArbName,
+        input: ArbPayload,
+        request_id: Option<u8>,
+        delivery: u8,
+    },
+    SignalsUnread {
+        signal: ArbName,
+        count: u8,
+    },
 }
 
 impl ArbKind {
@@ -266,6 +279,28 @@ impl ArbKind {
             },
             ArbKind::TimedOut => EventKind::WorkflowTimedOut {
                 timeout: "WorkflowRunTimeout".into(),
+            },
+            ArbKind::TimerCanceled { seq } => EventKind::TimerCanceled { seq: seq.build() },
+            ArbKind::SignaledWithOptions {
+                signal,
+                input,
+                request_id,
+                delivery,
+            } => EventKind::WorkflowSignaledWithOptions {
+                signal_name: signal.build(&SIGNAL_NAMES),
+                input: input.build(),
+                request_id: request_id.map(|id| format!("r-{}", id % 4)),
+                delivery: match delivery % 3 {
+                    0 => SignalDelivery::Alone,
+                    1 => SignalDelivery::WithNext,
+                    _ => SignalDelivery::BeforeStart,
+                },
+            },
+            ArbKind::SignalsUnread { signal, count } => EventKind::SignalsUnread {
+                signals: vec![UnreadSignals {
+                    signal_name: signal.build(&SIGNAL_NAMES),
+                    count: u64::from(*count),
+                }],
             },
         }
     }
