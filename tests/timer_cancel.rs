@@ -3,7 +3,8 @@
 //! (`TimerFuture::cancel`) is cancelled durably: a `TimerCanceled` event
 //! records it, `describe` no longer lists it, it never fires, and replay
 //! (after a reopen) cancels it at the same point without a nondeterminism
-//! error.
+//! error; a history written before cancellations were recorded replays
+//! too, its dropped timers staying pending as they were.
 
 mod support;
 
@@ -148,6 +149,87 @@ async fn an_explicitly_cancelled_timer_never_fires() {
             ]
         ),
         "{history:#?}"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+/// Rewrites a run's history without its `TimerCanceled` events, renumbered,
+/// as a build before format 3 (where dropped timers stayed pending) wrote
+/// it. The engine must not have the file open.
+fn strip_cancellations(path: &Path, run: u128) {
+    use redb::ReadableTable;
+    let db = redb::Database::create(path).expect("open with redb");
+    let txn = db.begin_write().unwrap();
+    {
+        let mut table = txn.open_table(support::HISTORY).unwrap();
+        let mut events: Vec<Event> = table
+            .range((run, 0)..=(run, u64::MAX))
+            .unwrap()
+            .map(|entry| support::decode_event(entry.unwrap().1.value()))
+            .collect();
+        let stored = events.len() as u64;
+        events.retain(|e| !matches!(e.kind, EventKind::TimerCanceled { .. }));
+        for (i, event) in events.iter_mut().enumerate() {
+            event.event_id = i as u64 + 1;
+            table
+                .insert(
+                    (run, event.event_id),
+                    support::encode_event(event).as_slice(),
+                )
+                .unwrap();
+        }
+        for id in events.len() as u64 + 1..=stored {
+            table.remove((run, id)).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+}
+
+#[tokio::test]
+async fn a_history_from_before_cancellations_still_replays() {
+    let db = temp_db();
+    let engine = open(&db.path).await;
+    let run = engine
+        .start_workflow(RACES, "old-races", 2, WorkflowOptions::new())
+        .await
+        .unwrap();
+    support::eventually(Duration::from_secs(30), || async {
+        let history = engine.history("old-races").await.unwrap();
+        let cancels = count(&history, |k| matches!(k, EventKind::TimerCanceled { .. }));
+        (cancels == 2).then_some(())
+    })
+    .await;
+    engine.shutdown().await.unwrap();
+    strip_cancellations(&db.path, run.run_id().as_uuid().as_u128());
+
+    // The code drops its timers again on replay; the history holds no
+    // cancellation there, which is how old histories look: no
+    // nondeterminism, and (read from the file) the old timers are pending
+    // as they were.
+    let engine = open(&db.path).await;
+    let description = engine.describe("old-races").await.unwrap();
+    assert_eq!(description.parked, None);
+    assert_eq!(description.pending_timers.len(), 2);
+    let before = engine.history("old-races").await.unwrap();
+    engine.signal("old-races", FINISH, ()).await.unwrap();
+    let run = engine
+        .get_workflow_handle(RACES, "old-races")
+        .await
+        .unwrap();
+    assert_eq!(run.result().await.unwrap(), 2);
+    let after = engine.history("old-races").await.unwrap();
+    assert_eq!(after[..before.len()], before[..]);
+    // Only the drop past the history's end (in its last activation, which
+    // the old build recorded no cancellation for) is recorded, when the
+    // run resumes; the one inside the history is not.
+    let cancels: Vec<&EventKind> = after
+        .iter()
+        .map(|e| &e.kind)
+        .filter(|k| matches!(k, EventKind::TimerCanceled { .. }))
+        .collect();
+    assert!(
+        matches!(cancels[..], [EventKind::TimerCanceled { seq: 4 }]),
+        "{after:#?}"
     );
     engine.shutdown().await.unwrap();
 }
