@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, HistoryJsonError,
-    Replayer, RetryPolicy, SearchAttributeValue, SearchAttributes, SignalDef, WorkflowContext,
-    WorkflowDef, WorkflowError, WorkflowHistory, WorkflowOptions,
+    Replayer, RetryPolicy, SearchAttributeValue, SearchAttributes, SignalDef, SignalOptions,
+    WorkflowContext, WorkflowDef, WorkflowError, WorkflowHistory, WorkflowOptions,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -28,6 +28,8 @@ const WAIT_FOREVER: WorkflowDef<(), ()> = WorkflowDef::new("Json.WaitForever");
 const FLAKY: ActivityDef<String, String> = ActivityDef::new("json.flaky");
 const BROKEN: ActivityDef<(), ()> = ActivityDef::new("json.broken");
 const GO: SignalDef<Vec<u32>> = SignalDef::new("json.go");
+/// Never read by `everything`: recorded as unread by its close.
+const NOTE: SignalDef<String> = SignalDef::new("json.note");
 
 fn attributes() -> SearchAttributes {
     SearchAttributes::new()
@@ -58,6 +60,7 @@ async fn everything(
         .await?;
     let broken = ctx.execute_activity(BROKEN, (), options).await;
     ctx.sleep(Duration::from_millis(10)).await?;
+    ctx.sleep(Duration::from_secs(3600)).cancel();
     let go = ctx.recv_signal(GO).await?;
     Ok(serde_json::json!({
         "patched": patched,
@@ -128,6 +131,15 @@ async fn every_kind_of_event_round_trips() {
     };
     let run = engine
         .start_workflow(EVERYTHING, "json-everything", order, WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine
+        .signal_with_options(
+            "json-everything",
+            NOTE,
+            "unread".to_string(),
+            SignalOptions::new().with_request_id("note-1"),
+        )
         .await
         .unwrap();
     engine
@@ -207,6 +219,9 @@ async fn every_kind_of_event_round_trips() {
         "WorkflowTerminated",
         "WorkflowTimedOut",
         "SearchAttributesUpserted",
+        "TimerCanceled",
+        "WorkflowSignaledWithOptions",
+        "SignalsUnread",
     ]
     .into_iter()
     .map(String::from)
