@@ -2,7 +2,8 @@
 //! can take buffered signals without waiting (`try_recv_signal`, the same
 //! on replay, also across a restart), so it can drain them before it
 //! returns; the signals it still leaves unread are recorded by its close
-//! (`SignalsUnread`, just before the close event) and `describe` shows them.
+//! (`SignalsUnread`, just before the close event), `describe` shows them,
+//! and a `tracing` warning names them.
 
 mod support;
 
@@ -146,4 +147,54 @@ async fn a_workflow_that_drains_its_signals_leaves_none_unread() {
             .is_empty()
     );
     engine.shutdown().await.unwrap();
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_close_warns_naming_the_unread_signals() {
+    // The single-threaded test runtime runs the run's actor on this thread,
+    // so this thread's subscriber sees its warning.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let db = temp_db();
+    let engine = open(&db.path).await;
+    let run = engine
+        .start_workflow(CARELESS, "warned", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine
+        .signal("warned", CANCEL, "too late".to_string())
+        .await
+        .unwrap();
+    engine.signal("warned", GO, ()).await.unwrap();
+    run.result().await.unwrap();
+    engine.shutdown().await.unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("never read"))
+        .unwrap_or_else(|| panic!("no warning about unread signals in:\n{log}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains(r#""cancel" x1"#), "{line}");
+    assert!(line.contains("warned"), "{line}");
 }
