@@ -757,3 +757,55 @@ async fn the_faulty_backend_still_locks_the_file() {
     let engine = open_plain(&db.path, &runs).await;
     engine.shutdown().await.unwrap();
 }
+
+/// A signal whose fsync failed has an unknown outcome (it may be in the
+/// file): retried with the same request ID until acknowledged, it is in
+/// the history exactly once, after a reopen too.
+#[tokio::test]
+async fn a_signal_retried_with_its_request_id_after_a_failed_sync_is_delivered_once() {
+    let db = temp_db();
+    let runs = Runs::default();
+    let faults = FaultInjector::new();
+    let engine = open_faulty(&db.path, &runs, &faults).await;
+    bounded(
+        "start",
+        engine.start_workflow(COLLECT, "dedup", (), WorkflowOptions::new()),
+    )
+    .await
+    .unwrap();
+    let options = steadfast::SignalOptions::new().with_request_id("item-1");
+    faults.fail_syncs();
+    let failed = bounded(
+        "a signal under the fault",
+        engine.signal_with_options("dedup", ITEM, 1, options.clone()),
+    )
+    .await;
+    assert_storage_error(failed, "a signal whose sync failed");
+    faults.clear();
+    // The caller does not know whether it arrived: it retries, same ID.
+    eventually(Duration::from_secs(20), || {
+        let (engine, options) = (&engine, options.clone());
+        async move {
+            match engine.signal_with_options("dedup", ITEM, 1, options).await {
+                Ok(()) => Some(()),
+                Err(ClientError::Storage(_) | ClientError::Parked { .. }) => None,
+                Err(other) => panic!("unexpected error on retry: {other:?}"),
+            }
+        }
+    })
+    .await;
+    bounded("shutdown", engine.shutdown()).await.unwrap();
+    let engine = open_plain(&db.path, &runs).await;
+    let history = engine.history("dedup").await.unwrap();
+    let delivered = history
+        .iter()
+        .filter(|e| {
+            matches!(
+                &e.kind,
+                EventKind::WorkflowSignaledWithOptions { request_id: Some(id), .. } if id == "item-1"
+            )
+        })
+        .count();
+    assert_eq!(delivered, 1, "{history:#?}");
+    engine.shutdown().await.unwrap();
+}
