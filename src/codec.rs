@@ -248,6 +248,7 @@ mod tests {
             EventKind::SignalsUnread {
                 signals: Vec::new(),
             },
+            EventKind::ActivityAttemptWaiting { seq: 1, attempt: 1 },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -274,6 +275,8 @@ mod tests {
             EventKind::TimerCanceled { .. } => 18,
             EventKind::WorkflowSignaledWithOptions { .. } => 19,
             EventKind::SignalsUnread { .. } => 20,
+            // Format 4.
+            EventKind::ActivityAttemptWaiting { .. } => 21,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {

@@ -130,7 +130,9 @@ pub mod testing;
 mod worker;
 mod workflow;
 
-pub use activity::{ActivityContext, ActivityDef, ActivityError, ActivityOptions, RetryPolicy};
+pub use activity::{
+    ActivityContext, ActivityDef, ActivityError, ActivityInfo, ActivityOptions, RetryPolicy,
+};
 pub use engine::{
     DEFAULT_FILE_CACHE_BYTES, DEFAULT_MAX_CACHED_RUNS, Engine, EngineBuilder, ListFilter,
     MAX_SIGNAL_REQUEST_ID_LEN, PageToken, ResultOrParked, SignalOptions, WorkflowDescription,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 
+use super::ActivityInfo;
 use crate::clock::Clock;
 use crate::history::{Payload, PayloadError, RunId};
 
@@ -28,12 +29,8 @@ pub(crate) struct Beats {
 /// Passed to every activity attempt.
 #[derive(Clone)]
 pub struct ActivityContext {
-    pub(crate) workflow_id: String,
-    pub(crate) run_id: RunId,
-    pub(crate) activity_type: String,
-    pub(crate) seq: u32,
-    pub(crate) attempt: u32,
-    pub(crate) scheduled_time: SystemTime,
+    /// Shared by the clones of the context: it never changes in an attempt.
+    pub(crate) info: Arc<ActivityInfo>,
     pub(crate) heartbeat_details: Option<Payload>,
     /// The engine's clock (heartbeat throttling, [`ActivityContext::sleep`]).
     pub(crate) clock: Clock,
@@ -46,40 +43,52 @@ pub struct ActivityContext {
 impl std::fmt::Debug for ActivityContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ActivityContext")
-            .field("workflow_id", &self.workflow_id)
-            .field("run_id", &self.run_id)
-            .field("activity_type", &self.activity_type)
-            .field("seq", &self.seq)
-            .field("attempt", &self.attempt)
+            .field("info", &self.info)
             .finish_non_exhaustive()
     }
 }
 
 impl ActivityContext {
+    /// Everything the attempt knows about itself: workflow and run, the
+    /// activity's sequence number, type and task queue, the attempt, its
+    /// times and deadlines (Temporal's `ActivityInfo`).
+    ///
+    /// ```
+    /// use steadfast::{ActivityContext, ActivityError};
+    /// async fn charge(ctx: ActivityContext, cents: u64) -> Result<String, ActivityError> {
+    ///     let info = ctx.info();
+    ///     Ok(format!("charge {cents} for activity {} of run {}", info.sequence, info.run_id))
+    /// }
+    /// ```
+    pub fn info(&self) -> &ActivityInfo {
+        &self.info
+    }
+
     /// The workflow that scheduled the activity.
     pub fn workflow_id(&self) -> &str {
-        &self.workflow_id
+        &self.info.workflow_id
     }
 
     /// The run that scheduled the activity.
     pub fn run_id(&self) -> RunId {
-        self.run_id
+        self.info.run_id
     }
 
     /// The activity's registered name.
     pub fn activity_type(&self) -> &str {
-        &self.activity_type
+        &self.info.activity_type
     }
 
     /// This attempt's number, starting at 1. An attempt cut off by a crash
-    /// counts, so the attempt after it has the next number.
+    /// counts, so the attempt after it has the next number; one that was
+    /// still waiting for a worker slot keeps its number.
     pub fn attempt(&self) -> u32 {
-        self.attempt
+        self.info.attempt
     }
 
     /// When the workflow scheduled the activity (the first attempt's schedule).
     pub fn scheduled_time(&self) -> SystemTime {
-        self.scheduled_time
+        self.info.scheduled_time
     }
 
     /// A key that is the same on every attempt of this activity, also after
@@ -88,7 +97,8 @@ impl ActivityContext {
     /// deduplicate requests (payment APIs take such keys), since activities
     /// run at least once.
     pub fn idempotency_key(&self) -> String {
-        format!("{}/{}/{}", self.workflow_id, self.run_id, self.seq)
+        let info = &self.info;
+        format!("{}/{}/{}", info.workflow_id, info.run_id, info.sequence)
     }
 
     // ----- Heartbeats -----

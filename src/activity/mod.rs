@@ -3,6 +3,7 @@
 mod context;
 mod definition;
 mod error;
+mod info;
 mod options;
 pub(crate) mod retry;
 
@@ -16,6 +17,7 @@ pub use context::ActivityContext;
 pub(crate) use context::{Beats, HeartbeatSink};
 pub use definition::ActivityDef;
 pub use error::ActivityError;
+pub use info::ActivityInfo;
 pub use options::ActivityOptions;
 pub use retry::RetryPolicy;
 

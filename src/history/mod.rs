@@ -77,9 +77,10 @@ pub enum EventKind {
         /// Timeouts and retry policy in force for every attempt.
         options: ActivityOptionsRecord,
     },
-    /// A retry attempt started (the first attempt starts with
-    /// `ActivityScheduled`). Recorded so that an attempt cut off by a crash
-    /// counts, and one that never started does not.
+    /// An attempt's code began: a retry's, or the first attempt's after an
+    /// `ActivityAttemptWaiting` (otherwise the first attempt begins with
+    /// `ActivityScheduled`). Recorded before the code runs, so that an
+    /// attempt cut off by a crash counts, and one that never began does not.
     ActivityAttemptStarted {
         /// Command sequence number.
         seq: u32,
@@ -215,6 +216,20 @@ pub enum EventKind {
         /// Each signal name with unread signals, in name order.
         signals: Vec<UnreadSignals>,
     },
+    /// An attempt could not begin at once: it waits for a slot of its task
+    /// queue (`max_concurrent_activities`, a rate limit) or for a worker
+    /// serving the queue, and none of its code has run. Written only for
+    /// the first attempt (with its `ActivityScheduled`, which otherwise
+    /// means "attempt 1 began"); a retry that has to wait simply stays due.
+    /// `ActivityAttemptStarted` follows once its code begins, so an attempt
+    /// that never began keeps its number across kills and shutdowns. Store
+    /// format 4.
+    ActivityAttemptWaiting {
+        /// Command sequence number.
+        seq: u32,
+        /// The attempt that waits.
+        attempt: u32,
+    },
 }
 
 /// When the workflow code gets a signal, as recorded in
@@ -321,6 +336,9 @@ impl EventKind {
             EventKind::SignalsUnread { signals } => {
                 let names: Vec<&str> = signals.iter().map(|s| s.signal_name.as_str()).collect();
                 format!("SignalsUnread({names:?})")
+            }
+            EventKind::ActivityAttemptWaiting { seq, attempt } => {
+                format!("ActivityAttemptWaiting(seq {seq}, attempt {attempt})")
             }
         }
     }

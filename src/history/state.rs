@@ -32,8 +32,13 @@ pub(crate) struct PendingActivity {
     pub(crate) scheduled_at: SystemTime,
     /// The attempt running now, or the next one when `retry_at` is set.
     pub(crate) attempt: u32,
-    /// When the next attempt is due, while waiting for a retry.
+    /// When attempt `attempt` is (or was) due, while it has not begun:
+    /// waiting for a retry's backoff, or for a worker slot.
     pub(crate) retry_at: Option<SystemTime>,
+    /// When attempt `attempt` became (or becomes) due: the scheduling for
+    /// the first, the planned retry time for later ones. Schedule-to-start
+    /// counts from it.
+    pub(crate) due_at: SystemTime,
     pub(crate) last_failure: Option<Failure>,
     pub(crate) last_heartbeat: Option<Payload>,
     /// Attempts in a row cut off by a crash; past the first, retries wait
@@ -133,6 +138,7 @@ impl MutableState {
                     scheduled_at: at,
                     attempt: 1,
                     retry_at: None,
+                    due_at: at,
                     last_failure: None,
                     last_heartbeat: None,
                     interruptions: 0,
@@ -146,6 +152,14 @@ impl MutableState {
                     p.retry_at = None;
                 }
             }
+            // Not begun: due since now, as a retry whose time has come is.
+            EventKind::ActivityAttemptWaiting { seq, attempt } => {
+                if let Some(p) = self.activities.get_mut(seq)
+                    && p.attempt == *attempt
+                {
+                    p.retry_at = Some(at);
+                }
+            }
             EventKind::ActivityFailed {
                 seq,
                 attempt,
@@ -156,6 +170,7 @@ impl MutableState {
                     // Saturating: a damaged file can hold any number.
                     p.attempt = attempt.saturating_add(1);
                     p.retry_at = Some(*next);
+                    p.due_at = *next;
                     p.last_failure = Some(failure.clone());
                     if failure.error_type == INTERRUPTED {
                         p.interruptions = p.interruptions.saturating_add(1);
@@ -279,9 +294,11 @@ pub struct PendingActivityInfo {
     pub seq: u32,
     /// The activity's name.
     pub activity_type: String,
-    /// The attempt running, or the next one while waiting for a retry.
+    /// The attempt running, or the next one while it has not begun.
     pub attempt: u32,
-    /// When the next attempt starts, while waiting for a retry.
+    /// While attempt `attempt` has not begun: when it is due (a retry's
+    /// backoff), or since when it has been due and waits for a worker slot
+    /// or a worker of its task queue. `None` while it runs.
     pub next_attempt_at: Option<SystemTime>,
     /// The last failed attempt's failure.
     pub last_failure: Option<Failure>,

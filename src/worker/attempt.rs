@@ -1,6 +1,7 @@
-//! One activity attempt: wait for a slot on its task queue, run the function
-//! under its timeouts and heartbeat watchdog, and turn what happened into an
-//! outcome for the run.
+//! One activity attempt: wait for a slot on its task queue (unless it took
+//! one when it was recorded), have its run record that it begins, run the
+//! function under its timeouts and heartbeat watchdog, and turn what
+//! happened into an outcome for the run.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -8,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::TaskQueue;
+use super::queue::{Slot, TaskQueue};
 use super::shutdown::{Drain, Running};
-use crate::activity::{ActivityContext, Beats, HeartbeatSink};
+use crate::activity::{ActivityContext, ActivityInfo, Beats, HeartbeatSink};
 use crate::clock::{Clock, Hold};
 use crate::history::{ActivityOptionsRecord, Failure, Payload, RunId};
 
@@ -22,12 +24,30 @@ const DEFAULT_THROTTLE: Duration = Duration::from_secs(30);
 /// The longest throttle interval (Temporal's maximum).
 const MAX_THROTTLE: Duration = Duration::from_secs(60);
 
+/// How an attempt gets going.
+pub(super) enum Begin {
+    /// A slot was free when the attempt was recorded, so its history says
+    /// it began: the code runs at once.
+    Now(Slot),
+    /// No slot (or no worker) when it was recorded: the history says it
+    /// has not begun. It waits for one, bounded by schedule-to-start (from
+    /// when the attempt became due) and schedule-to-close (from
+    /// scheduling); with a slot, `ask` asks the run to record the start,
+    /// and the code runs only once that is durable. A run that was
+    /// cancelled or closed meanwhile refuses (the receiver fails), and the
+    /// attempt ends without running.
+    Wait {
+        ask: Box<dyn FnOnce() -> oneshot::Receiver<()> + Send>,
+    },
+}
+
 pub(super) struct Attempt {
     /// The task queue's worker, or `None` when no worker serves the queue:
     /// the attempt then waits until the engine is opened with one.
     pub(super) queue: Option<Arc<TaskQueue>>,
     pub(super) workflow_id: String,
     pub(super) run_id: RunId,
+    pub(super) workflow_type: String,
     pub(super) task_queue: String,
     pub(super) activity_type: String,
     pub(super) seq: u32,
@@ -35,6 +55,8 @@ pub(super) struct Attempt {
     pub(super) input: Payload,
     pub(super) options: ActivityOptionsRecord,
     pub(super) scheduled_at: SystemTime,
+    /// When this attempt became due (see `PendingActivity::due_at`).
+    pub(super) due_at: SystemTime,
     pub(super) heartbeat_details: Option<Payload>,
     /// The engine's clock: every timeout of the attempt runs on it.
     pub(super) clock: Clock,
@@ -90,11 +112,16 @@ fn throttle(options: &ActivityOptionsRecord) -> Duration {
         .min(MAX_THROTTLE)
 }
 
-pub(super) async fn run(work: Attempt) -> AttemptOutcome {
-    let no_heartbeat = |result| AttemptOutcome {
-        result,
-        unsent_heartbeat: None,
-        _running: None,
+/// Runs one attempt. `None` when it ended without beginning and has
+/// nothing to report: it was cancelled while it waited, or its run refused
+/// the start.
+pub(super) async fn run(work: Attempt, begin: Begin) -> Option<AttemptOutcome> {
+    let no_heartbeat = |result| {
+        Some(AttemptOutcome {
+            result,
+            unsent_heartbeat: None,
+            _running: None,
+        })
     };
     if work.task_queue.is_empty() {
         // No worker can ever serve it: fail now rather than wait forever.
@@ -108,40 +135,38 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
             true,
         )));
     }
-    let Some(queue) = work.queue else {
-        // No worker serves this queue: wait, as a Temporal activity waits
-        // for a poller (bounded only by its schedule-to-start timeout).
-        // Nothing runs meanwhile, so a virtual clock may skip.
-        return match work.options.schedule_to_start_timeout {
-            Some(limit) => {
-                work.clock.idle_sleep(limit).await;
-                no_heartbeat(Err(schedule_to_start_failure(limit, &work.task_queue)))
+    let (slot, running) = match begin {
+        Begin::Now(slot) => (slot, None),
+        Begin::Wait { ask } => {
+            let slot = match wait_for_slot(&work).await {
+                Ok(Some(slot)) => slot,
+                Ok(None) => return None,
+                Err(failure) => return no_heartbeat(Err(failure)),
+            };
+            // Refused before a start is recorded: nothing of it would run.
+            let missing = |q: &Arc<TaskQueue>| q.activity(&work.activity_type).is_none();
+            if work.queue.as_ref().is_some_and(missing) {
+                return no_heartbeat(Err(not_registered(&work)));
             }
-            None => {
-                work.clock.idle_until(None).await;
-                std::future::pending().await
+            // Shutting down: an attempt that has not begun waits for the
+            // next open, with its start unrecorded.
+            let Some(running) = work.drain.begin() else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                agreed = ask() => agreed.ok()?,
+                _ = work.cancel.cancelled() => return None,
             }
-        };
+            (slot, Some(running))
+        }
     };
-    let slot = match work.options.schedule_to_start_timeout {
-        Some(limit) => match work.clock.timeout(limit, queue.acquire()).await {
-            Ok(slot) => slot,
-            Err(_) => return no_heartbeat(Err(schedule_to_start_failure(limit, &work.task_queue))),
-        },
-        None => queue.acquire().await,
-    };
+    // A slot exists only where a worker serves the queue.
+    let queue = work.queue.as_ref()?;
     let Some(function) = queue.activity(&work.activity_type) else {
-        return no_heartbeat(Err(failure(
-            "ActivityNotRegistered",
-            format!(
-                "activity type {:?} is not registered on task queue {:?}; register it on the worker",
-                work.activity_type, work.task_queue
-            ),
-            false,
-        )));
+        return no_heartbeat(Err(not_registered(&work)));
     };
     // Shutting down: an attempt that has not begun waits for the next open.
-    let Some(running) = work.drain.begin() else {
+    let Some(running) = running.or_else(|| work.drain.begin()) else {
         return std::future::pending().await;
     };
     let beats = Arc::new(Mutex::new(Beats {
@@ -149,13 +174,27 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
         unsent: None,
         last_beat: work.clock.instant(),
     }));
-    let ctx = ActivityContext {
+    let started_time = work.clock.now();
+    let limit = attempt_limit(&work.options, work.scheduled_at, started_time);
+    let info = ActivityInfo {
         workflow_id: work.workflow_id,
         run_id: work.run_id,
+        workflow_type: work.workflow_type,
+        sequence: work.seq,
+        activity_id: work.seq.to_string(),
         activity_type: work.activity_type,
-        seq: work.seq,
+        task_queue: work.task_queue,
         attempt: work.attempt,
         scheduled_time: work.scheduled_at,
+        current_attempt_scheduled_time: work.due_at,
+        started_time,
+        schedule_to_close_timeout: work.options.schedule_to_close_timeout,
+        start_to_close_timeout: work.options.start_to_close_timeout,
+        heartbeat_timeout: work.options.heartbeat_timeout,
+        deadline: limit.and_then(|(left, _, _)| started_time.checked_add(left)),
+    };
+    let ctx = ActivityContext {
+        info: Arc::new(info),
         heartbeat_details: work.heartbeat_details,
         clock: work.clock.clone(),
         throttle: throttle(&work.options),
@@ -163,7 +202,6 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
         sink: work.sink,
         cancel: work.cancel.clone(),
     };
-    let limit = attempt_limit(&work.options, work.scheduled_at, work.clock.now());
     let call = AssertUnwindSafe(function(ctx, work.input)).catch_unwind();
     let timed = async {
         let outcome = match limit {
@@ -210,19 +248,85 @@ pub(super) async fn run(work: Attempt) -> AttemptOutcome {
         .unwrap_or_else(|p| p.into_inner())
         .unsent
         .take();
-    AttemptOutcome {
+    Some(AttemptOutcome {
         result,
         unsent_heartbeat,
         _running: Some(running),
-    }
+    })
 }
 
-fn schedule_to_start_failure(limit: Duration, task_queue: &str) -> Failure {
+/// The failure of an attempt whose activity type the queue's worker does
+/// not have.
+fn not_registered(work: &Attempt) -> Failure {
     failure(
-        "ScheduleToStartTimeout",
-        format!("no worker slot on task queue {task_queue:?} within {limit:?}"),
-        true,
+        "ActivityNotRegistered",
+        format!(
+            "activity type {:?} is not registered on task queue {:?}; register it on the worker",
+            work.activity_type, work.task_queue
+        ),
+        false,
     )
+}
+
+/// Waits for a slot on the attempt's queue (for ever where no worker serves
+/// it, as a Temporal activity waits for a poller), bounded by whichever of
+/// schedule-to-start (counted from `due_at`) and schedule-to-close (counted
+/// from scheduling) ends first: both count while an activity waits, whatever
+/// it waits for. `Ok(None)` when the attempt was cancelled meanwhile.
+async fn wait_for_slot(work: &Attempt) -> Result<Option<Slot>, Failure> {
+    let now = work.clock.now();
+    let left = |limit: Duration, since: SystemTime| {
+        limit.saturating_sub(now.duration_since(since).unwrap_or_default())
+    };
+    let waiting_for = match &work.queue {
+        Some(_) => format!("a worker slot on task queue {:?}", work.task_queue),
+        None => format!(
+            "a worker: none of this engine serves task queue {:?}",
+            work.task_queue
+        ),
+    };
+    let to_start = work.options.schedule_to_start_timeout.map(|limit| {
+        let message = format!("waited {limit:?} (schedule-to-start) for {waiting_for}");
+        (left(limit, work.due_at), "ScheduleToStartTimeout", message)
+    });
+    let to_close = work.options.schedule_to_close_timeout.map(|limit| {
+        let message = format!(
+            "the activity did not begin within its schedule-to-close timeout of {limit:?}; \
+             it waited for {waiting_for}"
+        );
+        (
+            left(limit, work.scheduled_at),
+            "ScheduleToCloseTimeout",
+            message,
+        )
+    });
+    let bound = match (to_start, to_close) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    };
+    let bounded = async {
+        match (&work.queue, bound) {
+            // Nothing runs for it meanwhile, so a virtual clock may skip.
+            (None, Some((limit, kind, message))) => {
+                work.clock.idle_sleep(limit).await;
+                Err(failure(kind, message, true))
+            }
+            (None, None) => {
+                work.clock.idle_until(None).await;
+                std::future::pending().await
+            }
+            (Some(queue), Some((limit, kind, message))) => work
+                .clock
+                .timeout(limit, queue.acquire())
+                .await
+                .map_err(|_| failure(kind, message, true)),
+            (Some(queue), None) => Ok(queue.acquire().await),
+        }
+    };
+    tokio::select! {
+        slot = bounded => slot.map(Some),
+        _ = work.cancel.cancelled() => Ok(None),
+    }
 }
 
 /// Resolves when the attempt has gone longer than `timeout` without a

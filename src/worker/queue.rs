@@ -62,6 +62,25 @@ impl TaskQueue {
         self.worker.activities.get(name).cloned()
     }
 
+    /// A slot if one is free and the rate limit allows a start now; never
+    /// waits. A free slot is handed to those already waiting first, so
+    /// this does not overtake them.
+    pub(crate) fn try_acquire(&self) -> Option<Slot> {
+        let permit = match &self.slots {
+            Some(slots) => Some(slots.clone().try_acquire_owned().ok()?),
+            None => None,
+        };
+        if let Some((spacing, next)) = &self.rate {
+            let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
+            let now = self.clock.instant();
+            if *next > now {
+                return None;
+            }
+            *next = now.checked_add(*spacing).unwrap_or(now);
+        }
+        Some(Slot { _permit: permit })
+    }
+
     /// Waits for a free slot, then for the rate limit's next start time.
     pub(crate) async fn acquire(&self) -> Slot {
         let permit = match &self.slots {

@@ -9,13 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
-use super::attempt::{self, Attempt, AttemptOutcome};
+use super::attempt::{self, Attempt, AttemptOutcome, Begin};
+use super::queue::Slot;
 use super::{RunSnapshot, RunState, Shared};
 use crate::activity::retry;
 use crate::clock::Hold;
@@ -28,6 +30,10 @@ use crate::history::{
 use crate::store::{EncodedRecord, RunRecord, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp};
 use crate::workflow::{ParkReason, WorkflowMachine};
 
+/// Tickets of waiting dispatches, unique in the process (see
+/// `RunActor::waiting`).
+static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
+
 /// An answer sent once the step that carries the call is durable.
 pub(crate) type Ack = oneshot::Sender<Result<(), ClientError>>;
 
@@ -39,6 +45,17 @@ pub(crate) enum RunMsg {
         seq: u32,
         attempt: u32,
         outcome: AttemptOutcome,
+    },
+    /// A waiting attempt has a slot and asks to begin: the run records the
+    /// start, and answers `go` once it is durable; it drops `go` when the
+    /// attempt must not begin (the run was cancelled or closed, or the
+    /// attempt is no longer the one waiting).
+    SlotReady {
+        seq: u32,
+        attempt: u32,
+        /// Which dispatch asks (see `RunActor::waiting`).
+        ticket: u64,
+        go: oneshot::Sender<()>,
     },
     /// An attempt heartbeated (already throttled).
     Heartbeat {
@@ -80,9 +97,13 @@ pub(crate) enum RunMsg {
 
 /// What to do once a step's events are durable.
 enum Effect {
+    /// Start an attempt: with the slot taken when its start was recorded,
+    /// or, without one, waiting for a slot (its history says it has not
+    /// begun).
     Dispatch {
         seq: u32,
         attempt: u32,
+        slot: Option<Slot>,
     },
     Timer {
         seq: u32,
@@ -111,6 +132,9 @@ struct Step {
     /// Temporal (`signal/prevent_close`) they are not refused: the close is
     /// withdrawn and the code runs again with them (see `reopen`).
     held_signals: Vec<HeldSignal>,
+    /// Waiting attempts whose start the step records: they begin once it
+    /// is durable.
+    starts: Vec<oneshot::Sender<()>>,
 }
 
 /// Where the code closed the run in a step, to withdraw the close.
@@ -138,8 +162,14 @@ struct RunActor {
     /// What the history says so far (every event recorded goes through
     /// its fold): pending activities and timers, deadlines, status.
     state: MutableState,
-    /// Tells each running attempt to stop, by activity seq.
+    /// Tells each attempt task (running, or waiting for a slot) to stop,
+    /// by activity seq.
     attempts: BTreeMap<u32, CancellationToken>,
+    /// The attempts waiting for a slot in this actor's memory, by activity
+    /// seq: the attempt and the ticket of its dispatch. Only that dispatch
+    /// may begin it, so a stale task (of an actor replaced after a park)
+    /// never begins an attempt a second time.
+    waiting: BTreeMap<u32, (u32, u64)>,
     /// What handles waiting on the run see; set when the actor goes live.
     watch: Arc<watch::Sender<RunState>>,
 }
@@ -195,6 +225,7 @@ pub(super) fn prepare(
         machine,
         state: MutableState::default(),
         attempts: BTreeMap::new(),
+        waiting: BTreeMap::new(),
         watch: Arc::new(watch::channel(RunState::Running).0),
     };
     actor.watch_foreign_wakes();
@@ -353,6 +384,12 @@ impl RunActor {
                 attempt,
                 outcome,
             } => self.attempt_done(step, seq, attempt, outcome),
+            RunMsg::SlotReady {
+                seq,
+                attempt,
+                ticket,
+                go,
+            } => self.slot_ready(step, seq, attempt, ticket, go),
             RunMsg::Heartbeat {
                 seq,
                 attempt,
@@ -365,14 +402,14 @@ impl RunActor {
                 }
             }
             RunMsg::RetryDue { seq, attempt } => {
-                let waiting = self
+                let due = self
                     .state
                     .activities
                     .get(&seq)
                     .is_some_and(|p| p.attempt == attempt && p.retry_at.is_some());
-                if waiting {
-                    step.effects.push(Effect::Dispatch { seq, attempt });
-                    self.push(step, EventKind::ActivityAttemptStarted { seq, attempt });
+                // Once: a duplicate wake-up finds it dispatched already.
+                if due && !self.waiting.contains_key(&seq) {
+                    self.begin_attempt(step, seq, attempt);
                 }
             }
             RunMsg::RunTimeout { timeout } => {
@@ -491,9 +528,10 @@ impl RunActor {
         }
     }
 
-    /// True when no attempt is in flight: leaving memory loses nothing.
+    /// True when no attempt is in flight or waiting for a slot in memory:
+    /// leaving memory loses nothing.
     fn idle(&self) -> bool {
-        self.state.idle()
+        self.state.idle() && self.waiting.is_empty()
     }
 
     /// When the run next needs the engine: now with an attempt in flight,
@@ -533,7 +571,12 @@ impl RunActor {
     }
 
     fn attempt_done(&mut self, step: &mut Step, seq: u32, attempt: u32, outcome: AttemptOutcome) {
-        if !self.in_flight(seq, attempt) {
+        // A waiting attempt reports only what ended its wait (a timeout,
+        // an unregistered type); none of its code ran.
+        let waited = self.waiting.get(&seq).is_some_and(|(a, _)| *a == attempt);
+        if waited {
+            self.waiting.remove(&seq);
+        } else if !self.in_flight(seq, attempt) {
             return;
         }
         if let Some(details) = outcome.unsent_heartbeat {
@@ -621,11 +664,7 @@ impl RunActor {
                     },
                 );
                 if immediate {
-                    self.push(
-                        step,
-                        EventKind::ActivityAttemptStarted { seq, attempt: next },
-                    );
-                    step.effects.push(Effect::Dispatch { seq, attempt: next });
+                    self.begin_attempt(step, seq, next);
                 } else {
                     step.effects.push(Effect::Retry {
                         seq,
@@ -650,13 +689,77 @@ impl RunActor {
         }
     }
 
+    /// Starts attempt `attempt` of activity `seq`, which is due and has not
+    /// begun: with a free slot its start is recorded in this step and it
+    /// runs once the step is durable; without one it waits for a slot, and
+    /// its start is recorded only when it has one (see
+    /// [`slot_ready`](Self::slot_ready)).
+    fn begin_attempt(&mut self, step: &mut Step, seq: u32, attempt: u32) {
+        let slot = self.try_slot(seq);
+        if slot.is_some() {
+            self.push(step, EventKind::ActivityAttemptStarted { seq, attempt });
+        }
+        step.effects.push(Effect::Dispatch { seq, attempt, slot });
+    }
+
+    /// A slot of the activity's task queue, if one is free now.
+    fn try_slot(&self, seq: u32) -> Option<Slot> {
+        let p = self.state.activities.get(&seq)?;
+        let task_queue = p
+            .options
+            .task_queue
+            .as_ref()
+            .unwrap_or(&self.record.task_queue);
+        self.shared.queue(task_queue)?.try_acquire()
+    }
+
+    /// A waiting attempt got a slot: records its start, unless the run is
+    /// closed or cancelled (the activity is no longer pending then) or the
+    /// ask is stale. Dropping `go` tells the attempt not to begin.
+    fn slot_ready(
+        &mut self,
+        step: &mut Step,
+        seq: u32,
+        attempt: u32,
+        ticket: u64,
+        go: oneshot::Sender<()>,
+    ) {
+        if self.waiting.get(&seq) != Some(&(attempt, ticket)) {
+            return;
+        }
+        self.waiting.remove(&seq);
+        let due = self
+            .state
+            .activities
+            .get(&seq)
+            .is_some_and(|p| p.attempt == attempt && p.retry_at.is_some());
+        if !due || self.state.status.is_closed() {
+            self.attempts.remove(&seq);
+            return;
+        }
+        self.push(step, EventKind::ActivityAttemptStarted { seq, attempt });
+        step.starts.push(go);
+    }
+
     /// Appends an event to the step, numbering it after the history.
+    /// Nothing is ever appended after the run's close event: such an event
+    /// is dropped (and logged), never written, since a history that goes
+    /// on past its close no longer reads as closed.
     fn push(&mut self, step: &mut Step, kind: EventKind) -> Event {
         let event = Event {
             event_id: self.state.next_event_id(),
             timestamp: self.shared.clock.now(),
             kind,
         };
+        if self.state.status.is_closed() {
+            tracing::error!(
+                workflow_id = %self.record.workflow_id,
+                run_id = %self.run_id,
+                event = %event.kind.describe(),
+                "an event after the run's close was dropped"
+            );
+            return event;
+        }
         self.state.apply(&event);
         self.sync_record();
         step.events.push(event.clone());
@@ -713,8 +816,18 @@ impl RunActor {
         for kind in commands {
             let event = self.push(step, kind);
             match event.kind {
+                // The first attempt begins with its scheduling when a slot
+                // is free; otherwise the history says it waits.
                 EventKind::ActivityScheduled { seq, .. } => {
-                    step.effects.push(Effect::Dispatch { seq, attempt: 1 });
+                    let slot = self.try_slot(seq);
+                    if slot.is_none() {
+                        self.push(step, EventKind::ActivityAttemptWaiting { seq, attempt: 1 });
+                    }
+                    step.effects.push(Effect::Dispatch {
+                        seq,
+                        attempt: 1,
+                        slot,
+                    });
                 }
                 EventKind::TimerStarted { seq, fire_at } => {
                     step.effects.push(Effect::Timer { seq, at: fire_at });
@@ -780,7 +893,7 @@ impl RunActor {
         // the actions it asked for; those of earlier activations stay.
         let state = &self.state;
         step.effects.retain(|effect| match effect {
-            Effect::Dispatch { seq, attempt } | Effect::Retry { seq, attempt, .. } => state
+            Effect::Dispatch { seq, attempt, .. } | Effect::Retry { seq, attempt, .. } => state
                 .activities
                 .get(seq)
                 .is_some_and(|p| p.attempt == *attempt),
@@ -815,7 +928,10 @@ impl RunActor {
         step
     }
 
+    /// Tells every attempt task to stop; those still waiting for a slot
+    /// leave the queue at once and never begin.
     fn cancel_attempts(&mut self) {
+        self.waiting.clear();
         for token in std::mem::take(&mut self.attempts).into_values() {
             token.cancel();
         }
@@ -927,9 +1043,12 @@ impl RunActor {
         for reply in step.describes {
             let _ = reply.send(self.snapshot());
         }
+        for go in step.starts {
+            let _ = go.send(());
+        }
         for effect in step.effects {
             match effect {
-                Effect::Dispatch { seq, attempt } => self.dispatch(seq, attempt),
+                Effect::Dispatch { seq, attempt, slot } => self.dispatch(seq, attempt, slot),
                 Effect::Timer { seq, at } => {
                     self.shared
                         .timers
@@ -1007,7 +1126,7 @@ impl RunActor {
         false
     }
 
-    fn dispatch(&mut self, seq: u32, attempt: u32) {
+    fn dispatch(&mut self, seq: u32, attempt: u32, slot: Option<Slot>) {
         let Some(p) = self.state.activities.get(&seq) else {
             return;
         };
@@ -1023,10 +1142,33 @@ impl RunActor {
         let hold = self.shared.clock.hold();
         let sink_shared = self.shared.clone();
         let run_id = self.run_id;
+        let begin = match slot {
+            Some(slot) => Begin::Now(slot),
+            None => {
+                let ticket = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
+                self.waiting.insert(seq, (attempt, ticket));
+                let shared = self.shared.clone();
+                Begin::Wait {
+                    ask: Box::new(move || {
+                        let (go, agreed) = oneshot::channel();
+                        let msg = RunMsg::SlotReady {
+                            seq,
+                            attempt,
+                            ticket,
+                            go,
+                        };
+                        // A run that cannot take it drops `go`: no start.
+                        let _ = shared.deliver(run_id, msg);
+                        agreed
+                    }),
+                }
+            }
+        };
         let work = Attempt {
             queue: self.shared.queue(&task_queue),
             workflow_id: self.record.workflow_id.clone(),
             run_id: self.run_id,
+            workflow_type: self.record.workflow_type.clone(),
             task_queue,
             activity_type: p.activity_type.clone(),
             seq,
@@ -1034,6 +1176,7 @@ impl RunActor {
             input: p.input.clone(),
             options: p.options.clone(),
             scheduled_at: p.scheduled_at,
+            due_at: p.due_at,
             heartbeat_details: p.last_heartbeat.clone(),
             clock: self.shared.clock.clone(),
             sink: Arc::new(move |details| {
@@ -1062,9 +1205,11 @@ impl RunActor {
             async move {
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    outcome = attempt::run(work) => {
+                    outcome = attempt::run(work, begin) => {
                         // A run that closed meanwhile needs nothing.
-                        let _ = shared.deliver(run_id, RunMsg::AttemptDone { seq, attempt, outcome });
+                        if let Some(outcome) = outcome {
+                            let _ = shared.deliver(run_id, RunMsg::AttemptDone { seq, attempt, outcome });
+                        }
                     }
                 }
                 drop(hold);

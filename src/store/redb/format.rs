@@ -4,7 +4,9 @@
 use ::redb::{Database, ReadableTable, TableHandle};
 
 use super::redb_err;
-use super::tables::{FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_VERSION};
+use super::tables::{
+    FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_V3, STORE_FORMAT_VERSION,
+};
 use super::visibility;
 use crate::error::OpenError;
 use crate::store::StoreError;
@@ -62,8 +64,10 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
             migrate_v1(txn)?;
             Ok(Ok(()))
         }
-        Some(STORE_FORMAT_V2) => {
-            migrate_v2(txn)?;
+        // Formats 2 and 3 have today's tables; only their event kinds are
+        // fewer, so setting the version is the whole migration.
+        Some(v @ (STORE_FORMAT_V2 | STORE_FORMAT_V3)) => {
+            migrate_v2(txn, v)?;
             Ok(Ok(()))
         }
         Some(STORE_FORMAT_VERSION) => {
@@ -85,18 +89,19 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
     }
 }
 
-/// Brings a format-2 file to format 3: its tables are already format 3's
-/// (format 3 only adds event kinds), so only the version changes, and from
-/// then on a format-2 build refuses the file instead of misreading the new
-/// events. One small transaction, atomic like every redb commit.
-fn migrate_v2(txn: redb::WriteTransaction) -> Result<(), StoreError> {
+/// Brings a format-2 or format-3 file (`found`) to the current format: its
+/// tables are already today's (formats 3 and 4 only add event kinds), so
+/// only the version changes, and from then on an older build refuses the
+/// file instead of misreading the new events. One small transaction,
+/// atomic like every redb commit.
+fn migrate_v2(txn: redb::WriteTransaction, found: u32) -> Result<(), StoreError> {
     {
         let mut meta = txn.open_table(META).map_err(redb_err)?;
         meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
             .map_err(redb_err)?;
     }
     txn.commit().map_err(redb_err)?;
-    tracing::info!("opened a store format {STORE_FORMAT_V2} file as format {STORE_FORMAT_VERSION}");
+    tracing::info!("opened a store format {found} file as format {STORE_FORMAT_VERSION}");
     Ok(())
 }
 

@@ -33,12 +33,20 @@ use crate::store::StoreError;
 ///   refuse the file. A format-2 file is brought to 3 on open by setting the
 ///   version alone (nothing else changes); a format-1 file by its migration
 ///   to 2 and that, in the same transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 3;
+/// - 4: the same tables; histories may hold the event kind
+///   `ActivityAttemptWaiting` (index 21: an attempt that waits for a worker
+///   slot or a worker and has not begun), which a format-3 build cannot
+///   decode. Formats 2 and 3 are brought to 4 on open by setting the
+///   version alone; format 1 by its migration and that, in one transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 4;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
-/// 2's kinds; opened by setting the version to 3.
+/// 2's kinds; opened by setting the version to the current one.
 pub(crate) const STORE_FORMAT_V2: u32 = 2;
+/// Format 2's tables with format 3's event kinds; opened by setting the
+/// version to the current one.
+pub(crate) const STORE_FORMAT_V3: u32 = 3;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");
