@@ -351,6 +351,88 @@ async fn the_idempotency_key_is_workflow_run_and_sequence_on_every_attempt() {
     engine.shutdown().await.unwrap();
 }
 
+// ----- activity info -----
+
+/// Fails on its first attempt; records what each attempt knows about itself.
+const INFORMED: ActivityDef<(), ()> = ActivityDef::new("informed");
+const CALL_INFORMED: WorkflowDef<(), ()> = WorkflowDef::new("CallInformed");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_activity_knows_its_sequence_attempt_times_and_deadlines() {
+    let db = temp_db();
+    let infos: Arc<Mutex<Vec<steadfast::ActivityInfo>>> = Arc::default();
+    let recorded = infos.clone();
+    let worker =
+        Worker::new("informed-queue").activity(INFORMED, move |ctx: ActivityContext, ()| {
+            let recorded = recorded.clone();
+            async move {
+                let attempt = ctx.attempt();
+                recorded.lock().unwrap().push(ctx.info().clone());
+                if attempt == 1 {
+                    return Err(ActivityError::retryable("try again"));
+                }
+                Ok(())
+            }
+        });
+    let engine = Engine::builder()
+        .workflow(CALL_INFORMED, |ctx: WorkflowContext, ()| async move {
+            ctx.side_effect(|| 7u8)?;
+            let options = ActivityOptions::start_to_close(Duration::from_secs(30))
+                .with_schedule_to_close_timeout(Duration::from_secs(3600))
+                .with_heartbeat_timeout(Duration::from_secs(20))
+                .with_task_queue("informed-queue")
+                .with_retry_policy(
+                    RetryPolicy::default().with_initial_interval(Duration::from_millis(10)),
+                );
+            ctx.execute_activity(INFORMED, (), options).await?;
+            Ok::<_, WorkflowError>(())
+        })
+        .worker(worker)
+        .open(&db.path)
+        .await
+        .unwrap();
+    let handle = engine
+        .start_workflow(CALL_INFORMED, "informed", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    handle.result().await.unwrap();
+
+    let infos = infos.lock().unwrap();
+    assert_eq!(infos.len(), 2);
+    for (i, info) in infos.iter().enumerate() {
+        // The side effect took sequence number 1.
+        assert_eq!(info.sequence, 2);
+        assert_eq!(info.activity_id, "2");
+        assert_eq!(info.attempt, i as u32 + 1);
+        assert_eq!(info.workflow_id, "informed");
+        assert_eq!(info.run_id, handle.run_id());
+        assert_eq!(info.workflow_type, "CallInformed");
+        assert_eq!(info.activity_type, "informed");
+        assert_eq!(info.task_queue, "informed-queue");
+        assert_eq!(info.start_to_close_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(
+            info.schedule_to_close_timeout,
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(info.heartbeat_timeout, Some(Duration::from_secs(20)));
+        assert!(info.scheduled_time <= info.current_attempt_scheduled_time);
+        assert!(info.current_attempt_scheduled_time <= info.started_time);
+        // Start-to-close ends the attempt first: 30 s from its start.
+        assert_eq!(
+            info.deadline,
+            Some(info.started_time + Duration::from_secs(30))
+        );
+    }
+    assert_eq!(
+        infos[0].current_attempt_scheduled_time,
+        infos[0].scheduled_time
+    );
+    // The retry became due after its backoff, later than the scheduling.
+    assert!(infos[1].current_attempt_scheduled_time > infos[1].scheduled_time);
+    assert_eq!(infos[0].scheduled_time, infos[1].scheduled_time);
+    engine.shutdown().await.unwrap();
+}
+
 /// Fails on its first attempt only; the key of every attempt is recorded.
 const KEYED_ONCE_FAILING: ActivityDef<(), ()> = ActivityDef::new("keyed_once_failing");
 const CALL_KEYED_ONCE: WorkflowDef<(), ()> = WorkflowDef::new("CallKeyedOnce");
