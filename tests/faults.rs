@@ -809,3 +809,48 @@ async fn a_signal_retried_with_its_request_id_after_a_failed_sync_is_delivered_o
     assert_eq!(delivered, 1, "{history:#?}");
     engine.shutdown().await.unwrap();
 }
+
+/// `result` waits out a storage failure instead of answering it: a read of
+/// the file that fails is retried until it works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_waits_out_a_storage_failure() {
+    let db = temp_db();
+    let runs = Runs::default();
+    let faults = FaultInjector::new();
+    // No page cache to speak of: reads reach the disk.
+    let engine = builder(&runs)
+        .fault_injector(faults.clone())
+        .file_cache_bytes(0)
+        .open(&db.path)
+        .await
+        .expect("open with a fault injector");
+    let done = engine
+        .start_workflow(WAIT, "done", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine.signal("done", GO, 5).await.unwrap();
+    assert_eq!(bounded("the first result", done.result()).await.unwrap(), 5);
+
+    faults.fail_reads();
+    let failed = bounded("describe under the fault", engine.describe("done")).await;
+    assert_storage_error(failed, "a read while reads fail");
+    // The closed run is not in memory: `result` reads the file, and fails.
+    let waiting = tokio::spawn(async move { done.result().await });
+    // Reads keep failing meanwhile (each describe is a read of its own).
+    for _ in 0..3 {
+        let failed = bounded("describe under the fault", engine.describe("done")).await;
+        assert_storage_error(failed, "a read while reads fail");
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !waiting.is_finished(),
+        "result answered a storage failure: {:?}",
+        waiting.await
+    );
+    faults.clear();
+    let result = bounded("the result after the fault", waiting)
+        .await
+        .unwrap();
+    assert_eq!(result.unwrap(), 5);
+    engine.shutdown().await.unwrap();
+}

@@ -16,6 +16,12 @@ use crate::store::{RunRecord, StoreError};
 use crate::worker::{RunMsg, RunSnapshot, RunState, Shared};
 use crate::workflow::ParkReason;
 
+/// The first pause of [`WorkflowHandle::result`] after a failed read; it
+/// doubles up to [`RESULT_RETRY_MAX`].
+const RESULT_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(50);
+/// The longest pause between reads while storage fails.
+const RESULT_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What [`WorkflowHandle::describe`] and [`Engine::describe`](crate::Engine::describe) report.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -119,12 +125,18 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     /// Waits for the run to close and returns its result. A parked run is
     /// still running: this keeps waiting (see
     /// [`result_or_parked`](Self::result_or_parked) to stop waiting then, and
-    /// [`describe`](Self::describe)).
+    /// [`describe`](Self::describe)). A transient storage failure (an I/O
+    /// error, a full disk, a file being opened again after one) is not an
+    /// answer either: the read is retried, with a growing pause (the
+    /// store's own backoff, at least 50 ms, at most 5 s), until the file can
+    /// be read.
     ///
     /// # Errors
-    /// [`ResultError::Failed`] when the workflow returned an error; a decode
-    /// error when the result does not fit `O`; a client error when the
-    /// engine shut down or the file could not be read.
+    /// Final answers only: [`ResultError::Failed`], `Cancelled`,
+    /// `Terminated` or `TimedOut` with the run's outcome; a decode error
+    /// when the result does not fit `O`; [`ClientError::NotFound`] when the
+    /// run is not in the file; [`ClientError::Corrupt`] when its records are
+    /// damaged; [`ClientError::ShutDown`] once the engine shuts down.
     pub async fn result(&self) -> Result<O, ResultError> {
         match self.wait(false).await? {
             ResultOrParked::Completed(output) => Ok(output),
@@ -199,11 +211,8 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 return Err(ClientError::ShutDown.into());
             }
             let record = self
-                .shared
-                .store
-                .run(self.run_id, &self.workflow_id)
-                .await
-                .map_err(ClientError::from)?;
+                .read_waiting_out_failures(|| self.shared.store.run(self.run_id, &self.workflow_id))
+                .await?;
             match record {
                 Some(record) if record.status.is_closed() => {
                     return self.closed_result().await.map(ResultOrParked::Completed);
@@ -224,13 +233,36 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
         }
     }
 
+    /// Runs a store read for [`result`](Self::result), retrying it while
+    /// storage fails transiently; other errors are final.
+    async fn read_waiting_out_failures<T, F, Fut>(&self, read: F) -> Result<T, ClientError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut pause = RESULT_RETRY_FIRST;
+        loop {
+            match read().await {
+                Err(err) if err.is_storage() => {
+                    tracing::debug!(workflow_id = %self.workflow_id, run_id = %self.run_id, error = %err, "result: storage failed, retrying");
+                    let wait = self.shared.store.retry_delay().max(pause);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.shared.shutdown.cancelled() => return Err(ClientError::ShutDown),
+                    }
+                    pause = pause.saturating_mul(2).min(RESULT_RETRY_MAX);
+                }
+                other => return other.map_err(ClientError::from),
+            }
+        }
+    }
+
     async fn closed_result(&self) -> Result<O, ResultError> {
         let last = self
-            .shared
-            .store
-            .last_event(self.run_id, &self.workflow_id)
-            .await
-            .map_err(ClientError::from)?;
+            .read_waiting_out_failures(|| {
+                self.shared.store.last_event(self.run_id, &self.workflow_id)
+            })
+            .await?;
         match last.map(|e| e.kind) {
             Some(EventKind::WorkflowCompleted { result }) => Ok(result.decode()?),
             Some(EventKind::WorkflowFailed { failure }) => Err(ResultError::Failed {

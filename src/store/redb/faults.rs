@@ -2,10 +2,10 @@
 //! `fault-injection`, hidden from the docs).
 //!
 //! [`FaultyBackend`] wraps redb's file backend and consults a
-//! [`FaultInjector`] before every write, sync and resize, so a test can make
-//! the disk fail (an I/O error, or a full disk) under a running engine and
-//! then heal it. Reads and locks are passed through untouched: the file lock
-//! still refuses a second engine on the same file.
+//! [`FaultInjector`] before every read, write, sync and resize, so a test
+//! can make the disk fail (an I/O error, or a full disk) under a running
+//! engine and then heal it. Locks are passed through untouched: the file
+//! lock still refuses a second engine on the same file.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -21,7 +21,8 @@ use redb::{DatabaseError, StorageBackend};
 /// builder's hidden `fault_injector` and keep a clone to flip faults on and
 /// off while the engine runs.
 ///
-/// Faults last until [`clear`](Self::clear). Reads never fail.
+/// Faults last until [`clear`](Self::clear). Reads fail only when asked to
+/// ([`fail_reads`](Self::fail_reads)).
 #[doc(hidden)]
 #[derive(Clone, Debug, Default)]
 pub struct FaultInjector {
@@ -50,6 +51,8 @@ struct Plan {
     slow_sync: std::time::Duration,
     /// Whether growing the file fails with a full disk.
     growth: bool,
+    /// Whether reads fail with an I/O error.
+    reads: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +119,13 @@ impl FaultInjector {
         plan.growth = true;
     }
 
+    /// Every read of the file fails with an I/O error from now on (what redb
+    /// holds in its cache is still answered from memory; open the engine
+    /// with a small `file_cache_bytes` to reach the disk).
+    pub fn fail_reads(&self) {
+        self.plan().reads = true;
+    }
+
     /// Heals the disk: nothing fails any more.
     pub fn clear(&self) {
         *self.plan() = Plan::default();
@@ -169,6 +179,13 @@ impl FaultInjector {
         Err(self.injected_error(Fault::Io, "sync"))
     }
 
+    fn check_read(&self) -> io::Result<()> {
+        if self.plan().reads {
+            return Err(self.injected_error(Fault::Io, "read"));
+        }
+        Ok(())
+    }
+
     fn check_growth(&self) -> io::Result<()> {
         if self.plan().growth {
             return Err(self.injected_error(Fault::Full, "resize"));
@@ -178,7 +195,7 @@ impl FaultInjector {
 }
 
 /// redb's file backend with faults from a [`FaultInjector`] in front of its
-/// writes, syncs and resizes.
+/// reads, writes, syncs and resizes.
 #[derive(Debug)]
 pub(crate) struct FaultyBackend {
     inner: FileBackend,
@@ -207,6 +224,7 @@ impl StorageBackend for FaultyBackend {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        self.faults.check_read()?;
         self.inner.read(offset, out)
     }
 

@@ -298,7 +298,8 @@ impl DbCell {
     /// Drops `db` if a failed write left it unusable (or redb panicked on
     /// it: `damaged`), so that the next [`get`](Self::get) opens the file
     /// again, once the backoff has passed. Called by the writer thread, the
-    /// only writer, after a failed commit (and [`failed`](Self::failed)).
+    /// only writer, after a failed commit (and [`failed`](Self::failed)),
+    /// and by a read that failed on the disk.
     pub(crate) fn discard(&self, db: Arc<Database>, damaged: bool) {
         if damaged {
             self.damaged.store(true, Ordering::SeqCst);

@@ -229,10 +229,20 @@ impl RedbStore {
                 None => StoreError::Damaged(message),
             })
         });
-        // Let go of the handle first: a writer discarding it waits (holding
-        // the cell's lock) for every clone to drop, and `failure` takes
-        // that lock.
-        drop(db);
+        // A read that failed on the disk may have broken the handle as a
+        // failed commit does (redb then refuses every later call): hand it
+        // back to be checked and, if broken, opened again, or no read would
+        // ever work again without a commit. Otherwise let go of it first: a
+        // writer discarding it waits (holding the cell's lock) for every
+        // clone to drop, and `failure` takes that lock.
+        if matches!(
+            result,
+            Err(StoreError::Io(_) | StoreError::Full(_) | StoreError::Broken)
+        ) {
+            self.db.discard(db, false);
+        } else {
+            drop(db);
+        }
         // A read on a handle a failed write broke meanwhile: say what broke it.
         result.map_err(|e| match e {
             StoreError::Broken => self.db.failure(),
