@@ -189,6 +189,19 @@ pub enum ClientError {
         /// The query asked for.
         query: String,
     },
+    /// No worker of this engine serves the run's task queue, so none of
+    /// its code is here to answer (a query, for example).
+    #[error(
+        "no worker of this engine serves task queue {task_queue:?} of workflow \
+         {workflow_id:?}, so its code cannot answer; open the engine with a worker for \
+         that queue (EngineBuilder::worker)"
+    )]
+    NoWorker {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The run's task queue.
+        task_queue: String,
+    },
     /// The workflow's handler for this query panicked; the run goes on.
     #[error(
         "the handler of query {query:?} of workflow {workflow_id:?} panicked: {message}; \

@@ -3,7 +3,9 @@
 //! waiting for the run to make progress, and after it completed (the history
 //! is replayed to answer), also after the file is reopened. It changes
 //! neither the workflow's state nor its history. An unknown query name is
-//! `ClientError::UnknownQuery`; an unknown workflow is `ClientError::NotFound`.
+//! `ClientError::UnknownQuery`; an unknown workflow is `ClientError::NotFound`;
+//! a run whose task queue no worker of this engine serves is
+//! `ClientError::NoWorker`.
 
 mod support;
 
@@ -241,6 +243,49 @@ async fn an_unknown_query_name_is_a_typed_error() {
         .await
         .unwrap();
     assert_eq!(run.result().await.unwrap(), 1);
+    engine.shutdown().await.unwrap();
+}
+
+/// A run on a task queue no worker of this engine serves has no code here
+/// to answer: the error says so, for a running run and for a closed one
+/// whose file is opened without that queue's worker.
+#[tokio::test]
+async fn a_query_to_a_run_whose_queue_no_worker_serves_says_so() {
+    let db = temp_db();
+    let engine = open(&db.path, Arc::default()).await;
+    let elsewhere = WorkflowOptions::new().with_task_queue("elsewhere");
+    engine
+        .start_workflow(TALLY, "unserved", 1, elsewhere)
+        .await
+        .unwrap();
+    let no_worker = |err: &ClientError| {
+        matches!(
+            err,
+            ClientError::NoWorker { workflow_id, task_queue }
+                if workflow_id == "unserved" && task_queue == "elsewhere"
+        ) && err
+            .to_string()
+            .contains("no worker of this engine serves task queue")
+    };
+    let err = query(&engine, "unserved", TOTAL).await.unwrap_err();
+    assert!(no_worker(&err), "{err}");
+
+    // Closed on an engine that serves the queue, then queried on one that
+    // does not.
+    engine.shutdown().await.unwrap();
+    let served = Engine::builder()
+        .worker(steadfast::Worker::new("elsewhere").workflow(TALLY, tally))
+        .open(&db.path)
+        .await
+        .unwrap();
+    served.signal("unserved", ADD, 1).await.unwrap();
+    let run = served.get_workflow_handle(TALLY, "unserved").await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 1);
+    assert_eq!(query(&served, "unserved", TOTAL).await.unwrap(), 1);
+    served.shutdown().await.unwrap();
+    let engine = open(&db.path, Arc::default()).await;
+    let err = query(&engine, "unserved", TOTAL).await.unwrap_err();
+    assert!(no_worker(&err), "{err}");
     engine.shutdown().await.unwrap();
 }
 

@@ -792,6 +792,10 @@ impl Engine {
     ///
     /// # Errors
     /// [`ClientError::NotFound`] for an unknown ID,
+    /// [`ClientError::NoWorker`] when no worker of this engine serves the
+    /// run's task queue, [`ClientError::UnknownWorkflowType`] when the
+    /// queue's worker does not register the workflow's type (in both cases
+    /// no code is here to answer),
     /// [`ClientError::UnknownQuery`] when the workflow has no handler for it,
     /// a payload error when the answer does not decode as `R`.
     pub async fn query<R: DeserializeOwned>(
@@ -800,6 +804,24 @@ impl Engine {
         query: QueryDef<R>,
     ) -> Result<R, ClientError> {
         let (run_id, record) = self.current_run(workflow_id).await?;
+        // Without the workflow's code no handler is registered: say why,
+        // rather than that the code registers none.
+        if !self.shared.has_queue(&record.task_queue) {
+            return Err(ClientError::NoWorker {
+                workflow_id: workflow_id.to_string(),
+                task_queue: record.task_queue,
+            });
+        }
+        if self
+            .shared
+            .workflow_fn(&record.task_queue, &record.workflow_type)
+            .is_none()
+        {
+            return Err(ClientError::UnknownWorkflowType {
+                workflow_type: record.workflow_type,
+                task_queue: record.task_queue,
+            });
+        }
         let answer = if record.status.is_closed() {
             self.shared
                 .query_closed(run_id, &record, query.name())
