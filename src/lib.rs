@@ -87,7 +87,8 @@
 //!   attempts and restarts, for deduplicating external calls.
 //! - After a crash, opening the file resumes every unfinished run: completed
 //!   activities never run again; an attempt the crash cut off runs again and
-//!   counts as an attempt; timers keep their due times.
+//!   counts as an attempt, while one that never began (still waiting for a
+//!   worker slot, say) keeps its number; timers keep their due times.
 //! - Workflow code that no longer matches its history is parked with a
 //!   [`NondeterminismError`], never failed; it resumes once fixed code opens
 //!   the file.

@@ -54,7 +54,10 @@ impl ActivityOptions {
         }
     }
 
-    /// Sets the schedule-to-close timeout.
+    /// Sets the schedule-to-close timeout: the time allowed from
+    /// scheduling to the final result, across all attempts and whatever
+    /// the activity waits for (a retry's backoff, a worker slot, a worker
+    /// of its queue).
     pub fn with_schedule_to_close_timeout(mut self, timeout: Duration) -> Self {
         self.schedule_to_close_timeout = Some(timeout);
         self
@@ -78,7 +81,11 @@ impl ActivityOptions {
         self
     }
 
-    /// Sets the schedule-to-start timeout.
+    /// Sets the schedule-to-start timeout: the longest an attempt may wait
+    /// for a worker slot (or for a worker of its queue) before it begins,
+    /// counted from when it became due; it then fails, not retried, with
+    /// `ScheduleToStartTimeout`. Schedule-to-close counts during that wait
+    /// as well.
     pub fn with_schedule_to_start_timeout(mut self, timeout: Duration) -> Self {
         self.schedule_to_start_timeout = Some(timeout);
         self

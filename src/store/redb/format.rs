@@ -106,8 +106,8 @@ fn migrate_v2(txn: redb::WriteTransaction, found: u32) -> Result<(), StoreError>
 }
 
 /// Migrates a format-1 file: builds the visibility indexes of every run and
-/// sets the current format (format 3 changes no table), in the one transaction `txn`, committed with immediate
-/// durability, so a crash at any moment leaves either the old file or the
+/// sets the current format (formats 3 and 4 change no table), in the one
+/// transaction `txn`, committed with immediate durability, so a crash at any moment leaves either the old file or the
 /// new one (redb commits are atomic). Its cost is a pass over every run
 /// record, once.
 fn migrate_v1(txn: redb::WriteTransaction) -> Result<(), StoreError> {
