@@ -144,6 +144,7 @@ pub fn seed_records() -> Vec<Vec<u8>> {
             next_attempt_at: Some(base_time()),
         },
         EventKind::ActivityAttemptStarted { seq: 1, attempt: 3 },
+        EventKind::ActivityAttemptWaiting { seq: 1, attempt: 3 },
         EventKind::ActivityHeartbeat {
             seq: 1,
             attempt: 1,
@@ -784,6 +785,7 @@ fn set_seq(kind: &mut EventKind, value: u32) {
     match kind {
         EventKind::ActivityScheduled { seq, .. }
         | EventKind::ActivityAttemptStarted { seq, .. }
+        | EventKind::ActivityAttemptWaiting { seq, .. }
         | EventKind::ActivityCompleted { seq, .. }
         | EventKind::ActivityFailed { seq, .. }
         | EventKind::ActivityHeartbeat { seq, .. }

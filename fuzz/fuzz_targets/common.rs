@@ -143,6 +143,10 @@ pub enum ArbKind {
         seq: ArbSeq,
         attempt: u8,
     },
+    ActivityAttemptWaiting {
+        seq: ArbSeq,
+        attempt: u8,
+    },
     ActivityFailed {
         seq: ArbSeq,
         attempt: u8,
@@ -225,6 +229,10 @@ impl ArbKind {
                 result: result.build(),
             },
             ArbKind::ActivityAttemptStarted { seq, attempt } => EventKind::ActivityAttemptStarted {
+                seq: seq.build(),
+                attempt: u32::from(*attempt),
+            },
+            ArbKind::ActivityAttemptWaiting { seq, attempt } => EventKind::ActivityAttemptWaiting {
                 seq: seq.build(),
                 attempt: u32::from(*attempt),
             },
