@@ -59,6 +59,12 @@ async fn everything(
         .execute_activity(FLAKY, order.item.clone(), options.clone())
         .await?;
     let broken = ctx.execute_activity(BROKEN, (), options).await;
+    // No worker serves this queue: the attempt waits (ActivityAttemptWaiting)
+    // until its schedule-to-start timeout ends it.
+    let unserved = ActivityOptions::start_to_close(Duration::from_secs(5))
+        .with_task_queue("json-unserved")
+        .with_schedule_to_start_timeout(Duration::from_millis(10));
+    let unserved = ctx.execute_activity(BROKEN, (), unserved).await;
     ctx.sleep(Duration::from_millis(10)).await?;
     ctx.sleep(Duration::from_secs(3600)).cancel();
     let go = ctx.recv_signal(GO).await?;
@@ -67,6 +73,7 @@ async fn everything(
         "lucky": lucky,
         "flaky": flaky,
         "broken": broken.is_err(),
+        "unserved": unserved.is_err(),
         "go": go,
         "qty": order.qty,
     }))
@@ -204,6 +211,7 @@ async fn every_kind_of_event_round_trips() {
         "WorkflowStarted",
         "ActivityScheduled",
         "ActivityAttemptStarted",
+        "ActivityAttemptWaiting",
         "ActivityCompleted",
         "ActivityFailed",
         "ActivityHeartbeat",
