@@ -352,8 +352,9 @@ impl RunActor {
                 // The attempt was running when the process stopped: it
                 // counts, and the next one follows.
                 None => interrupted.push((*seq, p.attempt, p.interruptions == 0)),
-                // A retry that had not started keeps its number and its time
-                // (at once if that passed).
+                // An attempt that had not begun (a retry not due yet, or
+                // one waiting for a worker slot) keeps its number and its
+                // time (at once if that passed).
                 Some(at) => step.effects.push(Effect::Retry {
                     seq: *seq,
                     attempt: p.attempt,
