@@ -397,7 +397,7 @@ async fn an_activity_knows_its_sequence_attempt_times_and_deadlines() {
         .unwrap();
     handle.result().await.unwrap();
 
-    let infos = infos.lock().unwrap();
+    let infos = infos.lock().unwrap().clone();
     assert_eq!(infos.len(), 2);
     for (i, info) in infos.iter().enumerate() {
         // The side effect took sequence number 1.
