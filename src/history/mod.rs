@@ -291,6 +291,19 @@ impl EventKind {
         }
     }
 
+    /// True for the events that close a run; nothing follows one in a
+    /// history.
+    pub(crate) fn is_close(&self) -> bool {
+        matches!(
+            self,
+            EventKind::WorkflowCompleted { .. }
+                | EventKind::WorkflowFailed { .. }
+                | EventKind::WorkflowCancelled { .. }
+                | EventKind::WorkflowTerminated { .. }
+                | EventKind::WorkflowTimedOut { .. }
+        )
+    }
+
     /// A short description for nondeterminism reports.
     pub(crate) fn describe(&self) -> String {
         match self {

@@ -241,6 +241,30 @@ pub(crate) async fn a_closed_run_takes_nothing(store: &dyn Store) {
     // A closed run has no wake-up.
     let due = store.wakeups(0, u64::MAX).await.expect("wakeups");
     assert!(due.iter().all(|(_, r)| *r != run_id), "{due:?}");
+
+    // Nothing follows a close, also within one append: one that closes the
+    // run must end with the close event, or it is refused whole.
+    let other = RunId::new_time_ordered();
+    store
+        .write(start("w2", other, ReuseRule::Allow, WAKE_NOW))
+        .await
+        .expect("start");
+    let completed = EventKind::WorkflowCompleted {
+        result: Payload::encode(&()).expect("payload"),
+    };
+    let closing = WriteOp::Append {
+        run_id: other,
+        record: Some(
+            EncodedRecord::new(record("w2", WorkflowStatus::Completed, 3)).expect("encodes"),
+        ),
+        expect_next: 2,
+        events: vec![event(2, completed), signal(3)],
+        wake: WAKE_NOW,
+    };
+    conflict(store.write(closing).await);
+    assert_eq!(store.history(other, "w2").await.expect("history").len(), 1);
+    let stored = store.run(other, "w2").await.expect("read").expect("record");
+    assert_eq!(stored.status, WorkflowStatus::Running);
 }
 
 /// Wake-ups follow the last write's hint, in time order; `WAKE_NEVER` is

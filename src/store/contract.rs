@@ -11,7 +11,9 @@
 //!   run (or whose reuse rule refuses the closed one); an append or a close
 //!   names the event ID it expects next and is refused with
 //!   [`StoreError::Conflict`], writing nothing, unless the run is open and
-//!   its stored history ends just before it. Nothing is ever overwritten.
+//!   its stored history ends just before it. Nothing is ever overwritten,
+//!   and nothing follows a close: an append that closes the run ends with
+//!   its close event, or it is refused.
 //! - The store never invents IDs or timestamps: run IDs, event IDs, event
 //!   times, start and close times all come from the engine.
 //! - Reads see only durable writes, and a history is numbered 1..n without

@@ -69,7 +69,9 @@ pub(crate) enum WriteOp {
     /// Conditional: refused with [`StoreError::Conflict`], writing nothing,
     /// unless the run is open and its stored history ends just before
     /// `expect_next`, so an actor that fell behind the file (the run was
-    /// closed without it) can never overwrite or extend it.
+    /// closed without it) can never overwrite or extend it; and unless,
+    /// when `record` closes the run, the last event is the close event
+    /// (nothing follows a close, also within one append).
     Append {
         run_id: RunId,
         record: Option<EncodedRecord>,

@@ -17,7 +17,7 @@ use super::file::contain;
 use super::tables::{self, HISTORY, RUNNING, RUNS, VISIBILITY, WAKEUPS, WORKFLOWS};
 use super::{DbCell, redb_err, retention, visibility};
 use crate::codec;
-use crate::history::{RunId, WorkflowStatus};
+use crate::history::{Event, RunId, WorkflowStatus};
 use crate::store::{
     EncodedRecord, ReuseRule, RunRecord, StoreError, WAKE_NEVER, WriteOp, WriteOutcome,
 };
@@ -311,6 +311,24 @@ fn append(
             run_id,
             message: format!("the appended events are not numbered from {expect_next} on"),
         });
+    }
+    // Nothing follows a close: an append that closes the run ends with its
+    // close event. (Only the last event is decoded, once per run.)
+    if let Some(encoded) = record
+        && encoded.record.status.is_closed()
+    {
+        let ends_closed = events
+            .last()
+            .and_then(|(_, bytes)| codec::decode::<Event>(bytes).ok())
+            .is_some_and(|event| event.kind.is_close());
+        if !ends_closed {
+            return Err(StoreError::Conflict {
+                run_id,
+                message: "the append closes the run but does not end with its close event; \
+                          nothing may follow a close"
+                    .into(),
+            });
+        }
     }
     for (event_id, bytes) in events {
         t.history
