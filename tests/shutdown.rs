@@ -222,8 +222,19 @@ async fn no_attempt_starts_once_shutdown_began() {
     assert_eq!(gate.started(), 1, "an attempt started during shutdown");
     drop(engine);
     let engine = open(&db, &gate, Duration::ZERO, 1).await;
+    // The queued attempt never began, so it keeps its number: it runs as
+    // attempt 1 after the reopen, and waits for its permit.
+    gate.release.add_permits(1);
     let run = engine.get_workflow_handle(HOLDERS, "queued").await.unwrap();
     assert_eq!(run.result().await.unwrap(), 2);
+    let history = engine.history("queued").await.unwrap();
+    support::assert_history_well_formed(&history);
+    assert!(
+        history
+            .iter()
+            .all(|e| !matches!(e.kind, EventKind::ActivityFailed { .. })),
+        "no attempt was counted as interrupted: {history:#?}"
+    );
     engine.shutdown().await.unwrap();
 }
 
