@@ -18,7 +18,7 @@ mod support;
 
 use std::path::Path;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, Event,
     EventKind, Worker, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,

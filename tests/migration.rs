@@ -1,6 +1,6 @@
 //! Promise: a file of store format 1 keeps opening. The first open migrates
 //! it in place to format 2's tables (it builds the visibility indexes of
-//! every run and sets the version, today 3, in one write transaction), after which `list`
+//! every run and sets the version, today 4, in one write transaction), after which `list`
 //! finds and filters its runs; a process killed at any moment of that open
 //! leaves a file that opens and lists every run exactly once.
 //!
