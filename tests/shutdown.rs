@@ -2,7 +2,7 @@
 //! from any clone (also through an `Arc`), once: shutdown is idempotent,
 //! and calls after it fail with `ClientError::ShutDown`. Shutdown drains:
 //! no activity attempt starts once it began, attempts already running get
-//! the `shutdown_grace` period to finish and their results are recorded;
+//! the `graceful_shutdown_timeout` period to finish and their results are recorded;
 //! those still running after it are abandoned and run again after the
 //! next open. Opening outside a tokio runtime is an error, not a panic.
 
@@ -59,7 +59,7 @@ async fn holders(ctx: WorkflowContext, n: u32) -> Result<u32, WorkflowError> {
 async fn open(db: &TempDb, gate: &Gate, grace: Duration, slots: usize) -> Engine {
     let gate = gate.clone();
     Engine::builder()
-        .shutdown_grace(grace)
+        .graceful_shutdown_timeout(grace)
         .workflow(HOLDERS, holders)
         .worker(
             Worker::new("default")

@@ -64,7 +64,7 @@ pub struct EngineBuilder {
     /// How the file is opened (redb's file backend unless a test injects faults).
     backend: Backend,
     /// How long running activity attempts may finish at shutdown.
-    shutdown_grace: Duration,
+    graceful_shutdown_timeout: Duration,
     /// The system clock, or the test engine's virtual one.
     clock: Clock,
 }
@@ -88,7 +88,7 @@ impl EngineBuilder {
             file_cache_bytes: DEFAULT_FILE_CACHE_BYTES,
             retention: None,
             backend: Backend::default(),
-            shutdown_grace: Duration::ZERO,
+            graceful_shutdown_timeout: Duration::ZERO,
             clock: Clock::system(),
         }
     }
@@ -248,10 +248,10 @@ impl EngineBuilder {
     /// again after the next open (activities run at least once). No attempt
     /// starts once shutdown has begun, and timers stop firing.
     ///
-    /// Default: zero, as Temporal's workers (`graceful_shutdown_timeout`):
+    /// Default: zero, as Temporal workers' option of the same name:
     /// shutdown abandons running attempts at once.
-    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.shutdown_grace = grace;
+    pub fn graceful_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.graceful_shutdown_timeout = timeout;
         self
     }
 
@@ -318,7 +318,10 @@ impl EngineBuilder {
         // Unfinished runs resume lazily: the timer thread's first read of the
         // wake-up index loads those with work now, and later reads load the
         // others when they are due. Opening waits for no replay.
-        let owner = Arc::new(shutdown::Owner::new(shared.clone(), self.shutdown_grace));
+        let owner = Arc::new(shutdown::Owner::new(
+            shared.clone(),
+            self.graceful_shutdown_timeout,
+        ));
         Ok(Engine { shared, owner })
     }
 }
@@ -1004,7 +1007,7 @@ impl Engine {
     /// Once shutdown begins, calls from clients (on every clone) fail with
     /// [`ClientError::ShutDown`], timers stop firing and no activity attempt
     /// starts. Attempts already running get the builder's
-    /// [`shutdown_grace`](EngineBuilder::shutdown_grace) to finish (their
+    /// [`graceful_shutdown_timeout`](EngineBuilder::graceful_shutdown_timeout) to finish (their
     /// results are recorded); those still running then are abandoned and run
     /// again after the next open (activities run at least once).
     ///
