@@ -246,7 +246,9 @@ impl EngineBuilder {
     /// running finish: their results are recorded as usual. Attempts still
     /// running after it are abandoned and count as interrupted: each runs
     /// again after the next open (activities run at least once). No attempt
-    /// starts once shutdown has begun, and timers stop firing.
+    /// starts once shutdown has begun, and timers stop firing. The timeout
+    /// bounds the whole drain, recording the results included, in real
+    /// time (also on a test engine's virtual clock).
     ///
     /// Default: zero, as Temporal workers' option of the same name:
     /// shutdown abandons running attempts at once.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Actor, RunMsg, RunSlot, Shared};
@@ -65,9 +66,9 @@ impl Drain {
         self.began.cancel();
     }
 
-    /// Waits until no attempt runs, at most `grace`; returns how many
-    /// still run then.
-    async fn wait_idle(&self, grace: Duration) -> usize {
+    /// Waits until no attempt runs, at most until `deadline`; returns how
+    /// many still run then.
+    async fn wait_idle(&self, deadline: Instant) -> usize {
         let idle = async {
             loop {
                 let notified = self.idle.notified();
@@ -79,9 +80,7 @@ impl Drain {
                 notified.await;
             }
         };
-        // Real time, not the engine's clock: the grace bounds how long the
-        // process takes to stop, whatever time the workflows see.
-        let _ = tokio::time::timeout(grace, idle).await;
+        let _ = tokio::time::timeout_at(deadline, idle).await;
         self.running.load(Ordering::SeqCst)
     }
 }
@@ -89,14 +88,22 @@ impl Drain {
 impl Shared {
     /// Lets running attempts finish for up to `grace` after
     /// [`Drain::start`], and waits until every live run has committed what
-    /// they reported. Returns how many attempts were still running when
-    /// the grace period ended: those are abandoned, and run again after
-    /// the next open, as after a crash.
+    /// they reported, all within `grace` in total. Returns how many
+    /// attempts were still running when their time ran out: those are
+    /// abandoned, and run again after the next open, as after a crash.
     pub(crate) async fn drain(&self, grace: Duration) -> usize {
         if grace.is_zero() {
             return self.drain.running.load(Ordering::SeqCst);
         }
-        let abandoned = self.drain.wait_idle(grace).await;
+        // Real time, not the engine's clock: the grace bounds how long the
+        // process takes to stop, whatever time the workflows see. One
+        // deadline for both waits, so shutdown takes at most `grace` here.
+        let deadline = Instant::now().checked_add(grace).unwrap_or_else(|| {
+            // Longer than the clock holds: as good as no bound (tokio's
+            // own "far future" is thirty years off).
+            Instant::now() + Duration::from_secs(30 * 365 * 24 * 3600)
+        });
+        let abandoned = self.drain.wait_idle(deadline).await;
         // Every finished attempt's outcome was handed to its run before its
         // count was released; a description is answered only after the
         // commit of every message before it, so once each live run has
@@ -117,7 +124,7 @@ impl Shared {
                 })
                 .collect()
         };
-        let _ = tokio::time::timeout(grace, futures::future::join_all(answers)).await;
+        let _ = tokio::time::timeout_at(deadline, futures::future::join_all(answers)).await;
         abandoned
     }
 }
