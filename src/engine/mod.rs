@@ -518,13 +518,13 @@ impl Engine {
             .shared
             .workflow_signature(&options.task_queue, workflow_type)
         {
-            let given = crate::worker::signature::<I, O>(Kind::Workflow);
+            let given = crate::worker::Signature::of::<I, O>(Kind::Workflow);
             if registered != given {
                 return Err(ClientError::DefinitionMismatch {
                     workflow_type: workflow_type.to_string(),
                     task_queue: options.task_queue.clone(),
                     registered: registered.to_string(),
-                    given,
+                    given: given.to_string(),
                 });
             }
         }

@@ -31,7 +31,7 @@ use crate::store::{RunRecord, Store, StoreError};
 use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowError, WorkflowFn};
 
 use queue::TaskQueue;
-pub(crate) use registration::{Kind, signature};
+pub(crate) use registration::{Kind, Signature};
 use registration::{Registration, Registrations};
 pub(crate) use run::{PreparedRun, RunMsg};
 pub(crate) use shutdown::Drain;
@@ -381,7 +381,11 @@ impl Shared {
 
     /// The definition types `workflow_type` was registered with on
     /// `task_queue`, when a worker of this engine registers it.
-    pub(crate) fn workflow_signature(&self, task_queue: &str, workflow_type: &str) -> Option<&str> {
+    pub(crate) fn workflow_signature(
+        &self,
+        task_queue: &str,
+        workflow_type: &str,
+    ) -> Option<Signature> {
         self.registrations
             .get(task_queue)?
             .workflow_signature(workflow_type)

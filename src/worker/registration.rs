@@ -31,8 +31,8 @@ pub(crate) struct Registration {
     location: &'static Location<'static>,
     /// The registered function's type (a `fn` item's path, or a closure's).
     function: &'static str,
-    /// The definition's types, as `WorkflowDef<I, O>` or `ActivityDef<I, O>`.
-    signature: String,
+    /// The definition's types.
+    signature: Signature,
 }
 
 impl Registration {
@@ -42,7 +42,7 @@ impl Registration {
         Registration {
             location,
             function: std::any::type_name::<F>(),
-            signature: signature::<I, O>(kind),
+            signature: Signature::of::<I, O>(kind),
         }
     }
 }
@@ -57,23 +57,44 @@ impl fmt::Display for Registration {
     }
 }
 
-/// A definition's types as shown in errors, and compared at a start.
-pub(crate) fn signature<I, O>(kind: Kind) -> String {
-    let def = match kind {
-        Kind::Workflow => "WorkflowDef",
-        Kind::Activity => "ActivityDef",
-    };
-    format!(
-        "{def}<{}, {}>",
-        std::any::type_name::<I>(),
-        std::any::type_name::<O>()
-    )
+/// A definition's types, compared at every start: the type names only,
+/// so a start neither allocates nor formats unless they differ. Shown in
+/// errors as `WorkflowDef<I, O>` or `ActivityDef<I, O>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Signature {
+    kind: Kind,
+    input: &'static str,
+    output: &'static str,
+}
+
+impl Signature {
+    /// The signature of a definition of `kind` with input `I` and output `O`.
+    pub(crate) fn of<I, O>(kind: Kind) -> Self {
+        Signature {
+            kind,
+            input: std::any::type_name::<I>(),
+            output: std::any::type_name::<O>(),
+        }
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let def = match self.kind {
+            Kind::Workflow => "WorkflowDef",
+            Kind::Activity => "ActivityDef",
+        };
+        write!(f, "{def}<{}, {}>", self.input, self.output)
+    }
 }
 
 /// The registrations of one task queue, with the names registered twice.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Registrations {
-    by_name: HashMap<(Kind, String), Registration>,
+    /// By kind, then name: a map per kind, so a lookup by `&str` needs no
+    /// owned key.
+    workflows: HashMap<String, Registration>,
+    activities: HashMap<String, Registration>,
     /// One line per name registered more than once, in order.
     duplicates: Vec<String>,
 }
@@ -88,13 +109,17 @@ impl Registrations {
         name: &str,
         registration: Registration,
     ) {
-        match self.by_name.get(&(kind, name.to_string())) {
+        let by_name = match kind {
+            Kind::Workflow => &mut self.workflows,
+            Kind::Activity => &mut self.activities,
+        };
+        match by_name.get(name) {
             Some(first) => self.duplicates.push(format!(
                 "{kind} {name:?} is registered twice on task queue {task_queue:?}: \
                  first {first}, then {registration}"
             )),
             None => {
-                self.by_name.insert((kind, name.to_string()), registration);
+                by_name.insert(name.to_string(), registration);
             }
         }
     }
@@ -102,8 +127,11 @@ impl Registrations {
     /// Adds another worker's registrations for the same queue.
     pub(crate) fn merge(&mut self, task_queue: &str, other: Registrations) {
         self.duplicates.extend(other.duplicates);
-        for ((kind, name), registration) in other.by_name {
-            self.add(task_queue, kind, &name, registration);
+        for (name, registration) in other.workflows {
+            self.add(task_queue, Kind::Workflow, &name, registration);
+        }
+        for (name, registration) in other.activities {
+            self.add(task_queue, Kind::Activity, &name, registration);
         }
     }
 
@@ -119,9 +147,7 @@ impl Registrations {
     }
 
     /// The types `name`'s workflow was registered with.
-    pub(crate) fn workflow_signature(&self, name: &str) -> Option<&str> {
-        self.by_name
-            .get(&(Kind::Workflow, name.to_string()))
-            .map(|r| r.signature.as_str())
+    pub(crate) fn workflow_signature(&self, name: &str) -> Option<Signature> {
+        self.workflows.get(name).map(|r| r.signature)
     }
 }
