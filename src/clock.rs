@@ -37,7 +37,6 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -71,13 +70,20 @@ impl Clock {
         Clock { virt: None }
     }
 
+    /// A virtual clock that reads the system's time now until it is
+    /// moved, with its skipper thread: the one place a test engine reads
+    /// the wall clock.
+    pub(crate) fn virtual_now() -> std::io::Result<Self> {
+        Self::virtual_at(SystemTime::now())
+    }
+
     /// A virtual clock that reads `start` until it is moved, with its
     /// skipper thread.
     pub(crate) fn virtual_at(start: SystemTime) -> std::io::Result<Self> {
         let virt = Arc::new(Virtual {
             start,
             origin: Instant::now(),
-            offset_nanos: AtomicU64::new(0),
+            offset: Mutex::new(Duration::ZERO),
             state: Mutex::new(State {
                 // The test client holds the clock until it waits on the engine.
                 holds: 1,
@@ -127,21 +133,18 @@ impl Clock {
         &self,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Hold> + Send + 'static {
-        self.wait(deadline, false)
+        self.wait(deadline)
     }
 
     /// Waits until `deadline` (never for `None`) while holding nothing: for
     /// a holder (an activity attempt) that now waits only on time or on the
-    /// engine, so a virtual clock may skip past its wait.
+    /// engine, so a virtual clock may skip past its wait. For a holder that
+    /// may wait more than once at a time, share one [`Sleepers`] instead.
     pub(crate) fn idle_until(
         &self,
         deadline: Option<Instant>,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let wait = self.wait(deadline, true);
-        async move {
-            // Resumed holding already (see `Virtual::sleep`).
-            let _ = wait.await;
-        }
+        self.sleepers().sleep_until(deadline)
     }
 
     /// Waits for `duration`; see [`idle_until`](Self::idle_until).
@@ -152,13 +155,18 @@ impl Clock {
         self.idle_until(self.instant().checked_add(duration))
     }
 
+    /// The sleeps in progress of one holder of the clock, which goes idle
+    /// while any of them waits (see [`Sleepers`]).
+    pub(crate) fn sleepers(&self) -> Sleepers {
+        Sleepers {
+            clock: self.clone(),
+            paused: Arc::new(Mutex::new(Pause::default())),
+        }
+    }
+
     /// Waits until `deadline`; the hold returned is taken before the due
     /// time is let go.
-    fn wait(
-        &self,
-        deadline: Option<Instant>,
-        idle: bool,
-    ) -> impl Future<Output = Hold> + Send + 'static {
+    fn wait(&self, deadline: Option<Instant>) -> impl Future<Output = Hold> + Send + 'static {
         let virt = self.virt.clone();
         let due = match (&virt, deadline) {
             (Some(v), Some(at)) => Some(Due::new(v.clone(), at)),
@@ -172,7 +180,7 @@ impl Clock {
                 }
                 (None, None) => std::future::pending().await,
                 (Some(v), _) => {
-                    v.sleep(deadline, idle).await;
+                    v.sleep(deadline).await;
                     v.lock().holds += 1;
                     drop(due);
                     Hold(Some(v))
@@ -273,6 +281,7 @@ impl Clock {
             let mut state = v.lock();
             state.client_waiting += 1;
             if state.client_waiting == 1 {
+                debug_assert!(state.holds > 0, "the test client's hold is gone");
                 state.holds = state.holds.saturating_sub(1);
             }
             v.changed(&state);
@@ -335,6 +344,112 @@ impl Clock {
     }
 }
 
+/// The sleeps in progress of one holder of the clock (an activity attempt,
+/// shared by the clones of its context).
+///
+/// The holder has one hold. It lets go of it when its first sleep begins
+/// (0 → 1 sleeps) and takes it again when its last sleep ends (1 → 0), or
+/// at an advance (as any [`Idle`] holder), after which the first sleeper
+/// that is still not due lets go again. Each sleep on its own would let go
+/// of one hold, so two at once would let go of someone else's.
+///
+/// The limit: while one of the holder's sleeps waits, the holder does not
+/// hold the clock, even if other code of the same holder runs meanwhile
+/// (a sleep in a `select!` or `join!` beside real work, or one that ended
+/// while another goes on). Time may then skip while that code runs.
+#[derive(Clone, Debug)]
+pub(crate) struct Sleepers {
+    clock: Clock,
+    paused: Arc<Mutex<Pause>>,
+}
+
+/// How a holder's sleeps stand: how many wait, and the generation at which
+/// the holder let go of its hold (`None`: it holds).
+#[derive(Debug, Default)]
+struct Pause {
+    sleeping: usize,
+    since: Option<u64>,
+}
+
+impl Sleepers {
+    fn lock(&self) -> MutexGuard<'_, Pause> {
+        // Nothing panics while holding this lock; recover if it ever did.
+        self.paused.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for `duration` without holding (see [`Clock::idle_sleep`]).
+    pub(crate) fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + use<> {
+        self.sleep_until(self.clock.instant().checked_add(duration))
+    }
+
+    /// Waits until `deadline` (never for `None`) without holding.
+    pub(crate) fn sleep_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = ()> + Send + use<> {
+        let this = self.clone();
+        let due = match (&self.clock.virt, deadline) {
+            (Some(v), Some(at)) => Some(Due::new(v.clone(), at)),
+            _ => None,
+        };
+        async move {
+            let Some(v) = this.clock.virt.clone() else {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+                return;
+            };
+            let mut advanced = v.advanced.subscribe();
+            let _sleeping = Sleeping::begin(&this);
+            loop {
+                if deadline.is_some_and(|at| v.instant() >= at) {
+                    break;
+                }
+                this.let_go(&v);
+                if advanced.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+            // `_sleeping` ends (the holder holds again if this was its last
+            // sleep) before `due` goes: nothing skips past it meanwhile.
+            drop(_sleeping);
+            drop(due);
+        }
+    }
+
+    /// Lets go of the holder's hold, unless it did since the last advance.
+    fn let_go(&self, v: &Virtual) {
+        let mut pause = self.lock();
+        let generation = v.lock().generation;
+        if pause.since != Some(generation) {
+            pause.since = Some(v.pause());
+        }
+    }
+}
+
+/// One sleep of a [`Sleepers`] in progress.
+struct Sleeping<'a>(&'a Sleepers);
+
+impl<'a> Sleeping<'a> {
+    fn begin(sleepers: &'a Sleepers) -> Self {
+        sleepers.lock().sleeping += 1;
+        Sleeping(sleepers)
+    }
+}
+
+impl Drop for Sleeping<'_> {
+    fn drop(&mut self) {
+        let mut pause = self.0.lock();
+        pause.sleeping -= 1;
+        if pause.sleeping == 0
+            && let (Some(generation), Some(v)) = (pause.since.take(), &self.0.clock.virt)
+        {
+            v.resume(generation);
+        }
+    }
+}
+
 /// Holds a virtual clock while it lives (see [`Clock::hold`]).
 #[must_use]
 pub(crate) struct Hold(Option<Arc<Virtual>>);
@@ -360,6 +475,7 @@ impl Drop for Hold {
     fn drop(&mut self) {
         if let Some(v) = &self.0 {
             let mut state = v.lock();
+            debug_assert!(state.holds > 0, "a hold let go of a clock nothing held");
             state.holds = state.holds.saturating_sub(1);
             v.changed(&state);
         }
@@ -376,15 +492,6 @@ impl Drop for Idle {
         if let Some((v, generation)) = &self.0 {
             v.resume(*generation);
         }
-    }
-}
-
-/// [`Idle`] inside a virtual clock's own sleeps.
-struct Paused<'a>(&'a Virtual, u64);
-
-impl Drop for Paused<'_> {
-    fn drop(&mut self) {
-        self.0.resume(self.1);
     }
 }
 
@@ -480,8 +587,10 @@ struct Virtual {
     start: SystemTime,
     /// The real instant it was made at.
     origin: Instant,
-    /// Virtual time passed since, in nanoseconds; written under `state`.
-    offset_nanos: AtomicU64,
+    /// Virtual time passed since; written under `state`. A `Duration`, not
+    /// nanoseconds in a `u64`: those end 584 years on, and a clock stuck
+    /// below a later due time would skip to it forever.
+    offset: Mutex<Duration>,
     state: Mutex<State>,
     /// Wakes the skipper thread when the state changed.
     wake_skipper: Condvar,
@@ -499,7 +608,8 @@ impl Virtual {
     }
 
     fn offset(&self) -> Duration {
-        Duration::from_nanos(self.offset_nanos.load(Ordering::SeqCst))
+        // Taken alone, never while waiting for another lock.
+        *self.offset.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn now(&self) -> SystemTime {
@@ -523,6 +633,7 @@ impl Virtual {
     /// give to [`resume`](Self::resume).
     fn pause(&self) -> u64 {
         let mut state = self.lock();
+        debug_assert!(state.holds > 0, "a holder went idle holding nothing");
         state.holds = state.holds.saturating_sub(1);
         state.idle += 1;
         self.changed(&state);
@@ -539,21 +650,17 @@ impl Virtual {
         }
     }
 
-    /// Waits until `deadline` on virtual time; `idle`: without holding.
-    /// Waits until `deadline` is reached; its registration is the caller's.
-    async fn sleep(&self, deadline: Option<Instant>, idle: bool) {
+    /// Waits until `deadline` is reached on virtual time, holding what the
+    /// caller holds; its registration is the caller's.
+    async fn sleep(&self, deadline: Option<Instant>) {
         let mut advanced = self.advanced.subscribe();
         loop {
             if deadline.is_some_and(|at| self.instant() >= at) {
                 return;
             }
-            // Resumed before the caller lets the due time go: a holder
-            // holds again first.
-            let pause = idle.then(|| Paused(self, self.pause()));
             if advanced.changed().await.is_err() {
                 return std::future::pending().await;
             }
-            drop(pause);
         }
     }
 
@@ -573,9 +680,8 @@ impl Virtual {
                     .unwrap_or_else(|p| p.into_inner());
                 continue;
             };
-            let offset = to.saturating_duration_since(self.origin);
-            let nanos = u64::try_from(offset.as_nanos()).unwrap_or(u64::MAX);
-            self.offset_nanos.store(nanos, Ordering::SeqCst);
+            *self.offset.lock().unwrap_or_else(|p| p.into_inner()) =
+                to.saturating_duration_since(self.origin);
             state.generation += 1;
             // Idle holders hold again until they have seen the new time.
             state.holds += std::mem::take(&mut state.idle);

@@ -8,7 +8,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 
 use super::ActivityInfo;
-use crate::clock::Clock;
+use crate::clock::{Clock, Sleepers};
 use crate::history::{Payload, PayloadError, RunId};
 
 /// Where an attempt's heartbeat details go to be recorded durably; called at
@@ -34,6 +34,9 @@ pub struct ActivityContext {
     pub(crate) heartbeat_details: Option<Payload>,
     /// The engine's clock (heartbeat throttling, [`ActivityContext::sleep`]).
     pub(crate) clock: Clock,
+    /// This attempt's sleeps in progress, shared by the context's clones:
+    /// the attempt lets go of the test engine's clock while any waits.
+    pub(crate) sleepers: Sleepers,
     pub(crate) throttle: Duration,
     pub(crate) beats: Arc<Mutex<Beats>>,
     pub(crate) sink: HeartbeatSink,
@@ -156,11 +159,23 @@ impl ActivityContext {
     /// an activity (polling an external job, a back-off between calls) so
     /// tests need not wait them out; a `tokio::time::sleep` or blocking
     /// I/O holds the test engine's clock until it returns, as any real work.
-    /// Wait from the attempt's own code, one `sleep` at a time: a wait from
-    /// a task that outlives the attempt is not this attempt's, and the test
-    /// engine would count it wrongly.
+    ///
+    /// Returns early once the attempt is cancelled (see
+    /// [`is_cancelled`](Self::is_cancelled)): an attempt whose run closed
+    /// or timed out stops waiting, rather than draw the test engine's clock
+    /// on to its wake-ups.
+    ///
+    /// In a test engine, the attempt lets go of the clock while any of its
+    /// sleeps waits, even if other code of the attempt runs meanwhile: in
+    /// `select!(ctx.sleep(..), real_work)` or `join!(ctx.sleep(..),
+    /// real_work)`, time may skip while `real_work` runs. Sleep only where
+    /// the attempt does nothing else. Several sleeps at once are counted
+    /// as one wait of the attempt.
     pub async fn sleep(&self, duration: Duration) {
-        self.clock.idle_sleep(duration).await
+        tokio::select! {
+            () = self.sleepers.sleep(duration) => {}
+            () = self.cancel.cancelled() => {}
+        }
     }
 
     // ----- Cancellation -----

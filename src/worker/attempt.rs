@@ -197,6 +197,7 @@ pub(super) async fn run(work: Attempt, begin: Begin) -> Option<AttemptOutcome> {
         info: Arc::new(info),
         heartbeat_details: work.heartbeat_details,
         clock: work.clock.clone(),
+        sleepers: work.clock.sleepers(),
         throttle: throttle(&work.options),
         beats: beats.clone(),
         sink: work.sink,
