@@ -48,7 +48,11 @@ use crate::error::{ClientError, OpenError};
 /// # How time moves
 ///
 /// The clock starts at the wall-clock time of the open and stands still
-/// until it is moved. It jumps to the next due time (a timer, a retry, a
+/// until it is moved. A file opened again with
+/// [`open_path`](Self::open_path) keeps the times an earlier test engine
+/// recorded, which may be ahead of the new clock: its runs' next events
+/// then carry earlier timestamps than their last ones, and a timer
+/// recorded for a virtual date waits for the new clock to reach that date. It jumps to the next due time (a timer, a retry, a
 /// timeout) whenever the test waits on the engine (a
 /// [`WorkflowHandle::result`](crate::WorkflowHandle::result), or
 /// [`sleep`](Self::sleep)) and the engine is quiescent: no activity
@@ -66,29 +70,37 @@ use crate::error::{ClientError, OpenError};
 /// waiting for a slot of a queue whose
 /// [`max_concurrent_activities`](crate::Worker::max_concurrent_activities)
 /// are all taken also holds the clock, as work ready to run.
+///
+/// # Clones of the engine
+///
+/// A clone of the [`Engine`] (`(*env).clone()`) keeps the engine, its
+/// virtual clock and its file alive after the test engine is dropped:
+/// they go when the engine has stopped, at the first
+/// [`shutdown`](Self::shutdown) from any clone or when the last clone
+/// drops.
 pub struct TestEngine {
-    // Declared first, dropped first: the engine stops before its clock
-    // and its file go.
     engine: Engine,
-    cleanup: Cleanup,
+    /// The engine's clock, also for reading it after a shutdown.
+    clock: Clock,
+    /// The engine's file.
+    path: PathBuf,
 }
 
 impl std::fmt::Debug for TestEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestEngine")
             .field("now", &self.now())
-            .field("dir", &self.cleanup.dir)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
 /// What a test engine leaves behind: its clock's thread, its temporary
-/// directory.
+/// directory. Kept by the engine until it has stopped (see
+/// `EngineBuilder::on_close`), so that no clone of it outlives them.
 struct Cleanup {
     clock: Clock,
-    /// The engine's file.
-    path: PathBuf,
-    /// Removed with everything in it, when the engine made it.
+    /// Removed with everything in it, when the test engine made it.
     dir: Option<PathBuf>,
 }
 
@@ -104,8 +116,9 @@ impl Drop for Cleanup {
 
 impl TestEngine {
     /// Opens `builder`'s registrations on a virtual clock, on a new file in
-    /// a temporary directory that is removed when the test engine is shut
-    /// down or dropped. Must be called inside a tokio runtime.
+    /// a temporary directory that is removed when the engine stops: when
+    /// it is shut down, or when the test engine and every clone of its
+    /// [`Engine`] are dropped. Must be called inside a tokio runtime.
     ///
     /// # Errors
     /// As [`EngineBuilder::open`]; [`OpenError::Unreadable`] when the
@@ -142,18 +155,28 @@ impl TestEngine {
         path: &Path,
         dir: Option<PathBuf>,
     ) -> Result<TestEngine, OpenError> {
-        let clock = Clock::virtual_at(SystemTime::now()).map_err(|source| OpenError::Thread {
+        // Made before the clock, so a failed start still cleans up.
+        let mut cleanup = Cleanup {
+            clock: Clock::system(),
+            dir,
+        };
+        let clock = Clock::virtual_now().map_err(|source| OpenError::Thread {
             thread: "virtual clock",
             source,
         })?;
-        // Made before the open, so a failed open still cleans up.
-        let cleanup = Cleanup {
-            clock: clock.clone(),
+        cleanup.clock = clock.clone();
+        // The engine drops it once it has stopped, or at once if the open
+        // fails.
+        let engine = builder
+            .clock(clock.clone())
+            .on_close(Box::new(cleanup))
+            .open(path)
+            .await?;
+        Ok(TestEngine {
+            engine,
+            clock,
             path: path.to_path_buf(),
-            dir,
-        };
-        let engine = builder.clock(clock).open(path).await?;
-        Ok(TestEngine { engine, cleanup })
+        })
     }
 
     /// The engine, for code that takes an `&Engine`.
@@ -164,13 +187,13 @@ impl TestEngine {
     /// The file the engine runs on (inside the temporary directory of
     /// [`open`](Self::open), which goes with the test engine).
     pub fn path(&self) -> &Path {
-        &self.cleanup.path
+        &self.path
     }
 
     /// The current virtual time: what `WorkflowContext::now` reads in a
     /// workflow step taken now, and what event timestamps record.
     pub fn now(&self) -> SystemTime {
-        self.cleanup.clock.now()
+        self.clock.now()
     }
 
     /// Moves virtual time forward by `duration`, as Temporal's
@@ -181,19 +204,17 @@ impl TestEngine {
     /// `describe`, `query` and `history`. An activity that runs for real
     /// meanwhile holds the clock, and so delays the return, until it ends.
     pub async fn sleep(&self, duration: Duration) {
-        self.cleanup.clock.advance(duration).await
+        self.clock.advance(duration).await
     }
 
     /// Shuts the engine down (see [`Engine::shutdown`]), then stops the
-    /// clock and removes the temporary directory of [`open`](Self::open).
+    /// clock and removes the temporary directory of [`open`](Self::open);
+    /// clones of the engine get [`ClientError::ShutDown`] from then on.
     ///
     /// # Errors
     /// As [`Engine::shutdown`].
     pub async fn shutdown(self) -> Result<(), ClientError> {
-        let TestEngine { engine, cleanup } = self;
-        let result = engine.shutdown().await;
-        drop(cleanup);
-        result
+        self.engine.shutdown().await
     }
 }
 

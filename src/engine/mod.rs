@@ -67,6 +67,8 @@ pub struct EngineBuilder {
     graceful_shutdown_timeout: Duration,
     /// The system clock, or the test engine's virtual one.
     clock: Clock,
+    /// Dropped once the engine has stopped (see [`EngineBuilder::on_close`]).
+    on_close: Option<shutdown::OnClose>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -90,7 +92,17 @@ impl EngineBuilder {
             backend: Backend::default(),
             graceful_shutdown_timeout: Duration::ZERO,
             clock: Clock::system(),
+            on_close: None,
         }
+    }
+
+    /// Keeps `guard` until the engine has stopped (its first shutdown has
+    /// finished, or its last clone dropped), then drops it; dropped at
+    /// once when the open fails. For the test engine's cleanup, which no
+    /// clone of the engine may outlive.
+    pub(crate) fn on_close(mut self, guard: shutdown::OnClose) -> Self {
+        self.on_close = Some(guard);
+        self
     }
 
     /// Runs the engine on `clock` (the test engine's virtual clock).
@@ -323,6 +335,7 @@ impl EngineBuilder {
         let owner = Arc::new(shutdown::Owner::new(
             shared.clone(),
             self.graceful_shutdown_timeout,
+            self.on_close,
         ));
         Ok(Engine { shared, owner })
     }

@@ -1,6 +1,7 @@
 //! The owner behind every clone of an [`Engine`](super::Engine): it shuts
 //! the engine down once, when asked or when the last clone drops.
 
+use std::any::Any;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +20,14 @@ pub(super) struct Owner {
     done: OnceCell<()>,
     /// Task queues already warned about having no worker here.
     warned: Mutex<HashSet<String>>,
+    /// Dropped once the engine has stopped: at the end of the first
+    /// shutdown, or when the last clone drops (the test engine's clock
+    /// and temporary directory, which no clone may outlive).
+    on_close: Mutex<Option<OnClose>>,
 }
+
+/// What [`Owner::on_close`] keeps; its drop does the work.
+pub(crate) type OnClose = Box<dyn Any + Send + Sync>;
 
 impl std::fmt::Debug for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,13 +39,24 @@ impl std::fmt::Debug for Owner {
 }
 
 impl Owner {
-    pub(super) fn new(shared: Arc<Shared>, grace: Duration) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, grace: Duration, on_close: Option<OnClose>) -> Self {
         Owner {
             shared,
             grace,
             done: OnceCell::new(),
             warned: Mutex::new(HashSet::new()),
+            on_close: Mutex::new(on_close),
         }
+    }
+
+    /// Drops what was kept for the engine's close, once.
+    fn close(&self) {
+        let on_close = self
+            .on_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(on_close);
     }
 
     /// Logs, once per queue, that a run was started on a task queue no
@@ -81,6 +100,7 @@ impl Owner {
                 shared.tracker.wait().await;
                 let closing = shared.clone();
                 let _ = tokio::task::spawn_blocking(move || closing.store.close()).await;
+                self.close();
             })
             .await;
     }
@@ -94,5 +114,6 @@ impl Drop for Owner {
         // outlives the engine and the runtime holding the file.
         self.shared.shutdown.cancel();
         self.shared.stop_timers();
+        self.close();
     }
 }
