@@ -355,8 +355,11 @@ fn heartbeat_watchdog<'a>(
             if next.is_some_and(|at| clock.instant() >= at) {
                 return (timeout, hold);
             }
+            // The next deadline is registered before the hold goes, so the
+            // clock cannot skip past it in between.
+            let sleep = clock.sleep_until_held(next);
             drop(hold);
-            hold = clock.sleep_until_held(next).await;
+            hold = sleep.await;
         }
     }
 }

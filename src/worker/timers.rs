@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Hold};
 
 use tokio_util::sync::CancellationToken;
 
@@ -248,6 +248,9 @@ impl TimerQueue {
         let inner = self.0;
         let runtime = tokio::runtime::Handle::current();
         let thread_inner = inner.clone();
+        // Taken before the thread exists: until it first waits, what it
+        // reads and delivers happens before a virtual clock moves on.
+        let hold = inner.clock.hold();
         let woken = inner.clone();
         inner.clock.on_advance(Arc::new(move || {
             // Taking the lock first: the thread is then either about to look
@@ -259,7 +262,7 @@ impl TimerQueue {
             .name("steadfast-timers".into())
             .spawn(move || {
                 let _runtime = runtime.enter();
-                run(&shared, &shutdown, &thread_inner);
+                run(&shared, &shutdown, &thread_inner, hold);
             })?;
         *inner.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         Ok(())
@@ -271,11 +274,10 @@ fn reach(shared: &Weak<Shared>, shutdown: &CancellationToken) -> Option<Arc<Shar
     shared.upgrade().filter(|_| !shutdown.is_cancelled())
 }
 
-fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
+/// The thread's loop; `_hold` is held while the thread is not waiting:
+/// what it reads and delivers happens before a virtual clock moves on.
+fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner, _hold: Hold) {
     let clock = &inner.clock;
-    // Held while the thread is not waiting: what it reads and delivers
-    // happens before a virtual clock moves on.
-    let _hold = clock.hold();
     // Wake-ups before this time (ms since the epoch) have been read.
     let mut read_until = 0u64;
     let mut next_scan = clock.instant();
