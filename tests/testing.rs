@@ -14,14 +14,25 @@ use std::time::{Duration, SystemTime};
 
 use steadfast::testing::TestEngine;
 use steadfast::{
-    ActivityContext, ActivityDef, ActivityError, ActivityFailure, ActivityOptions, Engine,
-    EngineBuilder, EventKind, QueryDef, ResultError, RetryPolicy, SignalDef, Worker,
+    ActivityContext, ActivityDef, ActivityError, ActivityFailure, ActivityOptions, ClientError,
+    Engine, EngineBuilder, EventKind, QueryDef, ResultError, RetryPolicy, SignalDef, Worker,
     WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
 };
 use support::temp_db;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Real time after which a wait counts as hung: far more than any of these
+/// runs takes, so only a regression (a frozen clock) reaches it.
+const HUNG: Duration = Duration::from_secs(60);
+
+/// Awaits `future`, failing the test if it hangs instead of hanging it.
+async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(HUNG, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung"))
+}
 
 fn elapsed(from: SystemTime, to: SystemTime) -> Duration {
     to.duration_since(from)
@@ -495,7 +506,7 @@ async fn the_temporary_file_goes_with_the_test_engine() {
 }
 
 #[tokio::test]
-async fn activity_sleep_waits_real_time_on_a_normal_engine() {
+async fn activity_sleep_returns_on_a_normal_engine() {
     let db = temp_db();
     let engine = Engine::builder()
         .workflow(CALL, caller(ActivityOptions::start_to_close(HOUR)))
@@ -506,13 +517,13 @@ async fn activity_sleep_waits_real_time_on_a_normal_engine() {
         .open(&db.path)
         .await
         .unwrap();
-    let real_start = std::time::Instant::now();
     let run = engine
         .start_workflow(CALL, "call", (), WorkflowOptions::new())
         .await
         .unwrap();
-    assert_eq!(run.result().await.unwrap(), "completed");
-    assert!(real_start.elapsed() >= Duration::from_millis(50));
+    // The sleep ended by itself (no timeout, no cancellation): the attempt
+    // completed within its start-to-close timeout.
+    assert_eq!(within("the run", run.result()).await.unwrap(), "completed");
     engine.shutdown().await.unwrap();
 }
 
@@ -537,5 +548,186 @@ async fn a_test_engine_reopened_on_its_file_resumes_in_virtual_time() {
     run.result().await.unwrap();
     let took = run_time(&env, "nap").await;
     assert!(took >= DAY * 30, "took {took:?}");
+    env.shutdown().await.unwrap();
+}
+
+// ----- Far due times -----
+
+const CENTURIES: WorkflowDef<(), ()> = WorkflowDef::new("Centuries");
+/// Longer than a `u64` of nanoseconds holds (about 584 years).
+const SEVEN_CENTURIES: Duration = Duration::from_secs(700 * 365 * 24 * 3600);
+
+async fn centuries(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    ctx.sleep(SEVEN_CENTURIES).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_timer_seven_centuries_away_fires_in_virtual_time() {
+    let env = TestEngine::open(Engine::builder().workflow(CENTURIES, centuries))
+        .await
+        .unwrap();
+    let start = env.now();
+    let run = env
+        .start_workflow(CENTURIES, "centuries", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    within("a 700-year timer", run.result()).await.unwrap();
+    let took = elapsed(start, env.now());
+    assert!(took >= SEVEN_CENTURIES, "took {took:?}");
+    env.shutdown().await.unwrap();
+}
+
+// ----- Clones of the engine -----
+
+#[tokio::test]
+async fn a_clone_of_the_engine_outlives_its_test_engine() {
+    let env = TestEngine::open(Engine::builder().workflow(NAP, nap))
+        .await
+        .unwrap();
+    let engine: Engine = (*env).clone();
+    let path = env.path().to_path_buf();
+    drop(env);
+    // The clone still runs on the file, in virtual time.
+    assert!(path.exists());
+    let run = engine
+        .start_workflow(NAP, "nap", 30, WorkflowOptions::new())
+        .await
+        .unwrap();
+    within("a clone's run", run.result()).await.unwrap();
+    // The last clone takes the temporary file with it.
+    drop(run);
+    drop(engine);
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn a_clone_of_a_shut_down_test_engine_is_refused() {
+    let env = TestEngine::open(Engine::builder().workflow(NAP, nap))
+        .await
+        .unwrap();
+    let engine: Engine = (*env).clone();
+    let path = env.path().to_path_buf();
+    env.shutdown().await.unwrap();
+    assert!(!path.exists());
+    let refused = within(
+        "a start on a shut-down engine",
+        engine.start_workflow(NAP, "nap", 30, WorkflowOptions::new()),
+    )
+    .await;
+    assert!(matches!(refused, Err(ClientError::ShutDown)), "{refused:?}");
+}
+
+// ----- Several sleeps of one attempt -----
+
+const TWIN: WorkflowDef<(), ()> = WorkflowDef::new("Twin");
+const TWIN_NAPS: ActivityDef<(), ()> = ActivityDef::new("twin_naps");
+
+async fn twin(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    let options = ActivityOptions::start_to_close(DAY).with_retry_policy(RetryPolicy::no_retry());
+    ctx.execute_activity(TWIN_NAPS, (), options).await?;
+    Ok(())
+}
+
+/// An engine whose activity tells `tx` it began, then sleeps `first` and
+/// `second` at once.
+fn twin_naps(
+    first: Duration,
+    second: Duration,
+    tx: tokio::sync::mpsc::UnboundedSender<()>,
+) -> EngineBuilder {
+    Engine::builder()
+        .workflow(TWIN, twin)
+        .activity(TWIN_NAPS, move |ctx: ActivityContext, ()| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(());
+                futures::join!(ctx.sleep(first), ctx.sleep(second));
+                Ok::<_, ActivityError>(())
+            }
+        })
+}
+
+#[tokio::test]
+async fn two_sleeps_at_once_in_one_attempt_leave_the_test_holding_the_clock() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let env = TestEngine::open(twin_naps(HOUR, HOUR, tx)).await.unwrap();
+    let start = env.now();
+    env.start_workflow(TWIN, "twin", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    within("the attempt's start", rx.recv()).await.unwrap();
+    // Room for a regression to show: two sleeps letting go of two holds
+    // would let go of the test's, and the clock would skip an hour.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        env.now(),
+        start,
+        "virtual time moved while the test held it"
+    );
+    assert_eq!(
+        env.describe("twin").await.unwrap().status,
+        WorkflowStatus::Running
+    );
+    // Moved by hand, the hour passes and both sleeps end.
+    within("an hour's advance", env.sleep(HOUR)).await;
+    assert_eq!(elapsed(start, env.now()), HOUR);
+    assert_eq!(
+        env.describe("twin").await.unwrap().status,
+        WorkflowStatus::Completed
+    );
+    env.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn sleeps_of_different_lengths_at_once_each_end_in_virtual_time() {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let env = TestEngine::open(twin_naps(HOUR, HOUR * 5, tx))
+        .await
+        .unwrap();
+    let run = env
+        .start_workflow(TWIN, "twin", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    within("the run", run.result()).await.unwrap();
+    let took = run_time(&env, "twin").await;
+    assert!(took >= HOUR * 5, "took {took:?}");
+    env.shutdown().await.unwrap();
+}
+
+// ----- An attempt whose run closed -----
+
+#[tokio::test]
+async fn activity_sleep_returns_once_the_attempt_is_cancelled() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let builder = Engine::builder()
+        .workflow(CALL, caller(ActivityOptions::start_to_close(DAY * 365)))
+        .activity(SLOW, move |ctx: ActivityContext, ()| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send("began");
+                while !ctx.is_cancelled() {
+                    ctx.sleep(HOUR).await;
+                }
+                let _ = tx.send("stopped");
+                Ok::<_, ActivityError>("done".to_string())
+            }
+        });
+    let env = TestEngine::open(builder).await.unwrap();
+    env.start_workflow(CALL, "call", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        within("the attempt's start", rx.recv()).await,
+        Some("began")
+    );
+    env.terminate("call", "the test is done with it")
+        .await
+        .unwrap();
+    // The test holds the clock: only the cancellation can end the sleep.
+    assert_eq!(
+        within("the orphaned sleep", rx.recv()).await,
+        Some("stopped")
+    );
     env.shutdown().await.unwrap();
 }
