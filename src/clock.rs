@@ -703,3 +703,75 @@ impl Virtual {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+    fn holds(clock: &Clock) -> usize {
+        clock.virt.as_ref().map_or(0, |v| v.lock().holds)
+    }
+
+    #[tokio::test]
+    async fn a_due_time_past_584_years_is_reached() {
+        let clock = Clock::virtual_at(SystemTime::UNIX_EPOCH).unwrap();
+        let deadline = clock.instant().checked_add(YEAR * 700).unwrap();
+        let sleep = clock.sleep_until_held(Some(deadline));
+        let waiting = clock.client_waiting();
+        let hold = tokio::time::timeout(Duration::from_secs(60), sleep)
+            .await
+            .expect("the clock never reached the due time");
+        drop(waiting);
+        assert!(clock.instant() >= deadline);
+        assert!(clock.now() >= SystemTime::UNIX_EPOCH + YEAR * 700);
+        drop(hold);
+        clock.stop();
+    }
+
+    #[tokio::test]
+    async fn two_sleeps_of_one_holder_let_go_of_one_hold() {
+        let clock = Clock::virtual_at(SystemTime::UNIX_EPOCH).unwrap();
+        // The test client's hold, and the holder's.
+        let hold = clock.hold();
+        assert_eq!(holds(&clock), 2);
+        let sleepers = clock.sleepers();
+        let mut first = Box::pin(sleepers.sleep(Duration::from_secs(60)));
+        let mut second = Box::pin(sleepers.sleep(Duration::from_secs(60)));
+        assert!((&mut first).now_or_never().is_none());
+        assert!((&mut second).now_or_never().is_none());
+        // Only the holder's own hold went: the client still holds.
+        assert_eq!(holds(&clock), 1);
+        drop(first);
+        assert_eq!(holds(&clock), 1);
+        // The last sleep's end takes the holder's hold again.
+        drop(second);
+        assert_eq!(holds(&clock), 2);
+        drop(hold);
+        assert_eq!(holds(&clock), 1);
+        clock.stop();
+    }
+
+    #[tokio::test]
+    async fn a_holder_sleeping_twice_holds_again_after_both() {
+        let clock = Clock::virtual_at(SystemTime::UNIX_EPOCH).unwrap();
+        let hold = clock.hold();
+        let sleepers = clock.sleepers();
+        let short = sleepers.sleep(Duration::from_secs(60));
+        let long = sleepers.sleep(Duration::from_secs(600));
+        let waiting = clock.client_waiting();
+        tokio::time::timeout(Duration::from_secs(60), async {
+            futures::join!(short, long);
+        })
+        .await
+        .expect("the sleeps never ended");
+        drop(waiting);
+        assert!(clock.now() >= SystemTime::UNIX_EPOCH + Duration::from_secs(600));
+        // The client's hold and the holder's, nothing lost or left over.
+        assert_eq!(holds(&clock), 2);
+        drop(hold);
+        clock.stop();
+    }
+}
