@@ -369,6 +369,9 @@ pub(crate) struct Sleepers {
 struct Pause {
     sleeping: usize,
     since: Option<u64>,
+    /// The holder is gone (see [`Sleepers::close`]): its sleeps let go of
+    /// nothing, since its hold is no longer theirs.
+    closed: bool,
 }
 
 impl Sleepers {
@@ -421,9 +424,23 @@ impl Sleepers {
     /// Lets go of the holder's hold, unless it did since the last advance.
     fn let_go(&self, v: &Virtual) {
         let mut pause = self.lock();
+        if pause.closed {
+            return;
+        }
         let generation = v.lock().generation;
         if pause.since != Some(generation) {
             pause.since = Some(v.pause());
+        }
+    }
+
+    /// Ends the holder's part: call before its hold goes. If a sleep still
+    /// waits (one in a task the holder spawned), the holder holds again now,
+    /// so its hold is not let go of twice; later sleeps let go of nothing.
+    pub(crate) fn close(&self) {
+        let mut pause = self.lock();
+        pause.closed = true;
+        if let (Some(generation), Some(v)) = (pause.since.take(), &self.clock.virt) {
+            v.resume(generation);
         }
     }
 }
@@ -772,6 +789,28 @@ mod tests {
         // The client's hold and the holder's, nothing lost or left over.
         assert_eq!(holds(&clock), 2);
         drop(hold);
+        clock.stop();
+    }
+
+    #[tokio::test]
+    async fn a_sleep_after_its_holder_closed_lets_go_of_nothing() {
+        let clock = Clock::virtual_at(SystemTime::UNIX_EPOCH).unwrap();
+        let hold = clock.hold();
+        let sleepers = clock.sleepers();
+        let mut early = Box::pin(sleepers.sleep(Duration::from_secs(60)));
+        assert!((&mut early).now_or_never().is_none());
+        assert_eq!(holds(&clock), 1);
+        // The holder ends while a sleep of a task it spawned still waits:
+        // it holds again, then its hold goes.
+        sleepers.close();
+        assert_eq!(holds(&clock), 2);
+        drop(hold);
+        assert_eq!(holds(&clock), 1);
+        let mut late = Box::pin(sleepers.sleep(Duration::from_secs(60)));
+        assert!((&mut late).now_or_never().is_none());
+        drop((early, late));
+        // Only the test client's hold is left, untouched.
+        assert_eq!(holds(&clock), 1);
         clock.stop();
     }
 }

@@ -170,7 +170,9 @@ impl ActivityContext {
     /// `select!(ctx.sleep(..), real_work)` or `join!(ctx.sleep(..),
     /// real_work)`, time may skip while `real_work` runs. Sleep only where
     /// the attempt does nothing else. Several sleeps at once are counted
-    /// as one wait of the attempt.
+    /// as one wait of the attempt; a sleep on a clone of the context that
+    /// outlives the attempt (in a task it spawned) lets go of nothing once
+    /// the attempt has ended.
     pub async fn sleep(&self, duration: Duration) {
         tokio::select! {
             () = self.sleepers.sleep(duration) => {}

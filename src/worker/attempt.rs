@@ -174,6 +174,7 @@ pub(super) async fn run(work: Attempt, begin: Begin) -> Option<AttemptOutcome> {
         unsent: None,
         last_beat: work.clock.instant(),
     }));
+    let sleepers = work.clock.sleepers();
     let started_time = work.clock.now();
     let limit = attempt_limit(&work.options, work.scheduled_at, started_time);
     let info = ActivityInfo {
@@ -197,7 +198,7 @@ pub(super) async fn run(work: Attempt, begin: Begin) -> Option<AttemptOutcome> {
         info: Arc::new(info),
         heartbeat_details: work.heartbeat_details,
         clock: work.clock.clone(),
-        sleepers: work.clock.sleepers(),
+        sleepers: sleepers.clone(),
         throttle: throttle(&work.options),
         beats: beats.clone(),
         sink: work.sink,
@@ -243,6 +244,9 @@ pub(super) async fn run(work: Attempt, begin: Begin) -> Option<AttemptOutcome> {
             ))
         }
     };
+    // A sleep of a clone of the context that outlives the attempt lets go
+    // of nothing from here on: the attempt's hold goes with its outcome.
+    sleepers.close();
     drop(slot);
     let unsent_heartbeat = beats
         .lock()
