@@ -232,6 +232,40 @@ impl Clock {
         output
     }
 
+    /// Awaits `future` without holding while it is pending (for a holder
+    /// that waits on other holders, such as an attempt waiting for a slot),
+    /// and holds again before its output is returned. Polled once first:
+    /// a future that is ready at once never lets go. Nothing hands the
+    /// holder a hold when `future` becomes ready: the one that readies it
+    /// must hold until the waiter has run (see the task queue's handoff).
+    pub(crate) async fn idle_while<F: Future>(&self, future: F) -> F::Output {
+        let Some(v) = self.virt.clone() else {
+            return future.await;
+        };
+        let mut future = pin!(future);
+        if let std::task::Poll::Ready(output) = futures::poll!(&mut future) {
+            return output;
+        }
+        let mut advanced = v.advanced.subscribe();
+        loop {
+            let idle = Idle(Some((v.clone(), v.pause())));
+            tokio::select! {
+                biased;
+                output = &mut future => {
+                    drop(idle);
+                    return output;
+                }
+                changed = advanced.changed() => {
+                    // The advance made us hold again; let go once more.
+                    drop(idle);
+                    if changed.is_err() {
+                        return future.await;
+                    }
+                }
+            }
+        }
+    }
+
     /// Holds a virtual clock until the guard is dropped; nothing for the
     /// system clock.
     pub(crate) fn hold(&self) -> Hold {

@@ -69,7 +69,9 @@ use crate::error::{ClientError, OpenError};
 /// past its wait (its timeouts then fire in virtual time). An attempt
 /// waiting for a slot of a queue whose
 /// [`max_concurrent_activities`](crate::Worker::max_concurrent_activities)
-/// are all taken also holds the clock, as work ready to run.
+/// are all taken waits on the attempts that hold them, not on time: it
+/// does not hold the clock until it gets its slot (so those attempts may
+/// sleep), and its schedule-to-start timeout fires in virtual time.
 ///
 /// # Clones of the engine
 ///

@@ -731,3 +731,43 @@ async fn activity_sleep_returns_once_the_attempt_is_cancelled() {
     );
     env.shutdown().await.unwrap();
 }
+
+// ----- Waiting for a slot -----
+
+const PAIR: WorkflowDef<(), ()> = WorkflowDef::new("Pair");
+const NAPPER: ActivityDef<(), ()> = ActivityDef::new("napper");
+
+async fn pair(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    let options = ActivityOptions::start_to_close(HOUR * 2);
+    let first = ctx.execute_activity(NAPPER, (), options.clone());
+    let second = ctx.execute_activity(NAPPER, (), options);
+    let (first, second) = futures::join!(first, second);
+    first?;
+    second?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_attempt_waiting_for_a_slot_lets_the_one_in_it_sleep() {
+    let worker = Worker::new("default")
+        .max_concurrent_activities(1)
+        .workflow(PAIR, pair)
+        .activity(NAPPER, |ctx: ActivityContext, ()| async move {
+            ctx.sleep(Duration::from_secs(60)).await;
+            Ok::<_, ActivityError>(())
+        });
+    let env = TestEngine::open(Engine::builder().worker(worker))
+        .await
+        .unwrap();
+    let run = env
+        .start_workflow(PAIR, "pair", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    within("two sleeping activities on one slot", run.result())
+        .await
+        .unwrap();
+    // One after the other: the second began once the first had slept.
+    let took = run_time(&env, "pair").await;
+    assert!(took >= Duration::from_secs(120), "took {took:?}");
+    env.shutdown().await.unwrap();
+}

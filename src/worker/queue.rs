@@ -8,7 +8,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Worker;
 use crate::activity::ActivityFn;
-use crate::clock::Clock;
+use crate::clock::{Clock, Hold};
 use crate::workflow::WorkflowFn;
 
 /// One task queue's worker and its limits.
@@ -21,12 +21,98 @@ pub(crate) struct TaskQueue {
     rate: Option<(Duration, Mutex<Instant>)>,
     /// The engine's clock, which the rate limit waits on.
     clock: Clock,
+    /// On a virtual clock, with a slot limit: the attempts waiting for a
+    /// slot without holding the clock.
+    handoff: Option<Arc<Mutex<Handoff>>>,
+}
+
+/// Attempts waiting for a slot let go of the virtual clock (they wait on
+/// other attempts, not on time), so the clock needs a hold from the moment
+/// a slot is handed to one until it holds again: otherwise the clock could
+/// skip between the two, while work is ready to run.
+#[derive(Debug, Default)]
+struct Handoff {
+    /// Attempts waiting for a slot.
+    waiting: usize,
+    /// Of those, how many a freed slot was handed to.
+    handed: usize,
+    /// Held while `handed` is not zero.
+    hold: Option<Hold>,
+}
+
+impl Handoff {
+    /// Keeps `handed` within `waiting`, and the hold only while needed.
+    fn settle(&mut self) {
+        self.handed = self.handed.min(self.waiting);
+        if self.handed == 0 {
+            self.hold = None;
+        }
+    }
+}
+
+fn lock(handoff: &Mutex<Handoff>) -> std::sync::MutexGuard<'_, Handoff> {
+    // Nothing panics while holding this lock; recover if it ever did.
+    handoff.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Held while an attempt runs; frees its slot when dropped.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    _permit: Option<OwnedSemaphorePermit>,
+    permit: Option<OwnedSemaphorePermit>,
+    /// The queue's handoff, with the clock to hold for a waiter.
+    handoff: Option<(Arc<Mutex<Handoff>>, Clock)>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        if let Some((handoff, clock)) = &self.handoff {
+            // Before the slot is freed: the waiter it goes to is held for.
+            let mut handoff = lock(handoff);
+            if handoff.waiting > handoff.handed {
+                handoff.handed += 1;
+                if handoff.hold.is_none() {
+                    handoff.hold = Some(clock.hold());
+                }
+            }
+        }
+        drop(permit);
+    }
+}
+
+/// One attempt waiting for a slot (see [`Handoff`]). Register it and
+/// start waiting in one poll: a waiter counted here is always queued on
+/// the semaphore, so a freed slot goes to one of them.
+struct Waiter<'a> {
+    handoff: &'a Mutex<Handoff>,
+    /// It got its slot (and holds again); otherwise it was cancelled.
+    got: bool,
+}
+
+impl<'a> Waiter<'a> {
+    fn new(handoff: &'a Mutex<Handoff>) -> Self {
+        lock(handoff).waiting += 1;
+        Waiter {
+            handoff,
+            got: false,
+        }
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut handoff = lock(self.handoff);
+        handoff.waiting -= 1;
+        if self.got {
+            // Holding again: the slot handed to it needs no hold now. (A
+            // cancelled waiter's slot goes on to the next waiter, still
+            // held for, unless none is left: see `settle`.)
+            handoff.handed = handoff.handed.saturating_sub(1);
+        }
+        handoff.settle();
+    }
 }
 
 /// The longest spacing between attempt starts: rates below one start per
@@ -46,11 +132,13 @@ impl TaskQueue {
                 .min(MAX_SPACING);
             (spacing, Mutex::new(clock.instant()))
         });
+        let handoff = (slots.is_some() && clock.is_virtual()).then(Arc::default);
         TaskQueue {
             worker,
             slots,
             rate,
             clock,
+            handoff,
         }
     }
 
@@ -78,15 +166,37 @@ impl TaskQueue {
             }
             *next = now.checked_add(*spacing).unwrap_or(now);
         }
-        Some(Slot { _permit: permit })
+        Some(self.slot(permit))
+    }
+
+    fn slot(&self, permit: Option<OwnedSemaphorePermit>) -> Slot {
+        Slot {
+            permit,
+            handoff: self
+                .handoff
+                .as_ref()
+                .map(|h| (h.clone(), self.clock.clone())),
+        }
     }
 
     /// Waits for a free slot, then for the rate limit's next start time.
     pub(crate) async fn acquire(&self) -> Slot {
-        let permit = match &self.slots {
+        let permit = match (&self.slots, &self.handoff) {
             // The semaphore is never closed, so acquiring only waits.
-            Some(slots) => slots.clone().acquire_owned().await.ok(),
-            None => None,
+            (Some(slots), None) => slots.clone().acquire_owned().await.ok(),
+            (Some(slots), Some(handoff)) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    // Waiting on other attempts, not on time: a virtual
+                    // clock may skip meanwhile (their sleeps, their timeouts).
+                    let mut waiter = Waiter::new(handoff);
+                    let permit = self.clock.idle_while(slots.clone().acquire_owned()).await;
+                    waiter.got = true;
+                    drop(waiter);
+                    permit.ok()
+                }
+            },
+            (None, _) => None,
         };
         if let Some((spacing, next)) = &self.rate {
             let start = {
@@ -100,6 +210,6 @@ impl TaskQueue {
             // Only time is waited on: a virtual clock may skip to the start.
             self.clock.idle_until(Some(start)).await;
         }
-        Slot { _permit: permit }
+        self.slot(permit)
     }
 }
