@@ -266,6 +266,13 @@ impl Clock {
         }
     }
 
+    /// How many hold a virtual clock now (the test client among them unless
+    /// it waits); for unit tests of holders.
+    #[cfg(test)]
+    pub(crate) fn holds(&self) -> usize {
+        self.virt.as_ref().map_or(0, |v| v.lock().holds)
+    }
+
     /// Holds a virtual clock until the guard is dropped; nothing for the
     /// system clock.
     pub(crate) fn hold(&self) -> Hold {
@@ -763,7 +770,7 @@ mod tests {
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
     fn holds(clock: &Clock) -> usize {
-        clock.virt.as_ref().map_or(0, |v| v.lock().holds)
+        clock.holds()
     }
 
     #[tokio::test]

@@ -213,3 +213,58 @@ impl TaskQueue {
         self.slot(permit)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_freed_slot_is_held_for_until_its_waiter_holds_again() {
+        let clock = Clock::virtual_at(SystemTime::UNIX_EPOCH).unwrap();
+        let queue = TaskQueue::new(
+            Worker::new("default").max_concurrent_activities(1),
+            clock.clone(),
+        );
+        // The test client holds; attempt A has the slot and its hold.
+        let a_hold = clock.hold();
+        let a_slot = queue.try_acquire().unwrap();
+        // Attempt B waits for the slot without holding.
+        let b_hold = clock.hold();
+        let mut b = Box::pin(queue.acquire());
+        assert!((&mut b).now_or_never().is_none());
+        assert_eq!(clock.holds(), 2);
+        // A frees the slot and ends: the slot's waiter is held for.
+        drop(a_slot);
+        drop(a_hold);
+        assert_eq!(clock.holds(), 2);
+        // B takes the slot and holds again; the hold kept for it goes.
+        let b_slot = (&mut b).now_or_never().unwrap();
+        assert_eq!(clock.holds(), 2);
+        drop((b_slot, b_hold));
+        assert_eq!(clock.holds(), 1);
+        clock.stop();
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_leaves_no_hold_behind() {
+        let clock = Clock::virtual_at(SystemTime::UNIX_EPOCH).unwrap();
+        let queue = TaskQueue::new(
+            Worker::new("default").max_concurrent_activities(1),
+            clock.clone(),
+        );
+        let a_slot = queue.try_acquire().unwrap();
+        let b_hold = clock.hold();
+        let mut b = Box::pin(queue.acquire());
+        assert!((&mut b).now_or_never().is_none());
+        // The slot is handed to B, which is cancelled before it runs.
+        drop(a_slot);
+        drop(b);
+        drop(b_hold);
+        assert_eq!(clock.holds(), 1);
+        clock.stop();
+    }
+}
