@@ -189,17 +189,19 @@ impl Clock {
         }
     }
 
-    /// Waits until `duration` has passed on this clock, without making it
-    /// a due time: a virtual clock never skips to it (a periodic background
-    /// look, such as the retention sweep, would otherwise make virtual time
-    /// crawl from one look to the next).
-    pub(crate) async fn passive_sleep(&self, duration: Duration) {
+    /// Waits until `until` (never for `None`) on this clock, without making
+    /// it a due time: a virtual clock never skips to it (a periodic
+    /// background look, such as the retention sweep, would otherwise make
+    /// virtual time crawl from one look to the next). A caller that counts
+    /// its looks from when they began, not from when it is ready to wait
+    /// again, sees an advance made while it was busy.
+    pub(crate) async fn passive_until(&self, until: Option<Instant>) {
+        let Some(until) = until else {
+            return std::future::pending().await;
+        };
         match &self.virt {
-            None => tokio::time::sleep(duration).await,
+            None => tokio::time::sleep_until(tokio::time::Instant::from_std(until)).await,
             Some(v) => {
-                let Some(until) = v.instant().checked_add(duration) else {
-                    return std::future::pending().await;
-                };
                 let mut advanced = v.advanced.subscribe();
                 while v.instant() < until {
                     if advanced.changed().await.is_err() {

@@ -40,14 +40,20 @@ pub(crate) fn spawn(shared: &Arc<Shared>, retention: Duration) {
     let shutdown = shared.shutdown.clone();
     let every = period(retention);
     // Looks every period of the engine's clock; a virtual clock never skips
-    // to a look, it looks whenever the clock has passed one.
+    // to a look, it looks whenever the clock has passed one. Each look is
+    // due a period after the last one began (the first, after the open):
+    // counted from the end of a sweep, or from the task's first poll, an
+    // advance made meanwhile would be missed, and with no later advance
+    // the look would never come.
     let shared_clock = shared.clock.clone();
+    let mut next = shared_clock.instant().checked_add(every);
     shared.tracker.spawn(async move {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = shared_clock.passive_sleep(every) => {}
+                _ = shared_clock.passive_until(next) => {}
             }
+            next = shared_clock.instant().checked_add(every);
             if !sweep(&weak, retention).await {
                 return;
             }
