@@ -249,6 +249,18 @@ mod tests {
                 signals: Vec::new(),
             },
             EventKind::ActivityAttemptWaiting { seq: 1, attempt: 1 },
+            EventKind::WorkflowContinuedAsNew {
+                new_run_id: crate::history::RunId::from_u128(7),
+                workflow_type: "T".into(),
+                task_queue: "q".into(),
+                input: payload(),
+                signals: Vec::new(),
+                search_attributes: None,
+                memo: None,
+            },
+            EventKind::WorkflowContinuedFrom {
+                previous_run_id: crate::history::RunId::from_u128(7),
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -277,6 +289,9 @@ mod tests {
             EventKind::SignalsUnread { .. } => 20,
             // Format 4.
             EventKind::ActivityAttemptWaiting { .. } => 21,
+            // Format 5.
+            EventKind::WorkflowContinuedAsNew { .. } => 22,
+            EventKind::WorkflowContinuedFrom { .. } => 23,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {
@@ -291,8 +306,25 @@ mod tests {
             WorkflowStatus::Cancelled,
             WorkflowStatus::Terminated,
             WorkflowStatus::TimedOut,
+            WorkflowStatus::ContinuedAsNew,
         ];
+        // Exhaustive, as for the event kinds.
+        let status_position = |status: &WorkflowStatus| match status {
+            WorkflowStatus::Running => 0,
+            WorkflowStatus::Completed => 1,
+            WorkflowStatus::Failed => 2,
+            WorkflowStatus::Cancelled => 3,
+            WorkflowStatus::Terminated => 4,
+            WorkflowStatus::TimedOut => 5,
+            // Format 5.
+            WorkflowStatus::ContinuedAsNew => 6,
+        };
         for (position, status) in statuses.iter().enumerate() {
+            assert_eq!(
+                status_position(status),
+                position,
+                "{status:?} is listed out of order"
+            );
             let bytes = bincode::serde::encode_to_vec(status, standard).unwrap();
             assert_eq!(bytes, [position as u8], "{status:?}");
         }

@@ -178,6 +178,10 @@ pub fn seed_records() -> Vec<Vec<u8>> {
                 count: 2,
             }],
         },
+        continued_as_new(3),
+        EventKind::WorkflowContinuedFrom {
+            previous_run_id: crate::history::RunId::from_u128(41),
+        },
     ];
     events.extend(extra.into_iter().map(|kind| Event {
         event_id: 9,
@@ -192,6 +196,7 @@ pub fn seed_records() -> Vec<Vec<u8>> {
         WorkflowStatus::Cancelled,
         WorkflowStatus::Terminated,
         WorkflowStatus::TimedOut,
+        WorkflowStatus::ContinuedAsNew,
     ];
     for (i, status) in statuses.into_iter().enumerate() {
         let record = RunRecord {
@@ -700,11 +705,41 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
 
 // ----- mutations -----
 
+/// A continue-as-new close made from a byte: a sample's type, a run ID,
+/// and up to three carried signals.
+pub fn continued_as_new(arg: u8) -> EventKind {
+    EventKind::WorkflowContinuedAsNew {
+        new_run_id: crate::history::RunId::from_u128(u128::from(arg) + 1),
+        workflow_type: Sample::from_byte(arg).workflow_type().to_string(),
+        task_queue: "default".into(),
+        input: odd_payload(arg),
+        signals: (0..arg % 4)
+            .map(|i| crate::history::CarriedSignal {
+                signal_name: SIGNAL_NAMES[usize::from(i) % SIGNAL_NAMES.len()].to_string(),
+                input: payload(&u64::from(i)),
+            })
+            .collect(),
+        search_attributes: (arg & 1 == 1).then(|| SearchAttributes::new().with("Round", 1i64)),
+        memo: (arg & 2 == 2).then(|| payload(&"memo")),
+    }
+}
+
+/// A `WorkflowContinuedFrom` naming run `n`.
+pub fn continued_from(n: u8) -> EventKind {
+    EventKind::WorkflowContinuedFrom {
+        previous_run_id: crate::history::RunId::from_u128(u128::from(n)),
+    }
+}
+
 /// An event kind made from two bytes, mostly one the samples could match.
 pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
     let seq = u32::from(arg % 8);
     let activity_type = ACTIVITY_TYPES[usize::from(arg) % ACTIVITY_TYPES.len()].to_string();
-    match what % 16 {
+    match what % 18 {
+        16 => continued_as_new(arg),
+        17 => EventKind::WorkflowContinuedFrom {
+            previous_run_id: crate::history::RunId::from_u128(u128::from(arg)),
+        },
         0 => EventKind::ActivityScheduled {
             seq,
             activity_type,

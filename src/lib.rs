@@ -142,11 +142,12 @@ pub use engine::{
 };
 pub use error::{ClientError, Error, OpenError, ResultError};
 pub use history::{
-    ActivityOptionsRecord, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, Failure,
-    HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, MAX_SEARCH_ATTRIBUTE_NAME_LEN,
-    MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES, MAX_WORKFLOW_ID_LEN, Payload,
-    PayloadError, PendingActivityInfo, PendingTimerInfo, RunId, SearchAttributeValue,
-    SearchAttributes, SignalDelivery, UnreadSignals, WorkflowHistory, WorkflowStatus,
+    ActivityOptionsRecord, CarriedSignal, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind,
+    Failure, HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError,
+    MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
+    MAX_WORKFLOW_ID_LEN, Payload, PayloadError, PendingActivityInfo, PendingTimerInfo, RunId,
+    SearchAttributeValue, SearchAttributes, SignalDelivery, UnreadSignals, WorkflowHistory,
+    WorkflowStatus,
 };
 pub use replayer::{ReplayCheckError, ReplayError, ReplayReport, Replayer};
 /// Makes the storage under an engine fail on purpose (feature
@@ -161,8 +162,10 @@ pub use store::FaultInjector;
 pub use store::{CutImage, CutMode, PowerCut};
 pub use worker::{DEFAULT_TASK_QUEUE, Worker};
 pub use workflow::{
-    ActivityFailure, ActivityFuture, Cancelled, NondeterminismError, ParkReason, QueryDef,
-    SignalDef, SignalError, SignalFuture, TimerFuture, WorkflowContext, WorkflowDef, WorkflowError,
+    ActivityFailure, ActivityFuture, Cancelled, ContinueAsNewOptions,
+    DEFAULT_SUGGEST_CONTINUE_AS_NEW_BYTES, DEFAULT_SUGGEST_CONTINUE_AS_NEW_EVENTS,
+    DEFAULT_WARN_HISTORY_EVENTS, NondeterminismError, ParkReason, QueryDef, SignalDef, SignalError,
+    SignalFuture, TimerFuture, WorkflowContext, WorkflowDef, WorkflowError,
 };
 
 /// Compiles the README's Rust blocks as doctests, so they stay true.

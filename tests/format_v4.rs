@@ -187,7 +187,7 @@ async fn format_4_files_keep_opening_and_running() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn format_2_and_format_3_files_are_opened_as_format_4() {
+async fn format_2_and_format_3_files_are_opened_as_the_current_format() {
     for (fixture, version, workflow_id) in [
         (FORMAT_2_FIXTURE, 2, "format2-closed-upserted"),
         (FORMAT_3_FIXTURE, 3, "format3-closed-unread"),
@@ -201,6 +201,6 @@ async fn format_2_and_format_3_files_are_opened_as_format_4() {
             "{fixture}"
         );
         engine.shutdown().await.unwrap();
-        assert_eq!(format_version(&db.path), 4, "{fixture}");
+        assert_eq!(format_version(&db.path), 5, "{fixture}");
     }
 }

@@ -25,6 +25,8 @@ struct Order {
 const EVERYTHING: WorkflowDef<Order, serde_json::Value> = WorkflowDef::new("Json.Everything");
 const FAILS: WorkflowDef<(), ()> = WorkflowDef::new("Json.Fails");
 const WAIT_FOREVER: WorkflowDef<(), ()> = WorkflowDef::new("Json.WaitForever");
+/// Continues as new once, carrying an unread `NOTE` signal along.
+const CONTINUES: WorkflowDef<u32, u32> = WorkflowDef::new("Json.Continues");
 const FLAKY: ActivityDef<String, String> = ActivityDef::new("json.flaky");
 const BROKEN: ActivityDef<(), ()> = ActivityDef::new("json.broken");
 const GO: SignalDef<Vec<u32>> = SignalDef::new("json.go");
@@ -101,8 +103,17 @@ async fn broken(_ctx: ActivityContext, _: ()) -> Result<(), ActivityError> {
     Err(ActivityError::non_retryable("no such thing").with_type("Broken"))
 }
 
+async fn continues(ctx: WorkflowContext, round: u32) -> Result<u32, WorkflowError> {
+    if round == 0 {
+        ctx.recv_signal(GO).await?;
+        return Err(ctx.continue_as_new(CONTINUES, 1));
+    }
+    Ok(round)
+}
+
 fn engine() -> steadfast::EngineBuilder {
     Engine::builder()
+        .workflow(CONTINUES, continues)
         .workflow(EVERYTHING, everything)
         .workflow(FAILS, fails)
         .workflow(WAIT_FOREVER, wait_forever)
@@ -112,6 +123,7 @@ fn engine() -> steadfast::EngineBuilder {
 
 fn replayer() -> Replayer {
     Replayer::new()
+        .workflow(CONTINUES, continues)
         .workflow(EVERYTHING, everything)
         .workflow(FAILS, fails)
         .workflow(WAIT_FOREVER, wait_forever)
@@ -186,8 +198,32 @@ async fn every_kind_of_event_round_trips() {
         .unwrap();
     assert!(run.result().await.is_err());
 
+    let run = engine
+        .start_workflow(CONTINUES, "json-continued", 0, WorkflowOptions::new())
+        .await
+        .unwrap();
+    let first = run.run_id();
+    engine
+        .signal("json-continued", NOTE, "carried".to_string())
+        .await
+        .unwrap();
+    engine.signal("json-continued", GO, vec![1]).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 1);
+
     let mut seen = BTreeSet::new();
+    // The first run of the chain (it closed continuing as new).
+    let history = engine
+        .workflow_run_history("json-continued", first)
+        .await
+        .unwrap();
+    let text = history.to_json().unwrap();
+    let back = WorkflowHistory::from_json(&text).unwrap();
+    assert_eq!(back, history);
+    assert_eq!(back.to_json().unwrap(), text);
+    seen.extend(kinds(&text));
+    replayer().replay(&back).unwrap();
     for id in [
+        "json-continued",
         "json-everything",
         "json-fails",
         "json-cancelled",
@@ -230,6 +266,8 @@ async fn every_kind_of_event_round_trips() {
         "TimerCanceled",
         "WorkflowSignaledWithOptions",
         "SignalsUnread",
+        "WorkflowContinuedAsNew",
+        "WorkflowContinuedFrom",
     ]
     .into_iter()
     .map(String::from)

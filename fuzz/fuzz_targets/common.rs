@@ -196,6 +196,12 @@ pub enum ArbKind {
         signal: ArbName,
         count: u8,
     },
+    ContinuedAsNew {
+        arg: u8,
+    },
+    ContinuedFrom {
+        run: u8,
+    },
 }
 
 impl ArbKind {
@@ -310,6 +316,8 @@ impl ArbKind {
                     count: u64::from(*count),
                 }],
             },
+            ArbKind::ContinuedAsNew { arg } => fuzzing::continued_as_new(*arg),
+            ArbKind::ContinuedFrom { run } => fuzzing::continued_from(*run),
         }
     }
 }

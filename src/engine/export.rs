@@ -4,7 +4,7 @@
 
 use super::Engine;
 use crate::error::ClientError;
-use crate::history::WorkflowHistory;
+use crate::history::{RunId, WorkflowHistory};
 
 impl Engine {
     /// The latest run of a workflow ID as a [`WorkflowHistory`]: its events
@@ -26,7 +26,31 @@ impl Engine {
         &self,
         workflow_id: &str,
     ) -> Result<WorkflowHistory, ClientError> {
-        let (run_id, record) = self.current_run(workflow_id).await?;
+        let (run_id, _) = self.current_run(workflow_id).await?;
+        self.workflow_run_history(workflow_id, run_id).await
+    }
+
+    /// One run of a workflow ID as a [`WorkflowHistory`], by run ID: an
+    /// earlier run of a continue-as-new chain, say
+    /// ([`WorkflowDescription::previous_run_id`](crate::WorkflowDescription::previous_run_id)
+    /// names it).
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`] when no such run is stored, a client
+    /// error when the file could not be read.
+    pub async fn workflow_run_history(
+        &self,
+        workflow_id: &str,
+        run_id: RunId,
+    ) -> Result<WorkflowHistory, ClientError> {
+        let record = self
+            .shared
+            .store
+            .run(run_id, workflow_id)
+            .await?
+            .ok_or_else(|| ClientError::NotFound {
+                workflow_id: workflow_id.to_string(),
+            })?;
         let events = self.shared.store.history(run_id, workflow_id).await?;
         Ok(WorkflowHistory {
             workflow_id: workflow_id.to_string(),

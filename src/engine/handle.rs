@@ -64,6 +64,11 @@ pub struct WorkflowDescription {
     /// read (the history's `SignalsUnread` event). Empty for a run that
     /// is still running, and for one that read every signal.
     pub unread_signals: Vec<UnreadSignals>,
+    /// The run this one continues, when a continue-as-new started it.
+    pub previous_run_id: Option<RunId>,
+    /// The run that continues this one, once it continued as new (status
+    /// [`WorkflowStatus::ContinuedAsNew`]).
+    pub next_run_id: Option<RunId>,
 }
 
 /// What [`WorkflowHandle::result_or_parked`] saw first.
@@ -79,6 +84,13 @@ pub enum ResultOrParked<O> {
 
 /// True for a park that lasts until someone fixes its cause; a full disk
 /// or a storage error heals by itself.
+/// How waiting on one run of a chain ended.
+enum Ended<O> {
+    Done(ResultOrParked<O>),
+    /// The run continued as new, as this run.
+    Continued(RunId),
+}
+
 pub(crate) fn needs_fix(reason: &ParkReason) -> bool {
     !matches!(reason, ParkReason::DiskFull(_) | ParkReason::Storage(_))
 }
@@ -175,7 +187,20 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
     }
 
     /// Waits for the close, or with `on_park` for a park that needs a fix.
+    /// A run that continued as new is followed to the run that continues
+    /// its chain, and so on to the chain's last run.
     async fn wait(&self, on_park: bool) -> Result<ResultOrParked<O>, ResultError> {
+        let mut run_id = self.run_id;
+        loop {
+            match self.wait_run(run_id, on_park).await? {
+                Ended::Done(outcome) => return Ok(outcome),
+                Ended::Continued(next) => run_id = next,
+            }
+        }
+    }
+
+    /// Waits for one run of the chain.
+    async fn wait_run(&self, run_id: RunId, on_park: bool) -> Result<Ended<O>, ResultError> {
         let stop = |state: &RunState| match state {
             RunState::Parked(reason) if on_park && needs_fix(reason) => Some(reason.clone()),
             _ => None,
@@ -183,17 +208,17 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
         // On a test engine, waiting for a result lets virtual time skip.
         let _waiting = self.shared.clock.client_waiting();
         loop {
-            if let Some(mut state) = self.shared.watch(self.run_id) {
+            if let Some(mut state) = self.shared.watch(run_id) {
                 loop {
                     let (closed, parked) = {
                         let now = state.borrow_and_update();
                         (matches!(&*now, RunState::Closed(_)), stop(&now))
                     };
                     if closed {
-                        return self.closed_result().await.map(ResultOrParked::Completed);
+                        return self.closed_result(run_id).await;
                     }
                     if let Some(reason) = parked {
-                        return Ok(ResultOrParked::Parked(reason));
+                        return Ok(Ended::Done(ResultOrParked::Parked(reason)));
                     }
                     tokio::select! {
                         changed = state.changed() => if changed.is_err() {
@@ -211,15 +236,15 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 return Err(ClientError::ShutDown.into());
             }
             let record = self
-                .read_waiting_out_failures(|| self.shared.store.run(self.run_id, &self.workflow_id))
+                .read_waiting_out_failures(|| self.shared.store.run(run_id, &self.workflow_id))
                 .await?;
             match record {
                 Some(record) if record.status.is_closed() => {
-                    return self.closed_result().await.map(ResultOrParked::Completed);
+                    return self.closed_result(run_id).await;
                 }
                 Some(_) => {
                     // Running but not in memory: load it, to wait on it.
-                    if self.shared.deliver(self.run_id, RunMsg::Wake).is_err() {
+                    if self.shared.deliver(run_id, RunMsg::Wake).is_err() {
                         return Err(ClientError::ShutDown.into());
                     }
                 }
@@ -257,40 +282,43 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
         }
     }
 
-    async fn closed_result(&self) -> Result<O, ResultError> {
+    /// A closed run's outcome, or the run that continues it.
+    async fn closed_result(&self, run_id: RunId) -> Result<Ended<O>, ResultError> {
         let last = self
-            .read_waiting_out_failures(|| {
-                self.shared.store.last_event(self.run_id, &self.workflow_id)
-            })
+            .read_waiting_out_failures(|| self.shared.store.last_event(run_id, &self.workflow_id))
             .await?;
-        match last.map(|e| e.kind) {
+        let outcome = match last.map(|e| e.kind) {
+            Some(EventKind::WorkflowContinuedAsNew { new_run_id, .. }) => {
+                return Ok(Ended::Continued(new_run_id));
+            }
             Some(EventKind::WorkflowCompleted { result }) => Ok(result.decode()?),
             Some(EventKind::WorkflowFailed { failure }) => Err(ResultError::Failed {
                 workflow_id: self.workflow_id.clone(),
-                run_id: self.run_id,
+                run_id,
                 failure,
             }),
             Some(EventKind::WorkflowCancelled { failure }) => Err(ResultError::Cancelled {
                 workflow_id: self.workflow_id.clone(),
-                run_id: self.run_id,
+                run_id,
                 failure,
             }),
             Some(EventKind::WorkflowTerminated { reason }) => Err(ResultError::Terminated {
                 workflow_id: self.workflow_id.clone(),
-                run_id: self.run_id,
+                run_id,
                 reason,
             }),
             Some(EventKind::WorkflowTimedOut { timeout }) => Err(ResultError::TimedOut {
                 workflow_id: self.workflow_id.clone(),
-                run_id: self.run_id,
+                run_id,
                 timeout,
             }),
             _ => Err(ClientError::Corrupt {
                 workflow_id: self.workflow_id.clone(),
-                message: format!("run {} is not closed but has no live actor", self.run_id),
+                message: format!("run {run_id} is not closed but has no live actor"),
             }
             .into()),
-        }
+        };
+        outcome.map(|o| Ended::Done(ResultOrParked::Completed(o)))
     }
 
     /// Describes the run: status, times, and why it is parked if it is.
@@ -354,7 +382,24 @@ pub(crate) async fn describe_run(
         None => record.history_len,
     };
     let snapshot = snapshot.unwrap_or_default();
+    // The chain: a continued run's second event names its predecessor, and
+    // a run that continued closed on an event naming its successor (one
+    // event each, read through the fold).
+    let second = shared
+        .store
+        .history_page(run_id, workflow_id, 2, 1)
+        .await
+        .unwrap_or_default();
+    let previous_run_id = MutableState::fold(&second).previous_run_id;
+    let next_run_id = if record.status == WorkflowStatus::ContinuedAsNew {
+        let last = shared.store.last_event(run_id, workflow_id).await?;
+        MutableState::fold(last.iter()).next_run_id
+    } else {
+        None
+    };
     Ok(WorkflowDescription {
+        previous_run_id,
+        next_run_id,
         pending_activities: snapshot.activities,
         pending_timers: snapshot.timers,
         workflow_id: record.workflow_id,

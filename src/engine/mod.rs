@@ -69,6 +69,8 @@ pub struct EngineBuilder {
     clock: Clock,
     /// Dropped once the engine has stopped (see [`EngineBuilder::on_close`]).
     on_close: Option<shutdown::OnClose>,
+    /// When runs are told to continue as new, and warned about.
+    history_limits: crate::workflow::HistoryLimits,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -93,6 +95,7 @@ impl EngineBuilder {
             graceful_shutdown_timeout: Duration::ZERO,
             clock: Clock::system(),
             on_close: None,
+            history_limits: crate::workflow::HistoryLimits::default(),
         }
     }
 
@@ -195,6 +198,27 @@ impl EngineBuilder {
     /// in bytes. Default: 2 MiB, as Temporal.
     pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// Sets the history size at which
+    /// [`WorkflowContext::continue_as_new_suggested`](crate::WorkflowContext::continue_as_new_suggested)
+    /// turns true: `events` events or `bytes` bytes (as
+    /// [`history_bytes`](crate::WorkflowContext::history_bytes) counts
+    /// them), whichever comes first. Default: 4,096 events or 4 MiB, as
+    /// Temporal suggests. A small value lets a test reach it quickly.
+    pub fn suggest_continue_as_new_at(mut self, events: u64, bytes: u64) -> Self {
+        self.history_limits.suggest_events = events;
+        self.history_limits.suggest_bytes = bytes;
+        self
+    }
+
+    /// Sets the number of events past which a run that has not continued
+    /// as new is named in a warning in the log (once, when its history
+    /// passes it). Default: 10,240 ([`DEFAULT_WARN_HISTORY_EVENTS`](crate::DEFAULT_WARN_HISTORY_EVENTS)),
+    /// Temporal's warning limit. Nothing is refused past it.
+    pub fn warn_history_events(mut self, events: u64) -> Self {
+        self.history_limits.warn_events = events;
         self
     }
 
@@ -321,6 +345,7 @@ impl EngineBuilder {
             self.max_payload_bytes,
             self.max_cached_runs,
             self.clock,
+            self.history_limits,
         )
         .map_err(|source| OpenError::Thread {
             thread: "timer",
@@ -618,11 +643,26 @@ impl Engine {
         // The first activation runs before the commit, so the start and the
         // workflow's first commands are durable together, in one commit.
         let reservation = self.shared.reserve(run_id);
+        let start_record = record.clone();
         let prepared = self.shared.prepare_run(run_id, record, events.clone());
-        let mut encoded = Vec::with_capacity(events.len() + prepared.new_events().len());
-        for event in events.iter().chain(prepared.new_events()) {
+        // A run that continues as new in its first activation is started
+        // with its first events alone; its actor then commits the close
+        // together with the next run's start (one commit, as always).
+        let continues = prepared.continues_as_new();
+        let first_step = if continues {
+            &[][..]
+        } else {
+            prepared.new_events()
+        };
+        let mut encoded = Vec::with_capacity(events.len() + first_step.len());
+        for event in events.iter().chain(first_step) {
             encoded.push(codec::encode(event).map_err(|e| ClientError::Storage(e.to_string()))?);
         }
+        let (record, wake) = if continues {
+            (start_record, crate::store::WAKE_NOW)
+        } else {
+            (prepared.record().clone(), prepared.wake())
+        };
         let reuse = match options.id_reuse_policy {
             WorkflowIdReusePolicy::AllowDuplicate => ReuseRule::Allow,
             WorkflowIdReusePolicy::AllowDuplicateFailedOnly => ReuseRule::AllowIfLastNotCompleted,
@@ -630,14 +670,18 @@ impl Engine {
         };
         let op = WriteOp::Start {
             run_id,
-            record: EncodedRecord::new(prepared.record().clone())?,
+            record: EncodedRecord::new(record)?,
             events: encoded,
             reuse,
-            wake: prepared.wake(),
+            wake,
         };
         let outcome = self.shared.store.write(op).await?;
         let workflow_id = start.workflow_id;
         match outcome {
+            WriteOutcome::Started if continues => {
+                reservation.launch_uncommitted(prepared);
+                Ok(Started::New(run_id))
+            }
             WriteOutcome::Started => {
                 reservation.launch(prepared);
                 Ok(Started::New(run_id))
@@ -719,15 +763,23 @@ impl Engine {
     ) -> Result<(), ClientError> {
         options.check().map_err(ClientError::InvalidArgument)?;
         let payload = self.encode_checked(&payload, || format!("signal {:?}", signal.name()))?;
-        let (run_id, _) = self.current_run(workflow_id).await?;
-        self.signal_run(
-            workflow_id,
-            run_id,
-            signal.name(),
-            payload,
-            options.request_id,
-        )
-        .await
+        // A run that continued as new meanwhile refused the signal without
+        // recording it: it goes to the run that continues the chain.
+        loop {
+            let (run_id, _) = self.current_run(workflow_id).await?;
+            let result = self
+                .signal_run(
+                    workflow_id,
+                    run_id,
+                    signal.name(),
+                    payload.clone(),
+                    options.request_id.clone(),
+                )
+                .await;
+            if !continued(&result) {
+                return result;
+            }
+        }
     }
 
     async fn signal_run(
@@ -875,13 +927,20 @@ impl Engine {
     /// # Errors
     /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`].
     pub async fn cancel(&self, workflow_id: &str) -> Result<(), ClientError> {
-        let (run_id, _) = self.current_run(workflow_id).await?;
-        let (ack, answer) = oneshot::channel();
-        let msg = RunMsg::Cancel {
-            reason: "cancelled by a client".to_string(),
-            ack,
-        };
-        self.ask(workflow_id, run_id, msg, answer).await?
+        // A run that continued as new meanwhile refused it: the chain's
+        // current run gets it.
+        loop {
+            let (run_id, _) = self.current_run(workflow_id).await?;
+            let (ack, answer) = oneshot::channel();
+            let msg = RunMsg::Cancel {
+                reason: "cancelled by a client".to_string(),
+                ack,
+            };
+            let result = self.ask(workflow_id, run_id, msg, answer).await?;
+            if !continued(&result) {
+                return result;
+            }
+        }
     }
 
     /// Terminates a workflow's running run at once: no more workflow code
@@ -891,6 +950,16 @@ impl Engine {
     /// # Errors
     /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`].
     pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<(), ClientError> {
+        loop {
+            let result = self.terminate_once(workflow_id, reason).await;
+            if !continued(&result) {
+                return result;
+            }
+        }
+    }
+
+    /// Terminates the current run, unless it continued as new meanwhile.
+    async fn terminate_once(&self, workflow_id: &str, reason: &str) -> Result<(), ClientError> {
         let (run_id, _) = self.current_run(workflow_id).await?;
         let (ack, answer) = oneshot::channel();
         let msg = RunMsg::Terminate {
@@ -993,6 +1062,21 @@ impl Engine {
         handle::describe_run(&self.shared, workflow_id, run_id).await
     }
 
+    /// Describes one run of a workflow ID, by run ID: an earlier run of a
+    /// continue-as-new chain (its description names the runs before and
+    /// after it), or any run `list` shows.
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`] when no such run is stored (never, or
+    /// removed by retention or a delete).
+    pub async fn describe_run(
+        &self,
+        workflow_id: &str,
+        run_id: RunId,
+    ) -> Result<WorkflowDescription, ClientError> {
+        handle::describe_run(&self.shared, workflow_id, run_id).await
+    }
+
     /// Lists runs that match `filter`, one page at a time: open runs first,
     /// then closed runs, newest first (see [`ListFilter`]); pass the
     /// returned `next_page_token` back for the next page.
@@ -1061,4 +1145,17 @@ fn check_workflow_id(workflow_id: &str) -> Result<(), ClientError> {
         )));
     }
     Ok(())
+}
+
+/// True when a call found its run closed by a continue-as-new (the run
+/// refused it without recording it): it is retried on the run that
+/// continues the chain.
+fn continued(result: &Result<(), ClientError>) -> bool {
+    matches!(
+        result,
+        Err(ClientError::WorkflowClosed {
+            status: crate::history::WorkflowStatus::ContinuedAsNew,
+            ..
+        })
+    )
 }

@@ -230,6 +230,47 @@ pub enum EventKind {
         /// The attempt that waits.
         attempt: u32,
     },
+    /// The workflow continued as new (`ctx.continue_as_new`): the run
+    /// closes as [`WorkflowStatus::ContinuedAsNew`] and its successor, run
+    /// `new_run_id` of the same workflow ID, starts in the same commit.
+    /// Store format 5.
+    WorkflowContinuedAsNew {
+        /// The run that continues the chain.
+        new_run_id: RunId,
+        /// The next run's workflow type (this run's unless changed).
+        workflow_type: String,
+        /// The next run's task queue (this run's unless changed).
+        task_queue: String,
+        /// The next run's input.
+        input: Payload,
+        /// The signals this run had received and not read, in arrival
+        /// order: they are delivered to the next run before its code runs.
+        signals: Vec<CarriedSignal>,
+        /// The next run's search attributes, when the code replaced them
+        /// (otherwise this run's carry over).
+        search_attributes: Option<SearchAttributes>,
+        /// The next run's memo, when the code replaced it (otherwise this
+        /// run's carries over).
+        memo: Option<Payload>,
+    },
+    /// The run continues a chain: written second, right after
+    /// `WorkflowStarted`, in a run started by a continue-as-new. Store
+    /// format 5.
+    WorkflowContinuedFrom {
+        /// The run that continued as this one.
+        previous_run_id: RunId,
+    },
+}
+
+/// A signal a run received and did not read, moved to the next run of a
+/// continue-as-new (in [`EventKind::WorkflowContinuedAsNew`]).
+// Persisted (FORMAT.md): fields in this order, never changed in place.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CarriedSignal {
+    /// The signal's name.
+    pub signal_name: String,
+    /// The signal's payload.
+    pub input: Payload,
 }
 
 /// When the workflow code gets a signal, as recorded in
@@ -277,6 +318,7 @@ impl EventKind {
                 | EventKind::WorkflowCancelled { .. }
                 | EventKind::SearchAttributesUpserted { .. }
                 | EventKind::TimerCanceled { .. }
+                | EventKind::WorkflowContinuedAsNew { .. }
         )
     }
 
@@ -301,7 +343,51 @@ impl EventKind {
                 | EventKind::WorkflowCancelled { .. }
                 | EventKind::WorkflowTerminated { .. }
                 | EventKind::WorkflowTimedOut { .. }
+                | EventKind::WorkflowContinuedAsNew { .. }
         )
+    }
+
+    /// An approximation of the event's stored size in bytes: the bytes of
+    /// its payloads and names, plus 16 for the rest (IDs, times, tags).
+    /// Cheap (nothing is encoded), and the same on every replay.
+    pub(crate) fn approx_bytes(&self) -> u64 {
+        let payloads: usize = match self {
+            EventKind::WorkflowStarted {
+                workflow_type,
+                workflow_id,
+                task_queue,
+                input,
+                ..
+            } => workflow_type.len() + workflow_id.len() + task_queue.len() + input.len(),
+            EventKind::ActivityScheduled {
+                activity_type,
+                input,
+                ..
+            } => activity_type.len() + input.len() + 64,
+            EventKind::ActivityCompleted { result, .. } => result.len(),
+            EventKind::ActivityFailed { failure, .. }
+            | EventKind::WorkflowFailed { failure }
+            | EventKind::WorkflowCancelled { failure } => {
+                failure.error_type.len() + failure.message.len()
+            }
+            EventKind::SideEffectRecorded { value, .. } => value.len(),
+            EventKind::PatchRecorded { patch_id } => patch_id.len(),
+            EventKind::WorkflowSignaled { signal_name, input }
+            | EventKind::WorkflowSignaledWithOptions {
+                signal_name, input, ..
+            } => signal_name.len() + input.len(),
+            EventKind::ActivityHeartbeat { details, .. } => details.len(),
+            EventKind::WorkflowCompleted { result } => result.len(),
+            EventKind::WorkflowContinuedAsNew { input, signals, .. } => {
+                input.len()
+                    + signals
+                        .iter()
+                        .map(|s| s.signal_name.len() + s.input.len())
+                        .sum::<usize>()
+            }
+            _ => 0,
+        };
+        payloads as u64 + 16
     }
 
     /// A short description for nondeterminism reports.
@@ -352,6 +438,12 @@ impl EventKind {
             }
             EventKind::ActivityAttemptWaiting { seq, attempt } => {
                 format!("ActivityAttemptWaiting(seq {seq}, attempt {attempt})")
+            }
+            EventKind::WorkflowContinuedAsNew { workflow_type, .. } => {
+                format!("WorkflowContinuedAsNew({workflow_type})")
+            }
+            EventKind::WorkflowContinuedFrom { previous_run_id } => {
+                format!("WorkflowContinuedFrom({previous_run_id})")
             }
         }
     }
@@ -419,6 +511,9 @@ pub enum WorkflowStatus {
     Terminated,
     /// The run's run or execution timeout ran out.
     TimedOut,
+    /// The workflow continued as new: the chain goes on in a next run of
+    /// the same workflow ID (store format 5).
+    ContinuedAsNew,
 }
 
 impl WorkflowStatus {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use super::{
-    ActivityOptionsRecord, Event, EventId, EventKind, Failure, Payload, UnreadSignals,
+    ActivityOptionsRecord, Event, EventId, EventKind, Failure, Payload, RunId, UnreadSignals,
     WorkflowStatus,
 };
 
@@ -70,6 +70,13 @@ pub(crate) struct MutableState {
     /// recorded them.
     pub(crate) unread_signals: Vec<UnreadSignals>,
     pub(crate) cancel_requested: bool,
+    /// The run's own run timeout, as its start gave it (a continue-as-new
+    /// gives the next run the same).
+    pub(crate) run_timeout: Option<std::time::Duration>,
+    /// The run this one continues, when a continue-as-new started it.
+    pub(crate) previous_run_id: Option<RunId>,
+    /// The run that continues this one, once it continued as new.
+    pub(crate) next_run_id: Option<RunId>,
 }
 
 impl Default for MutableState {
@@ -86,6 +93,9 @@ impl Default for MutableState {
             signal_request_ids: BTreeSet::new(),
             unread_signals: Vec::new(),
             cancel_requested: false,
+            run_timeout: None,
+            previous_run_id: None,
+            next_run_id: None,
         }
     }
 }
@@ -115,6 +125,7 @@ impl MutableState {
                 ..
             } => {
                 self.start_time = Some(at);
+                self.run_timeout = *run_timeout;
                 for (limit, timeout) in [
                     (run_timeout, RUN_TIMEOUT),
                     (execution_timeout, EXECUTION_TIMEOUT),
@@ -225,6 +236,13 @@ impl MutableState {
             EventKind::WorkflowCancelled { .. } => self.close(WorkflowStatus::Cancelled, at),
             EventKind::WorkflowTerminated { .. } => self.close(WorkflowStatus::Terminated, at),
             EventKind::WorkflowTimedOut { .. } => self.close(WorkflowStatus::TimedOut, at),
+            EventKind::WorkflowContinuedAsNew { new_run_id, .. } => {
+                self.next_run_id = Some(*new_run_id);
+                self.close(WorkflowStatus::ContinuedAsNew, at);
+            }
+            EventKind::WorkflowContinuedFrom { previous_run_id } => {
+                self.previous_run_id = Some(*previous_run_id);
+            }
         }
     }
 
@@ -234,6 +252,15 @@ impl MutableState {
         self.activities.clear();
         self.timers.clear();
         self.deadlines.clear();
+    }
+
+    /// When the execution timeout ends the chain, if it has one (it spans
+    /// every run of a continue-as-new chain).
+    pub(crate) fn execution_deadline(&self) -> Option<SystemTime> {
+        self.deadlines
+            .iter()
+            .find(|(_, which)| *which == EXECUTION_TIMEOUT)
+            .map(|(at, _)| *at)
     }
 
     /// The ID the next event takes. At the top of the range it stays
@@ -482,6 +509,37 @@ mod tests {
         assert!(state.signal_request_ids.contains("r"));
         assert_eq!(state.unread_signals, unread);
         assert_eq!(state.status, WorkflowStatus::Completed);
+    }
+
+    #[test]
+    fn a_continue_as_new_closes_the_run_and_names_both_neighbours() {
+        let previous = RunId::from_u128(1);
+        let next = RunId::from_u128(3);
+        let state = MutableState::fold(&history(vec![
+            started(Some(Duration::from_secs(5))),
+            EventKind::WorkflowContinuedFrom {
+                previous_run_id: previous,
+            },
+            EventKind::TimerStarted {
+                seq: 1,
+                fire_at: at(300),
+            },
+            EventKind::WorkflowContinuedAsNew {
+                new_run_id: next,
+                workflow_type: "T".into(),
+                task_queue: "q".into(),
+                input: Payload::encode(&1).unwrap(),
+                signals: Vec::new(),
+                search_attributes: None,
+                memo: None,
+            },
+        ]));
+        assert_eq!(state.status, WorkflowStatus::ContinuedAsNew);
+        assert_eq!(state.previous_run_id, Some(previous));
+        assert_eq!(state.next_run_id, Some(next));
+        assert_eq!(state.run_timeout, Some(Duration::from_secs(5)));
+        assert!(state.timers.is_empty() && state.deadlines.is_empty());
+        assert_eq!(state.close_time, Some(at(103)));
     }
 
     #[test]

@@ -547,6 +547,79 @@ pub(crate) async fn sweeps_remove_only_runs_closed_by_the_cutoff(store: &dyn Sto
     assert!(store.run(reused, "old").await.expect("read").is_some());
 }
 
+/// A continue-as-new closes a run and starts its successor in one write,
+/// or is refused whole: nothing is written when the close's append would be
+/// refused or the successor's run ID is stored already.
+pub(crate) async fn a_continue_as_new_is_one_write(store: &dyn Store) {
+    let first = RunId::new_time_ordered();
+    store
+        .write(start("c", first, ReuseRule::Allow, WAKE_NOW))
+        .await
+        .expect("start");
+    let next = RunId::new_time_ordered();
+    let op = |expect_next: u64, next_run_id: RunId| {
+        let close = EventKind::WorkflowContinuedAsNew {
+            new_run_id: next_run_id,
+            workflow_type: "T".into(),
+            task_queue: "default".into(),
+            input: Payload::encode(&1).expect("payload"),
+            signals: Vec::new(),
+            search_attributes: None,
+            memo: None,
+        };
+        let started = EventKind::WorkflowStarted {
+            workflow_type: "T".into(),
+            workflow_id: "c".into(),
+            task_queue: "default".into(),
+            input: Payload::encode(&1).expect("payload"),
+            run_timeout: None,
+            execution_timeout: None,
+        };
+        let from = EventKind::WorkflowContinuedFrom {
+            previous_run_id: first,
+        };
+        WriteOp::ContinueAsNew {
+            run_id: first,
+            record: EncodedRecord::new(record("c", WorkflowStatus::ContinuedAsNew, 3))
+                .expect("encodes"),
+            expect_next,
+            events: vec![signal(2), event(3, close)],
+            next_run_id,
+            next_record: EncodedRecord::new(record("c", WorkflowStatus::Running, 2))
+                .expect("encodes"),
+            next_events: vec![event(1, started).1, event(2, from).1],
+            next_wake: WAKE_NOW,
+        }
+    };
+    // Refused whole: a stale expected event ID, or a stored successor ID.
+    conflict(store.write(op(5, next)).await);
+    conflict(store.write(op(2, first)).await);
+    assert_eq!(store.history(first, "c").await.expect("history").len(), 1);
+    assert!(store.run(next, "c").await.expect("read").is_none());
+    assert_eq!(
+        store.current_run("c").await.expect("read").map(|(r, _)| r),
+        Some(first)
+    );
+
+    assert_eq!(
+        store.write(op(2, next)).await.expect("continue"),
+        WriteOutcome::ContinuedAsNew
+    );
+    let closed = store.run(first, "c").await.expect("read").expect("record");
+    assert_eq!(closed.status, WorkflowStatus::ContinuedAsNew);
+    assert_eq!(store.history(first, "c").await.expect("history").len(), 3);
+    let (current, record) = store.current_run("c").await.expect("read").expect("latest");
+    assert_eq!(current, next);
+    assert_eq!(record.status, WorkflowStatus::Running);
+    assert_eq!(store.history(next, "c").await.expect("history").len(), 2);
+    // The closed run has no wake-up, its successor has its hint.
+    let due = store.wakeups(0, u64::MAX).await.expect("wakeups");
+    assert!(due.iter().all(|(_, r)| *r != first), "{due:?}");
+    assert!(due.iter().any(|(_, r)| *r == next), "{due:?}");
+    // Nothing more is taken by the closed run.
+    conflict(store.write(op(4, RunId::new_time_ordered())).await);
+}
+
 /// Runs the whole suite, each promise on a fresh store from `fresh`.
 #[cfg(test)]
 macro_rules! conformance_tests {
@@ -561,6 +634,7 @@ macro_rules! conformance_tests {
             concurrent_writes_are_answered_each,
             list_and_delete,
             sweeps_remove_only_runs_closed_by_the_cutoff,
+            a_continue_as_new_is_one_write,
         );
     };
     (@each $fresh:expr; $($promise:ident,)*) => {

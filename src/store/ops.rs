@@ -82,6 +82,24 @@ pub(crate) enum WriteOp {
         /// When the run next needs the engine (see `tables::WAKE_NOW`).
         wake: u64,
     },
+    /// Continue a run as new: the append that closes `run_id` (as
+    /// `Append`, with its closed record, conditional the same way) and the
+    /// start of its successor `next_run_id`, in one commit. Refused as a
+    /// whole, writing nothing, when the append would be, or when
+    /// `next_run_id` is stored already.
+    ContinueAsNew {
+        run_id: RunId,
+        /// The closed record of `run_id` (status `ContinuedAsNew`).
+        record: EncodedRecord,
+        expect_next: u64,
+        /// Ends with the `WorkflowContinuedAsNew` event.
+        events: Vec<(u64, Vec<u8>)>,
+        next_run_id: RunId,
+        next_record: EncodedRecord,
+        /// The next run's encoded events, numbered from 1.
+        next_events: Vec<Vec<u8>>,
+        next_wake: u64,
+    },
     /// Remove every run of a closed workflow ID (records, histories, index
     /// entries) and the ID.
     Delete { workflow_id: String },
@@ -97,6 +115,8 @@ pub(crate) enum WriteOutcome {
     AlreadyRunning(RunId),
     ReuseRejected(WorkflowStatus),
     Appended,
+    /// A continue-as-new closed the run and started its successor.
+    ContinuedAsNew,
     Closed,
     AlreadyClosed(WorkflowStatus),
     /// The runs a delete removed.

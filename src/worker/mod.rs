@@ -214,7 +214,14 @@ impl Reservation {
     /// Starts the run's actor; its start is durable.
     pub(crate) fn launch(mut self, prepared: PreparedRun) {
         self.launched = true;
-        self.shared.launch(prepared);
+        self.shared.launch(prepared, true);
+    }
+
+    /// Starts the run's actor, whose start is durable without the
+    /// prepared step: the actor commits the step first.
+    pub(crate) fn launch_uncommitted(mut self, prepared: PreparedRun) {
+        self.launched = true;
+        self.shared.launch(prepared, false);
     }
 }
 
@@ -307,6 +314,8 @@ pub(crate) struct Shared {
     load_queue: Mutex<VecDeque<RunId>>,
     /// Loader tasks running, at most [`CONCURRENT_LOADS`].
     loaders: AtomicUsize,
+    /// When runs are told to continue as new, and warned about.
+    pub(crate) history_limits: crate::workflow::HistoryLimits,
 }
 
 impl fmt::Debug for Shared {
@@ -325,6 +334,7 @@ impl Shared {
         max_payload_bytes: usize,
         max_cached_runs: usize,
         clock: Clock,
+        history_limits: crate::workflow::HistoryLimits,
     ) -> std::io::Result<Arc<Self>> {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -351,6 +361,7 @@ impl Shared {
             max_cached_runs: max_cached_runs.max(1),
             load_queue: Mutex::new(VecDeque::new()),
             loaders: AtomicUsize::new(0),
+            history_limits,
         });
         // Started only now that `shared` exists: a timer thread started
         // inside `Arc::new_cyclic` could run first, fail to reach it, and
@@ -412,7 +423,7 @@ impl Shared {
     }
 
     /// Starts the actor of a prepared run once its start is durable.
-    fn launch(self: &Arc<Self>, prepared: PreparedRun) {
+    fn launch(self: &Arc<Self>, prepared: PreparedRun, committed: bool) {
         let (tx, rx) = mpsc::unbounded_channel();
         let state = {
             let mut runs = self.runs();
@@ -431,7 +442,7 @@ impl Shared {
             }
             slot.state.clone()
         };
-        run::start(prepared, state, rx, true);
+        run::start(prepared, state, rx, committed);
     }
 
     /// Holds a slot for a run about to be started, so that nothing loads it

@@ -135,6 +135,17 @@ struct Step {
     /// Waiting attempts whose start the step records: they begin once it
     /// is durable.
     starts: Vec<oneshot::Sender<()>>,
+    /// The run a continue-as-new of this step starts, committed with the
+    /// close (withdrawn with it, see `reopen`).
+    next_run: Option<NextRun>,
+}
+
+/// The successor of a run that continues as new: its record and first
+/// events, written in the commit that closes the run.
+struct NextRun {
+    run_id: RunId,
+    record: RunRecord,
+    events: Vec<Event>,
 }
 
 /// Where the code closed the run in a step, to withdraw the close.
@@ -197,6 +208,13 @@ impl PreparedRun {
         &self.step.events
     }
 
+    /// True when the step continues the run as new: a start commits only
+    /// the run's first events then, and the actor commits the step (the
+    /// close with the next run's start, in one commit) as its first act.
+    pub(crate) fn continues_as_new(&self) -> bool {
+        self.step.next_run.is_some()
+    }
+
     /// When the run next needs the engine, for the `running` index.
     pub(crate) fn wake(&self) -> u64 {
         self.actor.wake_hint()
@@ -245,7 +263,9 @@ pub(super) fn replay(
     history: &[Event],
 ) -> WorkflowMachine {
     match shared.workflow_fn(&record.task_queue, &record.workflow_type) {
-        Some(workflow) => WorkflowMachine::replay(&workflow, run_id, history),
+        Some(workflow) => {
+            WorkflowMachine::replay_with(&workflow, run_id, history, shared.history_limits)
+        }
         None if !shared.has_queue(&record.task_queue) => WorkflowMachine::parked_with(
             run_id,
             ParkReason::Unrunnable(format!(
@@ -762,6 +782,7 @@ impl RunActor {
             return event;
         }
         self.state.apply(&event);
+        self.machine.observe(&event);
         self.sync_record();
         step.events.push(event.clone());
         event
@@ -815,6 +836,10 @@ impl RunActor {
 
     fn absorb(&mut self, step: &mut Step, commands: Vec<EventKind>) {
         for kind in commands {
+            let kind = match kind {
+                EventKind::WorkflowContinuedAsNew { .. } => self.continue_as_new(step, kind),
+                kind => kind,
+            };
             let event = self.push(step, kind);
             match event.kind {
                 // The first attempt begins with its scheduling when a slot
@@ -851,6 +876,96 @@ impl RunActor {
         }
     }
 
+    /// Gives a continue-as-new its next run (a new run ID, its record and
+    /// first events, kept in the step to be committed with the close).
+    /// Called before the close is folded: the execution deadline it
+    /// carries over is still in the state then.
+    fn continue_as_new(&mut self, step: &mut Step, kind: EventKind) -> EventKind {
+        let EventKind::WorkflowContinuedAsNew {
+            workflow_type,
+            task_queue,
+            input,
+            signals,
+            search_attributes,
+            memo,
+            ..
+        } = kind
+        else {
+            return kind;
+        };
+        let now = self.shared.clock.now();
+        let next_run_id = RunId::new_time_ordered();
+        // The execution timeout spans the chain: the next run gets what is
+        // left of it (at least a millisecond, so that it is still set).
+        let execution_timeout = self.state.execution_deadline().map(|deadline| {
+            deadline
+                .duration_since(now)
+                .unwrap_or_default()
+                .max(std::time::Duration::from_millis(1))
+        });
+        let record = RunRecord {
+            workflow_id: self.record.workflow_id.clone(),
+            workflow_type: workflow_type.clone(),
+            task_queue: task_queue.clone(),
+            status: WorkflowStatus::Running,
+            start_time: now,
+            close_time: None,
+            history_len: 0,
+            search_attributes: search_attributes
+                .clone()
+                .unwrap_or_else(|| self.record.search_attributes.clone()),
+            memo: memo.clone().or_else(|| self.record.memo.clone()),
+        };
+        let mut kinds = vec![
+            EventKind::WorkflowStarted {
+                workflow_type: workflow_type.clone(),
+                workflow_id: self.record.workflow_id.clone(),
+                task_queue: task_queue.clone(),
+                input: input.clone(),
+                run_timeout: self.state.run_timeout,
+                execution_timeout,
+            },
+            EventKind::WorkflowContinuedFrom {
+                previous_run_id: self.run_id,
+            },
+        ];
+        kinds.extend(
+            signals
+                .iter()
+                .map(|s| EventKind::WorkflowSignaledWithOptions {
+                    signal_name: s.signal_name.clone(),
+                    input: s.input.clone(),
+                    request_id: None,
+                    delivery: SignalDelivery::BeforeStart,
+                }),
+        );
+        let events: Vec<Event> = kinds
+            .into_iter()
+            .zip(1..)
+            .map(|(kind, event_id)| Event {
+                event_id,
+                timestamp: now,
+                kind,
+            })
+            .collect();
+        let mut record = record;
+        record.history_len = events.len() as u64;
+        step.next_run = Some(NextRun {
+            run_id: next_run_id,
+            record,
+            events,
+        });
+        EventKind::WorkflowContinuedAsNew {
+            new_run_id: next_run_id,
+            workflow_type,
+            task_queue,
+            input,
+            signals,
+            search_attributes,
+            memo,
+        }
+    }
+
     /// Withdraws the code's uncommitted close because signals arrived
     /// before its commit (Temporal's `signal/prevent_close`): the step is
     /// rebuilt from the event the code returned on, with the held signals
@@ -862,6 +977,9 @@ impl RunActor {
         let Some(close) = step.code_close.take() else {
             return step;
         };
+        // A continue-as-new is withdrawn with the close; the code decides
+        // again, with the held signals.
+        let next_run = step.next_run.take();
         let committed = match self
             .shared
             .store
@@ -875,6 +993,7 @@ impl RunActor {
                     let _ = signal.ack.send(Err(ClientError::from(err.clone())));
                 }
                 step.code_close = Some(close);
+                step.next_run = next_run;
                 return step;
             }
         };
@@ -950,7 +1069,7 @@ impl RunActor {
     /// Commits the step, then acts on it. Returns false when the actor is done.
     async fn finish(&mut self, step: Step) -> bool {
         if !step.events.is_empty() {
-            match self.commit(&step.events).await {
+            match self.commit(&step.events, step.next_run.as_ref()).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict { .. }) => return self.fell_behind(step).await,
                 Err(err) => {
@@ -1028,11 +1147,19 @@ impl RunActor {
         for (name, reply) in step.queries {
             let _ = reply.send(self.answer_query(&name));
         }
+        self.warn_long_history(&step.events);
         if self.record.status.is_closed() {
             self.warn_unread(&step.events);
             self.watch
                 .send_replace(RunState::Closed(self.record.status));
             self.shared.unregister(self.run_id);
+            if let Some(next) = step.next_run
+                && self.record.status == WorkflowStatus::ContinuedAsNew
+            {
+                // Durable already (and `WAKE_NOW` in the file, so a crash
+                // before this loads it on the next open): start it now.
+                let _ = self.shared.deliver(next.run_id, RunMsg::Wake);
+            }
             return false;
         }
         if let Some(reason) = self.machine.parked()
@@ -1065,6 +1192,25 @@ impl RunActor {
         true
     }
 
+    /// Warns once, when a step takes the history past the configured
+    /// number of events, that the run should continue as new.
+    fn warn_long_history(&self, events: &[Event]) {
+        let limit = self.shared.history_limits.warn_events;
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return;
+        };
+        let closes = self.record.status == WorkflowStatus::ContinuedAsNew;
+        if !closes && first.event_id <= limit && last.event_id >= limit {
+            warn!(
+                workflow_id = %self.record.workflow_id,
+                run_id = %self.run_id,
+                events = last.event_id,
+                limit,
+                "the run's history passed the warning size without continuing as new;                  call ctx.continue_as_new when ctx.continue_as_new_suggested() is true"
+            );
+        }
+    }
+
     /// Names the signals a committed close recorded as unread: the code
     /// dropped signals its senders were told had arrived.
     fn warn_unread(&self, events: &[Event]) {
@@ -1085,7 +1231,11 @@ impl RunActor {
         }
     }
 
-    async fn commit(&mut self, events: &[Event]) -> Result<(), StoreError> {
+    async fn commit(
+        &mut self,
+        events: &[Event],
+        next_run: Option<&NextRun>,
+    ) -> Result<(), StoreError> {
         let mut encoded = Vec::with_capacity(events.len());
         for event in events {
             let bytes = codec::encode(event).map_err(StoreError::encode)?;
@@ -1102,12 +1252,32 @@ impl RunActor {
         } else {
             None
         };
-        let op = WriteOp::Append {
-            run_id: self.run_id,
-            record,
-            expect_next: events.first().map_or(0, |e| e.event_id),
-            events: encoded,
-            wake: self.wake_hint(),
+        let expect_next = events.first().map_or(0, |e| e.event_id);
+        let op = match (next_run, record) {
+            // The close and the next run's start, in one commit.
+            (Some(next), Some(record)) if self.record.status == WorkflowStatus::ContinuedAsNew => {
+                let mut next_events = Vec::with_capacity(next.events.len());
+                for event in &next.events {
+                    next_events.push(codec::encode(event).map_err(StoreError::encode)?);
+                }
+                WriteOp::ContinueAsNew {
+                    run_id: self.run_id,
+                    record,
+                    expect_next,
+                    events: encoded,
+                    next_run_id: next.run_id,
+                    next_record: EncodedRecord::new(next.record.clone())?,
+                    next_events,
+                    next_wake: WAKE_NOW,
+                }
+            }
+            (_, record) => WriteOp::Append {
+                run_id: self.run_id,
+                record,
+                expect_next,
+                events: encoded,
+                wake: self.wake_hint(),
+            },
         };
         self.shared.store.write(op).await.map(|_| ())
     }
@@ -1273,6 +1443,7 @@ fn is_code_close(kind: &EventKind) -> bool {
         EventKind::WorkflowCompleted { .. }
             | EventKind::WorkflowFailed { .. }
             | EventKind::WorkflowCancelled { .. }
+            | EventKind::WorkflowContinuedAsNew { .. }
     )
 }
 

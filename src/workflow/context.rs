@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use super::definition::{QueryDef, SignalDef};
+use super::continue_as_new::{ContinueAsNew, ContinueAsNewOptions};
+use super::definition::{QueryDef, SignalDef, WorkflowDef};
 use super::error::WorkflowError;
 use super::future::{ActivityFuture, SignalFuture, TimerFuture};
 use super::replay::{Awaited, RunCore, lock};
@@ -38,6 +39,10 @@ use crate::history::{
 ///   arrives; [`is_cancel_requested`](Self::is_cancel_requested).
 /// - Versioning: [`patched`](Self::patched).
 /// - Visibility: [`upsert_search_attributes`](Self::upsert_search_attributes).
+/// - Continue-as-new: [`continue_as_new`](Self::continue_as_new),
+///   [`history_length`](Self::history_length),
+///   [`history_bytes`](Self::history_bytes),
+///   [`continue_as_new_suggested`](Self::continue_as_new_suggested).
 #[derive(Clone)]
 pub struct WorkflowContext {
     core: Arc<Mutex<RunCore>>,
@@ -323,6 +328,90 @@ impl WorkflowContext {
         core.upserted = merged;
         core.command(EventKind::SearchAttributesUpserted { attributes });
         Ok(())
+    }
+
+    // ----- Continue-as-new -----
+
+    /// Ends this run and continues the workflow in a new run of the same
+    /// workflow ID, with `input`: return the error this gives from the
+    /// workflow function. Closing this run (status `ContinuedAsNew`) and
+    /// starting the next (a new run ID, an empty history) are one commit,
+    /// so there is never a closed run without its successor. Signals this
+    /// run received and did not read move to the next run (delivered
+    /// before its code runs, in arrival order), as do those that arrive
+    /// while this run is returning: none is lost or delivered twice. The
+    /// search attributes, memo, task queue, run timeout and execution
+    /// timeout (which spans the chain) carry over;
+    /// [`continue_as_new_with_options`](Self::continue_as_new_with_options)
+    /// changes some. `workflow` is usually the workflow's own definition
+    /// (its input type checks `input`); another registered type continues
+    /// the chain as that type.
+    ///
+    /// ```no_run
+    /// # use steadfast::{WorkflowContext, WorkflowDef, WorkflowError};
+    /// const COUNTER: WorkflowDef<u64, u64> = WorkflowDef::new("counter");
+    /// async fn counter(ctx: WorkflowContext, count: u64) -> Result<u64, WorkflowError> {
+    ///     if count < 20 {
+    ///         return Err(ctx.continue_as_new(COUNTER, count + 5));
+    ///     }
+    ///     Ok(count)
+    /// }
+    /// ```
+    ///
+    /// Returned as an error so that `?` and early returns stay plain; it
+    /// records nothing until the workflow function returns it. Any other
+    /// use (dropping it, wrapping it) is an ordinary failure.
+    pub fn continue_as_new<I: Serialize, O>(
+        &self,
+        workflow: WorkflowDef<I, O>,
+        input: I,
+    ) -> WorkflowError {
+        self.continue_as_new_with_options(workflow, input, ContinueAsNewOptions::new())
+    }
+
+    /// [`continue_as_new`](Self::continue_as_new), changing what the
+    /// options set for the next run.
+    pub fn continue_as_new_with_options<I: Serialize, O>(
+        &self,
+        workflow: WorkflowDef<I, O>,
+        input: I,
+        options: ContinueAsNewOptions,
+    ) -> WorkflowError {
+        match Payload::encode(&input) {
+            Ok(input) => WorkflowError::continuing(ContinueAsNew {
+                workflow_type: workflow.name().to_string(),
+                input,
+                options,
+            }),
+            Err(e) => {
+                WorkflowError::new(format!("continue_as_new: the input does not encode: {e}"))
+            }
+        }
+    }
+
+    /// Events in this run's history as of the current activation (the
+    /// event that woke the code and everything before it). The same on
+    /// every replay.
+    pub fn history_length(&self) -> u64 {
+        lock(&self.core).history_len
+    }
+
+    /// An approximation of this run's history size in bytes as of the
+    /// current activation: the bytes of its payloads and names plus 16 per
+    /// event (not the exact stored size, which would cost an encoding per
+    /// event). The same on every replay.
+    pub fn history_bytes(&self) -> u64 {
+        lock(&self.core).history_bytes
+    }
+
+    /// True once this run's history reached the size at which continuing
+    /// as new is suggested: 4,096 events or 4 MiB
+    /// ([`history_bytes`](Self::history_bytes)) by default, as in
+    /// Temporal; the engine builder's
+    /// [`suggest_continue_as_new_at`](crate::EngineBuilder::suggest_continue_as_new_at)
+    /// changes both.
+    pub fn continue_as_new_suggested(&self) -> bool {
+        lock(&self.core).continue_as_new_suggested()
     }
 }
 

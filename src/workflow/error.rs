@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::continue_as_new::ContinueAsNew;
 use crate::history::{EventId, Failure, PayloadError, RunId};
 
 /// A workflow's failure: returning it fails the run (status `Failed`).
@@ -10,6 +11,9 @@ use crate::history::{EventId, Failure, PayloadError, RunId};
 pub struct WorkflowError {
     error_type: String,
     message: String,
+    /// Set by [`WorkflowContext::continue_as_new`](crate::WorkflowContext::continue_as_new):
+    /// returning this error continues the run as new instead of failing it.
+    continue_as_new: Option<Box<ContinueAsNew>>,
 }
 
 impl WorkflowError {
@@ -18,7 +22,28 @@ impl WorkflowError {
         WorkflowError {
             error_type: "WorkflowError".into(),
             message: message.into(),
+            continue_as_new: None,
         }
+    }
+
+    pub(crate) fn continuing(request: ContinueAsNew) -> Self {
+        let mut err = WorkflowError::new(format!(
+            "the run continues as new (workflow type {:?})",
+            request.workflow_type
+        ))
+        .with_type("ContinueAsNew");
+        err.continue_as_new = Some(Box::new(request));
+        err
+    }
+
+    /// True when returning this error continues the run as new (it came
+    /// from [`WorkflowContext::continue_as_new`](crate::WorkflowContext::continue_as_new)).
+    pub fn is_continue_as_new(&self) -> bool {
+        self.continue_as_new.is_some()
+    }
+
+    pub(crate) fn take_continue_as_new(&mut self) -> Option<ContinueAsNew> {
+        self.continue_as_new.take().map(|b| *b)
     }
 
     /// Sets the failure type recorded in history.

@@ -1,12 +1,18 @@
 //! Workflows: definitions, the context, durable futures and replay.
 
 mod context;
+mod continue_as_new;
 mod definition;
 mod error;
 mod future;
 pub(crate) mod replay;
 
 pub use context::WorkflowContext;
+pub(crate) use continue_as_new::HistoryLimits;
+pub use continue_as_new::{
+    ContinueAsNewOptions, DEFAULT_SUGGEST_CONTINUE_AS_NEW_BYTES,
+    DEFAULT_SUGGEST_CONTINUE_AS_NEW_EVENTS, DEFAULT_WARN_HISTORY_EVENTS,
+};
 pub use definition::{QueryDef, SignalDef, WorkflowDef};
 pub use error::{ActivityFailure, Cancelled, NondeterminismError, SignalError, WorkflowError};
 pub use future::{ActivityFuture, SignalFuture, TimerFuture};

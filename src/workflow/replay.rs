@@ -20,7 +20,8 @@ use super::context::WorkflowContext;
 use super::definition::{QueryFn, WorkflowFn, WorkflowFuture};
 use super::error::NondeterminismError;
 use crate::history::{
-    Event, EventKind, Failure, Payload, RunId, SearchAttributes, SignalDelivery, UnreadSignals,
+    CarriedSignal, Event, EventKind, Failure, Payload, RunId, SearchAttributes, SignalDelivery,
+    UnreadSignals,
 };
 
 /// Locks a mutex, ignoring poison: workflow panics are caught and park the
@@ -86,8 +87,20 @@ pub(crate) struct RunCore {
     /// Activities and timers issued and not resolved: what a cancellation
     /// request resolves.
     pending: BTreeMap<u32, Awaited>,
-    /// Signals received and not yet taken, by name, in arrival order.
-    signals: HashMap<String, VecDeque<Payload>>,
+    /// Signals received and not yet taken, by name, in arrival order,
+    /// each with its arrival number (the order across names, for a
+    /// continue-as-new that moves them).
+    signals: HashMap<String, VecDeque<(u64, Payload)>>,
+    /// Signals delivered so far: the next one's arrival number.
+    signal_arrivals: u64,
+    /// The run's task queue (from `WorkflowStarted`): a continue-as-new's
+    /// unless it names another.
+    pub(crate) task_queue: String,
+    /// Events of the history as of the activation running (all of it up
+    /// to the event that woke the code), and their approximate size.
+    pub(crate) history_len: u64,
+    pub(crate) history_bytes: u64,
+    pub(crate) limits: super::HistoryLimits,
     signal_wakers: HashMap<String, Vec<Waker>>,
     /// Bumped when a cancellation request is applied; a signal wait created
     /// before it resolves as cancelled.
@@ -132,6 +145,11 @@ impl RunCore {
             nondeterminism: None,
             pending: BTreeMap::new(),
             signals: HashMap::new(),
+            signal_arrivals: 0,
+            task_queue: String::new(),
+            history_len: 0,
+            history_bytes: 0,
+            limits: super::HistoryLimits::default(),
             signal_wakers: HashMap::new(),
             cancel_epoch: 0,
             queries: HashMap::new(),
@@ -155,7 +173,7 @@ impl RunCore {
 
     /// Takes the oldest signal of a name, or registers the waker for the next.
     pub(crate) fn take_signal(&mut self, name: &str, waker: &Waker) -> Option<Payload> {
-        if let Some(payload) = self.signals.get_mut(name).and_then(|q| q.pop_front()) {
+        if let Some((_, payload)) = self.signals.get_mut(name).and_then(|q| q.pop_front()) {
             return Some(payload);
         }
         self.signal_wakers
@@ -169,7 +187,43 @@ impl RunCore {
     /// waiting: what the workflow has received by this point of its
     /// history, so the same on replay.
     pub(crate) fn try_take_signal(&mut self, name: &str) -> Option<Payload> {
-        self.signals.get_mut(name).and_then(|q| q.pop_front())
+        self.signals
+            .get_mut(name)
+            .and_then(|q| q.pop_front())
+            .map(|(_, payload)| payload)
+    }
+
+    /// The signals delivered and not taken, in arrival order across names
+    /// (what a continue-as-new moves to the next run).
+    fn unread_in_order(&self) -> Vec<CarriedSignal> {
+        let mut unread: Vec<(u64, CarriedSignal)> = self
+            .signals
+            .iter()
+            .flat_map(|(name, queue)| {
+                queue.iter().map(move |(n, input)| {
+                    let signal = CarriedSignal {
+                        signal_name: name.clone(),
+                        input: input.clone(),
+                    };
+                    (*n, signal)
+                })
+            })
+            .collect();
+        unread.sort_by_key(|(n, _)| *n);
+        unread.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Counts an event into the history's length and approximate size.
+    pub(crate) fn observe(&mut self, event: &Event) {
+        self.history_len = event.event_id;
+        self.history_bytes = self.history_bytes.saturating_add(event.kind.approx_bytes());
+    }
+
+    /// True once the history reached the limits at which continuing as new
+    /// is suggested.
+    pub(crate) fn continue_as_new_suggested(&self) -> bool {
+        self.history_len >= self.limits.suggest_events
+            || self.history_bytes >= self.limits.suggest_bytes
     }
 
     /// The signals delivered and not taken, by name in name order.
@@ -212,10 +266,12 @@ impl RunCore {
     }
 
     fn deliver_signal(&mut self, name: &str, input: Payload) {
+        let arrival = self.signal_arrivals;
+        self.signal_arrivals = arrival.saturating_add(1);
         self.signals
             .entry(name.to_string())
             .or_default()
-            .push_back(input);
+            .push_back((arrival, input));
         for waker in self.signal_wakers.remove(name).unwrap_or_default() {
             waker.wake();
         }
@@ -400,6 +456,15 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
         (WorkflowCompleted { .. }, WorkflowCompleted { .. }) => true,
         (WorkflowFailed { .. }, WorkflowFailed { .. }) => true,
         (WorkflowCancelled { .. }, WorkflowCancelled { .. }) => true,
+        // The type, not the input nor the run ID the engine gave the next run.
+        (
+            WorkflowContinuedAsNew {
+                workflow_type: a, ..
+            },
+            WorkflowContinuedAsNew {
+                workflow_type: b, ..
+            },
+        ) => a == b,
         // The names, not the values: like an activity's type, not its input.
         (
             SearchAttributesUpserted { attributes: a },
@@ -554,6 +619,17 @@ impl WorkflowMachine {
     /// workflow code. Commands issued past the end of the history are left in
     /// [`take_commands`](Self::take_commands).
     pub(crate) fn replay(workflow: &WorkflowFn, run_id: RunId, history: &[Event]) -> Self {
+        Self::replay_with(workflow, run_id, history, super::HistoryLimits::default())
+    }
+
+    /// [`replay`](Self::replay) with the history sizes at which the code is
+    /// told to continue as new.
+    pub(crate) fn replay_with(
+        workflow: &WorkflowFn,
+        run_id: RunId,
+        history: &[Event],
+        limits: super::HistoryLimits,
+    ) -> Self {
         let (started, rest) = match history.split_first() {
             Some((
                 e @ Event {
@@ -567,7 +643,10 @@ impl WorkflowMachine {
             }
         };
         let EventKind::WorkflowStarted {
-            workflow_id, input, ..
+            workflow_id,
+            input,
+            task_queue,
+            ..
         } = &started.kind
         else {
             return Self::unrunnable(run_id, "history does not begin with WorkflowStarted");
@@ -589,15 +668,23 @@ impl WorkflowMachine {
         {
             let mut core = lock(&core);
             core.now = started.timestamp;
-            while let Some((first, tail)) = rest.split_first()
-                && let EventKind::WorkflowSignaledWithOptions {
-                    signal_name,
-                    input,
-                    delivery: SignalDelivery::BeforeStart,
-                    ..
-                } = &first.kind
-            {
-                core.deliver_signal(signal_name, input.clone());
+            core.task_queue = task_queue.clone();
+            core.limits = limits;
+            core.observe(started);
+            // A continued run's link to its predecessor, and the signals
+            // moved to it, come before its code runs too.
+            while let Some((first, tail)) = rest.split_first() {
+                match &first.kind {
+                    EventKind::WorkflowSignaledWithOptions {
+                        signal_name,
+                        input,
+                        delivery: SignalDelivery::BeforeStart,
+                        ..
+                    } => core.deliver_signal(signal_name, input.clone()),
+                    EventKind::WorkflowContinuedFrom { .. } => {}
+                    _ => break,
+                }
+                core.observe(first);
                 rest = tail;
             }
         }
@@ -627,6 +714,7 @@ impl WorkflowMachine {
             if machine.parked.is_some() {
                 break;
             }
+            machine.observe(event);
             machine.apply(event);
         }
         machine.check_history_consumed();
@@ -651,6 +739,12 @@ impl WorkflowMachine {
             parked: Some(reason),
             finished: None,
         }
+    }
+
+    /// Counts an event into the history length and size the code sees
+    /// (every event, in history order, before it is applied).
+    pub(crate) fn observe(&mut self, event: &Event) {
+        lock(&self.core).observe(event);
     }
 
     /// Feeds one event. Results and timer firings wake the code, which runs
@@ -747,20 +841,40 @@ impl WorkflowMachine {
                     // Past the end of the history (live), signals the code
                     // never read are recorded with the close: never dropped
                     // silently. On replay the history already holds them.
+                    // A continue-as-new moves them to the next run instead.
+                    let mut result = result;
+                    let continuing = match &mut result {
+                        Err(e) => e.take_continue_as_new(),
+                        Ok(_) => None,
+                    };
                     let unread = core.unread_signals();
                     if !unread.is_empty()
+                        && continuing.is_none()
                         && core.expected.is_empty()
                         && core.nondeterminism.is_none()
                     {
                         core.new_commands
                             .push(EventKind::SignalsUnread { signals: unread });
                     }
-                    let kind = match result {
-                        Ok(result) => EventKind::WorkflowCompleted { result },
-                        Err(e) if core.cancel_requested() => EventKind::WorkflowCancelled {
+                    let kind = match (continuing, result) {
+                        (Some(next), _) => EventKind::WorkflowContinuedAsNew {
+                            // Given by the engine when it records the command.
+                            new_run_id: RunId::from_u128(0),
+                            workflow_type: next.workflow_type,
+                            task_queue: next
+                                .options
+                                .task_queue
+                                .unwrap_or_else(|| core.task_queue.clone()),
+                            input: next.input,
+                            signals: core.unread_in_order(),
+                            search_attributes: next.options.search_attributes,
+                            memo: next.options.memo,
+                        },
+                        (None, Ok(result)) => EventKind::WorkflowCompleted { result },
+                        (None, Err(e)) if core.cancel_requested() => EventKind::WorkflowCancelled {
                             failure: e.into_failure(),
                         },
-                        Err(e) => EventKind::WorkflowFailed {
+                        (None, Err(e)) => EventKind::WorkflowFailed {
                             failure: e.into_failure(),
                         },
                     };

@@ -38,7 +38,13 @@ use crate::store::StoreError;
 ///   slot or a worker and has not begun), which a format-3 build cannot
 ///   decode. Formats 2 and 3 are brought to 4 on open by setting the
 ///   version alone; format 1 by its migration and that, in one transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 4;
+/// - 5: the same tables; histories may hold the event kinds
+///   `WorkflowContinuedAsNew` (index 22) and `WorkflowContinuedFrom`
+///   (index 23), and run records the status `ContinuedAsNew` (index 6,
+///   `visibility` status code 6), which a format-4 build cannot decode.
+///   Formats 2 to 4 are brought to 5 on open by setting the version alone;
+///   format 1 by its migration and that, in one transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 5;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -47,6 +53,9 @@ pub(crate) const STORE_FORMAT_V2: u32 = 2;
 /// Format 2's tables with format 3's event kinds; opened by setting the
 /// version to the current one.
 pub(crate) const STORE_FORMAT_V3: u32 = 3;
+/// Format 3's tables with format 4's event kind; opened by setting the
+/// version to the current one.
+pub(crate) const STORE_FORMAT_V4: u32 = 4;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");

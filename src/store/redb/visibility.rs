@@ -93,6 +93,7 @@ fn status_code(status: WorkflowStatus) -> u8 {
         WorkflowStatus::Cancelled => 3,
         WorkflowStatus::Terminated => 4,
         WorkflowStatus::TimedOut => 5,
+        WorkflowStatus::ContinuedAsNew => 6,
     }
 }
 

@@ -211,8 +211,74 @@ fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
             event,
             status,
         } => close(t, *run_id, workflow_id, (*event_id, *at, event), *status),
+        WriteOp::ContinueAsNew {
+            run_id,
+            record,
+            expect_next,
+            events,
+            next_run_id,
+            next_record,
+            next_events,
+            next_wake,
+        } => {
+            continue_as_new(t, (*run_id, record, *expect_next, events), *next_run_id)?;
+            start(
+                t,
+                *next_run_id,
+                next_record,
+                next_events,
+                ReuseRule::Allow,
+                *next_wake,
+            )?;
+            Ok(WriteOutcome::ContinuedAsNew)
+        }
         WriteOp::Delete { workflow_id } => visibility::delete_workflow(t, workflow_id),
         WriteOp::Sweep { cutoff } => retention::sweep(t, *cutoff),
+    }
+}
+
+/// Closes a run as continued, as an append does, after checking what the
+/// successor's start will check: every refusal comes before the first
+/// write, so that the start that follows in the same transaction cannot be
+/// refused once the close is written.
+fn continue_as_new(
+    t: &mut Tables<'_>,
+    (run_id, record, expect_next, events): (RunId, &EncodedRecord, u64, &[(u64, Vec<u8>)]),
+    next_run_id: RunId,
+) -> Result<(), StoreError> {
+    let conflict = |message: &str| StoreError::Conflict {
+        run_id,
+        message: message.to_string(),
+    };
+    if record.record.status != WorkflowStatus::ContinuedAsNew {
+        return Err(conflict(
+            "a continue-as-new must close the run as ContinuedAsNew",
+        ));
+    }
+    // The workflow ID must name this run (so the successor's start finds
+    // it, closed, and nothing else).
+    let latest = t
+        .workflows
+        .get(record.record.workflow_id.as_str())
+        .map_err(redb_err)?
+        .map(|v| v.value());
+    if latest != Some(run_id.as_u128()) {
+        return Err(conflict("the run is not its workflow ID's latest run"));
+    }
+    if t.runs
+        .get(next_run_id.as_u128())
+        .map_err(redb_err)?
+        .is_some()
+    {
+        return Err(StoreError::Conflict {
+            run_id: next_run_id,
+            message: "a run with this ID is already stored".into(),
+        });
+    }
+    // The wake is unused: a closed run has none.
+    match append(t, run_id, Some(record), expect_next, events, 0)? {
+        WriteOutcome::Appended => Ok(()),
+        other => Err(conflict(&format!("unexpected append outcome {other:?}"))),
     }
 }
 
