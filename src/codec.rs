@@ -299,6 +299,15 @@ mod tests {
             let bytes = bincode::serde::encode_to_vec(kind, standard).unwrap();
             assert_eq!(usize::from(bytes[0]), position(kind), "{kind:?}");
         }
+        // A run ID in an event (format 5): serde's `Uuid` bytes, a length
+        // (16) and the 16 bytes, big-endian as the UUID reads.
+        let from = EventKind::WorkflowContinuedFrom {
+            previous_run_id: crate::history::RunId::from_u128(0x0102),
+        };
+        let bytes = bincode::serde::encode_to_vec(&from, standard).unwrap();
+        let mut expected = vec![23u8, 16];
+        expected.extend(0x0102u128.to_be_bytes());
+        assert_eq!(bytes, expected);
         let statuses = [
             WorkflowStatus::Running,
             WorkflowStatus::Completed,

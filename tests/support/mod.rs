@@ -244,6 +244,7 @@ pub fn assert_history_well_formed(history: &[steadfast::Event]) {
                 | EventKind::WorkflowCancelled { .. }
                 | EventKind::WorkflowTerminated { .. }
                 | EventKind::WorkflowTimedOut { .. }
+                | EventKind::WorkflowContinuedAsNew { .. }
         )
     };
     let last = history.len() - 1;
