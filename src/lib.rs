@@ -65,6 +65,7 @@
 //! | Describe, list (visibility) | [`Engine::describe`]; [`Engine::list`] with [`ListFilter`]: by status, type, start and close time, ID prefix and search attributes, open runs first, then newest closed; paged by token, served by indexes |
 //! | Search attributes, memo | [`WorkflowOptions::with_search_attribute`], [`WorkflowOptions::with_memo`], [`WorkflowContext::upsert_search_attributes`] ([`SearchAttributes`], [`SearchAttributeValue`]) |
 //! | Delete a workflow execution | [`Engine::delete`] (a closed workflow; a running one is refused with [`ClientError::StillRunning`]) |
+//! | Continue-as-new | [`WorkflowContext::continue_as_new`] ([`ContinueAsNewOptions`]), one commit; [`WorkflowHandle::result`] follows the chain, [`WorkflowDescription::previous_run_id`]/[`next_run_id`](WorkflowDescription::next_run_id); [`WorkflowContext::continue_as_new_suggested`], [`history_length`](WorkflowContext::history_length), [`history_bytes`](WorkflowContext::history_bytes) |
 //! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
 //! | History JSON, `WorkflowReplayer` | [`Engine::workflow_history`], [`WorkflowHistory`] (`to_json`/`from_json`), [`Replayer`] |
 //! | Time-skipping test environment | [`testing::TestEngine`] (virtual time, [`sleep`](testing::TestEngine::sleep)) |

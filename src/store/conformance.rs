@@ -7,8 +7,8 @@
 use std::time::{Duration, SystemTime};
 
 use super::{
-    EncodedRecord, Query, ReuseRule, RunRecord, Store, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp,
-    WriteOutcome,
+    ContinueAsNewOp, EncodedRecord, Query, ReuseRule, RunRecord, Store, StoreError, WAKE_NEVER,
+    WAKE_NOW, WriteOp, WriteOutcome,
 };
 use crate::codec;
 use crate::history::{Event, EventKind, Payload, RunId, WorkflowStatus};
@@ -578,7 +578,7 @@ pub(crate) async fn a_continue_as_new_is_one_write(store: &dyn Store) {
         let from = EventKind::WorkflowContinuedFrom {
             previous_run_id: first,
         };
-        WriteOp::ContinueAsNew {
+        WriteOp::ContinueAsNew(Box::new(ContinueAsNewOp {
             run_id: first,
             record: EncodedRecord::new(record("c", WorkflowStatus::ContinuedAsNew, 3))
                 .expect("encodes"),
@@ -589,7 +589,7 @@ pub(crate) async fn a_continue_as_new_is_one_write(store: &dyn Store) {
                 .expect("encodes"),
             next_events: vec![event(1, started).1, event(2, from).1],
             next_wake: WAKE_NOW,
-        }
+        }))
     };
     // Refused whole: a stale expected event ID, or a stored successor ID.
     conflict(store.write(op(5, next)).await);

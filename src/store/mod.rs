@@ -21,7 +21,7 @@ pub(crate) use self::redb::{Backend, RedbStore};
 #[cfg(feature = "fault-injection")]
 pub use self::redb::{CutImage, CutMode, FaultInjector, PowerCut};
 pub(crate) use contract::Store;
-pub(crate) use ops::{EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
+pub(crate) use ops::{ContinueAsNewOp, EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 pub(crate) use query::{Query, QueryPage, Suffix};
 pub(crate) use record::{RunRecord, WAKE_NEVER, WAKE_NOW};
 

@@ -84,28 +84,31 @@ pub(crate) enum WriteOp {
     },
     /// Continue a run as new: the append that closes `run_id` (as
     /// `Append`, with its closed record, conditional the same way) and the
-    /// start of its successor `next_run_id`, in one commit. Refused as a
-    /// whole, writing nothing, when the append would be, or when
-    /// `next_run_id` is stored already.
-    ContinueAsNew {
-        run_id: RunId,
-        /// The closed record of `run_id` (status `ContinuedAsNew`).
-        record: EncodedRecord,
-        expect_next: u64,
-        /// Ends with the `WorkflowContinuedAsNew` event.
-        events: Vec<(u64, Vec<u8>)>,
-        next_run_id: RunId,
-        next_record: EncodedRecord,
-        /// The next run's encoded events, numbered from 1.
-        next_events: Vec<Vec<u8>>,
-        next_wake: u64,
-    },
+    /// start of its successor, in one commit (boxed: it is the largest op).
+    ContinueAsNew(Box<ContinueAsNewOp>),
     /// Remove every run of a closed workflow ID (records, histories, index
     /// entries) and the ID.
     Delete { workflow_id: String },
     /// Remove a bounded batch of the runs closed at or before `cutoff`,
     /// oldest first (see `store::retention`).
     Sweep { cutoff: std::time::SystemTime },
+}
+
+/// A continue-as-new's two halves. Refused as a whole, writing nothing,
+/// when the append would be, or when `next_run_id` is stored already.
+#[derive(Debug)]
+pub(crate) struct ContinueAsNewOp {
+    pub(crate) run_id: RunId,
+    /// The closed record of `run_id` (status `ContinuedAsNew`).
+    pub(crate) record: EncodedRecord,
+    pub(crate) expect_next: u64,
+    /// Ends with the `WorkflowContinuedAsNew` event.
+    pub(crate) events: Vec<(u64, Vec<u8>)>,
+    pub(crate) next_run_id: RunId,
+    pub(crate) next_record: EncodedRecord,
+    /// The next run's encoded events, numbered from 1.
+    pub(crate) next_events: Vec<Vec<u8>>,
+    pub(crate) next_wake: u64,
 }
 
 /// What one operation did.

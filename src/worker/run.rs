@@ -27,7 +27,9 @@ use crate::history::{
     Event, EventKind, Failure, INTERRUPTED, MutableState, Payload, RunId, SignalDelivery,
     WorkflowStatus,
 };
-use crate::store::{EncodedRecord, RunRecord, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp};
+use crate::store::{
+    ContinueAsNewOp, EncodedRecord, RunRecord, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp,
+};
 use crate::workflow::{ParkReason, WorkflowMachine};
 
 /// Tickets of waiting dispatches, unique in the process (see
@@ -1260,7 +1262,7 @@ impl RunActor {
                 for event in &next.events {
                     next_events.push(codec::encode(event).map_err(StoreError::encode)?);
                 }
-                WriteOp::ContinueAsNew {
+                WriteOp::ContinueAsNew(Box::new(ContinueAsNewOp {
                     run_id: self.run_id,
                     record,
                     expect_next,
@@ -1269,7 +1271,7 @@ impl RunActor {
                     next_record: EncodedRecord::new(next.record.clone())?,
                     next_events,
                     next_wake: WAKE_NOW,
-                }
+                }))
             }
             (_, record) => WriteOp::Append {
                 run_id: self.run_id,

@@ -19,7 +19,8 @@ use super::{DbCell, redb_err, retention, visibility};
 use crate::codec;
 use crate::history::{Event, RunId, WorkflowStatus};
 use crate::store::{
-    EncodedRecord, ReuseRule, RunRecord, StoreError, WAKE_NEVER, WriteOp, WriteOutcome,
+    ContinueAsNewOp, EncodedRecord, ReuseRule, RunRecord, StoreError, WAKE_NEVER, WriteOp,
+    WriteOutcome,
 };
 
 /// Most requests folded into one transaction, so one commit stays short.
@@ -211,24 +212,15 @@ fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
             event,
             status,
         } => close(t, *run_id, workflow_id, (*event_id, *at, event), *status),
-        WriteOp::ContinueAsNew {
-            run_id,
-            record,
-            expect_next,
-            events,
-            next_run_id,
-            next_record,
-            next_events,
-            next_wake,
-        } => {
-            continue_as_new(t, (*run_id, record, *expect_next, events), *next_run_id)?;
+        WriteOp::ContinueAsNew(op) => {
+            continue_as_new(t, op)?;
             start(
                 t,
-                *next_run_id,
-                next_record,
-                next_events,
+                op.next_run_id,
+                &op.next_record,
+                &op.next_events,
                 ReuseRule::Allow,
-                *next_wake,
+                op.next_wake,
             )?;
             Ok(WriteOutcome::ContinuedAsNew)
         }
@@ -241,11 +233,16 @@ fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
 /// successor's start will check: every refusal comes before the first
 /// write, so that the start that follows in the same transaction cannot be
 /// refused once the close is written.
-fn continue_as_new(
-    t: &mut Tables<'_>,
-    (run_id, record, expect_next, events): (RunId, &EncodedRecord, u64, &[(u64, Vec<u8>)]),
-    next_run_id: RunId,
-) -> Result<(), StoreError> {
+fn continue_as_new(t: &mut Tables<'_>, op: &ContinueAsNewOp) -> Result<(), StoreError> {
+    let ContinueAsNewOp {
+        run_id,
+        record,
+        expect_next,
+        events,
+        next_run_id,
+        ..
+    } = op;
+    let (run_id, expect_next, next_run_id) = (*run_id, *expect_next, *next_run_id);
     let conflict = |message: &str| StoreError::Conflict {
         run_id,
         message: message.to_string(),
