@@ -186,6 +186,56 @@ async fn signals_sent_during_many_switches_arrive_once_and_in_order() {
     engine.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_during_switches_lose_and_repeat_nothing() {
+    let db = temp_db();
+    let engine = open(&db.path).await;
+    let (senders, each) = (4u64, 40u64);
+    let handle = engine
+        .start_workflow(
+            COLLECTOR,
+            "collect-4",
+            (Vec::new(), 2, senders * each),
+            WorkflowOptions::default(),
+        )
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..senders)
+        .map(|sender| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                for i in 0..each {
+                    engine
+                        .signal("collect-4", ITEM, sender * 1000 + i)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let seen = handle.result().await.unwrap();
+    // Each value once; each sender's in the order it sent them.
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len() as u64, senders * each, "{seen:?}");
+    for sender in 0..senders {
+        let mine: Vec<u64> = seen
+            .iter()
+            .copied()
+            .filter(|v| v / 1000 == sender)
+            .collect();
+        assert_eq!(
+            mine,
+            (0..each).map(|i| sender * 1000 + i).collect::<Vec<_>>()
+        );
+    }
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn unread_signals_move_to_the_next_run() {
     let db = temp_db();
@@ -305,6 +355,107 @@ async fn deleting_a_chain_removes_every_run() {
     engine.shutdown().await.unwrap();
 }
 
+/// Sleeps a little and continues as new, forever.
+const FOREVER: WorkflowDef<u64, ()> = WorkflowDef::new("forever");
+
+async fn forever(ctx: WorkflowContext, round: u64) -> Result<(), WorkflowError> {
+    ctx.sleep(Duration::from_millis(5)).await?;
+    Err(ctx.continue_as_new(FOREVER, round + 1))
+}
+
+#[tokio::test]
+async fn the_execution_timeout_spans_the_chain() {
+    let db = temp_db();
+    let engine = builder()
+        .workflow(FOREVER, forever)
+        .open(&db.path)
+        .await
+        .unwrap();
+    let options = WorkflowOptions::default()
+        .with_run_timeout(Duration::from_secs(60))
+        .with_execution_timeout(Duration::from_millis(300));
+    let handle = engine
+        .start_workflow(FOREVER, "forever-1", 0, options)
+        .await
+        .unwrap();
+    match handle.result().await {
+        Err(steadfast::ResultError::TimedOut {
+            timeout, run_id, ..
+        }) => {
+            assert_eq!(timeout, "WorkflowExecutionTimeout");
+            assert_ne!(
+                run_id,
+                handle.run_id(),
+                "a later run of the chain timed out"
+            );
+        }
+        other => panic!("expected the chain to time out, got {other:?}"),
+    }
+    engine.shutdown().await.unwrap();
+}
+
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Never continues: 30 timer steps.
+const LONG: WorkflowDef<(), ()> = WorkflowDef::new("long");
+
+async fn long(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    for _ in 0..30 {
+        ctx.sleep(Duration::from_millis(1)).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_past_the_warning_size_is_named_in_a_warning() {
+    // The single-threaded test runtime runs the run's actor on this thread,
+    // so this thread's subscriber sees its warning.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let db = temp_db();
+    let engine = builder()
+        .workflow(LONG, long)
+        .warn_history_events(40)
+        .open(&db.path)
+        .await
+        .unwrap();
+    let run = engine
+        .start_workflow(LONG, "long-1", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    run.result().await.unwrap();
+    engine.shutdown().await.unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("without continuing as new"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning, once:\n{log}");
+    assert!(
+        warnings[0].contains("WARN") && warnings[0].contains("long-1"),
+        "{}",
+        warnings[0]
+    );
+}
+
 /// The chain child: the file to open.
 const DB_ENV: &str = "STEADFAST_CAN_DB";
 
@@ -379,6 +530,11 @@ async fn a_kill_mid_chain_loses_and_duplicates_no_run() {
     assert_eq!(open_runs, 0);
     let mut heads = 0;
     for info in &all {
+        let history = engine
+            .workflow_run_history("chain", info.run_id)
+            .await
+            .unwrap();
+        support::assert_history_well_formed(&history.events);
         let d = engine.describe_run("chain", info.run_id).await.unwrap();
         match d.previous_run_id {
             None => heads += 1,
