@@ -456,6 +456,54 @@ async fn a_run_past_the_warning_size_is_named_in_a_warning() {
     );
 }
 
+#[tokio::test]
+async fn retention_sweeps_closed_runs_of_a_chain_and_keeps_its_open_run() {
+    let day = Duration::from_secs(24 * 3600);
+    let env = steadfast::testing::TestEngine::open(builder().retention(day * 3))
+        .await
+        .unwrap();
+    let handle = env
+        .start_workflow(
+            COLLECTOR,
+            "collect-5",
+            (Vec::new(), 1, 3),
+            WorkflowOptions::default(),
+        )
+        .await
+        .unwrap();
+    for i in 0..2u64 {
+        env.signal("collect-5", ITEM, i).await.unwrap();
+    }
+    // Two runs closed as continued, the third waits for its signal.
+    let current = support::eventually(Duration::from_secs(10), || async {
+        let d = env.describe("collect-5").await.unwrap();
+        d.previous_run_id.is_some().then_some(d)
+    })
+    .await;
+    let swept = current.previous_run_id.unwrap();
+    env.sleep(day * 4).await;
+    // The closed runs go; the open one, and the workflow ID, stay.
+    support::eventually(Duration::from_secs(20), || async {
+        matches!(
+            env.describe_run("collect-5", swept).await,
+            Err(steadfast::ClientError::NotFound { .. })
+        )
+        .then_some(())
+    })
+    .await;
+    let latest = env.describe("collect-5").await.unwrap();
+    assert_eq!(latest.status, WorkflowStatus::Running);
+    env.signal("collect-5", ITEM, 2).await.unwrap();
+    let last = env
+        .get_workflow_handle(COLLECTOR, "collect-5")
+        .await
+        .unwrap();
+    assert_eq!(last.result().await.unwrap(), vec![0, 1, 2]);
+    // A handle on a swept run of the chain cannot follow it any more.
+    assert!(handle.result().await.is_err());
+    env.shutdown().await.unwrap();
+}
+
 /// The chain child: the file to open.
 const DB_ENV: &str = "STEADFAST_CAN_DB";
 
