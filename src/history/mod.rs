@@ -348,7 +348,8 @@ impl EventKind {
     }
 
     /// An approximation of the event's stored size in bytes: the bytes of
-    /// its payloads and names, plus 16 for the rest (IDs, times, tags).
+    /// its payloads and names, plus 16 for the rest (IDs, times, tags) and
+    /// 64 more for an activity's options.
     /// Cheap (nothing is encoded), and the same on every replay.
     pub(crate) fn approx_bytes(&self) -> u64 {
         let payloads: usize = match self {

@@ -398,8 +398,9 @@ impl WorkflowContext {
 
     /// An approximation of this run's history size in bytes as of the
     /// current activation: the bytes of its payloads and names plus 16 per
-    /// event (not the exact stored size, which would cost an encoding per
-    /// event). The same on every replay.
+    /// event (64 more per scheduled activity, for its options); not the
+    /// exact stored size, which would cost an encoding per event. The same
+    /// on every replay.
     pub fn history_bytes(&self) -> u64 {
         lock(&self.core).history_bytes
     }
