@@ -120,6 +120,17 @@ async fn a_chain_of_runs_ends_in_the_last_runs_result() {
         ]
     );
 
+    // The index knows the new status.
+    let continued = engine
+        .list(
+            &ListFilter::new()
+                .with_workflow_id_prefix("count-1")
+                .with_status(WorkflowStatus::ContinuedAsNew),
+        )
+        .await
+        .unwrap();
+    assert_eq!(continued.executions.len(), 3);
+
     // describe names both neighbours; following next from the first run
     // walks the chain to the last, which get_workflow_handle names too.
     let mut run = first;
