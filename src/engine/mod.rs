@@ -1108,7 +1108,9 @@ impl Engine {
     /// starts. Attempts already running get the builder's
     /// [`graceful_shutdown_timeout`](EngineBuilder::graceful_shutdown_timeout) to finish (their
     /// results are recorded); those still running then are abandoned and run
-    /// again after the next open (activities run at least once).
+    /// again after the next open (activities run at least once). Attempts
+    /// still waiting for a worker slot never began: they keep their attempt
+    /// number and start after the next open.
     ///
     /// # Errors
     /// None today; the result leaves room for flush failures.
