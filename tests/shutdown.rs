@@ -92,6 +92,18 @@ async fn until_shutdown_began(engine: &Engine) {
     .await;
 }
 
+/// Shuts the engine down and, once the shutdown has begun (so during its
+/// drain), lets one held attempt finish.
+async fn shut_down_releasing(engine: &Engine, gate: &Gate) {
+    let stopping = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.shutdown().await }
+    });
+    until_shutdown_began(engine).await;
+    gate.release.add_permits(1);
+    stopping.await.unwrap().expect("shutdown");
+}
+
 async fn until_started(gate: &Gate, n: u32) {
     support::eventually(Duration::from_secs(10), || async {
         (gate.started() >= n).then_some(())
@@ -171,13 +183,7 @@ async fn a_running_attempt_finishes_within_the_grace_period_and_is_recorded() {
         .unwrap();
     until_started(&gate, 1).await;
 
-    let stopping = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.shutdown().await }
-    });
-    until_shutdown_began(&engine).await;
-    gate.release.add_permits(1);
-    stopping.await.unwrap().expect("shutdown");
+    shut_down_releasing(&engine, &gate).await;
     drop(engine);
 
     let engine = open(&db, &gate, Duration::ZERO, 8).await;
@@ -210,14 +216,8 @@ async fn no_attempt_starts_once_shutdown_began() {
         .unwrap();
     until_started(&gate, 1).await;
 
-    let stopping = tokio::spawn({
-        let engine = engine.clone();
-        async move { engine.shutdown().await }
-    });
-    until_shutdown_began(&engine).await;
     // Frees the slot the queued attempt waits for, during the drain.
-    gate.release.add_permits(1);
-    stopping.await.unwrap().expect("shutdown");
+    shut_down_releasing(&engine, &gate).await;
 
     assert_eq!(gate.started(), 1, "an attempt started during shutdown");
     drop(engine);
