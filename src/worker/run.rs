@@ -882,21 +882,22 @@ impl RunActor {
     /// first events, kept in the step to be committed with the close).
     /// Called before the close is folded: the execution deadline it
     /// carries over is still in the state then.
-    fn continue_as_new(&mut self, step: &mut Step, kind: EventKind) -> EventKind {
+    fn continue_as_new(&mut self, step: &mut Step, mut kind: EventKind) -> EventKind {
         let EventKind::WorkflowContinuedAsNew {
+            new_run_id,
             workflow_type,
             task_queue,
             input,
             signals,
             search_attributes,
             memo,
-            ..
-        } = kind
+        } = &mut kind
         else {
             return kind;
         };
         let now = self.shared.clock.now();
         let next_run_id = RunId::new_time_ordered();
+        *new_run_id = next_run_id;
         // The execution timeout spans the chain: the next run gets what is
         // left of it (at least a millisecond, so that it is still set).
         let execution_timeout = self.state.execution_deadline().map(|deadline| {
@@ -905,19 +906,6 @@ impl RunActor {
                 .unwrap_or_default()
                 .max(std::time::Duration::from_millis(1))
         });
-        let record = RunRecord {
-            workflow_id: self.record.workflow_id.clone(),
-            workflow_type: workflow_type.clone(),
-            task_queue: task_queue.clone(),
-            status: WorkflowStatus::Running,
-            start_time: now,
-            close_time: None,
-            history_len: 0,
-            search_attributes: search_attributes
-                .clone()
-                .unwrap_or_else(|| self.record.search_attributes.clone()),
-            memo: memo.clone().or_else(|| self.record.memo.clone()),
-        };
         let mut kinds = vec![
             EventKind::WorkflowStarted {
                 workflow_type: workflow_type.clone(),
@@ -950,22 +938,25 @@ impl RunActor {
                 kind,
             })
             .collect();
-        let mut record = record;
-        record.history_len = events.len() as u64;
+        let record = RunRecord {
+            workflow_id: self.record.workflow_id.clone(),
+            workflow_type: workflow_type.clone(),
+            task_queue: task_queue.clone(),
+            status: WorkflowStatus::Running,
+            start_time: now,
+            close_time: None,
+            history_len: events.len() as u64,
+            search_attributes: search_attributes
+                .clone()
+                .unwrap_or_else(|| self.record.search_attributes.clone()),
+            memo: memo.clone().or_else(|| self.record.memo.clone()),
+        };
         step.next_run = Some(NextRun {
             run_id: next_run_id,
             record,
             events,
         });
-        EventKind::WorkflowContinuedAsNew {
-            new_run_id: next_run_id,
-            workflow_type,
-            task_queue,
-            input,
-            signals,
-            search_attributes,
-            memo,
-        }
+        kind
     }
 
     /// Withdraws the code's uncommitted close because signals arrived
