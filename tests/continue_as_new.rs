@@ -405,20 +405,6 @@ async fn the_execution_timeout_spans_the_chain() {
     engine.shutdown().await.unwrap();
 }
 
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Never continues: 30 timer steps.
 const LONG: WorkflowDef<(), ()> = WorkflowDef::new("long");
 
@@ -433,14 +419,7 @@ async fn long(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
 async fn a_run_past_the_warning_size_is_named_in_a_warning() {
     // The single-threaded test runtime runs the run's actor on this thread,
     // so this thread's subscriber sees its warning.
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = support::CapturedWarnings::start();
     let db = temp_db();
     let engine = builder()
         .workflow(LONG, long)
@@ -454,7 +433,7 @@ async fn a_run_past_the_warning_size_is_named_in_a_warning() {
         .unwrap();
     run.result().await.unwrap();
     engine.shutdown().await.unwrap();
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let warnings: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("without continuing as new"))

@@ -149,33 +149,11 @@ async fn a_workflow_that_drains_its_signals_leaves_none_unread() {
     engine.shutdown().await.unwrap();
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_close_warns_naming_the_unread_signals() {
     // The single-threaded test runtime runs the run's actor on this thread,
     // so this thread's subscriber sees its warning.
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = support::CapturedWarnings::start();
     let db = temp_db();
     let engine = open(&db.path).await;
     let run = engine
@@ -189,7 +167,7 @@ async fn the_close_warns_naming_the_unread_signals() {
     engine.signal("warned", GO, ()).await.unwrap();
     run.result().await.unwrap();
     engine.shutdown().await.unwrap();
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let line = log
         .lines()
         .find(|l| l.contains("never read"))

@@ -468,3 +468,47 @@ pub fn write_history_record(path: &std::path::Path, run: u128, event_id: u64, by
     }
     txn.commit().unwrap();
 }
+
+/// The warnings logged on this thread while it lives, as text. With the
+/// single-threaded test runtime the engine's run actors run on the test's
+/// thread, so their warnings are captured.
+pub struct CapturedWarnings {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl CapturedWarnings {
+    pub fn start() -> Self {
+        let buffer = std::sync::Arc::<std::sync::Mutex<Vec<u8>>>::default();
+        let writer = SharedBuffer(buffer.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        CapturedWarnings {
+            buffer,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+    }
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone)]
+struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
