@@ -244,16 +244,9 @@ async fn wait_for_event(engine: &Engine, workflow_id: &str, pred: fn(&EventKind)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes the format 1 fixture; run once with STEADFAST_WRITE_FIXTURES=1"]
 async fn write_format_1_fixture() {
-    if std::env::var("STEADFAST_WRITE_FIXTURES").as_deref() != Ok("1") {
-        eprintln!("set STEADFAST_WRITE_FIXTURES=1 to write {FIXTURE}");
+    let Some(target) = support::fixture_to_write(FIXTURE) else {
         return;
-    }
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    assert!(
-        !target.exists(),
-        "{} exists; fixtures are never regenerated",
-        target.display()
-    );
+    };
     let db = support::temp_db();
     let engine = builder()
         .workflow(RESERVE, reserve_a)
@@ -397,13 +390,6 @@ async fn write_format_1_fixture() {
 // ----- The test: today's code opens the format 1 file -----
 
 /// A copy of the fixture in a temporary folder: opening a file writes to it.
-fn copy_fixture() -> support::TempDb {
-    let db = support::temp_db();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    std::fs::copy(&source, &db.path).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
-    db
-}
-
 /// The name of an event's kind, for comparing histories at a glance.
 fn kind_name(kind: &EventKind) -> &'static str {
     match kind {
@@ -887,7 +873,7 @@ async fn list_statuses(engine: &Engine) -> BTreeMap<String, WorkflowStatus> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_1_files_keep_opening_and_running() {
-    let db = copy_fixture();
+    let db = support::copy_fixture(FIXTURE);
     let raw = raw::check(&db.path);
 
     // Open with code B of `Format1.Reserve`, and a `format1.deliver` that

@@ -88,11 +88,9 @@ fn builder() -> EngineBuilder {
 #[tokio::test]
 #[ignore]
 async fn write_format_2_fixture() {
-    if std::env::var("STEADFAST_WRITE_FIXTURES").as_deref() != Ok("1") {
+    let Some(target) = support::fixture_to_write(FIXTURE) else {
         return;
-    }
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    assert!(!target.exists(), "fixtures are never regenerated");
+    };
     let db = support::temp_db();
     let engine = builder().open(&db.path).await.unwrap();
     let run = engine
@@ -139,13 +137,6 @@ async fn write_format_2_fixture() {
     std::fs::copy(&db.path, &target).unwrap();
 }
 
-fn copy_fixture() -> support::TempDb {
-    let db = support::temp_db();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    std::fs::copy(&source, &db.path).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
-    db
-}
-
 /// The raw file: store format 2, run records of record version 2.
 fn check_raw(path: &Path) {
     let db = redb::Database::create(path).expect("open with redb");
@@ -170,7 +161,7 @@ async fn listed(engine: &Engine, filter: ListFilter) -> Vec<String> {
 
 #[tokio::test]
 async fn format_2_files_keep_opening_and_running() {
-    let db = copy_fixture();
+    let db = support::copy_fixture(FIXTURE);
     check_raw(&db.path);
     let engine = builder().open(&db.path).await.unwrap();
 

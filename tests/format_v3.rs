@@ -16,7 +16,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -98,11 +97,9 @@ fn tick_id(id: &str) -> SignalOptions {
 #[tokio::test]
 #[ignore]
 async fn write_format_3_fixture() {
-    if std::env::var("STEADFAST_WRITE_FIXTURES").as_deref() != Ok("1") {
+    let Some(target) = support::fixture_to_write(FIXTURE) else {
         return;
-    }
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    assert!(!target.exists(), "fixtures are never regenerated");
+    };
     let db = support::temp_db();
     let engine = builder().open(&db.path).await.unwrap();
 
@@ -163,9 +160,7 @@ fn kinds_in(history: &[Event]) -> Vec<&EventKind> {
 
 #[tokio::test]
 async fn format_3_files_keep_opening_and_running() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    let db = support::temp_db();
-    std::fs::copy(&fixture, &db.path).expect("copy the format-3 fixture");
+    let db = support::copy_fixture(FIXTURE);
     {
         let raw = redb::Database::open(&db.path).unwrap();
         let txn = raw.begin_read().unwrap();

@@ -16,9 +16,6 @@
 
 mod support;
 
-use std::path::Path;
-
-use redb::ReadableDatabase;
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, Event,
     EventKind, Worker, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
@@ -28,8 +25,6 @@ use support::assert_history_well_formed;
 const FIXTURE: &str = "tests/fixtures/format-4.steadfast";
 const FORMAT_2_FIXTURE: &str = "tests/fixtures/format-2.steadfast";
 const FORMAT_3_FIXTURE: &str = "tests/fixtures/format-3.steadfast";
-
-const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("steadfast_meta");
 
 const PAIR: WorkflowDef<(), Vec<String>> = WorkflowDef::new("Format4.Pair");
 const ONE: WorkflowDef<(), String> = WorkflowDef::new("Format4.One");
@@ -83,11 +78,9 @@ fn builder(serve_unserved: bool) -> EngineBuilder {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn write_format_4_fixture() {
-    if std::env::var("STEADFAST_WRITE_FIXTURES").as_deref() != Ok("1") {
+    let Some(target) = support::fixture_to_write(FIXTURE) else {
         return;
-    }
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    assert!(!target.exists(), "fixtures are never regenerated");
+    };
     let db = support::temp_db();
     let engine = builder(false).open(&db.path).await.unwrap();
     let run = engine
@@ -108,29 +101,14 @@ async fn write_format_4_fixture() {
     std::fs::copy(&db.path, &target).unwrap();
 }
 
-fn copy(fixture: &str) -> support::TempDb {
-    let db = support::temp_db();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
-    std::fs::copy(&source, &db.path).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
-    db
-}
-
-fn format_version(path: &Path) -> u32 {
-    let db = redb::Database::create(path).expect("open with redb");
-    let txn = db.begin_read().unwrap();
-    let meta = txn.open_table(META).unwrap();
-    let version = meta.get("format_version").unwrap().unwrap();
-    u32::from_le_bytes(version.value().try_into().unwrap())
-}
-
 fn kinds(history: &[Event]) -> Vec<&EventKind> {
     history.iter().map(|e| &e.kind).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_4_files_keep_opening_and_running() {
-    let db = copy(FIXTURE);
-    assert_eq!(format_version(&db.path), 4);
+    let db = support::copy_fixture(FIXTURE);
+    assert_eq!(support::stored_format_version(&db.path), 4);
     let engine = builder(true).open(&db.path).await.unwrap();
 
     let history = engine
@@ -192,8 +170,8 @@ async fn format_2_and_format_3_files_are_opened_as_the_current_format() {
         (FORMAT_2_FIXTURE, 2, "format2-closed-upserted"),
         (FORMAT_3_FIXTURE, 3, "format3-closed-unread"),
     ] {
-        let db = copy(fixture);
-        assert_eq!(format_version(&db.path), version);
+        let db = support::copy_fixture(fixture);
+        assert_eq!(support::stored_format_version(&db.path), version);
         let engine = Engine::builder().open(&db.path).await.unwrap();
         assert_eq!(
             engine.describe(workflow_id).await.unwrap().status,
@@ -201,6 +179,6 @@ async fn format_2_and_format_3_files_are_opened_as_the_current_format() {
             "{fixture}"
         );
         engine.shutdown().await.unwrap();
-        assert_eq!(format_version(&db.path), 5, "{fixture}");
+        assert_eq!(support::stored_format_version(&db.path), 5, "{fixture}");
     }
 }

@@ -17,9 +17,6 @@
 
 mod support;
 
-use std::path::Path;
-
-use redb::ReadableDatabase;
 use steadfast::{
     ContinueAsNewOptions, Engine, EngineBuilder, EventKind, ListFilter, SearchAttributes,
     SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
@@ -28,8 +25,6 @@ use support::assert_history_well_formed;
 
 const FIXTURE: &str = "tests/fixtures/format-5.steadfast";
 const FORMAT_4_FIXTURE: &str = "tests/fixtures/format-4.steadfast";
-
-const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("steadfast_meta");
 
 /// (round, last round, items read so far) in, the items out.
 const CHAIN: WorkflowDef<(u32, u32, Vec<String>), Vec<String>> = WorkflowDef::new("Format5.Chain");
@@ -62,11 +57,9 @@ fn builder() -> EngineBuilder {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn write_format_5_fixture() {
-    if std::env::var("STEADFAST_WRITE_FIXTURES").as_deref() != Ok("1") {
+    let Some(target) = support::fixture_to_write(FIXTURE) else {
         return;
-    }
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    assert!(!target.exists(), "fixtures are never regenerated");
+    };
     let db = support::temp_db();
     let engine = builder().open(&db.path).await.unwrap();
     let options = WorkflowOptions::new().with_memo(serde_json::json!({"chain": "closed"}));
@@ -113,25 +106,10 @@ async fn write_format_5_fixture() {
     std::fs::copy(&db.path, &target).unwrap();
 }
 
-fn copy(fixture: &str) -> support::TempDb {
-    let db = support::temp_db();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture);
-    std::fs::copy(&source, &db.path).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
-    db
-}
-
-fn format_version(path: &Path) -> u32 {
-    let db = redb::Database::open(path).unwrap();
-    let txn = db.begin_read().unwrap();
-    let meta = txn.open_table(META).unwrap();
-    let version = meta.get("format_version").unwrap().unwrap();
-    u32::from_le_bytes(version.value().try_into().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_5_files_keep_opening_and_running() {
-    let db = copy(FIXTURE);
-    assert_eq!(format_version(&db.path), 5);
+    let db = support::copy_fixture(FIXTURE);
+    assert_eq!(support::stored_format_version(&db.path), 5);
     let engine = builder().open(&db.path).await.unwrap();
 
     // The closed chain: three runs, linked both ways, the last Completed.
@@ -205,8 +183,8 @@ async fn format_5_files_keep_opening_and_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_4_files_are_opened_as_format_5() {
-    let db = copy(FORMAT_4_FIXTURE);
-    assert_eq!(format_version(&db.path), 4);
+    let db = support::copy_fixture(FORMAT_4_FIXTURE);
+    assert_eq!(support::stored_format_version(&db.path), 4);
     let engine = Engine::builder().open(&db.path).await.unwrap();
     assert_eq!(
         engine
@@ -217,5 +195,5 @@ async fn format_4_files_are_opened_as_format_5() {
         WorkflowStatus::Completed
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(format_version(&db.path), 5);
+    assert_eq!(support::stored_format_version(&db.path), 5);
 }

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use steadfast::{ClientError, Engine, ListFilter, WorkflowStatus};
-use support::{TempDb, child_report, spawn_crash_child, temp_db};
+use support::{child_report, spawn_crash_child, temp_db};
 
 const FIXTURE: &str = "tests/fixtures/format-1.steadfast";
 
 /// The tables as `src/store/redb/tables.rs` lays them out.
-const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("steadfast_meta");
 const RUNS: redb::TableDefinition<u128, &[u8]> = redb::TableDefinition::new("runs");
 
 /// The fixture's runs: ten workflow IDs, one run each.
@@ -40,24 +39,6 @@ const RUNNING: [&str; 5] = [
 ];
 
 /// A copy of the fixture in a temporary folder: opening a file writes to it.
-fn copy_fixture() -> TempDb {
-    let db = temp_db();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    std::fs::copy(&source, &db.path).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
-    db
-}
-
-fn format_version(path: &Path) -> u32 {
-    let db = redb::Database::create(path).expect("open with redb");
-    let txn = db.begin_read().unwrap();
-    let meta = txn.open_table(META).unwrap();
-    let value = meta
-        .get("format_version")
-        .unwrap()
-        .expect("a format version");
-    u32::from_le_bytes(value.value().try_into().unwrap())
-}
-
 /// Opens with no workflow registered: runs are listed, none makes progress.
 async fn open(path: &Path) -> Engine {
     Engine::builder().open(path).await.expect("open the engine")
@@ -87,8 +68,8 @@ fn ids(runs: &[(String, WorkflowStatus)]) -> Vec<&str> {
 
 #[tokio::test]
 async fn the_format_1_fixture_migrates_and_lists_its_runs() {
-    let db = copy_fixture();
-    assert_eq!(format_version(&db.path), 1);
+    let db = support::copy_fixture(FIXTURE);
+    assert_eq!(support::stored_format_version(&db.path), 1);
     let engine = open(&db.path).await;
 
     let all = list_all(&engine, ListFilter::new()).await;
@@ -159,7 +140,7 @@ async fn the_format_1_fixture_migrates_and_lists_its_runs() {
     ));
     engine.shutdown().await.unwrap();
     // Formats 3 and 4 changed no table: the migration lands on 4 directly.
-    assert_eq!(format_version(&db.path), 5);
+    assert_eq!(support::stored_format_version(&db.path), 5);
 
     let engine = open(&db.path).await;
     assert_eq!(list_all(&engine, ListFilter::new()).await.len(), 9);
@@ -244,12 +225,12 @@ async fn assert_lists_every_run_once(path: &Path, runs: u64) {
         "two of the ten runs, in every copy"
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(format_version(path), 5);
+    assert_eq!(support::stored_format_version(path), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_during_migration_leaves_the_old_file_or_the_new_one() {
-    let template = copy_fixture();
+    let template = support::copy_fixture(FIXTURE);
     let copies: u128 = std::env::var("STEADFAST_MIGRATION_COPIES")
         .ok()
         .and_then(|v| v.parse().ok())

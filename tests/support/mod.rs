@@ -512,3 +512,43 @@ impl std::io::Write for SharedBuffer {
         Ok(())
     }
 }
+
+/// A copy of a checked-in file (`relative` to the crate root, such as
+/// `tests/fixtures/format-2.steadfast`) in a new temporary folder: tests
+/// open the copy, never the fixture itself.
+pub fn copy_fixture(relative: &str) -> TempDb {
+    let db = temp_db();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    std::fs::copy(&source, &db.path).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
+    db
+}
+
+/// Where an ignored fixture writer writes `relative`: `None` (write
+/// nothing) unless `STEADFAST_WRITE_FIXTURES=1`. Panics if the fixture
+/// exists: fixtures are never regenerated.
+pub fn fixture_to_write(relative: &str) -> Option<PathBuf> {
+    if std::env::var("STEADFAST_WRITE_FIXTURES").as_deref() != Ok("1") {
+        eprintln!("set STEADFAST_WRITE_FIXTURES=1 to write {relative}");
+        return None;
+    }
+    let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    assert!(
+        !target.exists(),
+        "{} exists; fixtures are never regenerated",
+        target.display()
+    );
+    Some(target)
+}
+
+/// The store format a file records, read with redb directly.
+pub fn stored_format_version(path: &std::path::Path) -> u32 {
+    const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("steadfast_meta");
+    let db = redb::Database::open(path).expect("open with redb");
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let meta = txn.open_table(META).unwrap();
+    let value = meta
+        .get("format_version")
+        .unwrap()
+        .expect("a format version");
+    u32::from_le_bytes(value.value().try_into().unwrap())
+}
