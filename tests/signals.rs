@@ -205,6 +205,47 @@ async fn an_acknowledged_signal_is_already_in_the_file() {
     engine.shutdown().await.unwrap();
 }
 
+/// A signal named at run time with a JSON payload (what the admin endpoint
+/// sends) reaches the code as a typed one does; an empty name and an
+/// oversize payload are refused before anything is written.
+#[tokio::test]
+async fn a_signal_by_name_is_read_as_its_typed_definition() {
+    let db = temp_db();
+    let engine = Engine::builder()
+        .workflow(COLLECT, collect)
+        .max_payload_bytes(64)
+        .open(&db.path)
+        .await
+        .unwrap();
+    let run = engine
+        .start_workflow(COLLECT, "by-name", 2, WorkflowOptions::new())
+        .await
+        .unwrap();
+    for i in [7u32, 9] {
+        let payload = steadfast::Payload::encode(&serde_json::json!(i)).unwrap();
+        engine
+            .signal_by_name("by-name", "item", payload, steadfast::SignalOptions::new())
+            .await
+            .unwrap();
+        if i == 7 {
+            let before = engine.history("by-name").await.unwrap();
+            let empty = steadfast::Payload::encode(&i).unwrap();
+            let refused = engine
+                .signal_by_name("by-name", "", empty, steadfast::SignalOptions::new())
+                .await;
+            assert!(matches!(refused, Err(ClientError::InvalidArgument(_))), "{refused:?}");
+            let big = steadfast::Payload::encode(&"x".repeat(100)).unwrap();
+            let refused = engine
+                .signal_by_name("by-name", "item", big, steadfast::SignalOptions::new())
+                .await;
+            assert!(matches!(refused, Err(ClientError::PayloadTooLarge { .. })), "{refused:?}");
+            assert_eq!(engine.history("by-name").await.unwrap(), before);
+        }
+    }
+    assert_eq!(run.result().await.unwrap(), vec![7, 9]);
+    engine.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn signals_of_a_name_are_received_in_arrival_order() {
     let db = temp_db();

@@ -1,5 +1,6 @@
 //! The front door: `Engine`, its builder, and the calls a client makes.
 
+mod by_name;
 mod delete;
 mod export;
 mod handle;
@@ -763,6 +764,18 @@ impl Engine {
     ) -> Result<(), ClientError> {
         options.check().map_err(ClientError::InvalidArgument)?;
         let payload = self.encode_checked(&payload, || format!("signal {:?}", signal.name()))?;
+        self.signal_chain(workflow_id, signal.name(), payload, options)
+            .await
+    }
+
+    /// Delivers an encoded signal to the chain's current run.
+    async fn signal_chain(
+        &self,
+        workflow_id: &str,
+        name: &str,
+        payload: Payload,
+        options: SignalOptions,
+    ) -> Result<(), ClientError> {
         // A run that continued as new meanwhile refused the signal without
         // recording it: it goes to the run that continues the chain.
         loop {
@@ -771,7 +784,7 @@ impl Engine {
                 .signal_run(
                     workflow_id,
                     run_id,
-                    signal.name(),
+                    name,
                     payload.clone(),
                     options.request_id.clone(),
                 )

@@ -45,6 +45,16 @@ impl fmt::Display for RunId {
     }
 }
 
+/// Parses the text form that `Display` writes (a UUID, hyphenated or not),
+/// as a command-line tool or an admin request passes it.
+impl std::str::FromStr for RunId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(RunId)
+    }
+}
+
 impl fmt::Debug for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RunId({})", self.0)

@@ -1,0 +1,384 @@
+//! The JSON bodies of the admin API, as types: what the endpoint writes and
+//! what a client (the command-line tool, the web UI) reads. Times are
+//! RFC 3339 strings in UTC, run IDs are hyphenated UUIDs, payloads (memo,
+//! heartbeat details, signal input) are the JSON values the application
+//! encoded.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use steadfast::{
+    ParkReason, Payload, PendingActivityInfo, PendingTimerInfo, SearchAttributeValue,
+    SearchAttributes, WorkflowDescription, WorkflowExecutionInfo, WorkflowPage,
+};
+
+/// `GET /api/v1`: what answers, so a client can tell it reached a
+/// steadfast admin endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Always `"steadfast"`.
+    pub server: String,
+    /// The version of the `steadfast-admin` crate that answers.
+    pub version: String,
+    /// The API version in the route prefix: `"v1"`.
+    pub api: String,
+}
+
+/// One run in a list: `GET /api/v1/workflows`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    /// The workflow ID.
+    pub workflow_id: String,
+    /// The run.
+    pub run_id: String,
+    /// The workflow's registered name.
+    pub workflow_type: String,
+    /// The task queue it runs on.
+    pub task_queue: String,
+    /// `Running`, `Completed`, `Failed`, `Cancelled`, `Terminated`,
+    /// `TimedOut` or `ContinuedAsNew`.
+    pub status: String,
+    /// When it started.
+    pub start_time: String,
+    /// When it closed.
+    pub close_time: Option<String>,
+    /// Events in its history.
+    pub history_length: u64,
+    /// Its search attributes, by name.
+    pub search_attributes: BTreeMap<String, SearchAttribute>,
+    /// Its memo.
+    pub memo: Option<Value>,
+    /// Why the engine holds it parked, if it does.
+    pub parked: Option<Parked>,
+}
+
+/// A page of runs: open runs first, then closed ones, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionPage {
+    /// The runs of this page.
+    pub executions: Vec<Execution>,
+    /// Set when more runs match: pass it as `next_page_token` for the next
+    /// page.
+    pub next_page_token: Option<String>,
+}
+
+/// `GET /api/v1/workflows/{workflow_id}`: one run described.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Description {
+    /// The run, as a list shows it.
+    #[serde(flatten)]
+    pub execution: Execution,
+    /// Whether a worker of the engine serves the run's task queue.
+    pub task_queue_served: bool,
+    /// Activities scheduled and not resolved.
+    pub pending_activities: Vec<PendingActivity>,
+    /// Durable timers started and not fired.
+    pub pending_timers: Vec<PendingTimer>,
+    /// For a closed run: signals delivered and never read, by name.
+    pub unread_signals: Vec<UnreadSignals>,
+    /// The run this one continues (continue-as-new).
+    pub previous_run_id: Option<String>,
+    /// The run that continues this one.
+    pub next_run_id: Option<String>,
+}
+
+/// A search attribute's value with its kind: `Keyword`, `Int`, `Double`,
+/// `Bool`, `Datetime` (an RFC 3339 string) or `KeywordList`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchAttribute {
+    /// The kind.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The value.
+    pub value: Value,
+}
+
+/// Why a run is parked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Parked {
+    /// `Nondeterminism`, `Panic`, `Unrunnable`, `DiskFull`, `Storage`,
+    /// `ForeignFuture` or `Other`.
+    pub kind: String,
+    /// The engine's explanation, with what to do.
+    pub message: String,
+}
+
+/// A pending activity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingActivity {
+    /// Command sequence number in the run.
+    pub seq: u32,
+    /// The activity's name.
+    pub activity_type: String,
+    /// The attempt running, or the next one.
+    pub attempt: u32,
+    /// When the next attempt is due, while it has not begun.
+    pub next_attempt_at: Option<String>,
+    /// The last failed attempt's failure.
+    pub last_failure: Option<Failure>,
+    /// The last recorded heartbeat details.
+    pub last_heartbeat: Option<Value>,
+}
+
+/// A failure as history records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The failure's type.
+    pub error_type: String,
+    /// Its message.
+    pub message: String,
+    /// Whether it asked not to be retried.
+    pub non_retryable: bool,
+}
+
+/// A pending durable timer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingTimer {
+    /// Command sequence number in the run.
+    pub seq: u32,
+    /// When it fires.
+    pub fire_at: String,
+}
+
+/// Signals of one name delivered and never read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnreadSignals {
+    /// The signal name.
+    pub signal_name: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// `POST /api/v1/workflows/{workflow_id}/signal`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalRequest {
+    /// The signal's name, as the workflow's `SignalDef` names it.
+    pub name: String,
+    /// The signal's payload: any JSON value of the shape the workflow
+    /// reads (`null` when left out).
+    #[serde(default)]
+    pub input: Value,
+    /// A request ID: the same ID sent again is acknowledged without a second
+    /// delivery, so a client may retry safely.
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// `POST /api/v1/workflows/{workflow_id}/terminate`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminateRequest {
+    /// Why, recorded in the run's `WorkflowTerminated` event.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// What a write route answers on success.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    /// The workflow acted on.
+    pub workflow_id: String,
+    /// What was done: `signaled`, `cancel_requested`, `terminated`,
+    /// `deleted`.
+    pub outcome: String,
+}
+
+/// The body of every error answer: `{"error": {...}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// A stable code for programs: `not_found`, `bad_request`,
+    /// `unauthorized`, `workflow_closed`, ... (the README lists them).
+    pub code: String,
+    /// A message for people that says what to do.
+    pub message: String,
+}
+
+/// An RFC 3339 timestamp in UTC with milliseconds; a time the calendar
+/// cannot show (before 1970 or after 9999) is written as seconds since the
+/// Unix epoch, so a damaged record never stops an answer.
+pub fn time_text(t: SystemTime) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let formatted = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| {
+            let d = time::Duration::try_from(d).ok()?;
+            time::OffsetDateTime::UNIX_EPOCH.checked_add(d)
+        })
+        .map(|t| t.replace_nanosecond(t.millisecond() as u32 * 1_000_000))
+        .and_then(|t| t.ok()?.format(&Rfc3339).ok());
+    match formatted {
+        Some(text) => text,
+        None => match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => format!("{}s after 1970-01-01T00:00:00Z", d.as_secs()),
+            Err(e) => format!("{}s before 1970-01-01T00:00:00Z", e.duration().as_secs()),
+        },
+    }
+}
+
+/// Parses an RFC 3339 timestamp (as `time_text` writes, or any offset).
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    Some(SystemTime::from(t))
+}
+
+fn payload_value(payload: &Payload) -> Value {
+    // The engine writes only JSON payloads; a damaged one is shown as text.
+    let text = payload.as_json();
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+fn status_text(status: steadfast::WorkflowStatus) -> String {
+    format!("{status:?}")
+}
+
+fn parked(reason: &ParkReason) -> Parked {
+    let kind = match reason {
+        ParkReason::Nondeterminism(_) => "Nondeterminism",
+        ParkReason::Panic(_) => "Panic",
+        ParkReason::Unrunnable(_) => "Unrunnable",
+        ParkReason::DiskFull(_) => "DiskFull",
+        ParkReason::Storage(_) => "Storage",
+        ParkReason::ForeignFuture(_) => "ForeignFuture",
+        _ => "Other",
+    };
+    Parked {
+        kind: kind.to_string(),
+        message: reason.to_string(),
+    }
+}
+
+fn search_attributes(attributes: &SearchAttributes) -> BTreeMap<String, SearchAttribute> {
+    attributes
+        .iter()
+        .map(|(name, value)| {
+            let (kind, value) = match value {
+                SearchAttributeValue::Keyword(s) => ("Keyword", Value::from(s.as_str())),
+                SearchAttributeValue::Int(i) => ("Int", Value::from(*i)),
+                SearchAttributeValue::Double(d) => ("Double", Value::from(*d)),
+                SearchAttributeValue::Bool(b) => ("Bool", Value::from(*b)),
+                SearchAttributeValue::Datetime(t) => ("Datetime", Value::from(time_text(*t))),
+                SearchAttributeValue::KeywordList(list) => {
+                    ("KeywordList", Value::from(list.clone()))
+                }
+                _ => ("Other", Value::Null),
+            };
+            (
+                name.to_string(),
+                SearchAttribute {
+                    kind: kind.to_string(),
+                    value,
+                },
+            )
+        })
+        .collect()
+}
+
+impl From<&WorkflowExecutionInfo> for Execution {
+    fn from(info: &WorkflowExecutionInfo) -> Self {
+        Execution {
+            workflow_id: info.workflow_id.clone(),
+            run_id: info.run_id.to_string(),
+            workflow_type: info.workflow_type.clone(),
+            task_queue: info.task_queue.clone(),
+            status: status_text(info.status),
+            start_time: time_text(info.start_time),
+            close_time: info.close_time.map(time_text),
+            history_length: info.history_length,
+            search_attributes: search_attributes(&info.search_attributes),
+            memo: info.memo.as_ref().map(payload_value),
+            parked: info.parked.as_ref().map(parked),
+        }
+    }
+}
+
+impl From<&WorkflowPage> for ExecutionPage {
+    fn from(page: &WorkflowPage) -> Self {
+        ExecutionPage {
+            executions: page.executions.iter().map(Execution::from).collect(),
+            next_page_token: page.next_page_token.as_ref().map(|t| hex(&t.to_bytes())),
+        }
+    }
+}
+
+impl From<&WorkflowDescription> for Description {
+    fn from(d: &WorkflowDescription) -> Self {
+        Description {
+            execution: Execution {
+                workflow_id: d.workflow_id.clone(),
+                run_id: d.run_id.to_string(),
+                workflow_type: d.workflow_type.clone(),
+                task_queue: d.task_queue.clone(),
+                status: status_text(d.status),
+                start_time: time_text(d.start_time),
+                close_time: d.close_time.map(time_text),
+                history_length: d.history_length,
+                search_attributes: search_attributes(&d.search_attributes),
+                memo: d.memo.as_ref().map(payload_value),
+                parked: d.parked.as_ref().map(parked),
+            },
+            task_queue_served: d.task_queue_served,
+            pending_activities: d.pending_activities.iter().map(pending_activity).collect(),
+            pending_timers: d.pending_timers.iter().map(pending_timer).collect(),
+            unread_signals: d
+                .unread_signals
+                .iter()
+                .map(|u| UnreadSignals {
+                    signal_name: u.signal_name.clone(),
+                    count: u.count,
+                })
+                .collect(),
+            previous_run_id: d.previous_run_id.map(|r| r.to_string()),
+            next_run_id: d.next_run_id.map(|r| r.to_string()),
+        }
+    }
+}
+
+fn pending_activity(a: &PendingActivityInfo) -> PendingActivity {
+    PendingActivity {
+        seq: a.seq,
+        activity_type: a.activity_type.clone(),
+        attempt: a.attempt,
+        next_attempt_at: a.next_attempt_at.map(time_text),
+        last_failure: a.last_failure.as_ref().map(|f| Failure {
+            error_type: f.error_type.clone(),
+            message: f.message.clone(),
+            non_retryable: f.non_retryable,
+        }),
+        last_heartbeat: a.last_heartbeat.as_ref().map(payload_value),
+    }
+}
+
+fn pending_timer(t: &PendingTimerInfo) -> PendingTimer {
+    PendingTimer {
+        seq: t.seq,
+        fire_at: time_text(t.fire_at),
+    }
+}
+
+/// Lowercase hex, the text form of a page token.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a hex page token; `None` when it is not hex.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}

@@ -1,0 +1,123 @@
+//! Errors: [`AdminError`] when the endpoint cannot start, and the JSON
+//! error answer of a request that fails (`ApiError`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use steadfast::ClientError;
+
+use crate::api::{ErrorBody, ErrorDetail};
+
+/// Why [`AdminEndpoint::serve`](crate::AdminEndpoint::serve) could not start
+/// the endpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// A TCP address other than loopback was asked for without a token.
+    #[error(
+        "the admin endpoint would listen on {address}, which is not loopback, without a token; \
+         set one with AdminEndpoint::token, or bind to 127.0.0.1"
+    )]
+    TokenRequired {
+        /// The address asked for.
+        address: SocketAddr,
+    },
+    /// The token given is empty or not printable ASCII.
+    #[error(
+        "the admin token must be 16 to 256 printable ASCII characters without spaces; \
+         generate one, e.g. with `openssl rand -hex 32`"
+    )]
+    BadToken,
+    /// The TCP address could not be bound.
+    #[error("the admin endpoint cannot listen on {address}: {source}; choose another address")]
+    Bind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The Unix socket could not be made.
+    #[error("the admin endpoint cannot listen on the Unix socket {path:?}: {message}")]
+    Socket {
+        /// The socket's path.
+        path: PathBuf,
+        /// What failed, with what to do.
+        message: String,
+    },
+}
+
+/// A request's failure: an HTTP status and a JSON body naming the cause.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            ClientError::NotFound { .. } => (S::NOT_FOUND, "not_found"),
+            ClientError::WorkflowClosed { .. } => (S::CONFLICT, "workflow_closed"),
+            ClientError::StillRunning { .. } => (S::CONFLICT, "still_running"),
+            ClientError::AlreadyStarted { .. } => (S::CONFLICT, "already_started"),
+            ClientError::IdReuseRejected { .. } => (S::CONFLICT, "id_reuse_rejected"),
+            ClientError::DefinitionMismatch { .. } => (S::CONFLICT, "definition_mismatch"),
+            ClientError::Parked { .. } => (S::CONFLICT, "parked"),
+            ClientError::UnknownQuery { .. } => (S::BAD_REQUEST, "unknown_query"),
+            ClientError::UnknownWorkflowType { .. } => (S::CONFLICT, "unknown_workflow_type"),
+            ClientError::NoWorker { .. } => (S::CONFLICT, "no_worker"),
+            ClientError::QueryFailed { .. } => (S::UNPROCESSABLE_ENTITY, "query_failed"),
+            ClientError::InvalidArgument(_) => (S::BAD_REQUEST, "invalid_argument"),
+            ClientError::PayloadTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ClientError::Payload(_) => (S::BAD_REQUEST, "bad_payload"),
+            ClientError::ShutDown => (S::SERVICE_UNAVAILABLE, "shut_down"),
+            ClientError::DiskFull { .. } => (S::INSUFFICIENT_STORAGE, "disk_full"),
+            ClientError::Storage(_) => (S::SERVICE_UNAVAILABLE, "storage"),
+            ClientError::Corrupt { .. } => (S::INTERNAL_SERVER_ERROR, "corrupt"),
+            ClientError::Damaged { .. } => (S::INTERNAL_SERVER_ERROR, "damaged"),
+            _ => (S::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
+        let mut response = crate::routes::json_response(self.status, &body);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"steadfast\""),
+            );
+        }
+        response
+    }
+}

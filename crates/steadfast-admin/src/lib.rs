@@ -1,0 +1,49 @@
+//! The admin endpoint of a [steadfast](steadfast) engine: an HTTP API with
+//! JSON bodies, served by the application itself, through which the
+//! `steadfast` command-line tool and the web UI see and operate the
+//! workflows of a running app (its redb file is locked against every other
+//! process, even readers).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use steadfast::Engine;
+//! use steadfast_admin::AdminEndpoint;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let engine = Engine::builder().open(dir.path().join("app.steadfast")).await?;
+//! let admin = AdminEndpoint::new(engine.clone())
+//!     .bind("127.0.0.1:0".parse()?)
+//!     .serve()
+//!     .await?;
+//! println!("admin endpoint on {}", admin.address());
+//! // ... the application runs ...
+//! admin.shutdown().await;
+//! engine.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Routes (all under `/api/v1`, bodies and answers JSON, errors
+//! `{"error": {"code", "message"}}` with a 4xx or 5xx status; the README's
+//! "Admin endpoint" section documents each):
+//!
+//! | method | route | does |
+//! |---|---|---|
+//! | GET | `/api/v1` | names the server and version |
+//! | GET | `/api/v1/workflows` | lists runs (filters in the query string) |
+//! | GET | `/api/v1/workflows/{id}` | describes the latest run (`?run_id=` for another) |
+//! | GET | `/api/v1/workflows/{id}/history` | the run's history, in the history JSON form |
+//! | POST | `/api/v1/workflows/{id}/signal` | `{"name", "input", "request_id"}` |
+//! | POST | `/api/v1/workflows/{id}/cancel` | requests cancellation |
+//! | POST | `/api/v1/workflows/{id}/terminate` | `{"reason"}` |
+//! | DELETE | `/api/v1/workflows/{id}` | deletes a closed workflow |
+
+pub mod api;
+mod auth;
+mod endpoint;
+mod error;
+mod routes;
+
+pub use endpoint::{AdminAddress, AdminEndpoint, AdminServer, DEFAULT_ADDRESS};
+pub use error::AdminError;
+pub use routes::{MAX_PAGE_SIZE, MAX_REQUEST_BYTES};

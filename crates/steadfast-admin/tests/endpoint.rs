@@ -1,0 +1,573 @@
+//! The admin endpoint through HTTP: every route, the token, and bad
+//! requests, each answered with a JSON error and no change of state.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use steadfast::{WorkflowHistory, WorkflowOptions};
+use steadfast_admin::{AdminAddress, AdminEndpoint, AdminError};
+use support::*;
+
+fn tcp(server: &steadfast_admin::AdminServer) -> SocketAddr {
+    match server.address() {
+        AdminAddress::Tcp(address) => *address,
+        other => panic!("not TCP: {other:?}"),
+    }
+}
+
+async fn loopback(engine: &steadfast::Engine) -> steadfast_admin::AdminServer {
+    AdminEndpoint::new(engine.clone())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .serve()
+        .await
+        .expect("endpoint starts")
+}
+
+#[tokio::test]
+async fn a_signal_sent_through_the_endpoint_completes_the_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    let handle = engine
+        .start_workflow(
+            GREETER,
+            "greet-1",
+            "Hello".to_string(),
+            WorkflowOptions::new(),
+        )
+        .await
+        .unwrap();
+
+    let info = call(address, "GET", "/api/v1", None, None).await;
+    assert_eq!(info.status, 200);
+    assert_eq!(info.json()["server"], "steadfast");
+    assert_eq!(info.header("content-type"), Some("application/json"));
+
+    let described = call(address, "GET", "/api/v1/workflows/greet-1", None, None).await;
+    assert_eq!(described.status, 200, "{:?}", described.json());
+    let d = described.json();
+    assert_eq!(d["workflow_id"], "greet-1");
+    assert_eq!(d["workflow_type"], "Greeter");
+    assert_eq!(d["status"], "Running");
+    assert_eq!(d["run_id"], handle.run_id().to_string());
+    assert!(d["start_time"].as_str().unwrap().ends_with('Z'));
+
+    let signaled = call(
+        address,
+        "POST",
+        "/api/v1/workflows/greet-1/signal",
+        Some(r#"{"name": "name", "input": "Ada"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(signaled.status, 200, "{:?}", signaled.json());
+    assert_eq!(signaled.json()["outcome"], "signaled");
+    assert_eq!(handle.result().await.unwrap(), "Hello, Ada!");
+
+    let described = call(address, "GET", "/api/v1/workflows/greet-1", None, None).await;
+    assert_eq!(described.json()["status"], "Completed");
+    assert!(described.json()["close_time"].is_string());
+
+    // The history comes in the history JSON form, which the replayer reads.
+    let history = call(
+        address,
+        "GET",
+        "/api/v1/workflows/greet-1/history",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(history.status, 200);
+    let history = WorkflowHistory::from_json(std::str::from_utf8(&history.body).unwrap())
+        .expect("history JSON");
+    assert_eq!(history.workflow_id, "greet-1");
+    assert_eq!(history.events, engine.history("greet-1").await.unwrap());
+
+    // The same run by its ID.
+    let path = format!("/api/v1/workflows/greet-1?run_id={}", handle.run_id());
+    assert_eq!(call(address, "GET", &path, None, None).await.status, 200);
+
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn list_filters_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    for i in 0..5 {
+        engine
+            .start_workflow(
+                GREETER,
+                &format!("list-{i}"),
+                "Hi".into(),
+                WorkflowOptions::new(),
+            )
+            .await
+            .unwrap();
+    }
+    engine.terminate("list-0", "done").await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/workflows?page_size=2".to_string();
+    loop {
+        let page = call(address, "GET", &path, None, None).await;
+        assert_eq!(page.status, 200, "{:?}", page.json());
+        let page = page.json();
+        let executions = page["executions"].as_array().unwrap().clone();
+        assert!(executions.len() <= 2);
+        seen.extend(
+            executions
+                .iter()
+                .map(|e| e["workflow_id"].as_str().unwrap().to_string()),
+        );
+        match page["next_page_token"].as_str() {
+            Some(token) => path = format!("/api/v1/workflows?page_size=2&next_page_token={token}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["list-0", "list-1", "list-2", "list-3", "list-4"]);
+
+    let terminated = call(
+        address,
+        "GET",
+        "/api/v1/workflows?status=Terminated",
+        None,
+        None,
+    )
+    .await;
+    let terminated = terminated.json();
+    let ids: Vec<&str> = terminated["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["workflow_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["list-0"]);
+
+    let prefix = call(
+        address,
+        "GET",
+        "/api/v1/workflows?workflow_id_prefix=list-3&workflow_type=Greeter",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(prefix.json()["executions"].as_array().unwrap().len(), 1);
+
+    let after = call(
+        address,
+        "GET",
+        "/api/v1/workflows?started_after=2100-01-01T00:00:00Z",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(after.status, 200);
+    assert!(after.json()["executions"].as_array().unwrap().is_empty());
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancel_terminate_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    let cancelled = engine
+        .start_workflow(GREETER, "c-1", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine
+        .start_workflow(GREETER, "t-1", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+
+    let answer = call(address, "POST", "/api/v1/workflows/c-1/cancel", None, None).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+    assert_eq!(answer.json()["outcome"], "cancel_requested");
+    assert!(cancelled.result().await.is_err());
+    assert_eq!(
+        engine.describe("c-1").await.unwrap().status,
+        steadfast::WorkflowStatus::Cancelled
+    );
+
+    // A running workflow cannot be deleted.
+    let refused = call(address, "DELETE", "/api/v1/workflows/t-1", None, None).await;
+    assert_eq!(refused.status, 409);
+    assert_eq!(refused.code(), "still_running");
+
+    let answer = call(
+        address,
+        "POST",
+        "/api/v1/workflows/t-1/terminate",
+        Some(r#"{"reason": "operator says so"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+    let history = engine.history("t-1").await.unwrap();
+    assert!(
+        matches!(&history.last().unwrap().kind,
+            steadfast::EventKind::WorkflowTerminated { reason } if reason == "operator says so"),
+        "{history:?}"
+    );
+
+    // Terminating it again: closed.
+    let again = call(
+        address,
+        "POST",
+        "/api/v1/workflows/t-1/terminate",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.code(), "workflow_closed");
+
+    let deleted = call(address, "DELETE", "/api/v1/workflows/t-1", None, None).await;
+    assert_eq!(deleted.status, 200, "{:?}", deleted.json());
+    let gone = call(address, "GET", "/api/v1/workflows/t-1", None, None).await;
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.code(), "not_found");
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    engine
+        .start_workflow(GREETER, "bad-1", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let before = engine.history("bad-1").await.unwrap();
+
+    let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
+        (
+            "POST",
+            "/api/v1/workflows/bad-1/signal",
+            Some("{not json"),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/workflows/bad-1/signal",
+            Some(r#"{"input": 1}"#),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/workflows/bad-1/signal",
+            Some(r#"{"name": "name", "input": 1, "extra": true}"#),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/workflows/bad-1/signal",
+            Some(r#"{"name": ""}"#),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "POST",
+            "/api/v1/workflows/bad-1/terminate",
+            Some(r#"{"reason": 7}"#),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/workflows/bad-1/cancel",
+            Some("[1, 2]"),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/v1/workflows/nobody/signal",
+            Some(r#"{"name": "name"}"#),
+            404,
+            "not_found",
+        ),
+        ("GET", "/api/v1/workflows/nobody", None, 404, "not_found"),
+        (
+            "GET",
+            "/api/v1/workflows/nobody/history",
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "GET",
+            "/api/v1/workflows/bad-1?run_id=nope",
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/workflows/bad-1?color=red",
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/workflows?status=Sleeping",
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/workflows?page_size=0",
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/workflows?page_size=2&page_size=3",
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/workflows?next_page_token=zz",
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            "GET",
+            "/api/v1/workflows?started_after=yesterday",
+            None,
+            400,
+            "bad_request",
+        ),
+        ("GET", "/api/v1/nothing-here", None, 404, "no_route"),
+        (
+            "PUT",
+            "/api/v1/workflows/bad-1",
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "GET",
+            "/api/v1/workflows/bad-1/signal",
+            None,
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let answer = call(address, method, path, *body, None).await;
+        assert_eq!(
+            answer.status,
+            *status,
+            "{method} {path} {body:?}: {:?}",
+            answer.json()
+        );
+        assert_eq!(answer.code(), *code, "{method} {path} {body:?}");
+        let message = answer.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            message.len() > 20,
+            "{method} {path}: message {message:?} says too little"
+        );
+    }
+
+    // A body over the limit is refused before it is read whole.
+    let big = format!(
+        r#"{{"name": "name", "input": "{}"}}"#,
+        "x".repeat(5 * 1024 * 1024)
+    );
+    let answer = call(
+        address,
+        "POST",
+        "/api/v1/workflows/bad-1/signal",
+        Some(&big),
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 413);
+    assert_eq!(answer.code(), "payload_too_large");
+
+    // Not HTTP at all: the server answers 400 and closes.
+    let garbage = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.write_all(b"\x16\x03\x01 hello\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).to_string()
+    })
+    .await
+    .unwrap();
+    assert!(
+        garbage.is_empty() || garbage.starts_with("HTTP/1.1 400"),
+        "{garbage:?}"
+    );
+
+    // Nothing malformed changed the run.
+    assert_eq!(engine.history("bad-1").await.unwrap(), before);
+    let still = call(address, "GET", "/api/v1/workflows/bad-1", None, None).await;
+    assert_eq!(still.json()["status"], "Running");
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_is_required_off_loopback_and_checked_on_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+
+    let refused = AdminEndpoint::new(engine.clone())
+        .bind("0.0.0.0:0".parse().unwrap())
+        .serve()
+        .await;
+    assert!(
+        matches!(refused, Err(AdminError::TokenRequired { .. })),
+        "{:?}",
+        refused.err()
+    );
+    let short = AdminEndpoint::new(engine.clone())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .token("abc")
+        .serve()
+        .await;
+    assert!(matches!(short, Err(AdminError::BadToken)));
+
+    let token = "0123456789abcdef0123456789abcdef";
+    let server = AdminEndpoint::new(engine.clone())
+        .bind("0.0.0.0:0".parse().unwrap())
+        .token(token)
+        .serve()
+        .await
+        .expect("with a token any address is allowed");
+    let port = tcp(&server).port();
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    engine
+        .start_workflow(GREETER, "tok-1", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+
+    let missing = call(address, "GET", "/api/v1/workflows", None, None).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.code(), "unauthorized");
+    assert!(
+        missing
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let wrong = call(
+        address,
+        "GET",
+        "/api/v1",
+        None,
+        Some("0123456789abcdef0123456789abcdeX"),
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    // Refused writes change nothing, also on routes that do not exist.
+    let write = call(
+        address,
+        "POST",
+        "/api/v1/workflows/tok-1/terminate",
+        None,
+        Some("wrong-token-wrong-token"),
+    )
+    .await;
+    assert_eq!(write.status, 401);
+    assert_eq!(
+        call(address, "GET", "/nowhere", None, None).await.status,
+        401
+    );
+    assert_eq!(
+        engine.describe("tok-1").await.unwrap().status,
+        steadfast::WorkflowStatus::Running
+    );
+
+    let right = call(address, "GET", "/api/v1/workflows", None, Some(token)).await;
+    assert_eq!(right.status, 200, "{:?}", right.json());
+    assert_eq!(right.json()["executions"][0]["workflow_id"], "tok-1");
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_unix_socket_is_private_and_a_stale_one_is_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let path = dir.path().join("admin.sock");
+    // A socket left by a killed process: bound, then its listener gone.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+
+    let server = AdminEndpoint::new(engine.clone())
+        .unix_socket(&path)
+        .serve()
+        .await
+        .expect("a stale socket is replaced");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A second endpoint on a live socket is refused.
+    let second = AdminEndpoint::new(engine.clone())
+        .unix_socket(&path)
+        .serve()
+        .await;
+    assert!(matches!(second, Err(AdminError::Socket { .. })));
+
+    engine
+        .start_workflow(GREETER, "unix-1", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let socket = path.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        send_unix(
+            &socket,
+            &request("GET", "/api/v1/workflows/unix-1", None, None),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["workflow_id"], "unix-1");
+
+    server.shutdown().await;
+    assert!(!path.exists(), "shutdown removes the socket");
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn after_the_engine_shuts_down_requests_get_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    engine.shutdown().await.unwrap();
+    let answer = call(address, "GET", "/api/v1/workflows", None, None).await;
+    assert_eq!(answer.status, 503, "{:?}", answer.json());
+    assert_eq!(answer.code(), "shut_down");
+    server.shutdown().await;
+}
