@@ -233,12 +233,18 @@ async fn a_signal_by_name_is_read_as_its_typed_definition() {
             let refused = engine
                 .signal_by_name("by-name", "", empty, steadfast::SignalOptions::new())
                 .await;
-            assert!(matches!(refused, Err(ClientError::InvalidArgument(_))), "{refused:?}");
+            assert!(
+                matches!(refused, Err(ClientError::InvalidArgument(_))),
+                "{refused:?}"
+            );
             let big = steadfast::Payload::encode(&"x".repeat(100)).unwrap();
             let refused = engine
                 .signal_by_name("by-name", "item", big, steadfast::SignalOptions::new())
                 .await;
-            assert!(matches!(refused, Err(ClientError::PayloadTooLarge { .. })), "{refused:?}");
+            assert!(
+                matches!(refused, Err(ClientError::PayloadTooLarge { .. })),
+                "{refused:?}"
+            );
             assert_eq!(engine.history("by-name").await.unwrap(), before);
         }
     }
