@@ -1,0 +1,134 @@
+//! The command line, as clap parses it: named and shaped like the Temporal
+//! CLI's `temporal workflow ...` commands.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// See and operate the workflows of a steadfast application.
+///
+/// Talks to a running application's admin endpoint (`--address`).
+#[derive(Debug, Parser)]
+#[command(name = "steadfast", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The application's admin endpoint: host:port, http://host:port, or
+    /// unix:/path/to/socket.
+    #[arg(
+        long,
+        global = true,
+        env = "STEADFAST_ADDRESS",
+        default_value = "127.0.0.1:8233"
+    )]
+    pub address: String,
+    /// The endpoint's token, sent as `Authorization: Bearer <token>`.
+    #[arg(long, global = true, env = "STEADFAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// How to print answers.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Tables and aligned fields for people.
+    Text,
+    /// The endpoint's JSON, for programs.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Workflows: list, describe, show, signal, cancel, terminate, delete.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Lists runs: open ones first, then closed, newest first.
+    List(ListArgs),
+    /// Describes a run: status, pending activities and timers, attributes.
+    Describe(RunArgs),
+    /// Shows a run's event history.
+    Show(RunArgs),
+    /// Sends a signal.
+    Signal(SignalArgs),
+    /// Requests cancellation of the running run.
+    Cancel(IdArgs),
+    /// Terminates the running run: no more of its code runs.
+    Terminate(TerminateArgs),
+    /// Deletes a closed workflow: every run and its history.
+    Delete(IdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only runs of this status: Running, Completed, Failed, Cancelled,
+    /// Terminated, TimedOut, ContinuedAsNew.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only runs of this workflow type.
+    #[arg(long = "type")]
+    pub workflow_type: Option<String>,
+    /// Only workflow IDs starting with this.
+    #[arg(long)]
+    pub id_prefix: Option<String>,
+    /// Only runs the engine holds parked (nondeterminism, panics, ...).
+    #[arg(long)]
+    pub parked: bool,
+    /// Most runs to print.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The workflow ID.
+    #[arg(long, short = 'w')]
+    pub workflow_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow ID.
+    #[arg(long, short = 'w')]
+    pub workflow_id: String,
+    /// A run of the ID other than its latest (an earlier run of a
+    /// continue-as-new chain).
+    #[arg(long, short = 'r')]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// The workflow ID.
+    #[arg(long, short = 'w')]
+    pub workflow_id: String,
+    /// The signal's name.
+    #[arg(long)]
+    pub name: String,
+    /// The signal's payload, as JSON (a string is `'"text"'`).
+    #[arg(long, short = 'i')]
+    pub input: Option<String>,
+    /// A request ID: sending it again does not deliver the signal twice.
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TerminateArgs {
+    /// The workflow ID.
+    #[arg(long, short = 'w')]
+    pub workflow_id: String,
+    /// Why; recorded in the history.
+    #[arg(long)]
+    pub reason: Option<String>,
+}

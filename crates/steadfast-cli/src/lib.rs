@@ -1,0 +1,74 @@
+//! The `steadfast` command-line tool as a library: [`main`] parses the
+//! arguments, talks to the application's admin endpoint, prints the answer
+//! and returns the exit code, so an application can also offer the same
+//! commands from its own binary.
+//!
+//! Exit codes: 0 done; 1 the endpoint refused the request (unknown ID,
+//! closed workflow, bad input: its message on stderr); 2 bad arguments;
+//! 3 no endpoint answered at the address.
+
+mod args;
+mod client;
+mod error;
+mod output;
+mod workflow;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::Cli;
+pub use client::{Address, AdminClient};
+pub use error::CliError;
+
+/// Runs one command from `args` (the program name first, as
+/// `std::env::args_os` gives them): prints its answer on stdout, or the
+/// error on stderr, and returns the exit code.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(text) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs a parsed command and returns what it prints.
+pub async fn run(cli: Cli) -> Result<String, CliError> {
+    let address = Address::parse(&cli.global.address)?;
+    let client = AdminClient::new(address, cli.global.token.clone());
+    match cli.command {
+        args::Command::Workflow(command) => {
+            workflow::run(&client, command, cli.global.output).await
+        }
+    }
+}

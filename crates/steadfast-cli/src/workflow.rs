@@ -1,0 +1,285 @@
+//! `steadfast workflow ...`: each command is one or a few admin requests
+//! and the printing of their answer.
+
+use hyper::Method;
+use serde_json::{Value, json};
+use steadfast::WorkflowHistory;
+use steadfast_admin::api::{Description, Done, ExecutionPage, time_text};
+
+use crate::args::{IdArgs, ListArgs, Output, RunArgs, SignalArgs, TerminateArgs, WorkflowCommand};
+use crate::client::{AdminClient, segment};
+use crate::error::CliError;
+use crate::output;
+
+pub async fn run(
+    client: &AdminClient,
+    command: WorkflowCommand,
+    out: Output,
+) -> Result<String, CliError> {
+    match command {
+        WorkflowCommand::List(args) => list(client, args, out).await,
+        WorkflowCommand::Describe(args) => describe(client, args, out).await,
+        WorkflowCommand::Show(args) => show(client, args, out).await,
+        WorkflowCommand::Signal(args) => signal(client, args, out).await,
+        WorkflowCommand::Cancel(IdArgs { workflow_id }) => {
+            let path = format!("/api/v1/workflows/{}/cancel", segment(&workflow_id));
+            let done = client.call(Method::POST, &path, None).await?;
+            finished(done, out, "Cancellation requested")
+        }
+        WorkflowCommand::Terminate(TerminateArgs {
+            workflow_id,
+            reason,
+        }) => {
+            let path = format!("/api/v1/workflows/{}/terminate", segment(&workflow_id));
+            let body = json!({ "reason": reason });
+            let done = client.call(Method::POST, &path, Some(&body)).await?;
+            finished(done, out, "Terminated")
+        }
+        WorkflowCommand::Delete(IdArgs { workflow_id }) => {
+            let path = format!("/api/v1/workflows/{}", segment(&workflow_id));
+            let done = client.call(Method::DELETE, &path, None).await?;
+            finished(done, out, "Deleted")
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, CliError> {
+    serde_json::from_value(value).map_err(CliError::json)
+}
+
+fn finished(done: Value, out: Output, what: &str) -> Result<String, CliError> {
+    if out == Output::Json {
+        return Ok(output::json(&done));
+    }
+    let done: Done = parse(done)?;
+    Ok(format!("{what}: workflow {}\n", done.workflow_id))
+}
+
+async fn list(client: &AdminClient, args: ListArgs, out: Output) -> Result<String, CliError> {
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(status) = args.status {
+        query.push(("status", status));
+    }
+    if let Some(t) = args.workflow_type {
+        query.push(("workflow_type", t));
+    }
+    if let Some(p) = args.id_prefix {
+        query.push(("workflow_id_prefix", p));
+    }
+    if args.parked {
+        query.push(("parked", "true".into()));
+    }
+    let page_size = args.limit.clamp(1, steadfast_admin::MAX_PAGE_SIZE);
+    query.push(("page_size", page_size.to_string()));
+    let mut executions = Vec::new();
+    let mut token: Option<String> = None;
+    while executions.len() < args.limit {
+        let mut pairs = query.clone();
+        if let Some(token) = &token {
+            pairs.push(("next_page_token", token.clone()));
+        }
+        let encoded = serde_urlencoded::to_string(&pairs)
+            .map_err(|e| CliError::Usage(format!("the filter cannot be encoded: {e}")))?;
+        let page = client
+            .call(Method::GET, &format!("/api/v1/workflows?{encoded}"), None)
+            .await?;
+        let mut page: Value = page;
+        let next = page["next_page_token"].as_str().map(str::to_string);
+        if let Some(list) = page["executions"].as_array_mut() {
+            executions.append(list);
+        }
+        match next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    executions.truncate(args.limit);
+    if out == Output::Json {
+        return Ok(output::json(&Value::Array(executions)));
+    }
+    let page: ExecutionPage = parse(json!({ "executions": executions, "next_page_token": null }))?;
+    let rows: Vec<Vec<String>> = page
+        .executions
+        .iter()
+        .map(|e| {
+            let status = match &e.parked {
+                Some(p) => format!("{} (parked: {})", e.status, p.kind),
+                None => e.status.clone(),
+            };
+            vec![
+                status,
+                e.workflow_id.clone(),
+                e.workflow_type.clone(),
+                e.start_time.clone(),
+                e.close_time.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Ok(output::table(
+        &["Status", "WorkflowId", "Type", "StartTime", "CloseTime"],
+        &rows,
+    ))
+}
+
+fn run_path(args: &RunArgs, tail: &str) -> String {
+    let mut path = format!("/api/v1/workflows/{}{tail}", segment(&args.workflow_id));
+    if let Some(run) = &args.run_id {
+        path.push_str("?run_id=");
+        path.push_str(&segment(run));
+    }
+    path
+}
+
+async fn describe(client: &AdminClient, args: RunArgs, out: Output) -> Result<String, CliError> {
+    let answer = client.call(Method::GET, &run_path(&args, ""), None).await?;
+    if out == Output::Json {
+        return Ok(output::json(&answer));
+    }
+    let d: Description = parse(answer)?;
+    let e = &d.execution;
+    let mut text = output::fields(
+        "Execution Info",
+        &[
+            ("WorkflowId", e.workflow_id.clone()),
+            ("RunId", e.run_id.clone()),
+            ("Type", e.workflow_type.clone()),
+            ("TaskQueue", e.task_queue.clone()),
+            ("Status", e.status.clone()),
+            ("StartTime", e.start_time.clone()),
+            ("CloseTime", e.close_time.clone().unwrap_or_default()),
+            ("HistoryLength", e.history_length.to_string()),
+            (
+                "Parked",
+                e.parked
+                    .as_ref()
+                    .map(|p| format!("{}: {}", p.kind, p.message))
+                    .unwrap_or_default(),
+            ),
+            (
+                "PreviousRunId",
+                d.previous_run_id.clone().unwrap_or_default(),
+            ),
+            ("NextRunId", d.next_run_id.clone().unwrap_or_default()),
+            (
+                "Memo",
+                e.memo
+                    .as_ref()
+                    .map(|m| output::short(m, 200))
+                    .unwrap_or_default(),
+            ),
+        ],
+    );
+    if !d.task_queue_served && e.status == "Running" {
+        text.push_str("  (no worker of the application serves this task queue)\n");
+    }
+    if !e.search_attributes.is_empty() {
+        let rows: Vec<Vec<String>> = e
+            .search_attributes
+            .iter()
+            .map(|(name, a)| vec![name.clone(), a.kind.clone(), output::short(&a.value, 80)])
+            .collect();
+        text.push_str("\nSearch Attributes:\n");
+        text.push_str(&output::table(&["Name", "Type", "Value"], &rows));
+    }
+    if !d.pending_activities.is_empty() {
+        let rows: Vec<Vec<String>> = d
+            .pending_activities
+            .iter()
+            .map(|a| {
+                vec![
+                    a.seq.to_string(),
+                    a.activity_type.clone(),
+                    a.attempt.to_string(),
+                    a.next_attempt_at
+                        .clone()
+                        .unwrap_or_else(|| "running".into()),
+                    a.last_failure
+                        .as_ref()
+                        .map(|f| format!("{}: {}", f.error_type, f.message))
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        text.push_str(&format!("\nPending Activities: {}\n", rows.len()));
+        text.push_str(&output::table(
+            &["Seq", "Type", "Attempt", "NextAttempt", "LastFailure"],
+            &rows,
+        ));
+    }
+    if !d.pending_timers.is_empty() {
+        let rows: Vec<Vec<String>> = d
+            .pending_timers
+            .iter()
+            .map(|t| vec![t.seq.to_string(), t.fire_at.clone()])
+            .collect();
+        text.push_str(&format!("\nPending Timers: {}\n", rows.len()));
+        text.push_str(&output::table(&["Seq", "FireAt"], &rows));
+    }
+    if !d.unread_signals.is_empty() {
+        let rows: Vec<Vec<String>> = d
+            .unread_signals
+            .iter()
+            .map(|u| vec![u.signal_name.clone(), u.count.to_string()])
+            .collect();
+        text.push_str("\nUnread Signals:\n");
+        text.push_str(&output::table(&["Name", "Count"], &rows));
+    }
+    Ok(text)
+}
+
+async fn show(client: &AdminClient, args: RunArgs, out: Output) -> Result<String, CliError> {
+    let answer = client
+        .call(Method::GET, &run_path(&args, "/history"), None)
+        .await?;
+    if out == Output::Json {
+        return Ok(output::json(&answer));
+    }
+    let history = WorkflowHistory::from_json(&answer.to_string())
+        .map_err(|e| CliError::Protocol(format!("the endpoint's history does not read: {e}")))?;
+    let rows: Vec<Vec<String>> = history
+        .events
+        .iter()
+        .map(|event| {
+            // The kind as JSON is `{"Name": {fields}}` (or `"Name"`): the
+            // table shows the name and the fields in one short line, for
+            // every kind, also those added after this tool was written.
+            let kind = serde_json::to_value(&event.kind).unwrap_or(Value::Null);
+            let (name, details) = match &kind {
+                Value::Object(map) if map.len() == 1 => {
+                    let (name, fields) = map.iter().next().expect("one entry");
+                    (name.clone(), output::short(fields, 100))
+                }
+                Value::String(name) => (name.clone(), String::new()),
+                other => (output::short(other, 40), String::new()),
+            };
+            vec![
+                event.event_id.to_string(),
+                time_text(event.timestamp),
+                name,
+                details,
+            ]
+        })
+        .collect();
+    let mut text = format!(
+        "Workflow {} (run {}, type {}):\n",
+        history.workflow_id, history.run_id, history.workflow_type
+    );
+    text.push_str(&output::table(&["ID", "Time", "Type", "Details"], &rows));
+    Ok(text)
+}
+
+async fn signal(client: &AdminClient, args: SignalArgs, out: Output) -> Result<String, CliError> {
+    let input: Value = match &args.input {
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            CliError::Usage(format!(
+                "--input is not JSON ({e}); a string is written '\"text\"', a number 42, \
+                 an object '{{\"k\": 1}}'"
+            ))
+        })?,
+        None => Value::Null,
+    };
+    let body = json!({ "name": args.name, "input": input, "request_id": args.request_id });
+    let path = format!("/api/v1/workflows/{}/signal", segment(&args.workflow_id));
+    let done = client.call(Method::POST, &path, Some(&body)).await?;
+    finished(done, out, "Signal sent")
+}

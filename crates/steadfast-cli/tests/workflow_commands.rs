@@ -1,0 +1,344 @@
+//! The `steadfast` binary against a running application's admin endpoint:
+//! each `workflow` command's output, `--output json`, and the exit codes
+//! with the error on stderr.
+
+use std::process::Output;
+
+use serde_json::Value;
+use steadfast::{Engine, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions};
+use steadfast_admin::{AdminAddress, AdminEndpoint, AdminServer};
+
+const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
+const NAME: SignalDef<String> = SignalDef::new("name");
+
+async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, WorkflowError> {
+    let name = ctx.recv_signal(NAME).await?;
+    Ok(format!("{greeting}, {name}!"))
+}
+
+struct App {
+    engine: Engine,
+    server: AdminServer,
+    _dir: tempfile::TempDir,
+}
+
+async fn app(token: Option<&str>) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder()
+        .workflow(GREETER, greeter)
+        .open(dir.path().join("cli.steadfast"))
+        .await
+        .unwrap();
+    let mut endpoint = AdminEndpoint::new(engine.clone()).bind("127.0.0.1:0".parse().unwrap());
+    if let Some(token) = token {
+        endpoint = endpoint.token(token);
+    }
+    let server = endpoint.serve().await.unwrap();
+    App {
+        engine,
+        server,
+        _dir: dir,
+    }
+}
+
+impl App {
+    fn address(&self) -> String {
+        match self.server.address() {
+            AdminAddress::Tcp(a) => a.to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Runs `steadfast ARGS --address <this app>`.
+    async fn cli(&self, args: &[&str]) -> Output {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push("--address".into());
+        all.push(self.address());
+        run(all, &[]).await
+    }
+}
+
+async fn run(args: Vec<String>, env: &[(&str, &str)]) -> Output {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_steadfast"))
+            .args(&args)
+            .env_remove("STEADFAST_ADDRESS")
+            .env_remove("STEADFAST_TOKEN")
+            .envs(env)
+            .output()
+            .expect("the binary runs")
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn list_describe_show_and_signal() {
+    let app = app(None).await;
+    let handle = app
+        .engine
+        .start_workflow(GREETER, "greet-1", "Hello".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    app.engine
+        .start_workflow(GREETER, "greet-2", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+
+    let list = stdout(&app.cli(&["workflow", "list"]).await);
+    let lines: Vec<&str> = list.lines().collect();
+    assert!(lines[0].split_whitespace().eq([
+        "Status",
+        "WorkflowId",
+        "Type",
+        "StartTime",
+        "CloseTime"
+    ]));
+    assert_eq!(lines.len(), 3, "{list}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("greet-1") && l.contains("Running") && l.contains("Greeter"))
+    );
+
+    let json: Value =
+        serde_json::from_str(&stdout(&app.cli(&["workflow", "list", "-o", "json"]).await)).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    let limited: Value = serde_json::from_str(&stdout(
+        &app.cli(&["workflow", "list", "--limit", "1", "--output", "json"])
+            .await,
+    ))
+    .unwrap();
+    assert_eq!(limited.as_array().unwrap().len(), 1);
+
+    let describe = stdout(&app.cli(&["workflow", "describe", "-w", "greet-1"]).await);
+    assert!(describe.contains("WorkflowId"), "{describe}");
+    assert!(
+        describe.contains(&handle.run_id().to_string()),
+        "{describe}"
+    );
+    assert!(
+        describe
+            .lines()
+            .any(|l| l.trim_start().starts_with("Status") && l.ends_with("Running"))
+    );
+
+    let sent = stdout(
+        &app.cli(&[
+            "workflow", "signal", "-w", "greet-1", "--name", "name", "--input", "\"Ada\"",
+        ])
+        .await,
+    );
+    assert!(sent.contains("Signal sent"), "{sent}");
+    assert_eq!(handle.result().await.unwrap(), "Hello, Ada!");
+
+    let show = stdout(
+        &app.cli(&["workflow", "show", "--workflow-id", "greet-1"])
+            .await,
+    );
+    for kind in ["WorkflowStarted", "WorkflowSignaled", "WorkflowCompleted"] {
+        assert!(show.contains(kind), "{kind} missing in {show}");
+    }
+    assert!(show.contains("Ada"), "{show}");
+    let show_json = stdout(
+        &app.cli(&["workflow", "show", "-w", "greet-1", "-o", "json"])
+            .await,
+    );
+    let history = steadfast::WorkflowHistory::from_json(&show_json).expect("history JSON");
+    assert_eq!(history.events, app.engine.history("greet-1").await.unwrap());
+
+    let completed = stdout(
+        &app.cli(&["workflow", "list", "--status", "Completed"])
+            .await,
+    );
+    assert!(
+        completed.contains("greet-1") && !completed.contains("greet-2"),
+        "{completed}"
+    );
+    app.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancel_terminate_delete_and_their_errors() {
+    let app = app(None).await;
+    for id in ["c-1", "t-1"] {
+        app.engine
+            .start_workflow(GREETER, id, "Hi".into(), WorkflowOptions::new())
+            .await
+            .unwrap();
+    }
+    stdout(&app.cli(&["workflow", "cancel", "-w", "c-1"]).await);
+    let done = stdout(
+        &app.cli(&[
+            "workflow",
+            "terminate",
+            "-w",
+            "t-1",
+            "--reason",
+            "by hand",
+            "-o",
+            "json",
+        ])
+        .await,
+    );
+    let done: Value = serde_json::from_str(&done).unwrap();
+    assert_eq!(done["outcome"], "terminated");
+    assert_eq!(
+        app.engine.describe("t-1").await.unwrap().status,
+        steadfast::WorkflowStatus::Terminated
+    );
+
+    // Refused by the endpoint: exit 1, its message on stderr, nothing on stdout.
+    let again = app.cli(&["workflow", "terminate", "-w", "t-1"]).await;
+    assert_eq!(again.status.code(), Some(1));
+    assert!(again.stdout.is_empty());
+    assert!(stderr(&again).contains("is closed"), "{}", stderr(&again));
+    let unknown = app.cli(&["workflow", "describe", "-w", "nobody"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("no workflow has ID \"nobody\""),
+        "{}",
+        stderr(&unknown)
+    );
+
+    stdout(&app.cli(&["workflow", "delete", "-w", "t-1"]).await);
+    assert!(app.engine.describe("t-1").await.is_err());
+
+    // Bad arguments: exit 2, and nothing is sent.
+    let bad = app
+        .cli(&[
+            "workflow", "signal", "-w", "c-1", "--name", "x", "--input", "{oops",
+        ])
+        .await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--input is not JSON"),
+        "{}",
+        stderr(&bad)
+    );
+    let missing = app.cli(&["workflow", "describe"]).await;
+    assert_eq!(missing.status.code(), Some(2));
+    app.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_token_and_the_address_come_from_flags_or_the_environment() {
+    let token = "fedcba9876543210fedcba9876543210";
+    let app = app(Some(token)).await;
+    app.engine
+        .start_workflow(GREETER, "tok", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let refused = app.cli(&["workflow", "list"]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("needs a token"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let with_flag = stdout(&app.cli(&["workflow", "list", "--token", token]).await);
+    assert!(with_flag.contains("tok"));
+    let address = app.address();
+    let with_env = run(
+        vec!["workflow".into(), "list".into()],
+        &[
+            ("STEADFAST_ADDRESS", address.as_str()),
+            ("STEADFAST_TOKEN", token),
+        ],
+    )
+    .await;
+    assert!(stdout(&with_env).contains("tok"));
+    app.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_endpoint_at_the_address_is_exit_code_3() {
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(
+        vec![
+            "workflow".into(),
+            "list".into(),
+            "--address".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("cannot reach the admin endpoint"),
+        "{}",
+        stderr(&out)
+    );
+    let bad = run(
+        vec![
+            "workflow".into(),
+            "list".into(),
+            "--address".into(),
+            "nowhere".into(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_unix_socket_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder()
+        .workflow(GREETER, greeter)
+        .open(dir.path().join("unix.steadfast"))
+        .await
+        .unwrap();
+    let socket = dir.path().join("admin.sock");
+    let server = AdminEndpoint::new(engine.clone())
+        .unix_socket(&socket)
+        .serve()
+        .await
+        .unwrap();
+    engine
+        .start_workflow(GREETER, "over-unix", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let out = run(
+        vec![
+            "workflow".into(),
+            "describe".into(),
+            "-w".into(),
+            "over-unix".into(),
+            "--address".into(),
+            format!("unix:{}", socket.display()),
+        ],
+        &[],
+    )
+    .await;
+    assert!(stdout(&out).contains("over-unix"));
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
