@@ -19,6 +19,9 @@
 //!   `EventKind` (`TimerCanceled`, `WorkflowSignaledWithOptions`,
 //!   `SignalsUnread`, with the new `UnreadSignals` struct); every record
 //!   version stays as it was (events 1, run records 2).
+//! - 6 (store format): events are version 2: `Failure` gained `details`
+//!   and `retry_state` (`history::EventV1` keeps version 1, whose
+//!   failures read with no details and the retry state their event shows).
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -37,7 +40,21 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
     }
 }
 
-impl Record for crate::history::Event {}
+/// Events are version 2 since store format 6 (`Failure` gained details
+/// and a retry state); version 1 decodes through the frozen `EventV1`.
+impl Record for crate::history::Event {
+    const VERSION: u8 = 2;
+
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
+        match version {
+            1 => Ok(decode_exact::<crate::history::EventV1>(body)?.upgrade()),
+            found => Err(CodecError::NewerVersion {
+                found,
+                supported: Self::VERSION,
+            }),
+        }
+    }
+}
 
 /// Largest record the decoder will allocate for; a corrupt length prefix
 /// cannot make it reserve more. Small records get a small limit (a record
@@ -131,13 +148,73 @@ mod tests {
             },
         };
         let bytes = encode(&event).unwrap();
-        assert_eq!(bytes[0], 1, "events are still written as version 1");
+        assert_eq!(bytes[0], 2, "events are written as version 2");
+        assert_eq!(decode::<Event>(&bytes).unwrap(), event);
+    }
+
+    /// Version-1 events (store formats 1 to 5) decode through the frozen
+    /// `EventV1`: their failures gain no details and the retry state the
+    /// event shows; version 2 keeps both.
+    #[test]
+    fn version_1_events_decode_and_version_2_keeps_details() {
+        use crate::history::{Failure, RetryState};
+        let standard = bincode::config::standard();
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(9);
+        // ActivityFailed (variant 4) as version 1 wrote it: seq, attempt,
+        // a failure of two strings and a bool, then next_attempt_at.
+        let mut v1 = vec![1u8];
+        v1.extend(bincode::serde::encode_to_vec((5u64, at, 4u32), standard).unwrap());
+        let old = (3u32, 2u32, ("Fatal", "no", true), None::<SystemTime>);
+        v1.extend(bincode::serde::encode_to_vec(old, standard).unwrap());
+        let expected = Event {
+            event_id: 5,
+            timestamp: at,
+            kind: EventKind::ActivityFailed {
+                seq: 3,
+                attempt: 2,
+                failure: Failure::new("Fatal", "no")
+                    .with_non_retryable(true)
+                    .with_retry_state(RetryState::NonRetryableFailure),
+                next_attempt_at: None,
+            },
+        };
+        assert_eq!(decode::<Event>(&v1).unwrap(), expected);
+        // WorkflowFailed (variant 13): workflows are never retried.
+        let mut v1 = vec![1u8];
+        v1.extend(bincode::serde::encode_to_vec((6u64, at, 13u32), standard).unwrap());
+        v1.extend(bincode::serde::encode_to_vec(("E", "m", true), standard).unwrap());
+        match decode::<Event>(&v1).unwrap().kind {
+            EventKind::WorkflowFailed { failure } => {
+                assert_eq!(failure.retry_state, RetryState::RetryPolicyNotSet);
+                assert_eq!(failure.details, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Version 2: the details and retry state go after the bool.
+        let mut failure = Failure::new("E", "m").with_retry_state(RetryState::Timeout);
+        failure.details = Some(Payload::encode(&[1, 2]).unwrap());
+        let event = Event {
+            event_id: 6,
+            timestamp: at,
+            kind: EventKind::WorkflowFailed { failure },
+        };
+        let bytes = encode(&event).unwrap();
+        assert_eq!(bytes[0], 2);
+        // Some, the JSON `[1,2]` with its length, variant 3 (`Timeout`).
+        assert!(bytes.ends_with(&[0, 1, 5, b'[', b'1', b',', b'2', b']', 3]));
         assert_eq!(decode::<Event>(&bytes).unwrap(), event);
     }
 
     #[test]
     fn bad_bytes_are_errors_not_panics() {
         assert!(matches!(decode::<Event>(&[]), Err(CodecError::Empty)));
+        for version in [1, 2] {
+            for len in 0..40 {
+                let mut bytes = vec![version];
+                bytes.extend((0..len).map(|i| (i * 53 + 7) as u8));
+                let _ = decode::<Event>(&bytes);
+            }
+        }
         assert!(matches!(
             decode::<Event>(&[9, 1, 2]),
             Err(CodecError::NewerVersion { found: 9, .. })
@@ -166,6 +243,8 @@ mod tests {
             error_type: "E".into(),
             message: "m".into(),
             non_retryable: false,
+            details: None,
+            retry_state: crate::history::RetryState::Unspecified,
         };
         let options = crate::history::ActivityOptionsRecord {
             schedule_to_close_timeout: None,
@@ -336,6 +415,35 @@ mod tests {
             );
             let bytes = bincode::serde::encode_to_vec(status, standard).unwrap();
             assert_eq!(bytes, [position as u8], "{status:?}");
+        }
+        use crate::history::RetryState as R;
+        let states = [
+            R::Unspecified,
+            R::InProgress,
+            R::NonRetryableFailure,
+            R::Timeout,
+            R::MaximumAttemptsReached,
+            R::RetryPolicyNotSet,
+            R::CancelRequested,
+        ];
+        // Exhaustive, as for the event kinds (format 6).
+        let state_position = |state: &R| match state {
+            R::Unspecified => 0,
+            R::InProgress => 1,
+            R::NonRetryableFailure => 2,
+            R::Timeout => 3,
+            R::MaximumAttemptsReached => 4,
+            R::RetryPolicyNotSet => 5,
+            R::CancelRequested => 6,
+        };
+        for (listed, state) in states.iter().enumerate() {
+            assert_eq!(
+                state_position(state),
+                listed,
+                "{state:?} is listed out of order"
+            );
+            let bytes = bincode::serde::encode_to_vec(state, standard).unwrap();
+            assert_eq!(bytes, [listed as u8], "{state:?}");
         }
         use crate::history::SearchAttributeValue as V;
         let values = [

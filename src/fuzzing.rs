@@ -135,6 +135,8 @@ pub fn seed_records() -> Vec<Vec<u8>> {
         error_type: "Boom".into(),
         message: "it broke".into(),
         non_retryable: false,
+        details: None,
+        retry_state: crate::history::RetryState::Unspecified,
     };
     let extra = [
         EventKind::ActivityFailed {
@@ -609,6 +611,8 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
             .to_string(),
             message: format!("failure {arg}"),
             non_retryable: arg & 1 == 1,
+            details: (arg & 4 == 4).then(|| Payload::encode(&arg).ok()).flatten(),
+            retry_state: crate::history::RetryState::Unspecified,
         };
         let kind = match op % 8 {
             0 | 1 => {
@@ -758,6 +762,8 @@ pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
                 error_type: "Boom".into(),
                 message: String::new(),
                 non_retryable: arg & 1 == 1,
+                details: (arg & 4 == 4).then(|| Payload::encode(&arg).ok()).flatten(),
+                retry_state: crate::history::RetryState::Unspecified,
             },
             next_attempt_at: (arg & 2 == 2).then(base_time),
         },
@@ -810,6 +816,8 @@ pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
                 error_type: "WorkflowError".into(),
                 message: String::new(),
                 non_retryable: true,
+                details: None,
+                retry_state: crate::history::RetryState::Unspecified,
             },
         },
     }

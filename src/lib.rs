@@ -146,8 +146,8 @@ pub use history::{
     ActivityOptionsRecord, CarriedSignal, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind,
     Failure, HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError,
     MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
-    MAX_WORKFLOW_ID_LEN, Payload, PayloadError, PendingActivityInfo, PendingTimerInfo, RunId,
-    SearchAttributeValue, SearchAttributes, SignalDelivery, UnreadSignals, WorkflowHistory,
+    MAX_WORKFLOW_ID_LEN, Payload, PayloadError, PendingActivityInfo, PendingTimerInfo, RetryState,
+    RunId, SearchAttributeValue, SearchAttributes, SignalDelivery, UnreadSignals, WorkflowHistory,
     WorkflowStatus,
 };
 pub use replayer::{ReplayCheckError, ReplayError, ReplayReport, Replayer};

@@ -386,10 +386,24 @@ fn same_ending(recorded: &EventKind, code: &EventKind) -> bool {
         | (
             EventKind::WorkflowCancelled { failure: a },
             EventKind::WorkflowCancelled { failure: b },
-        ) => a == b,
+        ) => same_failure(a, b),
         // Another kind of close is a nondeterminism the machine reports.
         _ => true,
     }
+}
+
+/// What the code decides of a failure: its type, message, retryability and
+/// details (as JSON values). Not the retry state, which the engine gives
+/// (and which a history document written before format 6 leaves unset).
+fn same_failure(a: &Failure, b: &Failure) -> bool {
+    let details = match (&a.details, &b.details) {
+        (Some(a), Some(b)) => same_payload(a, b),
+        (a, b) => a == b,
+    };
+    a.error_type == b.error_type
+        && a.message == b.message
+        && a.non_retryable == b.non_retryable
+        && details
 }
 
 fn same_payload(a: &Payload, b: &Payload) -> bool {

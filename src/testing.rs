@@ -227,3 +227,15 @@ impl Deref for TestEngine {
         &self.engine
     }
 }
+
+/// Decodes one record of a file's `history` table (see FORMAT.md) as the
+/// engine reads it, whatever record version this build reads wrote it: for
+/// tests and tools that read a file's tables directly.
+///
+/// # Errors
+/// What is wrong with the record, as text: empty, of a newer version, or
+/// not decodable.
+#[doc(hidden)]
+pub fn decode_event_record(bytes: &[u8]) -> Result<crate::history::Event, String> {
+    crate::codec::decode(bytes).map_err(|e| e.to_string())
+}

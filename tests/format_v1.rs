@@ -23,7 +23,8 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, ActivityOptionsRecord, Engine,
     EngineBuilder, Event, EventKind, ListFilter, ParkReason, Payload, ResultError, RetryPolicy,
-    SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
+    RetryState, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+    WorkflowStatus,
 };
 use support::failure;
 
@@ -598,7 +599,12 @@ async fn check_closed_runs(engine: &Engine) {
             failure: f,
             next_attempt_at: Some(at),
         } => {
-            assert_eq!(f, &failure("WarmingUp", "warming up", false));
+            // Recorded before format 6: no details, and the retry state
+            // its event shows (a next attempt: in progress).
+            assert_eq!(
+                f,
+                &failure("WarmingUp", "warming up", false).with_retry_state(RetryState::InProgress)
+            );
             assert!(*at >= history[6].timestamp);
         }
         other => panic!("expected a retried ActivityFailed, got {other:?}"),
@@ -630,7 +636,8 @@ async fn check_closed_runs(engine: &Engine) {
     support::assert_history_well_formed(&history);
     assert_kinds(FAILED_ID, &history, &["WorkflowStarted", "WorkflowFailed"]);
     assert_started(&history[0], "Format1.Failed", FAILED_ID, "42");
-    let out_of_stock = failure("OutOfStock", "order 42 is out of stock", true);
+    let out_of_stock = failure("OutOfStock", "order 42 is out of stock", true)
+        .with_retry_state(RetryState::RetryPolicyNotSet);
     assert!(
         matches!(&history[1].kind, EventKind::WorkflowFailed { failure: f } if *f == out_of_stock)
     );
@@ -666,7 +673,8 @@ async fn check_closed_runs(engine: &Engine) {
         &history[1].kind,
         EventKind::WorkflowCancelRequested { reason } if reason == "cancelled by a client"
     ));
-    let cancelled = failure("Cancelled", "cancelled while waiting", true);
+    let cancelled = failure("Cancelled", "cancelled while waiting", true)
+        .with_retry_state(RetryState::RetryPolicyNotSet);
     assert!(
         matches!(&history[2].kind, EventKind::WorkflowCancelled { failure: f } if *f == cancelled)
     );
@@ -1270,7 +1278,11 @@ mod raw {
                 .expect("every history belongs to a run")
                 .clone();
             let event = support::decode_event(bytes.value());
-            let _: Event = decode_record(bytes.value());
+            assert_eq!(
+                bytes.value()[0],
+                1,
+                "format 1 wrote event records version 1"
+            );
             assert_eq!(event.event_id, event_id, "{id}: key and event ID agree");
             let events = histories.entry(id.clone()).or_default();
             assert_eq!(event_id, events.len() as u64 + 1, "{id}: event IDs 1..n");

@@ -182,7 +182,7 @@ async fn format_5_files_keep_opening_and_running() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn format_4_files_are_opened_as_format_5() {
+async fn format_4_files_are_opened_as_the_current_format() {
     let db = support::copy_fixture(FORMAT_4_FIXTURE);
     assert_eq!(support::stored_format_version(&db.path), 4);
     let engine = Engine::builder().open(&db.path).await.unwrap();
@@ -195,5 +195,5 @@ async fn format_4_files_are_opened_as_format_5() {
         WorkflowStatus::Completed
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(support::stored_format_version(&db.path), 5);
+    assert_eq!(support::stored_format_version(&db.path), 6);
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, Event, EventKind,
-    RetryPolicy, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+    RetryPolicy, RetryState, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
 use support::{Seen, TempDb, failed_events, failure, since, temp_db};
 
@@ -247,7 +247,8 @@ async fn maximum_attempts_ends_retries_and_the_workflow_sees_the_last_attempt() 
         seen,
         Seen::Failed {
             attempt: 3,
-            failure: failure("ActivityError", "attempt 3 failed", false),
+            failure: failure("ActivityError", "attempt 3 failed", false)
+                .with_retry_state(RetryState::MaximumAttemptsReached),
         }
     );
     assert_eq!(attempts.numbers(), [1, 2, 3]);
@@ -296,7 +297,8 @@ async fn a_non_retryable_error_type_is_not_retried() {
         seen,
         Seen::Failed {
             attempt: 1,
-            failure: failure("Fatal", "attempt 1 failed", false),
+            failure: failure("Fatal", "attempt 1 failed", false)
+                .with_retry_state(RetryState::NonRetryableFailure),
         }
     );
     assert_eq!(attempts.numbers(), [1]);
@@ -337,7 +339,8 @@ async fn a_non_retryable_error_is_not_retried() {
         seen,
         Seen::Failed {
             attempt: 1,
-            failure: failure("ActivityError", "attempt 1 failed for good", true),
+            failure: failure("ActivityError", "attempt 1 failed for good", true)
+                .with_retry_state(RetryState::NonRetryableFailure),
         }
     );
     assert_eq!(attempts.numbers(), [1]);

@@ -210,6 +210,8 @@ impl ArbKind {
             error_type: "Boom".into(),
             message: "fuzzed".into(),
             non_retryable,
+            details: None,
+            retry_state: steadfast::RetryState::Unspecified,
         };
         match self {
             ArbKind::Started { sample, input } => {

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use crate::history::Failure;
+use serde::Serialize;
+
+use crate::history::{Failure, Payload};
 
 /// An activity attempt's failure. Any error converts into it with `?` and is
 /// retried per the retry policy; [`ActivityError::non_retryable`] stops retries.
@@ -13,6 +15,7 @@ pub struct ActivityError {
     error_type: String,
     message: String,
     non_retryable: bool,
+    details: Option<Payload>,
 }
 
 impl ActivityError {
@@ -22,6 +25,7 @@ impl ActivityError {
             error_type: "ActivityError".into(),
             message: message.into(),
             non_retryable: false,
+            details: None,
         }
     }
 
@@ -40,6 +44,36 @@ impl ActivityError {
         self
     }
 
+    /// Attaches typed details, which reach the workflow in the
+    /// [`ActivityFailure`](crate::ActivityFailure) once retries end
+    /// (`failure.details::<T>()`), and `describe` with every attempt's
+    /// failure. A later call replaces them. Details that do not encode as
+    /// JSON are left out, and the message says why.
+    ///
+    /// ```
+    /// use steadfast::ActivityError;
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Declined { code: u32 }
+    /// let err = ActivityError::non_retryable("card declined")
+    ///     .with_type("CardDeclined")
+    ///     .with_details(Declined { code: 51 });
+    /// ```
+    pub fn with_details<T: Serialize>(mut self, details: T) -> Self {
+        match Payload::encode(&details) {
+            Ok(payload) => self.details = Some(payload),
+            Err(e) => {
+                self.details = None;
+                self.message = format!("{} (its details did not encode: {e})", self.message);
+            }
+        }
+        self
+    }
+
+    /// The details attached with [`with_details`](Self::with_details).
+    pub fn details(&self) -> Option<&Payload> {
+        self.details.as_ref()
+    }
+
     /// The failure type.
     pub fn error_type(&self) -> &str {
         &self.error_type
@@ -55,11 +89,12 @@ impl ActivityError {
         self.non_retryable
     }
 
+    /// The failure as recorded; its retry state is set once the retry
+    /// decision is made.
     pub(crate) fn into_failure(self) -> Failure {
         Failure {
-            error_type: self.error_type,
-            message: self.message,
-            non_retryable: self.non_retryable,
+            details: self.details,
+            ..Failure::new(self.error_type, self.message).with_non_retryable(self.non_retryable)
         }
     }
 }
@@ -91,6 +126,7 @@ impl fmt::Debug for ActivityError {
             .field("error_type", &self.error_type)
             .field("message", &self.message)
             .field("non_retryable", &self.non_retryable)
+            .field("details", &self.details)
             .finish()
     }
 }

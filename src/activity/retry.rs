@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::history::{ActivityOptionsRecord, Failure};
+use crate::history::{ActivityOptionsRecord, Failure, RetryState, is_timeout_type};
 
 /// How failed activity attempts are retried, with Temporal's defaults.
 ///
@@ -113,9 +113,10 @@ pub(crate) fn backoff(options: &ActivityOptionsRecord, attempt: u32) -> Duration
     }
 }
 
-/// When the next attempt is due after `attempt` failed at `now`, or `None`
-/// when the failure is final. `immediate` skips the backoff (for an attempt
-/// cut off by a crash, which was not the activity's failure).
+/// When the next attempt is due after `attempt` failed at `now`, or, when
+/// the failure is final, why (Temporal's retry state). `immediate` skips
+/// the backoff (for an attempt cut off by a crash, which was not the
+/// activity's failure).
 pub(crate) fn next_attempt_at(
     options: &ActivityOptionsRecord,
     attempt: u32,
@@ -123,32 +124,37 @@ pub(crate) fn next_attempt_at(
     scheduled_at: SystemTime,
     now: SystemTime,
     immediate: bool,
-) -> Option<SystemTime> {
+) -> Result<SystemTime, RetryState> {
+    // The engine records the timeouts that end retries as non-retryable.
+    if failure.non_retryable && is_timeout_type(&failure.error_type) {
+        return Err(RetryState::Timeout);
+    }
     if failure.non_retryable
         || options
             .non_retryable_error_types
             .contains(&failure.error_type)
     {
-        return None;
+        return Err(RetryState::NonRetryableFailure);
     }
     // Unlimited attempts still end at the last number an attempt can have.
     if attempt == u32::MAX || (options.maximum_attempts != 0 && attempt >= options.maximum_attempts)
     {
-        return None;
+        return Err(RetryState::MaximumAttemptsReached);
     }
     // A retry later than the clock can hold would never come: the failure
-    // is final. A budget ending past it is no budget.
+    // is final, as if its time ran out. A budget ending past it is no budget.
     let next = if immediate {
         now
     } else {
-        now.checked_add(backoff(options, attempt))?
+        now.checked_add(backoff(options, attempt))
+            .ok_or(RetryState::Timeout)?
     };
     match options
         .schedule_to_close_timeout
         .and_then(|limit| scheduled_at.checked_add(limit))
     {
-        Some(deadline) if next >= deadline => None,
-        _ => Some(next),
+        Some(deadline) if next >= deadline => Err(RetryState::Timeout),
+        _ => Ok(next),
     }
 }
 
@@ -172,11 +178,7 @@ mod tests {
     }
 
     fn failure(t: &str) -> Failure {
-        Failure {
-            error_type: t.into(),
-            message: String::new(),
-            non_retryable: false,
-        }
+        Failure::new(t, String::new())
     }
 
     #[test]
@@ -205,21 +207,33 @@ mod tests {
         o.initial_interval = Duration::MAX;
         o.maximum_interval = Duration::MAX;
         let t = SystemTime::now();
-        assert!(next_attempt_at(&o, 1, &failure("Other"), t, t, false).is_none());
+        assert!(next_attempt_at(&o, 1, &failure("Other"), t, t, false).is_err());
         let mut o = options();
         o.schedule_to_close_timeout = Some(Duration::MAX);
-        assert!(next_attempt_at(&o, 1, &failure("Other"), t, t, false).is_some());
+        assert!(next_attempt_at(&o, 1, &failure("Other"), t, t, false).is_ok());
     }
 
     #[test]
     fn non_retryable_types_and_attempts_end_retries() {
         let mut o = options();
         let t = SystemTime::UNIX_EPOCH;
-        assert!(next_attempt_at(&o, 1, &failure("Fatal"), t, t, false).is_none());
-        assert!(next_attempt_at(&o, 50, &failure("Other"), t, t, false).is_some());
+        assert!(next_attempt_at(&o, 1, &failure("Fatal"), t, t, false).is_err());
+        assert!(next_attempt_at(&o, 50, &failure("Other"), t, t, false).is_ok());
         o.maximum_attempts = 3;
-        assert!(next_attempt_at(&o, 2, &failure("Other"), t, t, false).is_some());
-        assert!(next_attempt_at(&o, 3, &failure("Other"), t, t, false).is_none());
+        assert!(next_attempt_at(&o, 2, &failure("Other"), t, t, false).is_ok());
+        assert_eq!(
+            next_attempt_at(&o, 3, &failure("Other"), t, t, false),
+            Err(RetryState::MaximumAttemptsReached)
+        );
+        assert_eq!(
+            next_attempt_at(&o, 1, &failure("Fatal"), t, t, false),
+            Err(RetryState::NonRetryableFailure)
+        );
+        let timeout = Failure::new("ScheduleToCloseTimeout", "").with_non_retryable(true);
+        assert_eq!(
+            next_attempt_at(&o, 1, &timeout, t, t, false),
+            Err(RetryState::Timeout)
+        );
     }
 
     #[test]
@@ -227,9 +241,9 @@ mod tests {
         let mut o = options();
         o.schedule_to_close_timeout = Some(Duration::from_millis(2500));
         let t = SystemTime::UNIX_EPOCH;
-        assert!(next_attempt_at(&o, 1, &failure("x"), t, t, false).is_some());
+        assert!(next_attempt_at(&o, 1, &failure("x"), t, t, false).is_ok());
         assert!(
-            next_attempt_at(&o, 2, &failure("x"), t, t + Duration::from_secs(1), false).is_none()
+            next_attempt_at(&o, 2, &failure("x"), t, t + Duration::from_secs(1), false).is_err()
         );
     }
 

@@ -19,7 +19,11 @@ pub const HISTORY_JSON_FORMAT: &str = "steadfast-history";
 
 /// The version of the history document this build writes, and the newest it
 /// reads. A change to the form of an event (not a new `EventKind` variant,
-/// which older readers refuse by name) bumps it.
+/// which older readers refuse by name, nor an optional field, which they
+/// skip and which documents without it read as its default) bumps it.
+/// Since store format 6 a failure has the optional `details` and
+/// `retry_state`; documents without them read with no details and the
+/// retry state `Unspecified`.
 pub const HISTORY_JSON_VERSION: u32 = 1;
 
 /// One run's history with the identity needed to replay it: the file form

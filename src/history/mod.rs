@@ -7,6 +7,8 @@
 //! result, a timer firing) are fed back to it, one per activation, in history
 //! order.
 
+mod event_v1;
+mod failure;
 mod ids;
 mod json;
 mod payload;
@@ -17,6 +19,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use event_v1::EventV1;
+pub(crate) use failure::is_timeout_type;
+pub use failure::{Failure, RetryState};
 pub use ids::{MAX_WORKFLOW_ID_LEN, RunId};
 pub use json::{HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, WorkflowHistory};
 pub use payload::{DEFAULT_MAX_PAYLOAD_BYTES, Payload, PayloadError};
@@ -447,25 +452,6 @@ impl EventKind {
                 format!("WorkflowContinuedFrom({previous_run_id})")
             }
         }
-    }
-}
-
-/// A failure as recorded in history: of an activity attempt or of a workflow.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    /// The failure's type, matched against a retry policy's
-    /// `non_retryable_error_types` (for timeouts: `"StartToCloseTimeout"`,
-    /// `"ScheduleToCloseTimeout"`).
-    pub error_type: String,
-    /// A message for people.
-    pub message: String,
-    /// True when the failure asked not to be retried.
-    pub non_retryable: bool,
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.error_type, self.message)
     }
 }
 

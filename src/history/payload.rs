@@ -19,8 +19,10 @@ use serde_json::value::RawValue;
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 2 * 1024 * 1024;
 
 /// An encoded user value (JSON bytes), as kept in a workflow's history.
+// A boxed slice, not a `Vec`: 16 bytes, so that the failures and events
+// holding one stay small (the stored form is the same, see `Stored`).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Payload(Vec<u8>);
+pub struct Payload(Box<[u8]>);
 
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -44,10 +46,11 @@ impl Serialize for Payload {
 impl<'de> Deserialize<'de> for Payload {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if !deserializer.is_human_readable() {
-            return Stored::deserialize(deserializer).map(|Stored(bytes)| Payload(bytes));
+            return Stored::deserialize(deserializer)
+                .map(|Stored(bytes)| Payload(bytes.into_boxed_slice()));
         }
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        Ok(Payload(raw.get().as_bytes().to_vec()))
+        Ok(Payload(raw.get().as_bytes().into()))
     }
 }
 
@@ -60,7 +63,7 @@ struct Stored(Vec<u8>);
 /// The same, borrowed, for writing without a copy.
 #[derive(Serialize)]
 #[serde(rename = "Payload")]
-struct StoredRef<'a>(&'a Vec<u8>);
+struct StoredRef<'a>(&'a [u8]);
 
 /// A payload could not be encoded from, or decoded into, the user's type.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +103,7 @@ impl Payload {
     /// example a map with non-string keys).
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, PayloadError> {
         serde_json::to_vec(value)
-            .map(Payload)
+            .map(|bytes| Payload(bytes.into_boxed_slice()))
             .map_err(|source| PayloadError::Encode {
                 type_name: std::any::type_name::<T>(),
                 source,
@@ -195,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_payload_that_is_not_json_has_no_json_form() {
-        let err = serde_json::to_string(&Payload(b"{not json".to_vec())).unwrap_err();
+        let err = serde_json::to_string(&Payload(b"{not json".as_slice().into())).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
     }
 

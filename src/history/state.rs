@@ -397,11 +397,7 @@ mod tests {
     }
 
     fn failure(error_type: &str) -> Failure {
-        Failure {
-            error_type: error_type.into(),
-            message: "m".into(),
-            non_retryable: false,
-        }
+        Failure::new(error_type, "m")
     }
 
     #[test]

@@ -78,11 +78,7 @@ pub(crate) struct AttemptOutcome {
 }
 
 fn failure(error_type: &str, message: String, non_retryable: bool) -> Failure {
-    Failure {
-        error_type: error_type.to_string(),
-        message,
-        non_retryable,
-    }
+    Failure::new(error_type, message).with_non_retryable(non_retryable)
 }
 
 /// Which timeout bounds this attempt, and how long it has.

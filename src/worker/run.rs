@@ -24,8 +24,8 @@ use crate::clock::Hold;
 use crate::codec;
 use crate::error::ClientError;
 use crate::history::{
-    Event, EventKind, Failure, INTERRUPTED, MutableState, Payload, RunId, SignalDelivery,
-    WorkflowStatus,
+    Event, EventKind, Failure, INTERRUPTED, MutableState, Payload, RetryState, RunId,
+    SignalDelivery, WorkflowStatus,
 };
 use crate::store::{
     ContinueAsNewOp, EncodedRecord, RunRecord, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp,
@@ -389,11 +389,10 @@ impl RunActor {
         }
         self.absorb_commands(step);
         for (seq, attempt, first) in interrupted {
-            let failure = Failure {
-                error_type: INTERRUPTED.into(),
-                message: "the process stopped while this attempt was running".into(),
-                non_retryable: false,
-            };
+            let failure = Failure::new(
+                INTERRUPTED,
+                "the process stopped while this attempt was running",
+            );
             // The first interruption retries at once (the crash was not the
             // activity's fault); repeated ones back off per the retry policy.
             self.fail_attempt(step, seq, attempt, failure, first);
@@ -607,15 +606,15 @@ impl RunActor {
         }
         match outcome.result {
             Ok(result) if result.len() > self.shared.max_payload_bytes => {
-                let failure = Failure {
-                    error_type: "PayloadTooLarge".into(),
-                    message: format!(
+                let failure = Failure::new(
+                    "PayloadTooLarge",
+                    format!(
                         "the result is {} bytes, over the limit of {} bytes",
                         result.len(),
                         self.shared.max_payload_bytes
                     ),
-                    non_retryable: true,
-                };
+                )
+                .with_non_retryable(true);
                 self.fail_attempt(step, seq, attempt, failure, false);
             }
             Ok(result) => {
@@ -630,7 +629,10 @@ impl RunActor {
                 );
                 self.activate(step, &event);
             }
-            Err(failure) => self.fail_attempt(step, seq, attempt, failure, false),
+            Err(failure) => {
+                let failure = failure.with_details_at_most(self.shared.max_payload_bytes);
+                self.fail_attempt(step, seq, attempt, failure, false)
+            }
         }
     }
 
@@ -655,7 +657,7 @@ impl RunActor {
         step: &mut Step,
         seq: u32,
         attempt: u32,
-        failure: Failure,
+        mut failure: Failure,
         retry_now: bool,
     ) {
         let Some(p) = self.state.activities.get(&seq) else {
@@ -670,8 +672,12 @@ impl RunActor {
             now,
             retry_now,
         );
+        failure.retry_state = match next {
+            Ok(_) => RetryState::InProgress,
+            Err(why) => why,
+        };
         match next {
-            Some(at) => {
+            Ok(at) => {
                 let next = attempt.saturating_add(1);
                 self.attempts.remove(&seq);
                 // A retry due at once starts in the same commit; a later one
@@ -696,7 +702,7 @@ impl RunActor {
                     });
                 }
             }
-            None => {
+            Err(_) => {
                 self.attempts.remove(&seq);
                 let event = self.push(
                     step,

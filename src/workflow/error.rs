@@ -3,7 +3,9 @@
 use std::fmt;
 
 use super::continue_as_new::ContinueAsNew;
-use crate::history::{EventId, Failure, PayloadError, RunId};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::history::{EventId, Failure, Payload, PayloadError, RetryState, RunId};
 
 /// A workflow's failure: returning it fails the run (status `Failed`).
 ///
@@ -11,6 +13,7 @@ use crate::history::{EventId, Failure, PayloadError, RunId};
 pub struct WorkflowError {
     error_type: String,
     message: String,
+    details: Option<Payload>,
     /// Set by [`WorkflowContext::continue_as_new`](crate::WorkflowContext::continue_as_new):
     /// returning this error continues the run as new instead of failing it.
     continue_as_new: Option<Box<ContinueAsNew>>,
@@ -22,6 +25,7 @@ impl WorkflowError {
         WorkflowError {
             error_type: "WorkflowError".into(),
             message: message.into(),
+            details: None,
             continue_as_new: None,
         }
     }
@@ -52,6 +56,35 @@ impl WorkflowError {
         self
     }
 
+    /// Attaches typed details, which reach the client with the run's
+    /// failure: `handle.result()` returns
+    /// [`ResultError::Failed`](crate::ResultError::Failed) (or `Cancelled`)
+    /// whose `failure.details::<T>()` reads them back. A later call
+    /// replaces them. Details that do not encode as JSON are left out, and
+    /// the message says why.
+    ///
+    /// ```
+    /// use steadfast::WorkflowError;
+    /// let err = WorkflowError::new("order rejected")
+    ///     .with_type("OrderRejected")
+    ///     .with_details(vec!["out of stock".to_string()]);
+    /// ```
+    pub fn with_details<T: Serialize>(mut self, details: T) -> Self {
+        match Payload::encode(&details) {
+            Ok(payload) => self.details = Some(payload),
+            Err(e) => {
+                self.details = None;
+                self.message = format!("{} (its details did not encode: {e})", self.message);
+            }
+        }
+        self
+    }
+
+    /// The details attached with [`with_details`](Self::with_details).
+    pub fn details(&self) -> Option<&Payload> {
+        self.details.as_ref()
+    }
+
     /// The failure type.
     pub fn error_type(&self) -> &str {
         &self.error_type
@@ -62,11 +95,13 @@ impl WorkflowError {
         &self.message
     }
 
+    /// The failure as recorded: workflows are not retried.
     pub(crate) fn into_failure(self) -> Failure {
         Failure {
-            error_type: self.error_type,
-            message: self.message,
-            non_retryable: true,
+            details: self.details,
+            ..Failure::new(self.error_type, self.message)
+                .with_non_retryable(true)
+                .with_retry_state(RetryState::RetryPolicyNotSet)
         }
     }
 }
@@ -90,6 +125,7 @@ impl fmt::Debug for WorkflowError {
         f.debug_struct("WorkflowError")
             .field("error_type", &self.error_type)
             .field("message", &self.message)
+            .field("details", &self.details)
             .finish()
     }
 }
@@ -98,8 +134,11 @@ impl fmt::Debug for WorkflowError {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ActivityFailure {
-    /// The last attempt failed and no retry is left (non-retryable error,
-    /// attempts used up, or the schedule-to-close timeout ran out).
+    /// The last attempt failed and no retry is left: `failure.retry_state`
+    /// says why (a non-retryable failure, attempts used up, a timeout),
+    /// `failure.error_type` is the activity's own error type and
+    /// `failure.details::<T>()` its typed details (see
+    /// [`ActivityError::with_details`](crate::ActivityError::with_details)).
     #[error("activity {activity_type:?} failed on attempt {attempt}: {failure}")]
     Failed {
         /// The activity's name.
@@ -136,6 +175,44 @@ pub enum ActivityFailure {
 }
 
 impl ActivityFailure {
+    /// The last attempt's failure, for [`Failed`](Self::Failed).
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            ActivityFailure::Failed { failure, .. } => Some(failure),
+            _ => None,
+        }
+    }
+
+    /// Why retries ended: the failure's retry state for
+    /// [`Failed`](Self::Failed), [`RetryState::CancelRequested`] for
+    /// [`Cancelled`](Self::Cancelled), `None` when it was never scheduled
+    /// or its result does not decode.
+    pub fn retry_state(&self) -> Option<RetryState> {
+        match self {
+            ActivityFailure::Failed { failure, .. } => Some(failure.retry_state),
+            ActivityFailure::Cancelled { .. } => Some(RetryState::CancelRequested),
+            _ => None,
+        }
+    }
+
+    /// The activity's own error type, for [`Failed`](Self::Failed).
+    pub fn error_type(&self) -> Option<&str> {
+        self.failure().map(|f| f.error_type.as_str())
+    }
+
+    /// The typed details the last attempt attached
+    /// ([`ActivityError::with_details`](crate::ActivityError::with_details)):
+    /// `Ok(None)` when there are none (or it did not fail).
+    ///
+    /// # Errors
+    /// A [`PayloadError`] when the details do not decode as `T`.
+    pub fn details<T: DeserializeOwned>(&self) -> Result<Option<T>, PayloadError> {
+        match self.failure() {
+            Some(failure) => failure.details(),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) fn decode(activity_type: &str, err: PayloadError) -> Self {
         ActivityFailure::ResultDecode {
             activity_type: activity_type.to_string(),

@@ -392,12 +392,9 @@ impl From<Result<String, steadfast::ActivityFailure>> for Seen {
 }
 
 /// A failure as a test expects to see it.
+/// (No details, retry state unspecified: set them with `with_retry_state`.)
 pub fn failure(error_type: &str, message: &str, non_retryable: bool) -> steadfast::Failure {
-    steadfast::Failure {
-        error_type: error_type.into(),
-        message: message.into(),
-        non_retryable,
-    }
+    steadfast::Failure::new(error_type, message).with_non_retryable(non_retryable)
 }
 
 /// An `ActivityFailed` event, flattened.
@@ -441,19 +438,18 @@ pub const HISTORY: redb::TableDefinition<(u128, u64), &[u8]> =
     redb::TableDefinition::new("history");
 
 /// Encodes an event as `src/codec.rs` lays records out: the format-version
-/// byte 1, then bincode 2's standard configuration.
+/// byte 2 (events since store format 6), then bincode 2's standard configuration.
 pub fn encode_event(event: &steadfast::Event) -> Vec<u8> {
-    let mut bytes = vec![1u8];
+    let mut bytes = vec![2u8];
     bytes.extend(bincode::serde::encode_to_vec(event, bincode::config::standard()).unwrap());
     bytes
 }
 
-/// Decodes what [`encode_event`] encodes.
+/// Decodes a stored event record of any version this build reads (today's
+/// [`encode_event`] writes, and the version 1 of store formats 1 to 5), as
+/// the engine reads it.
 pub fn decode_event(bytes: &[u8]) -> steadfast::Event {
-    assert_eq!(bytes[0], 1, "record format version");
-    bincode::serde::decode_from_slice(&bytes[1..], bincode::config::standard())
-        .unwrap()
-        .0
+    steadfast::testing::decode_event_record(bytes).expect("a readable event record")
 }
 
 /// Stores `bytes` as event `event_id` of `run` with redb directly, as a

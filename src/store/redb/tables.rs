@@ -44,7 +44,12 @@ use crate::store::StoreError;
 ///   `visibility` status code 6), which a format-4 build cannot decode.
 ///   Formats 2 to 4 are brought to 5 on open by setting the version alone;
 ///   format 1 by its migration and that, in one transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 5;
+/// - 6: the same tables; event records are version 2 (`Failure` gained
+///   `details` and `retry_state`), which a format-5 build cannot decode.
+///   Version-1 event records stay as they are and keep decoding. Formats 2
+///   to 5 are brought to 6 on open by setting the version alone; format 1
+///   by its migration and that, in one transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 6;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -56,6 +61,9 @@ pub(crate) const STORE_FORMAT_V3: u32 = 3;
 /// Format 3's tables with format 4's event kind; opened by setting the
 /// version to the current one.
 pub(crate) const STORE_FORMAT_V4: u32 = 4;
+/// Format 4's tables with format 5's event kinds and status; opened by
+/// setting the version to the current one.
+pub(crate) const STORE_FORMAT_V5: u32 = 5;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");
