@@ -22,6 +22,8 @@
 //! - 6 (store format): events are version 2: `Failure` gained `details`
 //!   and `retry_state` (`history::EventV1` keeps version 1, whose
 //!   failures read with no details and the retry state their event shows).
+//! - 7 (store format): the event kind `ActivityCancelRequested` appended at
+//!   the end of `EventKind`; record versions stay (events 2, run records 2).
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -340,6 +342,7 @@ mod tests {
             EventKind::WorkflowContinuedFrom {
                 previous_run_id: crate::history::RunId::from_u128(7),
             },
+            EventKind::ActivityCancelRequested { seq: 1 },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -371,6 +374,8 @@ mod tests {
             // Format 5.
             EventKind::WorkflowContinuedAsNew { .. } => 22,
             EventKind::WorkflowContinuedFrom { .. } => 23,
+            // Format 7.
+            EventKind::ActivityCancelRequested { .. } => 24,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {

@@ -184,6 +184,7 @@ pub fn seed_records() -> Vec<Vec<u8>> {
         EventKind::WorkflowContinuedFrom {
             previous_run_id: crate::history::RunId::from_u128(41),
         },
+        EventKind::ActivityCancelRequested { seq: 1 },
     ];
     events.extend(extra.into_iter().map(|kind| Event {
         event_id: 9,
@@ -739,7 +740,8 @@ pub fn continued_from(n: u8) -> EventKind {
 pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
     let seq = u32::from(arg % 8);
     let activity_type = ACTIVITY_TYPES[usize::from(arg) % ACTIVITY_TYPES.len()].to_string();
-    match what % 18 {
+    match what % 19 {
+        18 => EventKind::ActivityCancelRequested { seq },
         16 => continued_as_new(arg),
         17 => EventKind::WorkflowContinuedFrom {
             previous_run_id: crate::history::RunId::from_u128(u128::from(arg)),
@@ -835,6 +837,7 @@ fn set_seq(kind: &mut EventKind, value: u32) {
         | EventKind::TimerStarted { seq, .. }
         | EventKind::TimerFired { seq }
         | EventKind::TimerCanceled { seq }
+        | EventKind::ActivityCancelRequested { seq }
         | EventKind::SideEffectRecorded { seq, .. } => *seq = value,
         _ => {}
     }

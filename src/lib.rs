@@ -133,7 +133,8 @@ mod worker;
 mod workflow;
 
 pub use activity::{
-    ActivityContext, ActivityDef, ActivityError, ActivityInfo, ActivityOptions, RetryPolicy,
+    ActivityCancellationType, ActivityContext, ActivityDef, ActivityError, ActivityInfo,
+    ActivityOptions, RetryPolicy,
 };
 pub use engine::{
     DEFAULT_FILE_CACHE_BYTES, DEFAULT_MAX_CACHED_RUNS, Engine, EngineBuilder, ListFilter,

@@ -60,7 +60,11 @@ async fn everything(
     let flaky = ctx
         .execute_activity(FLAKY, order.item.clone(), options.clone())
         .await?;
-    let broken = ctx.execute_activity(BROKEN, (), options).await;
+    let broken = ctx.execute_activity(BROKEN, (), options.clone()).await;
+    // Cancelled at once (ActivityCancelRequested); its end is recorded.
+    let mut cancelled = ctx.execute_activity(BROKEN, (), options);
+    cancelled.cancel();
+    let cancelled = cancelled.await;
     // No worker serves this queue: the attempt waits (ActivityAttemptWaiting)
     // until its schedule-to-start timeout ends it.
     let unserved = ActivityOptions::start_to_close(Duration::from_secs(5))
@@ -75,6 +79,7 @@ async fn everything(
         "lucky": lucky,
         "flaky": flaky,
         "broken": broken.is_err(),
+        "cancelled": cancelled.is_err(),
         "unserved": unserved.is_err(),
         "go": go,
         "qty": order.qty,
@@ -268,6 +273,7 @@ async fn every_kind_of_event_round_trips() {
         "SignalsUnread",
         "WorkflowContinuedAsNew",
         "WorkflowContinuedFrom",
+        "ActivityCancelRequested",
     ]
     .into_iter()
     .map(String::from)

@@ -186,6 +186,9 @@ pub enum ArbKind {
     TimerCanceled {
         seq: ArbSeq,
     },
+    ActivityCancelRequested {
+        seq: ArbSeq,
+    },
     SignaledWithOptions {
         signal: ArbName,
         input: ArbPayload,
@@ -297,6 +300,9 @@ impl ArbKind {
                 timeout: "WorkflowRunTimeout".into(),
             },
             ArbKind::TimerCanceled { seq } => EventKind::TimerCanceled { seq: seq.build() },
+            ArbKind::ActivityCancelRequested { seq } => {
+                EventKind::ActivityCancelRequested { seq: seq.build() }
+            }
             ArbKind::SignaledWithOptions {
                 signal,
                 input,

@@ -182,8 +182,13 @@ impl ActivityContext {
 
     // ----- Cancellation -----
 
-    /// True once this attempt should stop: its workflow was cancelled or
-    /// terminated, its heartbeat timed out, or the engine is shutting down.
+    /// True once this attempt should stop: its workflow cancelled this
+    /// activity ([`ActivityFuture::cancel`](crate::ActivityFuture::cancel)),
+    /// the workflow was cancelled or terminated, its heartbeat timed out, or
+    /// the engine is shutting down. True at once, with no heartbeat needed
+    /// to carry it (Temporal delivers a cancellation in a heartbeat's
+    /// response; here attempts run in the engine's process); heartbeats go
+    /// on being recorded after it.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }

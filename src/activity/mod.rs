@@ -1,5 +1,6 @@
 //! Activities: their definitions, options, retry policy, context and errors.
 
+mod cancellation;
 mod context;
 mod definition;
 mod error;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use cancellation::ActivityCancellationType;
 pub use context::ActivityContext;
 pub(crate) use context::{Beats, HeartbeatSink};
 pub use definition::ActivityDef;

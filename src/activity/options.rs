@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::cancellation::ActivityCancellationType;
 use super::retry::RetryPolicy;
 use crate::history::ActivityOptionsRecord;
 
@@ -35,6 +36,10 @@ pub struct ActivityOptions {
     pub schedule_to_start_timeout: Option<Duration>,
     /// The task queue to run on; the workflow's own by default.
     pub task_queue: Option<String>,
+    /// What cancelling this one activity from the workflow does
+    /// ([`ActivityFuture::cancel`](crate::ActivityFuture::cancel)); a
+    /// setting of the workflow code, not recorded. Default: `TryCancel`.
+    pub cancellation_type: ActivityCancellationType,
 }
 
 impl ActivityOptions {
@@ -52,6 +57,13 @@ impl ActivityOptions {
             start_to_close_timeout: Some(timeout),
             ..ActivityOptions::default()
         }
+    }
+
+    /// Sets what cancelling this one activity from the workflow does
+    /// ([`ActivityCancellationType`]; default `TryCancel`).
+    pub fn with_cancellation_type(mut self, cancellation_type: ActivityCancellationType) -> Self {
+        self.cancellation_type = cancellation_type;
+        self
     }
 
     /// Sets the schedule-to-close timeout: the time allowed from

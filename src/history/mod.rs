@@ -265,6 +265,15 @@ pub enum EventKind {
         /// The run that continued as this one.
         previous_run_id: RunId,
     },
+    /// The workflow cancelled one activity
+    /// ([`ActivityFuture::cancel`](crate::ActivityFuture::cancel), with any
+    /// cancellation type but `Abandon`): its running attempt is told, one
+    /// that has not begun never begins, and its failures are final. Store
+    /// format 7.
+    ActivityCancelRequested {
+        /// Command sequence number of the activity.
+        seq: u32,
+    },
 }
 
 /// A signal a run received and did not read, moved to the next run of a
@@ -324,6 +333,7 @@ impl EventKind {
                 | EventKind::SearchAttributesUpserted { .. }
                 | EventKind::TimerCanceled { .. }
                 | EventKind::WorkflowContinuedAsNew { .. }
+                | EventKind::ActivityCancelRequested { .. }
         )
     }
 
@@ -450,6 +460,9 @@ impl EventKind {
             }
             EventKind::WorkflowContinuedFrom { previous_run_id } => {
                 format!("WorkflowContinuedFrom({previous_run_id})")
+            }
+            EventKind::ActivityCancelRequested { seq } => {
+                format!("ActivityCancelRequested(seq {seq})")
             }
         }
     }

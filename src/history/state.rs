@@ -44,6 +44,9 @@ pub(crate) struct PendingActivity {
     /// Attempts in a row cut off by a crash; past the first, retries wait
     /// their backoff, so an activity that crashes the process cannot spin.
     pub(crate) interruptions: u32,
+    /// The workflow cancelled it (`ActivityCancelRequested`): its failures
+    /// are final.
+    pub(crate) cancel_requested: bool,
 }
 
 /// A run's state as its history so far says.
@@ -153,6 +156,7 @@ impl MutableState {
                     last_failure: None,
                     last_heartbeat: None,
                     interruptions: 0,
+                    cancel_requested: false,
                 };
                 self.activities.insert(*seq, pending);
             }
@@ -243,6 +247,11 @@ impl MutableState {
             EventKind::WorkflowContinuedFrom { previous_run_id } => {
                 self.previous_run_id = Some(*previous_run_id);
             }
+            EventKind::ActivityCancelRequested { seq } => {
+                if let Some(p) = self.activities.get_mut(seq) {
+                    p.cancel_requested = true;
+                }
+            }
         }
     }
 
@@ -297,6 +306,7 @@ impl MutableState {
                 next_attempt_at: p.retry_at,
                 last_failure: p.last_failure.clone(),
                 last_heartbeat: p.last_heartbeat.clone(),
+                cancel_requested: p.cancel_requested,
             })
             .collect()
     }
@@ -331,6 +341,8 @@ pub struct PendingActivityInfo {
     pub last_failure: Option<Failure>,
     /// The last recorded heartbeat details.
     pub last_heartbeat: Option<Payload>,
+    /// True once the workflow cancelled it (it runs on to its end).
+    pub cancel_requested: bool,
 }
 
 /// A durable timer that has not fired, as [`describe`](crate::Engine::describe) shows it.
@@ -536,6 +548,24 @@ mod tests {
         assert_eq!(state.run_timeout, Some(Duration::from_secs(5)));
         assert!(state.timers.is_empty() && state.deadlines.is_empty());
         assert_eq!(state.close_time, Some(at(103)));
+    }
+
+    #[test]
+    fn a_cancel_request_marks_the_activity_and_keeps_it_pending() {
+        let state = MutableState::fold(&history(vec![
+            started(None),
+            scheduled(1),
+            scheduled(2),
+            EventKind::ActivityCancelRequested { seq: 1 },
+            // A request for an activity no longer pending changes nothing.
+            EventKind::ActivityCancelRequested { seq: 9 },
+        ]));
+        assert!(state.activities[&1].cancel_requested);
+        assert!(!state.activities[&2].cancel_requested);
+        let pending = state.pending_activities();
+        assert_eq!(pending.len(), 2);
+        assert!(pending[0].cancel_requested);
+        assert_eq!(state.activities.len(), 2);
     }
 
     #[test]

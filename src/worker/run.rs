@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
+mod activity_cancel;
+
 use super::attempt::{self, Attempt, AttemptOutcome, Begin};
 use super::queue::Slot;
 use super::{RunSnapshot, RunState, Shared};
@@ -664,14 +666,19 @@ impl RunActor {
             return;
         };
         let now = self.shared.clock.now();
-        let next = retry::next_attempt_at(
-            &p.options,
-            attempt,
-            &failure,
-            p.scheduled_at,
-            now,
-            retry_now,
-        );
+        // A cancelled activity's failure is final.
+        let next = if p.cancel_requested {
+            Err(RetryState::CancelRequested)
+        } else {
+            retry::next_attempt_at(
+                &p.options,
+                attempt,
+                &failure,
+                p.scheduled_at,
+                now,
+                retry_now,
+            )
+        };
         failure.retry_state = match next {
             Ok(_) => RetryState::InProgress,
             Err(why) => why,
@@ -843,6 +850,9 @@ impl RunActor {
     }
 
     fn absorb(&mut self, step: &mut Step, commands: Vec<EventKind>) {
+        // Activities a cancellation ended, recorded after the activation's
+        // commands, so history keeps the code's order.
+        let mut ended = Vec::new();
         for kind in commands {
             let kind = match kind {
                 EventKind::WorkflowContinuedAsNew { .. } => self.continue_as_new(step, kind),
@@ -879,7 +889,17 @@ impl RunActor {
                 EventKind::SearchAttributesUpserted { attributes } => {
                     self.record.search_attributes.merge(&attributes)
                 }
+                EventKind::ActivityCancelRequested { seq } => {
+                    ended.extend(self.cancel_activity(step, seq));
+                }
                 _ => {}
+            }
+        }
+        for kind in ended {
+            // Unless the code closed the run meanwhile.
+            if !self.state.status.is_closed() {
+                let event = self.push(step, kind);
+                self.activate(step, &event);
             }
         }
     }
@@ -1306,6 +1326,10 @@ impl RunActor {
             .clone()
             .unwrap_or_else(|| self.record.task_queue.clone());
         let cancel = self.shared.shutdown.child_token();
+        // Cancelled by the workflow in the step that began it.
+        if p.cancel_requested {
+            cancel.cancel();
+        }
         self.attempts.insert(seq, cancel.clone());
         // Held from here until the outcome is handed to the run: the attempt
         // runs, or its outcome is on its way (see `Clock`).

@@ -113,7 +113,7 @@ impl WorkflowContext {
             options: record,
         });
         drop(core);
-        ActivityFuture::scheduled(self.core.clone(), seq, name)
+        ActivityFuture::scheduled(self.core.clone(), seq, name, options.cancellation_type)
     }
 
     // ----- Timers -----

@@ -157,7 +157,10 @@ pub enum ActivityFailure {
         /// What was wrong.
         message: String,
     },
-    /// The workflow was cancelled while waiting for the activity (Temporal's
+    /// The activity was cancelled: by the workflow code
+    /// ([`ActivityFuture::cancel`](crate::ActivityFuture::cancel), when
+    /// and how its [`ActivityCancellationType`](crate::ActivityCancellationType)
+    /// says), or with its workflow while the code waited for it (Temporal's
     /// try-cancel: the attempt is told and its result, if any, is dropped).
     #[error("activity {activity_type:?} was cancelled with its workflow")]
     Cancelled {

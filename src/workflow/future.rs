@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::{ActivityFailure, Cancelled, SignalError};
 use super::replay::{Resolution, RunCore, lock};
+use crate::activity::ActivityCancellationType;
 
 /// The result of an activity call; see [`WorkflowContext::execute_activity`](crate::WorkflowContext::execute_activity).
 #[must_use = "an activity's result is only seen when the future is awaited"]
@@ -24,6 +25,10 @@ pub struct ActivityFuture<O> {
     activity_type: &'static str,
     refused: Option<ActivityFailure>,
     done: bool,
+    /// What [`cancel`](Self::cancel) does, from the call's options.
+    cancellation: ActivityCancellationType,
+    /// Set by `cancel`: a failure then resolves as cancelled.
+    cancel_requested: bool,
     output: PhantomData<fn() -> O>,
 }
 
@@ -32,6 +37,7 @@ impl<O> ActivityFuture<O> {
         core: Arc<Mutex<RunCore>>,
         seq: u32,
         activity_type: &'static str,
+        cancellation: ActivityCancellationType,
     ) -> Self {
         ActivityFuture {
             core,
@@ -39,6 +45,8 @@ impl<O> ActivityFuture<O> {
             activity_type,
             refused: None,
             done: false,
+            cancellation,
+            cancel_requested: false,
             output: PhantomData,
         }
     }
@@ -57,8 +65,45 @@ impl<O> ActivityFuture<O> {
                 message,
             }),
             done: false,
+            cancellation: ActivityCancellationType::default(),
+            cancel_requested: false,
             output: PhantomData,
         }
+    }
+
+    /// Cancels this activity on its own (the run goes on), as its options'
+    /// [`ActivityCancellationType`] says: by default (`TryCancel`) the
+    /// request is recorded in history (`ActivityCancelRequested`), the
+    /// running attempt sees [`ActivityContext::is_cancelled`](crate::ActivityContext::is_cancelled),
+    /// and awaiting the future returns [`ActivityFailure::Cancelled`] at
+    /// once. Deterministic: replay cancels at the same point. Nothing
+    /// happens for an activity whose outcome the code already has (or that
+    /// was never scheduled), nor on a second call.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # use steadfast::{ActivityDef, ActivityOptions, WorkflowContext, WorkflowError};
+    /// # const CHARGE: ActivityDef<u32, String> = ActivityDef::new("charge");
+    /// # async fn body(ctx: WorkflowContext) -> Result<(), WorkflowError> {
+    /// let options = ActivityOptions::start_to_close(Duration::from_secs(60));
+    /// let mut charge = ctx.execute_activity(CHARGE, 42, options);
+    /// let deadline = ctx.sleep(Duration::from_secs(10));
+    /// futures::pin_mut!(deadline);
+    /// futures::select_biased! {
+    ///     receipt = charge => println!("{receipt:?}"),
+    ///     _ = deadline => {
+    ///         charge.cancel();
+    ///         let _ = charge.await; // Err(ActivityFailure::Cancelled { .. })
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel(&mut self) {
+        if self.done || self.refused.is_some() || self.cancel_requested {
+            return;
+        }
+        self.cancel_requested = true;
+        lock(&self.core).cancel_activity(self.seq, self.cancellation);
     }
 }
 
@@ -92,6 +137,12 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
                     .decode()
                     .map_err(|e| ActivityFailure::decode(self.activity_type, e)),
             ),
+            // Its end after the code cancelled it (wait-cancellation-completed).
+            Some(Resolution::ActivityFailed { .. }) if self.cancel_requested => {
+                Poll::Ready(Err(ActivityFailure::Cancelled {
+                    activity_type: self.activity_type.to_string(),
+                }))
+            }
             Some(Resolution::ActivityFailed { attempt, failure }) => {
                 Poll::Ready(Err(ActivityFailure::Failed {
                     activity_type: self.activity_type.to_string(),

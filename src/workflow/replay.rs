@@ -255,6 +255,28 @@ impl RunCore {
         }
     }
 
+    /// The code cancelled activity `seq` with `cancellation`: unless it
+    /// abandons it, the request is a command; unless it waits for the
+    /// activity's end, the future resolves as cancelled now, and the
+    /// activity's later outcome is not seen. Nothing happens for an
+    /// activity already resolved.
+    pub(crate) fn cancel_activity(
+        &mut self,
+        seq: u32,
+        cancellation: crate::activity::ActivityCancellationType,
+    ) {
+        if self.torn_down || !self.pending.contains_key(&seq) {
+            return;
+        }
+        if cancellation.requests() {
+            self.command(EventKind::ActivityCancelRequested { seq });
+        }
+        if cancellation.resolves_at_once() {
+            self.pending.remove(&seq);
+            self.results.insert(seq, Resolution::Cancelled);
+        }
+    }
+
     /// True while the code waits on something the engine resolves: an
     /// activity or timer not resolved yet, or a signal wait.
     fn outstanding(&self) -> bool {
@@ -451,6 +473,7 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
         ) => a == b && ta == tb,
         (TimerStarted { seq: a, .. }, TimerStarted { seq: b, .. }) => a == b,
         (TimerCanceled { seq: a }, TimerCanceled { seq: b }) => a == b,
+        (ActivityCancelRequested { seq: a }, ActivityCancelRequested { seq: b }) => a == b,
         (SideEffectRecorded { seq: a, .. }, SideEffectRecorded { seq: b, .. }) => a == b,
         (PatchRecorded { patch_id: a }, PatchRecorded { patch_id: b }) => a == b,
         (WorkflowCompleted { .. }, WorkflowCompleted { .. }) => true,

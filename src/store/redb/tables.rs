@@ -49,7 +49,12 @@ use crate::store::StoreError;
 ///   Version-1 event records stay as they are and keep decoding. Formats 2
 ///   to 5 are brought to 6 on open by setting the version alone; format 1
 ///   by its migration and that, in one transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 6;
+/// - 7: the same tables; histories may hold the event kind
+///   `ActivityCancelRequested` (index 24: the workflow cancelled one
+///   activity), which a format-6 build cannot decode. Formats 2 to 6 are
+///   brought to 7 on open by setting the version alone; format 1 by its
+///   migration and that, in one transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 7;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -64,6 +69,9 @@ pub(crate) const STORE_FORMAT_V4: u32 = 4;
 /// Format 4's tables with format 5's event kinds and status; opened by
 /// setting the version to the current one.
 pub(crate) const STORE_FORMAT_V5: u32 = 5;
+/// Format 5's tables with event records of version 2; opened by setting
+/// the version to the current one.
+pub(crate) const STORE_FORMAT_V6: u32 = 6;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");
