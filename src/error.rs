@@ -91,6 +91,39 @@ pub enum OpenError {
          call open from async code under #[tokio::main], or enter a runtime first"
     )]
     NoRuntime,
+    /// A read-only open ([`EngineBuilder::read_only`](crate::EngineBuilder::read_only))
+    /// found no file: it never creates one.
+    #[error("{path} does not exist; a read-only open never creates a file (check the path)")]
+    NotFound {
+        /// The file asked for.
+        path: PathBuf,
+    },
+    /// A read-only open found a file that was not closed cleanly (its
+    /// process crashed or was killed): redb must repair it, which writes.
+    /// Nothing acknowledged is lost; the repair only rebuilds redb's
+    /// allocation state.
+    #[error(
+        "{path} was not closed cleanly (its application crashed or was killed) and needs a \
+         recovery, which writes to it; open it with the application, or run \
+         `steadfast repair --db {path}`, then read it again"
+    )]
+    NeedsRecovery {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A read-only open found a file of an older format that must be
+    /// migrated in place before this build reads it.
+    #[error(
+        "{path} uses store format {found}, which this build migrates in place when it opens \
+         the file for writing; open it once with the application (or `steadfast repair --db \
+         {path}`), then read it again"
+    )]
+    NeedsMigration {
+        /// The file.
+        path: PathBuf,
+        /// The format found.
+        found: u32,
+    },
     /// A registration or builder setting is invalid.
     #[error("invalid engine configuration: {0}")]
     InvalidConfig(String),
@@ -302,6 +335,17 @@ pub enum ClientError {
     /// The engine was shut down.
     #[error("the engine is shut down; open it again to continue")]
     ShutDown,
+    /// The engine was opened read-only
+    /// ([`EngineBuilder::read_only`](crate::EngineBuilder::read_only)), and the
+    /// call would change the file.
+    #[error(
+        "the engine was opened read-only, so {call} cannot change the file; open it without \
+         EngineBuilder::read_only (or reach the application that holds it) to do so"
+    )]
+    ReadOnly {
+        /// The call refused.
+        call: &'static str,
+    },
 }
 
 impl From<StoreError> for ClientError {
@@ -318,6 +362,7 @@ impl From<StoreError> for ClientError {
             StoreError::Full(message) => ClientError::DiskFull { message },
             StoreError::Damaged(message) => ClientError::Damaged { message },
             StoreError::Io(m) | StoreError::Encode(m) => ClientError::Storage(m),
+            StoreError::ReadOnly => ClientError::ReadOnly { call: "this call" },
             other @ (StoreError::Conflict { .. } | StoreError::Broken) => {
                 ClientError::Storage(other.to_string())
             }

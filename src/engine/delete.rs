@@ -21,6 +21,7 @@ impl Engine {
     /// (terminate or cancel it first), [`ClientError::NotFound`] for an
     /// unknown ID, a client error when the file could not be written.
     pub async fn delete(&self, workflow_id: &str) -> Result<(), ClientError> {
+        self.writable("delete")?;
         let op = WriteOp::Delete {
             workflow_id: workflow_id.to_string(),
         };

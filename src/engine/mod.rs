@@ -6,6 +6,7 @@ mod export;
 mod handle;
 mod list;
 mod options;
+mod read_only;
 mod shutdown;
 mod signal_options;
 
@@ -72,6 +73,8 @@ pub struct EngineBuilder {
     on_close: Option<shutdown::OnClose>,
     /// When runs are told to continue as new, and warned about.
     history_limits: crate::workflow::HistoryLimits,
+    /// Open without writing (see [`EngineBuilder::read_only`]).
+    read_only: bool,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -97,6 +100,7 @@ impl EngineBuilder {
             clock: Clock::system(),
             on_close: None,
             history_limits: crate::workflow::HistoryLimits::default(),
+            read_only: false,
         }
     }
 
@@ -333,15 +337,22 @@ impl EngineBuilder {
             ));
         }
         let path = path.as_ref().to_path_buf();
-        let backend = self.backend;
-        let file = path.clone();
-        let cache_bytes = self.file_cache_bytes;
-        let store =
-            tokio::task::spawn_blocking(move || RedbStore::open(&file, backend, cache_bytes))
-                .await
-                .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
+        let store = if self.read_only {
+            read_only::open_store(&path, self.file_cache_bytes, self.retention).await?
+        } else {
+            let backend = self.backend;
+            let file = path.clone();
+            let cache_bytes = self.file_cache_bytes;
+            let store =
+                tokio::task::spawn_blocking(move || RedbStore::open(&file, backend, cache_bytes))
+                    .await
+                    .map_err(|e| {
+                        OpenError::InvalidConfig(format!("the open task failed: {e}"))
+                    })??;
+            Box::new(store)
+        };
         let shared = Shared::new(
-            Box::new(store),
+            store,
             self.queues,
             self.max_payload_bytes,
             self.max_cached_runs,
@@ -363,7 +374,11 @@ impl EngineBuilder {
             self.graceful_shutdown_timeout,
             self.on_close,
         ));
-        Ok(Engine { shared, owner })
+        Ok(Engine {
+            shared,
+            owner,
+            read_only: self.read_only,
+        })
     }
 }
 
@@ -381,6 +396,8 @@ pub struct Engine {
     shared: Arc<Shared>,
     /// Shuts the engine down once, when asked or when the last clone drops.
     owner: Arc<shutdown::Owner>,
+    /// Opened with [`EngineBuilder::read_only`]: calls that write are refused.
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -424,6 +441,7 @@ impl Engine {
         I: Serialize,
         O: DeserializeOwned,
     {
+        self.writable("start_workflow")?;
         let workflow_id = workflow_id.into();
         let start = self.prepare_start(workflow, &workflow_id, &input, &options)?;
         match self.start(start, &options, None).await? {
@@ -454,6 +472,7 @@ impl Engine {
         O: DeserializeOwned,
         T: Serialize,
     {
+        self.writable("signal_with_start")?;
         let workflow_id = workflow_id.into();
         let start = self.prepare_start(workflow, &workflow_id, &input, &options)?;
         let payload = self.encode_checked(&payload, || format!("signal {:?}", signal.name()))?;
@@ -776,6 +795,7 @@ impl Engine {
         payload: Payload,
         options: SignalOptions,
     ) -> Result<(), ClientError> {
+        self.writable("signal")?;
         // A run that continued as new meanwhile refused the signal without
         // recording it: it goes to the run that continues the chain.
         loop {
@@ -905,7 +925,8 @@ impl Engine {
                 task_queue: record.task_queue,
             });
         }
-        let answer = if record.status.is_closed() {
+        // A read-only engine loads no run: the history is replayed to answer.
+        let answer = if record.status.is_closed() || self.read_only {
             self.shared
                 .query_closed(run_id, &record, query.name())
                 .await?
@@ -940,6 +961,7 @@ impl Engine {
     /// # Errors
     /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`].
     pub async fn cancel(&self, workflow_id: &str) -> Result<(), ClientError> {
+        self.writable("cancel")?;
         // A run that continued as new meanwhile refused it: the chain's
         // current run gets it.
         loop {
@@ -963,6 +985,7 @@ impl Engine {
     /// # Errors
     /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`].
     pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<(), ClientError> {
+        self.writable("terminate")?;
         loop {
             let result = self.terminate_once(workflow_id, reason).await;
             if !continued(&result) {

@@ -17,7 +17,7 @@ mod redb;
 use crate::codec::CodecError;
 use crate::history::RunId;
 
-pub(crate) use self::redb::{Backend, RedbStore};
+pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore};
 #[cfg(feature = "fault-injection")]
 pub use self::redb::{CutImage, CutMode, FaultInjector, PowerCut};
 pub(crate) use contract::Store;
@@ -62,6 +62,9 @@ pub(crate) enum StoreError {
     Conflict { run_id: RunId, message: String },
     #[error("the engine is shut down")]
     Closed,
+    /// The store was opened read-only; nothing was written.
+    #[error("the file was opened read-only")]
+    ReadOnly,
 }
 
 impl StoreError {

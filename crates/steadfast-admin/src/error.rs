@@ -103,6 +103,26 @@ impl From<ClientError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The HTTP status and the body's detail.
+    pub(crate) fn into_detail(self) -> (u16, ErrorDetail) {
+        (
+            self.status.as_u16(),
+            ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        )
+    }
+}
+
+/// What the endpoint answers for an engine error: the HTTP status and the
+/// error's code and message. For a tool that calls the engine itself (the
+/// command-line tool on a file) and reports errors as the endpoint would.
+pub fn error_detail(e: ClientError) -> (u16, ErrorDetail) {
+    ApiError::from(e).into_detail()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

@@ -45,5 +45,5 @@ mod error;
 mod routes;
 
 pub use endpoint::{AdminAddress, AdminEndpoint, AdminServer, DEFAULT_ADDRESS};
-pub use error::AdminError;
-pub use routes::{MAX_PAGE_SIZE, MAX_REQUEST_BYTES};
+pub use error::{AdminError, error_detail};
+pub use routes::{MAX_PAGE_SIZE, MAX_REQUEST_BYTES, list_filter_from_query};

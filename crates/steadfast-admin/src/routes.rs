@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use steadfast::{Engine, ListFilter, PageToken, Payload, RunId, SignalOptions, WorkflowStatus};
 
 use crate::api::{
-    Description, Done, ExecutionPage, ServerInfo, SignalRequest, TerminateRequest, parse_time,
-    unhex,
+    Description, Done, ErrorDetail, ExecutionPage, ServerInfo, SignalRequest, TerminateRequest,
+    parse_time, unhex,
 };
 use crate::auth::{self, Token};
 use crate::error::ApiError;
@@ -195,6 +195,16 @@ fn time_param(name: &str, value: &str) -> Result<std::time::SystemTime, ApiError
             "{name} {value:?} is not an RFC 3339 time; write e.g. 2026-12-01T09:30:00Z"
         ))
     })
+}
+
+/// The list filter a `GET /api/v1/workflows` query string asks for (without
+/// the `?`), as the endpoint reads it: for a tool that lists through the
+/// engine itself with the same parameters.
+///
+/// # Errors
+/// The HTTP status and detail the endpoint would answer.
+pub fn list_filter_from_query(query: &str) -> Result<ListFilter, (u16, ErrorDetail)> {
+    list_filter(Some(query.to_string())).map_err(ApiError::into_detail)
 }
 
 /// The list filter a query string asks for.

@@ -5,7 +5,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// See and operate the workflows of a steadfast application.
 ///
-/// Talks to a running application's admin endpoint (`--address`).
+/// Talks to a running application's admin endpoint (`--address`), or reads
+/// a file no application holds (`--db`).
 #[derive(Debug, Parser)]
 #[command(name = "steadfast", version, about, long_about = None)]
 pub struct Cli {
@@ -27,6 +28,11 @@ pub struct Global {
         default_value = "127.0.0.1:8233"
     )]
     pub address: String,
+    /// A steadfast file no application holds, instead of an endpoint:
+    /// opened read-only by the commands that only read (list, describe,
+    /// show), for writing by the others.
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "token")]
+    pub db: Option<std::path::PathBuf>,
     /// The endpoint's token, sent as `Authorization: Bearer <token>`.
     #[arg(long, global = true, env = "STEADFAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -49,6 +55,11 @@ pub enum Command {
     /// Workflows: list, describe, show, signal, cancel, terminate, delete.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Makes a file left by a killed application readable again: opens it
+    /// for writing as the application would (redb repairs it; a format-1
+    /// file migrates), runs no workflow code, and closes it.
+    /// (`steadfast repair --db FILE`)
+    Repair,
 }
 
 #[derive(Debug, Subcommand)]

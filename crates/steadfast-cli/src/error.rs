@@ -23,6 +23,9 @@ pub enum CliError {
     /// Something answered that is not a steadfast admin endpoint.
     #[error("{0}")]
     Protocol(String),
+    /// The file (`--db`) could not be opened or closed.
+    #[error("{0}")]
+    File(String),
 }
 
 impl CliError {
@@ -33,12 +36,13 @@ impl CliError {
         ))
     }
 
-    /// The process exit code: 1 when the endpoint refused the request,
+    /// The process exit code: 1 when the endpoint (or the file) refused the
+    /// request,
     /// 2 for bad arguments (as clap's), 3 when no endpoint could be reached
     /// or it answered something else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Api { .. } => 1,
+            CliError::Api { .. } | CliError::File(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Unreachable { .. } | CliError::Protocol(_) => 3,
         }

@@ -3,14 +3,16 @@
 //! and returns the exit code, so an application can also offer the same
 //! commands from its own binary.
 //!
-//! Exit codes: 0 done; 1 the endpoint refused the request (unknown ID,
-//! closed workflow, bad input: its message on stderr); 2 bad arguments;
-//! 3 no endpoint answered at the address.
+//! Exit codes: 0 done; 1 the endpoint or the file refused the request
+//! (unknown ID, closed workflow, bad input, a file that needs recovery: the
+//! message on stderr); 2 bad arguments; 3 no endpoint answered at the
+//! address.
 
 mod args;
 mod client;
 mod error;
 mod output;
+mod target;
 mod workflow;
 
 use std::ffi::OsString;
@@ -62,13 +64,42 @@ where
     }
 }
 
+/// Opens the file for writing as an application would (redb repairs a file
+/// left by a killed process, a format-1 file migrates), runs no workflow
+/// code (no worker is registered), and closes it.
+async fn repair(path: &std::path::Path) -> Result<String, CliError> {
+    if !path.exists() {
+        return Err(CliError::File(format!("{} does not exist", path.display())));
+    }
+    let engine = steadfast::Engine::builder()
+        .open(path)
+        .await
+        .map_err(|e| CliError::File(format!("{}: {e}", path.display())))?;
+    engine
+        .shutdown()
+        .await
+        .map_err(|e| CliError::File(format!("{}: {e}", path.display())))?;
+    Ok(format!("{} is ready to read\n", path.display()))
+}
+
 /// Runs a parsed command and returns what it prints.
 pub async fn run(cli: Cli) -> Result<String, CliError> {
-    let address = Address::parse(&cli.global.address)?;
-    let client = AdminClient::new(address, cli.global.token.clone());
+    let target = match &cli.global.db {
+        Some(path) => target::Target::File(path.clone()),
+        None => {
+            let address = Address::parse(&cli.global.address)?;
+            target::Target::Endpoint(AdminClient::new(address, cli.global.token.clone()))
+        }
+    };
     match cli.command {
         args::Command::Workflow(command) => {
-            workflow::run(&client, command, cli.global.output).await
+            workflow::run(&target, command, cli.global.output).await
         }
+        args::Command::Repair => match &cli.global.db {
+            Some(db) => repair(db).await,
+            None => Err(CliError::Usage(
+                "repair needs the file: steadfast repair --db FILE".into(),
+            )),
+        },
     }
 }

@@ -1,43 +1,41 @@
 //! `steadfast workflow ...`: each command is one or a few admin requests
 //! and the printing of their answer.
 
-use hyper::Method;
 use serde_json::{Value, json};
 use steadfast::WorkflowHistory;
 use steadfast_admin::api::{Description, Done, ExecutionPage, time_text};
 
 use crate::args::{IdArgs, ListArgs, Output, RunArgs, SignalArgs, TerminateArgs, WorkflowCommand};
-use crate::client::{AdminClient, segment};
 use crate::error::CliError;
 use crate::output;
+use crate::target::{Call, Target};
 
 pub async fn run(
-    client: &AdminClient,
+    target: &Target,
     command: WorkflowCommand,
     out: Output,
 ) -> Result<String, CliError> {
     match command {
-        WorkflowCommand::List(args) => list(client, args, out).await,
-        WorkflowCommand::Describe(args) => describe(client, args, out).await,
-        WorkflowCommand::Show(args) => show(client, args, out).await,
-        WorkflowCommand::Signal(args) => signal(client, args, out).await,
+        WorkflowCommand::List(args) => list(target, args, out).await,
+        WorkflowCommand::Describe(args) => describe(target, args, out).await,
+        WorkflowCommand::Show(args) => show(target, args, out).await,
+        WorkflowCommand::Signal(args) => signal(target, args, out).await,
         WorkflowCommand::Cancel(IdArgs { workflow_id }) => {
-            let path = format!("/api/v1/workflows/{}/cancel", segment(&workflow_id));
-            let done = client.call(Method::POST, &path, None).await?;
+            let done = target.call(Call::Cancel { id: workflow_id }).await?;
             finished(done, out, "Cancellation requested")
         }
         WorkflowCommand::Terminate(TerminateArgs {
             workflow_id,
             reason,
         }) => {
-            let path = format!("/api/v1/workflows/{}/terminate", segment(&workflow_id));
-            let body = json!({ "reason": reason });
-            let done = client.call(Method::POST, &path, Some(&body)).await?;
-            finished(done, out, "Terminated")
+            let call = Call::Terminate {
+                id: workflow_id,
+                reason,
+            };
+            finished(target.call(call).await?, out, "Terminated")
         }
         WorkflowCommand::Delete(IdArgs { workflow_id }) => {
-            let path = format!("/api/v1/workflows/{}", segment(&workflow_id));
-            let done = client.call(Method::DELETE, &path, None).await?;
+            let done = target.call(Call::Delete { id: workflow_id }).await?;
             finished(done, out, "Deleted")
         }
     }
@@ -55,7 +53,7 @@ fn finished(done: Value, out: Output, what: &str) -> Result<String, CliError> {
     Ok(format!("{what}: workflow {}\n", done.workflow_id))
 }
 
-async fn list(client: &AdminClient, args: ListArgs, out: Output) -> Result<String, CliError> {
+async fn list(target: &Target, args: ListArgs, out: Output) -> Result<String, CliError> {
     let mut query: Vec<(&str, String)> = Vec::new();
     if let Some(status) = args.status {
         query.push(("status", status));
@@ -80,9 +78,7 @@ async fn list(client: &AdminClient, args: ListArgs, out: Output) -> Result<Strin
         }
         let encoded = serde_urlencoded::to_string(&pairs)
             .map_err(|e| CliError::Usage(format!("the filter cannot be encoded: {e}")))?;
-        let page = client
-            .call(Method::GET, &format!("/api/v1/workflows?{encoded}"), None)
-            .await?;
+        let page = target.call(Call::List { query: encoded }).await?;
         let mut page: Value = page;
         let next = page["next_page_token"].as_str().map(str::to_string);
         if let Some(list) = page["executions"].as_array_mut() {
@@ -121,17 +117,13 @@ async fn list(client: &AdminClient, args: ListArgs, out: Output) -> Result<Strin
     ))
 }
 
-fn run_path(args: &RunArgs, tail: &str) -> String {
-    let mut path = format!("/api/v1/workflows/{}{tail}", segment(&args.workflow_id));
-    if let Some(run) = &args.run_id {
-        path.push_str("?run_id=");
-        path.push_str(&segment(run));
-    }
-    path
-}
-
-async fn describe(client: &AdminClient, args: RunArgs, out: Output) -> Result<String, CliError> {
-    let answer = client.call(Method::GET, &run_path(&args, ""), None).await?;
+async fn describe(target: &Target, args: RunArgs, out: Output) -> Result<String, CliError> {
+    let answer = target
+        .call(Call::Describe {
+            id: args.workflow_id,
+            run: args.run_id,
+        })
+        .await?;
     if out == Output::Json {
         return Ok(output::json(&answer));
     }
@@ -227,15 +219,26 @@ async fn describe(client: &AdminClient, args: RunArgs, out: Output) -> Result<St
     Ok(text)
 }
 
-async fn show(client: &AdminClient, args: RunArgs, out: Output) -> Result<String, CliError> {
-    let answer = client
-        .call(Method::GET, &run_path(&args, "/history"), None)
+async fn show(target: &Target, args: RunArgs, out: Output) -> Result<String, CliError> {
+    let answer = target
+        .call(Call::History {
+            id: args.workflow_id,
+            run: args.run_id,
+        })
         .await?;
-    if out == Output::Json {
-        return Ok(output::json(&answer));
-    }
     let history = WorkflowHistory::from_json(&answer.to_string())
         .map_err(|e| CliError::Protocol(format!("the endpoint's history does not read: {e}")))?;
+    if out == Output::Json {
+        // Written again by the library: the document's own field order,
+        // as `Engine::workflow_history(..).to_file` writes it.
+        let mut text = history
+            .to_json()
+            .map_err(|e| CliError::Protocol(format!("the history does not write: {e}")))?;
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        return Ok(text);
+    }
     let rows: Vec<Vec<String>> = history
         .events
         .iter()
@@ -268,7 +271,7 @@ async fn show(client: &AdminClient, args: RunArgs, out: Output) -> Result<String
     Ok(text)
 }
 
-async fn signal(client: &AdminClient, args: SignalArgs, out: Output) -> Result<String, CliError> {
+async fn signal(target: &Target, args: SignalArgs, out: Output) -> Result<String, CliError> {
     let input: Value = match &args.input {
         Some(text) => serde_json::from_str(text).map_err(|e| {
             CliError::Usage(format!(
@@ -279,7 +282,11 @@ async fn signal(client: &AdminClient, args: SignalArgs, out: Output) -> Result<S
         None => Value::Null,
     };
     let body = json!({ "name": args.name, "input": input, "request_id": args.request_id });
-    let path = format!("/api/v1/workflows/{}/signal", segment(&args.workflow_id));
-    let done = client.call(Method::POST, &path, Some(&body)).await?;
+    let done = target
+        .call(Call::Signal {
+            id: args.workflow_id,
+            body,
+        })
+        .await?;
     finished(done, out, "Signal sent")
 }

@@ -68,6 +68,8 @@ mod file;
 mod format;
 #[cfg(feature = "fault-injection")]
 mod power_cut;
+mod read_only;
+mod reads;
 mod retention;
 mod tables;
 mod visibility;
@@ -83,7 +85,6 @@ use futures::future::{BoxFuture, ready};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Query, QueryPage, RunRecord, Store, StoreError, WriteOp, WriteOutcome};
-use crate::codec;
 use crate::error::OpenError;
 use crate::history::{Event, EventId, RunId};
 
@@ -92,8 +93,7 @@ pub use faults::FaultInjector;
 pub(crate) use file::{Backend, DbCell};
 #[cfg(feature = "fault-injection")]
 pub use power_cut::{CutImage, CutMode, PowerCut};
-
-use tables::{HISTORY, RUNS, WAKEUPS, WORKFLOWS};
+pub(crate) use read_only::ReadOnlyStore;
 
 /// Classifies a redb error: an I/O error (a full disk or another), damage,
 /// or redb's "previous I/O error".
@@ -217,10 +217,10 @@ impl RedbStore {
     fn read<T>(
         &self,
         workflow_id: Option<&str>,
-        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+        f: impl FnOnce(&dyn ReadableDatabase) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let db = self.db.get()?;
-        let result = file::contain(|| f(&db)).unwrap_or_else(|message| {
+        let result = file::contain(|| f(&*db)).unwrap_or_else(|message| {
             Err(match workflow_id {
                 Some(id) => StoreError::Corrupt {
                     workflow_id: id.to_string(),
@@ -255,51 +255,17 @@ impl RedbStore {
         &self,
         workflow_id: &str,
     ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
-        self.read(Some(workflow_id), |db| {
-            let txn = db.begin_read().map_err(redb_err)?;
-            let Some(workflows) = open_read(&txn, WORKFLOWS)? else {
-                return Ok(None);
-            };
-            let Some(run) = workflows.get(workflow_id).map_err(redb_err)? else {
-                return Ok(None);
-            };
-            let run_id = RunId::from_u128(run.value());
-            let runs = txn.open_table(RUNS).map_err(redb_err)?;
-            let bytes = runs
-                .get(run_id.as_u128())
-                .map_err(redb_err)?
-                .ok_or_else(|| StoreError::missing_run(workflow_id, run_id))?;
-            let record =
-                codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
-            Ok(Some((run_id, record)))
-        })
+        self.read(Some(workflow_id), |db| reads::current_run(db, workflow_id))
     }
 
     /// One run's record.
     fn read_run(&self, run_id: RunId, workflow_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        self.read(Some(workflow_id), |db| {
-            let txn = db.begin_read().map_err(redb_err)?;
-            let Some(runs) = open_read(&txn, RUNS)? else {
-                return Ok(None);
-            };
-            let Some(bytes) = runs.get(run_id.as_u128()).map_err(redb_err)? else {
-                return Ok(None);
-            };
-            let record =
-                codec::decode(bytes.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
-            Ok(Some(record))
-        })
+        self.read(Some(workflow_id), |db| reads::run(db, run_id, workflow_id))
     }
 
     /// The number of events in a run's history (its last event ID).
     fn read_history_len(&self, run_id: RunId, workflow_id: &str) -> Result<u64, StoreError> {
-        self.read(Some(workflow_id), |db| {
-            let txn = db.begin_read().map_err(redb_err)?;
-            let Some(history) = open_read(&txn, HISTORY)? else {
-                return Ok(0);
-            };
-            tables::last_event_id(&history, run_id.as_u128())
-        })
+        self.read(Some(workflow_id), |db| reads::history_len(db, run_id))
     }
 
     /// The last event of a run's history.
@@ -309,61 +275,19 @@ impl RedbStore {
         workflow_id: &str,
     ) -> Result<Option<Event>, StoreError> {
         self.read(Some(workflow_id), |db| {
-            let txn = db.begin_read().map_err(redb_err)?;
-            let Some(history) = open_read(&txn, HISTORY)? else {
-                return Ok(None);
-            };
-            let key = run_id.as_u128();
-            let last = history
-                .range((key, 0)..=(key, u64::MAX))
-                .map_err(redb_err)?
-                .next_back();
-            match last {
-                None => Ok(None),
-                Some(entry) => {
-                    let (_, v) = entry.map_err(redb_err)?;
-                    let event = codec::decode(v.value())
-                        .map_err(|e| StoreError::corrupt(workflow_id, e))?;
-                    Ok(Some(event))
-                }
-            }
+            reads::last_event(db, run_id, workflow_id)
         })
     }
 
     /// One page of the runs a query matches, in list order, read from the
     /// visibility indexes (see `visibility`).
     fn read_list(&self, query: &Query) -> Result<QueryPage, StoreError> {
-        self.read(None, |db| {
-            let txn = db.begin_read().map_err(redb_err)?;
-            let mut page = visibility::query(&txn, query)?;
-            // An open run's record is not rewritten by every step: its
-            // history's length, read in the same snapshot, is the truth.
-            if let Some(history) = open_read(&txn, HISTORY)? {
-                for (run_id, record) in page.runs.iter_mut() {
-                    if !record.status.is_closed() {
-                        record.history_len = tables::last_event_id(&history, run_id.as_u128())?;
-                    }
-                }
-            }
-            Ok(page)
-        })
+        self.read(None, |db| reads::list(db, query))
     }
 
     /// Runs due to wake in `[from, to)` ms since the epoch, in time order.
     fn read_wakeups(&self, from: u64, to: u64) -> Result<Vec<(u64, RunId)>, StoreError> {
-        self.read(None, |db| {
-            let txn = db.begin_read().map_err(redb_err)?;
-            let Some(wakeups) = open_read(&txn, WAKEUPS)? else {
-                return Ok(Vec::new());
-            };
-            let mut out = Vec::new();
-            for entry in wakeups.range((from, 0)..(to, 0)).map_err(redb_err)? {
-                let (key, _) = entry.map_err(redb_err)?;
-                let (wake, run) = key.value();
-                out.push((wake, RunId::from_u128(run)));
-            }
-            Ok(out)
-        })
+        self.read(None, |db| reads::wakeups(db, from, to))
     }
 
     /// Up to `limit` events of a run's history from `from` on, read in one
@@ -377,46 +301,7 @@ impl RedbStore {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         self.read(Some(workflow_id), |db| {
-            let txn = db.begin_read().map_err(redb_err)?;
-            let Some(history) = open_read(&txn, HISTORY)? else {
-                return Ok(Vec::new());
-            };
-            let key = run_id.as_u128();
-            let mut events = Vec::new();
-            for entry in history
-                .range((key, from.max(1))..=(key, u64::MAX))
-                .map_err(redb_err)?
-                .take(limit)
-            {
-                let (k, v) = entry.map_err(redb_err)?;
-                let event: Event =
-                    codec::decode(v.value()).map_err(|e| StoreError::corrupt(workflow_id, e))?;
-                if event.event_id != k.value().1 {
-                    return Err(StoreError::Corrupt {
-                        workflow_id: workflow_id.to_string(),
-                        message: format!(
-                            "event stored under id {} claims id {}",
-                            k.value().1,
-                            event.event_id
-                        ),
-                    });
-                }
-                // Histories are numbered 1, 2, … without gaps; a gap (or an
-                // ID near the top of the range) is damage, not history.
-                let expected = from.max(1) + events.len() as u64;
-                if event.event_id != expected {
-                    return Err(StoreError::Corrupt {
-                        workflow_id: workflow_id.to_string(),
-                        message: format!(
-                            "event {} follows event {} in the history",
-                            event.event_id,
-                            expected - 1
-                        ),
-                    });
-                }
-                events.push(event);
-            }
-            Ok(events)
+            reads::history(db, run_id, workflow_id, from, limit)
         })
     }
 

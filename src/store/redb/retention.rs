@@ -15,7 +15,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 
 use super::tables::VISIBILITY;
 use super::writer::{self, Tables};

@@ -1,0 +1,230 @@
+//! What a command acts on: a running application's admin endpoint
+//! (`--address`), or a file no application holds (`--db`), opened by the
+//! tool itself: read-only for the commands that only read, so looking at
+//! a file never changes it; for writing by the commands that write. Both
+//! answer the same JSON, so the commands print the same either way.
+
+use std::path::PathBuf;
+
+use hyper::Method;
+use serde_json::{Value, json};
+use steadfast::{ClientError, Engine, OpenError, Payload, RunId, SignalOptions};
+use steadfast_admin::api::{Description, Done, ExecutionPage};
+
+use crate::client::{AdminClient, segment};
+use crate::error::CliError;
+
+/// One request of a command.
+pub enum Call {
+    /// A page of the list; `query` is the endpoint's query string.
+    List {
+        query: String,
+    },
+    Describe {
+        id: String,
+        run: Option<String>,
+    },
+    History {
+        id: String,
+        run: Option<String>,
+    },
+    /// `body` is the endpoint's signal body.
+    Signal {
+        id: String,
+        body: Value,
+    },
+    Cancel {
+        id: String,
+    },
+    Terminate {
+        id: String,
+        reason: Option<String>,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+pub enum Target {
+    Endpoint(AdminClient),
+    File(PathBuf),
+}
+
+impl Target {
+    pub async fn call(&self, call: Call) -> Result<Value, CliError> {
+        match self {
+            Target::Endpoint(client) => endpoint(client, call).await,
+            Target::File(path) => file(path, call).await,
+        }
+    }
+}
+
+fn with_run(mut path: String, run: &Option<String>) -> String {
+    if let Some(run) = run {
+        path.push_str("?run_id=");
+        path.push_str(&segment(run));
+    }
+    path
+}
+
+async fn endpoint(client: &AdminClient, call: Call) -> Result<Value, CliError> {
+    let workflow = |id: &str| format!("/api/v1/workflows/{}", segment(id));
+    match call {
+        Call::List { query } => {
+            let path = format!("/api/v1/workflows?{query}");
+            client.call(Method::GET, &path, None).await
+        }
+        Call::Describe { id, run } => {
+            client
+                .call(Method::GET, &with_run(workflow(&id), &run), None)
+                .await
+        }
+        Call::History { id, run } => {
+            let path = with_run(format!("{}/history", workflow(&id)), &run);
+            client.call(Method::GET, &path, None).await
+        }
+        Call::Signal { id, body } => {
+            let path = format!("{}/signal", workflow(&id));
+            client.call(Method::POST, &path, Some(&body)).await
+        }
+        Call::Cancel { id } => {
+            let path = format!("{}/cancel", workflow(&id));
+            client.call(Method::POST, &path, None).await
+        }
+        Call::Terminate { id, reason } => {
+            let path = format!("{}/terminate", workflow(&id));
+            let body = json!({ "reason": reason });
+            client.call(Method::POST, &path, Some(&body)).await
+        }
+        Call::Delete { id } => client.call(Method::DELETE, &workflow(&id), None).await,
+    }
+}
+
+fn engine_error(e: ClientError) -> CliError {
+    let (status, detail) = steadfast_admin::error_detail(e);
+    CliError::Api {
+        status,
+        code: detail.code,
+        message: detail.message,
+    }
+}
+
+fn open_error(path: &std::path::Path, e: OpenError) -> CliError {
+    let hint = match &e {
+        OpenError::AlreadyInUse { .. } => {
+            "; an application holds it: reach it with --address (its admin endpoint)"
+        }
+        _ => "",
+    };
+    CliError::File(format!("{}: {e}{hint}", path.display()))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, CliError> {
+    serde_json::to_value(value).map_err(CliError::json)
+}
+
+fn run_id(run: &Option<String>) -> Result<Option<RunId>, CliError> {
+    run.as_deref()
+        .map(|r| {
+            r.parse::<RunId>().map_err(|e| {
+                CliError::Usage(format!("--run-id {r:?} is not a run ID ({e}); pass a UUID"))
+            })
+        })
+        .transpose()
+}
+
+fn done(id: String, outcome: &str) -> Result<Value, CliError> {
+    to_json(&Done {
+        workflow_id: id,
+        outcome: outcome.to_string(),
+    })
+}
+
+async fn file(path: &std::path::Path, call: Call) -> Result<Value, CliError> {
+    let reads = matches!(
+        call,
+        Call::List { .. } | Call::Describe { .. } | Call::History { .. }
+    );
+    let mut builder = Engine::builder();
+    if reads {
+        builder = builder.read_only();
+    } else if !path.exists() {
+        // Writing would create an empty file: say the path is wrong.
+        return Err(open_error(
+            path,
+            OpenError::NotFound {
+                path: path.to_path_buf(),
+            },
+        ));
+    }
+    let engine = builder.open(path).await.map_err(|e| open_error(path, e))?;
+    let answer = file_call(&engine, call).await;
+    let closed = engine.shutdown().await;
+    let answer = answer?;
+    closed.map_err(engine_error)?;
+    Ok(answer)
+}
+
+async fn file_call(engine: &Engine, call: Call) -> Result<Value, CliError> {
+    match call {
+        Call::List { query } => {
+            let filter =
+                steadfast_admin::list_filter_from_query(&query).map_err(|(status, detail)| {
+                    CliError::Api {
+                        status,
+                        code: detail.code,
+                        message: detail.message,
+                    }
+                })?;
+            let page = engine.list(&filter).await.map_err(engine_error)?;
+            to_json(&ExecutionPage::from(&page))
+        }
+        Call::Describe { id, run } => {
+            let described = match run_id(&run)? {
+                Some(run) => engine.describe_run(&id, run).await,
+                None => engine.describe(&id).await,
+            }
+            .map_err(engine_error)?;
+            to_json(&Description::from(&described))
+        }
+        Call::History { id, run } => {
+            let history = match run_id(&run)? {
+                Some(run) => engine.workflow_run_history(&id, run).await,
+                None => engine.workflow_history(&id).await,
+            }
+            .map_err(engine_error)?;
+            let text = history
+                .to_json()
+                .map_err(|e| CliError::File(format!("the history does not write: {e}")))?;
+            serde_json::from_str(&text).map_err(CliError::json)
+        }
+        Call::Signal { id, body } => {
+            let request: steadfast_admin::api::SignalRequest =
+                serde_json::from_value(body).map_err(CliError::json)?;
+            let payload =
+                Payload::encode(&request.input).map_err(|e| engine_error(ClientError::from(e)))?;
+            let mut options = SignalOptions::new();
+            if let Some(request_id) = request.request_id {
+                options = options.with_request_id(request_id);
+            }
+            engine
+                .signal_by_name(&id, &request.name, payload, options)
+                .await
+                .map_err(engine_error)?;
+            done(id, "signaled")
+        }
+        Call::Cancel { id } => {
+            engine.cancel(&id).await.map_err(engine_error)?;
+            done(id, "cancel_requested")
+        }
+        Call::Terminate { id, reason } => {
+            let reason = reason.unwrap_or_else(|| "terminated with the steadfast tool".into());
+            engine.terminate(&id, &reason).await.map_err(engine_error)?;
+            done(id, "terminated")
+        }
+        Call::Delete { id } => {
+            engine.delete(&id).await.map_err(engine_error)?;
+            done(id, "deleted")
+        }
+    }
+}
