@@ -4,7 +4,7 @@
 //! `ClientError::ReadOnly`; no run is loaded and no timer fires. A missing
 //! file, a file another engine holds, a file left by a killed process
 //! (SIGKILL of a real child) and a format-1 file each get their own typed
-//! error; older formats 2 to 5 read as they are.
+//! error; older formats 2 to 6 read as they are.
 
 mod support;
 
@@ -230,7 +230,7 @@ async fn older_formats_read_as_they_are_and_format_1_needs_migration() {
         "{err}"
     );
 
-    for version in 2..=5 {
+    for version in 2..=6 {
         let db = copy_fixture(&format!("tests/fixtures/format-{version}.steadfast"));
         let bytes = std::fs::read(&db.path).unwrap();
         let reader = Engine::builder().read_only().open(&db.path).await.unwrap();

@@ -131,6 +131,11 @@ pub struct Failure {
     pub message: String,
     /// Whether it asked not to be retried.
     pub non_retryable: bool,
+    /// The details the failing code attached.
+    pub details: Option<Value>,
+    /// Why retries ended (`MaximumAttemptsReached`, `NonRetryableFailure`,
+    /// `Timeout`, `CancelRequested`, ...), or `InProgress`.
+    pub retry_state: String,
 }
 
 /// A pending durable timer.
@@ -355,6 +360,8 @@ fn pending_activity(a: &PendingActivityInfo) -> PendingActivity {
             error_type: f.error_type.clone(),
             message: f.message.clone(),
             non_retryable: f.non_retryable,
+            details: f.details.as_ref().map(payload_value),
+            retry_state: format!("{:?}", f.retry_state),
         }),
         last_heartbeat: a.last_heartbeat.as_ref().map(payload_value),
     }
