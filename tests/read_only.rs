@@ -4,7 +4,7 @@
 //! `ClientError::ReadOnly`; no run is loaded and no timer fires. A missing
 //! file, a file another engine holds, a file left by a killed process
 //! (SIGKILL of a real child) and a format-1 file each get their own typed
-//! error; older formats 2 to 6 read as they are.
+//! error; every older format from 2 on reads as it is.
 
 mod support;
 
@@ -230,7 +230,16 @@ async fn older_formats_read_as_they_are_and_format_1_needs_migration() {
         "{err}"
     );
 
-    for version in 2..=6 {
+    // Every fixture from format 2 on: each later format gets one.
+    let fixtures = (2..)
+        .take_while(|v| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("tests/fixtures/format-{v}.steadfast"))
+                .exists()
+        })
+        .collect::<Vec<u32>>();
+    assert!(fixtures.len() >= 5, "fixtures {fixtures:?}");
+    for version in fixtures {
         let db = copy_fixture(&format!("tests/fixtures/format-{version}.steadfast"));
         let bytes = std::fs::read(&db.path).unwrap();
         let reader = Engine::builder().read_only().open(&db.path).await.unwrap();
