@@ -5,7 +5,8 @@
 //!
 //! `cargo bench --bench engine` runs every workload; `cargo bench --bench
 //! engine -- WORKLOAD...` runs the named ones (`floor`, `sequential`,
-//! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`).
+//! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`,
+//! `local`).
 //! The machine's facts go to stderr. `STEADFAST_BENCH_LARGE=1` runs the
 //! large forms of `recovery` (100,000 workflows) and `idle` (1,000,000
 //! workflows).
@@ -27,6 +28,8 @@ mod floor;
 mod idle;
 #[path = "engine/list.rs"]
 mod list;
+#[path = "engine/local.rs"]
+mod local;
 #[path = "engine/recovery.rs"]
 mod recovery;
 #[path = "engine/replay.rs"]
@@ -54,6 +57,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("replay", replay::run),
     ("list", list::run),
     ("retention", retention::run),
+    ("local", local::run),
 ];
 
 fn main() {

@@ -24,6 +24,9 @@
 //!   failures read with no details and the retry state their event shows).
 //! - 7 (store format): the event kind `ActivityCancelRequested` appended at
 //!   the end of `EventKind`; record versions stay (events 2, run records 2).
+//! - 8 (store format): the event kind `LocalActivityRecorded` appended at
+//!   the end of `EventKind` (its `result` is serde's `Result`: variant 0
+//!   `Ok` with a payload, 1 `Err` with a failure); record versions stay.
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -343,6 +346,12 @@ mod tests {
                 previous_run_id: crate::history::RunId::from_u128(7),
             },
             EventKind::ActivityCancelRequested { seq: 1 },
+            EventKind::LocalActivityRecorded {
+                seq: 1,
+                activity_type: "a".into(),
+                attempt: 1,
+                result: Ok(payload()),
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -376,6 +385,8 @@ mod tests {
             EventKind::WorkflowContinuedFrom { .. } => 23,
             // Format 7.
             EventKind::ActivityCancelRequested { .. } => 24,
+            // Format 8.
+            EventKind::LocalActivityRecorded { .. } => 25,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {

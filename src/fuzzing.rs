@@ -185,6 +185,12 @@ pub fn seed_records() -> Vec<Vec<u8>> {
             previous_run_id: crate::history::RunId::from_u128(41),
         },
         EventKind::ActivityCancelRequested { seq: 1 },
+        EventKind::LocalActivityRecorded {
+            seq: 1,
+            activity_type: "greet".into(),
+            attempt: 2,
+            result: Ok(payload(&"hi")),
+        },
     ];
     events.extend(extra.into_iter().map(|kind| Event {
         event_id: 9,
@@ -740,7 +746,17 @@ pub fn continued_from(n: u8) -> EventKind {
 pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
     let seq = u32::from(arg % 8);
     let activity_type = ACTIVITY_TYPES[usize::from(arg) % ACTIVITY_TYPES.len()].to_string();
-    match what % 19 {
+    match what % 20 {
+        19 => EventKind::LocalActivityRecorded {
+            seq,
+            activity_type: activity_type.clone(),
+            attempt: u32::from(arg % 4),
+            result: if arg & 1 == 0 {
+                Ok(typed_result(&activity_type, arg))
+            } else {
+                Err(Failure::new("Boom", "local"))
+            },
+        },
         18 => EventKind::ActivityCancelRequested { seq },
         16 => continued_as_new(arg),
         17 => EventKind::WorkflowContinuedFrom {
@@ -838,6 +854,7 @@ fn set_seq(kind: &mut EventKind, value: u32) {
         | EventKind::TimerFired { seq }
         | EventKind::TimerCanceled { seq }
         | EventKind::ActivityCancelRequested { seq }
+        | EventKind::LocalActivityRecorded { seq, .. }
         | EventKind::SideEffectRecorded { seq, .. } => *seq = value,
         _ => {}
     }

@@ -52,6 +52,9 @@
 //! | Workflow definition | [`WorkflowDef`] + an async fn of ([`WorkflowContext`], input) |
 //! | Activity definition | [`ActivityDef`] + an async (or blocking) fn of ([`ActivityContext`], input) |
 //! | Activity options, retry policy | [`ActivityOptions`], [`RetryPolicy`] (Temporal's defaults) |
+//! | Local activity | [`WorkflowContext::execute_local_activity`] ([`LocalActivityOptions`]): one event when it ends, retried in place |
+//! | Activity cancellation types | [`ActivityFuture::cancel`], [`ActivityCancellationType`] on [`ActivityOptions::with_cancellation_type`] |
+//! | Activity failure: retry state, error type, details | [`ActivityFailure::retry_state`], [`ActivityFailure::error_type`], [`ActivityFailure::details`] ([`ActivityError::with_details`]); a workflow's: [`Failure::details`] in [`ResultError::Failed`] ([`WorkflowError::with_details`]) |
 //! | Workflow ID, Run ID | a `String` you choose, [`RunId`] |
 //! | Event history | [`Event`], [`EventKind`], via [`Engine::history`] |
 //! | `workflow.now()`, `random()`, `uuid4()`, SideEffect | [`WorkflowContext::now`], [`random`](WorkflowContext::random), [`uuid`](WorkflowContext::uuid), [`side_effect`](WorkflowContext::side_effect) |
@@ -166,8 +169,9 @@ pub use worker::{DEFAULT_TASK_QUEUE, Worker};
 pub use workflow::{
     ActivityFailure, ActivityFuture, Cancelled, ContinueAsNewOptions,
     DEFAULT_SUGGEST_CONTINUE_AS_NEW_BYTES, DEFAULT_SUGGEST_CONTINUE_AS_NEW_EVENTS,
-    DEFAULT_WARN_HISTORY_EVENTS, NondeterminismError, ParkReason, QueryDef, SignalDef, SignalError,
-    SignalFuture, TimerFuture, WorkflowContext, WorkflowDef, WorkflowError,
+    DEFAULT_WARN_HISTORY_EVENTS, LocalActivityFuture, LocalActivityOptions, NondeterminismError,
+    ParkReason, QueryDef, SignalDef, SignalError, SignalFuture, TimerFuture, WorkflowContext,
+    WorkflowDef, WorkflowError,
 };
 
 /// Compiles the README's Rust blocks as doctests, so they stay true.

@@ -179,6 +179,6 @@ async fn format_2_and_format_3_files_are_opened_as_the_current_format() {
             "{fixture}"
         );
         engine.shutdown().await.unwrap();
-        assert_eq!(support::stored_format_version(&db.path), 7, "{fixture}");
+        assert_eq!(support::stored_format_version(&db.path), 8, "{fixture}");
     }
 }

@@ -173,5 +173,5 @@ async fn format_5_files_are_opened_as_the_current_format() {
         WorkflowStatus::Completed
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(support::stored_format_version(&db.path), 7);
+    assert_eq!(support::stored_format_version(&db.path), 8);
 }

@@ -61,6 +61,12 @@ async fn everything(
         .execute_activity(FLAKY, order.item.clone(), options.clone())
         .await?;
     let broken = ctx.execute_activity(BROKEN, (), options.clone()).await;
+    // A local activity: one LocalActivityRecorded, attempt 2.
+    let local = steadfast::LocalActivityOptions::start_to_close(Duration::from_secs(5))
+        .with_retry_policy(RetryPolicy::default().with_initial_interval(Duration::from_millis(10)));
+    let local = ctx
+        .execute_local_activity(FLAKY, order.item.clone(), local)
+        .await?;
     // Cancelled at once (ActivityCancelRequested); its end is recorded.
     let mut cancelled = ctx.execute_activity(BROKEN, (), options);
     cancelled.cancel();
@@ -80,6 +86,7 @@ async fn everything(
         "flaky": flaky,
         "broken": broken.is_err(),
         "cancelled": cancelled.is_err(),
+        "local": local,
         "unserved": unserved.is_err(),
         "go": go,
         "qty": order.qty,
@@ -274,6 +281,7 @@ async fn every_kind_of_event_round_trips() {
         "WorkflowContinuedAsNew",
         "WorkflowContinuedFrom",
         "ActivityCancelRequested",
+        "LocalActivityRecorded",
     ]
     .into_iter()
     .map(String::from)

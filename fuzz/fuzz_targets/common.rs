@@ -189,6 +189,10 @@ pub enum ArbKind {
     ActivityCancelRequested {
         seq: ArbSeq,
     },
+    LocalActivityRecorded {
+        seq: ArbSeq,
+        result: Option<ArbPayload>,
+    },
     SignaledWithOptions {
         signal: ArbName,
         input: ArbPayload,
@@ -303,6 +307,15 @@ impl ArbKind {
             ArbKind::ActivityCancelRequested { seq } => {
                 EventKind::ActivityCancelRequested { seq: seq.build() }
             }
+            ArbKind::LocalActivityRecorded { seq, result } => EventKind::LocalActivityRecorded {
+                seq: seq.build(),
+                activity_type: "greet".into(),
+                attempt: 1,
+                result: match result {
+                    Some(value) => Ok(value.build()),
+                    None => Err(failure(false)),
+                },
+            },
             ArbKind::SignaledWithOptions {
                 signal,
                 input,

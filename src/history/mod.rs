@@ -274,6 +274,22 @@ pub enum EventKind {
         /// Command sequence number of the activity.
         seq: u32,
     },
+    /// A local activity ended
+    /// ([`WorkflowContext::execute_local_activity`](crate::WorkflowContext::execute_local_activity)):
+    /// the one event a local activity has, written once its last attempt
+    /// returned (nothing is recorded before). Replay feeds it to the code
+    /// without running the activity. Store format 8.
+    LocalActivityRecorded {
+        /// Command sequence number.
+        seq: u32,
+        /// The activity's registered name.
+        activity_type: String,
+        /// The last attempt, starting at 1.
+        attempt: u32,
+        /// Its value, or the final failure (with the retry state that ended
+        /// retries).
+        result: Result<Payload, Failure>,
+    },
 }
 
 /// A signal a run received and did not read, moved to the next run of a
@@ -381,6 +397,17 @@ impl EventKind {
                 ..
             } => activity_type.len() + input.len() + 64,
             EventKind::ActivityCompleted { result, .. } => result.len(),
+            EventKind::LocalActivityRecorded {
+                activity_type,
+                result,
+                ..
+            } => {
+                activity_type.len()
+                    + match result {
+                        Ok(value) => value.len(),
+                        Err(failure) => failure.error_type.len() + failure.message.len(),
+                    }
+            }
             EventKind::ActivityFailed { failure, .. }
             | EventKind::WorkflowFailed { failure }
             | EventKind::WorkflowCancelled { failure } => {
@@ -464,6 +491,9 @@ impl EventKind {
             EventKind::ActivityCancelRequested { seq } => {
                 format!("ActivityCancelRequested(seq {seq})")
             }
+            EventKind::LocalActivityRecorded {
+                seq, activity_type, ..
+            } => format!("LocalActivityRecorded(seq {seq}, activity {activity_type:?})"),
         }
     }
 }

@@ -232,7 +232,10 @@ impl MutableState {
             }
             // Visibility, not run state: search attributes are kept in the
             // run record, since those given at start are not in history.
+            // A local activity is in history only once it ended: nothing
+            // of the run's state waits for it.
             EventKind::SideEffectRecorded { .. }
+            | EventKind::LocalActivityRecorded { .. }
             | EventKind::PatchRecorded { .. }
             | EventKind::SearchAttributesUpserted { .. } => {}
             EventKind::WorkflowCompleted { .. } => self.close(WorkflowStatus::Completed, at),

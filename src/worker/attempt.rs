@@ -82,7 +82,7 @@ fn failure(error_type: &str, message: String, non_retryable: bool) -> Failure {
 }
 
 /// Which timeout bounds this attempt, and how long it has.
-fn attempt_limit(
+pub(super) fn attempt_limit(
     options: &ActivityOptionsRecord,
     scheduled_at: SystemTime,
     now: SystemTime,

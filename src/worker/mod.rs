@@ -2,6 +2,7 @@
 //! (run actors, activity attempts, task queue limits, timers).
 
 mod attempt;
+mod local_activity;
 mod queue;
 mod registration;
 pub(crate) mod retention;

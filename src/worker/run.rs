@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
 mod activity_cancel;
+mod local_activity;
 
 use super::attempt::{self, Attempt, AttemptOutcome, Begin};
 use super::queue::Slot;
@@ -66,6 +67,12 @@ pub(crate) enum RunMsg {
         seq: u32,
         attempt: u32,
         details: Payload,
+    },
+    /// A local activity ended (its last attempt's outcome).
+    LocalActivityDone {
+        seq: u32,
+        attempt: u32,
+        result: Result<Payload, Failure>,
     },
     /// A durable timer is due.
     TimerDue { seq: u32 },
@@ -142,6 +149,9 @@ struct Step {
     /// The run a continue-as-new of this step starts, committed with the
     /// close (withdrawn with it, see `reopen`).
     next_run: Option<NextRun>,
+    /// Local activities the step's activations asked for: started once it
+    /// is durable.
+    locals: Vec<crate::workflow::LocalRequest>,
 }
 
 /// The successor of a run that continues as new: its record and first
@@ -187,6 +197,9 @@ struct RunActor {
     waiting: BTreeMap<u32, (u32, u64)>,
     /// What handles waiting on the run see; set when the actor goes live.
     watch: Arc<watch::Sender<RunState>>,
+    /// Local activities in flight (or about to start), by seq: what tells
+    /// each to stop. Not in history until they end.
+    locals: BTreeMap<u32, CancellationToken>,
 }
 
 /// A run replayed from its history, with the step that resuming it needs
@@ -249,6 +262,7 @@ pub(super) fn prepare(
         attempts: BTreeMap::new(),
         waiting: BTreeMap::new(),
         watch: Arc::new(watch::channel(RunState::Running).0),
+        locals: BTreeMap::new(),
     };
     actor.watch_foreign_wakes();
     let mut step = Step::default();
@@ -419,6 +433,11 @@ impl RunActor {
                 attempt,
                 details,
             } => self.record_heartbeat(step, seq, attempt, details),
+            RunMsg::LocalActivityDone {
+                seq,
+                attempt,
+                result,
+            } => self.local_done(step, seq, attempt, result),
             RunMsg::TimerDue { seq } => {
                 if self.state.timers.contains_key(&seq) {
                     let event = self.push(step, EventKind::TimerFired { seq });
@@ -555,7 +574,7 @@ impl RunActor {
     /// True when no attempt is in flight or waiting for a slot in memory:
     /// leaving memory loses nothing.
     fn idle(&self) -> bool {
-        self.state.idle() && self.waiting.is_empty()
+        self.state.idle() && self.waiting.is_empty() && self.locals.is_empty()
     }
 
     /// When the run next needs the engine: now with an attempt in flight,
@@ -850,6 +869,7 @@ impl RunActor {
     }
 
     fn absorb(&mut self, step: &mut Step, commands: Vec<EventKind>) {
+        self.take_local_requests(step);
         // Activities a cancellation ended, recorded after the activation's
         // commands, so history keeps the code's order.
         let mut ended = Vec::new();
@@ -1070,6 +1090,7 @@ impl RunActor {
     /// Tells every attempt task to stop; those still waiting for a slot
     /// leave the queue at once and never begin.
     fn cancel_attempts(&mut self) {
+        self.cancel_locals();
         self.waiting.clear();
         for token in std::mem::take(&mut self.attempts).into_values() {
             token.cancel();
@@ -1192,6 +1213,9 @@ impl RunActor {
         }
         for go in step.starts {
             let _ = go.send(());
+        }
+        for request in step.locals {
+            self.start_local(request);
         }
         for effect in step.effects {
             match effect {

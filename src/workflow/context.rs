@@ -28,7 +28,8 @@ use crate::history::{
 /// `select` picks at random and would not replay the same way).
 ///
 /// # Chapters
-/// - Activities: [`execute_activity`](Self::execute_activity).
+/// - Activities: [`execute_activity`](Self::execute_activity),
+///   [`execute_local_activity`](Self::execute_local_activity).
 /// - Timers: [`sleep`](Self::sleep), [`sleep_until`](Self::sleep_until).
 /// - Deterministic values: [`now`](Self::now), [`random`](Self::random),
 ///   [`uuid`](Self::uuid), [`side_effect`](Self::side_effect).
@@ -61,6 +62,11 @@ impl std::fmt::Debug for WorkflowContext {
 impl WorkflowContext {
     pub(crate) fn new(core: Arc<Mutex<RunCore>>) -> Self {
         WorkflowContext { core }
+    }
+
+    /// The run's core, for the context's methods in other files.
+    pub(super) fn core(&self) -> &Arc<Mutex<RunCore>> {
+        &self.core
     }
 
     /// The workflow ID of this run.

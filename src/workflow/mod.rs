@@ -5,6 +5,7 @@ mod continue_as_new;
 mod definition;
 mod error;
 mod future;
+mod local_activity;
 pub(crate) mod replay;
 
 pub use context::WorkflowContext;
@@ -16,6 +17,8 @@ pub use continue_as_new::{
 pub use definition::{QueryDef, SignalDef, WorkflowDef};
 pub use error::{ActivityFailure, Cancelled, NondeterminismError, SignalError, WorkflowError};
 pub use future::{ActivityFuture, SignalFuture, TimerFuture};
+pub(crate) use local_activity::LocalRequest;
+pub use local_activity::{LocalActivityFuture, LocalActivityOptions};
 pub use replay::ParkReason;
 
 pub(crate) use definition::{WorkflowFn, erase};

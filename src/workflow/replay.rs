@@ -46,13 +46,15 @@ pub(crate) enum Resolution {
 pub(crate) enum Awaited {
     Activity,
     Timer,
+    /// Resolved by `LocalActivityRecorded` (as an activity's outcome).
+    LocalActivity,
 }
 
 impl Awaited {
     fn accepts(self, resolution: &Resolution) -> bool {
         match resolution {
             Resolution::ActivityCompleted(_) | Resolution::ActivityFailed { .. } => {
-                self == Awaited::Activity
+                matches!(self, Awaited::Activity | Awaited::LocalActivity)
             }
             Resolution::TimerFired => self == Awaited::Timer,
             Resolution::Cancelled => true,
@@ -63,6 +65,7 @@ impl Awaited {
         match self {
             Awaited::Activity => format!("an activity at seq {seq}"),
             Awaited::Timer => format!("a timer at seq {seq}"),
+            Awaited::LocalActivity => format!("a local activity at seq {seq}"),
         }
     }
 }
@@ -113,6 +116,11 @@ pub(crate) struct RunCore {
     /// The search attributes this run's code has upserted so far (merged),
     /// so that the run's attributes stay bounded however often it upserts.
     pub(crate) upserted: SearchAttributes,
+    /// Local activities the code asked for, not yet taken by the engine
+    /// (on replay too: one whose end the history lacks runs again).
+    local_requests: Vec<super::LocalRequest>,
+    /// Each local activity's type, by seq, to check its recorded end.
+    local_types: HashMap<u32, String>,
 }
 
 impl std::fmt::Debug for RunCore {
@@ -155,6 +163,8 @@ impl RunCore {
             queries: HashMap::new(),
             torn_down: false,
             upserted: SearchAttributes::new(),
+            local_requests: Vec::new(),
+            local_types: HashMap::new(),
         }
     }
 
@@ -275,6 +285,16 @@ impl RunCore {
             self.pending.remove(&seq);
             self.results.insert(seq, Resolution::Cancelled);
         }
+    }
+
+    /// The code asked for a local activity (tracked as pending already).
+    pub(crate) fn request_local(&mut self, request: super::LocalRequest) {
+        if self.torn_down {
+            return;
+        }
+        self.local_types
+            .insert(request.seq, request.activity_type.clone());
+        self.local_requests.push(request);
     }
 
     /// True while the code waits on something the engine resolves: an
@@ -791,6 +811,40 @@ impl WorkflowMachine {
                 },
             ),
             EventKind::TimerFired { seq } => (*seq, Resolution::TimerFired),
+            EventKind::LocalActivityRecorded {
+                seq,
+                activity_type,
+                attempt,
+                result,
+            } => {
+                // The code must have asked for this local activity here.
+                let core = lock(&self.core);
+                if core.local_types.get(seq) != Some(activity_type) {
+                    let nde = NondeterminismError {
+                        workflow_id: core.workflow_id.clone(),
+                        run_id: core.run_id,
+                        event_id: event.event_id,
+                        history: event.kind.describe(),
+                        code: match core.local_types.get(seq) {
+                            Some(other) => format!("a local activity {other:?} at seq {seq}"),
+                            None => format!("no local activity at seq {seq}"),
+                        },
+                    };
+                    drop(core);
+                    self.tear_down();
+                    self.parked = Some(nde.into());
+                    return;
+                }
+                drop(core);
+                let resolution = match result {
+                    Ok(value) => Resolution::ActivityCompleted(value.clone()),
+                    Err(failure) => Resolution::ActivityFailed {
+                        attempt: *attempt,
+                        failure: failure.clone(),
+                    },
+                };
+                (*seq, resolution)
+            }
             kind @ (EventKind::WorkflowSignaled { .. }
             | EventKind::WorkflowSignaledWithOptions { .. }) => {
                 let Some((signal_name, input)) = kind.signal() else {
@@ -984,6 +1038,25 @@ impl WorkflowMachine {
             return Vec::new();
         }
         std::mem::take(&mut lock(&self.core).new_commands)
+    }
+
+    /// The local activities asked for since the last call whose end is not
+    /// in the history so far (the engine runs them).
+    pub(crate) fn take_local_requests(&mut self) -> Vec<super::LocalRequest> {
+        if self.parked.is_some() {
+            return Vec::new();
+        }
+        let mut core = lock(&self.core);
+        let requests = std::mem::take(&mut core.local_requests);
+        requests
+            .into_iter()
+            .filter(|r| core.pending.get(&r.seq) == Some(&Awaited::LocalActivity))
+            .collect()
+    }
+
+    /// The type of the local activity at `seq`, as the code asked for it.
+    pub(crate) fn local_activity_type(&self, seq: u32) -> Option<String> {
+        lock(&self.core).local_types.get(&seq).cloned()
     }
 
     /// The handler of a query, if the code registered one.

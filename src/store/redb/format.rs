@@ -6,7 +6,7 @@ use ::redb::{Database, ReadableTable, TableHandle};
 use super::redb_err;
 use super::tables::{
     FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_V3, STORE_FORMAT_V4,
-    STORE_FORMAT_V5, STORE_FORMAT_V6, STORE_FORMAT_VERSION,
+    STORE_FORMAT_V5, STORE_FORMAT_V6, STORE_FORMAT_V7, STORE_FORMAT_VERSION,
 };
 use super::visibility;
 use crate::error::OpenError;
@@ -70,7 +70,7 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
         // version is the whole migration.
         Some(
             v @ (STORE_FORMAT_V2 | STORE_FORMAT_V3 | STORE_FORMAT_V4 | STORE_FORMAT_V5
-            | STORE_FORMAT_V6),
+            | STORE_FORMAT_V6 | STORE_FORMAT_V7),
         ) => {
             migrate_v2(txn, v)?;
             Ok(Ok(()))

@@ -54,7 +54,12 @@ use crate::store::StoreError;
 ///   activity), which a format-6 build cannot decode. Formats 2 to 6 are
 ///   brought to 7 on open by setting the version alone; format 1 by its
 ///   migration and that, in one transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 7;
+/// - 8: the same tables; histories may hold the event kind
+///   `LocalActivityRecorded` (index 25: a local activity's one event),
+///   which a format-7 build cannot decode. Formats 2 to 7 are brought to 8
+///   on open by setting the version alone; format 1 by its migration and
+///   that, in one transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 8;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -72,6 +77,9 @@ pub(crate) const STORE_FORMAT_V5: u32 = 5;
 /// Format 5's tables with event records of version 2; opened by setting
 /// the version to the current one.
 pub(crate) const STORE_FORMAT_V6: u32 = 6;
+/// Format 6 with format 7's event kind; opened by setting the version to
+/// the current one.
+pub(crate) const STORE_FORMAT_V7: u32 = 7;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");

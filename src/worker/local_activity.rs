@@ -1,0 +1,159 @@
+//! A local activity's attempts, run in place by the workflow's own worker:
+//! no task queue slot, nothing recorded between attempts, retries after
+//! their backoff in the same task, and one outcome for the run at the end.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use super::attempt::attempt_limit;
+use crate::activity::{ActivityContext, ActivityFn, ActivityInfo, Beats, retry};
+use crate::clock::Clock;
+use crate::history::{ActivityOptionsRecord, Failure, Payload, RetryState, RunId};
+
+/// A local activity to run.
+pub(super) struct LocalWork {
+    /// The function, from the workflow's task queue; `None` when that
+    /// queue's worker has no such activity.
+    pub(super) function: Option<ActivityFn>,
+    pub(super) workflow_id: String,
+    pub(super) run_id: RunId,
+    pub(super) workflow_type: String,
+    pub(super) task_queue: String,
+    pub(super) activity_type: String,
+    pub(super) seq: u32,
+    pub(super) input: Payload,
+    pub(super) options: ActivityOptionsRecord,
+    /// When the code asked for it: schedule-to-close counts from here.
+    pub(super) scheduled_at: SystemTime,
+    pub(super) clock: Clock,
+    pub(super) cancel: CancellationToken,
+}
+
+/// How a local activity ended: the last attempt, and its value or final
+/// failure (with the retry state that ended retries). `None` when it was
+/// cancelled first (its run closed or was cancelled): nothing to record.
+pub(super) async fn run(work: LocalWork) -> Option<(u32, Result<Payload, Failure>)> {
+    let Some(function) = work.function.clone() else {
+        let failure = Failure::new(
+            "ActivityNotRegistered",
+            format!(
+                "local activity type {:?} is not registered on the workflow's task queue {:?}; \
+                 register it on the worker that runs the workflow",
+                work.activity_type, work.task_queue
+            ),
+        )
+        .with_non_retryable(true)
+        .with_retry_state(RetryState::NonRetryableFailure);
+        return Some((1, Err(failure)));
+    };
+    let mut attempt = 1u32;
+    loop {
+        let outcome = tokio::select! {
+            outcome = one_attempt(&work, &function, attempt) => outcome,
+            _ = work.cancel.cancelled() => return None,
+        };
+        let mut failure = match outcome {
+            Ok(result) => return Some((attempt, Ok(result))),
+            Err(failure) => failure,
+        };
+        let now = work.clock.now();
+        let next = retry::next_attempt_at(
+            &work.options,
+            attempt,
+            &failure,
+            work.scheduled_at,
+            now,
+            false,
+        );
+        match next {
+            Ok(at) => {
+                // In place: the backoff is a sleep of this task, not a
+                // durable timer (a restart runs it again from attempt 1).
+                let backoff = at.duration_since(now).unwrap_or_default();
+                let sleepers = work.clock.sleepers();
+                tokio::select! {
+                    () = sleepers.sleep(backoff) => {}
+                    _ = work.cancel.cancelled() => return None,
+                }
+                sleepers.close();
+                attempt = attempt.saturating_add(1);
+            }
+            Err(why) => {
+                failure.retry_state = why;
+                return Some((attempt, Err(failure)));
+            }
+        }
+    }
+}
+
+/// One attempt under its start-to-close (and what is left of its
+/// schedule-to-close) timeout.
+async fn one_attempt(
+    work: &LocalWork,
+    function: &ActivityFn,
+    attempt: u32,
+) -> Result<Payload, Failure> {
+    let started_time = work.clock.now();
+    let limit = attempt_limit(&work.options, work.scheduled_at, started_time);
+    let sleepers = work.clock.sleepers();
+    let info = ActivityInfo {
+        workflow_id: work.workflow_id.clone(),
+        run_id: work.run_id,
+        workflow_type: work.workflow_type.clone(),
+        sequence: work.seq,
+        activity_id: work.seq.to_string(),
+        activity_type: work.activity_type.clone(),
+        task_queue: work.task_queue.clone(),
+        attempt,
+        scheduled_time: work.scheduled_at,
+        current_attempt_scheduled_time: started_time,
+        started_time,
+        schedule_to_close_timeout: work.options.schedule_to_close_timeout,
+        start_to_close_timeout: work.options.start_to_close_timeout,
+        heartbeat_timeout: None,
+        deadline: limit.and_then(|(left, _, _)| started_time.checked_add(left)),
+    };
+    let ctx = ActivityContext {
+        info: Arc::new(info),
+        heartbeat_details: None,
+        clock: work.clock.clone(),
+        sleepers: sleepers.clone(),
+        throttle: Duration::from_secs(30),
+        beats: Arc::new(Mutex::new(Beats {
+            last_sent: None,
+            unsent: None,
+            last_beat: work.clock.instant(),
+        })),
+        // A local activity's heartbeats are not recorded (as in Temporal).
+        sink: Arc::new(|_| {}),
+        cancel: work.cancel.child_token(),
+    };
+    let call = AssertUnwindSafe(function(ctx, work.input.clone())).catch_unwind();
+    let outcome = match limit {
+        Some((limit, kind, non_retryable)) => match work.clock.timeout(limit, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                sleepers.close();
+                return Err(Failure::new(
+                    kind,
+                    format!("the attempt did not finish within {limit:?}"),
+                )
+                .with_non_retryable(non_retryable));
+            }
+        },
+        None => call.await,
+    };
+    sleepers.close();
+    match outcome {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(error)) => Err(error.into_failure()),
+        Err(panic) => Err(Failure::new(
+            "ActivityPanic",
+            format!("the activity panicked: {}", crate::panic::message(&*panic)),
+        )),
+    }
+}
