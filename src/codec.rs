@@ -352,6 +352,15 @@ mod tests {
                 attempt: 1,
                 result: Ok(payload()),
             },
+            EventKind::WorkflowUpdateAccepted {
+                update_id: "u".into(),
+                update_name: "n".into(),
+                input: payload(),
+            },
+            EventKind::WorkflowUpdateCompleted {
+                update_id: "u".into(),
+                outcome: crate::history::UpdateOutcome::Success { result: payload() },
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -387,6 +396,9 @@ mod tests {
             EventKind::ActivityCancelRequested { .. } => 24,
             // Format 8.
             EventKind::LocalActivityRecorded { .. } => 25,
+            // Format 9.
+            EventKind::WorkflowUpdateAccepted { .. } => 26,
+            EventKind::WorkflowUpdateCompleted { .. } => 27,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {
@@ -403,6 +415,20 @@ mod tests {
         let mut expected = vec![23u8, 16];
         expected.extend(0x0102u128.to_be_bytes());
         assert_eq!(bytes, expected);
+        // An update's outcome (format 9): by position, then its fields.
+        let outcomes = [
+            crate::history::UpdateOutcome::Success { result: payload() },
+            crate::history::UpdateOutcome::Failure { failure: failure() },
+        ];
+        for (position, outcome) in outcomes.iter().enumerate() {
+            let listed = match outcome {
+                crate::history::UpdateOutcome::Success { .. } => 0,
+                crate::history::UpdateOutcome::Failure { .. } => 1,
+            };
+            assert_eq!(listed, position, "{outcome:?} is listed out of order");
+            let bytes = bincode::serde::encode_to_vec(outcome, standard).unwrap();
+            assert_eq!(usize::from(bytes[0]), position, "{outcome:?}");
+        }
         let statuses = [
             WorkflowStatus::Running,
             WorkflowStatus::Completed,

@@ -422,6 +422,83 @@ pub enum ResultError {
     Client(#[from] ClientError),
 }
 
+/// An update ([`Engine::update`](crate::Engine::update)) ended without a
+/// result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// The workflow's validator rejected the update. Nothing was written:
+    /// the update is not in history, and sending it again (the same ID or
+    /// another) validates it again.
+    #[error("update {update_name:?} of workflow {workflow_id:?} was rejected: {message}")]
+    Rejected {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The update's name.
+        update_name: String,
+        /// The validator's message.
+        message: String,
+    },
+    /// The workflow registers no handler for this update (nothing was
+    /// written).
+    #[error(
+        "workflow {workflow_id:?} has no handler for update {update_name:?}; register one          with ctx.handle_update before the workflow first waits"
+    )]
+    UnknownUpdate {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The update's name.
+        update_name: String,
+    },
+    /// The update's input does not decode as the input type of the
+    /// workflow's handler (nothing was written).
+    #[error(
+        "the input of update {update_name:?} does not decode as what the handler of workflow          {workflow_id:?} takes ({message}); send it with the UpdateDef the workflow registers"
+    )]
+    InvalidInput {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The update's name.
+        update_name: String,
+        /// Why it does not decode.
+        message: String,
+    },
+    /// The update's handler returned an error: the update failed, the run
+    /// goes on. Recorded, so the same update ID answers this again.
+    #[error("update {update_id:?} of workflow {workflow_id:?} failed: {failure}")]
+    Failed {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The update ID.
+        update_id: String,
+        /// The handler's error (boxed: it keeps [`Error`] small).
+        failure: Box<Failure>,
+    },
+    /// The update was accepted, but its run closed (returned, failed,
+    /// continued as new, was terminated...) before its handler returned:
+    /// the handler may have done part of its work. As in Temporal, it is
+    /// not sent to the next run of a continue-as-new.
+    #[error(
+        "update {update_id:?} of workflow {workflow_id:?} was accepted, but its run closed          ({status:?}) before the handler returned; check the history before sending it again"
+    )]
+    Aborted {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The update ID.
+        update_id: String,
+        /// How the run closed.
+        status: WorkflowStatus,
+    },
+    /// The result does not decode as the definition's output type.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The call failed as other client calls do: [`ClientError::NotFound`],
+    /// [`ClientError::WorkflowClosed`] (an update ID the closed run does not
+    /// know), [`ClientError::Parked`], storage errors, shutdown.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
 /// Any steadfast error, for callers that use one `?` for all of them.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -435,6 +512,9 @@ pub enum Error {
     /// See [`ResultError`].
     #[error(transparent)]
     Result(#[from] ResultError),
+    /// See [`UpdateError`].
+    #[error(transparent)]
+    Update(#[from] UpdateError),
     /// See [`HistoryJsonError`](crate::HistoryJsonError): saving or reading
     /// a history file.
     #[error(transparent)]

@@ -191,6 +191,9 @@ pub fn seed_records() -> Vec<Vec<u8>> {
             attempt: 2,
             result: Ok(payload(&"hi")),
         },
+        update_accepted(1),
+        update_completed(2),
+        update_completed(3),
     ];
     events.extend(extra.into_iter().map(|kind| Event {
         event_id: 9,
@@ -735,6 +738,33 @@ pub fn continued_as_new(arg: u8) -> EventKind {
     }
 }
 
+/// An accepted update made from a byte: one of a few IDs and names.
+pub fn update_accepted(arg: u8) -> EventKind {
+    EventKind::WorkflowUpdateAccepted {
+        update_id: format!("u-{}", arg % 4),
+        update_name: SIGNAL_NAMES[usize::from(arg) % SIGNAL_NAMES.len()].to_string(),
+        input: odd_payload(arg),
+    }
+}
+
+/// An update's completion made from a byte: one of a few IDs, a success
+/// (odd bytes fail).
+pub fn update_completed(arg: u8) -> EventKind {
+    let outcome = if arg & 1 == 0 {
+        crate::history::UpdateOutcome::Success {
+            result: odd_payload(arg),
+        }
+    } else {
+        crate::history::UpdateOutcome::Failure {
+            failure: Failure::new("Boom", ""),
+        }
+    };
+    EventKind::WorkflowUpdateCompleted {
+        update_id: format!("u-{}", arg % 4),
+        outcome,
+    }
+}
+
 /// A `WorkflowContinuedFrom` naming run `n`.
 pub fn continued_from(n: u8) -> EventKind {
     EventKind::WorkflowContinuedFrom {
@@ -746,7 +776,7 @@ pub fn continued_from(n: u8) -> EventKind {
 pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
     let seq = u32::from(arg % 8);
     let activity_type = ACTIVITY_TYPES[usize::from(arg) % ACTIVITY_TYPES.len()].to_string();
-    match what % 20 {
+    match what % 22 {
         19 => EventKind::LocalActivityRecorded {
             seq,
             activity_type: activity_type.clone(),
@@ -758,6 +788,8 @@ pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
             },
         },
         18 => EventKind::ActivityCancelRequested { seq },
+        20 => update_accepted(arg),
+        21 => update_completed(arg),
         16 => continued_as_new(arg),
         17 => EventKind::WorkflowContinuedFrom {
             previous_run_id: crate::history::RunId::from_u128(u128::from(arg)),

@@ -62,6 +62,7 @@
 //! | Nondeterminism error (workflow task failure) | [`NondeterminismError`]; the run is parked, see [`WorkflowDescription::parked`] |
 //! | Signal, signal-with-start | [`SignalDef`], [`Engine::signal`], [`Engine::signal_with_start`], [`WorkflowContext::recv_signal`] |
 //! | Query | [`QueryDef`], [`Engine::query`], [`WorkflowContext::handle_query`] |
+//! | Update (with a validator) | [`UpdateDef`], [`Engine::update`], [`WorkflowContext::handle_update`] |
 //! | Cancel, terminate | [`Engine::cancel`] (waits return [`Cancelled`]), [`Engine::terminate`] |
 //! | Heartbeat | [`ActivityContext::heartbeat`], [`ActivityContext::heartbeat_details`], [`ActivityContext::is_cancelled`] |
 //! | Worker limits | [`Worker::max_concurrent_activities`], [`Worker::max_activities_per_second`] |
@@ -145,7 +146,9 @@ pub use engine::{
     WorkflowExecutionInfo, WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
     WorkflowOptions, WorkflowPage,
 };
-pub use error::{ClientError, Error, OpenError, ResultError};
+pub use engine::{MAX_UPDATE_ID_LEN, UpdateOptions};
+pub use error::{ClientError, Error, OpenError, ResultError, UpdateError};
+pub use history::UpdateOutcome;
 pub use history::{
     ActivityOptionsRecord, CarriedSignal, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind,
     Failure, HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError,
@@ -166,6 +169,7 @@ pub use store::FaultInjector;
 #[doc(hidden)]
 pub use store::{CutImage, CutMode, PowerCut};
 pub use worker::{DEFAULT_TASK_QUEUE, Worker};
+pub use workflow::UpdateDef;
 pub use workflow::{
     ActivityFailure, ActivityFuture, Cancelled, ContinueAsNewOptions,
     DEFAULT_SUGGEST_CONTINUE_AS_NEW_BYTES, DEFAULT_SUGGEST_CONTINUE_AS_NEW_EVENTS,

@@ -179,6 +179,10 @@ async fn format_2_and_format_3_files_are_opened_as_the_current_format() {
             "{fixture}"
         );
         engine.shutdown().await.unwrap();
-        assert_eq!(support::stored_format_version(&db.path), 8, "{fixture}");
+        assert_eq!(
+            support::stored_format_version(&db.path),
+            support::CURRENT_STORE_FORMAT,
+            "{fixture}"
+        );
     }
 }

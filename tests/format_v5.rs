@@ -1,5 +1,5 @@
 //! Promise: files written by store format 5 keep opening and running, and
-//! format-4 files are opened as format 5.
+//! format-4 files are opened as the current format.
 //!
 //! Format 5 keeps format 4's tables and adds the event kinds
 //! `WorkflowContinuedAsNew` (index 22: a run closed by a continue-as-new,
@@ -195,5 +195,8 @@ async fn format_4_files_are_opened_as_the_current_format() {
         WorkflowStatus::Completed
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(support::stored_format_version(&db.path), 8);
+    assert_eq!(
+        support::stored_format_version(&db.path),
+        support::CURRENT_STORE_FORMAT
+    );
 }

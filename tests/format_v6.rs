@@ -1,5 +1,5 @@
 //! Promise: files written by store format 6 keep opening and running, and
-//! format-5 files are opened as format 6.
+//! format-5 files are opened as the current format.
 //!
 //! Format 6 keeps format 5's tables and event kinds; event records are
 //! version 2, whose `Failure` carries `details` and `retry_state` (version-1
@@ -173,5 +173,8 @@ async fn format_5_files_are_opened_as_the_current_format() {
         WorkflowStatus::Completed
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(support::stored_format_version(&db.path), 8);
+    assert_eq!(
+        support::stored_format_version(&db.path),
+        support::CURRENT_STORE_FORMAT
+    );
 }

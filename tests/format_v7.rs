@@ -1,5 +1,5 @@
 //! Promise: files written by store format 7 keep opening and running, and
-//! format-6 files are opened as format 7.
+//! format-6 files are opened as the current format.
 //!
 //! Format 7 keeps format 6's tables and record versions and adds the event
 //! kind `ActivityCancelRequested` (index 24: the workflow cancelled one
@@ -147,5 +147,8 @@ async fn format_6_files_are_opened_as_the_current_format() {
         WorkflowStatus::Failed
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(support::stored_format_version(&db.path), 8);
+    assert_eq!(
+        support::stored_format_version(&db.path),
+        support::CURRENT_STORE_FORMAT
+    );
 }

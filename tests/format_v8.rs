@@ -1,5 +1,5 @@
 //! Promise: files written by store format 8 keep opening and running, and
-//! format-7 files are opened as format 8.
+//! format-7 files are opened as the current format.
 //!
 //! Format 8 keeps format 7's tables and record versions and adds the event
 //! kind `LocalActivityRecorded` (index 25: a local activity's one event).
@@ -148,5 +148,8 @@ async fn format_7_files_are_opened_as_the_current_format() {
         WorkflowStatus::Completed
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(support::stored_format_version(&db.path), 8);
+    assert_eq!(
+        support::stored_format_version(&db.path),
+        support::CURRENT_STORE_FORMAT
+    );
 }

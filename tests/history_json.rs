@@ -97,7 +97,11 @@ async fn fails(_ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
     Err(WorkflowError::new("out of stock").with_type("OutOfStock"))
 }
 
+/// Answered by `wait_forever` with its input.
+const ECHO: steadfast::UpdateDef<u32, u32> = steadfast::UpdateDef::new("json.echo");
+
 async fn wait_forever(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+    ctx.handle_update(ECHO, |_: &u32| Ok(()), |_ctx, n: u32| async move { Ok(n) });
     ctx.recv_signal(GO).await?;
     Ok(())
 }
@@ -196,6 +200,7 @@ async fn every_kind_of_event_round_trips() {
         .start_workflow(WAIT_FOREVER, "json-terminated", (), WorkflowOptions::new())
         .await
         .unwrap();
+    assert_eq!(engine.update("json-terminated", ECHO, 4).await.unwrap(), 4);
     engine
         .terminate("json-terminated", "by an operator")
         .await
@@ -282,6 +287,8 @@ async fn every_kind_of_event_round_trips() {
         "WorkflowContinuedFrom",
         "ActivityCancelRequested",
         "LocalActivityRecorded",
+        "WorkflowUpdateAccepted",
+        "WorkflowUpdateCompleted",
     ]
     .into_iter()
     .map(String::from)

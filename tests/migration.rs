@@ -139,8 +139,12 @@ async fn the_format_1_fixture_migrates_and_lists_its_runs() {
         Err(ClientError::StillRunning { .. })
     ));
     engine.shutdown().await.unwrap();
-    // Formats 3 and 4 changed no table: the migration lands on 4 directly.
-    assert_eq!(support::stored_format_version(&db.path), 8);
+    // Later formats changed no table: the migration lands on the current
+    // one directly.
+    assert_eq!(
+        support::stored_format_version(&db.path),
+        support::CURRENT_STORE_FORMAT
+    );
 
     let engine = open(&db.path).await;
     assert_eq!(list_all(&engine, ListFilter::new()).await.len(), 9);
@@ -225,7 +229,10 @@ async fn assert_lists_every_run_once(path: &Path, runs: u64) {
         "two of the ten runs, in every copy"
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(support::stored_format_version(path), 8);
+    assert_eq!(
+        support::stored_format_version(path),
+        support::CURRENT_STORE_FORMAT
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

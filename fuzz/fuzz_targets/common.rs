@@ -209,6 +209,12 @@ pub enum ArbKind {
     ContinuedFrom {
         run: u8,
     },
+    UpdateAccepted {
+        arg: u8,
+    },
+    UpdateCompleted {
+        arg: u8,
+    },
 }
 
 impl ArbKind {
@@ -339,6 +345,8 @@ impl ArbKind {
             },
             ArbKind::ContinuedAsNew { arg } => fuzzing::continued_as_new(*arg),
             ArbKind::ContinuedFrom { run } => fuzzing::continued_from(*run),
+            ArbKind::UpdateAccepted { arg } => fuzzing::update_accepted(*arg),
+            ArbKind::UpdateCompleted { arg } => fuzzing::update_completed(*arg),
         }
     }
 }

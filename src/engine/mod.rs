@@ -9,6 +9,7 @@ mod options;
 mod read_only;
 mod shutdown;
 mod signal_options;
+mod update;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,6 +25,7 @@ pub use handle::{ResultOrParked, WorkflowDescription, WorkflowHandle};
 pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
 pub use options::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions};
 pub use signal_options::{MAX_SIGNAL_REQUEST_ID_LEN, SignalOptions};
+pub use update::{MAX_UPDATE_ID_LEN, UpdateOptions};
 
 use crate::activity::{ActivityContext, ActivityDef, ActivityError};
 use crate::clock::Clock;
@@ -855,37 +857,7 @@ impl Engine {
 
     /// Why a run took no message: closed, parked, or the engine stopped.
     async fn not_live(&self, workflow_id: &str, run_id: RunId) -> ClientError {
-        if self.shared.closing() {
-            return ClientError::ShutDown;
-        }
-        match self.shared.store.run(run_id, workflow_id).await {
-            Ok(Some(record)) if record.status.is_closed() => ClientError::WorkflowClosed {
-                workflow_id: workflow_id.to_string(),
-                status: record.status,
-            },
-            // Swept by retention or deleted meanwhile.
-            Ok(None) => ClientError::NotFound {
-                workflow_id: workflow_id.to_string(),
-            },
-            Ok(Some(_)) => {
-                let reason = self
-                    .shared
-                    .watch(run_id)
-                    .and_then(|s| s.borrow().parked().cloned());
-                match reason {
-                    // Not a cause to fix in code: the call waits for space,
-                    // and the run resumes by itself.
-                    Some(ParkReason::DiskFull(message)) => ClientError::DiskFull { message },
-                    Some(ParkReason::Storage(message)) => ClientError::Storage(message),
-                    reason => ClientError::Parked {
-                        workflow_id: workflow_id.to_string(),
-                        reason: reason
-                            .map_or_else(|| "its actor stopped".to_string(), |r| r.to_string()),
-                    },
-                }
-            }
-            Err(e) => e.into(),
-        }
+        not_live(&self.shared, workflow_id, run_id).await
     }
 
     /// Asks a workflow a query and returns the answer at once. Works while
@@ -1196,4 +1168,38 @@ fn continued(result: &Result<(), ClientError>) -> bool {
             ..
         })
     )
+}
+
+/// Why a run took no message: closed, parked, or the engine stopped.
+async fn not_live(shared: &Shared, workflow_id: &str, run_id: RunId) -> ClientError {
+    if shared.closing() {
+        return ClientError::ShutDown;
+    }
+    match shared.store.run(run_id, workflow_id).await {
+        Ok(Some(record)) if record.status.is_closed() => ClientError::WorkflowClosed {
+            workflow_id: workflow_id.to_string(),
+            status: record.status,
+        },
+        // Swept by retention or deleted meanwhile.
+        Ok(None) => ClientError::NotFound {
+            workflow_id: workflow_id.to_string(),
+        },
+        Ok(Some(_)) => {
+            let reason = shared
+                .watch(run_id)
+                .and_then(|s| s.borrow().parked().cloned());
+            match reason {
+                // Not a cause to fix in code: the call waits for space,
+                // and the run resumes by itself.
+                Some(ParkReason::DiskFull(message)) => ClientError::DiskFull { message },
+                Some(ParkReason::Storage(message)) => ClientError::Storage(message),
+                reason => ClientError::Parked {
+                    workflow_id: workflow_id.to_string(),
+                    reason: reason
+                        .map_or_else(|| "its actor stopped".to_string(), |r| r.to_string()),
+                },
+            }
+        }
+        Err(e) => e.into(),
+    }
 }

@@ -14,6 +14,7 @@ mod json;
 mod payload;
 mod search_attributes;
 mod state;
+mod update;
 
 use std::time::{Duration, SystemTime};
 
@@ -31,6 +32,8 @@ pub use search_attributes::{
 };
 pub(crate) use state::{INTERRUPTED, MutableState};
 pub use state::{PendingActivityInfo, PendingTimerInfo};
+pub use update::UpdateOutcome;
+pub(crate) use update::UpdateStatus;
 
 /// The position of an event in its run's history, starting at 1.
 pub type EventId = u64;
@@ -290,6 +293,27 @@ pub enum EventKind {
         /// retries).
         result: Result<Payload, Failure>,
     },
+    /// An update passed its validator and was accepted: durable before its
+    /// handler runs, which it wakes (the handler is workflow code, replayed
+    /// from here). Store format 9.
+    WorkflowUpdateAccepted {
+        /// The update's ID: a later update with the same ID gets this
+        /// one's outcome instead of running again.
+        update_id: String,
+        /// The update's name (its `UpdateDef`).
+        update_name: String,
+        /// The update's input.
+        input: Payload,
+    },
+    /// An update's handler returned: the outcome its callers get. A
+    /// command of the workflow code (checked on replay by update ID).
+    /// Store format 9.
+    WorkflowUpdateCompleted {
+        /// The ID of the accepted update.
+        update_id: String,
+        /// What the handler returned.
+        outcome: UpdateOutcome,
+    },
 }
 
 /// A signal a run received and did not read, moved to the next run of a
@@ -350,6 +374,7 @@ impl EventKind {
                 | EventKind::TimerCanceled { .. }
                 | EventKind::WorkflowContinuedAsNew { .. }
                 | EventKind::ActivityCancelRequested { .. }
+                | EventKind::WorkflowUpdateCompleted { .. }
         )
     }
 
@@ -421,6 +446,14 @@ impl EventKind {
             } => signal_name.len() + input.len(),
             EventKind::ActivityHeartbeat { details, .. } => details.len(),
             EventKind::WorkflowCompleted { result } => result.len(),
+            EventKind::WorkflowUpdateAccepted {
+                update_id,
+                update_name,
+                input,
+            } => update_id.len() + update_name.len() + input.len(),
+            EventKind::WorkflowUpdateCompleted { update_id, outcome } => {
+                update_id.len() + outcome.approx_bytes()
+            }
             EventKind::WorkflowContinuedAsNew { input, signals, .. } => {
                 input.len()
                     + signals
@@ -494,6 +527,14 @@ impl EventKind {
             EventKind::LocalActivityRecorded {
                 seq, activity_type, ..
             } => format!("LocalActivityRecorded(seq {seq}, activity {activity_type:?})"),
+            EventKind::WorkflowUpdateAccepted {
+                update_id,
+                update_name,
+                ..
+            } => format!("WorkflowUpdateAccepted({update_name:?}, id {update_id:?})"),
+            EventKind::WorkflowUpdateCompleted { update_id, .. } => {
+                format!("WorkflowUpdateCompleted(id {update_id:?})")
+            }
         }
     }
 }

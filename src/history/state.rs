@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use super::{
     ActivityOptionsRecord, Event, EventId, EventKind, Failure, Payload, RunId, UnreadSignals,
-    WorkflowStatus,
+    UpdateStatus, WorkflowStatus,
 };
 
 /// The failure type of an attempt cut off by a crash or a kill.
@@ -80,6 +80,9 @@ pub(crate) struct MutableState {
     pub(crate) previous_run_id: Option<RunId>,
     /// The run that continues this one, once it continued as new.
     pub(crate) next_run_id: Option<RunId>,
+    /// The updates accepted so far, by update ID: a later update with one
+    /// of these IDs gets the first one's outcome (or waits for it).
+    pub(crate) updates: BTreeMap<String, UpdateStatus>,
 }
 
 impl Default for MutableState {
@@ -99,6 +102,7 @@ impl Default for MutableState {
             run_timeout: None,
             previous_run_id: None,
             next_run_id: None,
+            updates: BTreeMap::new(),
         }
     }
 }
@@ -253,6 +257,16 @@ impl MutableState {
             EventKind::ActivityCancelRequested { seq } => {
                 if let Some(p) = self.activities.get_mut(seq) {
                     p.cancel_requested = true;
+                }
+            }
+            EventKind::WorkflowUpdateAccepted { update_id, .. } => {
+                self.updates
+                    .entry(update_id.clone())
+                    .or_insert(UpdateStatus::Accepted);
+            }
+            EventKind::WorkflowUpdateCompleted { update_id, outcome } => {
+                if let Some(status) = self.updates.get_mut(update_id) {
+                    *status = UpdateStatus::Completed(outcome.clone());
                 }
             }
         }
@@ -569,6 +583,37 @@ mod tests {
         assert_eq!(pending.len(), 2);
         assert!(pending[0].cancel_requested);
         assert_eq!(state.activities.len(), 2);
+    }
+
+    #[test]
+    fn updates_are_accepted_then_completed_and_an_unknown_completion_changes_nothing() {
+        let outcome = super::super::UpdateOutcome::Success {
+            result: Payload::encode(&30).unwrap(),
+        };
+        let state = MutableState::fold(&history(vec![
+            started(None),
+            EventKind::WorkflowUpdateAccepted {
+                update_id: "a".into(),
+                update_name: "u".into(),
+                input: Payload::encode(&1).unwrap(),
+            },
+            EventKind::WorkflowUpdateAccepted {
+                update_id: "b".into(),
+                update_name: "u".into(),
+                input: Payload::encode(&2).unwrap(),
+            },
+            EventKind::WorkflowUpdateCompleted {
+                update_id: "a".into(),
+                outcome: outcome.clone(),
+            },
+            EventKind::WorkflowUpdateCompleted {
+                update_id: "zzz".into(),
+                outcome: outcome.clone(),
+            },
+        ]));
+        assert_eq!(state.updates["a"], UpdateStatus::Completed(outcome));
+        assert_eq!(state.updates["b"], UpdateStatus::Accepted);
+        assert_eq!(state.updates.len(), 2);
     }
 
     #[test]

@@ -35,6 +35,9 @@ use crate::store::{
 };
 use crate::workflow::{ParkReason, WorkflowMachine};
 
+mod update;
+pub(crate) use update::UpdateReply;
+
 /// Tickets of waiting dispatches, unique in the process (see
 /// `RunActor::waiting`).
 static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
@@ -92,6 +95,14 @@ pub(crate) enum RunMsg {
     Query {
         name: String,
         reply: oneshot::Sender<Result<Payload, ClientError>>,
+    },
+    /// An update from a client: answered with the handler's outcome once
+    /// it is durable, or at once when it is not accepted.
+    Update {
+        update_id: String,
+        name: String,
+        input: Payload,
+        reply: UpdateReply,
     },
     /// A cancellation request from a client.
     Cancel { reason: String, ack: Ack },
@@ -152,6 +163,8 @@ struct Step {
     /// Local activities the step's activations asked for: started once it
     /// is durable.
     locals: Vec<crate::workflow::LocalRequest>,
+    /// Update callers waiting for an outcome (see `update`).
+    updates: update::StepUpdates,
 }
 
 /// The successor of a run that continues as new: its record and first
@@ -200,6 +213,9 @@ struct RunActor {
     /// Local activities in flight (or about to start), by seq: what tells
     /// each to stop. Not in history until they end.
     locals: BTreeMap<u32, CancellationToken>,
+    /// Callers of accepted updates waiting for their handler's outcome,
+    /// by update ID (answered after the commit that records it).
+    update_waiters: Vec<(String, UpdateReply)>,
 }
 
 /// A run replayed from its history, with the step that resuming it needs
@@ -263,6 +279,7 @@ pub(super) fn prepare(
         waiting: BTreeMap::new(),
         watch: Arc::new(watch::channel(RunState::Running).0),
         locals: BTreeMap::new(),
+        update_waiters: Vec::new(),
     };
     actor.watch_foreign_wakes();
     let mut step = Step::default();
@@ -501,6 +518,12 @@ impl RunActor {
                 self.activate(step, &event);
             }
             RunMsg::Query { name, reply } => step.queries.push((name, reply)),
+            RunMsg::Update {
+                update_id,
+                name,
+                input,
+                reply,
+            } => self.update(step, update_id, name, input, reply),
             RunMsg::Cancel { reason, ack } => {
                 if let Some(err) = self.closed_error() {
                     let _ = ack.send(Err(err));
@@ -574,7 +597,10 @@ impl RunActor {
     /// True when no attempt is in flight or waiting for a slot in memory:
     /// leaving memory loses nothing.
     fn idle(&self) -> bool {
-        self.state.idle() && self.waiting.is_empty() && self.locals.is_empty()
+        self.state.idle()
+            && self.waiting.is_empty()
+            && self.locals.is_empty()
+            && self.update_waiters.is_empty()
     }
 
     /// When the run next needs the engine: now with an attempt in flight,
@@ -1116,6 +1142,7 @@ impl RunActor {
                     for ack in step.acks {
                         let _ = ack.send(Err(ClientError::from(err.clone())));
                     }
+                    step.updates.fail(|| ClientError::from(err.clone()));
                     // What the machine holds is ahead of the file now; only a
                     // replay from the file can continue safely. A storage
                     // failure heals by itself: retry then; anything else
@@ -1149,6 +1176,16 @@ impl RunActor {
             Ok(Some(record)) if record.status.is_closed() => Some(record.status),
             _ => None,
         };
+        step.updates.fail(|| match closed {
+            Some(status) => ClientError::WorkflowClosed {
+                workflow_id: self.record.workflow_id.clone(),
+                status,
+            },
+            None => ClientError::Storage(format!(
+                "run {} changed in the file meanwhile; retry the call",
+                self.run_id
+            )),
+        });
         for ack in step.acks {
             let _ = ack.send(Err(match closed {
                 Some(status) => ClientError::WorkflowClosed {
@@ -1184,6 +1221,7 @@ impl RunActor {
         for ack in step.acks {
             let _ = ack.send(Ok(()));
         }
+        self.answer_updates(step.updates);
         for (name, reply) in step.queries {
             let _ = reply.send(self.answer_query(&name));
         }

@@ -35,7 +35,8 @@ use crate::history::{
 ///   [`uuid`](Self::uuid), [`side_effect`](Self::side_effect).
 /// - Signals and queries: [`recv_signal`](Self::recv_signal),
 ///   [`try_recv_signal`](Self::try_recv_signal),
-///   [`handle_query`](Self::handle_query).
+///   [`handle_query`](Self::handle_query), [`handle_signal`](Self::handle_signal).
+/// - Updates: [`handle_update`](Self::handle_update).
 /// - Cancellation: every wait returns an error once a cancellation request
 ///   arrives; [`is_cancel_requested`](Self::is_cancel_requested).
 /// - Versioning: [`patched`](Self::patched).
@@ -64,8 +65,9 @@ impl WorkflowContext {
         WorkflowContext { core }
     }
 
-    /// The run's core, for the context's methods in other files.
-    pub(super) fn core(&self) -> &Arc<Mutex<RunCore>> {
+    /// The run's shared state, for the chapters kept in their own files
+    /// (updates, signal handlers).
+    pub(crate) fn core(&self) -> &Arc<Mutex<RunCore>> {
         &self.core
     }
 

@@ -7,6 +7,8 @@ mod error;
 mod future;
 mod local_activity;
 pub(crate) mod replay;
+mod signal_handler;
+mod update;
 
 pub use context::WorkflowContext;
 pub(crate) use continue_as_new::HistoryLimits;
@@ -20,6 +22,8 @@ pub use future::{ActivityFuture, SignalFuture, TimerFuture};
 pub(crate) use local_activity::LocalRequest;
 pub use local_activity::{LocalActivityFuture, LocalActivityOptions};
 pub use replay::ParkReason;
+pub(crate) use update::Refusal;
+pub use update::UpdateDef;
 
 pub(crate) use definition::{WorkflowFn, erase};
 pub(crate) use replay::WorkflowMachine;

@@ -19,6 +19,7 @@ use rand_core::{RngCore, SeedableRng};
 use super::context::WorkflowContext;
 use super::definition::{QueryFn, WorkflowFn, WorkflowFuture};
 use super::error::NondeterminismError;
+use super::update::{self, Handlers, Polled, Refusal, Task};
 use crate::history::{
     CarriedSignal, Event, EventKind, Failure, Payload, RunId, SearchAttributes, SignalDelivery,
     UnreadSignals,
@@ -121,6 +122,8 @@ pub(crate) struct RunCore {
     local_requests: Vec<super::LocalRequest>,
     /// Each local activity's type, by seq, to check its recorded end.
     local_types: HashMap<u32, String>,
+    /// The update and signal handlers the code registered.
+    pub(crate) handlers: Handlers,
 }
 
 impl std::fmt::Debug for RunCore {
@@ -165,6 +168,7 @@ impl RunCore {
             upserted: SearchAttributes::new(),
             local_requests: Vec::new(),
             local_types: HashMap::new(),
+            handlers: Handlers::default(),
         }
     }
 
@@ -201,6 +205,23 @@ impl RunCore {
             .get_mut(name)
             .and_then(|q| q.pop_front())
             .map(|(_, payload)| payload)
+    }
+
+    /// Takes the buffered signals of a name, for a handler registered now.
+    pub(crate) fn take_buffered(&mut self, name: &str) -> VecDeque<(u64, Payload)> {
+        self.signals.remove(name).unwrap_or_default()
+    }
+
+    /// Buffers again signals a handler could not take (their payload does
+    /// not decode), ahead of any later ones.
+    pub(crate) fn put_back(&mut self, name: &str, kept: Vec<(u64, Payload)>) {
+        if kept.is_empty() {
+            return;
+        }
+        let queue = self.signals.entry(name.to_string()).or_default();
+        for signal in kept.into_iter().rev() {
+            queue.push_front(signal);
+        }
     }
 
     /// The signals delivered and not taken, in arrival order across names
@@ -495,6 +516,11 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
         (TimerCanceled { seq: a }, TimerCanceled { seq: b }) => a == b,
         (ActivityCancelRequested { seq: a }, ActivityCancelRequested { seq: b }) => a == b,
         (SideEffectRecorded { seq: a, .. }, SideEffectRecorded { seq: b, .. }) => a == b,
+        // The update, not its outcome (as an activity's type, not its result).
+        (
+            WorkflowUpdateCompleted { update_id: a, .. },
+            WorkflowUpdateCompleted { update_id: b, .. },
+        ) => a == b,
         (PatchRecorded { patch_id: a }, PatchRecorded { patch_id: b }) => a == b,
         (WorkflowCompleted { .. }, WorkflowCompleted { .. }) => true,
         (WorkflowFailed { .. }, WorkflowFailed { .. }) => true,
@@ -637,6 +663,9 @@ pub(crate) struct WorkflowMachine {
     root: Option<WorkflowFuture>,
     woken: Arc<WakeFlag>,
     parked: Option<ParkReason>,
+    /// Update and signal handlers running beside the main code, in the
+    /// order they began.
+    tasks: Vec<Task>,
     /// How the code ended the run (its close command as the code issued
     /// it, not as history recorded it): the replayer compares the two.
     finished: Option<EventKind>,
@@ -654,6 +683,10 @@ impl std::fmt::Debug for WorkflowMachine {
 impl Drop for WorkflowMachine {
     fn drop(&mut self) {
         self.tear_down();
+        // Handlers may hold a context (so the core): dropped here, outside
+        // the lock, so that nothing keeps the core alive in a cycle.
+        let handlers = std::mem::take(&mut lock(&self.core).handlers);
+        drop(handlers);
     }
 }
 
@@ -737,6 +770,7 @@ impl WorkflowMachine {
             root: None,
             woken: Arc::new(WakeFlag::woken(true)),
             parked: None,
+            tasks: Vec::new(),
             finished: None,
         };
         match catch_unwind(AssertUnwindSafe(|| workflow(ctx, input))) {
@@ -780,6 +814,7 @@ impl WorkflowMachine {
             root: None,
             woken: Arc::new(WakeFlag::woken(false)),
             parked: Some(reason),
+            tasks: Vec::new(),
             finished: None,
         }
     }
@@ -850,10 +885,34 @@ impl WorkflowMachine {
                 let Some((signal_name, input)) = kind.signal() else {
                     return;
                 };
-                let mut core = lock(&self.core);
-                core.now = event.timestamp;
-                core.deliver_signal(signal_name, input.clone());
-                drop(core);
+                let handler = {
+                    let mut core = lock(&self.core);
+                    core.now = event.timestamp;
+                    core.handlers.signals.get(signal_name).cloned()
+                };
+                // A name with a handler starts a task (outside the lock:
+                // making its future is user code); one that does not
+                // decode stays buffered, as does a name without one.
+                let ctx = WorkflowContext::new(self.core.clone());
+                let started =
+                    handler.map(|start| catch_unwind(AssertUnwindSafe(|| start(ctx, input))));
+                match started {
+                    Some(Ok(Ok(future))) => {
+                        self.tasks.push(Task {
+                            kind: update::TaskKind::Signal,
+                            future,
+                        });
+                        self.woken.woken.store(true, Ordering::SeqCst);
+                    }
+                    Some(Err(panic)) => {
+                        self.tear_down();
+                        self.parked = Some(ParkReason::Panic(crate::panic::message(&*panic)));
+                        return;
+                    }
+                    Some(Ok(Err(_))) | None => {
+                        lock(&self.core).deliver_signal(signal_name, input.clone())
+                    }
+                }
                 // A signal delivered with the next event wakes the code
                 // only with that event, so it sees both at once.
                 let with_next = matches!(
@@ -874,6 +933,14 @@ impl WorkflowMachine {
                 core.deliver_cancel();
                 drop(core);
                 self.poll();
+                return;
+            }
+            EventKind::WorkflowUpdateAccepted {
+                update_id,
+                update_name,
+                input,
+            } => {
+                self.start_update(event, update_id, update_name, input);
                 return;
             }
             _ => return,
@@ -901,19 +968,92 @@ impl WorkflowMachine {
         self.poll();
     }
 
+    /// Starts the handler of an accepted update, then runs the code.
+    fn start_update(&mut self, event: &Event, update_id: &str, name: &str, input: &Payload) {
+        let handler = {
+            let mut core = lock(&self.core);
+            core.now = event.timestamp;
+            core.handlers.updates.get(name).cloned()
+        };
+        let Some(handler) = handler else {
+            let core = lock(&self.core);
+            let nde = NondeterminismError {
+                workflow_id: core.workflow_id.clone(),
+                run_id: core.run_id,
+                event_id: event.event_id,
+                history: event.kind.describe(),
+                code: format!("no handler for update {name:?} (ctx.handle_update)"),
+            };
+            drop(core);
+            self.tear_down();
+            self.parked = Some(nde.into());
+            return;
+        };
+        let ctx = WorkflowContext::new(self.core.clone());
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            update::start_update(&handler, ctx, update_id, input)
+        }));
+        match started {
+            Ok(task) => self.tasks.push(task),
+            Err(panic) => {
+                self.tear_down();
+                self.parked = Some(ParkReason::Panic(crate::panic::message(&*panic)));
+                return;
+            }
+        }
+        self.woken.woken.store(true, Ordering::SeqCst);
+        self.poll();
+    }
+
+    /// Runs the validator of update `name` on `input`, live, before the
+    /// update is accepted; nothing is recorded.
+    pub(crate) fn validate_update(&self, name: &str, input: &Payload) -> Result<(), Refusal> {
+        let handler = lock(&self.core).handlers.updates.get(name).cloned();
+        match handler {
+            Some(handler) => update::validate(&handler, input),
+            None => Err(Refusal::Unknown),
+        }
+    }
+
+    /// Takes the handler tasks the code started during its last poll.
+    fn adopt_tasks(&mut self) -> bool {
+        let spawned = std::mem::take(&mut lock(&self.core).handlers.spawned);
+        let any = !spawned.is_empty();
+        self.tasks.extend(spawned);
+        any
+    }
+
     fn poll(&mut self) {
         let waker = Waker::from(self.woken.clone());
         let mut cx = Context::from_waker(&waker);
         let _activating = Activating::new(&self.woken);
         while self.parked.is_none() && self.woken.woken.swap(false, Ordering::SeqCst) {
-            let Some(root) = self.root.as_mut() else {
+            if self.root.is_none() {
                 return;
+            }
+            // Handlers first, in the order they began: each runs before
+            // the main code continues, live and on replay alike.
+            self.adopt_tasks();
+            let outcome = match update::poll_tasks(&mut self.tasks, &self.core, &mut cx) {
+                Polled::Fine => match self.root.as_mut() {
+                    Some(root) => catch_unwind(AssertUnwindSafe(|| root.as_mut().poll(&mut cx))),
+                    None => return,
+                },
+                Polled::WorkflowFailed(e) => Ok(Poll::Ready(Err(e))),
+                Polled::Panicked(panic) => Err(panic),
             };
-            let outcome = catch_unwind(AssertUnwindSafe(|| root.as_mut().poll(&mut cx)));
+            // Handlers the code started meanwhile run before it goes on.
+            if self.adopt_tasks() {
+                self.woken.woken.store(true, Ordering::SeqCst);
+            }
             match outcome {
                 Ok(Poll::Pending) => {}
                 Ok(Poll::Ready(result)) => {
                     self.root = None;
+                    // Handlers still running end with the run (updates
+                    // among them are aborted for their callers); what
+                    // they drop is recorded before the close.
+                    self.tasks.clear();
                     let mut core = lock(&self.core);
                     // Past the end of the history (live), signals the code
                     // never read are recorded with the close: never dropped
@@ -1030,6 +1170,7 @@ impl WorkflowMachine {
     fn tear_down(&mut self) {
         lock(&self.core).torn_down = true;
         self.root = None;
+        self.tasks.clear();
     }
 
     /// Commands issued past the end of the history since the last call.

@@ -256,6 +256,8 @@ pub fn assert_history_well_formed(history: &[steadfast::Event]) {
     let mut activities: HashMap<u32, Option<u32>> = HashMap::new();
     // Per timer seq: due time, and whether it fired.
     let mut timers: HashMap<u32, (std::time::SystemTime, bool)> = HashMap::new();
+    // Per update ID: whether its handler's outcome is recorded.
+    let mut updates: HashMap<String, bool> = HashMap::new();
     for event in &history[1..] {
         let at = event.event_id;
         match &event.kind {
@@ -322,6 +324,20 @@ pub fn assert_history_well_formed(history: &[steadfast::Event]) {
                     "event {at}: timer seq {seq} fired before its due time"
                 );
                 *fired = true;
+            }
+            EventKind::WorkflowUpdateAccepted { update_id, .. } => {
+                let previous = updates.insert(update_id.clone(), false);
+                assert!(
+                    previous.is_none(),
+                    "event {at}: update {update_id:?} accepted twice"
+                );
+            }
+            EventKind::WorkflowUpdateCompleted { update_id, .. } => {
+                let Some(done) = updates.get_mut(update_id) else {
+                    panic!("event {at}: update {update_id:?} completed but never accepted");
+                };
+                assert!(!*done, "event {at}: update {update_id:?} completed twice");
+                *done = true;
             }
             _ => {}
         }
@@ -535,6 +551,10 @@ pub fn fixture_to_write(relative: &str) -> Option<PathBuf> {
     );
     Some(target)
 }
+
+/// The store format today's build writes: what every older file reads
+/// after an open (one place to change at the next format).
+pub const CURRENT_STORE_FORMAT: u32 = 9;
 
 /// The store format a file records, read with redb directly.
 pub fn stored_format_version(path: &std::path::Path) -> u32 {

@@ -59,7 +59,13 @@ use crate::store::StoreError;
 ///   which a format-7 build cannot decode. Formats 2 to 7 are brought to 8
 ///   on open by setting the version alone; format 1 by its migration and
 ///   that, in one transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 8;
+/// - 9: the same tables; histories may hold the event kinds
+///   `WorkflowUpdateAccepted` (index 26) and `WorkflowUpdateCompleted`
+///   (index 27, with the persisted enum `UpdateOutcome`), which a format-8
+///   build cannot decode. Formats 2 to 8 are brought to 9 on open by
+///   setting the version alone; format 1 by its migration and that, in one
+///   transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 9;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -80,6 +86,9 @@ pub(crate) const STORE_FORMAT_V6: u32 = 6;
 /// Format 6 with format 7's event kind; opened by setting the version to
 /// the current one.
 pub(crate) const STORE_FORMAT_V7: u32 = 7;
+/// Format 7 with format 8's event kind; opened by setting the version to
+/// the current one.
+pub(crate) const STORE_FORMAT_V8: u32 = 8;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");

@@ -1,0 +1,129 @@
+//! Updates at the run's actor: validate in-process, accept durably, and
+//! answer each caller with the handler's recorded outcome.
+//!
+//! A rejected update writes nothing and is answered at once. An accepted
+//! one is a `WorkflowUpdateAccepted` event in the step that validated it;
+//! its callers (the first, and any later one with the same update ID, also
+//! after a restart) are answered once the `WorkflowUpdateCompleted` the
+//! handler issues is durable, or with `Aborted` once the run closed first.
+
+use tokio::sync::oneshot;
+
+use super::{RunActor, Step};
+use crate::error::{ClientError, UpdateError};
+use crate::history::{EventKind, Payload, UpdateOutcome, UpdateStatus};
+use crate::workflow::Refusal;
+
+/// Where an update's caller gets its answer.
+pub(crate) type UpdateReply = oneshot::Sender<Result<UpdateOutcome, UpdateError>>;
+
+/// The update callers of one step, answered after its commit.
+#[derive(Default)]
+pub(super) struct StepUpdates {
+    /// Callers of updates accepted (in this step or before), by update ID.
+    waiters: Vec<(String, UpdateReply)>,
+    /// Answers that wait only for the commit (a closed run's refusal, so
+    /// that the caller, retrying on the chain's next run, finds it).
+    replies: Vec<(UpdateReply, UpdateError)>,
+}
+
+impl StepUpdates {
+    /// The step was not committed: every caller gets `err`.
+    pub(super) fn fail(self, err: impl Fn() -> ClientError) {
+        for (_, reply) in self.waiters {
+            let _ = reply.send(Err(err().into()));
+        }
+        for (reply, _) in self.replies {
+            let _ = reply.send(Err(err().into()));
+        }
+    }
+}
+
+impl RunActor {
+    pub(super) fn update(
+        &mut self,
+        step: &mut Step,
+        update_id: String,
+        name: String,
+        input: Payload,
+        reply: UpdateReply,
+    ) {
+        let workflow_id = self.record.workflow_id.clone();
+        if self.state.updates.contains_key(&update_id) {
+            // Accepted before (a retry, another caller, or a call after a
+            // restart): its outcome, once it is durable.
+            step.updates.waiters.push((update_id, reply));
+            return;
+        }
+        if let Some(err) = self.closed_error() {
+            step.updates.replies.push((reply, err.into()));
+            return;
+        }
+        if let Some(reason) = self.machine.parked() {
+            let err = ClientError::Parked {
+                workflow_id,
+                reason: reason.to_string(),
+            };
+            let _ = reply.send(Err(err.into()));
+            return;
+        }
+        let span = tracing::info_span!("update_validator", %workflow_id, update = %name);
+        let validated = span.in_scope(|| self.machine.validate_update(&name, &input));
+        if let Err(refusal) = validated {
+            // Nothing of a refused update is written.
+            let err = match refusal {
+                Refusal::Unknown => UpdateError::UnknownUpdate {
+                    workflow_id,
+                    update_name: name,
+                },
+                Refusal::BadInput(message) => UpdateError::InvalidInput {
+                    workflow_id,
+                    update_name: name,
+                    message,
+                },
+                Refusal::Rejected(message) => UpdateError::Rejected {
+                    workflow_id,
+                    update_name: name,
+                    message,
+                },
+            };
+            let _ = reply.send(Err(err));
+            return;
+        }
+        let event = self.push(
+            step,
+            EventKind::WorkflowUpdateAccepted {
+                update_id: update_id.clone(),
+                update_name: name,
+                input,
+            },
+        );
+        step.updates.waiters.push((update_id, reply));
+        self.activate(step, &event);
+    }
+
+    /// After a commit: answers the callers whose update has a durable
+    /// outcome now, or whose run closed before the handler returned.
+    pub(super) fn answer_updates(&mut self, step: StepUpdates) {
+        for (reply, err) in step.replies {
+            let _ = reply.send(Err(err));
+        }
+        self.update_waiters.extend(step.waiters);
+        let closed = self.record.status.is_closed();
+        for (update_id, reply) in std::mem::take(&mut self.update_waiters) {
+            match self.state.updates.get(&update_id) {
+                Some(UpdateStatus::Completed(outcome)) => {
+                    let _ = reply.send(Ok(outcome.clone()));
+                }
+                _ if closed => {
+                    let _ = reply.send(Err(UpdateError::Aborted {
+                        workflow_id: self.record.workflow_id.clone(),
+                        update_id,
+                        status: self.record.status,
+                    }));
+                }
+                _ => self.update_waiters.push((update_id, reply)),
+            }
+        }
+    }
+}
