@@ -62,7 +62,8 @@
 //! | Nondeterminism error (workflow task failure) | [`NondeterminismError`]; the run is parked, see [`WorkflowDescription::parked`] |
 //! | Signal, signal-with-start | [`SignalDef`], [`Engine::signal`], [`Engine::signal_with_start`], [`WorkflowContext::recv_signal`] |
 //! | Query | [`QueryDef`], [`Engine::query`], [`WorkflowContext::handle_query`] |
-//! | Update (with a validator) | [`UpdateDef`], [`Engine::update`], [`WorkflowContext::handle_update`] |
+//! | Update (with a validator), update-with-start | [`UpdateDef`], [`Engine::update`], [`Engine::update_with_start`] (atomic), [`WorkflowContext::handle_update`] |
+//! | Signal handlers | [`WorkflowContext::handle_signal`] |
 //! | Cancel, terminate | [`Engine::cancel`] (waits return [`Cancelled`]), [`Engine::terminate`] |
 //! | Heartbeat | [`ActivityContext::heartbeat`], [`ActivityContext::heartbeat_details`], [`ActivityContext::is_cancelled`] |
 //! | Worker limits | [`Worker::max_concurrent_activities`], [`Worker::max_activities_per_second`] |

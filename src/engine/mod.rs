@@ -608,6 +608,19 @@ impl Engine {
         options: &WorkflowOptions,
         signal: Option<(String, Payload)>,
     ) -> Result<Started, ClientError> {
+        self.start_with(start, options, signal, None).await
+    }
+
+    /// [`start`](Self::start), with the update of an update-with-start
+    /// accepted by the first activation and committed with the start (see
+    /// `update::update_with_start`).
+    async fn start_with(
+        &self,
+        start: StartRequest,
+        options: &WorkflowOptions,
+        signal: Option<(String, Payload)>,
+        update: Option<crate::worker::StartUpdate>,
+    ) -> Result<Started, ClientError> {
         // A virtual clock stays put until the run's first due times exist.
         let _hold = self.shared.clock.hold();
         // Settle the common refusal before running any workflow code; the
@@ -666,7 +679,15 @@ impl Engine {
         // workflow's first commands are durable together, in one commit.
         let reservation = self.shared.reserve(run_id);
         let start_record = record.clone();
-        let prepared = self.shared.prepare_run(run_id, record, events.clone());
+        let mut prepared = self.shared.prepare_run(run_id, record, events.clone());
+        if let Some(update) = update
+            && prepared.accept_update(update).is_err()
+        {
+            // Refused (its caller has the typed reason): nothing is written.
+            return Err(ClientError::InvalidArgument(
+                "the update of an update-with-start was not accepted".into(),
+            ));
+        }
         // A run that continues as new in its first activation is started
         // with its first events alone; its actor then commits the close
         // together with the next run's start (one commit, as always).

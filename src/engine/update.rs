@@ -6,11 +6,11 @@ use std::sync::Arc;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
 
-use super::{Engine, WorkflowHandle};
+use super::{Engine, Started, WorkflowHandle, WorkflowOptions};
 use crate::error::{ClientError, UpdateError};
 use crate::history::{MutableState, Payload, UpdateOutcome, UpdateStatus, WorkflowStatus};
-use crate::worker::{RunMsg, Shared};
-use crate::workflow::UpdateDef;
+use crate::worker::{RunMsg, Shared, StartUpdate};
+use crate::workflow::{UpdateDef, WorkflowDef};
 
 /// The longest update ID, in bytes.
 pub const MAX_UPDATE_ID_LEN: usize = 1000;
@@ -134,6 +134,87 @@ impl Engine {
         let outcome = send(&self.shared, workflow_id, update_id, update.name(), input).await?;
         decode(workflow_id, outcome)
     }
+}
+
+impl Engine {
+    /// Starts a workflow and sends it an update, atomically: the start,
+    /// the workflow's first activation (which registers its handlers) and
+    /// the update's acceptance are one commit, so there is never a run
+    /// started without its update (Temporal's update-with-start is not
+    /// atomic). Returns the run's handle and the handler's result.
+    ///
+    /// When the ID already has a running run, the options' conflict policy
+    /// decides, as Temporal requires one: `UseExisting` sends the update
+    /// to that run, `Fail` (the default) refuses with
+    /// [`ClientError::AlreadyStarted`]. A closed ID is started again under
+    /// the reuse policy.
+    ///
+    /// # Errors
+    /// As [`start_workflow`](Self::start_workflow) (inside
+    /// [`UpdateError::Client`]) and [`update`](Self::update). A rejected
+    /// update (validator, unknown name, input type) starts nothing: no
+    /// run, no event.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn update_with_start<I, O, U, R>(
+        &self,
+        workflow: WorkflowDef<I, O>,
+        workflow_id: impl Into<String>,
+        input: I,
+        options: WorkflowOptions,
+        update: UpdateDef<U, R>,
+        update_input: U,
+        update_options: UpdateOptions,
+    ) -> Result<(WorkflowHandle<O>, R), UpdateError>
+    where
+        I: Serialize,
+        O: DeserializeOwned,
+        U: Serialize,
+        R: DeserializeOwned,
+    {
+        let workflow_id = workflow_id.into();
+        let start = self.prepare_start(workflow, &workflow_id, &input, &options)?;
+        let update_id = update_options.update_id()?;
+        let name = update.name();
+        let payload =
+            self.encode_checked(&update_input, || format!("the input of update {name:?}"))?;
+        let (reply, answer) = oneshot::channel();
+        let pending = StartUpdate {
+            update_id: update_id.clone(),
+            name: name.to_string(),
+            input: payload.clone(),
+            reply,
+        };
+        let started = self.start_with(start, &options, None, Some(pending)).await;
+        let mut answer = answer;
+        let outcome = match started {
+            Ok(Started::New(run_id)) => match answer.await {
+                Ok(result) => (run_id, (update_id, result?)),
+                Err(_) => return Err(not_live_error(&self.shared, &workflow_id, run_id).await),
+            },
+            Ok(Started::Existing(run_id)) => {
+                let outcome = send(&self.shared, &workflow_id, update_id, name, payload).await?;
+                (run_id, outcome)
+            }
+            Err(e) => {
+                // A refusal by the new run's validator comes with its reason.
+                if let Ok(Err(refusal)) = answer.try_recv() {
+                    return Err(refusal);
+                }
+                return Err(e.into());
+            }
+        };
+        let (run_id, outcome) = outcome;
+        let result = decode(&workflow_id, outcome)?;
+        Ok((self.handle(workflow_id, run_id), result))
+    }
+}
+
+async fn not_live_error(
+    shared: &Arc<Shared>,
+    workflow_id: &str,
+    run_id: crate::history::RunId,
+) -> UpdateError {
+    super::not_live(shared, workflow_id, run_id).await.into()
 }
 
 impl<O> WorkflowHandle<O> {

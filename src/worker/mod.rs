@@ -34,7 +34,7 @@ use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowEr
 use queue::TaskQueue;
 pub(crate) use registration::{Kind, Signature};
 use registration::{Registration, Registrations};
-pub(crate) use run::{PreparedRun, RunMsg};
+pub(crate) use run::{PreparedRun, RunMsg, StartUpdate};
 pub(crate) use shutdown::Drain;
 use timers::Timers;
 

@@ -36,7 +36,7 @@ use crate::store::{
 use crate::workflow::{ParkReason, WorkflowMachine};
 
 mod update;
-pub(crate) use update::UpdateReply;
+pub(crate) use update::{StartUpdate, UpdateReply};
 
 /// Tickets of waiting dispatches, unique in the process (see
 /// `RunActor::waiting`).

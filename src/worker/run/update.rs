@@ -127,3 +127,36 @@ impl RunActor {
         }
     }
 }
+
+/// The update of an update-with-start, accepted (or refused) by the new
+/// run's first activation, before anything is written.
+pub(crate) struct StartUpdate {
+    pub(crate) update_id: String,
+    pub(crate) name: String,
+    pub(crate) input: Payload,
+    pub(crate) reply: UpdateReply,
+}
+
+impl super::PreparedRun {
+    /// Validates and accepts `update` into the step that starts the run,
+    /// so that the start and the acceptance are one commit. A refusal is
+    /// sent to the update's caller at once; `Err` then says nothing may
+    /// be written.
+    pub(crate) fn accept_update(&mut self, update: StartUpdate) -> Result<(), ()> {
+        let StartUpdate {
+            update_id,
+            name,
+            input,
+            reply,
+        } = update;
+        self.actor
+            .update(&mut self.step, update_id.clone(), name, input, reply);
+        let accepted = self.actor.state.updates.contains_key(&update_id)
+            && self
+                .step
+                .events
+                .iter()
+                .any(|e| matches!(&e.kind, EventKind::WorkflowUpdateAccepted { .. }));
+        if accepted { Ok(()) } else { Err(()) }
+    }
+}
