@@ -505,7 +505,9 @@ fn drive(sample: Sample, history: &[Event], live_from: usize) -> Trace {
         machine.apply(event);
         commands.push(machine.take_commands());
     }
-    let query = machine.query_handler("total").and_then(|h| h().ok());
+    let query = machine
+        .query_handler("total")
+        .and_then(|h| h(&unit_argument()).ok());
     Trace {
         commands,
         parked: machine.parked().cloned(),
@@ -697,7 +699,9 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
     if let Some(reason) = machine.parked() {
         panic!("a live run of {sample:?} parked: {reason}; history: {history:#?}");
     }
-    let live_query = machine.query_handler("total").and_then(|h| h().ok());
+    let live_query = machine
+        .query_handler("total")
+        .and_then(|h| h(&unit_argument()).ok());
     let mut replayed = WorkflowMachine::replay(&workflow, run_id, &history);
     if let Some(reason) = replayed.parked() {
         panic!(
@@ -709,7 +713,9 @@ pub fn record_history(sample: Sample, choices: &[u8]) -> Vec<Event> {
         again.is_empty(),
         "replaying a live history of {sample:?} issued commands again: {again:?}; history: {history:#?}"
     );
-    let replayed_query = replayed.query_handler("total").and_then(|h| h().ok());
+    let replayed_query = replayed
+        .query_handler("total")
+        .and_then(|h| h(&unit_argument()).ok());
     assert_eq!(
         live_query, replayed_query,
         "the query answer of {sample:?} differs after replay; history: {history:#?}"
@@ -736,6 +742,11 @@ pub fn continued_as_new(arg: u8) -> EventKind {
         search_attributes: (arg & 1 == 1).then(|| SearchAttributes::new().with("Round", 1i64)),
         memo: (arg & 2 == 2).then(|| payload(&"memo")),
     }
+}
+
+/// The argument of a query that takes none.
+fn unit_argument() -> Payload {
+    payload(&())
 }
 
 /// An accepted update made from a byte: one of a few IDs and names.

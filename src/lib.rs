@@ -61,7 +61,7 @@
 //! | `patched()` | [`WorkflowContext::patched`] |
 //! | Nondeterminism error (workflow task failure) | [`NondeterminismError`]; the run is parked, see [`WorkflowDescription::parked`] |
 //! | Signal, signal-with-start | [`SignalDef`], [`Engine::signal`], [`Engine::signal_with_start`], [`WorkflowContext::recv_signal`] |
-//! | Query | [`QueryDef`], [`Engine::query`], [`WorkflowContext::handle_query`] |
+//! | Query (with an argument) | [`QueryDef`], [`Engine::query`] ([`query_with`](Engine::query_with)), [`WorkflowContext::handle_query`] ([`handle_query_with`](WorkflowContext::handle_query_with)) |
 //! | Update (with a validator), update-with-start | [`UpdateDef`], [`Engine::update`], [`Engine::update_with_start`] (atomic), [`WorkflowContext::handle_update`] |
 //! | Signal handlers | [`WorkflowContext::handle_signal`] |
 //! | Cancel, terminate | [`Engine::cancel`] (waits return [`Cancelled`]), [`Engine::terminate`] |

@@ -5,7 +5,8 @@
 //! neither the workflow's state nor its history. An unknown query name is
 //! `ClientError::UnknownQuery`; an unknown workflow is `ClientError::NotFound`;
 //! a run whose task queue no worker of this engine serves is
-//! `ClientError::NoWorker`.
+//! `ClientError::NoWorker`. A query may take an argument (`QueryDef<R, I>`,
+//! `engine.query_with`); one of another type is `ClientError::InvalidArgument`.
 
 mod support;
 
@@ -31,6 +32,10 @@ const PHASE: QueryDef<String> = QueryDef::new("phase");
 const UNKNOWN: QueryDef<u32> = QueryDef::new("no-such-query");
 /// Registered by `Tally`; its handler always panics.
 const BROKEN: QueryDef<u32> = QueryDef::new("broken");
+/// The total plus the argument, registered by `Tally`.
+const TOTAL_PLUS: QueryDef<u32, u32> = QueryDef::new("total_plus");
+/// `total_plus` asked with an argument of another type.
+const TOTAL_PLUS_TEXT: QueryDef<u32, String> = QueryDef::new("total_plus");
 /// `total` asked with the wrong answer type.
 const TOTAL_AS_TEXT: QueryDef<Vec<String>> = QueryDef::new("total");
 
@@ -56,6 +61,8 @@ async fn tally(ctx: WorkflowContext, target: u32) -> Result<u32, WorkflowError> 
         p.lock().map(|s| s.clone()).unwrap_or_default()
     });
     ctx.handle_query(BROKEN, || -> u32 { panic!("a bug in the handler") });
+    let plus = total.clone();
+    ctx.handle_query_with(TOTAL_PLUS, move |n: u32| plus.load(Ordering::SeqCst) + n);
     while total.load(Ordering::SeqCst) < target {
         let n = ctx.recv_signal(ADD).await?;
         total.fetch_add(n, Ordering::SeqCst);
@@ -344,5 +351,43 @@ async fn an_answer_of_the_wrong_type_is_a_payload_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Payload(_)), "{err:?}");
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_query_takes_an_argument_running_and_after_completion() {
+    let db = temp_db();
+    let engine = open(&db.path, Arc::default()).await;
+    engine
+        .start_workflow(TALLY, "tally-arg", 5, WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine.signal("tally-arg", ADD, 2).await.unwrap();
+    assert_eq!(
+        engine
+            .query_with("tally-arg", TOTAL_PLUS, 40)
+            .await
+            .unwrap(),
+        42
+    );
+    assert!(matches!(
+        engine
+            .query_with("tally-arg", TOTAL_PLUS_TEXT, "forty".into())
+            .await,
+        Err(ClientError::InvalidArgument(_))
+    ));
+    engine.signal("tally-arg", ADD, 3).await.unwrap();
+    let handle = engine
+        .get_workflow_handle(TALLY, "tally-arg")
+        .await
+        .unwrap();
+    assert_eq!(handle.result().await.unwrap(), 5);
+    // Closed: the history is replayed, and the argument reaches the handler.
+    assert_eq!(
+        engine.query_with("tally-arg", TOTAL_PLUS, 1).await.unwrap(),
+        6
+    );
+    // A query without an argument is a `QueryDef<R>`, as before.
+    assert_eq!(query(&engine, "tally-arg", TOTAL).await.unwrap(), 5);
     engine.shutdown().await.unwrap();
 }

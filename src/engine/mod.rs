@@ -899,6 +899,25 @@ impl Engine {
         workflow_id: &str,
         query: QueryDef<R>,
     ) -> Result<R, ClientError> {
+        self.query_with(workflow_id, query, ()).await
+    }
+
+    /// [`query`](Self::query) with an argument, for a query defined as
+    /// [`QueryDef<R, I>`](QueryDef); its handler is registered with
+    /// [`WorkflowContext::handle_query_with`].
+    ///
+    /// # Errors
+    /// As [`query`](Self::query), and [`ClientError::InvalidArgument`]
+    /// when the argument does not decode as what the handler takes.
+    pub async fn query_with<R: DeserializeOwned, I: Serialize>(
+        &self,
+        workflow_id: &str,
+        query: QueryDef<R, I>,
+        argument: I,
+    ) -> Result<R, ClientError> {
+        let input = self.encode_checked(&argument, || {
+            format!("the argument of query {:?}", query.name())
+        })?;
         let (run_id, record) = self.current_run(workflow_id).await?;
         // Without the workflow's code no handler is registered: say why,
         // rather than that the code registers none.
@@ -921,12 +940,13 @@ impl Engine {
         // A read-only engine loads no run: the history is replayed to answer.
         let answer = if record.status.is_closed() || self.read_only {
             self.shared
-                .query_closed(run_id, &record, query.name())
+                .query_closed(run_id, &record, query.name(), &input)
                 .await?
         } else {
             let (reply, answer) = oneshot::channel();
             let msg = RunMsg::Query {
                 name: query.name().to_string(),
+                input: input.clone(),
                 reply,
             };
             match self.ask(workflow_id, run_id, msg, answer).await {
@@ -935,7 +955,7 @@ impl Engine {
                 Err(ClientError::WorkflowClosed { .. }) => {
                     let record = self.current_run(workflow_id).await?.1;
                     self.shared
-                        .query_closed(run_id, &record, query.name())
+                        .query_closed(run_id, &record, query.name(), &input)
                         .await?
                 }
                 Err(e) => return Err(e),

@@ -774,6 +774,7 @@ impl Shared {
         run_id: RunId,
         record: &RunRecord,
         name: &str,
+        input: &Payload,
     ) -> Result<Payload, ClientError> {
         let history = self.store.history(run_id, &record.workflow_id).await?;
         let workflow = self
@@ -783,6 +784,6 @@ impl Shared {
                 task_queue: record.task_queue.clone(),
             })?;
         let machine = workflow::WorkflowMachine::replay(&workflow, run_id, &history);
-        run::answer_query(&machine, &record.workflow_id, name)
+        run::answer_query(&machine, &record.workflow_id, name, input)
     }
 }

@@ -33,7 +33,7 @@ use crate::history::{
 use crate::store::{
     ContinueAsNewOp, EncodedRecord, RunRecord, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp,
 };
-use crate::workflow::{ParkReason, WorkflowMachine};
+use crate::workflow::{ParkReason, QueryFault, WorkflowMachine};
 
 mod update;
 pub(crate) use update::{StartUpdate, UpdateReply};
@@ -41,6 +41,9 @@ pub(crate) use update::{StartUpdate, UpdateReply};
 /// Tickets of waiting dispatches, unique in the process (see
 /// `RunActor::waiting`).
 static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
+
+/// Where a query's answer goes.
+pub(crate) type QueryReply = oneshot::Sender<Result<Payload, ClientError>>;
 
 /// An answer sent once the step that carries the call is durable.
 pub(crate) type Ack = oneshot::Sender<Result<(), ClientError>>;
@@ -94,6 +97,8 @@ pub(crate) enum RunMsg {
     /// A query from a client.
     Query {
         name: String,
+        /// The query's argument (`()` for one without).
+        input: Payload,
         reply: oneshot::Sender<Result<Payload, ClientError>>,
     },
     /// An update from a client: answered with the handler's outcome once
@@ -143,7 +148,7 @@ struct Step {
     events: Vec<Event>,
     effects: Vec<Effect>,
     acks: Vec<Ack>,
-    queries: Vec<(String, oneshot::Sender<Result<Payload, ClientError>>)>,
+    queries: Vec<(String, Payload, QueryReply)>,
     /// Answered after the commit, so a description never shows work whose
     /// events are not in the file yet.
     describes: Vec<oneshot::Sender<RunSnapshot>>,
@@ -517,7 +522,7 @@ impl RunActor {
                 step.acks.push(ack);
                 self.activate(step, &event);
             }
-            RunMsg::Query { name, reply } => step.queries.push((name, reply)),
+            RunMsg::Query { name, input, reply } => step.queries.push((name, input, reply)),
             RunMsg::Update {
                 update_id,
                 name,
@@ -1222,8 +1227,8 @@ impl RunActor {
             let _ = ack.send(Ok(()));
         }
         self.answer_updates(step.updates);
-        for (name, reply) in step.queries {
-            let _ = reply.send(self.answer_query(&name));
+        for (name, input, reply) in step.queries {
+            let _ = reply.send(self.answer_query(&name, &input));
         }
         self.warn_long_history(&step.events);
         if self.record.status.is_closed() {
@@ -1363,8 +1368,8 @@ impl RunActor {
         self.shared.store.write(op).await.map(|_| ())
     }
 
-    fn answer_query(&self, name: &str) -> Result<Payload, ClientError> {
-        answer_query(&self.machine, &self.record.workflow_id, name)
+    fn answer_query(&self, name: &str, input: &Payload) -> Result<Payload, ClientError> {
+        answer_query(&self.machine, &self.record.workflow_id, name, input)
     }
 
     fn park(&mut self, reason: ParkReason, retry: bool) -> bool {
@@ -1537,6 +1542,7 @@ pub(super) fn answer_query(
     machine: &WorkflowMachine,
     workflow_id: &str,
     name: &str,
+    input: &Payload,
 ) -> Result<Payload, ClientError> {
     let handler = machine
         .query_handler(name)
@@ -1545,10 +1551,17 @@ pub(super) fn answer_query(
             query: name.to_string(),
         })?;
     // The handler is user code: its panic fails this query, not the run.
-    let answer = crate::panic::catch(|| handler()).map_err(|message| ClientError::QueryFailed {
-        workflow_id: workflow_id.to_string(),
-        query: name.to_string(),
-        message,
-    })?;
-    Ok(answer?)
+    let answer =
+        crate::panic::catch(|| handler(input)).map_err(|message| ClientError::QueryFailed {
+            workflow_id: workflow_id.to_string(),
+            query: name.to_string(),
+            message,
+        })?;
+    answer.map_err(|fault| match fault {
+        QueryFault::Argument(e) => ClientError::InvalidArgument(format!(
+            "the argument of query {name:?} of workflow {workflow_id:?} does not decode as \
+             what its handler takes ({e}); send it with the QueryDef the workflow registers"
+        )),
+        QueryFault::Answer(e) => ClientError::Payload(e),
+    })
 }

@@ -7,7 +7,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use super::continue_as_new::{ContinueAsNew, ContinueAsNewOptions};
-use super::definition::{QueryDef, SignalDef, WorkflowDef};
+use super::definition::{QueryDef, QueryFault, QueryFn, SignalDef, WorkflowDef};
 use super::error::WorkflowError;
 use super::future::{ActivityFuture, SignalFuture, TimerFuture};
 use super::replay::{Awaited, RunCore, lock};
@@ -202,7 +202,22 @@ impl WorkflowContext {
         R: Serialize,
         F: Fn() -> R + Send + Sync + 'static,
     {
-        let handler = Arc::new(move || Payload::encode(&handler()));
+        self.handle_query_with(query, move |()| handler());
+    }
+
+    /// [`handle_query`](Self::handle_query) for a query that takes an
+    /// argument ([`QueryDef<R, I>`](QueryDef)): the handler gets the
+    /// caller's argument (see [`Engine::query_with`](crate::Engine::query_with)).
+    pub fn handle_query_with<R, I, F>(&self, query: QueryDef<R, I>, handler: F)
+    where
+        R: Serialize,
+        I: DeserializeOwned,
+        F: Fn(I) -> R + Send + Sync + 'static,
+    {
+        let handler: QueryFn = Arc::new(move |argument: &Payload| {
+            let argument: I = argument.decode().map_err(QueryFault::Argument)?;
+            Payload::encode(&handler(argument)).map_err(QueryFault::Answer)
+        });
         lock(&self.core).set_query(query.name(), handler);
     }
 

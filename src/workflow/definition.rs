@@ -116,19 +116,26 @@ impl<T> fmt::Debug for SignalDef<T> {
     }
 }
 
-/// A query's name with its answer type. Queries read a workflow's state
-/// without changing it and are never recorded in history.
+/// A query's name with its answer type `R` and its argument type `I`
+/// (none by default). Queries read a workflow's state without changing it
+/// and are never recorded in history.
+///
+/// The answer type comes first, so that a query without an argument is
+/// still `QueryDef<R>` (`QueryDef<R, ()>`), as before queries took one;
+/// Temporal's order would be argument, then answer.
 ///
 /// ```
 /// use steadfast::QueryDef;
 /// const STATUS: QueryDef<String> = QueryDef::new("status");
+/// // Takes the number of lines to return.
+/// const TAIL: QueryDef<Vec<String>, usize> = QueryDef::new("tail");
 /// ```
-pub struct QueryDef<R> {
+pub struct QueryDef<R, I = ()> {
     name: &'static str,
-    types: PhantomData<fn() -> R>,
+    types: PhantomData<fn(I) -> R>,
 }
 
-impl<R> QueryDef<R> {
+impl<R, I> QueryDef<R, I> {
     /// Names a query.
     pub const fn new(name: &'static str) -> Self {
         QueryDef {
@@ -143,19 +150,28 @@ impl<R> QueryDef<R> {
     }
 }
 
-impl<R> Clone for QueryDef<R> {
+impl<R, I> Clone for QueryDef<R, I> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<R> Copy for QueryDef<R> {}
+impl<R, I> Copy for QueryDef<R, I> {}
 
-impl<R> fmt::Debug for QueryDef<R> {
+impl<R, I> fmt::Debug for QueryDef<R, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "QueryDef({:?})", self.name)
     }
 }
 
-/// A registered query handler with its answer type erased.
-pub(crate) type QueryFn = Arc<dyn Fn() -> Result<Payload, PayloadError> + Send + Sync>;
+/// A registered query handler with its argument and answer types erased.
+pub(crate) type QueryFn = Arc<dyn Fn(&Payload) -> Result<Payload, QueryFault> + Send + Sync>;
+
+/// Why a query handler gave no answer.
+#[derive(Debug)]
+pub(crate) enum QueryFault {
+    /// The argument does not decode as the handler's argument type.
+    Argument(PayloadError),
+    /// The answer does not encode.
+    Answer(PayloadError),
+}

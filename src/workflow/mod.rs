@@ -25,5 +25,5 @@ pub use replay::ParkReason;
 pub(crate) use update::Refusal;
 pub use update::UpdateDef;
 
-pub(crate) use definition::{WorkflowFn, erase};
+pub(crate) use definition::{QueryFault, WorkflowFn, erase};
 pub(crate) use replay::WorkflowMachine;
