@@ -23,6 +23,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The same endpoint serves a web UI at `/` (plain HTML, CSS and
+//! JavaScript compiled into this crate; it reads through the API below).
+//!
 //! Routes (all under `/api/v1`, bodies and answers JSON, errors
 //! `{"error": {"code", "message"}}` with a 4xx or 5xx status; the README's
 //! "Admin endpoint" section documents each):
@@ -43,6 +46,7 @@ mod auth;
 mod endpoint;
 mod error;
 mod routes;
+mod ui;
 
 pub use endpoint::{AdminAddress, AdminEndpoint, AdminServer, DEFAULT_ADDRESS};
 pub use error::{AdminError, error_detail};

@@ -44,8 +44,12 @@ pub(crate) fn router(engine: Engine, token: Token) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine);
-    api.layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(axum::middleware::from_fn_with_state(token, auth::check))
+    let api = api
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::from_fn_with_state(token, auth::check));
+    // The page holds no data (it reads through the API, with the token),
+    // so it is served without one.
+    crate::ui::router().merge(api)
 }
 
 type Answer = Result<Response, ApiError>;

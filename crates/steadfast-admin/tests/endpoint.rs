@@ -506,6 +506,28 @@ async fn a_token_is_required_off_loopback_and_checked_on_every_request() {
         steadfast::WorkflowStatus::Running
     );
 
+    // The page itself holds no data: it is served without the token, and
+    // reads through the API with it.
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+    ] {
+        let asset = call(address, "GET", path, None, None).await;
+        assert_eq!(asset.status, 200, "{path}");
+        assert!(
+            asset.header("content-type").unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert!(
+            asset
+                .header("content-security-policy")
+                .unwrap()
+                .contains("default-src 'none'")
+        );
+        assert!(!String::from_utf8_lossy(&asset.body).contains("tok-1"));
+    }
+
     let right = call(address, "GET", "/api/v1/workflows", None, Some(token)).await;
     assert_eq!(right.status, 200, "{:?}", right.json());
     assert_eq!(right.json()["executions"][0]["workflow_id"], "tok-1");

@@ -1,0 +1,285 @@
+//! The web UI in a real headless Chromium (Debian's `chromium`; `.ci/run`
+//! installs it, `STEADFAST_CHROMIUM` names another binary): the list shows
+//! the runs of the file, clicking one opens its page with the history, the
+//! signal form completes a waiting run and the page follows it live, a
+//! token-guarded endpoint refuses the page's requests until the token is
+//! entered, and the page logs no console errors.
+//!
+//! `STEADFAST_SCREENSHOTS=DIR` also saves the list and a run page as PNGs
+//! (the README's screenshots).
+
+mod support;
+
+use std::ffi::OsStr;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::protocol::cdp::types::Event;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use steadfast::WorkflowOptions;
+use steadfast_admin::{AdminAddress, AdminEndpoint, AdminServer};
+use support::*;
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("STEADFAST_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "the browser tests need Chromium at {}: install Debian's package (apt install chromium), \
+         or set STEADFAST_CHROMIUM to a Chromium binary",
+        path.display()
+    );
+    path
+}
+
+fn browser() -> Browser {
+    let args = [
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    let options = LaunchOptions::default_builder()
+        .path(Some(chromium()))
+        .headless(true)
+        .sandbox(false)
+        .window_size(Some((1280, 900)))
+        .idle_browser_timeout(Duration::from_secs(300))
+        .args(args.iter().map(OsStr::new).collect())
+        .build()
+        .expect("launch options");
+    Browser::new(options).expect("Chromium starts")
+}
+
+/// What the page logged as errors: console errors, uncaught exceptions,
+/// and failed loads.
+fn console_errors(tab: &Tab) -> Arc<Mutex<Vec<String>>> {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let sink = errors.clone();
+    tab.enable_log().expect("log domain");
+    tab.enable_runtime().expect("runtime domain");
+    tab.add_event_listener(Arc::new(move |event: &Event| {
+        let line = match event {
+            Event::LogEntryAdded(e) => {
+                let entry = &e.params.entry;
+                (format!("{:?}", entry.level) == "Error").then(|| format!("log: {}", entry.text))
+            }
+            Event::RuntimeConsoleAPICalled(e) => (format!("{:?}", e.params.Type) == "Error")
+                .then(|| format!("console.error: {:?}", e.params.args)),
+            Event::RuntimeExceptionThrown(e) => {
+                Some(format!("exception: {:?}", e.params.exception_details))
+            }
+            _ => None,
+        };
+        if let Some(line) = line {
+            sink.lock().unwrap().push(line);
+        }
+    }))
+    .expect("listener");
+    errors
+}
+
+fn text(tab: &Tab) -> String {
+    tab.evaluate("document.body.innerText", false)
+        .expect("evaluate")
+        .value
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn screenshot(tab: &Tab, name: &str) {
+    let Some(dir) = std::env::var_os("STEADFAST_SCREENSHOTS") else {
+        return;
+    };
+    let png = tab
+        .capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)
+        .expect("screenshot");
+    std::fs::write(PathBuf::from(dir).join(name), png).expect("write the screenshot");
+}
+
+fn address(server: &AdminServer) -> SocketAddr {
+    match server.address() {
+        AdminAddress::Tcp(a) => *a,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_a_run_page_and_the_signal_form_work_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let done = engine
+        .start_workflow(GREETER, "done-1", "Hello".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine.signal("done-1", NAME, "Bo".into()).await.unwrap();
+    done.result().await.unwrap();
+    let waiting = engine
+        .start_workflow(GREETER, "greet-1", "Hello".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    // Markup in an ID is shown as text, never run.
+    engine
+        .start_workflow(
+            GREETER,
+            "<img src=x id=injected>",
+            "Hi".into(),
+            WorkflowOptions::new(),
+        )
+        .await
+        .unwrap();
+    let server = AdminEndpoint::new(engine.clone())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .serve()
+        .await
+        .unwrap();
+    let url = format!("http://{}/", address(&server));
+
+    let (errors, page_text) = tokio::task::spawn_blocking(move || {
+        let browser = browser();
+        let tab = browser.new_tab().expect("a tab");
+        let errors = console_errors(&tab);
+        tab.navigate_to(&url).expect("navigate");
+        tab.wait_for_element("#run-list").expect("the run list");
+        let list = text(&tab);
+        for id in ["done-1", "greet-1", "<img src=x id=injected>"] {
+            assert!(list.contains(id), "{id} missing from the list: {list}");
+        }
+        assert!(
+            tab.find_element("#injected").is_err(),
+            "markup in an ID ran"
+        );
+        screenshot(&tab, "ui-list.png");
+
+        // Filter by status.
+        tab.navigate_to(&format!("{url}#/?status=Completed"))
+            .expect("navigate");
+        tab.wait_for_element("#filter-status").unwrap();
+        let filtered = wait_for_text(&tab, |t| !t.contains("greet-1"));
+        assert!(filtered.contains("done-1"), "{filtered}");
+
+        // Click a run: its page, with the history and the actions.
+        tab.navigate_to(&url).expect("navigate");
+        tab.wait_for_element("tr[data-workflow-id='greet-1'] a.run-link")
+            .unwrap()
+            .click()
+            .unwrap();
+        expect_element(&tab, "#events", &errors);
+        expect_element(&tab, "#timeline", &errors);
+        let page = text(&tab);
+        assert!(page.contains("WorkflowStarted"), "{page}");
+        assert!(page.contains("Send signal"), "{page}");
+
+        // The signal form: the run completes, and the open page follows it.
+        tab.wait_for_element("#signal-name")
+            .unwrap()
+            .type_into("name")
+            .unwrap();
+        tab.wait_for_element("#signal-input")
+            .unwrap()
+            .type_into("\"Ada\"")
+            .unwrap();
+        tab.wait_for_element("#signal-send")
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.wait_for_element_with_custom_timeout("h1 .badge.Completed", Duration::from_secs(20))
+            .expect("the page shows the run completed");
+        let page = wait_for_text(&tab, |t| t.contains("WorkflowCompleted"));
+        assert!(page.contains("Hello, Ada!"), "{page}");
+        screenshot(&tab, "ui-run.png");
+        let errors = errors.lock().unwrap().clone();
+        (errors, page)
+    })
+    .await
+    .unwrap();
+    assert!(errors.is_empty(), "the page logged errors: {errors:?}");
+    assert!(page_text.contains("Result"));
+    assert_eq!(waiting.result().await.unwrap(), "Hello, Ada!");
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+/// Waits for `selector`; on failure says what the page showed and logged.
+fn expect_element(tab: &Tab, selector: &str, errors: &Arc<Mutex<Vec<String>>>) {
+    if let Err(e) = tab.wait_for_element(selector) {
+        panic!(
+            "{selector} never appeared ({e}); the page shows {:?} and logged {:?}",
+            text(tab),
+            errors.lock().unwrap()
+        );
+    }
+}
+
+/// Waits (up to 20 s) until the page's text satisfies `check`.
+fn wait_for_text(tab: &Tab, check: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = text(tab);
+        if check(&t) {
+            return t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the page never showed it: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guarded_endpoint_refuses_the_page_until_the_token_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    engine
+        .start_workflow(GREETER, "secret-1", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let token = "a-token-of-thirty-two-characters";
+    let server = AdminEndpoint::new(engine.clone())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .token(token)
+        .serve()
+        .await
+        .unwrap();
+    let url = format!("http://{}/", address(&server));
+    tokio::task::spawn_blocking(move || {
+        let browser = browser();
+        let tab = browser.new_tab().expect("a tab");
+        tab.navigate_to(&url).expect("navigate");
+        tab.wait_for_element("#token-form")
+            .expect("the page asks for the token");
+        let page = text(&tab);
+        assert!(page.contains("needs a token"), "{page}");
+        assert!(
+            !page.contains("secret-1"),
+            "data shown without the token: {page}"
+        );
+        // The API itself refuses a request without it.
+        let status = tab
+            .evaluate("fetch('/api/v1/workflows').then(r => r.status)", true)
+            .unwrap()
+            .value
+            .unwrap();
+        assert_eq!(status, 401);
+
+        tab.wait_for_element("#token")
+            .unwrap()
+            .type_into(token)
+            .unwrap();
+        tab.press_key("Enter").unwrap();
+        tab.wait_for_element("#run-list")
+            .expect("the list, with the token");
+        assert!(text(&tab).contains("secret-1"));
+    })
+    .await
+    .unwrap();
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}

@@ -1,0 +1,473 @@
+// The steadfast web UI: a page of the admin endpoint that reads and acts
+// through the same JSON API as the command-line tool (/api/v1). No
+// framework and no build step: plain DOM, so it works with no network.
+"use strict";
+
+const TOKEN_KEY = "steadfast-token";
+const REFRESH_MS = 1000;
+let refreshTimer = null;
+
+// ---- the API ----------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = "Bearer " + token;
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const text = await response.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch (_) {
+    json = null;
+  }
+  if (!response.ok) {
+    const error = json && json.error ? json.error : { code: "http", message: "HTTP " + response.status };
+    throw new ApiError(response.status, error.code, error.message);
+  }
+  return json;
+}
+
+function workflowPath(id) {
+  return "/api/v1/workflows/" + encodeURIComponent(id);
+}
+
+// ---- DOM helpers (text only: payloads and IDs are user data) -----------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function badge(status, parked) {
+  if (parked) return el("span", { class: "badge Parked", title: parked.message }, status + " · parked");
+  return el("span", { class: "badge " + status }, status);
+}
+
+function json(value) {
+  return el("pre", { class: "mono" }, JSON.stringify(value, null, 2));
+}
+
+function when(text) {
+  if (!text) return "";
+  const date = new Date(text);
+  return isNaN(date) ? text : date.toLocaleString();
+}
+
+function eventTime(ts) {
+  // History JSON keeps SystemTime as seconds and nanoseconds.
+  if (ts && typeof ts === "object") return ts.secs_since_epoch * 1000 + ts.nanos_since_epoch / 1e6;
+  return Date.parse(ts);
+}
+
+function kindOf(event) {
+  const kind = event.kind;
+  if (typeof kind === "string") return [kind, {}];
+  const name = Object.keys(kind)[0];
+  return [name, kind[name] || {}];
+}
+
+function show(...nodes) {
+  const app = document.getElementById("app");
+  app.replaceChildren(...nodes);
+}
+
+function failure(error) {
+  if (error instanceof ApiError && error.status === 401) return tokenForm(error.message);
+  return el("p", { class: "error", role: "alert" }, error.message || String(error));
+}
+
+function tokenForm(message) {
+  const input = el("input", { type: "password", id: "token", autocomplete: "off", size: 40 });
+  return el("form", {
+    class: "card", id: "token-form",
+    onsubmit: (e) => {
+      e.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+      route();
+    },
+  },
+    el("p", { class: "error", role: "alert" }, message),
+    el("label", { class: "field" }, "Token of this endpoint", input),
+    el("p", {}, el("button", { type: "submit" }, "Use token")));
+}
+
+// ---- the run list -----------------------------------------------------
+
+const STATUSES = ["Running", "Completed", "Failed", "Cancelled", "Terminated", "TimedOut", "ContinuedAsNew"];
+
+function listQuery(params) {
+  const query = new URLSearchParams();
+  for (const name of ["status", "workflow_type", "workflow_id_prefix", "started_after", "started_before", "next_page_token"]) {
+    if (params.get(name)) query.set(name, params.get(name));
+  }
+  if (params.get("parked")) query.set("parked", "true");
+  query.set("page_size", "50");
+  return query;
+}
+
+async function listPage(params) {
+  const form = listFilters(params);
+  const body = el("div", { id: "runs" }, el("p", { class: "muted" }, "Loading…"));
+  show(el("h1", {}, "Workflows"), form, body);
+  let shown = null;
+  const render = async () => {
+    let page;
+    try {
+      page = await api("GET", "/api/v1/workflows?" + listQuery(params));
+    } catch (error) {
+      body.replaceChildren(failure(error));
+      shown = null;
+      return false;
+    }
+    // Redrawn only when something changed: a click or a selection on the
+    // table is not lost to a refresh.
+    const text = JSON.stringify(page);
+    if (text !== shown) {
+      body.replaceChildren(runTable(page.executions), pager(params, page.next_page_token));
+      shown = text;
+    }
+    return true;
+  };
+  if (await render()) every(render);
+}
+
+function listFilters(params) {
+  const status = el("select", { name: "status", id: "filter-status" },
+    el("option", { value: "" }, "any status"),
+    STATUSES.map((s) => el("option", { value: s, selected: params.get("status") === s }, s)));
+  const field = (label, name, type) =>
+    el("label", {}, label, el("input", { name, id: "filter-" + name, type: type || "text", value: params.get(name) || "" }));
+  const toLocal = (text) => (text ? new Date(text).toISOString().slice(0, 16) : "");
+  const started = (label, name) =>
+    el("label", {}, label, el("input", { name, type: "datetime-local", value: toLocal(params.get(name)) }));
+  return el("form", {
+    class: "filters",
+    onsubmit: (e) => {
+      e.preventDefault();
+      const data = new FormData(e.target);
+      const next = new URLSearchParams();
+      for (const [name, value] of data.entries()) {
+        if (!value) continue;
+        if (name.startsWith("started_")) next.set(name, new Date(value).toISOString());
+        else next.set(name, value);
+      }
+      location.hash = "#/?" + next;
+    },
+  },
+    el("label", {}, "Status", status),
+    field("Type", "workflow_type"),
+    field("Workflow ID starts with", "workflow_id_prefix"),
+    started("Started after", "started_after"),
+    started("Started before", "started_before"),
+    el("label", {}, "Parked only", el("input", { type: "checkbox", name: "parked", value: "true", checked: params.get("parked") === "true" })),
+    el("button", { type: "submit" }, "Filter"),
+    el("button", { type: "button", class: "secondary", onclick: () => { location.hash = "#/"; } }, "Clear"));
+}
+
+function runTable(executions) {
+  if (executions.length === 0) return el("p", { class: "muted", id: "no-runs" }, "No workflow matches.");
+  return el("table", { id: "run-list" },
+    el("thead", {}, el("tr", {}, ["Status", "Workflow ID", "Type", "Started", "Closed", "Events"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, executions.map((e) =>
+      el("tr", { "data-workflow-id": e.workflow_id },
+        el("td", {}, badge(e.status, e.parked)),
+        el("td", { class: "mono" }, el("a", { href: runHref(e.workflow_id, null), class: "run-link" }, e.workflow_id)),
+        el("td", {}, e.workflow_type),
+        el("td", {}, when(e.start_time)),
+        el("td", {}, when(e.close_time)),
+        el("td", {}, e.history_length)))));
+}
+
+function pager(params, next) {
+  const first = params.get("next_page_token");
+  const go = (token) => {
+    const p = new URLSearchParams(params);
+    if (token) p.set("next_page_token", token);
+    else p.delete("next_page_token");
+    location.hash = "#/?" + p;
+  };
+  return el("div", { class: "pager" },
+    first ? el("button", { class: "secondary", onclick: () => go(null) }, "First page") : null,
+    next ? el("button", { class: "secondary", id: "next-page", onclick: () => go(next) }, "Next page") : null);
+}
+
+function runHref(id, run) {
+  return "#/workflows/" + encodeURIComponent(id) + (run ? "?run=" + encodeURIComponent(run) : "");
+}
+
+// ---- one run ----------------------------------------------------------
+
+async function runPage(id, run) {
+  const query = run ? "?run_id=" + encodeURIComponent(run) : "";
+  const head = el("div", {});
+  const actions = el("section", { id: "actions" });
+  const details = el("div", { id: "details" });
+  const history = el("section", { id: "history" });
+  show(el("p", {}, el("a", { href: "#/" }, "← all workflows")), head, actions, details, history);
+  let shownLength = -1;
+  let actionsFor = null;
+  const render = async () => {
+    let described;
+    let events = null;
+    try {
+      described = await api("GET", workflowPath(id) + query);
+      if (described.history_length !== shownLength) {
+        events = (await api("GET", workflowPath(id) + "/history" + query)).events;
+      }
+    } catch (error) {
+      head.replaceChildren(failure(error));
+      return false;
+    }
+    head.replaceChildren(
+      el("h1", {}, id, " ", badge(described.status, described.parked)));
+    const key = described.run_id + described.status;
+    if (actionsFor !== key) {
+      actions.replaceChildren(...(described.status === "Running" && !run ? runActions(id) : []));
+      actionsFor = key;
+    }
+    if (events) {
+      shownLength = described.history_length;
+      details.replaceChildren(...runDetails(id, described, events));
+      history.replaceChildren(el("h2", {}, "History"), timeline(events, described), eventTable(events));
+    } else {
+      const pending = details.querySelector("#pending");
+      const text = JSON.stringify([described.pending_activities, described.pending_timers]);
+      if (pending && pending.dataset.shown !== text) {
+        const fresh = pendingSection(described);
+        fresh.dataset.shown = text;
+        pending.replaceWith(fresh);
+      }
+    }
+    return true;
+  };
+  if (await render()) every(render);
+}
+
+function runDetails(id, d, events) {
+  const started = events.length ? kindOf(events[0])[1] : {};
+  const last = events.length ? kindOf(events[events.length - 1]) : ["", {}];
+  const link = (run) => el("a", { href: runHref(id, run), class: "mono" }, run);
+  const summary = el("dl", { class: "summary", id: "summary" },
+    el("dt", {}, "Run ID"), el("dd", { class: "mono" }, d.run_id),
+    el("dt", {}, "Type"), el("dd", {}, d.workflow_type),
+    el("dt", {}, "Task queue"), el("dd", {}, d.task_queue, d.task_queue_served ? "" : " (no worker serves it)"),
+    el("dt", {}, "Started"), el("dd", {}, when(d.start_time)),
+    el("dt", {}, "Closed"), el("dd", {}, when(d.close_time) || "—"),
+    el("dt", {}, "Events"), el("dd", {}, d.history_length),
+    d.previous_run_id ? [el("dt", {}, "Continued from"), el("dd", {}, link(d.previous_run_id))] : null,
+    d.next_run_id ? [el("dt", {}, "Continued as"), el("dd", {}, link(d.next_run_id))] : null);
+  const out = [el("div", { class: "grid" },
+    el("section", { class: "card" }, el("h2", {}, "Summary"), summary),
+    el("section", { class: "card" }, el("h2", {}, "Input"), json(started.input === undefined ? null : started.input),
+      closeSection(last)))];
+  if (d.parked) {
+    out.unshift(el("section", { class: "error", id: "parked" },
+      el("strong", {}, "Parked (" + d.parked.kind + "): "), "the run waits for a fix; nothing is lost.",
+      el("pre", { class: "mono" }, d.parked.message)));
+  }
+  const attributes = Object.entries(d.search_attributes || {});
+  if (attributes.length || d.memo !== null) {
+    out.push(el("section", { class: "card" },
+      el("h2", {}, "Search attributes and memo"),
+      attributes.length ? el("table", {}, el("tbody", {}, attributes.map(([name, a]) =>
+        el("tr", {}, el("td", {}, name), el("td", { class: "muted" }, a.type), el("td", { class: "mono" }, JSON.stringify(a.value)))))) : null,
+      d.memo !== null ? [el("p", { class: "muted" }, "Memo"), json(d.memo)] : null));
+  }
+  out.push(pendingSection(d));
+  if (d.unread_signals.length) {
+    out.push(el("section", {}, el("h2", {}, "Signals never read"),
+      el("table", {}, el("tbody", {}, d.unread_signals.map((u) => el("tr", {}, el("td", {}, u.signal_name), el("td", {}, u.count)))))));
+  }
+  return out;
+}
+
+function closeSection([name, fields]) {
+  switch (name) {
+    case "WorkflowCompleted": return [el("h2", {}, "Result"), json(fields.result)];
+    case "WorkflowFailed":
+    case "WorkflowCancelled": return [el("h2", {}, name === "WorkflowFailed" ? "Failure" : "Cancelled with"), json(fields.failure)];
+    case "WorkflowTerminated": return [el("h2", {}, "Terminated"), json(fields.reason)];
+    case "WorkflowTimedOut": return [el("h2", {}, "Timed out"), json(fields.timeout)];
+    case "WorkflowContinuedAsNew": return [el("h2", {}, "Continued as new with"), json(fields.input)];
+    default: return [];
+  }
+}
+
+function pendingSection(d) {
+  const activities = d.pending_activities.length
+    ? el("table", { id: "pending-activities" },
+      el("thead", {}, el("tr", {}, ["Seq", "Activity", "Attempt", "Next attempt", "Last failure", "Last heartbeat"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, d.pending_activities.map((a) => el("tr", {},
+        el("td", {}, a.seq), el("td", {}, a.activity_type), el("td", {}, a.attempt),
+        el("td", {}, a.next_attempt_at ? when(a.next_attempt_at) : "running"),
+        el("td", {}, a.last_failure ? a.last_failure.error_type + ": " + a.last_failure.message : ""),
+        el("td", { class: "mono" }, a.last_heartbeat === null ? "" : JSON.stringify(a.last_heartbeat))))))
+    : el("p", { class: "muted" }, "No pending activity.");
+  const timers = d.pending_timers.length
+    ? el("table", { id: "pending-timers" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Seq"), el("th", {}, "Fires at"))),
+      el("tbody", {}, d.pending_timers.map((t) => el("tr", {}, el("td", {}, t.seq), el("td", {}, when(t.fire_at))))))
+    : el("p", { class: "muted" }, "No pending timer.");
+  return el("section", { id: "pending" }, el("h2", {}, "Pending activities"), activities, el("h2", {}, "Pending timers"), timers);
+}
+
+function runActions(id) {
+  const message = el("div", { id: "action-result" });
+  const act = async (button, method, path, body, done) => {
+    button.disabled = true;
+    try {
+      await api(method, path, body);
+      message.replaceChildren(el("p", { class: "notice", role: "status" }, done));
+    } catch (error) {
+      message.replaceChildren(failure(error));
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const name = el("input", { id: "signal-name", placeholder: "signal name", required: true });
+  const input = el("textarea", { id: "signal-input", placeholder: "JSON payload, e.g. \"alice\" or {\"amount\": 5}" });
+  const send = el("button", { type: "submit", id: "signal-send" }, "Send signal");
+  const signalForm = el("form", {
+    class: "row",
+    onsubmit: (e) => {
+      e.preventDefault();
+      let payload = null;
+      if (input.value.trim()) {
+        try {
+          payload = JSON.parse(input.value);
+        } catch (error) {
+          message.replaceChildren(el("p", { class: "error", role: "alert" }, "The payload is not JSON: " + error.message));
+          return;
+        }
+      }
+      act(send, "POST", workflowPath(id) + "/signal", { name: name.value, input: payload }, "Signal " + name.value + " sent.");
+    },
+  }, el("label", { class: "field" }, "Signal", name), el("label", { class: "field grow" }, "Payload (JSON)", input), send);
+  const cancel = el("button", { type: "button", class: "secondary", id: "cancel" }, "Request cancellation");
+  cancel.addEventListener("click", () => act(cancel, "POST", workflowPath(id) + "/cancel", undefined, "Cancellation requested."));
+  const reason = el("input", { id: "terminate-reason", placeholder: "reason" });
+  const terminate = el("button", { type: "button", class: "danger", id: "terminate" }, "Terminate");
+  terminate.addEventListener("click", () =>
+    act(terminate, "POST", workflowPath(id) + "/terminate", { reason: reason.value || null }, "Terminated."));
+  return [el("h2", {}, "Actions"), el("div", { class: "actions card" }, signalForm,
+    el("div", { class: "row" }, cancel, el("label", { class: "field" }, "Reason", reason), terminate), message)];
+}
+
+// The history as bars over time: each activity from its scheduling to its
+// final result, each timer from start to firing, signals as ticks.
+function timeline(events, d) {
+  if (!events.length) return el("p", { class: "muted" }, "No events.");
+  const t0 = eventTime(events[0].timestamp);
+  const closed = d.status !== "Running";
+  const t1 = Math.max(closed ? eventTime(events[events.length - 1].timestamp) : Date.now(), t0 + 1);
+  const rows = new Map();
+  const signals = [];
+  for (const event of events) {
+    const [name, f] = kindOf(event);
+    const at = eventTime(event.timestamp);
+    if (name === "ActivityScheduled") rows.set("a" + f.seq, { label: "activity " + f.seq + " · " + f.activity_type, cls: "activity", from: at, to: null });
+    else if (name === "ActivityCompleted" && rows.has("a" + f.seq)) rows.get("a" + f.seq).to = at;
+    else if (name === "ActivityFailed" && rows.has("a" + f.seq) && !f.next_attempt_at) Object.assign(rows.get("a" + f.seq), { to: at, cls: "activity failed" });
+    else if (name === "TimerStarted") rows.set("t" + f.seq, { label: "timer " + f.seq, cls: "timer", from: at, to: null });
+    else if ((name === "TimerFired" || name === "TimerCanceled") && rows.has("t" + f.seq)) rows.get("t" + f.seq).to = at;
+    else if (name === "WorkflowSignaled" || name === "WorkflowSignaledWithOptions") signals.push({ at, label: f.signal_name });
+  }
+  const list = [...rows.values()];
+  const width = 1000, left = 220, rowH = 22, top = 24;
+  const height = top + (list.length + (signals.length ? 1 : 0)) * rowH + 10;
+  const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - 10);
+  const span = (ms) => (ms < 1000 ? ms.toFixed(0) + " ms" : (ms / 1000).toFixed(2) + " s");
+  const parts = [
+    svg("text", { x: left, y: 14 }, "0"),
+    svg("text", { x: width - 10, y: 14, "text-anchor": "end" }, span(t1 - t0)),
+    svg("line", { class: "axis", x1: left, y1: 18, x2: width - 10, y2: 18 }),
+  ];
+  list.forEach((r, i) => {
+    const y = top + i * rowH;
+    const end = r.to === null ? t1 : r.to;
+    parts.push(svg("text", { x: 6, y: y + 14 }, r.label));
+    parts.push(svg("rect", {
+      class: r.cls + (r.to === null ? " pending" : ""), x: x(r.from), y: y + 3,
+      width: Math.max(2, x(end) - x(r.from)), height: rowH - 8, rx: 3,
+    }, svg("title", {}, r.label + ": " + span(end - r.from) + (r.to === null ? " so far" : ""))));
+  });
+  if (signals.length) {
+    const y = top + list.length * rowH;
+    parts.push(svg("text", { x: 6, y: y + 14 }, "signals"));
+    for (const s of signals) {
+      parts.push(svg("line", { class: "signal", x1: x(s.at), y1: y + 2, x2: x(s.at), y2: y + rowH - 4 }, svg("title", {}, s.label)));
+    }
+  }
+  return svg("svg", { class: "timeline", id: "timeline", viewBox: `0 0 ${width} ${height}`, role: "img" }, parts);
+}
+
+function eventTable(events) {
+  return el("table", { id: "events" },
+    el("thead", {}, el("tr", {}, ["ID", "Time", "Event", "Details"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, events.map((event) => {
+      const [name, fields] = kindOf(event);
+      const text = JSON.stringify(fields);
+      return el("tr", { "data-event": name },
+        el("td", {}, event.event_id),
+        el("td", {}, new Date(eventTime(event.timestamp)).toLocaleString()),
+        el("td", {}, name),
+        el("td", {}, el("details", {}, el("summary", { class: "mono" }, text.length > 90 ? text.slice(0, 89) + "…" : text),
+          json(fields))));
+    })));
+}
+
+// ---- routing and live updates -----------------------------------------
+
+function every(render) {
+  // At most once a second, and only while the page is seen.
+  refreshTimer = setInterval(() => {
+    if (document.visibilityState === "visible") render();
+  }, REFRESH_MS);
+}
+
+function route() {
+  if (refreshTimer) clearInterval(refreshTimer);
+  refreshTimer = null;
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = hash.split("?");
+  const params = new URLSearchParams(query || "");
+  const run = path.match(/^\/workflows\/(.+)$/);
+  const page = run ? runPage(decodeURIComponent(run[1]), params.get("run")) : listPage(params);
+  page.catch((error) => show(failure(error)));
+}
+
+window.addEventListener("hashchange", route);
+route();
