@@ -1,12 +1,15 @@
-//! Calls that name a signal at run time and carry a JSON payload: what an
+//! Calls that name a signal or a query at run time and carry JSON: what an
 //! admin endpoint or a command-line tool sends on a person's behalf, where
 //! no typed definition is at hand. The typed calls
 //! ([`Engine::signal`](super::Engine::signal)) stay the way to use them
 //! from code.
 
+use tokio::sync::oneshot;
+
 use super::{Engine, SignalOptions};
 use crate::error::ClientError;
 use crate::history::Payload;
+use crate::worker::RunMsg;
 
 impl Engine {
     /// Sends the signal `signal_name` with an already encoded payload
@@ -49,5 +52,73 @@ impl Engine {
         }
         self.signal_chain(workflow_id, signal_name, payload, options)
             .await
+    }
+
+    /// Asks the query `query_name` with an already encoded argument (JSON;
+    /// `null` for a query without one) and returns the handler's answer as
+    /// JSON, as [`query_with`](Self::query_with) does for a typed
+    /// [`QueryDef`](crate::QueryDef). A closed run (and every run of a
+    /// read-only engine) is answered by replaying its history.
+    ///
+    /// # Errors
+    /// As [`query_with`](Self::query_with); an argument of the wrong shape
+    /// is the handler's decode error, [`ClientError::QueryFailed`].
+    pub async fn query_by_name(
+        &self,
+        workflow_id: &str,
+        query_name: &str,
+        input: Payload,
+    ) -> Result<Payload, ClientError> {
+        if input.len() > self.shared.max_payload_bytes {
+            return Err(ClientError::PayloadTooLarge {
+                what: format!("the argument of query {query_name:?}"),
+                size: input.len(),
+                limit: self.shared.max_payload_bytes,
+            });
+        }
+        let (run_id, record) = self.current_run(workflow_id).await?;
+        // Without the workflow's code no handler is registered: say why,
+        // rather than that the code registers none.
+        if !self.shared.has_queue(&record.task_queue) {
+            return Err(ClientError::NoWorker {
+                workflow_id: workflow_id.to_string(),
+                task_queue: record.task_queue,
+            });
+        }
+        if self
+            .shared
+            .workflow_fn(&record.task_queue, &record.workflow_type)
+            .is_none()
+        {
+            return Err(ClientError::UnknownWorkflowType {
+                workflow_type: record.workflow_type,
+                task_queue: record.task_queue,
+            });
+        }
+        // A read-only engine loads no run: the history is replayed to answer.
+        let answer = if record.status.is_closed() || self.read_only {
+            self.shared
+                .query_closed(run_id, &record, query_name, &input)
+                .await?
+        } else {
+            let (reply, answer) = oneshot::channel();
+            let msg = RunMsg::Query {
+                name: query_name.to_string(),
+                input: input.clone(),
+                reply,
+            };
+            match self.ask(workflow_id, run_id, msg, answer).await {
+                Ok(answer) => answer?,
+                // It closed meanwhile: answer from its history.
+                Err(ClientError::WorkflowClosed { .. }) => {
+                    let record = self.current_run(workflow_id).await?.1;
+                    self.shared
+                        .query_closed(run_id, &record, query_name, &input)
+                        .await?
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(answer)
     }
 }

@@ -918,49 +918,7 @@ impl Engine {
         let input = self.encode_checked(&argument, || {
             format!("the argument of query {:?}", query.name())
         })?;
-        let (run_id, record) = self.current_run(workflow_id).await?;
-        // Without the workflow's code no handler is registered: say why,
-        // rather than that the code registers none.
-        if !self.shared.has_queue(&record.task_queue) {
-            return Err(ClientError::NoWorker {
-                workflow_id: workflow_id.to_string(),
-                task_queue: record.task_queue,
-            });
-        }
-        if self
-            .shared
-            .workflow_fn(&record.task_queue, &record.workflow_type)
-            .is_none()
-        {
-            return Err(ClientError::UnknownWorkflowType {
-                workflow_type: record.workflow_type,
-                task_queue: record.task_queue,
-            });
-        }
-        // A read-only engine loads no run: the history is replayed to answer.
-        let answer = if record.status.is_closed() || self.read_only {
-            self.shared
-                .query_closed(run_id, &record, query.name(), &input)
-                .await?
-        } else {
-            let (reply, answer) = oneshot::channel();
-            let msg = RunMsg::Query {
-                name: query.name().to_string(),
-                input: input.clone(),
-                reply,
-            };
-            match self.ask(workflow_id, run_id, msg, answer).await {
-                Ok(answer) => answer?,
-                // It closed meanwhile: answer from its history.
-                Err(ClientError::WorkflowClosed { .. }) => {
-                    let record = self.current_run(workflow_id).await?.1;
-                    self.shared
-                        .query_closed(run_id, &record, query.name(), &input)
-                        .await?
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let answer = self.query_by_name(workflow_id, query.name(), input).await?;
         Ok(answer.decode()?)
     }
 

@@ -172,6 +172,26 @@ pub struct SignalRequest {
     pub request_id: Option<String>,
 }
 
+/// `POST /api/v1/workflows/{workflow_id}/query`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// The query's name, as the workflow's `QueryDef` names it.
+    pub name: String,
+    /// Its argument (`null`, or left out, for a query without one).
+    #[serde(default)]
+    pub args: Value,
+}
+
+/// The answer of a query.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueryAnswer {
+    /// The workflow acted on.
+    pub workflow_id: String,
+    /// The handler's answer.
+    pub result: Value,
+}
+
 /// `POST /api/v1/workflows/{workflow_id}/terminate`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -238,7 +258,8 @@ pub fn parse_time(text: &str) -> Option<SystemTime> {
     Some(SystemTime::from(t))
 }
 
-fn payload_value(payload: &Payload) -> Value {
+/// A payload as the JSON value it holds.
+pub fn payload_value(payload: &Payload) -> Value {
     // The engine writes only JSON payloads; a damaged one is shown as text.
     let text = payload.as_json();
     serde_json::from_str(&text).unwrap_or(Value::String(text))

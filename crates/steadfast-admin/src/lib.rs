@@ -37,6 +37,7 @@
 //! | GET | `/api/v1/workflows/{id}` | describes the latest run (`?run_id=` for another) |
 //! | GET | `/api/v1/workflows/{id}/history` | the run's history, in the history JSON form |
 //! | POST | `/api/v1/workflows/{id}/signal` | `{"name", "input", "request_id"}` |
+//! | POST | `/api/v1/workflows/{id}/query` | `{"name", "args"}`: the app's code answers |
 //! | POST | `/api/v1/workflows/{id}/cancel` | requests cancellation |
 //! | POST | `/api/v1/workflows/{id}/terminate` | `{"reason"}` |
 //! | DELETE | `/api/v1/workflows/{id}` | deletes a closed workflow |

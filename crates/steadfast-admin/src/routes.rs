@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use steadfast::{Engine, ListFilter, PageToken, Payload, RunId, SignalOptions, WorkflowStatus};
 
 use crate::api::{
-    Description, Done, ErrorDetail, ExecutionPage, ServerInfo, SignalRequest, TerminateRequest,
-    parse_time, unhex,
+    Description, Done, ErrorDetail, ExecutionPage, QueryAnswer, QueryRequest, ServerInfo,
+    SignalRequest, TerminateRequest, parse_time, payload_value, unhex,
 };
 use crate::auth::{self, Token};
 use crate::error::ApiError;
@@ -39,6 +39,7 @@ pub(crate) fn router(engine: Engine, token: Token) -> Router {
         )
         .route("/api/v1/workflows/{workflow_id}/history", get(history))
         .route("/api/v1/workflows/{workflow_id}/signal", post(signal))
+        .route("/api/v1/workflows/{workflow_id}/query", post(query))
         .route("/api/v1/workflows/{workflow_id}/cancel", post(cancel))
         .route("/api/v1/workflows/{workflow_id}/terminate", post(terminate))
         .fallback(not_found)
@@ -313,6 +314,21 @@ async fn signal(
         .signal_by_name(&id, &request.name, payload, options)
         .await?;
     done(id, "signaled")
+}
+
+async fn query(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = workflow_id(path)?;
+    let request: QueryRequest = body(bytes)?;
+    let argument = Payload::encode(&request.args).map_err(steadfast::ClientError::from)?;
+    let answer = engine.query_by_name(&id, &request.name, argument).await?;
+    ok(&QueryAnswer {
+        workflow_id: id,
+        result: payload_value(&answer),
+    })
 }
 
 async fn cancel(

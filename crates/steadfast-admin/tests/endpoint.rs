@@ -54,6 +54,28 @@ async fn a_signal_sent_through_the_endpoint_completes_the_workflow() {
     assert_eq!(d["run_id"], handle.run_id().to_string());
     assert!(d["start_time"].as_str().unwrap().ends_with('Z'));
 
+    // A query is answered by the app's code, with its argument.
+    let asked = call(
+        address,
+        "POST",
+        "/api/v1/workflows/greet-1/query",
+        Some(r#"{"name": "greet", "args": "Bo"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(asked.status, 200, "{:?}", asked.json());
+    assert_eq!(asked.json()["result"], "Hello, Bo?");
+    let unknown = call(
+        address,
+        "POST",
+        "/api/v1/workflows/greet-1/query",
+        Some(r#"{"name": "nothing"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.code(), "unknown_query");
+
     let signaled = call(
         address,
         "POST",

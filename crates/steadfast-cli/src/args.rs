@@ -52,7 +52,7 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Workflows: list, describe, show, signal, cancel, terminate, delete.
+    /// Workflows: list, describe, show, signal, query, cancel, terminate, delete.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
     /// Makes a file left by a killed application readable again: opens it
@@ -72,6 +72,8 @@ pub enum WorkflowCommand {
     Show(RunArgs),
     /// Sends a signal.
     Signal(SignalArgs),
+    /// Asks a query; the application's code answers it.
+    Query(QueryArgs),
     /// Requests cancellation of the running run.
     Cancel(IdArgs),
     /// Terminates the running run: no more of its code runs.
@@ -132,6 +134,19 @@ pub struct SignalArgs {
     /// A request ID: sending it again does not deliver the signal twice.
     #[arg(long)]
     pub request_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The workflow ID.
+    #[arg(long, short = 'w')]
+    pub workflow_id: String,
+    /// The query's name.
+    #[arg(long)]
+    pub name: String,
+    /// The query's argument, as JSON.
+    #[arg(long, short = 'i')]
+    pub input: Option<String>,
 }
 
 #[derive(Debug, Args)]

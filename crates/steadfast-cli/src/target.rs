@@ -28,6 +28,11 @@ pub enum Call {
         id: String,
         run: Option<String>,
     },
+    /// `body` is the endpoint's query body.
+    Query {
+        id: String,
+        body: Value,
+    },
     /// `body` is the endpoint's signal body.
     Signal {
         id: String,
@@ -87,6 +92,10 @@ async fn endpoint(client: &AdminClient, call: Call) -> Result<Value, CliError> {
             let path = format!("{}/signal", workflow(&id));
             client.call(Method::POST, &path, Some(&body)).await
         }
+        Call::Query { id, body } => {
+            let path = format!("{}/query", workflow(&id));
+            client.call(Method::POST, &path, Some(&body)).await
+        }
         Call::Cancel { id } => {
             let path = format!("{}/cancel", workflow(&id));
             client.call(Method::POST, &path, None).await
@@ -143,7 +152,7 @@ fn done(id: String, outcome: &str) -> Result<Value, CliError> {
 async fn file(path: &std::path::Path, call: Call) -> Result<Value, CliError> {
     let reads = matches!(
         call,
-        Call::List { .. } | Call::Describe { .. } | Call::History { .. }
+        Call::List { .. } | Call::Describe { .. } | Call::History { .. } | Call::Query { .. }
     );
     let mut builder = Engine::builder();
     if reads {
@@ -212,6 +221,20 @@ async fn file_call(engine: &Engine, call: Call) -> Result<Value, CliError> {
                 .await
                 .map_err(engine_error)?;
             done(id, "signaled")
+        }
+        Call::Query { id, body } => {
+            let request: steadfast_admin::api::QueryRequest =
+                serde_json::from_value(body).map_err(CliError::json)?;
+            let argument =
+                Payload::encode(&request.args).map_err(|e| engine_error(ClientError::from(e)))?;
+            let answer = engine
+                .query_by_name(&id, &request.name, argument)
+                .await
+                .map_err(engine_error)?;
+            to_json(&steadfast_admin::api::QueryAnswer {
+                workflow_id: id,
+                result: steadfast_admin::api::payload_value(&answer),
+            })
         }
         Call::Cancel { id } => {
             engine.cancel(&id).await.map_err(engine_error)?;

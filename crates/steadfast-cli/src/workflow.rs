@@ -20,6 +20,20 @@ pub async fn run(
         WorkflowCommand::Describe(args) => describe(target, args, out).await,
         WorkflowCommand::Show(args) => show(target, args, out).await,
         WorkflowCommand::Signal(args) => signal(target, args, out).await,
+        WorkflowCommand::Query(args) => {
+            let input = json_input(args.input.as_deref())?;
+            let body = json!({ "name": args.name, "args": input });
+            let answer = target
+                .call(Call::Query {
+                    id: args.workflow_id,
+                    body,
+                })
+                .await?;
+            if out == Output::Json {
+                return Ok(output::json(&answer));
+            }
+            Ok(output::json(&answer["result"]))
+        }
         WorkflowCommand::Cancel(IdArgs { workflow_id }) => {
             let done = target.call(Call::Cancel { id: workflow_id }).await?;
             finished(done, out, "Cancellation requested")
@@ -272,15 +286,7 @@ async fn show(target: &Target, args: RunArgs, out: Output) -> Result<String, Cli
 }
 
 async fn signal(target: &Target, args: SignalArgs, out: Output) -> Result<String, CliError> {
-    let input: Value = match &args.input {
-        Some(text) => serde_json::from_str(text).map_err(|e| {
-            CliError::Usage(format!(
-                "--input is not JSON ({e}); a string is written '\"text\"', a number 42, \
-                 an object '{{\"k\": 1}}'"
-            ))
-        })?,
-        None => Value::Null,
-    };
+    let input = json_input(args.input.as_deref())?;
     let body = json!({ "name": args.name, "input": input, "request_id": args.request_id });
     let done = target
         .call(Call::Signal {
@@ -289,4 +295,17 @@ async fn signal(target: &Target, args: SignalArgs, out: Output) -> Result<String
         })
         .await?;
     finished(done, out, "Signal sent")
+}
+
+/// `--input` as JSON; `null` when not given.
+fn json_input(text: Option<&str>) -> Result<Value, CliError> {
+    match text {
+        Some(text) => serde_json::from_str(text).map_err(|e| {
+            CliError::Usage(format!(
+                "--input is not JSON ({e}); a string is written '\"text\"', a number 42, \
+                 an object '{{\"k\": 1}}'"
+            ))
+        }),
+        None => Ok(Value::Null),
+    }
 }

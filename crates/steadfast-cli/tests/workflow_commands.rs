@@ -5,13 +5,18 @@
 use std::process::Output;
 
 use serde_json::Value;
-use steadfast::{Engine, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions};
+use steadfast::{
+    Engine, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+};
 use steadfast_admin::{AdminAddress, AdminEndpoint, AdminServer};
 
 const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
 const NAME: SignalDef<String> = SignalDef::new("name");
+const GREET: QueryDef<String, String> = QueryDef::new("greet");
 
 async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, WorkflowError> {
+    let prefix = greeting.clone();
+    ctx.handle_query_with(GREET, move |who: String| format!("{prefix}, {who}?"));
     let name = ctx.recv_signal(NAME).await?;
     Ok(format!("{greeting}, {name}!"))
 }
@@ -140,6 +145,19 @@ async fn list_describe_show_and_signal() {
             .lines()
             .any(|l| l.trim_start().starts_with("Status") && l.ends_with("Running"))
     );
+
+    let asked = stdout(
+        &app.cli(&[
+            "workflow", "query", "-w", "greet-1", "--name", "greet", "--input", "\"Bo\"",
+        ])
+        .await,
+    );
+    assert_eq!(asked.trim(), "\"Hello, Bo?\"");
+    let unknown = app
+        .cli(&["workflow", "query", "-w", "greet-1", "--name", "nope"])
+        .await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("nope"), "{}", stderr(&unknown));
 
     let sent = stdout(
         &app.cli(&[

@@ -10,13 +10,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use steadfast::{Engine, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
+use steadfast::{Engine, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
 
 pub const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
 pub const NAME: SignalDef<String> = SignalDef::new("name");
+/// The greeting applied to its argument.
+pub const GREET: QueryDef<String, String> = QueryDef::new("greet");
 
-/// Waits for signal `name` and greets it.
+/// Waits for signal `name` and greets it; query `greet` greets its argument.
 async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, WorkflowError> {
+    let prefix = greeting.clone();
+    ctx.handle_query_with(GREET, move |who: String| format!("{prefix}, {who}?"));
     let name = ctx.recv_signal(NAME).await?;
     Ok(format!("{greeting}, {name}!"))
 }
