@@ -361,6 +361,47 @@ mod tests {
                 update_id: "u".into(),
                 outcome: crate::history::UpdateOutcome::Success { result: payload() },
             },
+            EventKind::StartChildWorkflowInitiated {
+                seq: 1,
+                workflow_id: "c".into(),
+                workflow_type: "T".into(),
+                task_queue: "q".into(),
+                input: payload(),
+                options: crate::history::ChildOptionsRecord {
+                    run_timeout: None,
+                    execution_timeout: None,
+                    parent_close_policy: crate::history::ParentClosePolicy::Terminate,
+                    id_reuse: crate::history::ChildIdReuse::AllowDuplicate,
+                    search_attributes: SearchAttributes::default(),
+                    memo: None,
+                },
+            },
+            EventKind::ChildWorkflowStarted {
+                seq: 1,
+                run_id: crate::history::RunId::from_u128(7),
+            },
+            EventKind::StartChildWorkflowFailed {
+                seq: 1,
+                cause: crate::history::StartChildFailedCause::AlreadyRunning {
+                    run_id: crate::history::RunId::from_u128(7),
+                },
+            },
+            EventKind::ChildWorkflowCompleted {
+                seq: 1,
+                result: payload(),
+            },
+            EventKind::ChildWorkflowClosed {
+                seq: 1,
+                status: WorkflowStatus::Failed,
+                failure: failure(),
+            },
+            EventKind::ChildWorkflowCancelRequested { seq: 1 },
+            EventKind::WorkflowStartedAsChild {
+                parent_workflow_id: "p".into(),
+                parent_run_id: crate::history::RunId::from_u128(7),
+                seq: 1,
+                parent_close_policy: crate::history::ParentClosePolicy::Terminate,
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -399,6 +440,14 @@ mod tests {
             // Format 9.
             EventKind::WorkflowUpdateAccepted { .. } => 26,
             EventKind::WorkflowUpdateCompleted { .. } => 27,
+            // Format 10.
+            EventKind::StartChildWorkflowInitiated { .. } => 28,
+            EventKind::ChildWorkflowStarted { .. } => 29,
+            EventKind::StartChildWorkflowFailed { .. } => 30,
+            EventKind::ChildWorkflowCompleted { .. } => 31,
+            EventKind::ChildWorkflowClosed { .. } => 32,
+            EventKind::ChildWorkflowCancelRequested { .. } => 33,
+            EventKind::WorkflowStartedAsChild { .. } => 34,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {

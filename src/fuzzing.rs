@@ -195,6 +195,8 @@ pub fn seed_records() -> Vec<Vec<u8>> {
         update_completed(2),
         update_completed(3),
     ];
+    let mut extra = extra.to_vec();
+    extra.extend((0..CHILD_EVENT_KINDS).map(|what| child_event(what, 3)));
     events.extend(extra.into_iter().map(|kind| Event {
         event_id: 9,
         timestamp: base_time(),
@@ -776,6 +778,74 @@ pub fn update_completed(arg: u8) -> EventKind {
     }
 }
 
+/// How many child-workflow event kinds [`child_event`] makes.
+pub const CHILD_EVENT_KINDS: u8 = 7;
+
+/// A child-workflow event made from two bytes: which kind (`what`, modulo
+/// [`CHILD_EVENT_KINDS`]) and its seq, IDs and values (`arg`).
+pub fn child_event(what: u8, arg: u8) -> EventKind {
+    use crate::history::{
+        ChildIdReuse, ChildOptionsRecord, ParentClosePolicy, RunId, StartChildFailedCause,
+    };
+    let seq = u32::from(arg % 8);
+    let policy = match arg % 3 {
+        0 => ParentClosePolicy::Terminate,
+        1 => ParentClosePolicy::RequestCancel,
+        _ => ParentClosePolicy::Abandon,
+    };
+    let run_id = RunId::from_u128(u128::from(arg) + 1);
+    match what % CHILD_EVENT_KINDS {
+        0 => EventKind::StartChildWorkflowInitiated {
+            seq,
+            workflow_id: format!("child-{}", arg % 4),
+            workflow_type: Sample::from_byte(arg).workflow_type().to_string(),
+            task_queue: "default".into(),
+            input: odd_payload(arg),
+            options: ChildOptionsRecord {
+                run_timeout: (arg & 1 == 1).then(|| Duration::from_secs(u64::from(arg))),
+                execution_timeout: None,
+                parent_close_policy: policy,
+                id_reuse: match arg % 3 {
+                    0 => ChildIdReuse::AllowDuplicate,
+                    1 => ChildIdReuse::AllowDuplicateFailedOnly,
+                    _ => ChildIdReuse::RejectDuplicate,
+                },
+                search_attributes: SearchAttributes::new(),
+                memo: (arg & 2 == 2).then(|| payload(&"memo")),
+            },
+        },
+        1 => EventKind::ChildWorkflowStarted { seq, run_id },
+        2 => EventKind::StartChildWorkflowFailed {
+            seq,
+            cause: match arg % 3 {
+                0 => StartChildFailedCause::AlreadyRunning { run_id },
+                1 => StartChildFailedCause::ReuseRejected {
+                    last_status: WorkflowStatus::Completed,
+                },
+                _ => StartChildFailedCause::Unreadable {
+                    message: "damaged".into(),
+                },
+            },
+        },
+        3 => EventKind::ChildWorkflowCompleted {
+            seq,
+            result: odd_payload(arg),
+        },
+        4 => EventKind::ChildWorkflowClosed {
+            seq,
+            status: WorkflowStatus::Failed,
+            failure: Failure::new("Boom", "").with_non_retryable(true),
+        },
+        5 => EventKind::ChildWorkflowCancelRequested { seq },
+        _ => EventKind::WorkflowStartedAsChild {
+            parent_workflow_id: format!("parent-{}", arg % 4),
+            parent_run_id: run_id,
+            seq,
+            parent_close_policy: policy,
+        },
+    }
+}
+
 /// A `WorkflowContinuedFrom` naming run `n`.
 pub fn continued_from(n: u8) -> EventKind {
     EventKind::WorkflowContinuedFrom {
@@ -787,7 +857,7 @@ pub fn continued_from(n: u8) -> EventKind {
 pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
     let seq = u32::from(arg % 8);
     let activity_type = ACTIVITY_TYPES[usize::from(arg) % ACTIVITY_TYPES.len()].to_string();
-    match what % 22 {
+    match what % 23 {
         19 => EventKind::LocalActivityRecorded {
             seq,
             activity_type: activity_type.clone(),
@@ -801,6 +871,7 @@ pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
         18 => EventKind::ActivityCancelRequested { seq },
         20 => update_accepted(arg),
         21 => update_completed(arg),
+        22 => child_event(arg, arg / 7),
         16 => continued_as_new(arg),
         17 => EventKind::WorkflowContinuedFrom {
             previous_run_id: crate::history::RunId::from_u128(u128::from(arg)),

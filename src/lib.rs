@@ -71,6 +71,7 @@
 //! | Search attributes, memo | [`WorkflowOptions::with_search_attribute`], [`WorkflowOptions::with_memo`], [`WorkflowContext::upsert_search_attributes`] ([`SearchAttributes`], [`SearchAttributeValue`]) |
 //! | Delete a workflow execution | [`Engine::delete`] (a closed workflow; a running one is refused with [`ClientError::StillRunning`]) |
 //! | Continue-as-new | [`WorkflowContext::continue_as_new`] ([`ContinueAsNewOptions`]), one commit; [`WorkflowHandle::result`] follows the chain, [`WorkflowDescription::previous_run_id`]/[`next_run_id`](WorkflowDescription::next_run_id); [`WorkflowContext::continue_as_new_suggested`], [`history_length`](WorkflowContext::history_length), [`history_bytes`](WorkflowContext::history_bytes) |
+//! | Child workflows, parent-close policy | [`WorkflowContext::start_child_workflow`] ([`ChildWorkflowOptions`], [`ParentClosePolicy`]) gives a [`ChildWorkflowHandle`] once the start is durable (one commit); [`WorkflowContext::execute_child_workflow`]; [`ChildWorkflowError`]; [`WorkflowDescription::pending_children`], [`WorkflowDescription::parent`] |
 //! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
 //! | History JSON, `WorkflowReplayer` | [`Engine::workflow_history`], [`WorkflowHistory`] (`to_json`/`from_json`), [`Replayer`] |
 //! | Time-skipping test environment | [`testing::TestEngine`] (virtual time, [`sleep`](testing::TestEngine::sleep)) |
@@ -151,12 +152,13 @@ pub use engine::{MAX_UPDATE_ID_LEN, UpdateOptions};
 pub use error::{ClientError, Error, OpenError, ResultError, UpdateError};
 pub use history::UpdateOutcome;
 pub use history::{
-    ActivityOptionsRecord, CarriedSignal, DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind,
-    Failure, HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError,
-    MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
-    MAX_WORKFLOW_ID_LEN, Payload, PayloadError, PendingActivityInfo, PendingTimerInfo, RetryState,
-    RunId, SearchAttributeValue, SearchAttributes, SignalDelivery, UnreadSignals, WorkflowHistory,
-    WorkflowStatus,
+    ActivityOptionsRecord, CarriedSignal, ChildIdReuse, ChildOptionsRecord,
+    DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, Failure, HISTORY_JSON_FORMAT,
+    HISTORY_JSON_VERSION, HistoryJsonError, MAX_SEARCH_ATTRIBUTE_NAME_LEN,
+    MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES, MAX_WORKFLOW_ID_LEN,
+    ParentClosePolicy, ParentInfo, Payload, PayloadError, PendingActivityInfo, PendingChildInfo,
+    PendingTimerInfo, RetryState, RunId, SearchAttributeValue, SearchAttributes, SignalDelivery,
+    StartChildFailedCause, UnreadSignals, WorkflowHistory, WorkflowStatus,
 };
 pub use replayer::{ReplayCheckError, ReplayError, ReplayReport, Replayer};
 /// Makes the storage under an engine fail on purpose (feature
@@ -172,11 +174,12 @@ pub use store::{CutImage, CutMode, PowerCut};
 pub use worker::{DEFAULT_TASK_QUEUE, Worker};
 pub use workflow::UpdateDef;
 pub use workflow::{
-    ActivityFailure, ActivityFuture, Cancelled, ContinueAsNewOptions,
+    ActivityFailure, ActivityFuture, Cancelled, ChildResultFuture, ChildWorkflowError,
+    ChildWorkflowHandle, ChildWorkflowOptions, ContinueAsNewOptions,
     DEFAULT_SUGGEST_CONTINUE_AS_NEW_BYTES, DEFAULT_SUGGEST_CONTINUE_AS_NEW_EVENTS,
     DEFAULT_WARN_HISTORY_EVENTS, LocalActivityFuture, LocalActivityOptions, NondeterminismError,
-    ParkReason, QueryDef, SignalDef, SignalError, SignalFuture, TimerFuture, WorkflowContext,
-    WorkflowDef, WorkflowError,
+    ParkReason, QueryDef, SignalDef, SignalError, SignalFuture, StartChildFuture, TimerFuture,
+    WorkflowContext, WorkflowDef, WorkflowError,
 };
 
 /// Compiles the README's Rust blocks as doctests, so they stay true.

@@ -213,6 +213,8 @@ pub enum ArbKind {
         arg: u8,
     },
     UpdateCompleted {
+    Child {
+        what: u8,
         arg: u8,
     },
 }
@@ -347,6 +349,7 @@ impl ArbKind {
             ArbKind::ContinuedFrom { run } => fuzzing::continued_from(*run),
             ArbKind::UpdateAccepted { arg } => fuzzing::update_accepted(*arg),
             ArbKind::UpdateCompleted { arg } => fuzzing::update_completed(*arg),
+            ArbKind::Child { what, arg } => fuzzing::child_event(*what, *arg),
         }
     }
 }

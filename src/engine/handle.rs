@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ClientError, ResultError};
 use crate::history::{
-    EventKind, MutableState, Payload, PendingActivityInfo, PendingTimerInfo, RunId,
-    SearchAttributes, UnreadSignals, WorkflowStatus,
+    EventKind, MutableState, ParentInfo, Payload, PendingActivityInfo, PendingChildInfo,
+    PendingTimerInfo, RunId, SearchAttributes, UnreadSignals, WorkflowStatus,
 };
 use crate::store::{RunRecord, StoreError};
 use crate::worker::{RunMsg, RunSnapshot, RunState, Shared};
@@ -69,6 +69,11 @@ pub struct WorkflowDescription {
     /// The run that continues this one, once it continued as new (status
     /// [`WorkflowStatus::ContinuedAsNew`]).
     pub next_run_id: Option<RunId>,
+    /// Child workflows started and not closed, for a running run.
+    pub pending_children: Vec<PendingChildInfo>,
+    /// The parent workflow, when this run is (part of) a child workflow;
+    /// read from the run's history, so also without a live actor.
+    pub parent: Option<ParentInfo>,
 }
 
 /// What [`WorkflowHandle::result_or_parked`] saw first.
@@ -385,12 +390,14 @@ pub(crate) async fn describe_run(
     // The chain: a continued run's second event names its predecessor, and
     // a run that continued closed on an event naming its successor (one
     // event each, read through the fold).
+    // A child's run names its parent right after (these) first events.
     let second = shared
         .store
-        .history_page(run_id, workflow_id, 2, 1)
+        .history_page(run_id, workflow_id, 2, 2)
         .await
         .unwrap_or_default();
-    let previous_run_id = MutableState::fold(&second).previous_run_id;
+    let links = MutableState::fold(&second);
+    let (previous_run_id, parent) = (links.previous_run_id, links.parent);
     let next_run_id = if record.status == WorkflowStatus::ContinuedAsNew {
         let last = shared.store.last_event(run_id, workflow_id).await?;
         MutableState::fold(last.iter()).next_run_id
@@ -402,6 +409,8 @@ pub(crate) async fn describe_run(
         next_run_id,
         pending_activities: snapshot.activities,
         pending_timers: snapshot.timers,
+        pending_children: snapshot.children,
+        parent,
         workflow_id: record.workflow_id,
         run_id,
         workflow_type: record.workflow_type,
@@ -445,6 +454,7 @@ async fn from_file(
     Ok(RunSnapshot {
         activities: state.pending_activities(),
         timers: state.pending_timers(),
+        children: state.pending_children(),
         parked: published.or_else(|| shared.replay_parked(run_id, record, &history)),
         history_len: state.last_event_id,
     })

@@ -688,10 +688,11 @@ impl Engine {
                 "the update of an update-with-start was not accepted".into(),
             ));
         }
-        // A run that continues as new in its first activation is started
-        // with its first events alone; its actor then commits the close
-        // together with the next run's start (one commit, as always).
-        let continues = prepared.continues_as_new();
+        // A run that continues as new (or starts children) in its first
+        // activation is started with its first events alone; its actor then
+        // commits the step together with the next run's start (or the
+        // children's), in one commit as always.
+        let continues = prepared.commits_first_step();
         let first_step = if continues {
             &[][..]
         } else {
@@ -1015,6 +1016,13 @@ impl Engine {
                 Ok(_) => {
                     self.shared
                         .closed_without_actor(run_id, WorkflowStatus::Terminated);
+                    crate::worker::notify_parent_of_close(
+                        &self.shared,
+                        run_id,
+                        workflow_id,
+                        &event.kind,
+                    )
+                    .await;
                     return Ok(());
                 }
                 Err(StoreError::Conflict { .. }) => continue,

@@ -7,6 +7,7 @@
 //! result, a timer firing) are fed back to it, one per activation, in history
 //! order.
 
+mod children;
 mod event_v1;
 mod failure;
 mod ids;
@@ -20,6 +21,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use children::child_failure;
+pub use children::{
+    ChildIdReuse, ChildOptionsRecord, ParentClosePolicy, ParentInfo, PendingChildInfo,
+    StartChildFailedCause,
+};
 pub(crate) use event_v1::EventV1;
 pub(crate) use failure::is_timeout_type;
 pub use failure::{Failure, RetryState};
@@ -314,6 +320,78 @@ pub enum EventKind {
         /// What the handler returned.
         outcome: UpdateOutcome,
     },
+    /// The workflow started a child workflow (`ctx.start_child_workflow`).
+    /// Always committed together with its outcome, `ChildWorkflowStarted`
+    /// or `StartChildWorkflowFailed`, and (when started) the child's first
+    /// events: no history holds a start whose outcome is unknown. Store
+    /// format 10.
+    StartChildWorkflowInitiated {
+        /// Command sequence number.
+        seq: u32,
+        /// The child's workflow ID.
+        workflow_id: String,
+        /// The child's workflow type.
+        workflow_type: String,
+        /// The child's task queue.
+        task_queue: String,
+        /// The child's input.
+        input: Payload,
+        /// The child's options.
+        options: ChildOptionsRecord,
+    },
+    /// The child workflow of `seq` started, as run `run_id`. Store format 10.
+    ChildWorkflowStarted {
+        /// Command sequence number of the start.
+        seq: u32,
+        /// The child's first run.
+        run_id: RunId,
+    },
+    /// The child workflow of `seq` was not started. Store format 10.
+    StartChildWorkflowFailed {
+        /// Command sequence number of the start.
+        seq: u32,
+        /// Why.
+        cause: StartChildFailedCause,
+    },
+    /// The child workflow of `seq` completed (the last run of its
+    /// continue-as-new chain returned a value). Store format 10.
+    ChildWorkflowCompleted {
+        /// Command sequence number of the start.
+        seq: u32,
+        /// The child's result.
+        result: Payload,
+    },
+    /// The child workflow of `seq` closed without a result: it failed, was
+    /// cancelled, terminated, or timed out (`status` says which, `failure`
+    /// why). Store format 10.
+    ChildWorkflowClosed {
+        /// Command sequence number of the start.
+        seq: u32,
+        /// How the child closed.
+        status: WorkflowStatus,
+        /// The child's failure (for a termination: type `"Terminated"` and
+        /// the reason; for a timeout: the timeout's name).
+        failure: Failure,
+    },
+    /// The workflow asked to cancel its child of `seq`
+    /// (`ChildWorkflowHandle::cancel`). Store format 10.
+    ChildWorkflowCancelRequested {
+        /// Command sequence number of the start.
+        seq: u32,
+    },
+    /// The run is (part of) a child workflow: written right after
+    /// `WorkflowStarted` (and `WorkflowContinuedFrom` in a continued run).
+    /// Store format 10.
+    WorkflowStartedAsChild {
+        /// The parent's workflow ID.
+        parent_workflow_id: String,
+        /// The parent's run that started the child.
+        parent_run_id: RunId,
+        /// The start's command sequence number in the parent's run.
+        seq: u32,
+        /// What the parent's close does to this child.
+        parent_close_policy: ParentClosePolicy,
+    },
 }
 
 /// A signal a run received and did not read, moved to the next run of a
@@ -375,6 +453,8 @@ impl EventKind {
                 | EventKind::WorkflowContinuedAsNew { .. }
                 | EventKind::ActivityCancelRequested { .. }
                 | EventKind::WorkflowUpdateCompleted { .. }
+                | EventKind::StartChildWorkflowInitiated { .. }
+                | EventKind::ChildWorkflowCancelRequested { .. }
         )
     }
 
@@ -453,6 +533,17 @@ impl EventKind {
             } => update_id.len() + update_name.len() + input.len(),
             EventKind::WorkflowUpdateCompleted { update_id, outcome } => {
                 update_id.len() + outcome.approx_bytes()
+            }
+            EventKind::ChildWorkflowCompleted { result, .. } => result.len(),
+            EventKind::StartChildWorkflowInitiated {
+                workflow_id,
+                workflow_type,
+                task_queue,
+                input,
+                ..
+            } => workflow_id.len() + workflow_type.len() + task_queue.len() + input.len() + 64,
+            EventKind::ChildWorkflowClosed { failure, .. } => {
+                failure.error_type.len() + failure.message.len()
             }
             EventKind::WorkflowContinuedAsNew { input, signals, .. } => {
                 input.len()
@@ -535,6 +626,32 @@ impl EventKind {
             EventKind::WorkflowUpdateCompleted { update_id, .. } => {
                 format!("WorkflowUpdateCompleted(id {update_id:?})")
             }
+            EventKind::StartChildWorkflowInitiated {
+                seq,
+                workflow_id,
+                workflow_type,
+                ..
+            } => format!(
+                "StartChildWorkflowInitiated(seq {seq}, workflow {workflow_type:?}, ID {workflow_id:?})"
+            ),
+            EventKind::ChildWorkflowStarted { seq, run_id } => {
+                format!("ChildWorkflowStarted(seq {seq}, run {run_id})")
+            }
+            EventKind::StartChildWorkflowFailed { seq, .. } => {
+                format!("StartChildWorkflowFailed(seq {seq})")
+            }
+            EventKind::ChildWorkflowCompleted { seq, .. } => {
+                format!("ChildWorkflowCompleted(seq {seq})")
+            }
+            EventKind::ChildWorkflowClosed { seq, status, .. } => {
+                format!("ChildWorkflowClosed(seq {seq}, {status:?})")
+            }
+            EventKind::ChildWorkflowCancelRequested { seq } => {
+                format!("ChildWorkflowCancelRequested(seq {seq})")
+            }
+            EventKind::WorkflowStartedAsChild {
+                parent_workflow_id, ..
+            } => format!("WorkflowStartedAsChild(parent {parent_workflow_id:?})"),
         }
     }
 }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use super::{
-    ActivityOptionsRecord, Event, EventId, EventKind, Failure, Payload, RunId, UnreadSignals,
-    UpdateStatus, WorkflowStatus,
+    ActivityOptionsRecord, Event, EventId, EventKind, Failure, ParentClosePolicy, ParentInfo,
+    Payload, PendingChildInfo, RunId, UnreadSignals, UpdateStatus, WorkflowStatus,
 };
 
 /// The failure type of an attempt cut off by a crash or a kill.
@@ -46,6 +46,17 @@ pub(crate) struct PendingActivity {
     pub(crate) interruptions: u32,
     /// The workflow cancelled it (`ActivityCancelRequested`): its failures
     /// are final.
+    pub(crate) cancel_requested: bool,
+}
+
+/// A child workflow started (or being started) and not closed.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PendingChild {
+    pub(crate) workflow_id: String,
+    pub(crate) workflow_type: String,
+    /// The child's first run, once its start is recorded.
+    pub(crate) run_id: Option<RunId>,
+    pub(crate) parent_close_policy: ParentClosePolicy,
     pub(crate) cancel_requested: bool,
 }
 
@@ -83,6 +94,11 @@ pub(crate) struct MutableState {
     /// The updates accepted so far, by update ID: a later update with one
     /// of these IDs gets the first one's outcome (or waits for it).
     pub(crate) updates: BTreeMap<String, UpdateStatus>,
+    /// Child workflows started and not closed, by the start's seq. Kept as
+    /// they were when the run closes: what its parent-close policy applies to.
+    pub(crate) children: BTreeMap<u32, PendingChild>,
+    /// The parent, when this run is (part of) a child workflow.
+    pub(crate) parent: Option<ParentInfo>,
 }
 
 impl Default for MutableState {
@@ -103,6 +119,8 @@ impl Default for MutableState {
             previous_run_id: None,
             next_run_id: None,
             updates: BTreeMap::new(),
+            children: BTreeMap::new(),
+            parent: None,
         }
     }
 }
@@ -269,6 +287,50 @@ impl MutableState {
                     *status = UpdateStatus::Completed(outcome.clone());
                 }
             }
+            EventKind::StartChildWorkflowInitiated {
+                seq,
+                workflow_id,
+                workflow_type,
+                options,
+                ..
+            } => {
+                let child = PendingChild {
+                    workflow_id: workflow_id.clone(),
+                    workflow_type: workflow_type.clone(),
+                    run_id: None,
+                    parent_close_policy: options.parent_close_policy,
+                    cancel_requested: false,
+                };
+                self.children.insert(*seq, child);
+            }
+            EventKind::ChildWorkflowStarted { seq, run_id } => {
+                if let Some(child) = self.children.get_mut(seq) {
+                    child.run_id = Some(*run_id);
+                }
+            }
+            EventKind::StartChildWorkflowFailed { seq, .. }
+            | EventKind::ChildWorkflowCompleted { seq, .. }
+            | EventKind::ChildWorkflowClosed { seq, .. } => {
+                self.children.remove(seq);
+            }
+            EventKind::ChildWorkflowCancelRequested { seq } => {
+                if let Some(child) = self.children.get_mut(seq) {
+                    child.cancel_requested = true;
+                }
+            }
+            EventKind::WorkflowStartedAsChild {
+                parent_workflow_id,
+                parent_run_id,
+                seq,
+                parent_close_policy,
+            } => {
+                self.parent = Some(ParentInfo {
+                    workflow_id: parent_workflow_id.clone(),
+                    run_id: *parent_run_id,
+                    seq: *seq,
+                    parent_close_policy: *parent_close_policy,
+                });
+            }
         }
     }
 
@@ -324,6 +386,25 @@ impl MutableState {
                 last_failure: p.last_failure.clone(),
                 last_heartbeat: p.last_heartbeat.clone(),
                 cancel_requested: p.cancel_requested,
+            })
+            .collect()
+    }
+
+    /// The pending child workflows as `describe` shows them (none once the
+    /// run closed).
+    pub(crate) fn pending_children(&self) -> Vec<PendingChildInfo> {
+        if self.status.is_closed() {
+            return Vec::new();
+        }
+        self.children
+            .iter()
+            .map(|(seq, c)| PendingChildInfo {
+                seq: *seq,
+                workflow_id: c.workflow_id.clone(),
+                workflow_type: c.workflow_type.clone(),
+                run_id: c.run_id,
+                parent_close_policy: c.parent_close_policy,
+                cancel_requested: c.cancel_requested,
             })
             .collect()
     }
@@ -614,6 +695,74 @@ mod tests {
         assert_eq!(state.updates["a"], UpdateStatus::Completed(outcome));
         assert_eq!(state.updates["b"], UpdateStatus::Accepted);
         assert_eq!(state.updates.len(), 2);
+    }
+
+    #[test]
+    fn children_are_pending_from_their_start_to_their_close_and_a_child_names_its_parent() {
+        let initiated = |seq: u32| EventKind::StartChildWorkflowInitiated {
+            seq,
+            workflow_id: format!("c{seq}"),
+            workflow_type: "T".into(),
+            task_queue: "q".into(),
+            input: Payload::encode(&()).unwrap(),
+            options: super::super::ChildOptionsRecord {
+                run_timeout: None,
+                execution_timeout: None,
+                parent_close_policy: ParentClosePolicy::RequestCancel,
+                id_reuse: super::super::ChildIdReuse::AllowDuplicate,
+                search_attributes: super::super::SearchAttributes::new(),
+                memo: None,
+            },
+        };
+        let mut state = MutableState::fold(&history(vec![
+            started(None),
+            initiated(1),
+            EventKind::ChildWorkflowStarted {
+                seq: 1,
+                run_id: RunId::from_u128(5),
+            },
+            initiated(2),
+            EventKind::StartChildWorkflowFailed {
+                seq: 2,
+                cause: super::super::StartChildFailedCause::AlreadyRunning {
+                    run_id: RunId::from_u128(6),
+                },
+            },
+            EventKind::ChildWorkflowCancelRequested { seq: 1 },
+            // A parent's cancellation leaves its children pending.
+            EventKind::WorkflowCancelRequested { reason: "r".into() },
+        ]));
+        let pending = state.pending_children();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].run_id, Some(RunId::from_u128(5)));
+        assert!(pending[0].cancel_requested);
+        assert_eq!(
+            pending[0].parent_close_policy,
+            ParentClosePolicy::RequestCancel
+        );
+        state.apply(&Event {
+            event_id: 8,
+            timestamp: at(300),
+            kind: EventKind::ChildWorkflowClosed {
+                seq: 1,
+                status: WorkflowStatus::Cancelled,
+                failure: failure("Cancelled"),
+            },
+        });
+        assert!(state.children.is_empty());
+
+        let child = MutableState::fold(&history(vec![
+            started(None),
+            EventKind::WorkflowStartedAsChild {
+                parent_workflow_id: "p".into(),
+                parent_run_id: RunId::from_u128(9),
+                seq: 3,
+                parent_close_policy: ParentClosePolicy::Terminate,
+            },
+        ]));
+        let parent = child.parent.unwrap();
+        assert_eq!((parent.workflow_id.as_str(), parent.seq), ("p", 3));
+        assert_eq!(parent.run_id, RunId::from_u128(9));
     }
 
     #[test]

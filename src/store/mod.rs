@@ -6,6 +6,7 @@
 //!
 //! The engine decides every ID and time; a store only keeps them.
 
+mod children;
 #[cfg(test)]
 mod conformance;
 mod contract;
@@ -20,6 +21,7 @@ use crate::history::RunId;
 pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore};
 #[cfg(feature = "fault-injection")]
 pub use self::redb::{CutImage, CutMode, FaultInjector, PowerCut};
+pub(crate) use children::{ChildCloseOp, ChildStartOp, CloseParentOp, StartChildrenOp};
 pub(crate) use contract::Store;
 pub(crate) use ops::{ContinueAsNewOp, EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 pub(crate) use query::{Query, QueryPage, Suffix};

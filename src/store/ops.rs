@@ -86,6 +86,14 @@ pub(crate) enum WriteOp {
     /// `Append`, with its closed record, conditional the same way) and the
     /// start of its successor, in one commit (boxed: it is the largest op).
     ContinueAsNew(Box<ContinueAsNewOp>),
+    /// A step that starts child workflows: the parent's append and each
+    /// child's start (or the record that it was not started), in one
+    /// commit (see [`super::children`]).
+    StartChildren(Box<super::children::StartChildrenOp>),
+    /// A step that closes a run with open children: the close (an
+    /// `Append` or a `ContinueAsNew`) and each child's parent-close policy,
+    /// in one commit (see [`super::children`]).
+    CloseParent(Box<super::children::CloseParentOp>),
     /// Remove every run of a closed workflow ID (records, histories, index
     /// entries) and the ID.
     Delete { workflow_id: String },
@@ -120,6 +128,16 @@ pub(crate) enum WriteOutcome {
     Appended,
     /// A continue-as-new closed the run and started its successor.
     ContinuedAsNew,
+    /// A step that starts children was appended, with one outcome event per
+    /// start after its own events, in order: `ChildWorkflowStarted` for
+    /// `Ok(run_id)`, `StartChildWorkflowFailed` with the cause for `Err`.
+    ChildrenStarted(Vec<Result<RunId, crate::history::StartChildFailedCause>>),
+    /// A close with open children was made, with what it did to them:
+    /// the runs it terminated and those it asked to cancel.
+    ParentClosed {
+        terminated: Vec<RunId>,
+        cancel_requested: Vec<RunId>,
+    },
     Closed,
     AlreadyClosed(WorkflowStatus),
     /// The runs a delete removed.

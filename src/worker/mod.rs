@@ -34,7 +34,7 @@ use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowEr
 use queue::TaskQueue;
 pub(crate) use registration::{Kind, Signature};
 use registration::{Registration, Registrations};
-pub(crate) use run::{PreparedRun, RunMsg, StartUpdate};
+pub(crate) use run::{PreparedRun, RunMsg, StartUpdate, notify_parent_of_close};
 pub(crate) use shutdown::Drain;
 use timers::Timers;
 
@@ -244,6 +244,7 @@ impl Drop for Reservation {
 pub(crate) struct RunSnapshot {
     pub(crate) activities: Vec<PendingActivityInfo>,
     pub(crate) timers: Vec<PendingTimerInfo>,
+    pub(crate) children: Vec<crate::history::PendingChildInfo>,
     /// Why the run is parked, as published when the snapshot was taken.
     pub(crate) parked: Option<ParkReason>,
     /// Events in the run's history (all of them durable).
@@ -290,6 +291,10 @@ enum Actor {
 /// step it causes is committed and acted on, so a virtual clock never skips
 /// past work on its way.
 pub(crate) type Inbox = mpsc::UnboundedSender<(RunMsg, Hold)>;
+
+/// An open run read from the store: its record, its history, and what its
+/// children owe it (see [`run::reconcile`]).
+type LoadedRun = (RunRecord, Vec<Event>, Vec<RunMsg>);
 
 /// Everything the engine's tasks share.
 pub(crate) struct Shared {
@@ -568,27 +573,24 @@ impl Shared {
     /// Reads an open run's record and history from the store; `None` for a
     /// closed or unknown run.
     async fn read_open_run(
-        &self,
+        self: &Arc<Self>,
         run_id: RunId,
-    ) -> Result<Option<(RunRecord, Vec<Event>)>, StoreError> {
+    ) -> Result<Option<LoadedRun>, StoreError> {
         let label = format!("(run {run_id})");
         match self.store.run(run_id, &label).await? {
             Some(mut record) if !record.status.is_closed() => {
                 let history = self.store.history(run_id, &record.workflow_id).await?;
                 // The history's length is the truth while a run is open.
                 record.history_len = history.last().map_or(0, |e| e.event_id);
-                Ok(Some((record, history)))
+                let owed = run::reconcile(self, run_id, &history).await;
+                Ok(Some((record, history, owed)))
             }
             _ => Ok(None),
         }
     }
 
     /// Replays a run read from the store and starts its actor.
-    fn load_one(
-        self: &Arc<Self>,
-        run_id: RunId,
-        loaded: Result<Option<(RunRecord, Vec<Event>)>, StoreError>,
-    ) {
+    fn load_one(self: &Arc<Self>, run_id: RunId, loaded: Result<Option<LoadedRun>, StoreError>) {
         let shared = self;
         // Closed or unknown (a start that failed): the queued messages are
         // dropped, and their senders learn why from the file. Also while
@@ -612,7 +614,7 @@ impl Shared {
         }
         {
             match loaded {
-                Ok((record, history)) => {
+                Ok((record, history, owed)) => {
                     let (tx, rx) = mpsc::unbounded_channel();
                     let state = {
                         let runs = shared.runs();
@@ -643,6 +645,10 @@ impl Shared {
                             for queued in queued {
                                 let _ = tx.send(queued);
                             }
+                        }
+                        // What children owe the run, after what was queued.
+                        for msg in owed {
+                            let _ = tx.send((msg, shared.clock.hold()));
                         }
                     }
                     run::start(prepared, state, rx, false);

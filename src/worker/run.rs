@@ -7,6 +7,10 @@
 //! crash between the commit and the actions is repaired by replay on the
 //! next open.
 
+mod children;
+
+pub(crate) use children::{notify_parent_of_close, reconcile};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,6 +119,15 @@ pub(crate) enum RunMsg {
     Terminate { reason: String, ack: Ack },
     /// A request for the run's pending work.
     Describe { reply: oneshot::Sender<RunSnapshot> },
+    /// A child workflow of this run closed: `kind` is the event that
+    /// records it here (`ChildWorkflowCompleted` or `ChildWorkflowClosed`).
+    /// From the child's actor once its close is durable, or from the
+    /// reconciliation when this run is loaded; recorded once.
+    ChildClosed {
+        child_workflow_id: String,
+        /// Boxed: the largest message, and the rarest.
+        kind: Box<EventKind>,
+    },
     /// Nothing but "be in memory": resumes a run loaded from the file.
     Wake,
     /// The workflow's waker was woken between activations: its code awaits
@@ -246,11 +259,12 @@ impl PreparedRun {
         &self.step.events
     }
 
-    /// True when the step continues the run as new: a start commits only
-    /// the run's first events then, and the actor commits the step (the
-    /// close with the next run's start, in one commit) as its first act.
-    pub(crate) fn continues_as_new(&self) -> bool {
-        self.step.next_run.is_some()
+    /// True when the step continues the run as new or starts children: a
+    /// start commits only the run's first events then, and the actor
+    /// commits the step (with the next run's start, or the children's, in
+    /// one commit) as its first act.
+    pub(crate) fn commits_first_step(&self) -> bool {
+        self.step.next_run.is_some() || children::initiates(&self.step.events)
     }
 
     /// When the run next needs the engine, for the `running` index.
@@ -558,6 +572,10 @@ impl RunActor {
                 );
             }
             RunMsg::Describe { reply } => step.describes.push(reply),
+            RunMsg::ChildClosed {
+                child_workflow_id,
+                kind,
+            } => self.child_closed(step, &child_workflow_id, *kind),
             RunMsg::Wake => self.arm_due_times(),
             RunMsg::ForeignWake => self.machine.foreign_wake(),
         }
@@ -611,7 +629,9 @@ impl RunActor {
     /// When the run next needs the engine: now with an attempt in flight,
     /// else its earliest due time, else only a message wakes it.
     fn wake_hint(&self) -> u64 {
-        if !self.idle() {
+        // A run with open children is loaded on open, to reconcile with a
+        // child whose close is durable and not yet recorded here.
+        if !self.idle() || !self.state.children.is_empty() {
             return WAKE_NOW;
         }
         match self.state.next_due() {
@@ -996,6 +1016,8 @@ impl RunActor {
                 previous_run_id: self.run_id,
             },
         ];
+        // The chain is one child to its parent.
+        kinds.extend(children::parent_event(&self.state));
         kinds.extend(
             signals
                 .iter()
@@ -1132,17 +1154,39 @@ impl RunActor {
         RunSnapshot {
             activities: self.state.pending_activities(),
             timers: self.state.pending_timers(),
+            children: self.state.pending_children(),
             history_len: self.record.history_len,
             parked: self.watch.borrow().parked().cloned(),
         }
     }
 
     /// Commits the step, then acts on it. Returns false when the actor is done.
-    async fn finish(&mut self, step: Step) -> bool {
+    async fn finish(&mut self, mut step: Step) -> bool {
+        loop {
+            let started = match self.finish_one(step).await {
+                Some(started) => started,
+                None => return false,
+            };
+            if started.is_empty() {
+                return true;
+            }
+            // The children's starts are durable with the step: their
+            // outcomes go to the code, whose reply is the next step.
+            step = self.children_started(started);
+        }
+    }
+
+    /// Commits one step and acts on it. Returns `None` when the actor is
+    /// done, else the outcome events of child starts the commit wrote
+    /// after the step's own events.
+    async fn finish_one(&mut self, step: Step) -> Option<Vec<Event>> {
+        let mut started = Vec::new();
         if !step.events.is_empty() {
             match self.commit(&step.events, step.next_run.as_ref()).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => return self.fell_behind(step).await,
+                Ok(written) => started = written,
+                Err(StoreError::Conflict { .. }) => {
+                    return self.fell_behind(step).await.then_some(Vec::new());
+                }
                 Err(err) => {
                     for ack in step.acks {
                         let _ = ack.send(Err(ClientError::from(err.clone())));
@@ -1160,11 +1204,11 @@ impl RunActor {
                             "storing the run's progress failed ({other}); it resumes from its last durable step on its next message"
                         )),
                     };
-                    return self.park(reason, retry);
+                    return self.park(reason, retry).then_some(Vec::new());
                 }
             }
         }
-        self.after_commit(step)
+        self.after_commit(step).then_some(started)
     }
 
     /// The store refused the step: the run changed in the file without this
@@ -1231,7 +1275,9 @@ impl RunActor {
             let _ = reply.send(self.answer_query(&name, &input));
         }
         self.warn_long_history(&step.events);
+        self.request_child_cancels(&step.events);
         if self.record.status.is_closed() {
+            self.notify_parent(&step.events);
             self.warn_unread(&step.events);
             self.watch
                 .send_replace(RunState::Closed(self.record.status));
@@ -1321,7 +1367,7 @@ impl RunActor {
         &mut self,
         events: &[Event],
         next_run: Option<&NextRun>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Event>, StoreError> {
         let mut encoded = Vec::with_capacity(events.len());
         for event in events {
             let bytes = codec::encode(event).map_err(StoreError::encode)?;
@@ -1357,6 +1403,12 @@ impl RunActor {
                     next_wake: WAKE_NOW,
                 }))
             }
+            // A step that starts children commits their starts with it.
+            (_, record) if !self.record.status.is_closed() && children::initiates(events) => {
+                return self
+                    .commit_child_starts(events, record, expect_next, encoded)
+                    .await;
+            }
             (_, record) => WriteOp::Append {
                 run_id: self.run_id,
                 record,
@@ -1365,7 +1417,8 @@ impl RunActor {
                 wake: self.wake_hint(),
             },
         };
-        self.shared.store.write(op).await.map(|_| ())
+        // A close applies its children's parent-close policies with it.
+        self.write_close_with_children(op).await
     }
 
     fn answer_query(&self, name: &str, input: &Payload) -> Result<Payload, ClientError> {

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
+use super::child::{ChildWorkflowError, ChildWorkflowOptions, StartChildFuture};
 use super::continue_as_new::{ContinueAsNew, ContinueAsNewOptions};
 use super::definition::{QueryDef, QueryFault, QueryFn, SignalDef, WorkflowDef};
 use super::error::WorkflowError;
@@ -30,6 +31,8 @@ use crate::history::{
 /// # Chapters
 /// - Activities: [`execute_activity`](Self::execute_activity),
 ///   [`execute_local_activity`](Self::execute_local_activity).
+/// - Child workflows: [`start_child_workflow`](Self::start_child_workflow),
+///   [`execute_child_workflow`](Self::execute_child_workflow).
 /// - Timers: [`sleep`](Self::sleep), [`sleep_until`](Self::sleep_until).
 /// - Deterministic values: [`now`](Self::now), [`random`](Self::random),
 ///   [`uuid`](Self::uuid), [`side_effect`](Self::side_effect).
@@ -122,6 +125,84 @@ impl WorkflowContext {
         });
         drop(core);
         ActivityFuture::scheduled(self.core.clone(), seq, name, options.cancellation_type)
+    }
+
+    // ----- Child workflows -----
+
+    /// Starts a child workflow and resolves to its typed handle once the
+    /// start is durable: the check of the child's workflow ID, the child's
+    /// first events and this run's record of the start are one commit.
+    ///
+    /// The call is recorded when this method is called (as an activity's
+    /// is), and the outcome is in this run's history, so replay repeats it.
+    /// Await the start before the workflow returns: a start issued by the
+    /// step that closes the run is never made.
+    ///
+    /// The child's close reaches this run as an event (completed, or
+    /// failed, cancelled, terminated, timed out); a child that continues as
+    /// new is one child, whose result is its chain's last run's. When this
+    /// run closes, each child still open is dealt with per its
+    /// [`ParentClosePolicy`](crate::ParentClosePolicy). When this workflow is
+    /// cancelled, each open child is asked to cancel too, and waits on its
+    /// result end with its close.
+    ///
+    /// # Errors
+    /// The future resolves to [`ChildWorkflowError::AlreadyStarted`] when
+    /// the ID has a running run, [`ChildWorkflowError::IdReuseRejected`]
+    /// when the reuse policy refuses a closed one, and
+    /// [`ChildWorkflowError::NotStarted`] for invalid options or an input
+    /// that does not encode (nothing is recorded then).
+    ///
+    /// ```no_run
+    /// use steadfast::{ChildWorkflowOptions, WorkflowContext, WorkflowDef, WorkflowError};
+    /// const PART: WorkflowDef<u32, u32> = WorkflowDef::new("Part");
+    /// # async fn body(ctx: WorkflowContext) -> Result<u32, WorkflowError> {
+    /// let child = ctx
+    ///     .start_child_workflow(PART, "order-7/part-1", 10, ChildWorkflowOptions::new())
+    ///     .await?;
+    /// let doubled = child.result().await?;
+    /// # Ok(doubled)
+    /// # }
+    /// ```
+    pub fn start_child_workflow<I, O>(
+        &self,
+        workflow: WorkflowDef<I, O>,
+        workflow_id: impl Into<String>,
+        input: I,
+        options: ChildWorkflowOptions,
+    ) -> StartChildFuture<O>
+    where
+        I: Serialize,
+    {
+        super::child::start(
+            &self.core,
+            workflow.name(),
+            workflow_id.into(),
+            &input,
+            &options,
+        )
+    }
+
+    /// Starts a child workflow and waits for its result:
+    /// [`start_child_workflow`](Self::start_child_workflow) and then
+    /// [`ChildWorkflowHandle::result`](crate::ChildWorkflowHandle::result).
+    /// The start is recorded when this method is called.
+    ///
+    /// # Errors
+    /// Either call's [`ChildWorkflowError`].
+    pub fn execute_child_workflow<I, O>(
+        &self,
+        workflow: WorkflowDef<I, O>,
+        workflow_id: String,
+        input: I,
+        options: ChildWorkflowOptions,
+    ) -> impl std::future::Future<Output = Result<O, ChildWorkflowError>> + use<I, O>
+    where
+        I: Serialize,
+        O: DeserializeOwned,
+    {
+        let start = self.start_child_workflow(workflow, workflow_id, input, options);
+        async move { start.await?.result().await }
     }
 
     // ----- Timers -----

@@ -153,7 +153,7 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
             Some(Resolution::Cancelled) => Poll::Ready(Err(ActivityFailure::Cancelled {
                 activity_type: self.activity_type.to_string(),
             })),
-            Some(Resolution::TimerFired) | None => Poll::Pending,
+            Some(_) | None => Poll::Pending,
         }
     }
 }

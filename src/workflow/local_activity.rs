@@ -221,7 +221,7 @@ impl<O: DeserializeOwned> Future for LocalActivityFuture<O> {
             Some(Resolution::Cancelled) => Err(ActivityFailure::Cancelled {
                 activity_type: self.activity_type.to_string(),
             }),
-            Some(Resolution::TimerFired) | None => return Poll::Pending,
+            Some(_) | None => return Poll::Pending,
         };
         self.done = true;
         Poll::Ready(output)

@@ -1,5 +1,6 @@
 //! Workflows: definitions, the context, durable futures and replay.
 
+mod child;
 mod context;
 mod continue_as_new;
 mod definition;
@@ -10,6 +11,10 @@ pub(crate) mod replay;
 mod signal_handler;
 mod update;
 
+pub use child::{
+    ChildResultFuture, ChildWorkflowError, ChildWorkflowHandle, ChildWorkflowOptions,
+    StartChildFuture,
+};
 pub use context::WorkflowContext;
 pub(crate) use continue_as_new::HistoryLimits;
 pub use continue_as_new::{

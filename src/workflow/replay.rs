@@ -32,12 +32,23 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The outcome of a command, waiting to be taken by its future.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Resolution {
     ActivityCompleted(Payload),
-    ActivityFailed { attempt: u32, failure: Failure },
+    ActivityFailed {
+        attempt: u32,
+        failure: Failure,
+    },
     TimerFired,
     Cancelled,
+    /// A child workflow's start was recorded (see [`super::child`]).
+    ChildStarted(RunId),
+    ChildStartFailed(crate::history::StartChildFailedCause),
+    ChildCompleted(Payload),
+    ChildClosed {
+        status: crate::history::WorkflowStatus,
+        failure: Failure,
+    },
 }
 
 /// What kind of command a pending seq is, so that an outcome of the other
@@ -49,6 +60,10 @@ pub(crate) enum Awaited {
     Timer,
     /// Resolved by `LocalActivityRecorded` (as an activity's outcome).
     LocalActivity,
+    /// A child workflow's start (keyed by the start's seq).
+    ChildStart,
+    /// A child workflow's close (keyed by [`super::child::result_key`]).
+    ChildResult,
 }
 
 impl Awaited {
@@ -58,6 +73,12 @@ impl Awaited {
                 matches!(self, Awaited::Activity | Awaited::LocalActivity)
             }
             Resolution::TimerFired => self == Awaited::Timer,
+            Resolution::ChildStarted(_) | Resolution::ChildStartFailed(_) => {
+                self == Awaited::ChildStart
+            }
+            Resolution::ChildCompleted(_) | Resolution::ChildClosed { .. } => {
+                self == Awaited::ChildResult
+            }
             Resolution::Cancelled => true,
         }
     }
@@ -67,6 +88,11 @@ impl Awaited {
             Awaited::Activity => format!("an activity at seq {seq}"),
             Awaited::Timer => format!("a timer at seq {seq}"),
             Awaited::LocalActivity => format!("a local activity at seq {seq}"),
+            Awaited::ChildStart => format!("a child workflow's start at seq {seq}"),
+            Awaited::ChildResult => format!(
+                "a child workflow's close at seq {}",
+                super::child::seq_of(seq)
+            ),
         }
     }
 }
@@ -124,6 +150,11 @@ pub(crate) struct RunCore {
     local_types: HashMap<u32, String>,
     /// The update and signal handlers the code registered.
     pub(crate) handlers: Handlers,
+    /// Child workflows' closes once taken, by result key: every wait on
+    /// one child's result sees it.
+    child_results: HashMap<u32, Resolution>,
+    /// The children the code asked to cancel, by start seq.
+    cancelled_children: std::collections::HashSet<u32>,
 }
 
 impl std::fmt::Debug for RunCore {
@@ -169,7 +200,30 @@ impl RunCore {
             local_requests: Vec::new(),
             local_types: HashMap::new(),
             handlers: Handlers::default(),
+            child_results: HashMap::new(),
+            cancelled_children: std::collections::HashSet::new(),
         }
+    }
+
+    /// A child's close (under its result key), or registers the waker to
+    /// be woken by it; kept once taken, so a later wait sees it too.
+    pub(crate) fn child_result(&mut self, key: u32, waker: &Waker) -> Option<Resolution> {
+        if let Some(resolution) = self.child_results.get(&key) {
+            return Some(resolution.clone());
+        }
+        let resolution = self.take_resolution(key, waker)?;
+        self.child_results.insert(key, resolution.clone());
+        Some(resolution)
+    }
+
+    /// Marks a child as asked to cancel; false when it was already.
+    pub(crate) fn request_child_cancel(&mut self, seq: u32) -> bool {
+        self.cancelled_children.insert(seq)
+    }
+
+    /// True while a command's outcome (or a child's close) is awaited.
+    pub(crate) fn is_pending(&self, key: u32) -> bool {
+        self.pending.contains_key(&key)
     }
 
     /// Marks an activity or timer as waiting for its outcome.
@@ -342,7 +396,15 @@ impl RunCore {
 
     fn deliver_cancel(&mut self) {
         self.cancel_epoch = self.cancel_epoch.saturating_add(1);
-        for seq in std::mem::take(&mut self.pending).into_keys() {
+        // A child's close is still awaited: the engine asks each child to
+        // cancel, and the wait ends with the child's own close (Temporal's
+        // default, wait-cancellation-completed).
+        let (children, cancelled): (BTreeMap<u32, Awaited>, BTreeMap<u32, Awaited>) =
+            std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|(_, awaited)| *awaited == Awaited::ChildResult);
+        self.pending = children;
+        for seq in cancelled.into_keys() {
             self.resolve(seq, Resolution::Cancelled);
         }
         for (_, wakers) in self.signal_wakers.drain() {
@@ -515,6 +577,25 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
         (TimerStarted { seq: a, .. }, TimerStarted { seq: b, .. }) => a == b,
         (TimerCanceled { seq: a }, TimerCanceled { seq: b }) => a == b,
         (ActivityCancelRequested { seq: a }, ActivityCancelRequested { seq: b }) => a == b,
+        // The seq, type and ID; not the input nor the options, as for an
+        // activity.
+        (
+            StartChildWorkflowInitiated {
+                seq: a,
+                workflow_type: ta,
+                workflow_id: ia,
+                ..
+            },
+            StartChildWorkflowInitiated {
+                seq: b,
+                workflow_type: tb,
+                workflow_id: ib,
+                ..
+            },
+        ) => a == b && ta == tb && ia == ib,
+        (ChildWorkflowCancelRequested { seq: a }, ChildWorkflowCancelRequested { seq: b }) => {
+            a == b
+        }
         (SideEffectRecorded { seq: a, .. }, SideEffectRecorded { seq: b, .. }) => a == b,
         // The update, not its outcome (as an activity's type, not its result).
         (
@@ -757,7 +838,8 @@ impl WorkflowMachine {
                         delivery: SignalDelivery::BeforeStart,
                         ..
                     } => core.deliver_signal(signal_name, input.clone()),
-                    EventKind::WorkflowContinuedFrom { .. } => {}
+                    EventKind::WorkflowContinuedFrom { .. }
+                    | EventKind::WorkflowStartedAsChild { .. } => {}
                     _ => break,
                 }
                 core.observe(first);
@@ -880,6 +962,13 @@ impl WorkflowMachine {
                 };
                 (*seq, resolution)
             }
+            kind @ (EventKind::ChildWorkflowStarted { .. }
+            | EventKind::StartChildWorkflowFailed { .. }
+            | EventKind::ChildWorkflowCompleted { .. }
+            | EventKind::ChildWorkflowClosed { .. }) => match super::child::resolution(kind) {
+                Some(resolution) => resolution,
+                None => return,
+            },
             kind @ (EventKind::WorkflowSignaled { .. }
             | EventKind::WorkflowSignaledWithOptions { .. }) => {
                 let Some((signal_name, input)) = kind.signal() else {
@@ -963,7 +1052,13 @@ impl WorkflowMachine {
                 return;
             }
             core.now = event.timestamp;
+            let started = matches!(resolution.1, Resolution::ChildStarted(_))
+                && core.pending.contains_key(&resolution.0);
             core.resolve(resolution.0, resolution.1);
+            // A started child's close is awaited from now on.
+            if started {
+                core.track(super::child::result_key(resolution.0), Awaited::ChildResult);
+            }
         }
         self.poll();
     }

@@ -6,7 +6,8 @@ use ::redb::{Database, ReadableTable, TableHandle};
 use super::redb_err;
 use super::tables::{
     FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_V3, STORE_FORMAT_V4,
-    STORE_FORMAT_V5, STORE_FORMAT_V6, STORE_FORMAT_V7, STORE_FORMAT_V8, STORE_FORMAT_VERSION,
+    STORE_FORMAT_V5, STORE_FORMAT_V6, STORE_FORMAT_V7, STORE_FORMAT_V8, STORE_FORMAT_V9,
+    STORE_FORMAT_VERSION,
 };
 use super::visibility;
 use crate::error::OpenError;
@@ -65,12 +66,12 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
             migrate_v1(txn)?;
             Ok(Ok(()))
         }
-        // Formats 2 to 8 have today's tables; only their event kinds (and
+        // Formats 2 to 9 have today's tables; only their event kinds (and
         // statuses, and event record versions) are fewer, so setting the
         // version is the whole migration.
         Some(
             v @ (STORE_FORMAT_V2 | STORE_FORMAT_V3 | STORE_FORMAT_V4 | STORE_FORMAT_V5
-            | STORE_FORMAT_V6 | STORE_FORMAT_V7 | STORE_FORMAT_V8),
+            | STORE_FORMAT_V6 | STORE_FORMAT_V7 | STORE_FORMAT_V8 | STORE_FORMAT_V9),
         ) => {
             migrate_v2(txn, v)?;
             Ok(Ok(()))

@@ -61,6 +61,7 @@ macro_rules! locks_of_inner {
     };
 }
 
+mod children;
 mod create;
 #[cfg(feature = "fault-injection")]
 mod faults;

@@ -65,7 +65,14 @@ use crate::store::StoreError;
 ///   build cannot decode. Formats 2 to 8 are brought to 9 on open by
 ///   setting the version alone; format 1 by its migration and that, in one
 ///   transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 9;
+/// - 10: the same tables; histories may hold the child-workflow event
+///   kinds (indexes 28 to 34: `StartChildWorkflowInitiated`,
+///   `ChildWorkflowStarted`, `StartChildWorkflowFailed`,
+///   `ChildWorkflowCompleted`, `ChildWorkflowClosed`,
+///   `ChildWorkflowCancelRequested`, `WorkflowStartedAsChild`), which a
+///   format-9 build cannot decode. Formats 2 to 9 are brought to 10 on open
+///   by setting the version alone; format 1 by its migration and that.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 10;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -89,6 +96,9 @@ pub(crate) const STORE_FORMAT_V7: u32 = 7;
 /// Format 7 with format 8's event kind; opened by setting the version to
 /// the current one.
 pub(crate) const STORE_FORMAT_V8: u32 = 8;
+/// Format 8's tables with format 9's event kinds; opened by setting the
+/// version to the current one.
+pub(crate) const STORE_FORMAT_V9: u32 = 9;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");

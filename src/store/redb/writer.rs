@@ -188,7 +188,7 @@ impl<'txn> Tables<'txn> {
     }
 }
 
-fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
+pub(super) fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
     match op {
         WriteOp::Start {
             run_id,
@@ -224,6 +224,8 @@ fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, StoreError> {
             )?;
             Ok(WriteOutcome::ContinuedAsNew)
         }
+        WriteOp::StartChildren(op) => super::children::start_children(t, op),
+        WriteOp::CloseParent(op) => super::children::close_parent(t, op),
         WriteOp::Delete { workflow_id } => visibility::delete_workflow(t, workflow_id),
         WriteOp::Sweep { cutoff } => retention::sweep(t, *cutoff),
     }
@@ -279,7 +281,7 @@ fn continue_as_new(t: &mut Tables<'_>, op: &ContinueAsNewOp) -> Result<(), Store
     }
 }
 
-fn start(
+pub(super) fn start(
     t: &mut Tables<'_>,
     run_id: RunId,
     encoded: &EncodedRecord,
@@ -339,7 +341,7 @@ fn start(
     Ok(WriteOutcome::Started)
 }
 
-fn append(
+pub(super) fn append(
     t: &mut Tables<'_>,
     run_id: RunId,
     record: Option<&EncodedRecord>,
@@ -422,7 +424,7 @@ fn append(
     Ok(WriteOutcome::Appended)
 }
 
-fn close(
+pub(super) fn close(
     t: &mut Tables<'_>,
     run_id: RunId,
     workflow_id: &str,
@@ -475,7 +477,7 @@ pub(super) fn remove_history_and_wake(t: &mut Tables<'_>, key: u128) -> Result<(
 
 /// Keeps `running` and `wakeups` in step: `Some(hint)` for a run still
 /// running, `None` once it closed.
-fn set_wake(t: &mut Tables<'_>, key: u128, wake: Option<u64>) -> Result<(), StoreError> {
+pub(super) fn set_wake(t: &mut Tables<'_>, key: u128, wake: Option<u64>) -> Result<(), StoreError> {
     let old = t.running.get(key).map_err(redb_err)?.map(|v| v.value());
     move_wake(t, key, old, wake)
 }

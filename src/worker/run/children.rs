@@ -1,0 +1,463 @@
+//! A run's child workflows, as its actor deals with them: committing their
+//! starts with the step that initiates them, feeding the outcomes back,
+//! telling a parent that its child closed, asking children to cancel, and
+//! reconciling with children whose close is durable but not yet recorded
+//! in the parent (a crash between the two commits).
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::{RunActor, RunMsg, Step};
+use crate::codec;
+use crate::error::ClientError;
+use crate::history::ParentClosePolicy;
+use crate::history::{
+    ChildIdReuse, Event, EventKind, MutableState, RunId, WorkflowStatus, child_failure,
+};
+use crate::store::{
+    ChildCloseOp, ChildStartOp, CloseParentOp, EncodedRecord, ReuseRule, RunRecord,
+    StartChildrenOp, StoreError, WAKE_NOW, WriteOp, WriteOutcome,
+};
+use crate::worker::Shared;
+
+/// Runs a chain of continue-as-new may have at most, as far as following it
+/// to a child's last run goes (a damaged file could link runs in a loop).
+const MAX_CHAIN: usize = 100_000;
+
+/// True when the events initiate a child's start.
+pub(super) fn initiates(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::StartChildWorkflowInitiated { .. }))
+}
+
+/// The `WorkflowStartedAsChild` event a continued run of a child carries
+/// over, so that the chain is one child to its parent.
+pub(super) fn parent_event(state: &MutableState) -> Option<EventKind> {
+    state
+        .parent
+        .as_ref()
+        .map(|parent| EventKind::WorkflowStartedAsChild {
+            parent_workflow_id: parent.workflow_id.clone(),
+            parent_run_id: parent.run_id,
+            seq: parent.seq,
+            parent_close_policy: parent.parent_close_policy,
+        })
+}
+
+/// The parent's event for a child's close event: `None` for a close that
+/// does not end the child (a continue-as-new) or any other event.
+pub(crate) fn parent_event_for_close(seq: u32, close: &EventKind) -> Option<EventKind> {
+    match close {
+        EventKind::WorkflowCompleted { result } => Some(EventKind::ChildWorkflowCompleted {
+            seq,
+            result: result.clone(),
+        }),
+        other => child_failure(other).map(|(status, failure)| EventKind::ChildWorkflowClosed {
+            seq,
+            status,
+            failure,
+        }),
+    }
+}
+
+fn reuse_rule(reuse: ChildIdReuse) -> ReuseRule {
+    match reuse {
+        ChildIdReuse::AllowDuplicate => ReuseRule::Allow,
+        ChildIdReuse::AllowDuplicateFailedOnly => ReuseRule::AllowIfLastNotCompleted,
+        ChildIdReuse::RejectDuplicate => ReuseRule::Reject,
+    }
+}
+
+impl RunActor {
+    /// Commits a step that initiates child starts, with the starts (see
+    /// `StartChildrenOp`). Returns the outcome events the commit wrote
+    /// after the step's events, one per start.
+    pub(super) async fn commit_child_starts(
+        &mut self,
+        events: &[Event],
+        record: Option<EncodedRecord>,
+        expect_next: u64,
+        encoded: Vec<(u64, Vec<u8>)>,
+    ) -> Result<Vec<Event>, StoreError> {
+        let now = self.shared.clock.now();
+        let mut starts = Vec::new();
+        for event in events {
+            let EventKind::StartChildWorkflowInitiated {
+                seq,
+                workflow_id,
+                workflow_type,
+                task_queue,
+                input,
+                options,
+            } = &event.kind
+            else {
+                continue;
+            };
+            let child_events = [
+                EventKind::WorkflowStarted {
+                    workflow_type: workflow_type.clone(),
+                    workflow_id: workflow_id.clone(),
+                    task_queue: task_queue.clone(),
+                    input: input.clone(),
+                    run_timeout: options.run_timeout,
+                    execution_timeout: options.execution_timeout,
+                },
+                EventKind::WorkflowStartedAsChild {
+                    parent_workflow_id: self.record.workflow_id.clone(),
+                    parent_run_id: self.run_id,
+                    seq: *seq,
+                    parent_close_policy: options.parent_close_policy,
+                },
+            ];
+            let mut child_encoded = Vec::with_capacity(child_events.len());
+            for (kind, event_id) in child_events.into_iter().zip(1..) {
+                let event = Event {
+                    event_id,
+                    timestamp: now,
+                    kind,
+                };
+                child_encoded.push(codec::encode(&event).map_err(StoreError::encode)?);
+            }
+            let child_record = RunRecord {
+                workflow_id: workflow_id.clone(),
+                workflow_type: workflow_type.clone(),
+                task_queue: task_queue.clone(),
+                status: WorkflowStatus::Running,
+                start_time: now,
+                close_time: None,
+                history_len: child_encoded.len() as u64,
+                search_attributes: options.search_attributes.clone(),
+                memo: options.memo.clone(),
+            };
+            starts.push(ChildStartOp {
+                seq: *seq,
+                run_id: RunId::new_time_ordered(),
+                record: EncodedRecord::new(child_record)?,
+                events: child_encoded,
+                reuse: reuse_rule(options.id_reuse),
+                // Loaded on the next open if the process stops before the
+                // child's actor goes live.
+                wake: WAKE_NOW,
+                at: now,
+            });
+        }
+        let first = expect_next.saturating_add(encoded.len() as u64);
+        let seqs: Vec<u32> = starts.iter().map(|s| s.seq).collect();
+        let op = WriteOp::StartChildren(Box::new(StartChildrenOp {
+            run_id: self.run_id,
+            record,
+            expect_next,
+            events: encoded,
+            wake: self.wake_hint(),
+            starts,
+        }));
+        match self.shared.store.write(op).await? {
+            WriteOutcome::ChildrenStarted(outcomes) => Ok(outcomes
+                .into_iter()
+                .zip(seqs)
+                .zip(first..)
+                .map(|((outcome, seq), event_id)| Event {
+                    event_id,
+                    timestamp: now,
+                    kind: match outcome {
+                        Ok(run_id) => EventKind::ChildWorkflowStarted { seq, run_id },
+                        Err(cause) => EventKind::StartChildWorkflowFailed { seq, cause },
+                    },
+                })
+                .collect()),
+            other => Err(StoreError::Conflict {
+                run_id: self.run_id,
+                message: format!("the store answered a child start with {other:?}"),
+            }),
+        }
+    }
+
+    /// Writes a step; one that closes the run with open children (to
+    /// terminate or to cancel) applies their parent-close policies in the
+    /// same commit, and then tells their actors.
+    pub(super) async fn write_close_with_children(
+        &mut self,
+        op: WriteOp,
+    ) -> Result<Vec<Event>, StoreError> {
+        let children: Vec<ChildCloseOp> = if self.record.status.is_closed() {
+            self.state
+                .children
+                .iter()
+                .filter(|(_, c)| {
+                    c.run_id.is_some() && c.parent_close_policy != ParentClosePolicy::Abandon
+                })
+                .map(|(seq, c)| ChildCloseOp {
+                    workflow_id: c.workflow_id.clone(),
+                    seq: *seq,
+                    policy: c.parent_close_policy,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if children.is_empty() {
+            return self.shared.store.write(op).await.map(|_| Vec::new());
+        }
+        let op = WriteOp::CloseParent(Box::new(CloseParentOp {
+            close: op,
+            run_id: self.run_id,
+            children,
+            at: self.shared.clock.now(),
+        }));
+        match self.shared.store.write(op).await? {
+            WriteOutcome::ParentClosed {
+                terminated,
+                cancel_requested,
+            } => {
+                // Durable: an actor of such a run is behind the file now.
+                // Its next commit is refused and it stops (terminated) or
+                // reloads (cancelled); a message makes that happen now.
+                for run_id in terminated {
+                    self.shared
+                        .closed_without_actor(run_id, WorkflowStatus::Terminated);
+                    let (ack, _) = oneshot::channel();
+                    let reason = "its parent workflow closed".to_string();
+                    let _ = self
+                        .shared
+                        .deliver(run_id, RunMsg::Terminate { reason, ack });
+                }
+                for run_id in cancel_requested {
+                    let (ack, _) = oneshot::channel();
+                    let reason = "its parent workflow closed".to_string();
+                    let _ = self.shared.deliver(run_id, RunMsg::Cancel { reason, ack });
+                }
+                Ok(Vec::new())
+            }
+            other => Err(StoreError::Conflict {
+                run_id: self.run_id,
+                message: format!("the store answered a close with children with {other:?}"),
+            }),
+        }
+    }
+
+    /// Feeds the outcomes of child starts, durable already, to the code,
+    /// and starts the children's actors. Returns the step of the code's
+    /// reply.
+    pub(super) fn children_started(&mut self, started: Vec<Event>) -> Step {
+        let mut step = Step::default();
+        for event in started {
+            // Written by the commit: folded and fed, never written again.
+            self.state.apply(&event);
+            self.machine.observe(&event);
+            self.sync_record();
+            if let EventKind::ChildWorkflowStarted { run_id, .. } = event.kind {
+                let _ = self.shared.deliver(run_id, RunMsg::Wake);
+            }
+            self.activate(&mut step, &event);
+        }
+        step
+    }
+
+    /// Records a child's close, once: a second report (the child's actor
+    /// and a reconciliation both sent one) finds the child no longer open.
+    pub(super) fn child_closed(
+        &mut self,
+        step: &mut Step,
+        child_workflow_id: &str,
+        kind: EventKind,
+    ) {
+        let seq = match &kind {
+            EventKind::ChildWorkflowCompleted { seq, .. }
+            | EventKind::ChildWorkflowClosed { seq, .. } => *seq,
+            _ => return,
+        };
+        let open = self
+            .state
+            .children
+            .get(&seq)
+            .is_some_and(|c| c.run_id.is_some() && c.workflow_id == child_workflow_id);
+        if !open || self.state.status.is_closed() {
+            return;
+        }
+        let event = self.push(step, kind);
+        self.activate(step, &event);
+    }
+
+    /// Tells the parent, if this run is a child's last, that the child
+    /// closed (the close is durable). Lost with the process, it is found
+    /// again when the parent is loaded (see [`reconcile`]).
+    pub(super) fn notify_parent(&self, events: &[Event]) {
+        let Some(parent) = &self.state.parent else {
+            return;
+        };
+        let Some(kind) = events
+            .iter()
+            .rev()
+            .find(|e| e.kind.is_close())
+            .and_then(|close| parent_event_for_close(parent.seq, &close.kind))
+        else {
+            return;
+        };
+        let msg = RunMsg::ChildClosed {
+            child_workflow_id: self.record.workflow_id.clone(),
+            kind: Box::new(kind),
+        };
+        let _ = self.shared.deliver(parent.run_id, msg);
+    }
+
+    /// Asks children to cancel once the request is durable: the one a
+    /// `ChildWorkflowCancelRequested` of the step names, and every open
+    /// child when the step records this run's own cancellation request.
+    pub(super) fn request_child_cancels(&self, events: &[Event]) {
+        for event in events {
+            match &event.kind {
+                EventKind::ChildWorkflowCancelRequested { seq } => self.cancel_child(*seq),
+                EventKind::WorkflowCancelRequested { .. } => {
+                    for seq in self.state.children.keys() {
+                        self.cancel_child(*seq);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn cancel_child(&self, seq: u32) {
+        if let Some(child) = self.state.children.get(&seq)
+            && child.run_id.is_some()
+        {
+            let shared = self.shared.clone();
+            let workflow_id = child.workflow_id.clone();
+            let parent_run_id = self.run_id;
+            self.shared.tracker.spawn(async move {
+                cancel_child(shared, workflow_id, parent_run_id, seq).await;
+            });
+        }
+    }
+}
+
+/// Delivers a cancellation request to the current run of a child's chain,
+/// if that run is still this child's (an ID reused by an unrelated run is
+/// left alone). Idempotent: a run delivers only the first request.
+async fn cancel_child(shared: Arc<Shared>, workflow_id: String, parent_run_id: RunId, seq: u32) {
+    // A run that continues as new meanwhile refuses it; its successor gets it.
+    for _ in 0..MAX_CHAIN {
+        let Ok(Some((run_id, record))) = shared.store.current_run(&workflow_id).await else {
+            return;
+        };
+        if record.status.is_closed() {
+            return;
+        }
+        let first = shared
+            .store
+            .history_page(run_id, &workflow_id, 1, 3)
+            .await
+            .unwrap_or_default();
+        let ours = MutableState::fold(&first)
+            .parent
+            .is_some_and(|p| p.run_id == parent_run_id && p.seq == seq);
+        if !ours {
+            return;
+        }
+        let (ack, answer) = oneshot::channel();
+        let msg = RunMsg::Cancel {
+            reason: "cancelled by its parent workflow".to_string(),
+            ack,
+        };
+        if shared.deliver(run_id, msg).is_err() {
+            return;
+        }
+        match answer.await {
+            Ok(Err(ClientError::WorkflowClosed {
+                status: WorkflowStatus::ContinuedAsNew,
+                ..
+            })) => continue,
+            _ => return,
+        }
+    }
+}
+
+/// What a run just loaded from the file is owed by its children: a
+/// `ChildClosed` for each open child whose chain's last run has closed
+/// (durable, and not yet recorded here because the process stopped
+/// between the two commits), and, for open children this run asked to
+/// cancel (or all, when it was cancelled), the request delivered again
+/// (a run delivers only the first).
+pub(crate) async fn reconcile(
+    shared: &Arc<Shared>,
+    run_id: RunId,
+    history: &[Event],
+) -> Vec<RunMsg> {
+    let state = MutableState::fold(history);
+    let mut owed = Vec::new();
+    for (seq, child) in &state.children {
+        let Some(first) = child.run_id else {
+            continue;
+        };
+        match chain_close(shared, &child.workflow_id, first).await {
+            Ok(Some(close)) => {
+                if let Some(kind) = parent_event_for_close(*seq, &close) {
+                    owed.push(RunMsg::ChildClosed {
+                        child_workflow_id: child.workflow_id.clone(),
+                        kind: Box::new(kind),
+                    });
+                }
+            }
+            Ok(None) if child.cancel_requested || state.cancel_requested => {
+                let (shared, workflow_id, seq) = (shared.clone(), child.workflow_id.clone(), *seq);
+                shared.clone().tracker.spawn(async move {
+                    cancel_child(shared, workflow_id, run_id, seq).await;
+                });
+            }
+            // Still running, or unreadable: its own close will report.
+            _ => {}
+        }
+    }
+    owed
+}
+
+/// Tells the parent of a run closed in the file without its actor (a
+/// terminate of a parked run) that its child closed, if the run is a
+/// child's last; as the actor's own close does.
+pub(crate) async fn notify_parent_of_close(
+    shared: &Arc<Shared>,
+    run_id: RunId,
+    workflow_id: &str,
+    close: &EventKind,
+) {
+    let first = shared
+        .store
+        .history_page(run_id, workflow_id, 1, 3)
+        .await
+        .unwrap_or_default();
+    if let Some(parent) = MutableState::fold(&first).parent
+        && let Some(kind) = parent_event_for_close(parent.seq, close)
+    {
+        let msg = RunMsg::ChildClosed {
+            child_workflow_id: workflow_id.to_string(),
+            kind: Box::new(kind),
+        };
+        let _ = shared.deliver(parent.run_id, msg);
+    }
+}
+
+/// The close event of the last run of a child's chain, from its first run
+/// on; `None` while the chain is open (or its runs are gone).
+async fn chain_close(
+    shared: &Shared,
+    workflow_id: &str,
+    first: RunId,
+) -> Result<Option<EventKind>, StoreError> {
+    let mut run_id = first;
+    for _ in 0..MAX_CHAIN {
+        match shared.store.run(run_id, workflow_id).await? {
+            Some(record) if record.status.is_closed() => {}
+            _ => return Ok(None),
+        }
+        let Some(last) = shared.store.last_event(run_id, workflow_id).await? else {
+            return Ok(None);
+        };
+        match last.kind {
+            EventKind::WorkflowContinuedAsNew { new_run_id, .. } => run_id = new_run_id,
+            close => return Ok(Some(close)),
+        }
+    }
+    Ok(None)
+}
