@@ -82,6 +82,37 @@ pub struct Description {
     pub previous_run_id: Option<String>,
     /// The run that continues this one.
     pub next_run_id: Option<String>,
+    /// Child workflows started and not closed.
+    pub pending_children: Vec<PendingChild>,
+    /// The parent, when this run is a child workflow.
+    pub parent: Option<Parent>,
+}
+
+/// A child workflow started and not closed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingChild {
+    /// Command sequence number in the parent.
+    pub seq: u32,
+    /// The child's workflow ID.
+    pub workflow_id: String,
+    /// Its type.
+    pub workflow_type: String,
+    /// Its first run.
+    pub run_id: Option<String>,
+    /// What the parent's close does to it: `Terminate`, `RequestCancel`,
+    /// `Abandon`.
+    pub parent_close_policy: String,
+    /// Whether the parent asked it to cancel.
+    pub cancel_requested: bool,
+}
+
+/// The parent of a child workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Parent {
+    /// The parent's workflow ID.
+    pub workflow_id: String,
+    /// The parent's run.
+    pub run_id: String,
 }
 
 /// A search attribute's value with its kind: `Keyword`, `Int`, `Double`,
@@ -367,6 +398,22 @@ impl From<&WorkflowDescription> for Description {
                 .collect(),
             previous_run_id: d.previous_run_id.map(|r| r.to_string()),
             next_run_id: d.next_run_id.map(|r| r.to_string()),
+            pending_children: d
+                .pending_children
+                .iter()
+                .map(|c| PendingChild {
+                    seq: c.seq,
+                    workflow_id: c.workflow_id.clone(),
+                    workflow_type: c.workflow_type.clone(),
+                    run_id: c.run_id.map(|r| r.to_string()),
+                    parent_close_policy: format!("{:?}", c.parent_close_policy),
+                    cancel_requested: c.cancel_requested,
+                })
+                .collect(),
+            parent: d.parent.as_ref().map(|p| Parent {
+                workflow_id: p.workflow_id.clone(),
+                run_id: p.run_id.to_string(),
+            }),
         }
     }
 }

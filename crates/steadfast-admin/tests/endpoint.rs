@@ -116,6 +116,56 @@ async fn a_signal_sent_through_the_endpoint_completes_the_workflow() {
 }
 
 #[tokio::test]
+async fn describe_shows_pending_children_and_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    let parent = engine
+        .start_workflow(
+            PARENT,
+            "p-1",
+            "p-1-child".to_string(),
+            WorkflowOptions::new(),
+        )
+        .await
+        .unwrap();
+    eventually("the parent's pending child", || async move {
+        let described = call(address, "GET", "/api/v1/workflows/p-1", None, None).await;
+        described.json()["pending_children"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    })
+    .await;
+    let described = call(address, "GET", "/api/v1/workflows/p-1", None, None).await;
+    let children = described.json()["pending_children"].clone();
+    assert_eq!(children[0]["workflow_id"], "p-1-child");
+    assert_eq!(children[0]["workflow_type"], "Greeter");
+    assert_eq!(children[0]["parent_close_policy"], "Terminate");
+    let child = call(address, "GET", "/api/v1/workflows/p-1-child", None, None).await;
+    assert_eq!(child.json()["parent"]["workflow_id"], "p-1");
+    assert_eq!(
+        child.json()["parent"]["run_id"],
+        parent.run_id().to_string()
+    );
+
+    engine
+        .signal("p-1-child", NAME, "Ada".into())
+        .await
+        .unwrap();
+    assert_eq!(parent.result().await.unwrap(), "Hi, Ada!");
+    let done = call(address, "GET", "/api/v1/workflows/p-1", None, None).await;
+    assert!(
+        done.json()["pending_children"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn list_filters_and_pages() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;

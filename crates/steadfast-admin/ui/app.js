@@ -264,7 +264,7 @@ async function runPage(id, run) {
       history.replaceChildren(el("h2", {}, "History"), timeline(events, described), eventTable(events));
     } else {
       const pending = details.querySelector("#pending");
-      const text = JSON.stringify([described.pending_activities, described.pending_timers]);
+      const text = JSON.stringify([described.pending_activities, described.pending_timers, described.pending_children]);
       if (pending && pending.dataset.shown !== text) {
         const fresh = pendingSection(described);
         fresh.dataset.shown = text;
@@ -288,7 +288,9 @@ function runDetails(id, d, events) {
     el("dt", {}, "Closed"), el("dd", {}, when(d.close_time) || "—"),
     el("dt", {}, "Events"), el("dd", {}, d.history_length),
     d.previous_run_id ? [el("dt", {}, "Continued from"), el("dd", {}, link(d.previous_run_id))] : null,
-    d.next_run_id ? [el("dt", {}, "Continued as"), el("dd", {}, link(d.next_run_id))] : null);
+    d.next_run_id ? [el("dt", {}, "Continued as"), el("dd", {}, link(d.next_run_id))] : null,
+    d.parent ? [el("dt", {}, "Parent"), el("dd", {},
+      el("a", { href: runHref(d.parent.workflow_id, d.parent.run_id), id: "parent-link" }, d.parent.workflow_id))] : null);
   const out = [el("div", { class: "grid" },
     el("section", { class: "card" }, el("h2", {}, "Summary"), summary),
     el("section", { class: "card" }, el("h2", {}, "Input"), json(started.input === undefined ? null : started.input),
@@ -341,7 +343,17 @@ function pendingSection(d) {
       el("thead", {}, el("tr", {}, el("th", {}, "Seq"), el("th", {}, "Fires at"))),
       el("tbody", {}, d.pending_timers.map((t) => el("tr", {}, el("td", {}, t.seq), el("td", {}, when(t.fire_at))))))
     : el("p", { class: "muted" }, "No pending timer.");
-  return el("section", { id: "pending" }, el("h2", {}, "Pending activities"), activities, el("h2", {}, "Pending timers"), timers);
+  const children = d.pending_children.length
+    ? [el("h2", {}, "Pending children"), el("table", { id: "pending-children" },
+      el("thead", {}, el("tr", {}, ["Seq", "Workflow ID", "Type", "Parent close", "Cancel requested"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, d.pending_children.map((c) => el("tr", {},
+        el("td", {}, c.seq),
+        el("td", { class: "mono" }, el("a", { href: runHref(c.workflow_id, null) }, c.workflow_id)),
+        el("td", {}, c.workflow_type), el("td", {}, c.parent_close_policy),
+        el("td", {}, c.cancel_requested ? "yes" : "")))))]
+    : [];
+  return el("section", { id: "pending" }, el("h2", {}, "Pending activities"), activities,
+    el("h2", {}, "Pending timers"), timers, children);
 }
 
 function runActions(id) {

@@ -3,11 +3,14 @@
 //! ones change it, and a file held by an app, left by a killed process
 //! (SIGKILL of a real child) or missing each get a clear error and exit 1.
 
+mod support;
+
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
 use steadfast::{Engine, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions};
+use support::{stderr, stdout};
 
 const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
 const NAME: SignalDef<String> = SignalDef::new("name");
@@ -26,20 +29,6 @@ fn cli(args: &[&str], db: &Path) -> Output {
         .env_remove("STEADFAST_TOKEN")
         .output()
         .expect("the binary runs")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}, stderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).unwrap()
 }
 
 /// A file with a completed run (`done`) and a running one (`waiting`).

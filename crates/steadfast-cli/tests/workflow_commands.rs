@@ -2,6 +2,8 @@
 //! each `workflow` command's output, `--output json`, and the exit codes
 //! with the error on stderr.
 
+mod support;
+
 use std::process::Output;
 
 use serde_json::Value;
@@ -9,6 +11,7 @@ use steadfast::{
     Engine, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
 use steadfast_admin::{AdminAddress, AdminEndpoint, AdminServer};
+use support::{stderr, stdout};
 
 const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
 const NAME: SignalDef<String> = SignalDef::new("name");
@@ -79,20 +82,6 @@ async fn run(args: Vec<String>, env: &[(&str, &str)]) -> Output {
     })
     .await
     .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}, stderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).unwrap()
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use steadfast::{Engine, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
+use steadfast::{
+    ChildWorkflowOptions, Engine, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
+};
 
 pub const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
 pub const NAME: SignalDef<String> = SignalDef::new("name");
@@ -25,9 +27,20 @@ async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, Workf
     Ok(format!("{greeting}, {name}!"))
 }
 
+/// Runs a `Greeter` child of the given ID and returns its greeting.
+pub const PARENT: WorkflowDef<String, String> = WorkflowDef::new("Parent");
+
+async fn parent(ctx: WorkflowContext, child_id: String) -> Result<String, WorkflowError> {
+    let options = ChildWorkflowOptions::new();
+    Ok(ctx
+        .execute_child_workflow(GREETER, child_id, "Hi".into(), options)
+        .await?)
+}
+
 pub async fn engine(dir: &Path) -> Engine {
     Engine::builder()
         .workflow(GREETER, greeter)
+        .workflow(PARENT, parent)
         .open(dir.join("admin.steadfast"))
         .await
         .expect("engine opens")
