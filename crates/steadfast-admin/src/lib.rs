@@ -44,6 +44,7 @@
 
 pub mod api;
 mod auth;
+pub mod calls;
 mod endpoint;
 mod error;
 mod routes;

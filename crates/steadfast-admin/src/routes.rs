@@ -13,11 +13,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use steadfast::{Engine, ListFilter, PageToken, Payload, RunId, SignalOptions, WorkflowStatus};
+use steadfast::{Engine, ListFilter, PageToken, RunId, WorkflowStatus};
 
 use crate::api::{
-    Description, Done, ErrorDetail, ExecutionPage, QueryAnswer, QueryRequest, ServerInfo,
-    SignalRequest, TerminateRequest, parse_time, payload_value, unhex,
+    Description, Done, ErrorDetail, ExecutionPage, QueryRequest, ServerInfo, SignalRequest,
+    TerminateRequest, parse_time, unhex,
 };
 use crate::auth::{self, Token};
 use crate::error::ApiError;
@@ -305,15 +305,7 @@ async fn signal(
 ) -> Answer {
     let id = workflow_id(path)?;
     let request: SignalRequest = body(bytes)?;
-    let payload = Payload::encode(&request.input).map_err(steadfast::ClientError::from)?;
-    let mut options = SignalOptions::new();
-    if let Some(request_id) = request.request_id {
-        options = options.with_request_id(request_id);
-    }
-    engine
-        .signal_by_name(&id, &request.name, payload, options)
-        .await?;
-    done(id, "signaled")
+    ok(&crate::calls::signal(&engine, &id, request).await?)
 }
 
 async fn query(
@@ -323,12 +315,7 @@ async fn query(
 ) -> Answer {
     let id = workflow_id(path)?;
     let request: QueryRequest = body(bytes)?;
-    let argument = Payload::encode(&request.args).map_err(steadfast::ClientError::from)?;
-    let answer = engine.query_by_name(&id, &request.name, argument).await?;
-    ok(&QueryAnswer {
-        workflow_id: id,
-        result: payload_value(&answer),
-    })
+    ok(&crate::calls::query(&engine, &id, request).await?)
 }
 
 async fn cancel(

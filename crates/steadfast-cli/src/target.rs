@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use hyper::Method;
 use serde_json::{Value, json};
-use steadfast::{ClientError, Engine, OpenError, Payload, RunId, SignalOptions};
+use steadfast::{ClientError, Engine, OpenError, RunId};
 use steadfast_admin::api::{Description, Done, ExecutionPage};
 
 use crate::client::{AdminClient, segment};
@@ -110,7 +110,11 @@ async fn endpoint(client: &AdminClient, call: Call) -> Result<Value, CliError> {
 }
 
 fn engine_error(e: ClientError) -> CliError {
-    let (status, detail) = steadfast_admin::error_detail(e);
+    api_error(steadfast_admin::error_detail(e))
+}
+
+/// The error as the endpoint would have answered it.
+fn api_error((status, detail): (u16, steadfast_admin::api::ErrorDetail)) -> CliError {
     CliError::Api {
         status,
         code: detail.code,
@@ -177,14 +181,7 @@ async fn file(path: &std::path::Path, call: Call) -> Result<Value, CliError> {
 async fn file_call(engine: &Engine, call: Call) -> Result<Value, CliError> {
     match call {
         Call::List { query } => {
-            let filter =
-                steadfast_admin::list_filter_from_query(&query).map_err(|(status, detail)| {
-                    CliError::Api {
-                        status,
-                        code: detail.code,
-                        message: detail.message,
-                    }
-                })?;
+            let filter = steadfast_admin::list_filter_from_query(&query).map_err(api_error)?;
             let page = engine.list(&filter).await.map_err(engine_error)?;
             to_json(&ExecutionPage::from(&page))
         }
@@ -208,33 +205,18 @@ async fn file_call(engine: &Engine, call: Call) -> Result<Value, CliError> {
             serde_json::from_str(&text).map_err(CliError::json)
         }
         Call::Signal { id, body } => {
-            let request: steadfast_admin::api::SignalRequest =
-                serde_json::from_value(body).map_err(CliError::json)?;
-            let payload =
-                Payload::encode(&request.input).map_err(|e| engine_error(ClientError::from(e)))?;
-            let mut options = SignalOptions::new();
-            if let Some(request_id) = request.request_id {
-                options = options.with_request_id(request_id);
-            }
-            engine
-                .signal_by_name(&id, &request.name, payload, options)
+            let request = serde_json::from_value(body).map_err(CliError::json)?;
+            let done = steadfast_admin::calls::signal(engine, &id, request)
                 .await
                 .map_err(engine_error)?;
-            done(id, "signaled")
+            to_json(&done)
         }
         Call::Query { id, body } => {
-            let request: steadfast_admin::api::QueryRequest =
-                serde_json::from_value(body).map_err(CliError::json)?;
-            let argument =
-                Payload::encode(&request.args).map_err(|e| engine_error(ClientError::from(e)))?;
-            let answer = engine
-                .query_by_name(&id, &request.name, argument)
+            let request = serde_json::from_value(body).map_err(CliError::json)?;
+            let answer = steadfast_admin::calls::query(engine, &id, request)
                 .await
                 .map_err(engine_error)?;
-            to_json(&steadfast_admin::api::QueryAnswer {
-                workflow_id: id,
-                result: steadfast_admin::api::payload_value(&answer),
-            })
+            to_json(&answer)
         }
         Call::Cancel { id } => {
             engine.cancel(&id).await.map_err(engine_error)?;
