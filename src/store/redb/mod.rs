@@ -221,15 +221,7 @@ impl RedbStore {
         f: impl FnOnce(&dyn ReadableDatabase) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let db = self.db.get()?;
-        let result = file::contain(|| f(&*db)).unwrap_or_else(|message| {
-            Err(match workflow_id {
-                Some(id) => StoreError::Corrupt {
-                    workflow_id: id.to_string(),
-                    message,
-                },
-                None => StoreError::Damaged(message),
-            })
-        });
+        let result = reads::contained(workflow_id, || f(&*db));
         // A read that failed on the disk may have broken the handle as a
         // failed commit does (redb then refuses every later call): hand it
         // back to be checked and, if broken, opened again, or no read would

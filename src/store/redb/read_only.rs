@@ -107,19 +107,9 @@ impl ReadOnlyStore {
         f: impl FnOnce(&dyn ReadableDatabase) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let db = self.handle()?;
-        file::contain(|| f(&*db)).unwrap_or_else(|message| {
-            Err(match workflow_id {
-                Some(id) => StoreError::Corrupt {
-                    workflow_id: id.to_string(),
-                    message,
-                },
-                None => StoreError::Damaged(message),
-            })
-        })
+        reads::contained(workflow_id, || f(&*db))
     }
-}
 
-impl ReadOnlyStore {
     fn handle(&self) -> Result<Arc<ReadOnlyDatabase>, StoreError> {
         let db = self.db.lock().map_err(|_| StoreError::Closed)?;
         db.clone().ok_or(StoreError::Closed)

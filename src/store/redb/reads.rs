@@ -5,10 +5,28 @@
 use ::redb::ReadableDatabase;
 
 use super::tables::{self, HISTORY, RUNS, WAKEUPS, WORKFLOWS};
-use super::{open_read, redb_err, visibility};
+use super::{file, open_read, redb_err, visibility};
 use crate::codec;
 use crate::history::{Event, EventId, RunId};
 use crate::store::{Query, QueryPage, RunRecord, StoreError};
+
+/// Runs a read of the file; a panic of redb on a damaged page becomes an
+/// error naming `workflow_id` (if the read is about one workflow), or the
+/// file's damage.
+pub(super) fn contained<T>(
+    workflow_id: Option<&str>,
+    read: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    file::contain(read).unwrap_or_else(|message| {
+        Err(match workflow_id {
+            Some(id) => StoreError::Corrupt {
+                workflow_id: id.to_string(),
+                message,
+            },
+            None => StoreError::Damaged(message),
+        })
+    })
+}
 
 /// The latest run of a workflow ID.
 pub(super) fn current_run(
