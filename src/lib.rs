@@ -148,7 +148,7 @@ pub use engine::{
     WorkflowExecutionInfo, WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
     WorkflowOptions, WorkflowPage,
 };
-pub use engine::{MAX_UPDATE_ID_LEN, UpdateOptions};
+pub use engine::{MAX_UPDATE_ID_LEN, UpdateOptions, WorkflowCounts};
 pub use error::{ClientError, Error, OpenError, ResultError, UpdateError};
 pub use history::UpdateOutcome;
 pub use history::{

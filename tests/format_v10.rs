@@ -202,5 +202,8 @@ async fn format_9_files_are_opened_as_the_current_format() {
         WorkflowStatus::Completed
     );
     engine.shutdown().await.unwrap();
-    assert_eq!(support::stored_format_version(&db.path), 10);
+    assert_eq!(
+        support::stored_format_version(&db.path),
+        support::CURRENT_STORE_FORMAT
+    );
 }

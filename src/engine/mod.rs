@@ -1,6 +1,7 @@
 //! The front door: `Engine`, its builder, and the calls a client makes.
 
 mod by_name;
+mod count;
 mod delete;
 mod export;
 mod handle;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
 
+pub use count::WorkflowCounts;
 pub use handle::{ResultOrParked, WorkflowDescription, WorkflowHandle};
 pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
 pub use options::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions};
@@ -1102,6 +1104,28 @@ impl Engine {
     /// error when the file could not be read.
     pub async fn list(&self, filter: &ListFilter) -> Result<WorkflowPage, ClientError> {
         list::list(&self.shared, filter).await
+    }
+
+    /// How many runs the store holds of each status (see
+    /// [`WorkflowCounts`]). One small read, however many runs the file
+    /// holds.
+    ///
+    /// ```
+    /// # async fn counts(engine: steadfast::Engine) -> Result<(), steadfast::ClientError> {
+    /// let counts = engine.count_workflows().await?;
+    /// println!(
+    ///     "{} runs, {} running",
+    ///     counts.total(),
+    ///     counts.get(steadfast::WorkflowStatus::Running)
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// A client error when the file could not be read.
+    pub async fn count_workflows(&self) -> Result<WorkflowCounts, ClientError> {
+        count::count(&self.shared).await
     }
 
     /// The event history of the latest run of a workflow ID, in order.

@@ -620,6 +620,110 @@ pub(crate) async fn a_continue_as_new_is_one_write(store: &dyn Store) {
     conflict(store.write(op(4, RunId::new_time_ordered())).await);
 }
 
+/// The counts by status follow starts, closes, refused writes, deletes and
+/// sweeps, in the same commits.
+pub(crate) async fn counts_follow_starts_closes_and_removals(store: &dyn Store) {
+    let count = |counts: Vec<(WorkflowStatus, u64)>, status: WorkflowStatus| {
+        counts
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|&(_, n)| n)
+            .expect("every status is counted")
+    };
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(counts.len(), 7, "{counts:?}");
+    assert!(counts.iter().all(|&(_, n)| n == 0), "{counts:?}");
+
+    let runs: Vec<RunId> = (0..4).map(|_| RunId::new_time_ordered()).collect();
+    for (i, &run_id) in runs.iter().enumerate() {
+        store
+            .write(start(
+                &format!("w{i}"),
+                run_id,
+                ReuseRule::Allow,
+                WAKE_NEVER,
+            ))
+            .await
+            .expect("start");
+    }
+    // Refused: the ID has a running run; nothing is counted.
+    conflict_or_refused(
+        store
+            .write(start(
+                "w0",
+                RunId::new_time_ordered(),
+                ReuseRule::Allow,
+                WAKE_NEVER,
+            ))
+            .await,
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        count(counts.clone(), WorkflowStatus::Running),
+        4,
+        "{counts:?}"
+    );
+
+    store.write(close("w0", runs[0], 2)).await.expect("close");
+    store.write(close("w1", runs[1], 2)).await.expect("close");
+    // Refused: already closed.
+    let again = store.write(close("w1", runs[1], 3)).await;
+    assert!(!matches!(again, Ok(WriteOutcome::Closed)), "{again:?}");
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        count(counts.clone(), WorkflowStatus::Running),
+        2,
+        "{counts:?}"
+    );
+    assert_eq!(
+        count(counts.clone(), WorkflowStatus::Terminated),
+        2,
+        "{counts:?}"
+    );
+
+    assert_eq!(
+        store
+            .write(WriteOp::Delete {
+                workflow_id: "w0".into()
+            })
+            .await
+            .expect("delete"),
+        WriteOutcome::Deleted(vec![runs[0]])
+    );
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        count(counts.clone(), WorkflowStatus::Terminated),
+        1,
+        "{counts:?}"
+    );
+
+    store
+        .write(WriteOp::Sweep { cutoff: at(1_000) })
+        .await
+        .expect("sweep");
+    let counts = store.counts().await.expect("counts");
+    assert_eq!(
+        count(counts.clone(), WorkflowStatus::Terminated),
+        0,
+        "{counts:?}"
+    );
+    assert_eq!(
+        count(counts.clone(), WorkflowStatus::Running),
+        2,
+        "{counts:?}"
+    );
+    assert_eq!(counts.iter().map(|&(_, n)| n).sum::<u64>(), 2, "{counts:?}");
+}
+
+/// A start refused for a running ID: a conflict or a refusal outcome, never
+/// a start.
+fn conflict_or_refused(result: Result<WriteOutcome, StoreError>) {
+    assert!(
+        !matches!(result, Ok(WriteOutcome::Started)),
+        "expected a refusal, got {result:?}"
+    );
+}
+
 /// Runs the whole suite, each promise on a fresh store from `fresh`.
 #[cfg(test)]
 macro_rules! conformance_tests {
@@ -635,6 +739,7 @@ macro_rules! conformance_tests {
             list_and_delete,
             sweeps_remove_only_runs_closed_by_the_cutoff,
             a_continue_as_new_is_one_write,
+            counts_follow_starts_closes_and_removals,
         );
     };
     (@each $fresh:expr; $($promise:ident,)*) => {

@@ -28,6 +28,9 @@
 //!   runs whose close time is at or before the engine's cutoff, each whole
 //!   (record, history, index entries); a workflow ID's entry only while it
 //!   names the removed run. Open runs are never touched.
+//! - Counts: [`Store::counts`] answers, for every status, how many runs
+//!   `list` would find with it, kept up by every start, close, delete and
+//!   sweep in the same commit.
 //! - Wake-ups: every open run has a wake hint (`WAKE_NOW`, a due time in ms
 //!   since the epoch, or `WAKE_NEVER`), and [`Store::wakeups`] returns the
 //!   runs whose hint falls in a range, in time order; a closed run has none.
@@ -41,7 +44,7 @@ use std::time::SystemTime;
 use futures::future::BoxFuture;
 
 use super::{Query, QueryPage, RunRecord, StoreError, WriteOp, WriteOutcome};
-use crate::history::{Event, EventId, RunId};
+use crate::history::{Event, EventId, RunId, WorkflowStatus};
 
 /// Most events [`Store::history`] reads per page by default.
 pub(crate) const HISTORY_PAGE: usize = 1024;
@@ -123,6 +126,12 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
     /// snapshot; an open run's record carries its history's length then
     /// (its stored record is not rewritten by every step).
     fn list<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<QueryPage, StoreError>>;
+
+    /// The number of runs of each status, every status once (zero for
+    /// none), read in one snapshot, at a cost that does not grow with the
+    /// number of runs (a count is kept as runs start, close and are
+    /// removed, not counted when asked).
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<(WorkflowStatus, u64)>, StoreError>>;
 
     /// Whether any run closed at or before `cutoff` (retention asks before
     /// it writes a `Sweep`, so that a sweep with nothing due costs no commit).

@@ -733,6 +733,15 @@ impl Shared {
         }
     }
 
+    /// How many runs in memory are parked (a parked run stays in memory
+    /// until the engine stops).
+    pub(crate) fn parked_count(&self) -> u64 {
+        self.runs()
+            .values()
+            .filter(|slot| slot.state.borrow().parked().is_some())
+            .count() as u64
+    }
+
     /// Watches a run in memory; `None` when it is not in memory.
     pub(crate) fn watch(&self, run_id: RunId) -> Option<watch::Receiver<RunState>> {
         self.runs().get(&run_id).map(|slot| slot.state.subscribe())

@@ -7,9 +7,9 @@ use super::redb_err;
 use super::tables::{
     FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_V3, STORE_FORMAT_V4,
     STORE_FORMAT_V5, STORE_FORMAT_V6, STORE_FORMAT_V7, STORE_FORMAT_V8, STORE_FORMAT_V9,
-    STORE_FORMAT_VERSION,
+    STORE_FORMAT_V10, STORE_FORMAT_VERSION,
 };
-use super::visibility;
+use super::{counts, visibility};
 use crate::error::OpenError;
 use crate::store::StoreError;
 
@@ -66,12 +66,14 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
             migrate_v1(txn)?;
             Ok(Ok(()))
         }
-        // Formats 2 to 9 have today's tables; only their event kinds (and
-        // statuses, and event record versions) are fewer, so setting the
-        // version is the whole migration.
+        // Formats 2 to 10 have today's tables but `status_counts`; only
+        // their event kinds (and statuses, and event record versions) are
+        // fewer, so counting their runs and setting the version is the
+        // whole migration.
         Some(
             v @ (STORE_FORMAT_V2 | STORE_FORMAT_V3 | STORE_FORMAT_V4 | STORE_FORMAT_V5
-            | STORE_FORMAT_V6 | STORE_FORMAT_V7 | STORE_FORMAT_V8 | STORE_FORMAT_V9),
+            | STORE_FORMAT_V6 | STORE_FORMAT_V7 | STORE_FORMAT_V8 | STORE_FORMAT_V9
+            | STORE_FORMAT_V10),
         ) => {
             migrate_v2(txn, v)?;
             Ok(Ok(()))
@@ -95,12 +97,15 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
     }
 }
 
-/// Brings a format-2 or format-3 file (`found`) to the current format: its
-/// tables are already today's (formats 3 and 4 only add event kinds), so
-/// only the version changes, and from then on an older build refuses the
-/// file instead of misreading the new events. One small transaction,
-/// atomic like every redb commit.
+/// Brings a file of formats 2 to 10 (`found`) to the current format: its
+/// tables are already today's but for `status_counts` (formats 3 to 10
+/// only add event kinds), so its runs are counted from its indexes and the
+/// version changes, and from then on an older build refuses the file
+/// instead of misreading the new events or leaving the counts behind. One
+/// transaction (a pass over the index keys of every run, once), atomic like
+/// every redb commit.
 fn migrate_v2(txn: redb::WriteTransaction, found: u32) -> Result<(), StoreError> {
+    counts::rebuild(&txn)?;
     {
         let mut meta = txn.open_table(META).map_err(redb_err)?;
         meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
@@ -119,6 +124,7 @@ fn migrate_v2(txn: redb::WriteTransaction, found: u32) -> Result<(), StoreError>
 fn migrate_v1(txn: redb::WriteTransaction) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     let runs = visibility::build_all(&txn)?;
+    counts::rebuild(&txn)?;
     {
         let mut meta = txn.open_table(META).map_err(redb_err)?;
         meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())

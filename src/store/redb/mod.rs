@@ -62,6 +62,7 @@ macro_rules! locks_of_inner {
 }
 
 mod children;
+mod counts;
 mod create;
 #[cfg(feature = "fault-injection")]
 mod faults;
@@ -87,7 +88,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Query, QueryPage, RunRecord, Store, StoreError, WriteOp, WriteOutcome};
 use crate::error::OpenError;
-use crate::history::{Event, EventId, RunId};
+use crate::history::{Event, EventId, RunId, WorkflowStatus};
 
 #[cfg(feature = "fault-injection")]
 pub use faults::FaultInjector;
@@ -439,6 +440,10 @@ impl Store for RedbStore {
 
     fn list<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<QueryPage, StoreError>> {
         Box::pin(ready(self.read_list(query)))
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<(WorkflowStatus, u64)>, StoreError>> {
+        Box::pin(ready(self.read(None, reads::counts)))
     }
 
     fn any_closed_by(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>> {

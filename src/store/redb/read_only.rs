@@ -13,7 +13,7 @@ use futures::future::{BoxFuture, ready};
 use super::tables::{FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_VERSION};
 use super::{file, open_read, reads, redb_err};
 use crate::error::OpenError;
-use crate::history::{Event, EventId, RunId};
+use crate::history::{Event, EventId, RunId, WorkflowStatus};
 use crate::store::{Query, QueryPage, RunRecord, Store, StoreError, WriteOp, WriteOutcome};
 
 /// The file, opened read-only.
@@ -192,6 +192,10 @@ impl Store for ReadOnlyStore {
 
     fn list<'a>(&'a self, query: &'a Query) -> BoxFuture<'a, Result<QueryPage, StoreError>> {
         Box::pin(ready(self.read(None, |db| reads::list(db, query))))
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<(WorkflowStatus, u64)>, StoreError>> {
+        Box::pin(ready(self.read(None, reads::counts)))
     }
 
     /// Never asked: a read-only engine runs no retention.

@@ -5,9 +5,9 @@
 use ::redb::ReadableDatabase;
 
 use super::tables::{self, HISTORY, RUNS, WAKEUPS, WORKFLOWS};
-use super::{file, open_read, redb_err, visibility};
+use super::{counts, file, open_read, redb_err, visibility};
 use crate::codec;
-use crate::history::{Event, EventId, RunId};
+use crate::history::{Event, EventId, RunId, WorkflowStatus};
 use crate::store::{Query, QueryPage, RunRecord, StoreError};
 
 /// Runs a read of the file; a panic of redb on a damaged page becomes an
@@ -117,6 +117,12 @@ pub(super) fn list(db: &dyn ReadableDatabase, query: &Query) -> Result<QueryPage
         }
     }
     Ok(page)
+}
+
+/// The number of runs of each status (see `counts`).
+pub(super) fn counts(db: &dyn ReadableDatabase) -> Result<Vec<(WorkflowStatus, u64)>, StoreError> {
+    let txn = db.begin_read().map_err(redb_err)?;
+    counts::read(&txn)
 }
 
 /// Runs due to wake in `[from, to)` ms since the epoch, in time order.

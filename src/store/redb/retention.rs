@@ -103,7 +103,7 @@ pub(super) fn sweep(t: &mut Tables<'_>, cutoff: SystemTime) -> Result<WriteOutco
 fn remove_run(t: &mut Tables<'_>, run_id: RunId, record: &RunRecord) -> Result<(), StoreError> {
     let key = run_id.as_u128();
     t.runs.remove(key).map_err(redb_err)?;
-    visibility::remove(&mut t.visibility, run_id, record)?;
+    visibility::remove(t, run_id, record)?;
     writer::remove_history_and_wake(t, key)?;
     let latest = t
         .workflows

@@ -14,6 +14,8 @@
 //! - `history`: `(run ID u128, event ID u64) -> &[u8]`, a `codec` `Event`.
 //! - `visibility` (format 2): `&[u8] -> ()`, the indexes `list` and
 //!   `delete` scan; the key layout is documented in `store/redb/visibility.rs`.
+//! - `status_counts` (format 11): status code `u8 -> u64`, the number of
+//!   runs of each status (`store/redb/counts.rs`).
 
 use redb::{ReadableTable, TableDefinition};
 
@@ -72,7 +74,13 @@ use crate::store::StoreError;
 ///   `ChildWorkflowCancelRequested`, `WorkflowStartedAsChild`), which a
 ///   format-9 build cannot decode. Formats 2 to 9 are brought to 10 on open
 ///   by setting the version alone; format 1 by its migration and that.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 10;
+/// - 11: adds the `status_counts` table (`store/redb/counts.rs`: the number
+///   of runs of each status, kept by the index upkeep in every batch). A
+///   format-10 build would write without keeping it, so it must refuse the
+///   file. Formats 1 to 10 are brought to 11 on open by counting their
+///   indexes into the new table, in the transaction that sets the version
+///   (format 1 after its migration to 2, in the same transaction).
+pub(crate) const STORE_FORMAT_VERSION: u32 = 11;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -99,6 +107,9 @@ pub(crate) const STORE_FORMAT_V8: u32 = 8;
 /// Format 8's tables with format 9's event kinds; opened by setting the
 /// version to the current one.
 pub(crate) const STORE_FORMAT_V9: u32 = 9;
+/// Format 9's tables with format 10's event kinds; opened by counting its
+/// runs into format 11's `status_counts`.
+pub(crate) const STORE_FORMAT_V10: u32 = 10;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");

@@ -85,7 +85,7 @@ fn run_of(suffix: &[u8]) -> RunId {
     RunId::from_u128(!u128::from_be_bytes(bytes))
 }
 
-fn status_code(status: WorkflowStatus) -> u8 {
+pub(super) fn status_code(status: WorkflowStatus) -> u8 {
     match status {
         WorkflowStatus::Running => 0,
         WorkflowStatus::Completed => 1,
@@ -194,8 +194,18 @@ fn entries(run_id: RunId, record: &RunRecord) -> BTreeSet<Vec<u8>> {
 
 type Index<'txn> = Table<'txn, &'static [u8], ()>;
 
-/// Adds a new run's entries.
+/// Adds a new run's entries, and the run to the counts.
 pub(super) fn insert(
+    t: &mut Tables<'_>,
+    run_id: RunId,
+    record: &RunRecord,
+) -> Result<(), StoreError> {
+    insert_entries(&mut t.visibility, run_id, record)?;
+    t.counts.add(record.status, 1);
+    Ok(())
+}
+
+fn insert_entries(
     index: &mut Index<'_>,
     run_id: RunId,
     record: &RunRecord,
@@ -206,35 +216,60 @@ pub(super) fn insert(
     Ok(())
 }
 
-/// Moves a run's entries from its old record to its new one; entries that
-/// both have are left alone.
+/// Moves a run's entries (and its count) from its old record to its new
+/// one; entries that both have are left alone.
 pub(super) fn update(
-    index: &mut Index<'_>,
+    t: &mut Tables<'_>,
     run_id: RunId,
     old: &RunRecord,
     new: &RunRecord,
 ) -> Result<(), StoreError> {
-    let old = entries(run_id, old);
-    let new = entries(run_id, new);
-    for key in old.difference(&new) {
-        index.remove(key.as_slice()).map_err(redb_err)?;
+    let old_keys = entries(run_id, old);
+    let new_keys = entries(run_id, new);
+    for key in old_keys.difference(&new_keys) {
+        t.visibility.remove(key.as_slice()).map_err(redb_err)?;
     }
-    for key in new.difference(&old) {
-        index.insert(key.as_slice(), ()).map_err(redb_err)?;
+    for key in new_keys.difference(&old_keys) {
+        t.visibility.insert(key.as_slice(), ()).map_err(redb_err)?;
+    }
+    if old.status != new.status {
+        t.counts.add(old.status, -1);
+        t.counts.add(new.status, 1);
     }
     Ok(())
 }
 
-/// Removes a run's entries (those its record names).
+/// Removes a run's entries (those its record names), and the run from the
+/// counts.
 pub(super) fn remove(
-    index: &mut Index<'_>,
+    t: &mut Tables<'_>,
     run_id: RunId,
     record: &RunRecord,
 ) -> Result<(), StoreError> {
     for key in entries(run_id, record) {
-        index.remove(key.as_slice()).map_err(redb_err)?;
+        t.visibility.remove(key.as_slice()).map_err(redb_err)?;
     }
+    t.counts.add(record.status, -1);
     Ok(())
+}
+
+/// The number of runs of `status` in the indexes: the open group of the
+/// ORDER index for `Running`, the STATUS index for a closed status. One
+/// pass over those keys (a migration's, once).
+pub(super) fn count_status<T: ReadableTable<&'static [u8], ()>>(
+    index: &T,
+    status: WorkflowStatus,
+) -> Result<u64, StoreError> {
+    let prefix = match status {
+        WorkflowStatus::Running => vec![ORDER, OPEN],
+        closed => vec![STATUS, status_code(closed)],
+    };
+    let mut count = 0;
+    for entry in prefix_range(index, &prefix)? {
+        entry.map_err(redb_err)?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// Up to `limit` runs of the ORDER index's closed group whose close time
@@ -297,7 +332,7 @@ pub(super) fn build_all(txn: &WriteTransaction) -> Result<u64, StoreError> {
         let run_id = RunId::from_u128(key.value());
         match codec::decode::<RunRecord>(value.value()) {
             Ok(record) => {
-                insert(&mut index, run_id, &record)?;
+                insert_entries(&mut index, run_id, &record)?;
                 built += 1;
             }
             Err(e) => {
@@ -346,9 +381,7 @@ pub(super) fn delete_workflow(
         // A record that does not decode cannot tell its other entries:
         // they point at no record now, and a query skips such entries.
         if let Some(Ok(record)) = record {
-            for entry in entries(run_id, &record) {
-                t.visibility.remove(entry.as_slice()).map_err(redb_err)?;
-            }
+            remove(t, run_id, &record)?;
         }
         writer::remove_history_and_wake(t, key)?;
     }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::file::contain;
 use super::tables::{self, HISTORY, RUNNING, RUNS, VISIBILITY, WAKEUPS, WORKFLOWS};
-use super::{DbCell, redb_err, retention, visibility};
+use super::{DbCell, counts, redb_err, retention, visibility};
 use crate::codec;
 use crate::history::{Event, RunId, WorkflowStatus};
 use crate::store::{
@@ -153,6 +153,7 @@ fn commit_batch(db: &Database, batch: &[Request]) -> BatchResult {
                 }
                 answers.push(answer);
             }
+            tables.counts.apply(&txn)?;
         }
         txn.commit().map_err(redb_err)?;
         Ok(answers)
@@ -173,6 +174,9 @@ pub(super) struct Tables<'txn> {
     pub(super) wakeups: Table<'txn, (u64, u128), ()>,
     pub(super) history: Table<'txn, (u128, u64), &'static [u8]>,
     pub(super) visibility: Table<'txn, &'static [u8], ()>,
+    /// What the batch changed in the counts by status, applied before it
+    /// commits.
+    pub(super) counts: counts::Deltas,
 }
 
 impl<'txn> Tables<'txn> {
@@ -184,6 +188,7 @@ impl<'txn> Tables<'txn> {
             wakeups: txn.open_table(WAKEUPS).map_err(redb_err)?,
             history: txn.open_table(HISTORY).map_err(redb_err)?,
             visibility: txn.open_table(VISIBILITY).map_err(redb_err)?,
+            counts: counts::Deltas::default(),
         })
     }
 }
@@ -329,7 +334,7 @@ pub(super) fn start(
     t.runs
         .insert(key, encoded.bytes.as_slice())
         .map_err(redb_err)?;
-    visibility::insert(&mut t.visibility, run_id, record)?;
+    visibility::insert(t, run_id, record)?;
     // A workflow that returned in its first activation is closed already.
     let wake = (!record.status.is_closed()).then_some(wake);
     set_wake(t, key, wake)?;
@@ -411,10 +416,8 @@ pub(super) fn append(
                 .map_err(redb_err)?
                 .map(|bytes| codec::decode::<RunRecord>(bytes.value()));
             match old {
-                Some(Ok(old)) => {
-                    visibility::update(&mut t.visibility, run_id, &old, &encoded.record)?
-                }
-                _ => visibility::insert(&mut t.visibility, run_id, &encoded.record)?,
+                Some(Ok(old)) => visibility::update(t, run_id, &old, &encoded.record)?,
+                _ => visibility::insert(t, run_id, &encoded.record)?,
             }
             let closed = encoded.record.status.is_closed();
             move_wake(t, key, Some(old_wake), (!closed).then_some(wake))?;
@@ -460,7 +463,7 @@ pub(super) fn close(
     let encoded = codec::encode(&record).map_err(StoreError::encode)?;
     t.history.insert((key, event_id), event).map_err(redb_err)?;
     t.runs.insert(key, encoded.as_slice()).map_err(redb_err)?;
-    visibility::update(&mut t.visibility, run_id, &old, &record)?;
+    visibility::update(t, run_id, &old, &record)?;
     set_wake(t, key, None)?;
     Ok(WriteOutcome::Closed)
 }
