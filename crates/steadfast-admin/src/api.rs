@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steadfast::{
     ParkReason, Payload, PendingActivityInfo, PendingTimerInfo, SearchAttributeValue,
-    SearchAttributes, WorkflowDescription, WorkflowExecutionInfo, WorkflowPage,
+    SearchAttributes, WorkflowCounts, WorkflowDescription, WorkflowExecutionInfo, WorkflowPage,
 };
 
 /// `GET /api/v1`: what answers, so a client can tell it reached a
@@ -52,6 +52,45 @@ pub struct Execution {
     pub memo: Option<Value>,
     /// Why the engine holds it parked, if it does.
     pub parked: Option<Parked>,
+}
+
+/// `GET /api/v1/counts`: how many runs of each status the file holds
+/// (Temporal's `CountWorkflowExecutions` grouped by status), one small read
+/// however many runs there are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Runs of every status.
+    pub total: u64,
+    /// Every status once, `Running` first, with its count (zero for none).
+    pub statuses: Vec<StatusCount>,
+    /// Running runs the engine holds parked (part of the `Running` count).
+    pub parked: u64,
+}
+
+/// One status and its count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusCount {
+    /// `Running`, `Completed`, `Failed`, `Cancelled`, `Terminated`,
+    /// `TimedOut` or `ContinuedAsNew`.
+    pub status: String,
+    /// Runs with that status.
+    pub count: u64,
+}
+
+impl From<&WorkflowCounts> for Counts {
+    fn from(counts: &WorkflowCounts) -> Self {
+        Counts {
+            total: counts.total(),
+            statuses: counts
+                .by_status()
+                .map(|(status, count)| StatusCount {
+                    status: status_text(status),
+                    count,
+                })
+                .collect(),
+            parked: counts.parked(),
+        }
+    }
 }
 
 /// A page of runs: open runs first, then closed ones, newest first.
@@ -134,6 +173,22 @@ pub struct Parked {
     pub kind: String,
     /// The engine's explanation, with what to do.
     pub message: String,
+    /// For `Nondeterminism`: where the code and the history part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nondeterminism: Option<NondeterminismDiff>,
+}
+
+/// Where a run's code and its history disagree: the history's event and
+/// what the code did instead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NondeterminismDiff {
+    /// The event of the history that did not match (0 when the history
+    /// ended before what the code did).
+    pub event_id: u64,
+    /// What the history holds there.
+    pub history: String,
+    /// What the code did instead.
+    pub code: String,
 }
 
 /// A pending activity.
@@ -310,9 +365,18 @@ fn parked(reason: &ParkReason) -> Parked {
         ParkReason::ForeignFuture(_) => "ForeignFuture",
         _ => "Other",
     };
+    let nondeterminism = match reason {
+        ParkReason::Nondeterminism(e) => Some(NondeterminismDiff {
+            event_id: e.event_id,
+            history: e.history.clone(),
+            code: e.code.clone(),
+        }),
+        _ => None,
+    };
     Parked {
         kind: kind.to_string(),
         message: reason.to_string(),
+        nondeterminism,
     }
 }
 

@@ -34,6 +34,7 @@
 //! |---|---|---|
 //! | GET | `/api/v1` | names the server and version |
 //! | GET | `/api/v1/workflows` | lists runs (filters in the query string) |
+//! | GET | `/api/v1/counts` | how many runs of each status |
 //! | GET | `/api/v1/workflows/{id}` | describes the latest run (`?run_id=` for another) |
 //! | GET | `/api/v1/workflows/{id}/history` | the run's history, in the history JSON form |
 //! | POST | `/api/v1/workflows/{id}/signal` | `{"name", "input", "request_id"}` |

@@ -13,10 +13,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use steadfast::{Engine, ListFilter, PageToken, RunId, WorkflowStatus};
+use serde_json::Value;
+use steadfast::{Engine, ListFilter, PageToken, RunId, SearchAttributeValue, WorkflowStatus};
 
 use crate::api::{
-    Description, Done, ErrorDetail, ExecutionPage, QueryRequest, ServerInfo, SignalRequest,
+    Counts, Description, Done, ErrorDetail, ExecutionPage, QueryRequest, ServerInfo, SignalRequest,
     TerminateRequest, parse_time, unhex,
 };
 use crate::auth::{self, Token};
@@ -33,6 +34,7 @@ pub(crate) fn router(engine: Engine, token: Token) -> Router {
     let api = Router::new()
         .route("/api/v1", get(info))
         .route("/api/v1/workflows", get(list))
+        .route("/api/v1/counts", get(counts))
         .route(
             "/api/v1/workflows/{workflow_id}",
             get(describe).delete(delete),
@@ -132,7 +134,8 @@ fn query_pairs(raw: Option<String>, known: &[&str]) -> Result<Vec<(String, Strin
                 known.join(", ")
             )));
         }
-        if pairs[..i].iter().any(|(n, _)| n == name) {
+        if pairs[..i].iter().any(|(n, _)| n == name) && !REPEATABLE_PARAMS.contains(&name.as_str())
+        {
             return Err(ApiError::bad_request(format!(
                 "query parameter {name:?} is given twice; give it once"
             )));
@@ -163,6 +166,9 @@ async fn info() -> Answer {
     })
 }
 
+/// Query parameters that may be given more than once (each adds a filter).
+const REPEATABLE_PARAMS: &[&str] = &["search_attribute"];
+
 const LIST_PARAMS: &[&str] = &[
     "status",
     "workflow_type",
@@ -172,9 +178,37 @@ const LIST_PARAMS: &[&str] = &[
     "closed_after",
     "closed_before",
     "parked",
+    "search_attribute",
     "page_size",
     "next_page_token",
 ];
+
+/// A `search_attribute=Name=Value` filter: the value as JSON when it is a
+/// number, `true`/`false` or a quoted string (`Int`, `Double`, `Bool`,
+/// `Keyword`), else the text itself as a `Keyword`.
+fn search_attribute_param(param: &str) -> Result<(String, SearchAttributeValue), ApiError> {
+    let bad = |why: &str| {
+        ApiError::bad_request(format!(
+            "search_attribute {param:?} {why}; write Name=Value, e.g. CustomerId=acme or Step=3"
+        ))
+    };
+    let (name, value) = param.split_once('=').ok_or_else(|| bad("has no '='"))?;
+    if name.is_empty() {
+        return Err(bad("has no name"));
+    }
+    let value = match serde_json::from_str::<Value>(value) {
+        Ok(Value::String(text)) => SearchAttributeValue::Keyword(text),
+        Ok(Value::Bool(b)) => SearchAttributeValue::Bool(b),
+        Ok(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => SearchAttributeValue::Int(i),
+            (None, Some(f)) => SearchAttributeValue::Double(f),
+            (None, None) => return Err(bad("has a number out of range")),
+        },
+        Ok(_) => return Err(bad("has a value that is not a keyword, number or bool")),
+        Err(_) => SearchAttributeValue::Keyword(value.to_string()),
+    };
+    Ok((name.to_string(), value))
+}
 
 fn status_param(value: &str) -> Result<WorkflowStatus, ApiError> {
     Ok(match value {
@@ -225,6 +259,10 @@ fn list_filter(raw: Option<String>) -> Result<ListFilter, ApiError> {
             "started_before" => started.1 = Some(time_param(&name, &value)?),
             "closed_after" => closed.0 = Some(time_param(&name, &value)?),
             "closed_before" => closed.1 = Some(time_param(&name, &value)?),
+            "search_attribute" => {
+                let (name, value) = search_attribute_param(&value)?;
+                filter = filter.with_search_attribute(name, value);
+            }
             "parked" => {
                 let parked = value.parse::<bool>().map_err(|_| {
                     ApiError::bad_request(format!("parked {value:?} is not true or false"))
@@ -267,6 +305,11 @@ async fn list(State(engine): State<Engine>, RawQuery(raw): RawQuery) -> Answer {
     let filter = list_filter(raw)?;
     let page = engine.list(&filter).await?;
     ok(&ExecutionPage::from(&page))
+}
+
+async fn counts(State(engine): State<Engine>) -> Answer {
+    let counts = engine.count_workflows().await?;
+    ok(&Counts::from(&counts))
 }
 
 async fn describe(

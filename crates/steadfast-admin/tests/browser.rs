@@ -156,6 +156,25 @@ async fn the_list_a_run_page_and_the_signal_form_work_in_a_browser() {
             "markup in an ID ran"
         );
         screenshot(&tab, "ui-list.png");
+        // The counts of the whole file, each a link to its status.
+        let count = |status: &str| {
+            tab.wait_for_element(&format!("#counts a[data-status='{status}'] .n"))
+                .and_then(|e| e.get_inner_text())
+                .unwrap_or_else(|e| panic!("no {status} count: {e}"))
+        };
+        assert_eq!(count("Running"), "2");
+        assert_eq!(count("Completed"), "1");
+        assert_eq!(count("all"), "3");
+        let counts = tab
+            .wait_for_element("#counts")
+            .and_then(|e| e.get_inner_text())
+            .unwrap();
+        assert!(!counts.contains("null"), "{counts}");
+        // A close-time range far in the past matches no run.
+        tab.navigate_to(&format!("{url}#/?closed_before=2000-01-01T00:00:00.000Z"))
+            .expect("navigate");
+        tab.wait_for_element("#no-runs")
+            .expect("no run closed before 2000");
 
         // Filter by status.
         tab.navigate_to(&format!("{url}#/?status=Completed"))
@@ -282,4 +301,104 @@ async fn a_guarded_endpoint_refuses_the_page_until_the_token_is_given() {
     .unwrap();
     server.shutdown().await;
     engine.shutdown().await.unwrap();
+}
+
+/// The built `examples/admin.rs` of this crate (`cargo test` builds the
+/// examples beside the test binaries).
+fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests with `cargo test` (which builds the examples)",
+        path.display()
+    );
+    path
+}
+
+/// Kills the example when the test ends, also when it fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_example_lists_its_five_demo_runs_and_shows_the_parked_diff() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.steadfast");
+    let mut child = std::process::Command::new(example_binary("admin"))
+        .arg("--db")
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the example starts");
+    let stdout = child.stdout.take().expect("its stdout");
+    let _child = KillOnDrop(child);
+    let url = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("the example printed its address")
+                .expect("a line");
+            if let Some(url) = line.strip_prefix("Admin UI: ") {
+                return url.to_string();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let errors = tokio::task::spawn_blocking(move || {
+        let browser = browser();
+        let tab = browser.new_tab().expect("a tab");
+        let errors = console_errors(&tab);
+        tab.navigate_to(&url).expect("navigate");
+        expect_element(&tab, "#run-list", &errors);
+        let demos = [
+            "demo-running",
+            "demo-waiting",
+            "demo-completed",
+            "demo-failed",
+            "demo-parked",
+        ];
+        let list = wait_for_text(&tab, |t| demos.iter().all(|id| t.contains(id)));
+        assert!(list.contains("Running · parked"), "{list}");
+        tab.wait_for_element("tr[data-workflow-id='demo-parked'] .badge.Parked")
+            .expect("the parked run's badge");
+        tab.wait_for_element("#counts a[data-status='parked']")
+            .expect("the parked count");
+
+        // The parked run's page: the diff between its history and the code.
+        tab.wait_for_element("tr[data-workflow-id='demo-parked'] a.run-link")
+            .unwrap()
+            .click()
+            .unwrap();
+        expect_element(&tab, "#nondeterminism", &errors);
+        let history_side = tab
+            .wait_for_element("#nondeterminism .history-side")
+            .and_then(|e| e.get_inner_text())
+            .unwrap();
+        let code_side = tab
+            .wait_for_element("#nondeterminism .code-side")
+            .and_then(|e| e.get_inner_text())
+            .unwrap();
+        assert!(history_side.contains("Timer"), "{history_side}");
+        assert!(code_side.contains("slow_step"), "{code_side}");
+        screenshot(&tab, "ui-parked.png");
+        errors.lock().unwrap().clone()
+    })
+    .await
+    .unwrap();
+    assert!(errors.is_empty(), "the page logged errors: {errors:?}");
 }

@@ -247,6 +247,107 @@ async fn list_filters_and_pages() {
 }
 
 #[tokio::test]
+async fn counts_and_the_search_attribute_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    let empty = call(address, "GET", "/api/v1/counts", None, None).await;
+    assert_eq!(empty.status, 200, "{:?}", empty.json());
+    assert_eq!(empty.json()["total"], 0);
+    for (i, customer) in ["acme", "acme", "globex"].iter().enumerate() {
+        let options = WorkflowOptions::new()
+            .with_search_attribute("Customer", *customer)
+            .with_search_attribute("Step", i as i64);
+        engine
+            .start_workflow(GREETER, &format!("sa-{i}"), "Hi".into(), options)
+            .await
+            .unwrap();
+    }
+    engine.terminate("sa-0", "done").await.unwrap();
+
+    let counts = call(address, "GET", "/api/v1/counts", None, None)
+        .await
+        .json();
+    assert_eq!(counts["total"], 3, "{counts}");
+    assert_eq!(counts["parked"], 0, "{counts}");
+    let statuses = counts["statuses"].as_array().unwrap();
+    assert_eq!(statuses.len(), 7, "{counts}");
+    assert_eq!(statuses[0]["status"], "Running");
+    assert_eq!(statuses[0]["count"], 2);
+    let terminated = statuses
+        .iter()
+        .find(|s| s["status"] == "Terminated")
+        .unwrap();
+    assert_eq!(terminated["count"], 1);
+
+    let ids = |page: serde_json::Value| -> Vec<String> {
+        let mut ids: Vec<String> = page["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["workflow_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let acme = call(
+        address,
+        "GET",
+        "/api/v1/workflows?search_attribute=Customer%3Dacme",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(acme.status, 200, "{:?}", acme.json());
+    assert_eq!(ids(acme.json()), ["sa-0", "sa-1"]);
+    // Repeated: both must hold; a number is an Int, a quoted one a keyword.
+    let both = call(
+        address,
+        "GET",
+        "/api/v1/workflows?search_attribute=Customer%3Dacme&search_attribute=Step%3D1",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ids(both.json()), ["sa-1"]);
+    let quoted = call(
+        address,
+        "GET",
+        "/api/v1/workflows?search_attribute=Step%3D%221%22",
+        None,
+        None,
+    )
+    .await;
+    assert!(ids(quoted.json()).is_empty());
+    for bad in [
+        "search_attribute=Customer",
+        "search_attribute=%3Dacme",
+        "search_attribute=Customer%3D%5B1%5D",
+    ] {
+        let answer = call(
+            address,
+            "GET",
+            &format!("/api/v1/workflows?{bad}"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(answer.status, 400, "{bad}");
+        assert_eq!(answer.code(), "bad_request", "{bad}");
+        assert!(
+            answer.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Name=Value"),
+            "{bad}"
+        );
+    }
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn cancel_terminate_and_delete() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;

@@ -130,7 +130,8 @@ const STATUSES = ["Running", "Completed", "Failed", "Cancelled", "Terminated", "
 
 function listQuery(params) {
   const query = new URLSearchParams();
-  for (const name of ["status", "workflow_type", "workflow_id_prefix", "started_after", "started_before", "next_page_token"]) {
+  for (const name of ["status", "workflow_type", "workflow_id_prefix", "search_attribute",
+    "started_after", "started_before", "closed_after", "closed_before", "next_page_token"]) {
     if (params.get(name)) query.set(name, params.get(name));
   }
   if (params.get("parked")) query.set("parked", "true");
@@ -140,13 +141,19 @@ function listQuery(params) {
 
 async function listPage(params) {
   const form = listFilters(params);
+  const counts = el("nav", { id: "counts", class: "counts" });
   const body = el("div", { id: "runs" }, el("p", { class: "muted" }, "Loading…"));
-  show(el("h1", {}, "Workflows"), form, body);
+  show(el("h1", {}, "Workflows"), counts, form, body);
   let shown = null;
+  let shownCounts = null;
   const render = async () => {
     let page;
+    let counted;
     try {
-      page = await api("GET", "/api/v1/workflows?" + listQuery(params));
+      [page, counted] = await Promise.all([
+        api("GET", "/api/v1/workflows?" + listQuery(params)),
+        api("GET", "/api/v1/counts"),
+      ]);
     } catch (error) {
       body.replaceChildren(failure(error));
       shown = null;
@@ -159,9 +166,32 @@ async function listPage(params) {
       body.replaceChildren(runTable(page.executions), pager(params, page.next_page_token));
       shown = text;
     }
+    const countsText = JSON.stringify(counted);
+    if (countsText !== shownCounts) {
+      counts.replaceChildren(...countLinks(counted, params.get("status")));
+      shownCounts = countsText;
+    }
     return true;
   };
   if (await render()) every(render);
+}
+
+// Counts of the whole file by status (not of the filter: the store keeps
+// them, so they cost nothing with a million runs); each filters the list.
+function countLinks(counted, current) {
+  const link = (label, status, count) =>
+    el("a", {
+      href: status ? "#/?status=" + encodeURIComponent(status) : "#/",
+      class: "count" + ((current || "") === (status || "") ? " current" : ""),
+      "data-status": status || "all",
+    }, label + " ", el("span", { class: "n" }, count.toLocaleString()));
+  return [
+    link("All", null, counted.total),
+    ...counted.statuses.filter((s) => s.count > 0 || s.status === "Running")
+      .map((s) => link(s.status, s.status, s.count)),
+    counted.parked ? el("a", { href: "#/?parked=true", class: "count parked", "data-status": "parked" },
+      "Parked ", el("span", { class: "n" }, counted.parked.toLocaleString())) : null,
+  ].filter(Boolean);
 }
 
 function listFilters(params) {
@@ -171,8 +201,8 @@ function listFilters(params) {
   const field = (label, name, type) =>
     el("label", {}, label, el("input", { name, id: "filter-" + name, type: type || "text", value: params.get(name) || "" }));
   const toLocal = (text) => (text ? new Date(text).toISOString().slice(0, 16) : "");
-  const started = (label, name) =>
-    el("label", {}, label, el("input", { name, type: "datetime-local", value: toLocal(params.get(name)) }));
+  const time = (label, name) =>
+    el("label", {}, label, el("input", { name, id: "filter-" + name, type: "datetime-local", value: toLocal(params.get(name)) }));
   return el("form", {
     class: "filters",
     onsubmit: (e) => {
@@ -181,7 +211,7 @@ function listFilters(params) {
       const next = new URLSearchParams();
       for (const [name, value] of data.entries()) {
         if (!value) continue;
-        if (name.startsWith("started_")) next.set(name, new Date(value).toISOString());
+        if (name.startsWith("started_") || name.startsWith("closed_")) next.set(name, new Date(value).toISOString());
         else next.set(name, value);
       }
       location.hash = "#/?" + next;
@@ -190,8 +220,11 @@ function listFilters(params) {
     el("label", {}, "Status", status),
     field("Type", "workflow_type"),
     field("Workflow ID starts with", "workflow_id_prefix"),
-    started("Started after", "started_after"),
-    started("Started before", "started_before"),
+    field("Search attribute (Name=Value)", "search_attribute"),
+    time("Started after", "started_after"),
+    time("Started before", "started_before"),
+    time("Closed after", "closed_after"),
+    time("Closed before", "closed_before"),
     el("label", {}, "Parked only", el("input", { type: "checkbox", name: "parked", value: "true", checked: params.get("parked") === "true" })),
     el("button", { type: "submit" }, "Filter"),
     el("button", { type: "button", class: "secondary", onclick: () => { location.hash = "#/"; } }, "Clear"));
@@ -296,8 +329,19 @@ function runDetails(id, d, events) {
     el("section", { class: "card" }, el("h2", {}, "Input"), json(started.input === undefined ? null : started.input),
       closeSection(last)))];
   if (d.parked) {
+    const diff = d.parked.nondeterminism;
     out.unshift(el("section", { class: "error", id: "parked" },
       el("strong", {}, "Parked (" + d.parked.kind + "): "), "the run waits for a fix; nothing is lost.",
+      diff ? el("table", { id: "nondeterminism", class: "diff" },
+        el("thead", {}, el("tr", {}, el("th", {}, "Event"), el("th", {}, "History has"), el("th", {}, "Code did"))),
+        el("tbody", {}, el("tr", {},
+          el("td", {}, diff.event_id ? el("a", { href: "#event-" + diff.event_id, onclick: (e) => {
+            e.preventDefault();
+            const row = document.getElementById("event-" + diff.event_id);
+            if (row) row.scrollIntoView({ block: "center" });
+          } }, diff.event_id) : "end of history"),
+          el("td", { class: "mono history-side" }, diff.history),
+          el("td", { class: "mono code-side" }, diff.code)))) : null,
       el("pre", { class: "mono" }, d.parked.message)));
   }
   const attributes = Object.entries(d.search_attributes || {});
@@ -452,7 +496,7 @@ function eventTable(events) {
     el("tbody", {}, events.map((event) => {
       const [name, fields] = kindOf(event);
       const text = JSON.stringify(fields);
-      return el("tr", { "data-event": name },
+      return el("tr", { "data-event": name, id: "event-" + event.event_id },
         el("td", {}, event.event_id),
         el("td", {}, new Date(eventTime(event.timestamp)).toLocaleString()),
         el("td", {}, name),

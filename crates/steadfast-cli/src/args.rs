@@ -66,6 +66,8 @@ pub enum Command {
 pub enum WorkflowCommand {
     /// Lists runs: open ones first, then closed, newest first.
     List(ListArgs),
+    /// Counts runs by status.
+    Count,
     /// Describes a run: status, pending activities and timers, attributes.
     Describe(RunArgs),
     /// Shows a run's event history.
@@ -97,6 +99,11 @@ pub struct ListArgs {
     /// Only runs the engine holds parked (nondeterminism, panics, ...).
     #[arg(long)]
     pub parked: bool,
+    /// Only runs whose search attribute equals the value: `Name=Value`
+    /// (repeat for several); a number, true/false or a quoted string is
+    /// read as JSON, other text as a keyword.
+    #[arg(long = "search-attribute", value_name = "NAME=VALUE")]
+    pub search_attributes: Vec<String>,
     /// Most runs to print.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use hyper::Method;
 use serde_json::{Value, json};
 use steadfast::{ClientError, Engine, OpenError, RunId};
-use steadfast_admin::api::{Description, Done, ExecutionPage};
+use steadfast_admin::api::{Counts, Description, Done, ExecutionPage};
 
 use crate::client::{AdminClient, segment};
 use crate::error::CliError;
@@ -20,6 +20,8 @@ pub enum Call {
     List {
         query: String,
     },
+    /// The counts by status.
+    Count,
     Describe {
         id: String,
         run: Option<String>,
@@ -79,6 +81,7 @@ async fn endpoint(client: &AdminClient, call: Call) -> Result<Value, CliError> {
             let path = format!("/api/v1/workflows?{query}");
             client.call(Method::GET, &path, None).await
         }
+        Call::Count => client.call(Method::GET, "/api/v1/counts", None).await,
         Call::Describe { id, run } => {
             client
                 .call(Method::GET, &with_run(workflow(&id), &run), None)
@@ -156,7 +159,11 @@ fn done(id: String, outcome: &str) -> Result<Value, CliError> {
 async fn file(path: &std::path::Path, call: Call) -> Result<Value, CliError> {
     let reads = matches!(
         call,
-        Call::List { .. } | Call::Describe { .. } | Call::History { .. } | Call::Query { .. }
+        Call::List { .. }
+            | Call::Count
+            | Call::Describe { .. }
+            | Call::History { .. }
+            | Call::Query { .. }
     );
     let mut builder = Engine::builder();
     if reads {
@@ -184,6 +191,10 @@ async fn file_call(engine: &Engine, call: Call) -> Result<Value, CliError> {
             let filter = steadfast_admin::list_filter_from_query(&query).map_err(api_error)?;
             let page = engine.list(&filter).await.map_err(engine_error)?;
             to_json(&ExecutionPage::from(&page))
+        }
+        Call::Count => {
+            let counts = engine.count_workflows().await.map_err(engine_error)?;
+            to_json(&Counts::from(&counts))
         }
         Call::Describe { id, run } => {
             let described = match run_id(&run)? {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use steadfast::WorkflowHistory;
-use steadfast_admin::api::{Description, Done, ExecutionPage, time_text};
+use steadfast_admin::api::{Counts, Description, Done, ExecutionPage, time_text};
 
 use crate::args::{IdArgs, ListArgs, Output, RunArgs, SignalArgs, TerminateArgs, WorkflowCommand};
 use crate::error::CliError;
@@ -17,6 +17,7 @@ pub async fn run(
 ) -> Result<String, CliError> {
     match command {
         WorkflowCommand::List(args) => list(target, args, out).await,
+        WorkflowCommand::Count => count(target, out).await,
         WorkflowCommand::Describe(args) => describe(target, args, out).await,
         WorkflowCommand::Show(args) => show(target, args, out).await,
         WorkflowCommand::Signal(args) => signal(target, args, out).await,
@@ -67,6 +68,25 @@ fn finished(done: Value, out: Output, what: &str) -> Result<String, CliError> {
     Ok(format!("{what}: workflow {}\n", done.workflow_id))
 }
 
+async fn count(target: &Target, out: Output) -> Result<String, CliError> {
+    let answer = target.call(Call::Count).await?;
+    if out == Output::Json {
+        return Ok(output::json(&answer));
+    }
+    let counts: Counts = parse(answer)?;
+    let mut rows: Vec<Vec<String>> = counts
+        .statuses
+        .iter()
+        .map(|s| vec![s.status.clone(), s.count.to_string()])
+        .collect();
+    rows.push(vec!["Total".to_string(), counts.total.to_string()]);
+    let mut text = output::table(&["Status", "Count"], &rows);
+    if counts.parked > 0 {
+        text.push_str(&format!("{} running runs are parked\n", counts.parked));
+    }
+    Ok(text)
+}
+
 async fn list(target: &Target, args: ListArgs, out: Output) -> Result<String, CliError> {
     let mut query: Vec<(&str, String)> = Vec::new();
     if let Some(status) = args.status {
@@ -80,6 +100,9 @@ async fn list(target: &Target, args: ListArgs, out: Output) -> Result<String, Cl
     }
     if args.parked {
         query.push(("parked", "true".into()));
+    }
+    for attribute in args.search_attributes {
+        query.push(("search_attribute", attribute));
     }
     let page_size = args.limit.clamp(1, steadfast_admin::MAX_PAGE_SIZE);
     query.push(("page_size", page_size.to_string()));

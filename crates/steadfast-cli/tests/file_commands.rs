@@ -85,6 +85,11 @@ async fn reading_commands_leave_the_file_as_it_was() {
     ));
     let running: serde_json::Value = serde_json::from_str(&running).unwrap();
     assert_eq!(running.as_array().unwrap().len(), 1);
+    let counts = stdout(&cli(&["workflow", "count", "-o", "json"], &path));
+    let counts: serde_json::Value = serde_json::from_str(&counts).unwrap();
+    assert_eq!(counts["total"], 2, "{counts}");
+    assert_eq!(counts["statuses"][0]["status"], "Running");
+    assert_eq!(counts["statuses"][0]["count"], 1);
     let unknown = cli(&["workflow", "describe", "-w", "nobody"], &path);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(stderr(&unknown).contains("nobody"));

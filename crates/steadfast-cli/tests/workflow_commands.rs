@@ -184,6 +184,66 @@ async fn list_describe_show_and_signal() {
 }
 
 #[tokio::test]
+async fn count_and_list_by_search_attribute() {
+    let app = app(None).await;
+    for (id, customer) in [("c-acme", "acme"), ("c-globex", "globex")] {
+        let options = WorkflowOptions::new().with_search_attribute("Customer", customer);
+        app.engine
+            .start_workflow(GREETER, id, "Hi".into(), options)
+            .await
+            .unwrap();
+    }
+    app.engine.terminate("c-globex", "done").await.unwrap();
+
+    let table = app.cli(&["workflow", "count"]).await;
+    assert_eq!(table.status.code(), Some(0), "{}", stderr(&table));
+    let table = stdout(&table);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {name} row in {table}"))
+    };
+    assert_eq!(row("Running"), "1");
+    assert_eq!(row("Terminated"), "1");
+    assert_eq!(row("Completed"), "0");
+    assert_eq!(row("Total"), "2");
+    let json: Value = serde_json::from_str(&stdout(
+        &app.cli(&["workflow", "count", "-o", "json"]).await,
+    ))
+    .unwrap();
+    assert_eq!(json["total"], 2);
+
+    let listed = stdout(
+        &app.cli(&[
+            "workflow",
+            "list",
+            "--search-attribute",
+            "Customer=acme",
+            "-o",
+            "json",
+        ])
+        .await,
+    );
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["workflow_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c-acme"]);
+    let bad = app
+        .cli(&["workflow", "list", "--search-attribute", "Customer"])
+        .await;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("Name=Value"), "{}", stderr(&bad));
+    app.server.shutdown().await;
+    app.engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn cancel_terminate_delete_and_their_errors() {
     let app = app(None).await;
     for id in ["c-1", "t-1"] {
