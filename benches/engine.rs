@@ -6,7 +6,7 @@
 //! `cargo bench --bench engine` runs every workload; `cargo bench --bench
 //! engine -- WORKLOAD...` runs the named ones (`floor`, `sequential`,
 //! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`,
-//! `local`).
+//! `local`, `starts`, `signals`).
 //! The machine's facts go to stderr. `STEADFAST_BENCH_LARGE=1` runs the
 //! large forms of `recovery` (100,000 workflows) and `idle` (1,000,000
 //! workflows).
@@ -38,6 +38,10 @@ mod replay;
 mod retention;
 #[path = "engine/sequential.rs"]
 mod sequential;
+#[path = "engine/signals.rs"]
+mod signals;
+#[path = "engine/starts.rs"]
+mod starts;
 #[path = "engine/timers.rs"]
 mod timers;
 
@@ -58,6 +62,8 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("list", list::run),
     ("retention", retention::run),
     ("local", local::run),
+    ("starts", starts::run),
+    ("signals", signals::run),
 ];
 
 fn main() {

@@ -10,6 +10,7 @@ mod options;
 mod read_only;
 mod shutdown;
 mod signal_options;
+mod start_many;
 mod update;
 
 use std::collections::HashMap;
