@@ -6,7 +6,7 @@
 //! `cargo bench --bench engine` runs every workload; `cargo bench --bench
 //! engine -- WORKLOAD...` runs the named ones (`floor`, `sequential`,
 //! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`,
-//! `local`, `starts`, `signals`).
+//! `local`, `starts`, `signals`, `long_history`).
 //! The machine's facts go to stderr. `STEADFAST_BENCH_LARGE=1` runs the
 //! large forms of `recovery` (100,000 workflows) and `idle` (1,000,000
 //! workflows).
@@ -30,6 +30,8 @@ mod idle;
 mod list;
 #[path = "engine/local.rs"]
 mod local;
+#[path = "engine/long_history.rs"]
+mod long_history;
 #[path = "engine/recovery.rs"]
 mod recovery;
 #[path = "engine/replay.rs"]
@@ -64,6 +66,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("local", local::run),
     ("starts", starts::run),
     ("signals", signals::run),
+    ("long_history", long_history::run),
 ];
 
 fn main() {
