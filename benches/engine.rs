@@ -6,10 +6,10 @@
 //! `cargo bench --bench engine` runs every workload; `cargo bench --bench
 //! engine -- WORKLOAD...` runs the named ones (`floor`, `sequential`,
 //! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`,
-//! `local`, `starts`, `signals`, `long_history`).
+//! `local`, `starts`, `signals`, `long_history`, `open`).
 //! The machine's facts go to stderr. `STEADFAST_BENCH_LARGE=1` runs the
-//! large forms of `recovery` (100,000 workflows) and `idle` (1,000,000
-//! workflows).
+//! large forms of `recovery` (100,000 workflows), `idle` (1,000,000
+//! workflows) and `open` (1,000,000 closed runs).
 //!
 //! Files live in a temporary folder under the target directory, on the same
 //! disk as the project (never /tmp, which may be a tmpfs). The `recovery` and
@@ -32,6 +32,8 @@ mod list;
 mod local;
 #[path = "engine/long_history.rs"]
 mod long_history;
+#[path = "engine/open.rs"]
+mod open;
 #[path = "engine/recovery.rs"]
 mod recovery;
 #[path = "engine/replay.rs"]
@@ -67,6 +69,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("starts", starts::run),
     ("signals", signals::run),
     ("long_history", long_history::run),
+    ("open", open::run),
 ];
 
 fn main() {

@@ -22,6 +22,7 @@ pub fn run_child() -> Option<BenchResult> {
     Some(match role.as_str() {
         "recovery" => crate::recovery::child(),
         "idle" => crate::idle::child(),
+        "open" => crate::open::child(),
         other => Err(format!("unknown child role {other:?}").into()),
     })
 }
