@@ -203,16 +203,7 @@ pub fn seed_records() -> Vec<Vec<u8>> {
         kind,
     }));
     records.extend(events.iter().map(encode_event));
-    let statuses = [
-        WorkflowStatus::Running,
-        WorkflowStatus::Completed,
-        WorkflowStatus::Failed,
-        WorkflowStatus::Cancelled,
-        WorkflowStatus::Terminated,
-        WorkflowStatus::TimedOut,
-        WorkflowStatus::ContinuedAsNew,
-    ];
-    for (i, status) in statuses.into_iter().enumerate() {
+    for (i, status) in WorkflowStatus::ALL.into_iter().enumerate() {
         let record = RunRecord {
             workflow_id: format!("order-{i}"),
             workflow_type: Sample::ALL[i % Sample::ALL.len()].workflow_type().into(),

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use steadfast::{
-    Engine, ListFilter, SignalDef, WorkflowContext, WorkflowCounts, WorkflowDef, WorkflowError,
+    Engine, SignalDef, WorkflowContext, WorkflowCounts, WorkflowDef, WorkflowError,
     WorkflowOptions, WorkflowStatus,
 };
 use support::{eventually, temp_db};
@@ -52,25 +52,6 @@ async fn open(path: &Path, retention: Option<Duration>) -> Engine {
         builder = builder.retention(period);
     }
     builder.open(path).await.expect("open the engine")
-}
-
-/// Counts by status as `list` finds them, every page.
-async fn listed_counts(engine: &Engine) -> Vec<(WorkflowStatus, u64)> {
-    let mut out = Vec::new();
-    for (status, _) in engine.count_workflows().await.unwrap().by_status() {
-        let mut filter = ListFilter::new().with_status(status).with_page_size(50);
-        let mut n = 0;
-        loop {
-            let page = engine.list(&filter).await.unwrap();
-            n += page.executions.len() as u64;
-            match page.next_page_token {
-                Some(token) => filter = filter.with_next_page_token(token),
-                None => break,
-            }
-        }
-        out.push((status, n));
-    }
-    out
 }
 
 fn counted(counts: &WorkflowCounts) -> Vec<(WorkflowStatus, u64)> {
@@ -145,7 +126,7 @@ async fn counts_follow_every_status_change_and_match_the_list() {
     assert_eq!(counts.total(), 11);
     assert_eq!(counts.get(WorkflowStatus::Running), 2);
     assert_eq!(counts.parked(), 0);
-    assert_eq!(counted(&counts), listed_counts(&engine).await);
+    assert_eq!(counted(&counts), support::listed_counts(&engine).await);
 
     // A running run completes: one moves from Running to Completed.
     engine.signal("wait-1", GO, ()).await.unwrap();
@@ -158,7 +139,7 @@ async fn counts_follow_every_status_change_and_match_the_list() {
     engine.delete("fails").await.unwrap();
     let counts = engine.count_workflows().await.unwrap();
     assert_eq!(counted(&counts), expect(1, 4, 0, 1, 1, 0));
-    assert_eq!(counted(&counts), listed_counts(&engine).await);
+    assert_eq!(counted(&counts), support::listed_counts(&engine).await);
     engine.shutdown().await.unwrap();
 
     // The counts are in the file: reopened, and read-only, they agree.
@@ -205,6 +186,6 @@ async fn runs_removed_by_retention_leave_the_counts() {
     })
     .await;
     assert_eq!(counted(&counts), expect(1, 0, 0, 0, 0, 0));
-    assert_eq!(counted(&counts), listed_counts(&engine).await);
+    assert_eq!(counted(&counts), support::listed_counts(&engine).await);
     engine.shutdown().await.unwrap();
 }

@@ -23,8 +23,8 @@ mod support;
 use std::time::Duration;
 
 use steadfast::{
-    Engine, EngineBuilder, ListFilter, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
-    WorkflowOptions, WorkflowStatus,
+    Engine, EngineBuilder, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+    WorkflowStatus,
 };
 use support::{CURRENT_STORE_FORMAT, eventually};
 
@@ -70,25 +70,6 @@ async fn counts(engine: &Engine) -> Vec<(WorkflowStatus, u64)> {
         .unwrap()
         .by_status()
         .collect()
-}
-
-/// Counts by status as `list` finds them, every page.
-async fn listed_counts(engine: &Engine) -> Vec<(WorkflowStatus, u64)> {
-    let mut out = Vec::new();
-    for (status, _) in counts(engine).await {
-        let mut filter = ListFilter::new().with_status(status).with_page_size(100);
-        let mut n = 0;
-        loop {
-            let page = engine.list(&filter).await.unwrap();
-            n += page.executions.len() as u64;
-            match page.next_page_token {
-                Some(token) => filter = filter.with_next_page_token(token),
-                None => break,
-            }
-        }
-        out.push((status, n));
-    }
-    out
 }
 
 fn count_of(counts: &[(WorkflowStatus, u64)], status: WorkflowStatus) -> u64 {
@@ -176,7 +157,7 @@ async fn format_11_files_keep_opening_and_running() {
     assert_eq!(support::stored_format_version(&db.path), 11);
     let engine = builder().open(&db.path).await.unwrap();
     assert_eq!(counts(&engine).await, fixture_counts());
-    assert_eq!(listed_counts(&engine).await, fixture_counts());
+    assert_eq!(support::listed_counts(&engine).await, fixture_counts());
 
     // The running runs resume and complete; the counts move with them.
     engine.signal("format11-waiting", GO, ()).await.unwrap();
@@ -186,7 +167,7 @@ async fn format_11_files_keep_opening_and_running() {
     let now = counts(&engine).await;
     assert_eq!(count_of(&now, WorkflowStatus::Running), 0);
     assert_eq!(count_of(&now, WorkflowStatus::Completed), 4);
-    assert_eq!(now, listed_counts(&engine).await);
+    assert_eq!(now, support::listed_counts(&engine).await);
     engine.shutdown().await.unwrap();
 }
 
@@ -202,7 +183,11 @@ async fn older_files_are_opened_as_the_current_format_with_their_counts() {
         if format >= 2 {
             let reader = Engine::builder().read_only().open(&db.path).await.unwrap();
             let found = counts(&reader).await;
-            assert_eq!(found, listed_counts(&reader).await, "format {format}");
+            assert_eq!(
+                found,
+                support::listed_counts(&reader).await,
+                "format {format}"
+            );
             assert!(found.iter().any(|&(_, n)| n > 0), "format {format}");
             reader.shutdown().await.unwrap();
             unmigrated = Some(found);
@@ -234,7 +219,11 @@ async fn older_files_are_opened_as_the_current_format_with_their_counts() {
         );
         let reader = Engine::builder().read_only().open(&db.path).await.unwrap();
         let migrated = counts(&reader).await;
-        assert_eq!(migrated, listed_counts(&reader).await, "format {format}");
+        assert_eq!(
+            migrated,
+            support::listed_counts(&reader).await,
+            "format {format}"
+        );
         assert!(migrated.iter().any(|&(_, n)| n > 0), "format {format}");
         if let Some(mut unmigrated) = unmigrated {
             unmigrated[1].1 += 1; // the new run, completed

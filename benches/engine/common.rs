@@ -27,6 +27,38 @@ pub fn run_child() -> Option<BenchResult> {
     })
 }
 
+/// Lines a child process printed, each with when it arrived.
+pub type ChildLines = std::sync::mpsc::Receiver<(std::time::Instant, String)>;
+
+/// Re-runs this binary as the child `role` with `vars` set, its stdout
+/// read line by line on a thread of its own (so each line's arrival time
+/// is when it was printed, not when the parent got to it).
+pub fn spawn_child(
+    role: &str,
+    vars: &[(&str, &std::ffi::OsStr)],
+) -> std::io::Result<(std::process::Child, ChildLines)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .env(CHILD_ENV, role)
+        .envs(vars.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or(std::io::ErrorKind::BrokenPipe)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send((std::time::Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok((child, rx))
+}
+
 /// Reads a variable a parent set for its child.
 pub fn child_var(name: &str) -> Result<String, Box<dyn std::error::Error>> {
     std::env::var(name).map_err(|_| format!("the child needs {name}").into())

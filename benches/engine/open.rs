@@ -6,10 +6,9 @@
 //! the spawn, the engine being open and the first step of a running
 //! workflow beginning. Three rounds of each; the median is printed.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -18,7 +17,7 @@ use steadfast::{
     WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
 
-use crate::common::{self, BenchResult, CHILD_ENV};
+use crate::common::{self, BenchResult};
 
 const RUNNING: u32 = 10_000;
 const ROUNDS: usize = 3;
@@ -44,25 +43,16 @@ fn closed_runs() -> u32 {
 pub fn run() -> BenchResult {
     let dir = common::temp_dir()?;
     let path = dir.path().join("open.steadfast");
-    let spawn = |mode: &str| -> std::io::Result<(Child, mpsc::Receiver<(Instant, String)>)> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .env(CHILD_ENV, "open")
-            .env("STEADFAST_BENCH_FILE", &path)
-            .env("STEADFAST_BENCH_MODE", mode)
-            .env("STEADFAST_BENCH_CLOSED", closed_runs().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or(std::io::ErrorKind::BrokenPipe)?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send((Instant::now(), line)).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok((child, rx))
+    let closed = closed_runs().to_string();
+    let spawn = |mode: &str| {
+        common::spawn_child(
+            "open",
+            &[
+                ("STEADFAST_BENCH_FILE", path.as_os_str()),
+                ("STEADFAST_BENCH_MODE", mode.as_ref()),
+                ("STEADFAST_BENCH_CLOSED", closed.as_ref()),
+            ],
+        )
     };
     let building = Instant::now();
     let (mut child, lines) = spawn("build")?;
@@ -118,7 +108,7 @@ pub fn run() -> BenchResult {
 /// Waits for a line that starts with `want`; fails if the child exits or
 /// stays quiet too long.
 fn wait_for(
-    lines: &mpsc::Receiver<(Instant, String)>,
+    lines: &common::ChildLines,
     child: &mut Child,
     want: &str,
 ) -> Result<Instant, Box<dyn std::error::Error>> {

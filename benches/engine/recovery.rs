@@ -14,11 +14,11 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -28,7 +28,7 @@ use steadfast::{
     WorkflowDef, WorkflowError, WorkflowOptions,
 };
 
-use crate::common::{self, BenchResult, CHILD_ENV};
+use crate::common::{self, BenchResult};
 
 const STEPS: u32 = 20;
 const STEP_TIME: Duration = Duration::from_millis(50);
@@ -58,27 +58,21 @@ fn run_one(workflows: u32, fsync: bool) -> BenchResult {
     let dir = common::temp_dir()?;
     let path = dir.path().join("recovery.steadfast");
     let log = dir.path().join("steps.log");
-    let spawn = |mode: &str| -> std::io::Result<(Child, mpsc::Receiver<(Instant, String)>)> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .env(CHILD_ENV, "recovery")
-            .env("STEADFAST_BENCH_FILE", &path)
-            .env("STEADFAST_BENCH_LOG", &log)
-            .env("STEADFAST_BENCH_WORKFLOWS", workflows.to_string())
-            .env("STEADFAST_BENCH_MODE", mode)
-            .env("STEADFAST_BENCH_FSYNC", if fsync { "1" } else { "0" })
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or(std::io::ErrorKind::BrokenPipe)?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send((Instant::now(), line)).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok((child, rx))
+    let workflows_text = workflows.to_string();
+    let spawn = |mode: &str| {
+        common::spawn_child(
+            "recovery",
+            &[
+                ("STEADFAST_BENCH_FILE", path.as_os_str()),
+                ("STEADFAST_BENCH_LOG", log.as_os_str()),
+                ("STEADFAST_BENCH_WORKFLOWS", workflows_text.as_ref()),
+                ("STEADFAST_BENCH_MODE", mode.as_ref()),
+                (
+                    "STEADFAST_BENCH_FSYNC",
+                    if fsync { "1" } else { "0" }.as_ref(),
+                ),
+            ],
+        )
     };
 
     // First life: killed once half of all steps are logged.
@@ -155,7 +149,7 @@ fn run_one(workflows: u32, fsync: bool) -> BenchResult {
 /// Waits for a line matching `want` (given its arrival time and text) and
 /// returns when it arrived; fails if the child exits or stays quiet too long.
 fn wait_for_at(
-    lines: &mpsc::Receiver<(Instant, String)>,
+    lines: &common::ChildLines,
     child: &mut Child,
     mut want: impl FnMut(Instant, &str) -> bool,
 ) -> Result<Instant, Box<dyn std::error::Error>> {

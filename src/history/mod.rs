@@ -705,6 +705,17 @@ pub enum WorkflowStatus {
 }
 
 impl WorkflowStatus {
+    /// Every status, in their stored order.
+    pub(crate) const ALL: [WorkflowStatus; 7] = [
+        WorkflowStatus::Running,
+        WorkflowStatus::Completed,
+        WorkflowStatus::Failed,
+        WorkflowStatus::Cancelled,
+        WorkflowStatus::Terminated,
+        WorkflowStatus::TimedOut,
+        WorkflowStatus::ContinuedAsNew,
+    ];
+
     /// True once the run can make no more progress.
     pub fn is_closed(self) -> bool {
         !matches!(self, WorkflowStatus::Running)

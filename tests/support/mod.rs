@@ -568,3 +568,25 @@ pub fn stored_format_version(path: &std::path::Path) -> u32 {
         .expect("a format version");
     u32::from_le_bytes(value.value().try_into().unwrap())
 }
+
+/// Counts by status as `list` finds them, every page, for each status
+/// `count_workflows` names (to check the counts against the list).
+pub async fn listed_counts(engine: &steadfast::Engine) -> Vec<(steadfast::WorkflowStatus, u64)> {
+    let mut out = Vec::new();
+    for (status, _) in engine.count_workflows().await.unwrap().by_status() {
+        let mut filter = steadfast::ListFilter::new()
+            .with_status(status)
+            .with_page_size(100);
+        let mut n = 0;
+        loop {
+            let page = engine.list(&filter).await.unwrap();
+            n += page.executions.len() as u64;
+            match page.next_page_token {
+                Some(token) => filter = filter.with_next_page_token(token),
+                None => break,
+            }
+        }
+        out.push((status, n));
+    }
+    out
+}

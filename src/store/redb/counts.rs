@@ -22,15 +22,7 @@ use crate::store::StoreError;
 pub(crate) const COUNTS: TableDefinition<u8, u64> = TableDefinition::new("status_counts");
 
 /// Every status, in the order counts are answered.
-pub(crate) const STATUSES: [WorkflowStatus; 7] = [
-    WorkflowStatus::Running,
-    WorkflowStatus::Completed,
-    WorkflowStatus::Failed,
-    WorkflowStatus::Cancelled,
-    WorkflowStatus::Terminated,
-    WorkflowStatus::TimedOut,
-    WorkflowStatus::ContinuedAsNew,
-];
+const STATUSES: [WorkflowStatus; 7] = WorkflowStatus::ALL;
 
 /// The changes one batch made to the counts, by status code.
 #[derive(Debug, Default)]
