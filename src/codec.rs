@@ -402,6 +402,34 @@ mod tests {
                 seq: 1,
                 parent_close_policy: crate::history::ParentClosePolicy::Terminate,
             },
+            EventKind::SignalExternalWorkflowInitiated {
+                seq: 1,
+                workflow_id: "w".into(),
+                run_id: None,
+                signal_name: "s".into(),
+                input: payload(),
+            },
+            EventKind::ExternalWorkflowSignaled {
+                seq: 1,
+                run_id: crate::history::RunId::from_u128(7),
+            },
+            EventKind::SignalExternalWorkflowFailed {
+                seq: 1,
+                cause: crate::history::ExternalFailedCause::NotFound,
+            },
+            EventKind::RequestCancelExternalWorkflowInitiated {
+                seq: 1,
+                workflow_id: "w".into(),
+                run_id: Some(crate::history::RunId::from_u128(7)),
+            },
+            EventKind::ExternalWorkflowCancelRequested {
+                seq: 1,
+                run_id: crate::history::RunId::from_u128(7),
+            },
+            EventKind::RequestCancelExternalWorkflowFailed {
+                seq: 1,
+                cause: crate::history::ExternalFailedCause::OwnRun,
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -448,6 +476,13 @@ mod tests {
             EventKind::ChildWorkflowClosed { .. } => 32,
             EventKind::ChildWorkflowCancelRequested { .. } => 33,
             EventKind::WorkflowStartedAsChild { .. } => 34,
+            // Format 12.
+            EventKind::SignalExternalWorkflowInitiated { .. } => 35,
+            EventKind::ExternalWorkflowSignaled { .. } => 36,
+            EventKind::SignalExternalWorkflowFailed { .. } => 37,
+            EventKind::RequestCancelExternalWorkflowInitiated { .. } => 38,
+            EventKind::ExternalWorkflowCancelRequested { .. } => 39,
+            EventKind::RequestCancelExternalWorkflowFailed { .. } => 40,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {
@@ -464,6 +499,30 @@ mod tests {
         let mut expected = vec![23u8, 16];
         expected.extend(0x0102u128.to_be_bytes());
         assert_eq!(bytes, expected);
+        // Why an external signal or cancel failed (format 12): by position.
+        use crate::history::ExternalFailedCause as C;
+        let causes = [
+            C::NotFound,
+            C::Closed {
+                run_id: crate::history::RunId::from_u128(7),
+                status: WorkflowStatus::Completed,
+            },
+            C::OwnRun,
+            C::Unreadable {
+                message: "m".into(),
+            },
+        ];
+        for (position, cause) in causes.iter().enumerate() {
+            let listed = match cause {
+                C::NotFound => 0,
+                C::Closed { .. } => 1,
+                C::OwnRun => 2,
+                C::Unreadable { .. } => 3,
+            };
+            assert_eq!(listed, position, "{cause:?} is listed out of order");
+            let bytes = bincode::serde::encode_to_vec(cause, standard).unwrap();
+            assert_eq!(usize::from(bytes[0]), position, "{cause:?}");
+        }
         // An update's outcome (format 9): by position, then its fields.
         let outcomes = [
             crate::history::UpdateOutcome::Success { result: payload() },

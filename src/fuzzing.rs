@@ -197,6 +197,7 @@ pub fn seed_records() -> Vec<Vec<u8>> {
     ];
     let mut extra = extra.to_vec();
     extra.extend((0..CHILD_EVENT_KINDS).map(|what| child_event(what, 3)));
+    extra.extend((0..EXTERNAL_EVENT_KINDS).map(|what| external_event(what, 3)));
     events.extend(extra.into_iter().map(|kind| Event {
         event_id: 9,
         timestamp: base_time(),
@@ -837,6 +838,50 @@ pub fn child_event(what: u8, arg: u8) -> EventKind {
     }
 }
 
+/// How many event kinds of signals and cancellations sent to other
+/// workflows [`external_event`] makes.
+pub const EXTERNAL_EVENT_KINDS: u8 = 6;
+
+/// An event of a signal or cancellation sent to another workflow, made
+/// from two bytes: which kind (`what`, modulo [`EXTERNAL_EVENT_KINDS`]) and
+/// its seq, IDs and causes (`arg`).
+pub fn external_event(what: u8, arg: u8) -> EventKind {
+    use crate::history::{ExternalFailedCause, RunId};
+    let seq = u32::from(arg % 8);
+    let run_id = RunId::from_u128(u128::from(arg) + 1);
+    let workflow_id = format!("target-{}", arg % 4);
+    let target_run = (arg & 1 == 1).then_some(run_id);
+    let cause = match arg % 4 {
+        0 => ExternalFailedCause::NotFound,
+        1 => ExternalFailedCause::Closed {
+            run_id,
+            status: WorkflowStatus::Completed,
+        },
+        2 => ExternalFailedCause::OwnRun,
+        _ => ExternalFailedCause::Unreadable {
+            message: "damaged".into(),
+        },
+    };
+    match what % EXTERNAL_EVENT_KINDS {
+        0 => EventKind::SignalExternalWorkflowInitiated {
+            seq,
+            workflow_id,
+            run_id: target_run,
+            signal_name: "go".into(),
+            input: odd_payload(arg),
+        },
+        1 => EventKind::ExternalWorkflowSignaled { seq, run_id },
+        2 => EventKind::SignalExternalWorkflowFailed { seq, cause },
+        3 => EventKind::RequestCancelExternalWorkflowInitiated {
+            seq,
+            workflow_id,
+            run_id: target_run,
+        },
+        4 => EventKind::ExternalWorkflowCancelRequested { seq, run_id },
+        _ => EventKind::RequestCancelExternalWorkflowFailed { seq, cause },
+    }
+}
+
 /// A `WorkflowContinuedFrom` naming run `n`.
 pub fn continued_from(n: u8) -> EventKind {
     EventKind::WorkflowContinuedFrom {
@@ -848,7 +893,8 @@ pub fn continued_from(n: u8) -> EventKind {
 pub fn fabricated_kind(what: u8, arg: u8) -> EventKind {
     let seq = u32::from(arg % 8);
     let activity_type = ACTIVITY_TYPES[usize::from(arg) % ACTIVITY_TYPES.len()].to_string();
-    match what % 23 {
+    match what % 24 {
+        23 => external_event(arg, arg / 6),
         19 => EventKind::LocalActivityRecorded {
             seq,
             activity_type: activity_type.clone(),

@@ -72,6 +72,7 @@
 //! | Delete a workflow execution | [`Engine::delete`] (a closed workflow; a running one is refused with [`ClientError::StillRunning`]) |
 //! | Continue-as-new | [`WorkflowContext::continue_as_new`] ([`ContinueAsNewOptions`]), one commit; [`WorkflowHandle::result`] follows the chain, [`WorkflowDescription::previous_run_id`]/[`next_run_id`](WorkflowDescription::next_run_id); [`WorkflowContext::continue_as_new_suggested`], [`history_length`](WorkflowContext::history_length), [`history_bytes`](WorkflowContext::history_bytes) |
 //! | Child workflows, parent-close policy | [`WorkflowContext::start_child_workflow`] ([`ChildWorkflowOptions`], [`ParentClosePolicy`]) gives a [`ChildWorkflowHandle`] once the start is durable (one commit); [`WorkflowContext::execute_child_workflow`]; [`ChildWorkflowError`]; [`WorkflowDescription::pending_children`], [`WorkflowDescription::parent`] |
+//! | Signal and cancel an external workflow | [`WorkflowContext::signal_external_workflow`], [`WorkflowContext::cancel_external_workflow`] (one commit with the delivery; [`ExternalWorkflowFuture`], [`ExternalWorkflowError`]) |
 //! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
 //! | History JSON, `WorkflowReplayer` | [`Engine::workflow_history`], [`WorkflowHistory`] (`to_json`/`from_json`), [`Replayer`] |
 //! | Time-skipping test environment | [`testing::TestEngine`] (virtual time, [`sleep`](testing::TestEngine::sleep)) |
@@ -153,8 +154,8 @@ pub use error::{ClientError, Error, OpenError, ResultError, UpdateError};
 pub use history::UpdateOutcome;
 pub use history::{
     ActivityOptionsRecord, CarriedSignal, ChildIdReuse, ChildOptionsRecord,
-    DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, Failure, HISTORY_JSON_FORMAT,
-    HISTORY_JSON_VERSION, HistoryJsonError, MAX_SEARCH_ATTRIBUTE_NAME_LEN,
+    DEFAULT_MAX_PAYLOAD_BYTES, Event, EventId, EventKind, ExternalFailedCause, Failure,
+    HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, MAX_SEARCH_ATTRIBUTE_NAME_LEN,
     MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES, MAX_WORKFLOW_ID_LEN,
     ParentClosePolicy, ParentInfo, Payload, PayloadError, PendingActivityInfo, PendingChildInfo,
     PendingTimerInfo, RetryState, RunId, SearchAttributeValue, SearchAttributes, SignalDelivery,
@@ -177,9 +178,10 @@ pub use workflow::{
     ActivityFailure, ActivityFuture, Cancelled, ChildResultFuture, ChildWorkflowError,
     ChildWorkflowHandle, ChildWorkflowOptions, ContinueAsNewOptions,
     DEFAULT_SUGGEST_CONTINUE_AS_NEW_BYTES, DEFAULT_SUGGEST_CONTINUE_AS_NEW_EVENTS,
-    DEFAULT_WARN_HISTORY_EVENTS, LocalActivityFuture, LocalActivityOptions, NondeterminismError,
-    ParkReason, QueryDef, SignalDef, SignalError, SignalFuture, StartChildFuture, TimerFuture,
-    WorkflowContext, WorkflowDef, WorkflowError,
+    DEFAULT_WARN_HISTORY_EVENTS, ExternalWorkflowError, ExternalWorkflowFuture,
+    LocalActivityFuture, LocalActivityOptions, NondeterminismError, ParkReason, QueryDef,
+    SignalDef, SignalError, SignalFuture, StartChildFuture, TimerFuture, WorkflowContext,
+    WorkflowDef, WorkflowError,
 };
 
 /// Compiles the README's Rust blocks as doctests, so they stay true.

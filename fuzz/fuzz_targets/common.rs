@@ -213,7 +213,13 @@ pub enum ArbKind {
         arg: u8,
     },
     UpdateCompleted {
+        arg: u8,
+    },
     Child {
+        what: u8,
+        arg: u8,
+    },
+    External {
         what: u8,
         arg: u8,
     },
@@ -350,6 +356,7 @@ impl ArbKind {
             ArbKind::UpdateAccepted { arg } => fuzzing::update_accepted(*arg),
             ArbKind::UpdateCompleted { arg } => fuzzing::update_completed(*arg),
             ArbKind::Child { what, arg } => fuzzing::child_event(*what, *arg),
+            ArbKind::External { what, arg } => fuzzing::external_event(*what, *arg),
         }
     }
 }

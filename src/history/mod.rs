@@ -9,6 +9,7 @@
 
 mod children;
 mod event_v1;
+mod external;
 mod failure;
 mod ids;
 mod json;
@@ -27,6 +28,8 @@ pub use children::{
     StartChildFailedCause,
 };
 pub(crate) use event_v1::EventV1;
+pub use external::ExternalFailedCause;
+pub(crate) use external::external_signal_request_id;
 pub(crate) use failure::is_timeout_type;
 pub use failure::{Failure, RetryState};
 pub use ids::{MAX_WORKFLOW_ID_LEN, RunId};
@@ -392,6 +395,65 @@ pub enum EventKind {
         /// What the parent's close does to this child.
         parent_close_policy: ParentClosePolicy,
     },
+    /// The workflow signals another workflow
+    /// (`ctx.signal_external_workflow`). Always committed together with
+    /// its outcome, `ExternalWorkflowSignaled` or
+    /// `SignalExternalWorkflowFailed`, and (when delivered) the target's
+    /// signal event, whose request ID names this run and event: no history
+    /// holds a signal whose delivery is unknown. Store format 12.
+    SignalExternalWorkflowInitiated {
+        /// Command sequence number.
+        seq: u32,
+        /// The target's workflow ID.
+        workflow_id: String,
+        /// The target run; the ID's latest run when `None`.
+        run_id: Option<RunId>,
+        /// The signal's name.
+        signal_name: String,
+        /// The signal's payload.
+        input: Payload,
+    },
+    /// The signal of `seq` was delivered to run `run_id`. Store format 12.
+    ExternalWorkflowSignaled {
+        /// Command sequence number of the signal.
+        seq: u32,
+        /// The run that got it.
+        run_id: RunId,
+    },
+    /// The signal of `seq` was not delivered. Store format 12.
+    SignalExternalWorkflowFailed {
+        /// Command sequence number of the signal.
+        seq: u32,
+        /// Why.
+        cause: ExternalFailedCause,
+    },
+    /// The workflow asks another workflow to cancel
+    /// (`ctx.cancel_external_workflow`). Committed together with its
+    /// outcome and (when delivered) the target's `WorkflowCancelRequested`.
+    /// Store format 12.
+    RequestCancelExternalWorkflowInitiated {
+        /// Command sequence number.
+        seq: u32,
+        /// The target's workflow ID.
+        workflow_id: String,
+        /// The target run; the ID's latest run when `None`.
+        run_id: Option<RunId>,
+    },
+    /// The cancellation request of `seq` reached run `run_id` (or it had
+    /// been asked to cancel already). Store format 12.
+    ExternalWorkflowCancelRequested {
+        /// Command sequence number of the request.
+        seq: u32,
+        /// The run asked to cancel.
+        run_id: RunId,
+    },
+    /// The cancellation request of `seq` was not delivered. Store format 12.
+    RequestCancelExternalWorkflowFailed {
+        /// Command sequence number of the request.
+        seq: u32,
+        /// Why.
+        cause: ExternalFailedCause,
+    },
 }
 
 /// A signal a run received and did not read, moved to the next run of a
@@ -455,6 +517,8 @@ impl EventKind {
                 | EventKind::WorkflowUpdateCompleted { .. }
                 | EventKind::StartChildWorkflowInitiated { .. }
                 | EventKind::ChildWorkflowCancelRequested { .. }
+                | EventKind::SignalExternalWorkflowInitiated { .. }
+                | EventKind::RequestCancelExternalWorkflowInitiated { .. }
         )
     }
 
@@ -544,6 +608,15 @@ impl EventKind {
             } => workflow_id.len() + workflow_type.len() + task_queue.len() + input.len() + 64,
             EventKind::ChildWorkflowClosed { failure, .. } => {
                 failure.error_type.len() + failure.message.len()
+            }
+            EventKind::SignalExternalWorkflowInitiated {
+                workflow_id,
+                signal_name,
+                input,
+                ..
+            } => workflow_id.len() + signal_name.len() + input.len(),
+            EventKind::RequestCancelExternalWorkflowInitiated { workflow_id, .. } => {
+                workflow_id.len()
             }
             EventKind::WorkflowContinuedAsNew { input, signals, .. } => {
                 input.len()
@@ -652,6 +725,29 @@ impl EventKind {
             EventKind::WorkflowStartedAsChild {
                 parent_workflow_id, ..
             } => format!("WorkflowStartedAsChild(parent {parent_workflow_id:?})"),
+            EventKind::SignalExternalWorkflowInitiated {
+                seq,
+                workflow_id,
+                signal_name,
+                ..
+            } => format!(
+                "SignalExternalWorkflowInitiated(seq {seq}, signal {signal_name:?}, ID {workflow_id:?})"
+            ),
+            EventKind::ExternalWorkflowSignaled { seq, run_id } => {
+                format!("ExternalWorkflowSignaled(seq {seq}, run {run_id})")
+            }
+            EventKind::SignalExternalWorkflowFailed { seq, .. } => {
+                format!("SignalExternalWorkflowFailed(seq {seq})")
+            }
+            EventKind::RequestCancelExternalWorkflowInitiated {
+                seq, workflow_id, ..
+            } => format!("RequestCancelExternalWorkflowInitiated(seq {seq}, ID {workflow_id:?})"),
+            EventKind::ExternalWorkflowCancelRequested { seq, run_id } => {
+                format!("ExternalWorkflowCancelRequested(seq {seq}, run {run_id})")
+            }
+            EventKind::RequestCancelExternalWorkflowFailed { seq, .. } => {
+                format!("RequestCancelExternalWorkflowFailed(seq {seq})")
+            }
         }
     }
 }

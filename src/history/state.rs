@@ -331,6 +331,14 @@ impl MutableState {
                     parent_close_policy: *parent_close_policy,
                 });
             }
+            // Each is committed with its outcome (and the delivery to the
+            // target, in the target's history): nothing stays pending.
+            EventKind::SignalExternalWorkflowInitiated { .. }
+            | EventKind::ExternalWorkflowSignaled { .. }
+            | EventKind::SignalExternalWorkflowFailed { .. }
+            | EventKind::RequestCancelExternalWorkflowInitiated { .. }
+            | EventKind::ExternalWorkflowCancelRequested { .. }
+            | EventKind::RequestCancelExternalWorkflowFailed { .. } => {}
         }
     }
 

@@ -10,6 +10,7 @@ mod children;
 #[cfg(test)]
 mod conformance;
 mod contract;
+mod external;
 mod ops;
 mod query;
 mod record;
@@ -23,6 +24,7 @@ pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore};
 pub use self::redb::{CutImage, CutMode, FaultInjector, PowerCut};
 pub(crate) use children::{ChildCloseOp, ChildStartOp, CloseParentOp, StartChildrenOp};
 pub(crate) use contract::Store;
+pub(crate) use external::{ExternalAction, ExternalOp, ExternalOutcome, ExternalRequest};
 pub(crate) use ops::{ContinueAsNewOp, EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 pub(crate) use query::{Query, QueryPage, Suffix};
 pub(crate) use record::{RunRecord, WAKE_NEVER, WAKE_NOW};

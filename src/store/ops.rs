@@ -94,6 +94,10 @@ pub(crate) enum WriteOp {
     /// `Append` or a `ContinueAsNew`) and each child's parent-close policy,
     /// in one commit (see [`super::children`]).
     CloseParent(Box<super::children::CloseParentOp>),
+    /// A step that signals or asks to cancel other workflows: the step (any
+    /// of the ops above), each delivery into its target's history, and
+    /// each outcome in the sender's, in one commit (see [`super::external`]).
+    External(Box<super::external::ExternalOp>),
     /// Remove every run of a closed workflow ID (records, histories, index
     /// entries) and the ID.
     Delete { workflow_id: String },
@@ -120,7 +124,7 @@ pub(crate) struct ContinueAsNewOp {
 }
 
 /// What one operation did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum WriteOutcome {
     Started,
     AlreadyRunning(RunId),
@@ -138,6 +142,9 @@ pub(crate) enum WriteOutcome {
         terminated: Vec<RunId>,
         cancel_requested: Vec<RunId>,
     },
+    /// A step with deliveries to other workflows was made (see
+    /// [`super::external::ExternalOutcome`]).
+    External(Box<super::external::ExternalOutcome>),
     Closed,
     AlreadyClosed(WorkflowStatus),
     /// The runs a delete removed.

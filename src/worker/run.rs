@@ -8,6 +8,7 @@
 //! next open.
 
 mod children;
+mod external;
 
 pub(crate) use children::{notify_parent_of_close, reconcile};
 
@@ -128,6 +129,13 @@ pub(crate) enum RunMsg {
         /// Boxed: the largest message, and the rarest.
         kind: Box<EventKind>,
     },
+    /// An event another run's commit wrote to this run's history (a
+    /// signal or a cancellation request from workflow code, see
+    /// `external`): taken in once, never written again.
+    Recorded {
+        /// Boxed, as `ChildClosed`'s kind.
+        event: Box<Event>,
+    },
     /// Nothing but "be in memory": resumes a run loaded from the file.
     Wake,
     /// The workflow's waker was woken between activations: its code awaits
@@ -183,6 +191,10 @@ struct Step {
     locals: Vec<crate::workflow::LocalRequest>,
     /// Update callers waiting for an outcome (see `update`).
     updates: update::StepUpdates,
+    /// Set when another run's commit wrote an event to this run that this
+    /// actor cannot place (see `external`): the step is refused and the run
+    /// reloads from the file.
+    behind: bool,
 }
 
 /// The successor of a run that continues as new: its record and first
@@ -259,12 +271,15 @@ impl PreparedRun {
         &self.step.events
     }
 
-    /// True when the step continues the run as new or starts children: a
-    /// start commits only the run's first events then, and the actor
-    /// commits the step (with the next run's start, or the children's, in
-    /// one commit) as its first act.
+    /// True when the step continues the run as new, starts children, or
+    /// signals or cancels other workflows: a start commits only the run's
+    /// first events then, and the actor commits the step (with the next
+    /// run's start, the children's, or the deliveries, in one commit) as
+    /// its first act.
     pub(crate) fn commits_first_step(&self) -> bool {
-        self.step.next_run.is_some() || children::initiates(&self.step.events)
+        self.step.next_run.is_some()
+            || children::initiates(&self.step.events)
+            || external::initiates(&self.step.events)
     }
 
     /// When the run next needs the engine, for the `running` index.
@@ -576,6 +591,7 @@ impl RunActor {
                 child_workflow_id,
                 kind,
             } => self.child_closed(step, &child_workflow_id, *kind),
+            RunMsg::Recorded { event } => self.recorded(step, *event),
             RunMsg::Wake => self.arm_due_times(),
             RunMsg::ForeignWake => self.machine.foreign_wake(),
         }
@@ -1181,6 +1197,9 @@ impl RunActor {
     /// after the step's own events.
     async fn finish_one(&mut self, step: Step) -> Option<Vec<Event>> {
         let mut started = Vec::new();
+        if step.behind && step.events.is_empty() {
+            return self.fell_behind(step).await.then_some(Vec::new());
+        }
         if !step.events.is_empty() {
             match self.commit(&step.events, step.next_run.as_ref()).await {
                 Ok(written) => started = written,
@@ -1418,7 +1437,7 @@ impl RunActor {
             },
         };
         // A close applies its children's parent-close policies with it.
-        self.write_close_with_children(op).await
+        self.write_close_with_children(op, events).await
     }
 
     fn answer_query(&self, name: &str, input: &Payload) -> Result<Payload, ClientError> {

@@ -10,6 +10,7 @@ use super::child::{ChildWorkflowError, ChildWorkflowOptions, StartChildFuture};
 use super::continue_as_new::{ContinueAsNew, ContinueAsNewOptions};
 use super::definition::{QueryDef, QueryFault, QueryFn, SignalDef, WorkflowDef};
 use super::error::WorkflowError;
+use super::external::ExternalWorkflowFuture;
 use super::future::{ActivityFuture, SignalFuture, TimerFuture};
 use super::replay::{Awaited, RunCore, lock};
 use crate::activity::{ActivityDef, ActivityOptions};
@@ -125,6 +126,51 @@ impl WorkflowContext {
         });
         drop(core);
         ActivityFuture::scheduled(self.core.clone(), seq, name, options.cancellation_type)
+    }
+
+    // ----- Other workflows -----
+
+    /// Signals another workflow (Temporal's `SignalExternalWorkflow`):
+    /// the run `run_id` of `workflow_id`, or its latest run when `None`.
+    /// Resolves to the run that got the signal once the delivery is
+    /// durable: this run's record of it, the signal in the target's history
+    /// and the outcome are one commit, and the signal carries a request ID
+    /// made of this run and event, so it is delivered exactly once whatever
+    /// stops the process. A target that does not exist or is closed gives
+    /// [`ExternalWorkflowError`]; replay checks the call like any command.
+    ///
+    /// ```no_run
+    /// # use steadfast::{SignalDef, WorkflowContext, WorkflowError};
+    /// const APPROVE: SignalDef<String> = SignalDef::new("approve");
+    /// # async fn wf(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    /// ctx.signal_external_workflow("order-17", None, APPROVE, "ok".to_string()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn signal_external_workflow<T: Serialize>(
+        &self,
+        workflow_id: impl Into<String>,
+        run_id: Option<RunId>,
+        signal: SignalDef<T>,
+        input: T,
+    ) -> ExternalWorkflowFuture {
+        let input = Payload::encode(&input).map_err(|e| e.to_string());
+        super::external::signal(&self.core, workflow_id.into(), run_id, signal.name(), input)
+    }
+
+    /// Asks another workflow to cancel (Temporal's
+    /// `RequestCancelExternalWorkflow`), as a client's
+    /// [`Engine::cancel`](crate::Engine::cancel) would: the run `run_id` of
+    /// `workflow_id`, or its latest run when `None`. Resolves once the
+    /// request is durable in the target's history (in the same commit as
+    /// this run's record of it), not when the target ends; a run asked
+    /// twice sees one request. A target that does not exist or is closed
+    /// gives [`ExternalWorkflowError`].
+    pub fn cancel_external_workflow(
+        &self,
+        workflow_id: impl Into<String>,
+        run_id: Option<RunId>,
+    ) -> ExternalWorkflowFuture {
+        super::external::cancel(&self.core, workflow_id.into(), run_id)
     }
 
     // ----- Child workflows -----

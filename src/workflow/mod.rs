@@ -5,6 +5,7 @@ mod context;
 mod continue_as_new;
 mod definition;
 mod error;
+mod external;
 mod future;
 mod local_activity;
 pub(crate) mod replay;
@@ -23,6 +24,7 @@ pub use continue_as_new::{
 };
 pub use definition::{QueryDef, SignalDef, WorkflowDef};
 pub use error::{ActivityFailure, Cancelled, NondeterminismError, SignalError, WorkflowError};
+pub use external::{ExternalWorkflowError, ExternalWorkflowFuture};
 pub use future::{ActivityFuture, SignalFuture, TimerFuture};
 pub(crate) use local_activity::LocalRequest;
 pub use local_activity::{LocalActivityFuture, LocalActivityOptions};

@@ -49,6 +49,9 @@ pub(crate) enum Resolution {
         status: crate::history::WorkflowStatus,
         failure: Failure,
     },
+    /// A signal or cancellation request sent to another workflow was
+    /// delivered to this run, or not (see [`super::external`]).
+    External(Result<RunId, crate::history::ExternalFailedCause>),
 }
 
 /// What kind of command a pending seq is, so that an outcome of the other
@@ -64,6 +67,8 @@ pub(crate) enum Awaited {
     ChildStart,
     /// A child workflow's close (keyed by [`super::child::result_key`]).
     ChildResult,
+    /// A signal or cancellation request sent to another workflow.
+    External,
 }
 
 impl Awaited {
@@ -79,6 +84,7 @@ impl Awaited {
             Resolution::ChildCompleted(_) | Resolution::ChildClosed { .. } => {
                 self == Awaited::ChildResult
             }
+            Resolution::External(_) => self == Awaited::External,
             Resolution::Cancelled => true,
         }
     }
@@ -93,6 +99,7 @@ impl Awaited {
                 "a child workflow's close at seq {}",
                 super::child::seq_of(seq)
             ),
+            Awaited::External => format!("a signal or cancel to another workflow at seq {seq}"),
         }
     }
 }
@@ -398,11 +405,15 @@ impl RunCore {
         self.cancel_epoch = self.cancel_epoch.saturating_add(1);
         // A child's close is still awaited: the engine asks each child to
         // cancel, and the wait ends with the child's own close (Temporal's
-        // default, wait-cancellation-completed).
+        // default, wait-cancellation-completed). A delivery to another
+        // workflow has its outcome in the commit that made it, so it is
+        // awaited too.
         let (children, cancelled): (BTreeMap<u32, Awaited>, BTreeMap<u32, Awaited>) =
             std::mem::take(&mut self.pending)
                 .into_iter()
-                .partition(|(_, awaited)| *awaited == Awaited::ChildResult);
+                .partition(|(_, awaited)| {
+                    matches!(awaited, Awaited::ChildResult | Awaited::External)
+                });
         self.pending = children;
         for seq in cancelled.into_keys() {
             self.resolve(seq, Resolution::Cancelled);
@@ -596,6 +607,35 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
         (ChildWorkflowCancelRequested { seq: a }, ChildWorkflowCancelRequested { seq: b }) => {
             a == b
         }
+        // The seq, the target and the signal's name; not the input.
+        (
+            SignalExternalWorkflowInitiated {
+                seq: a,
+                workflow_id: ia,
+                run_id: ra,
+                signal_name: na,
+                ..
+            },
+            SignalExternalWorkflowInitiated {
+                seq: b,
+                workflow_id: ib,
+                run_id: rb,
+                signal_name: nb,
+                ..
+            },
+        ) => a == b && ia == ib && ra == rb && na == nb,
+        (
+            RequestCancelExternalWorkflowInitiated {
+                seq: a,
+                workflow_id: ia,
+                run_id: ra,
+            },
+            RequestCancelExternalWorkflowInitiated {
+                seq: b,
+                workflow_id: ib,
+                run_id: rb,
+            },
+        ) => a == b && ia == ib && ra == rb,
         (SideEffectRecorded { seq: a, .. }, SideEffectRecorded { seq: b, .. }) => a == b,
         // The update, not its outcome (as an activity's type, not its result).
         (
@@ -969,6 +1009,15 @@ impl WorkflowMachine {
                 Some(resolution) => resolution,
                 None => return,
             },
+            kind @ (EventKind::ExternalWorkflowSignaled { .. }
+            | EventKind::SignalExternalWorkflowFailed { .. }
+            | EventKind::ExternalWorkflowCancelRequested { .. }
+            | EventKind::RequestCancelExternalWorkflowFailed { .. }) => {
+                match super::external::resolution(kind) {
+                    Some(resolution) => resolution,
+                    None => return,
+                }
+            }
             kind @ (EventKind::WorkflowSignaled { .. }
             | EventKind::WorkflowSignaledWithOptions { .. }) => {
                 let Some((signal_name, input)) = kind.signal() else {

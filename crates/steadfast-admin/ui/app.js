@@ -443,7 +443,8 @@ function runActions(id) {
 }
 
 // The history as bars over time: each activity from its scheduling to its
-// final result, each timer from start to firing, signals as ticks.
+// final result, each timer from start to firing, signals received and
+// signals or cancellations sent to other workflows as ticks.
 function timeline(events, d) {
   if (!events.length) return el("p", { class: "muted" }, "No events.");
   const t0 = eventTime(events[0].timestamp);
@@ -451,6 +452,7 @@ function timeline(events, d) {
   const t1 = Math.max(closed ? eventTime(events[events.length - 1].timestamp) : Date.now(), t0 + 1);
   const rows = new Map();
   const signals = [];
+  const sent = [];
   for (const event of events) {
     const [name, f] = kindOf(event);
     const at = eventTime(event.timestamp);
@@ -460,10 +462,12 @@ function timeline(events, d) {
     else if (name === "TimerStarted") rows.set("t" + f.seq, { label: "timer " + f.seq, cls: "timer", from: at, to: null });
     else if ((name === "TimerFired" || name === "TimerCanceled") && rows.has("t" + f.seq)) rows.get("t" + f.seq).to = at;
     else if (name === "WorkflowSignaled" || name === "WorkflowSignaledWithOptions") signals.push({ at, label: f.signal_name });
+    else if (name === "SignalExternalWorkflowInitiated") sent.push({ at, label: "signal " + f.signal_name + " to " + f.workflow_id });
+    else if (name === "RequestCancelExternalWorkflowInitiated") sent.push({ at, label: "cancel " + f.workflow_id });
   }
   const list = [...rows.values()];
   const width = 1000, left = 220, rowH = 22, top = 24;
-  const height = top + (list.length + (signals.length ? 1 : 0)) * rowH + 10;
+  const height = top + (list.length + (signals.length ? 1 : 0) + (sent.length ? 1 : 0)) * rowH + 10;
   const x = (t) => left + ((t - t0) / (t1 - t0)) * (width - left - 10);
   const span = (ms) => (ms < 1000 ? ms.toFixed(0) + " ms" : (ms / 1000).toFixed(2) + " s");
   const parts = [
@@ -484,6 +488,13 @@ function timeline(events, d) {
     const y = top + list.length * rowH;
     parts.push(svg("text", { x: 6, y: y + 14 }, "signals"));
     for (const s of signals) {
+      parts.push(svg("line", { class: "signal", x1: x(s.at), y1: y + 2, x2: x(s.at), y2: y + rowH - 4 }, svg("title", {}, s.label)));
+    }
+  }
+  if (sent.length) {
+    const y = top + (list.length + (signals.length ? 1 : 0)) * rowH;
+    parts.push(svg("text", { x: 6, y: y + 14 }, "sent"));
+    for (const s of sent) {
       parts.push(svg("line", { class: "signal", x1: x(s.at), y1: y + 2, x2: x(s.at), y2: y + rowH - 4 }, svg("title", {}, s.label)));
     }
   }

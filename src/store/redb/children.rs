@@ -322,7 +322,7 @@ fn decide_children(t: &Tables<'_>, op: &CloseParentOp) -> Result<Vec<ChildAction
 
 /// A stored run's state, folded from its history; `None` when an event
 /// does not decode.
-fn fold_run(t: &Tables<'_>, key: u128) -> Result<Option<MutableState>, StoreError> {
+pub(super) fn fold_run(t: &Tables<'_>, key: u128) -> Result<Option<MutableState>, StoreError> {
     let mut state = MutableState::default();
     for entry in t
         .history

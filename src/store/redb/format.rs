@@ -7,7 +7,7 @@ use super::redb_err;
 use super::tables::{
     FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_V3, STORE_FORMAT_V4,
     STORE_FORMAT_V5, STORE_FORMAT_V6, STORE_FORMAT_V7, STORE_FORMAT_V8, STORE_FORMAT_V9,
-    STORE_FORMAT_V10, STORE_FORMAT_VERSION,
+    STORE_FORMAT_V10, STORE_FORMAT_V11, STORE_FORMAT_VERSION,
 };
 use super::{counts, visibility};
 use crate::error::OpenError;
@@ -78,6 +78,11 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
             migrate_v2(txn, v)?;
             Ok(Ok(()))
         }
+        // Format 11 has today's tables; only its event kinds are fewer.
+        Some(STORE_FORMAT_V11) => {
+            set_current(txn, STORE_FORMAT_V11)?;
+            Ok(Ok(()))
+        }
         Some(STORE_FORMAT_VERSION) => {
             txn.abort().map_err(redb_err)?;
             Ok(Ok(()))
@@ -106,6 +111,20 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
 /// every redb commit.
 fn migrate_v2(txn: redb::WriteTransaction, found: u32) -> Result<(), StoreError> {
     counts::rebuild(&txn)?;
+    {
+        let mut meta = txn.open_table(META).map_err(redb_err)?;
+        meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())
+            .map_err(redb_err)?;
+    }
+    txn.commit().map_err(redb_err)?;
+    tracing::info!("opened a store format {found} file as format {STORE_FORMAT_VERSION}");
+    Ok(())
+}
+
+/// Brings a format-11 file to the current format by its version alone
+/// (format 12 only adds event kinds), so that an older build refuses it
+/// instead of misreading the new events.
+fn set_current(txn: redb::WriteTransaction, found: u32) -> Result<(), StoreError> {
     {
         let mut meta = txn.open_table(META).map_err(redb_err)?;
         meta.insert(FORMAT_KEY, STORE_FORMAT_VERSION.to_le_bytes().as_slice())

@@ -64,6 +64,7 @@ macro_rules! locks_of_inner {
 mod children;
 mod counts;
 mod create;
+mod external;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod file;

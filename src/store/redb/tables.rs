@@ -80,7 +80,15 @@ use crate::store::StoreError;
 ///   file. Formats 1 to 10 are brought to 11 on open by counting their
 ///   indexes into the new table, in the transaction that sets the version
 ///   (format 1 after its migration to 2, in the same transaction).
-pub(crate) const STORE_FORMAT_VERSION: u32 = 11;
+/// - 12: the same tables; histories may hold the event kinds of signals
+///   and cancellation requests sent to other workflows (indexes 35 to 40:
+///   `SignalExternalWorkflowInitiated`, `ExternalWorkflowSignaled`,
+///   `SignalExternalWorkflowFailed`, `RequestCancelExternalWorkflowInitiated`,
+///   `ExternalWorkflowCancelRequested`, `RequestCancelExternalWorkflowFailed`,
+///   with the persisted enum `ExternalFailedCause`), which a format-11 build
+///   cannot decode. Format 11 is brought to 12 on open by setting the
+///   version alone; formats 1 to 10 as they are brought to 11, and that.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 12;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -110,6 +118,9 @@ pub(crate) const STORE_FORMAT_V9: u32 = 9;
 /// Format 9's tables with format 10's event kinds; opened by counting its
 /// runs into format 11's `status_counts`.
 pub(crate) const STORE_FORMAT_V10: u32 = 10;
+/// Format 10's tables with `status_counts`; opened by setting the version
+/// to the current one.
+pub(crate) const STORE_FORMAT_V11: u32 = 11;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");

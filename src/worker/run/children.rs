@@ -153,7 +153,8 @@ impl RunActor {
             wake: self.wake_hint(),
             starts,
         }));
-        match self.shared.store.write(op).await? {
+        let (outcome, external) = self.write_step(op, events).await?;
+        match outcome {
             WriteOutcome::ChildrenStarted(outcomes) => Ok(outcomes
                 .into_iter()
                 .zip(seqs)
@@ -166,6 +167,8 @@ impl RunActor {
                         Err(cause) => EventKind::StartChildWorkflowFailed { seq, cause },
                     },
                 })
+                // The outcomes of deliveries to other workflows follow.
+                .chain(external)
                 .collect()),
             other => Err(StoreError::Conflict {
                 run_id: self.run_id,
@@ -176,10 +179,12 @@ impl RunActor {
 
     /// Writes a step; one that closes the run with open children (to
     /// terminate or to cancel) applies their parent-close policies in the
-    /// same commit, and then tells their actors.
+    /// same commit, and then tells their actors. Returns the outcome events
+    /// of deliveries to other workflows the commit wrote after the step's.
     pub(super) async fn write_close_with_children(
         &mut self,
         op: WriteOp,
+        events: &[Event],
     ) -> Result<Vec<Event>, StoreError> {
         let children: Vec<ChildCloseOp> = if self.record.status.is_closed() {
             self.state
@@ -198,7 +203,10 @@ impl RunActor {
             Vec::new()
         };
         if children.is_empty() {
-            return self.shared.store.write(op).await.map(|_| Vec::new());
+            return self
+                .write_step(op, events)
+                .await
+                .map(|(_, external)| external);
         }
         let op = WriteOp::CloseParent(Box::new(CloseParentOp {
             close: op,
@@ -206,7 +214,8 @@ impl RunActor {
             children,
             at: self.shared.clock.now(),
         }));
-        match self.shared.store.write(op).await? {
+        let (outcome, external) = self.write_step(op, events).await?;
+        match outcome {
             WriteOutcome::ParentClosed {
                 terminated,
                 cancel_requested,
@@ -228,7 +237,7 @@ impl RunActor {
                     let reason = "its parent workflow closed".to_string();
                     let _ = self.shared.deliver(run_id, RunMsg::Cancel { reason, ack });
                 }
-                Ok(Vec::new())
+                Ok(external)
             }
             other => Err(StoreError::Conflict {
                 run_id: self.run_id,

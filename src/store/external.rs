@@ -1,0 +1,63 @@
+//! The write that delivers signals and cancellation requests from one run
+//! to others: the sender's step, each delivery into its target's history,
+//! and each outcome in the sender's, committed together, so that no history
+//! holds a signal to another workflow whose delivery is unknown, and none
+//! is delivered twice.
+
+use std::time::SystemTime;
+
+use super::ops::{WriteOp, WriteOutcome};
+use crate::history::{Event, EventId, Payload, RunId};
+
+/// A sender's step (`inner`: its `Append`, `StartChildren`, `CloseParent`
+/// or `ContinueAsNew`, refused as a whole, writing nothing, when it would
+/// be) with the deliveries its `…Initiated` events ask for. A delivery the
+/// target refuses (not found, closed) is not a refusal: the op records the
+/// failure in the sender instead. The outcome events go after everything
+/// `inner` wrote to the sender, in `requests` order; when `inner` closes
+/// the sender, the deliveries are made and no outcome is recorded (nothing
+/// follows a close).
+#[derive(Debug)]
+pub(crate) struct ExternalOp {
+    pub(crate) inner: WriteOp,
+    /// The sending run.
+    pub(crate) run_id: RunId,
+    /// The sender's workflow ID, named in a cancellation's reason.
+    pub(crate) workflow_id: String,
+    pub(crate) requests: Vec<ExternalRequest>,
+    /// The time of the events written (the engine's, not the store's).
+    pub(crate) at: SystemTime,
+}
+
+/// One delivery, as its `…Initiated` event in the sender asks for it.
+#[derive(Debug)]
+pub(crate) struct ExternalRequest {
+    /// The command's sequence number in the sender.
+    pub(crate) seq: u32,
+    /// The `…Initiated` event's ID in the sender (a signal's request ID is
+    /// made of it).
+    pub(crate) initiated: EventId,
+    pub(crate) workflow_id: String,
+    /// The targeted run; the ID's latest when `None`.
+    pub(crate) run_id: Option<RunId>,
+    pub(crate) action: ExternalAction,
+}
+
+/// What a delivery brings its target.
+#[derive(Debug)]
+pub(crate) enum ExternalAction {
+    Signal { signal_name: String, input: Payload },
+    Cancel,
+}
+
+/// What an [`ExternalOp`] did, besides `inner`'s own outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ExternalOutcome {
+    pub(crate) inner: WriteOutcome,
+    /// The outcome events written to the sender, in request order (none
+    /// when the step closed it).
+    pub(crate) outcomes: Vec<Event>,
+    /// The events written to targets, each with its run: what their
+    /// actors, if live, have to take in.
+    pub(crate) delivered: Vec<(RunId, Event)>,
+}

@@ -1,0 +1,621 @@
+//! Promise: workflow code signals another workflow
+//! (`ctx.signal_external_workflow`) and asks another to cancel
+//! (`ctx.cancel_external_workflow`) durably: the command, its delivery into
+//! the target's history and its outcome in the sender's are one commit, so
+//! a kill -9 at any moment neither loses nor duplicates a delivered signal;
+//! a target that does not exist or is closed is a typed error in the
+//! sender, the same on replay; replay checks the commands (a changed one
+//! parks the run with the diff), and histories holding the new events
+//! replay and round-trip through JSON.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::Duration;
+
+use steadfast::{
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, EventKind,
+    ExternalWorkflowError, RunId, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
+    WorkflowOptions, WorkflowStatus,
+};
+use support::{child_report, spawn_crash_child, temp_db};
+
+const ITEM: SignalDef<u32> = SignalDef::new("item");
+/// Ends a receiver.
+const LAST: u32 = u32::MAX;
+
+/// Collects `item` signals until `LAST`; returns them in order.
+const RECEIVER: WorkflowDef<(), Vec<u32>> = WorkflowDef::new("receiver");
+
+async fn receiver(ctx: WorkflowContext, (): ()) -> Result<Vec<u32>, WorkflowError> {
+    let mut items = Vec::new();
+    loop {
+        let item = ctx.recv_signal(ITEM).await?;
+        if item == LAST {
+            return Ok(items);
+        }
+        items.push(item);
+    }
+}
+
+/// Waits an hour; a cancellation request ends it `Cancelled`.
+const SLEEPER: WorkflowDef<(), ()> = WorkflowDef::new("sleeper");
+
+async fn sleeper(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    ctx.sleep(Duration::from_secs(3600)).await?;
+    Ok(())
+}
+
+/// Sends `items` then `LAST` to the target's latest run; returns the run
+/// that got them.
+const SENDER: WorkflowDef<(String, Vec<u32>), RunId> = WorkflowDef::new("sender");
+
+async fn sender(
+    ctx: WorkflowContext,
+    (target, items): (String, Vec<u32>),
+) -> Result<RunId, WorkflowError> {
+    let mut got = None;
+    for item in items.into_iter().chain([LAST]) {
+        got = Some(
+            ctx.signal_external_workflow(target.clone(), None, ITEM, item)
+                .await?,
+        );
+    }
+    got.ok_or_else(|| WorkflowError::new("nothing sent"))
+}
+
+/// Reports what each kind of target gives a signal and a cancellation.
+const PROBE: WorkflowDef<(String, RunId), Vec<String>> = WorkflowDef::new("probe");
+
+fn outcome(result: Result<RunId, ExternalWorkflowError>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(ExternalWorkflowError::NotFound { .. }) => "not-found".into(),
+        Err(ExternalWorkflowError::Closed { status, .. }) => format!("closed:{status:?}"),
+        Err(other) => format!("{other}"),
+    }
+}
+
+async fn probe(
+    ctx: WorkflowContext,
+    (closed, closed_run): (String, RunId),
+) -> Result<Vec<String>, WorkflowError> {
+    let mut out = Vec::new();
+    let nobody = ctx.signal_external_workflow("nobody", None, ITEM, 1).await;
+    out.push(outcome(nobody));
+    let closed_signal = ctx
+        .signal_external_workflow(closed.clone(), None, ITEM, 1)
+        .await;
+    out.push(outcome(closed_signal));
+    // A run ID that is not the workflow's.
+    let wrong_run = ctx
+        .signal_external_workflow(closed.clone(), Some(ctx.run_id()), ITEM, 1)
+        .await;
+    out.push(outcome(wrong_run));
+    let by_run = ctx.cancel_external_workflow(closed, Some(closed_run)).await;
+    out.push(outcome(by_run));
+    let own = ctx
+        .signal_external_workflow(ctx.workflow_id(), None, ITEM, 1)
+        .await;
+    out.push(match own {
+        Err(ExternalWorkflowError::NotDelivered { .. }) => "own".into(),
+        other => outcome(other),
+    });
+    let empty = ctx.cancel_external_workflow("", None).await;
+    out.push(match empty {
+        Err(ExternalWorkflowError::NotDelivered { .. }) => "refused".into(),
+        other => outcome(other),
+    });
+    Ok(out)
+}
+
+/// Cancels the target, twice, then signals the one named second.
+const CANCELLER: WorkflowDef<(String, String), u32> = WorkflowDef::new("canceller");
+
+async fn canceller(
+    ctx: WorkflowContext,
+    (target, receiver): (String, String),
+) -> Result<u32, WorkflowError> {
+    ctx.cancel_external_workflow(target.clone(), None).await?;
+    ctx.cancel_external_workflow(target, None).await?;
+    ctx.signal_external_workflow(receiver.clone(), None, ITEM, 7)
+        .await?;
+    ctx.signal_external_workflow(receiver, None, ITEM, LAST)
+        .await?;
+    Ok(2)
+}
+
+fn builder() -> EngineBuilder {
+    Engine::builder()
+        .workflow(RECEIVER, receiver)
+        .workflow(SLEEPER, sleeper)
+        .workflow(SENDER, sender)
+        .workflow(PROBE, probe)
+        .workflow(CANCELLER, canceller)
+}
+
+fn replayer() -> steadfast::Replayer {
+    steadfast::Replayer::new()
+        .workflow(RECEIVER, receiver)
+        .workflow(SLEEPER, sleeper)
+        .workflow(SENDER, sender)
+        .workflow(PROBE, probe)
+        .workflow(CANCELLER, canceller)
+}
+
+fn kinds(history: &[steadfast::Event]) -> Vec<String> {
+    history
+        .iter()
+        .map(|e| {
+            let debug = format!("{:?}", e.kind);
+            debug
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The request IDs of the signals in a history, in order.
+fn request_ids(history: &[steadfast::Event]) -> Vec<Option<String>> {
+    history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::WorkflowSignaledWithOptions { request_id, .. } => Some(request_id.clone()),
+            EventKind::WorkflowSignaled { .. } => Some(None),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_signal_to_another_workflow_is_delivered_once_with_its_outcome_in_the_same_commit() {
+    let db = temp_db();
+    let engine = builder().open(&db.path).await.unwrap();
+    let target = engine
+        .start_workflow(RECEIVER, "r", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    let run = engine
+        .start_workflow(
+            SENDER,
+            "s",
+            ("r".to_string(), vec![3, 1, 2]),
+            WorkflowOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.result().await.unwrap(), target.run_id());
+    assert_eq!(target.result().await.unwrap(), vec![3, 1, 2]);
+
+    let sent = engine.history("s").await.unwrap();
+    support::assert_history_well_formed(&sent);
+    // Each initiation is followed at once by its outcome: one commit.
+    let k = kinds(&sent);
+    let initiated: Vec<usize> = k
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| *k == "SignalExternalWorkflowInitiated")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(initiated.len(), 4);
+    for i in &initiated {
+        assert_eq!(k[i + 1], "ExternalWorkflowSignaled", "{k:?}");
+    }
+    // The target's signals carry request IDs made of the sender's run and
+    // the initiating event.
+    let got = engine.history("r").await.unwrap();
+    let ids = request_ids(&got);
+    let expected: Vec<Option<String>> = initiated
+        .iter()
+        .map(|i| {
+            Some(format!(
+                "steadfast-external/{}/{}",
+                run.run_id(),
+                sent[*i].event_id
+            ))
+        })
+        .collect();
+    assert_eq!(ids, expected);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_or_closed_target_is_a_typed_error_in_the_sender() {
+    let db = temp_db();
+    let engine = builder().open(&db.path).await.unwrap();
+    let closed = engine
+        .start_workflow(RECEIVER, "closed", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    engine.signal("closed", ITEM, LAST).await.unwrap();
+    closed.result().await.unwrap();
+    let probe_run = engine
+        .start_workflow(
+            PROBE,
+            "probe",
+            ("closed".to_string(), closed.run_id()),
+            WorkflowOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        probe_run.result().await.unwrap(),
+        [
+            "not-found",
+            "closed:Completed",
+            "not-found",
+            "closed:Completed",
+            "own",
+            "refused"
+        ]
+    );
+    let history = engine.history("probe").await.unwrap();
+    let k = kinds(&history);
+    assert_eq!(
+        k.iter()
+            .filter(|k| *k == "SignalExternalWorkflowFailed")
+            .count(),
+        4
+    );
+    assert!(k.contains(&"RequestCancelExternalWorkflowFailed".to_string()));
+    // The refused cancellation (an empty ID) recorded nothing.
+    assert_eq!(
+        k.iter()
+            .filter(|k| *k == "RequestCancelExternalWorkflowInitiated")
+            .count(),
+        1
+    );
+    // Nothing reached the closed run.
+    assert_eq!(
+        request_ids(&engine.history("closed").await.unwrap()).len(),
+        1
+    );
+    replayer()
+        .replay(&engine.workflow_history("probe").await.unwrap())
+        .unwrap();
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cancellation_request_reaches_the_target_once_and_it_ends_cancelled() {
+    let db = temp_db();
+    let engine = builder().open(&db.path).await.unwrap();
+    let target = engine
+        .start_workflow(SLEEPER, "sleepy", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    let receiver = engine
+        .start_workflow(RECEIVER, "rcv", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    let run = engine
+        .start_workflow(
+            CANCELLER,
+            "canceller",
+            ("sleepy".to_string(), "rcv".to_string()),
+            WorkflowOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.result().await.unwrap(), 2);
+    assert!(matches!(
+        target.result().await,
+        Err(steadfast::ResultError::Cancelled { .. })
+    ));
+    assert_eq!(receiver.result().await.unwrap(), vec![7]);
+    let history = engine.history("sleepy").await.unwrap();
+    let requests = history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::WorkflowCancelRequested { .. }))
+        .count();
+    assert_eq!(requests, 1, "a run asked twice gets one request");
+    let sent = kinds(&engine.history("canceller").await.unwrap());
+    assert_eq!(
+        sent.iter()
+            .filter(|k| *k == "ExternalWorkflowCancelRequested")
+            .count(),
+        2
+    );
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn histories_with_the_new_events_replay_round_trip_through_json_and_a_change_parks() {
+    let db = temp_db();
+    let mut seen = BTreeSet::new();
+    {
+        let engine = builder().open(&db.path).await.unwrap();
+        let closed = engine
+            .start_workflow(RECEIVER, "j-closed", (), WorkflowOptions::default())
+            .await
+            .unwrap();
+        engine.signal("j-closed", ITEM, LAST).await.unwrap();
+        closed.result().await.unwrap();
+        let p = engine
+            .start_workflow(
+                PROBE,
+                "j-probe",
+                ("j-closed".to_string(), closed.run_id()),
+                WorkflowOptions::default(),
+            )
+            .await
+            .unwrap();
+        p.result().await.unwrap();
+        engine
+            .start_workflow(SLEEPER, "j-sleepy", (), WorkflowOptions::default())
+            .await
+            .unwrap();
+        let r = engine
+            .start_workflow(RECEIVER, "j-rcv", (), WorkflowOptions::default())
+            .await
+            .unwrap();
+        let c = engine
+            .start_workflow(
+                CANCELLER,
+                "j-canceller",
+                ("j-sleepy".to_string(), "j-rcv".to_string()),
+                WorkflowOptions::default(),
+            )
+            .await
+            .unwrap();
+        c.result().await.unwrap();
+        r.result().await.unwrap();
+        for id in ["j-probe", "j-canceller", "j-rcv", "j-sleepy"] {
+            let history = engine.workflow_history(id).await.unwrap();
+            replayer()
+                .replay(&history)
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
+            let json = history.to_json().unwrap();
+            let back = steadfast::WorkflowHistory::from_json(&json).unwrap();
+            assert_eq!(back, history, "{id}");
+            assert_eq!(back.to_json().unwrap(), json, "{id}");
+            replayer().replay(&back).unwrap();
+            seen.extend(kinds(&history.events));
+        }
+        engine.shutdown().await.unwrap();
+    }
+    for wanted in [
+        "SignalExternalWorkflowInitiated",
+        "ExternalWorkflowSignaled",
+        "SignalExternalWorkflowFailed",
+        "RequestCancelExternalWorkflowInitiated",
+        "ExternalWorkflowCancelRequested",
+        "RequestCancelExternalWorkflowFailed",
+    ] {
+        assert!(seen.contains(wanted), "{wanted} in {seen:?}");
+    }
+    // Code that signals another workflow than its history records does not
+    // replay: the report names the recorded command.
+    let changed = steadfast::Replayer::new().workflow(
+        CANCELLER,
+        |ctx: WorkflowContext, (target, _): (String, String)| async move {
+            ctx.signal_external_workflow(target, None, ITEM, 1).await?;
+            Ok(0)
+        },
+    );
+    let engine = builder().open(&db.path).await.unwrap();
+    let err = changed
+        .replay(&engine.workflow_history("j-canceller").await.unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("RequestCancelExternalWorkflowInitiated"),
+        "{err}"
+    );
+    engine.shutdown().await.unwrap();
+}
+
+// ----- a live run whose replay differs is parked with the diff -----
+
+/// Asks `target` to cancel, then waits for `go`.
+const ASK_THEN_WAIT: WorkflowDef<String, u32> = WorkflowDef::new("ask_then_wait");
+
+#[tokio::test]
+async fn a_sender_whose_code_changes_its_command_is_parked_with_the_diff() {
+    let db = temp_db();
+    {
+        let engine = builder()
+            .workflow(
+                ASK_THEN_WAIT,
+                |ctx: WorkflowContext, target: String| async move {
+                    ctx.cancel_external_workflow(target, None).await?;
+                    Ok(ctx.recv_signal(ITEM).await?)
+                },
+            )
+            .open(&db.path)
+            .await
+            .unwrap();
+        engine
+            .start_workflow(SLEEPER, "nd-target", (), WorkflowOptions::default())
+            .await
+            .unwrap();
+        engine
+            .start_workflow(
+                ASK_THEN_WAIT,
+                "nd",
+                "nd-target".to_string(),
+                WorkflowOptions::default(),
+            )
+            .await
+            .unwrap();
+        support::eventually(Duration::from_secs(10), || async {
+            let h = engine.history("nd").await.unwrap();
+            kinds(&h)
+                .contains(&"ExternalWorkflowCancelRequested".to_string())
+                .then_some(())
+        })
+        .await;
+        engine.shutdown().await.unwrap();
+    }
+    let engine = builder()
+        .workflow(
+            ASK_THEN_WAIT,
+            |ctx: WorkflowContext, target: String| async move {
+                ctx.signal_external_workflow(target, None, ITEM, 1).await?;
+                Ok(ctx.recv_signal(ITEM).await?)
+            },
+        )
+        .open(&db.path)
+        .await
+        .unwrap();
+    engine.signal("nd", ITEM, 5).await.unwrap();
+    let reason = support::eventually(Duration::from_secs(10), || async {
+        engine.describe("nd").await.unwrap().parked
+    })
+    .await;
+    let text = reason.to_string();
+    assert!(
+        matches!(reason, steadfast::ParkReason::Nondeterminism(_)),
+        "{text}"
+    );
+    assert!(
+        text.contains("RequestCancelExternalWorkflowInitiated"),
+        "{text}"
+    );
+    assert!(text.contains("SignalExternalWorkflowInitiated"), "{text}");
+    engine.shutdown().await.unwrap();
+}
+
+// ----- kill -9 mid-way -----
+
+const DB_ENV: &str = "STEADFAST_EXTERNAL_DB";
+const LOG_ENV: &str = "STEADFAST_EXTERNAL_LOG";
+const ITEMS: u32 = 200;
+
+/// Appends the item to the log file, fsynced: the killer's progress.
+const NOTE: ActivityDef<u32, ()> = ActivityDef::new("note");
+
+async fn note(_ctx: ActivityContext, item: u32) -> Result<(), ActivityError> {
+    let path = std::env::var_os(LOG_ENV).ok_or_else(|| ActivityError::non_retryable("no log"))?;
+    support::append_synced(Path::new(&path), &item.to_string())?;
+    Ok(())
+}
+
+/// Signals each item to `crash-receiver` and notes it, then sends `LAST`.
+const NOTING_SENDER: WorkflowDef<u32, u32> = WorkflowDef::new("noting_sender");
+
+async fn noting_sender(ctx: WorkflowContext, count: u32) -> Result<u32, WorkflowError> {
+    let options = ActivityOptions::start_to_close(Duration::from_secs(10));
+    for item in 0..count {
+        ctx.signal_external_workflow("crash-receiver", None, ITEM, item)
+            .await?;
+        ctx.execute_activity(NOTE, item, options.clone()).await?;
+    }
+    ctx.signal_external_workflow("crash-receiver", None, ITEM, LAST)
+        .await?;
+    Ok(count)
+}
+
+fn crash_builder() -> EngineBuilder {
+    builder()
+        .workflow(NOTING_SENDER, noting_sender)
+        .activity(NOTE, note)
+}
+
+#[tokio::test]
+async fn crash_child_external_signals() {
+    let Some(db) = std::env::var_os(DB_ENV) else {
+        return;
+    };
+    let engine = crash_builder().open(Path::new(&db)).await.unwrap();
+    for (def_is_receiver, id) in [(true, "crash-receiver"), (false, "crash-sender")] {
+        let started = if def_is_receiver {
+            engine
+                .start_workflow(RECEIVER, id, (), WorkflowOptions::default())
+                .await
+                .map(|_| ())
+        } else {
+            engine
+                .start_workflow(NOTING_SENDER, id, ITEMS, WorkflowOptions::default())
+                .await
+                .map(|_| ())
+        };
+        match started {
+            Ok(()) | Err(steadfast::ClientError::AlreadyStarted { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    child_report("started");
+    let sender = engine
+        .get_workflow_handle(NOTING_SENDER, "crash-sender")
+        .await
+        .unwrap();
+    let sent = sender.result().await.unwrap();
+    child_report(&format!("done {sent}"));
+}
+
+#[tokio::test]
+async fn a_kill_9_at_any_moment_neither_loses_nor_duplicates_a_signal() {
+    let db = temp_db();
+    let log = db.path.with_extension("log");
+    let env = [
+        (DB_ENV, db.path.as_os_str() as &OsStr),
+        (LOG_ENV, log.as_os_str() as &OsStr),
+    ];
+    let mut rng = support::SplitMix(support::seed_from_env("STEADFAST_EXTERNAL_SEED"));
+    let mut mid_way = 0;
+    for _ in 0..8 {
+        let mut child = spawn_crash_child("crash_child_external_signals", &env);
+        child
+            .wait_for_line(Duration::from_secs(60), |l| l == "started")
+            .await;
+        let before = support::read_log(&log).len() as u64;
+        let wanted = before + rng.between(1, 15);
+        support::eventually(Duration::from_secs(60), || {
+            let now = support::read_log(&log).len() as u64;
+            let exited = child.lines().iter().any(|l| l.starts_with("done"));
+            async move { (now >= wanted || exited).then_some(()) }
+        })
+        .await;
+        if !child.lines().iter().any(|l| l.starts_with("done")) {
+            mid_way += 1;
+        }
+        child.kill();
+    }
+    // The kills landed while signals were being sent, not after.
+    assert!(mid_way >= 4, "only {mid_way} of 8 kills came mid-way");
+    // SAFETY: set before this test's engine runs the activity that reads it.
+    unsafe { std::env::set_var(LOG_ENV, &log) };
+    let engine = crash_builder().open(&db.path).await.unwrap();
+    let sender = engine
+        .get_workflow_handle(NOTING_SENDER, "crash-sender")
+        .await
+        .unwrap();
+    assert_eq!(sender.result().await.unwrap(), ITEMS);
+    let receiver = engine
+        .get_workflow_handle(RECEIVER, "crash-receiver")
+        .await
+        .unwrap();
+    // Every item once, in order: none lost, none duplicated.
+    assert_eq!(
+        receiver.result().await.unwrap(),
+        (0..ITEMS).collect::<Vec<_>>()
+    );
+    let got = engine.history("crash-receiver").await.unwrap();
+    support::assert_history_well_formed(&got);
+    let ids = request_ids(&got);
+    assert_eq!(ids.len() as u32, ITEMS + 1);
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        ids.len(),
+        "request IDs are distinct"
+    );
+    let sent = engine.history("crash-sender").await.unwrap();
+    support::assert_history_well_formed(&sent);
+    let k = kinds(&sent);
+    assert_eq!(
+        k.iter()
+            .filter(|k| *k == "ExternalWorkflowSignaled")
+            .count() as u32,
+        ITEMS + 1
+    );
+    assert_eq!(
+        engine.describe("crash-sender").await.unwrap().status,
+        WorkflowStatus::Completed
+    );
+    engine.shutdown().await.unwrap();
+}
