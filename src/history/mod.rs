@@ -39,7 +39,7 @@ pub use search_attributes::{
     MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
     SearchAttributeValue, SearchAttributes,
 };
-pub(crate) use state::{INTERRUPTED, MutableState};
+pub(crate) use state::{INTERRUPTED, MutableState, PendingChild};
 pub use state::{PendingActivityInfo, PendingTimerInfo};
 pub use update::UpdateOutcome;
 pub(crate) use update::UpdateStatus;

@@ -46,8 +46,15 @@ pub(crate) struct ExternalRequest {
 /// What a delivery brings its target.
 #[derive(Debug)]
 pub(crate) enum ExternalAction {
-    Signal { signal_name: String, input: Payload },
+    Signal {
+        signal_name: String,
+        input: Payload,
+    },
     Cancel,
+    /// A cancellation request to the sender's child of `seq`: only a run
+    /// that names the sender and that seq as its parent gets it (an ID
+    /// reused by an unrelated workflow is left alone).
+    CancelChild,
 }
 
 /// What an [`ExternalOp`] did, besides `inner`'s own outcome.

@@ -67,10 +67,47 @@ pub(crate) fn resolution(kind: &EventKind) -> Option<(u32, Resolution)> {
     })
 }
 
+/// What [`ChildWorkflowHandle::cancel`] does and when the child's
+/// [`result`](ChildWorkflowHandle::result) then resolves, as Temporal's
+/// `ChildWorkflowCancellationType` (temporalio/features
+/// `child_workflow/cancel_*`). Set with
+/// [`ChildWorkflowOptions::with_cancellation_type`].
+///
+/// Except for [`Abandon`](Self::Abandon) the request is a command recorded
+/// in the parent's history (`ChildWorkflowCancelRequested`), delivered to the
+/// child's current run in the same commit (its `WorkflowCancelRequested`),
+/// with the delivery's outcome recorded in the parent
+/// (`ExternalWorkflowCancelRequested`, or `RequestCancelExternalWorkflowFailed`
+/// when the child had closed meanwhile), so replay cancels at the same point.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ChildWorkflowCancellationType {
+    /// Nothing is recorded and the child is not told: `result()` resolves
+    /// as [`ChildWorkflowError::CancelRequested`] at once, and the child
+    /// runs on (its close is still recorded, not seen by the code).
+    Abandon,
+    /// The request is recorded and delivered; `result()` resolves as
+    /// [`ChildWorkflowError::CancelRequested`] at once, and whatever the
+    /// child does afterwards is recorded and not seen by the code.
+    TryCancel,
+    /// The request is recorded and delivered; `result()` resolves as
+    /// [`ChildWorkflowError::CancelRequested`] once the parent's history
+    /// records that the child has it (the same commit, so at the next
+    /// activation); if the child had closed already, with its close.
+    WaitCancellationRequested,
+    /// The request is recorded and delivered; `result()` resolves with the
+    /// child's own close: its value if it completed anyway, else its
+    /// failure (usually [`ChildWorkflowError::Cancelled`]). Temporal's
+    /// default for children.
+    #[default]
+    WaitCancellationCompleted,
+}
+
 /// How a child workflow is started, as Temporal's `ChildWorkflowOptions`
 /// (trimmed to what steadfast has). Defaults: the parent's task queue, no
 /// timeouts, [`ParentClosePolicy::Terminate`],
-/// [`WorkflowIdReusePolicy::AllowDuplicate`], no search attributes or memo.
+/// [`WorkflowIdReusePolicy::AllowDuplicate`], no search attributes or memo,
+/// [`ChildWorkflowCancellationType::WaitCancellationCompleted`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -96,6 +133,9 @@ pub struct ChildWorkflowOptions {
     pub search_attributes: SearchAttributes,
     /// The child's memo (JSON).
     pub memo: Option<crate::history::Payload>,
+    /// What [`ChildWorkflowHandle::cancel`] does and waits for. Not
+    /// recorded with the start: it is the code's, as in Temporal.
+    pub cancellation_type: ChildWorkflowCancellationType,
 }
 
 impl ChildWorkflowOptions {
@@ -131,6 +171,15 @@ impl ChildWorkflowOptions {
     /// Sets whether a closed ID may be started again.
     pub fn with_id_reuse_policy(mut self, policy: WorkflowIdReusePolicy) -> Self {
         self.id_reuse_policy = policy;
+        self
+    }
+
+    /// Sets what cancelling the child does and waits for.
+    pub fn with_cancellation_type(
+        mut self,
+        cancellation_type: ChildWorkflowCancellationType,
+    ) -> Self {
+        self.cancellation_type = cancellation_type;
         self
     }
 
@@ -264,6 +313,14 @@ pub enum ChildWorkflowError {
         /// The timeout.
         failure: Failure,
     },
+    /// This workflow cancelled the child ([`ChildWorkflowHandle::cancel`])
+    /// and, as its [`ChildWorkflowCancellationType`] says, no longer waits
+    /// for the child's close.
+    #[error("child workflow {workflow_id:?} was asked to cancel; its close is not awaited")]
+    CancelRequested {
+        /// The child's workflow ID.
+        workflow_id: String,
+    },
     /// This (the parent) workflow was cancelled while waiting; the child
     /// itself goes on (cancel it with [`ChildWorkflowHandle::cancel`]).
     #[error("the wait for child workflow {workflow_id:?} ended: the parent workflow was cancelled")]
@@ -335,17 +392,24 @@ pub struct StartChildFuture<O> {
     core: Arc<Mutex<RunCore>>,
     seq: u32,
     workflow_id: String,
+    cancellation: ChildWorkflowCancellationType,
     refused: Option<ChildWorkflowError>,
     done: bool,
     output: PhantomData<fn() -> O>,
 }
 
 impl<O> StartChildFuture<O> {
-    pub(crate) fn initiated(core: Arc<Mutex<RunCore>>, seq: u32, workflow_id: String) -> Self {
+    pub(crate) fn initiated(
+        core: Arc<Mutex<RunCore>>,
+        seq: u32,
+        workflow_id: String,
+        cancellation: ChildWorkflowCancellationType,
+    ) -> Self {
         StartChildFuture {
             core,
             seq,
             workflow_id,
+            cancellation,
             refused: None,
             done: false,
             output: PhantomData,
@@ -361,6 +425,7 @@ impl<O> StartChildFuture<O> {
                 message,
             }),
             workflow_id,
+            cancellation: ChildWorkflowCancellationType::default(),
             done: false,
             output: PhantomData,
         }
@@ -394,6 +459,7 @@ impl<O> Future for StartChildFuture<O> {
                 seq: self.seq,
                 workflow_id: self.workflow_id.clone(),
                 run_id,
+                cancellation: self.cancellation,
                 output: PhantomData,
             }),
             Some(Resolution::ChildStartFailed(cause)) => {
@@ -422,6 +488,7 @@ pub struct ChildWorkflowHandle<O> {
     seq: u32,
     workflow_id: String,
     run_id: RunId,
+    cancellation: ChildWorkflowCancellationType,
     output: PhantomData<fn() -> O>,
 }
 
@@ -432,6 +499,7 @@ impl<O> Clone for ChildWorkflowHandle<O> {
             seq: self.seq,
             workflow_id: self.workflow_id.clone(),
             run_id: self.run_id,
+            cancellation: self.cancellation,
             output: PhantomData,
         }
     }
@@ -473,16 +541,30 @@ impl<O> ChildWorkflowHandle<O> {
     }
 
     /// Asks the child to cancel (as a client's
-    /// [`Engine::cancel`](crate::Engine::cancel) would). Recorded as a command
-    /// (`ChildWorkflowCancelRequested`) and delivered to the child once
-    /// durable; the child sees it at its next wait and usually ends
+    /// [`Engine::cancel`](crate::Engine::cancel) would), as the
+    /// [`ChildWorkflowCancellationType`] of its options says: by default
+    /// (`WaitCancellationCompleted`) the request is recorded as a command
+    /// (`ChildWorkflowCancelRequested`) and delivered to the child in the
+    /// same commit; the child sees it at its next wait and usually ends
     /// [`Cancelled`](ChildWorkflowError::Cancelled), which its
-    /// [`result`](Self::result) then reports. Does nothing once the child's
-    /// close is recorded, or when asked twice.
+    /// [`result`](Self::result) then reports. The other types resolve
+    /// `result()` as [`ChildWorkflowError::CancelRequested`] sooner. Does
+    /// nothing once the child's close is recorded, or when asked twice.
     pub fn cancel(&self) {
         let mut core = lock(&self.core);
-        if core.is_pending(result_key(self.seq)) && core.request_child_cancel(self.seq) {
+        if !core.is_pending(result_key(self.seq))
+            || !core.request_child_cancel(self.seq, self.cancellation)
+        {
+            return;
+        }
+        if self.cancellation != ChildWorkflowCancellationType::Abandon {
             core.command(EventKind::ChildWorkflowCancelRequested { seq: self.seq });
+        }
+        if matches!(
+            self.cancellation,
+            ChildWorkflowCancellationType::Abandon | ChildWorkflowCancellationType::TryCancel
+        ) {
+            core.stop_waiting_for_child(self.seq);
         }
     }
 }
@@ -526,6 +608,9 @@ impl<O: DeserializeOwned> Future for ChildResultFuture<O> {
             Some(Resolution::ChildClosed { status, failure }) => {
                 Err(ChildWorkflowError::from_close(workflow_id, status, failure))
             }
+            Some(Resolution::ChildCancelRequested) => Err(ChildWorkflowError::CancelRequested {
+                workflow_id: workflow_id.clone(),
+            }),
             Some(Resolution::Cancelled) => Err(ChildWorkflowError::ParentCancelled {
                 workflow_id: workflow_id.clone(),
             }),
@@ -575,5 +660,5 @@ pub(crate) fn start<I: serde::Serialize, O>(
         options: record,
     });
     drop(guard);
-    StartChildFuture::initiated(core.clone(), seq, workflow_id)
+    StartChildFuture::initiated(core.clone(), seq, workflow_id, options.cancellation_type)
 }

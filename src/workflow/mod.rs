@@ -13,8 +13,8 @@ mod signal_handler;
 mod update;
 
 pub use child::{
-    ChildResultFuture, ChildWorkflowError, ChildWorkflowHandle, ChildWorkflowOptions,
-    StartChildFuture,
+    ChildResultFuture, ChildWorkflowCancellationType, ChildWorkflowError, ChildWorkflowHandle,
+    ChildWorkflowOptions, StartChildFuture,
 };
 pub use context::WorkflowContext;
 pub(crate) use continue_as_new::HistoryLimits;

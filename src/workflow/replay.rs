@@ -49,6 +49,9 @@ pub(crate) enum Resolution {
         status: crate::history::WorkflowStatus,
         failure: Failure,
     },
+    /// This run cancelled a child and stops waiting for its close (its
+    /// cancellation type is not wait-cancellation-completed).
+    ChildCancelRequested,
     /// A signal or cancellation request sent to another workflow was
     /// delivered to this run, or not (see [`super::external`]).
     External(Result<RunId, crate::history::ExternalFailedCause>),
@@ -81,9 +84,9 @@ impl Awaited {
             Resolution::ChildStarted(_) | Resolution::ChildStartFailed(_) => {
                 self == Awaited::ChildStart
             }
-            Resolution::ChildCompleted(_) | Resolution::ChildClosed { .. } => {
-                self == Awaited::ChildResult
-            }
+            Resolution::ChildCompleted(_)
+            | Resolution::ChildClosed { .. }
+            | Resolution::ChildCancelRequested => self == Awaited::ChildResult,
             Resolution::External(_) => self == Awaited::External,
             Resolution::Cancelled => true,
         }
@@ -160,8 +163,9 @@ pub(crate) struct RunCore {
     /// Child workflows' closes once taken, by result key: every wait on
     /// one child's result sees it.
     child_results: HashMap<u32, Resolution>,
-    /// The children the code asked to cancel, by start seq.
-    cancelled_children: std::collections::HashSet<u32>,
+    /// The children the code asked to cancel, by start seq, with the
+    /// cancellation type each was asked with.
+    cancelled_children: HashMap<u32, crate::workflow::ChildWorkflowCancellationType>,
 }
 
 impl std::fmt::Debug for RunCore {
@@ -208,7 +212,7 @@ impl RunCore {
             local_types: HashMap::new(),
             handlers: Handlers::default(),
             child_results: HashMap::new(),
-            cancelled_children: std::collections::HashSet::new(),
+            cancelled_children: HashMap::new(),
         }
     }
 
@@ -224,8 +228,38 @@ impl RunCore {
     }
 
     /// Marks a child as asked to cancel; false when it was already.
-    pub(crate) fn request_child_cancel(&mut self, seq: u32) -> bool {
-        self.cancelled_children.insert(seq)
+    pub(crate) fn request_child_cancel(
+        &mut self,
+        seq: u32,
+        cancellation: crate::workflow::ChildWorkflowCancellationType,
+    ) -> bool {
+        if self.cancelled_children.contains_key(&seq) {
+            return false;
+        }
+        self.cancelled_children.insert(seq, cancellation);
+        true
+    }
+
+    /// Resolves a child's result as asked to cancel: its close is no
+    /// longer awaited (it is recorded, not seen by the code).
+    pub(crate) fn stop_waiting_for_child(&mut self, seq: u32) {
+        if self.torn_down {
+            return;
+        }
+        let key = super::child::result_key(seq);
+        if self.pending.remove(&key).is_some() {
+            self.results.insert(key, Resolution::ChildCancelRequested);
+            if let Some(waker) = self.wakers.remove(&key) {
+                waker.wake();
+            }
+        }
+    }
+
+    /// True when the code cancelled child `seq` waiting for the request
+    /// to reach it.
+    fn waits_for_child_cancel_request(&self, seq: u32) -> bool {
+        self.cancelled_children.get(&seq)
+            == Some(&crate::workflow::ChildWorkflowCancellationType::WaitCancellationRequested)
     }
 
     /// True while a command's outcome (or a child's close) is awaited.
@@ -1009,6 +1043,27 @@ impl WorkflowMachine {
                 Some(resolution) => resolution,
                 None => return,
             },
+            // The outcome of a child's cancellation request (keyed by the
+            // child's seq, which no external command has): it ends a wait
+            // of type wait-cancellation-requested; a failure (the child had
+            // closed) leaves it to the child's close.
+            EventKind::ExternalWorkflowCancelRequested { seq, .. }
+            | EventKind::RequestCancelExternalWorkflowFailed { seq, .. }
+                if lock(&self.core).pending.get(seq) != Some(&Awaited::External) =>
+            {
+                let delivered = matches!(
+                    event.kind,
+                    EventKind::ExternalWorkflowCancelRequested { .. }
+                );
+                let mut core = lock(&self.core);
+                if delivered && core.waits_for_child_cancel_request(*seq) {
+                    core.now = event.timestamp;
+                    core.stop_waiting_for_child(*seq);
+                    drop(core);
+                    self.poll();
+                }
+                return;
+            }
             kind @ (EventKind::ExternalWorkflowSignaled { .. }
             | EventKind::SignalExternalWorkflowFailed { .. }
             | EventKind::ExternalWorkflowCancelRequested { .. }

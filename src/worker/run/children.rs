@@ -311,19 +311,16 @@ impl RunActor {
         let _ = self.shared.deliver(parent.run_id, msg);
     }
 
-    /// Asks children to cancel once the request is durable: the one a
-    /// `ChildWorkflowCancelRequested` of the step names, and every open
-    /// child when the step records this run's own cancellation request.
+    /// Asks every open child to cancel once this run's own cancellation
+    /// request is durable. (A `ChildWorkflowCancelRequested` is delivered
+    /// by the commit that records it, see `external`.)
     pub(super) fn request_child_cancels(&self, events: &[Event]) {
-        for event in events {
-            match &event.kind {
-                EventKind::ChildWorkflowCancelRequested { seq } => self.cancel_child(*seq),
-                EventKind::WorkflowCancelRequested { .. } => {
-                    for seq in self.state.children.keys() {
-                        self.cancel_child(*seq);
-                    }
-                }
-                _ => {}
+        let cancelled = events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::WorkflowCancelRequested { .. }));
+        if cancelled {
+            for seq in self.state.children.keys() {
+                self.cancel_child(*seq);
             }
         }
     }

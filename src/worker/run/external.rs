@@ -3,28 +3,43 @@
 //! the step that initiates them, telling the targets' actors, and taking in
 //! what another run's step wrote to this one.
 
+use std::collections::BTreeMap;
+
 use super::{RunActor, RunMsg, Step};
-use crate::history::{Event, EventKind};
+use crate::history::{Event, EventKind, PendingChild};
 use crate::store::{
     ExternalAction, ExternalOp, ExternalRequest, StoreError, WriteOp, WriteOutcome,
 };
 
-/// True when the events signal or cancel another workflow.
+/// True when the events signal or cancel another workflow (or a child).
 pub(super) fn initiates(events: &[Event]) -> bool {
     events.iter().any(|e| {
         matches!(
             e.kind,
             EventKind::SignalExternalWorkflowInitiated { .. }
                 | EventKind::RequestCancelExternalWorkflowInitiated { .. }
+                | EventKind::ChildWorkflowCancelRequested { .. }
         )
     })
 }
 
-/// The deliveries the events of a step ask for, in their order.
-fn requests(events: &[Event]) -> Vec<ExternalRequest> {
+/// The deliveries the events of a step ask for, in their order: its
+/// signals and cancellation requests to other workflows, and its requests
+/// to cancel a child (`children` names each child's workflow ID by seq).
+fn requests(events: &[Event], children: &BTreeMap<u32, PendingChild>) -> Vec<ExternalRequest> {
     events
         .iter()
         .filter_map(|event| match &event.kind {
+            EventKind::ChildWorkflowCancelRequested { seq } => {
+                let child = children.get(seq).filter(|c| c.run_id.is_some())?;
+                Some(ExternalRequest {
+                    seq: *seq,
+                    initiated: event.event_id,
+                    workflow_id: child.workflow_id.clone(),
+                    run_id: None,
+                    action: ExternalAction::CancelChild,
+                })
+            }
             EventKind::SignalExternalWorkflowInitiated {
                 seq,
                 workflow_id,
@@ -67,7 +82,7 @@ impl RunActor {
         op: WriteOp,
         events: &[Event],
     ) -> Result<(WriteOutcome, Vec<Event>), StoreError> {
-        let requests = requests(events);
+        let requests = requests(events, &self.state.children);
         if requests.is_empty() {
             return Ok((self.shared.store.write(op).await?, Vec::new()));
         }
