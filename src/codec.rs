@@ -27,6 +27,9 @@
 //! - 8 (store format): the event kind `LocalActivityRecorded` appended at
 //!   the end of `EventKind` (its `result` is serde's `Result`: variant 0
 //!   `Ok` with a payload, 1 `Err` with a failure); record versions stay.
+//! - 13 (store format): four event kinds appended (pause, unpause, reset,
+//!   reset-from); run records are version 3: they gained `paused` and
+//!   `reset_from` (`store::record::RunRecordV2` keeps version 2).
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -430,6 +433,19 @@ mod tests {
                 seq: 1,
                 cause: crate::history::ExternalFailedCause::OwnRun,
             },
+            EventKind::WorkflowPaused { reason: "r".into() },
+            EventKind::WorkflowUnpaused { reason: "r".into() },
+            EventKind::WorkflowReset {
+                new_run_id: crate::history::RunId::from_u128(7),
+                reset_event_id: 3,
+                reason: "r".into(),
+            },
+            EventKind::WorkflowResetFrom {
+                previous_run_id: crate::history::RunId::from_u128(7),
+                reset_event_id: 3,
+                seed_run_id: crate::history::RunId::from_u128(7),
+                reason: "r".into(),
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -483,6 +499,11 @@ mod tests {
             EventKind::RequestCancelExternalWorkflowInitiated { .. } => 38,
             EventKind::ExternalWorkflowCancelRequested { .. } => 39,
             EventKind::RequestCancelExternalWorkflowFailed { .. } => 40,
+            // Format 13.
+            EventKind::WorkflowPaused { .. } => 41,
+            EventKind::WorkflowUnpaused { .. } => 42,
+            EventKind::WorkflowReset { .. } => 43,
+            EventKind::WorkflowResetFrom { .. } => 44,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {

@@ -269,6 +269,30 @@ pub enum ClientError {
         /// The running run.
         run_id: RunId,
     },
+    /// A reset named an event that is not a workflow task boundary of the
+    /// run (see [`ResetTo`](crate::ResetTo)).
+    #[error(
+        "event {event_id} of workflow {workflow_id:?} is not a workflow task boundary, so \
+         the run cannot be reset to it; reset to one of the boundaries {boundaries:?} \
+         (or to the first or last workflow task)"
+    )]
+    NotAResetPoint {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The event asked for.
+        event_id: u64,
+        /// The run's boundaries, in order.
+        boundaries: Vec<u64>,
+    },
+    /// A reset was refused for a reason of the run's state (open child
+    /// workflows, a run that moved on meanwhile); nothing was changed.
+    #[error("workflow {workflow_id:?} cannot be reset: {message}")]
+    ResetRefused {
+        /// The workflow ID.
+        workflow_id: String,
+        /// Why, and what to do.
+        message: String,
+    },
     /// An argument is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -227,6 +227,8 @@ pub fn seed_records() -> Vec<Vec<u8>> {
                     .with("Tags", vec!["a".to_string(), "b".to_string()])
             },
             memo: (i % 3 == 0).then(|| payload(&i)),
+            paused: None,
+            reset_from: None,
         };
         records.push(codec::encode(&record).expect("run records encode"));
     }

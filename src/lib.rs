@@ -150,6 +150,7 @@ pub use engine::{
     WorkflowOptions, WorkflowPage,
 };
 pub use engine::{MAX_UPDATE_ID_LEN, UpdateOptions, WorkflowCounts};
+pub use engine::{PauseReason, ResetOptions, ResetTo};
 pub use error::{ClientError, Error, OpenError, ResultError, UpdateError};
 pub use history::UpdateOutcome;
 pub use history::{

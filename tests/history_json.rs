@@ -227,7 +227,35 @@ async fn every_kind_of_event_round_trips() {
     engine.signal("json-continued", GO, vec![1]).await.unwrap();
     assert_eq!(run.result().await.unwrap(), 1);
 
+    // Paused, unpaused, then reset (store format 13).
+    engine
+        .start_workflow(WAIT_FOREVER, "json-reset", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine.pause_workflow("json-reset", "look").await.unwrap();
+    engine.unpause_workflow("json-reset", "ok").await.unwrap();
+    let reset_from = engine.describe("json-reset").await.unwrap().run_id;
+    engine
+        .reset_workflow(
+            "json-reset",
+            steadfast::ResetOptions::new(steadfast::ResetTo::FirstWorkflowTask, "again"),
+        )
+        .await
+        .unwrap();
+    engine
+        .terminate("json-reset", "by an operator")
+        .await
+        .unwrap();
+
     let mut seen = BTreeSet::new();
+    let history = engine
+        .workflow_run_history("json-reset", reset_from)
+        .await
+        .unwrap();
+    let text = history.to_json().unwrap();
+    assert_eq!(WorkflowHistory::from_json(&text).unwrap(), history);
+    seen.extend(kinds(&text));
+    replayer().replay(&history).unwrap();
     // The first run of the chain (it closed continuing as new).
     let history = engine
         .workflow_run_history("json-continued", first)
@@ -246,6 +274,7 @@ async fn every_kind_of_event_round_trips() {
         "json-cancelled",
         "json-terminated",
         "json-timed-out",
+        "json-reset",
     ] {
         let history = engine.workflow_history(id).await.unwrap();
         assert_eq!(history.events, engine.history(id).await.unwrap());
@@ -289,6 +318,10 @@ async fn every_kind_of_event_round_trips() {
         "LocalActivityRecorded",
         "WorkflowUpdateAccepted",
         "WorkflowUpdateCompleted",
+        "WorkflowPaused",
+        "WorkflowUnpaused",
+        "WorkflowReset",
+        "WorkflowResetFrom",
     ]
     .into_iter()
     .map(String::from)

@@ -74,6 +74,47 @@ pub struct WorkflowDescription {
     /// The parent workflow, when this run is (part of) a child workflow;
     /// read from the run's history, so also without a live actor.
     pub parent: Option<ParentInfo>,
+    /// Why a running run is paused, if it is: an operator's pause
+    /// ([`Engine::pause_workflow`](crate::Engine::pause_workflow)), or a
+    /// park that waits for a fix (nondeterminism, a panic, missing code),
+    /// which is a pause too: reset or fix it.
+    pub paused: Option<PauseReason>,
+    /// The run this one was reset from, when a reset started it.
+    pub reset_from: Option<RunId>,
+    /// The run that replaced this one, once it was reset.
+    pub reset_to: Option<RunId>,
+}
+
+/// Why a run is paused, as [`WorkflowDescription::paused`] and
+/// [`WorkflowExecutionInfo::paused`](crate::WorkflowExecutionInfo::paused)
+/// show it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum PauseReason {
+    /// An operator paused it, with this reason; unpause it to go on.
+    Requested(String),
+    /// It is parked until fixed code (or a reset) lets it go on.
+    Parked(ParkReason),
+}
+
+impl PauseReason {
+    /// The pause in one line, as the command-line tool and the web UI show it.
+    pub fn message(&self) -> String {
+        match self {
+            PauseReason::Requested(reason) => format!("paused: {reason}"),
+            PauseReason::Parked(reason) => format!("parked: {reason}"),
+        }
+    }
+
+    /// The pause of a running run: an operator's first, else a park that
+    /// needs a fix.
+    pub(crate) fn of(requested: Option<&String>, parked: Option<&ParkReason>) -> Option<Self> {
+        match (requested, parked) {
+            (Some(reason), _) => Some(PauseReason::Requested(reason.clone())),
+            (None, Some(reason)) if needs_fix(reason) => Some(PauseReason::Parked(reason.clone())),
+            _ => None,
+        }
+    }
 }
 
 /// What [`WorkflowHandle::result_or_parked`] saw first.
@@ -293,7 +334,11 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
             .read_waiting_out_failures(|| self.shared.store.last_event(run_id, &self.workflow_id))
             .await?;
         let outcome = match last.map(|e| e.kind) {
-            Some(EventKind::WorkflowContinuedAsNew { new_run_id, .. }) => {
+            // A reset run goes on as its new run.
+            Some(
+                EventKind::WorkflowContinuedAsNew { new_run_id, .. }
+                | EventKind::WorkflowReset { new_run_id, .. },
+            ) => {
                 return Ok(Ended::Continued(new_run_id));
             }
             Some(EventKind::WorkflowCompleted { result }) => Ok(result.decode()?),
@@ -398,15 +443,27 @@ pub(crate) async fn describe_run(
         .unwrap_or_default();
     let links = MutableState::fold(&second);
     let (previous_run_id, parent) = (links.previous_run_id, links.parent);
-    let next_run_id = if record.status == WorkflowStatus::ContinuedAsNew {
+    let (next_run_id, reset_to) = if matches!(
+        record.status,
+        WorkflowStatus::ContinuedAsNew | WorkflowStatus::Terminated
+    ) {
         let last = shared.store.last_event(run_id, workflow_id).await?;
-        MutableState::fold(last.iter()).next_run_id
+        let close = MutableState::fold(last.iter());
+        (close.next_run_id, close.reset_to)
     } else {
+        (None, None)
+    };
+    let paused = if record.status.is_closed() {
         None
+    } else {
+        PauseReason::of(snapshot.paused.as_ref(), parked.as_ref())
     };
     Ok(WorkflowDescription {
         previous_run_id,
         next_run_id,
+        paused,
+        reset_from: record.reset_from,
+        reset_to,
         pending_activities: snapshot.activities,
         pending_timers: snapshot.timers,
         pending_children: snapshot.children,
@@ -456,6 +513,7 @@ async fn from_file(
         timers: state.pending_timers(),
         children: state.pending_children(),
         parked: published.or_else(|| shared.replay_parked(run_id, record, &history)),
+        paused: state.paused.clone(),
         history_len: state.last_event_id,
     })
 }

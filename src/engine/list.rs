@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use crate::engine::PauseReason;
 use crate::error::ClientError;
 use crate::history::{Payload, RunId, SearchAttributeValue, SearchAttributes, WorkflowStatus};
 use crate::store::{Query, QueryPage, Suffix};
@@ -273,6 +274,23 @@ pub struct WorkflowExecutionInfo {
     pub memo: Option<Payload>,
     /// Why the run is parked, when this engine holds it parked.
     pub parked: Option<ParkReason>,
+    /// Why the run is paused, if it is: an operator's pause (kept in the
+    /// run's record), or a park that waits for a fix (see
+    /// [`WorkflowDescription::paused`](crate::WorkflowDescription::paused)).
+    pub paused: Option<PauseReason>,
+}
+
+impl WorkflowExecutionInfo {
+    /// Sets the park reason this engine holds for the run, and the pause
+    /// it makes.
+    fn set_parked(&mut self, parked: Option<ParkReason>) {
+        let requested = match self.paused.take() {
+            Some(PauseReason::Requested(reason)) => Some(reason),
+            _ => None,
+        };
+        self.paused = PauseReason::of(requested.as_ref(), parked.as_ref());
+        self.parked = parked;
+    }
 }
 
 /// A page of runs: open runs first, then closed ones, newest first.
@@ -302,6 +320,10 @@ pub(crate) fn page(found: QueryPage) -> WorkflowPage {
             search_attributes: r.search_attributes,
             memo: r.memo,
             parked: None,
+            paused: r
+                .paused
+                .filter(|_| !r.status.is_closed())
+                .map(PauseReason::Requested),
         })
         .collect();
     WorkflowPage {
@@ -327,7 +349,7 @@ pub(crate) async fn list(
     let Some(parked) = filter.parked else {
         let mut found = page(shared.store.list(&query).await?);
         for run in &mut found.executions {
-            run.parked = parked_reason(run.run_id);
+            run.set_parked(parked_reason(run.run_id));
         }
         return Ok(found);
     };
@@ -350,7 +372,7 @@ pub(crate) async fn list(
         query.page_size = want - executions.len();
         let found = page(shared.store.list(&query).await?);
         for mut run in found.executions {
-            run.parked = parked_reason(run.run_id);
+            run.set_parked(parked_reason(run.run_id));
             if run.parked.is_some() == parked {
                 executions.push(run);
             }

@@ -7,7 +7,9 @@ mod export;
 mod handle;
 mod list;
 mod options;
+mod pause;
 mod read_only;
+mod reset;
 mod shutdown;
 mod signal_options;
 mod start_many;
@@ -24,9 +26,10 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::oneshot;
 
 pub use count::WorkflowCounts;
-pub use handle::{ResultOrParked, WorkflowDescription, WorkflowHandle};
+pub use handle::{PauseReason, ResultOrParked, WorkflowDescription, WorkflowHandle};
 pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
 pub use options::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions};
+pub use reset::{ResetOptions, ResetTo};
 pub use signal_options::{MAX_SIGNAL_REQUEST_ID_LEN, SignalOptions};
 pub use update::{MAX_UPDATE_ID_LEN, UpdateOptions};
 
@@ -677,6 +680,8 @@ impl Engine {
             history_len: events.len() as u64,
             search_attributes: options.search_attributes.clone(),
             memo: options.memo.clone(),
+            paused: None,
+            reset_from: None,
         };
         // The first activation runs before the commit, so the start and the
         // workflow's first commands are durable together, in one commit.

@@ -14,6 +14,7 @@ mod failure;
 mod ids;
 mod json;
 mod payload;
+mod reset;
 mod search_attributes;
 mod state;
 mod update;
@@ -35,6 +36,7 @@ pub use failure::{Failure, RetryState};
 pub use ids::{MAX_WORKFLOW_ID_LEN, RunId};
 pub use json::{HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, WorkflowHistory};
 pub use payload::{DEFAULT_MAX_PAYLOAD_BYTES, Payload, PayloadError};
+pub(crate) use reset::{ResetRefusal, boundaries, reset_history};
 pub use search_attributes::{
     MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
     SearchAttributeValue, SearchAttributes,
@@ -454,6 +456,51 @@ pub enum EventKind {
         /// Why.
         cause: ExternalFailedCause,
     },
+    /// An operator paused the run (`Engine::pause_workflow`): until a
+    /// `WorkflowUnpaused`, no activity attempt begins and no timer fires
+    /// (they are held, and act at the unpause); queries, signals,
+    /// cancellation and termination still work. Store format 13.
+    WorkflowPaused {
+        /// Why, as the operator gave it.
+        reason: String,
+    },
+    /// An operator unpaused the run: what the pause held acts now. Store
+    /// format 13.
+    WorkflowUnpaused {
+        /// Why, as the operator gave it.
+        reason: String,
+    },
+    /// The run was reset (`Engine::reset_workflow`): it closes as
+    /// [`WorkflowStatus::Terminated`], and run `new_run_id` of the same
+    /// workflow ID, which starts in the same commit with this run's history
+    /// up to event `reset_event_id`, re-runs the rest under the code
+    /// registered now. Store format 13.
+    WorkflowReset {
+        /// The run that replaces this one.
+        new_run_id: RunId,
+        /// The last event of this run's history the new run keeps: a
+        /// workflow task boundary (see `Engine::reset_workflow`).
+        reset_event_id: EventId,
+        /// Why, as the operator gave it.
+        reason: String,
+    },
+    /// The run was started by a reset: written right after the history it
+    /// copied from `previous_run_id` (events 1 to `reset_event_id`, kept
+    /// as they were), before the signals reapplied to it. Its code replays
+    /// the copy, and from here on its randomness is seeded from its own run
+    /// ID. Store format 13.
+    WorkflowResetFrom {
+        /// The run that was reset.
+        previous_run_id: RunId,
+        /// The last event copied from it.
+        reset_event_id: EventId,
+        /// The run whose ID seeded `ctx.random` for the events before this
+        /// one (the run that recorded them), so a replay of them draws the
+        /// same values.
+        seed_run_id: RunId,
+        /// Why, as the operator gave it.
+        reason: String,
+    },
 }
 
 /// A signal a run received and did not read, moved to the next run of a
@@ -544,6 +591,7 @@ impl EventKind {
                 | EventKind::WorkflowTerminated { .. }
                 | EventKind::WorkflowTimedOut { .. }
                 | EventKind::WorkflowContinuedAsNew { .. }
+                | EventKind::WorkflowReset { .. }
         )
     }
 
@@ -748,6 +796,16 @@ impl EventKind {
             EventKind::RequestCancelExternalWorkflowFailed { seq, .. } => {
                 format!("RequestCancelExternalWorkflowFailed(seq {seq})")
             }
+            EventKind::WorkflowPaused { .. } => "WorkflowPaused".to_string(),
+            EventKind::WorkflowUnpaused { .. } => "WorkflowUnpaused".to_string(),
+            EventKind::WorkflowReset { new_run_id, .. } => {
+                format!("WorkflowReset(new run {new_run_id})")
+            }
+            EventKind::WorkflowResetFrom {
+                previous_run_id,
+                reset_event_id,
+                ..
+            } => format!("WorkflowResetFrom(run {previous_run_id}, event {reset_event_id})"),
         }
     }
 }

@@ -99,6 +99,13 @@ pub(crate) struct MutableState {
     pub(crate) children: BTreeMap<u32, PendingChild>,
     /// The parent, when this run is (part of) a child workflow.
     pub(crate) parent: Option<ParentInfo>,
+    /// While an operator has the run paused: the reason given. No attempt
+    /// begins and no timer fires meanwhile (see [`next_due`](Self::next_due)).
+    pub(crate) paused: Option<String>,
+    /// The run a reset replaced this one with, once it was reset.
+    pub(crate) reset_to: Option<RunId>,
+    /// The run this one was reset from, and the last event copied from it.
+    pub(crate) reset_from: Option<(RunId, EventId)>,
 }
 
 impl Default for MutableState {
@@ -121,6 +128,9 @@ impl Default for MutableState {
             updates: BTreeMap::new(),
             children: BTreeMap::new(),
             parent: None,
+            paused: None,
+            reset_to: None,
+            reset_from: None,
         }
     }
 }
@@ -339,12 +349,38 @@ impl MutableState {
             | EventKind::RequestCancelExternalWorkflowInitiated { .. }
             | EventKind::ExternalWorkflowCancelRequested { .. }
             | EventKind::RequestCancelExternalWorkflowFailed { .. } => {}
+            EventKind::WorkflowPaused { reason } => self.paused = Some(reason.clone()),
+            EventKind::WorkflowUnpaused { .. } => self.paused = None,
+            EventKind::WorkflowReset { new_run_id, .. } => {
+                self.reset_to = Some(*new_run_id);
+                // Temporal's reading: the reset run is terminated.
+                self.close(WorkflowStatus::Terminated, at);
+            }
+            EventKind::WorkflowResetFrom {
+                previous_run_id,
+                reset_event_id,
+                ..
+            } => {
+                self.reset_from = Some((*previous_run_id, *reset_event_id));
+                // A reset run starts unpaused, whatever its copy says, and
+                // its run timeout counts from the reset (a run timeout is
+                // per run; counting it from the copied start would time the
+                // new run out at once, temporalio/temporal#1913). The
+                // execution timeout spans the chain and is kept.
+                self.paused = None;
+                self.deadlines.retain(|(_, which)| *which != RUN_TIMEOUT);
+                if let Some(deadline) = self.run_timeout.and_then(|l| at.checked_add(l)) {
+                    self.deadlines.push((deadline, RUN_TIMEOUT));
+                }
+            }
         }
     }
 
     fn close(&mut self, status: WorkflowStatus, at: SystemTime) {
         self.status = status;
         self.close_time = Some(at);
+        // A closed run holds nothing back.
+        self.paused = None;
         self.activities.clear();
         self.timers.clear();
         self.deadlines.clear();
@@ -372,13 +408,19 @@ impl MutableState {
     }
 
     /// The earliest time the run needs the engine while idle: a timer, a
-    /// retry or a deadline.
+    /// retry or a deadline. While paused only a deadline (timeouts keep
+    /// running, as in Temporal): timers and retries are held until the
+    /// unpause, which acts on those that came due meanwhile.
     pub(crate) fn next_due(&self) -> Option<SystemTime> {
+        let deadlines = self.deadlines.iter().map(|(at, _)| *at);
+        if self.paused.is_some() {
+            return deadlines.min();
+        }
         self.timers
             .values()
             .copied()
             .chain(self.activities.values().filter_map(|p| p.retry_at))
-            .chain(self.deadlines.iter().map(|(at, _)| *at))
+            .chain(deadlines)
             .min()
     }
 
@@ -771,6 +813,60 @@ mod tests {
         let parent = child.parent.unwrap();
         assert_eq!((parent.workflow_id.as_str(), parent.seq), ("p", 3));
         assert_eq!(parent.run_id, RunId::from_u128(9));
+    }
+
+    #[test]
+    fn a_pause_holds_timers_and_retries_and_a_reset_links_both_runs() {
+        let mut state = MutableState::fold(&history(vec![
+            started(Some(Duration::from_secs(5))),
+            EventKind::TimerStarted {
+                seq: 1,
+                fire_at: at(300),
+            },
+            EventKind::WorkflowPaused {
+                reason: "look".into(),
+            },
+        ]));
+        assert_eq!(state.paused.as_deref(), Some("look"));
+        // Only the run timeout is due while paused.
+        assert_eq!(state.next_due(), Some(at(105)));
+        state.apply(&Event {
+            event_id: 4,
+            timestamp: at(200),
+            kind: EventKind::WorkflowUnpaused {
+                reason: "ok".into(),
+            },
+        });
+        assert_eq!(state.paused, None);
+        assert_eq!(state.next_due(), Some(at(105)));
+
+        let copied = MutableState::fold(&history(vec![
+            started(Some(Duration::from_secs(5))),
+            EventKind::WorkflowPaused { reason: "p".into() },
+            EventKind::WorkflowResetFrom {
+                previous_run_id: RunId::from_u128(1),
+                reset_event_id: 2,
+                seed_run_id: RunId::from_u128(1),
+                reason: "fix".into(),
+            },
+        ]));
+        assert_eq!(copied.paused, None);
+        assert_eq!(copied.reset_from, Some((RunId::from_u128(1), 2)));
+        // The run timeout counts from the reset (event 3, at 102).
+        assert_eq!(copied.deadlines, vec![(at(107), RUN_TIMEOUT)]);
+
+        state.apply(&Event {
+            event_id: 5,
+            timestamp: at(400),
+            kind: EventKind::WorkflowReset {
+                new_run_id: RunId::from_u128(7),
+                reset_event_id: 2,
+                reason: "fix".into(),
+            },
+        });
+        assert_eq!(state.status, WorkflowStatus::Terminated);
+        assert_eq!(state.reset_to, Some(RunId::from_u128(7)));
+        assert!(state.timers.is_empty());
     }
 
     #[test]

@@ -53,6 +53,8 @@ fn record(workflow_id: &str, status: WorkflowStatus, history_len: u64) -> RunRec
         history_len,
         search_attributes: Default::default(),
         memo: None,
+        paused: None,
+        reset_from: None,
     }
 }
 
@@ -620,6 +622,66 @@ pub(crate) async fn a_continue_as_new_is_one_write(store: &dyn Store) {
     conflict(store.write(op(4, RunId::new_time_ordered())).await);
 }
 
+/// A reset is written as a continue-as-new whose closed record is
+/// `Terminated` (closing on `WorkflowReset`) and whose successor begins with
+/// a copy of the history: one write, the successor the ID's latest run, the
+/// copied events stored as given. Any other closing status is refused whole.
+pub(crate) async fn a_reset_is_one_write(store: &dyn Store) {
+    let first = RunId::new_time_ordered();
+    store
+        .write(start("r", first, ReuseRule::Allow, WAKE_NEVER))
+        .await
+        .expect("start");
+    let next = RunId::new_time_ordered();
+    let started = store.history(first, "r").await.expect("history");
+    let op = |status: WorkflowStatus| {
+        let close = EventKind::WorkflowReset {
+            new_run_id: next,
+            reset_event_id: 1,
+            reason: "r".into(),
+        };
+        let from = EventKind::WorkflowResetFrom {
+            previous_run_id: first,
+            reset_event_id: 1,
+            seed_run_id: first,
+            reason: "r".into(),
+        };
+        WriteOp::ContinueAsNew(Box::new(ContinueAsNewOp {
+            run_id: first,
+            record: EncodedRecord::new(record("r", status, 3)).expect("encodes"),
+            expect_next: 2,
+            events: vec![signal(2), event(3, close)],
+            next_run_id: next,
+            next_record: EncodedRecord::new(record("r", WorkflowStatus::Running, 2))
+                .expect("encodes"),
+            next_events: vec![
+                crate::codec::encode(&started[0]).expect("encodes"),
+                event(2, from).1,
+            ],
+            next_wake: WAKE_NOW,
+        }))
+    };
+    conflict(store.write(op(WorkflowStatus::Completed)).await);
+    assert!(store.run(next, "r").await.expect("read").is_none());
+    assert_eq!(
+        store
+            .write(op(WorkflowStatus::Terminated))
+            .await
+            .expect("reset"),
+        WriteOutcome::ContinuedAsNew
+    );
+    let closed = store.run(first, "r").await.expect("read").expect("record");
+    assert_eq!(closed.status, WorkflowStatus::Terminated);
+    let (current, _) = store.current_run("r").await.expect("read").expect("latest");
+    assert_eq!(current, next);
+    let copied = store.history(next, "r").await.expect("history");
+    assert_eq!(copied[0], started[0]);
+    assert!(matches!(
+        copied[1].kind,
+        EventKind::WorkflowResetFrom { previous_run_id, .. } if previous_run_id == first
+    ));
+}
+
 /// The counts by status follow starts, closes, refused writes, deletes and
 /// sweeps, in the same commits.
 pub(crate) async fn counts_follow_starts_closes_and_removals(store: &dyn Store) {
@@ -739,6 +801,7 @@ macro_rules! conformance_tests {
             list_and_delete,
             sweeps_remove_only_runs_closed_by_the_cutoff,
             a_continue_as_new_is_one_write,
+            a_reset_is_one_write,
             counts_follow_starts_closes_and_removals,
         );
     };

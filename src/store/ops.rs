@@ -85,6 +85,9 @@ pub(crate) enum WriteOp {
     /// Continue a run as new: the append that closes `run_id` (as
     /// `Append`, with its closed record, conditional the same way) and the
     /// start of its successor, in one commit (boxed: it is the largest op).
+    /// A reset is written the same way: its closed record is `Terminated`
+    /// (closing on `WorkflowReset`) and the successor's events begin with
+    /// the copied history.
     ContinueAsNew(Box<ContinueAsNewOp>),
     /// A step that starts child workflows: the parent's append and each
     /// child's start (or the record that it was not started), in one
@@ -111,7 +114,8 @@ pub(crate) enum WriteOp {
 #[derive(Debug)]
 pub(crate) struct ContinueAsNewOp {
     pub(crate) run_id: RunId,
-    /// The closed record of `run_id` (status `ContinuedAsNew`).
+    /// The closed record of `run_id` (status `ContinuedAsNew`, or
+    /// `Terminated` for a reset).
     pub(crate) record: EncodedRecord,
     pub(crate) expect_next: u64,
     /// Ends with the `WorkflowContinuedAsNew` event.

@@ -34,7 +34,7 @@ use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowEr
 use queue::TaskQueue;
 pub(crate) use registration::{Kind, Signature};
 use registration::{Registration, Registrations};
-pub(crate) use run::{PreparedRun, RunMsg, StartUpdate, notify_parent_of_close};
+pub(crate) use run::{Ack, PreparedRun, ResetRun, RunMsg, StartUpdate, notify_parent_of_close};
 pub(crate) use shutdown::Drain;
 use timers::Timers;
 
@@ -247,6 +247,8 @@ pub(crate) struct RunSnapshot {
     pub(crate) children: Vec<crate::history::PendingChildInfo>,
     /// Why the run is parked, as published when the snapshot was taken.
     pub(crate) parked: Option<ParkReason>,
+    /// Why an operator paused it, while paused.
+    pub(crate) paused: Option<String>,
     /// Events in the run's history (all of them durable).
     pub(crate) history_len: u64,
 }

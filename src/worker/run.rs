@@ -23,6 +23,9 @@ use tracing::{Instrument, info_span, warn};
 
 mod activity_cancel;
 mod local_activity;
+mod pause;
+
+pub(crate) use pause::ResetRun;
 
 use super::attempt::{self, Attempt, AttemptOutcome, Begin};
 use super::queue::Slot;
@@ -136,6 +139,14 @@ pub(crate) enum RunMsg {
         /// Boxed, as `ChildClosed`'s kind.
         event: Box<Event>,
     },
+    /// An operator pauses the run (see [`pause`]).
+    Pause { reason: String, ack: Ack },
+    /// An operator unpauses the run.
+    Unpause { reason: String, ack: Ack },
+    /// An operator resets the run: it closes, and the run the engine
+    /// prepared from its history starts in the same commit (boxed: large
+    /// and rare).
+    Reset(Box<ResetRun>),
     /// Nothing but "be in memory": resumes a run loaded from the file.
     Wake,
     /// The workflow's waker was woken between activations: its code awaits
@@ -195,6 +206,9 @@ struct Step {
     /// actor cannot place (see `external`): the step is refused and the run
     /// reloads from the file.
     behind: bool,
+    /// The step unpauses the run: once it is durable, what the pause held
+    /// acts.
+    unpaused: bool,
 }
 
 /// The successor of a run that continues as new: its record and first
@@ -246,6 +260,9 @@ struct RunActor {
     /// Callers of accepted updates waiting for their handler's outcome,
     /// by update ID (answered after the commit that records it).
     update_waiters: Vec<(String, UpdateReply)>,
+    /// Local activities asked for while the run is paused: they start at
+    /// the unpause (a reload asks for them again, from replay).
+    held_locals: Vec<crate::workflow::LocalRequest>,
 }
 
 /// A run replayed from its history, with the step that resuming it needs
@@ -314,6 +331,7 @@ pub(super) fn prepare(
         watch: Arc::new(watch::channel(RunState::Running).0),
         locals: BTreeMap::new(),
         update_waiters: Vec::new(),
+        held_locals: Vec::new(),
     };
     actor.watch_foreign_wakes();
     let mut step = Step::default();
@@ -490,7 +508,8 @@ impl RunActor {
                 result,
             } => self.local_done(step, seq, attempt, result),
             RunMsg::TimerDue { seq } => {
-                if self.state.timers.contains_key(&seq) {
+                // Held while paused: the unpause arms it again.
+                if self.state.timers.contains_key(&seq) && self.state.paused.is_none() {
                     let event = self.push(step, EventKind::TimerFired { seq });
                     self.activate(step, &event);
                 }
@@ -502,7 +521,8 @@ impl RunActor {
                     .get(&seq)
                     .is_some_and(|p| p.attempt == attempt && p.retry_at.is_some());
                 // Once: a duplicate wake-up finds it dispatched already.
-                if due && !self.waiting.contains_key(&seq) {
+                // Held while paused: the unpause arms it again.
+                if due && !self.waiting.contains_key(&seq) && self.state.paused.is_none() {
                     self.begin_attempt(step, seq, attempt);
                 }
             }
@@ -587,6 +607,9 @@ impl RunActor {
                 );
             }
             RunMsg::Describe { reply } => step.describes.push(reply),
+            RunMsg::Pause { reason, ack } => self.pause(step, reason, ack),
+            RunMsg::Unpause { reason, ack } => self.unpause(step, reason, ack),
+            RunMsg::Reset(reset) => self.reset(step, *reset),
             RunMsg::ChildClosed {
                 child_workflow_id,
                 kind,
@@ -817,6 +840,11 @@ impl RunActor {
     /// its start is recorded only when it has one (see
     /// [`slot_ready`](Self::slot_ready)).
     fn begin_attempt(&mut self, step: &mut Step, seq: u32, attempt: u32) {
+        // Held while paused: the attempt is due and not begun (its retry
+        // time is in the state), and the unpause begins it.
+        if self.state.paused.is_some() {
+            return;
+        }
         let slot = self.try_slot(seq);
         if slot.is_some() {
             self.push(step, EventKind::ActivityAttemptStarted { seq, attempt });
@@ -855,7 +883,8 @@ impl RunActor {
             .activities
             .get(&seq)
             .is_some_and(|p| p.attempt == attempt && p.retry_at.is_some());
-        if !due || self.state.status.is_closed() {
+        // Paused: it stays due and waits for the unpause.
+        if !due || self.state.status.is_closed() || self.state.paused.is_some() {
             self.attempts.remove(&seq);
             return;
         }
@@ -895,6 +924,7 @@ impl RunActor {
         self.record.history_len = self.state.last_event_id;
         self.record.status = self.state.status;
         self.record.close_time = self.state.close_time;
+        self.record.paused = self.state.paused.clone();
     }
 
     /// True when `attempt` of activity `seq` is the one running now.
@@ -949,6 +979,10 @@ impl RunActor {
             match event.kind {
                 // The first attempt begins with its scheduling when a slot
                 // is free; otherwise the history says it waits.
+                // While paused it waits, not begun, for the unpause.
+                EventKind::ActivityScheduled { seq, .. } if self.state.paused.is_some() => {
+                    self.push(step, EventKind::ActivityAttemptWaiting { seq, attempt: 1 });
+                }
                 EventKind::ActivityScheduled { seq, .. } => {
                     let slot = self.try_slot(seq);
                     if slot.is_none() {
@@ -1065,6 +1099,8 @@ impl RunActor {
                 .clone()
                 .unwrap_or_else(|| self.record.search_attributes.clone()),
             memo: memo.clone().or_else(|| self.record.memo.clone()),
+            paused: None,
+            reset_from: None,
         };
         step.next_run = Some(NextRun {
             run_id: next_run_id,
@@ -1173,6 +1209,7 @@ impl RunActor {
             children: self.state.pending_children(),
             history_len: self.record.history_len,
             parked: self.watch.borrow().parked().cloned(),
+            paused: self.state.paused.clone(),
         }
     }
 
@@ -1301,9 +1338,8 @@ impl RunActor {
             self.watch
                 .send_replace(RunState::Closed(self.record.status));
             self.shared.unregister(self.run_id);
-            if let Some(next) = step.next_run
-                && self.record.status == WorkflowStatus::ContinuedAsNew
-            {
+            // A continue-as-new's or a reset's next run.
+            if let Some(next) = step.next_run {
                 // Durable already (and `WAKE_NOW` in the file, so a crash
                 // before this loads it on the next open): start it now.
                 let _ = self.shared.deliver(next.run_id, RunMsg::Wake);
@@ -1323,7 +1359,14 @@ impl RunActor {
             let _ = go.send(());
         }
         for request in step.locals {
-            self.start_local(request);
+            if self.state.paused.is_some() {
+                self.held_locals.push(request);
+            } else {
+                self.start_local(request);
+            }
+        }
+        if step.unpaused {
+            self.act_on_held();
         }
         for effect in step.effects {
             match effect {
@@ -1395,9 +1438,14 @@ impl RunActor {
         // The record goes with the events that change it: a close, or an
         // upsert of search attributes (durable together, in one commit).
         let changed = self.record.status.is_closed()
-            || events
-                .iter()
-                .any(|e| matches!(e.kind, EventKind::SearchAttributesUpserted { .. }));
+            || events.iter().any(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::SearchAttributesUpserted { .. }
+                        | EventKind::WorkflowPaused { .. }
+                        | EventKind::WorkflowUnpaused { .. }
+                )
+            });
         let record = if changed {
             Some(EncodedRecord::new(self.record.clone())?)
         } else {
@@ -1405,8 +1453,14 @@ impl RunActor {
         };
         let expect_next = events.first().map_or(0, |e| e.event_id);
         let op = match (next_run, record) {
-            // The close and the next run's start, in one commit.
-            (Some(next), Some(record)) if self.record.status == WorkflowStatus::ContinuedAsNew => {
+            // The close and the next run's start, in one commit (a
+            // continue-as-new, or a reset: closed as Terminated).
+            (Some(next), Some(record))
+                if matches!(
+                    self.record.status,
+                    WorkflowStatus::ContinuedAsNew | WorkflowStatus::Terminated
+                ) =>
+            {
                 let mut next_events = Vec::with_capacity(next.events.len());
                 for event in &next.events {
                     next_events.push(codec::encode(event).map_err(StoreError::encode)?);

@@ -114,8 +114,12 @@ pub(crate) struct RunCore {
     next_seq: u32,
     /// Time of the event being applied: `ctx.now()`.
     now: SystemTime,
-    /// Seeded from the run ID, so `random` and `uuid` repeat on replay.
+    /// Seeded from the run ID, so `random` and `uuid` repeat on replay (in
+    /// a reset run: from the ID of the run that recorded each stretch).
     rng: ChaCha8Rng,
+    /// A reset run's seeds still to come: the run ID whose seed the events
+    /// after each `WorkflowResetFrom` of its history were recorded with.
+    seeds: VecDeque<RunId>,
     /// Command events of the history not yet matched by the code, in order.
     expected: VecDeque<Event>,
     /// Commands issued past the end of the history.
@@ -179,17 +183,40 @@ impl std::fmt::Debug for RunCore {
     }
 }
 
+/// The random generator of a run whose code draws from `run_id`'s seed.
+fn seeded(run_id: RunId) -> ChaCha8Rng {
+    let mut seed = [0u8; 32];
+    seed[..16].copy_from_slice(&run_id.as_u128().to_le_bytes());
+    seed[16..].copy_from_slice(&run_id.as_u128().to_be_bytes());
+    ChaCha8Rng::from_seed(seed)
+}
+
+/// The seeds a run's history was recorded with, in order: the first one
+/// seeds its code from the start, and each `WorkflowResetFrom` switches to
+/// the next. A run never reset has one, its own ID. A reset run's events
+/// before its (first) `WorkflowResetFrom` were recorded by the run that
+/// event names as `seed_run_id`; after its last one, by the run itself.
+pub(crate) fn seeds(run_id: RunId, history: &[Event]) -> VecDeque<RunId> {
+    let mut seeds: VecDeque<RunId> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::WorkflowResetFrom { seed_run_id, .. } => Some(*seed_run_id),
+            _ => None,
+        })
+        .collect();
+    seeds.push_back(run_id);
+    seeds
+}
+
 impl RunCore {
     fn new(workflow_id: String, run_id: RunId, expected: VecDeque<Event>) -> Self {
-        let mut seed = [0u8; 32];
-        seed[..16].copy_from_slice(&run_id.as_u128().to_le_bytes());
-        seed[16..].copy_from_slice(&run_id.as_u128().to_be_bytes());
         RunCore {
             workflow_id,
             run_id,
             next_seq: 1,
             now: SystemTime::UNIX_EPOCH,
-            rng: ChaCha8Rng::from_seed(seed),
+            rng: seeded(run_id),
+            seeds: VecDeque::new(),
             expected,
             new_commands: Vec::new(),
             results: HashMap::new(),
@@ -887,11 +914,12 @@ impl WorkflowMachine {
             .filter(|e| e.kind.is_command())
             .cloned()
             .collect();
-        let core = Arc::new(Mutex::new(RunCore::new(
-            workflow_id.clone(),
-            run_id,
-            expected,
-        )));
+        let mut core = RunCore::new(workflow_id.clone(), run_id, expected);
+        core.seeds = seeds(run_id, history);
+        if let Some(first) = core.seeds.pop_front() {
+            core.rng = seeded(first);
+        }
+        let core = Arc::new(Mutex::new(core));
         // The signal of a signal-with-start is there before the code first
         // runs (Temporal's signal-with-start: it is in the first workflow
         // task), so a value set from it is visible from the first line.
@@ -1134,6 +1162,16 @@ impl WorkflowMachine {
                 input,
             } => {
                 self.start_update(event, update_id, update_name, input);
+                return;
+            }
+            // The copy a reset made ends here: what the code draws from now
+            // on comes from the next recorder's seed (Temporal re-seeds
+            // after a reset too). Not an activation.
+            EventKind::WorkflowResetFrom { .. } => {
+                let mut core = lock(&self.core);
+                if let Some(next) = core.seeds.pop_front() {
+                    core.rng = seeded(next);
+                }
                 return;
             }
             _ => return,

@@ -7,7 +7,7 @@ use super::redb_err;
 use super::tables::{
     FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_V3, STORE_FORMAT_V4,
     STORE_FORMAT_V5, STORE_FORMAT_V6, STORE_FORMAT_V7, STORE_FORMAT_V8, STORE_FORMAT_V9,
-    STORE_FORMAT_V10, STORE_FORMAT_V11, STORE_FORMAT_VERSION,
+    STORE_FORMAT_V10, STORE_FORMAT_V11, STORE_FORMAT_V12, STORE_FORMAT_VERSION,
 };
 use super::{counts, visibility};
 use crate::error::OpenError;
@@ -78,9 +78,10 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
             migrate_v2(txn, v)?;
             Ok(Ok(()))
         }
-        // Format 11 has today's tables; only its event kinds are fewer.
-        Some(STORE_FORMAT_V11) => {
-            set_current(txn, STORE_FORMAT_V11)?;
+        // Formats 11 and 12 have today's tables; only their event kinds
+        // (and, before 13, their run record versions) are fewer.
+        Some(v @ (STORE_FORMAT_V11 | STORE_FORMAT_V12)) => {
+            set_current(txn, v)?;
             Ok(Ok(()))
         }
         Some(STORE_FORMAT_VERSION) => {

@@ -154,6 +154,8 @@ mod tests {
             history_len,
             search_attributes: Default::default(),
             memo: None,
+            paused: None,
+            reset_from: None,
         };
         let event = Event {
             event_id: 1,

@@ -88,7 +88,16 @@ use crate::store::StoreError;
 ///   with the persisted enum `ExternalFailedCause`), which a format-11 build
 ///   cannot decode. Format 11 is brought to 12 on open by setting the
 ///   version alone; formats 1 to 10 as they are brought to 11, and that.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 12;
+/// - 13: the same tables; histories may hold the pause and reset event
+///   kinds (indexes 41 to 44: `WorkflowPaused`, `WorkflowUnpaused`,
+///   `WorkflowReset`, `WorkflowResetFrom`) and run records may be of
+///   record version 3 (`paused`, `reset_from`), which a format-12 build
+///   cannot decode. Formats 11 and 12 are brought to 13 on open by setting
+///   the version alone; formats 1 to 10 as they are brought to 11, and that.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 13;
+/// Format 11's tables with format 12's event kinds; opened by setting the
+/// version to the current one.
+pub(crate) const STORE_FORMAT_V12: u32 = 12;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format

@@ -255,9 +255,14 @@ fn continue_as_new(t: &mut Tables<'_>, op: &ContinueAsNewOp) -> Result<(), Store
         run_id,
         message: message.to_string(),
     };
-    if record.record.status != WorkflowStatus::ContinuedAsNew {
+    // A reset closes the run as Terminated and starts its successor the
+    // same way.
+    if !matches!(
+        record.record.status,
+        WorkflowStatus::ContinuedAsNew | WorkflowStatus::Terminated
+    ) {
         return Err(conflict(
-            "a continue-as-new must close the run as ContinuedAsNew",
+            "a continue-as-new (or reset) must close the run as ContinuedAsNew (or Terminated)",
         ));
     }
     // The workflow ID must name this run (so the successor's start finds

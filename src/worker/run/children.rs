@@ -130,6 +130,8 @@ impl RunActor {
                 history_len: child_encoded.len() as u64,
                 search_attributes: options.search_attributes.clone(),
                 memo: options.memo.clone(),
+                paused: None,
+                reset_from: None,
             };
             starts.push(ChildStartOp {
                 seq: *seq,
@@ -461,7 +463,9 @@ async fn chain_close(
             return Ok(None);
         };
         match last.kind {
-            EventKind::WorkflowContinuedAsNew { new_run_id, .. } => run_id = new_run_id,
+            // A reset child goes on in its new run, which keeps its parent.
+            EventKind::WorkflowContinuedAsNew { new_run_id, .. }
+            | EventKind::WorkflowReset { new_run_id, .. } => run_id = new_run_id,
             close => return Ok(Some(close)),
         }
     }

@@ -1,0 +1,224 @@
+//! Resetting a run to an earlier workflow task boundary, as Temporal's
+//! `ResetWorkflowExecution` does: the run closes (as `Terminated`, on a
+//! `WorkflowReset` event naming its successor) and a new run of the same
+//! workflow ID starts, in the same commit, with the history up to the
+//! boundary; its code replays that copy and runs the rest under the code
+//! registered now. This is how a run parked on nondeterminism is rescued
+//! without redeploying the old code.
+
+use tokio::sync::oneshot;
+
+use super::Engine;
+use crate::error::ClientError;
+use crate::history::{EventId, ResetRefusal, RunId, WorkflowStatus, boundaries, reset_history};
+use crate::store::RunRecord;
+use crate::worker::{ResetRun, RunMsg};
+use crate::workflow::ParkReason;
+
+/// How often a reset is prepared again when the run moved on meanwhile.
+const RESET_ATTEMPTS: usize = 5;
+
+/// Where [`Engine::reset_workflow`] resets a run to: a workflow task
+/// boundary (the `history::reset` rules; in short, the event that woke the
+/// code for a task: the start, an activity's result, a timer firing, a
+/// signal, a cancellation request, an accepted update, a child's outcome).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResetTo {
+    /// The boundary with this event ID (Temporal's `--event-id`).
+    EventId(EventId),
+    /// The run's first workflow task: everything after its start runs again
+    /// (`FirstWorkflowTask`).
+    FirstWorkflowTask,
+    /// The last workflow task that completed well (`LastWorkflowTask`):
+    /// for a run parked on nondeterminism, the last boundary before the
+    /// event where the code diverged, so the new code re-runs from there;
+    /// otherwise the run's last boundary.
+    LastWorkflowTask,
+}
+
+/// What [`Engine::reset_workflow`] does: where to, why, and whether the
+/// signals received after the point are delivered again to the new run
+/// (by default they are, as in Temporal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResetOptions {
+    to: ResetTo,
+    reason: String,
+    reapply_signals: bool,
+}
+
+impl ResetOptions {
+    /// A reset to `to`, with the reason recorded in both runs' histories.
+    pub fn new(to: ResetTo, reason: impl Into<String>) -> Self {
+        ResetOptions {
+            to,
+            reason: reason.into(),
+            reapply_signals: true,
+        }
+    }
+
+    /// Drops the signals received after the reset point instead of
+    /// delivering them to the new run (Temporal's `--reapply-exclude Signal`).
+    pub fn exclude_signals(mut self) -> Self {
+        self.reapply_signals = false;
+        self
+    }
+}
+
+impl Engine {
+    /// Resets the latest run of a workflow ID to a workflow task boundary
+    /// and returns the new run's ID. The old run closes as `Terminated`
+    /// (its last event, `WorkflowReset`, names the new run; `describe`
+    /// shows the link both ways) and the new run starts in the same
+    /// commit, with the old history up to the boundary and a
+    /// `WorkflowResetFrom` event after it; signals received after the
+    /// point are delivered to it again unless
+    /// [`ResetOptions::exclude_signals`]. Its code replays the copy and
+    /// runs everything after under the code registered now: activities
+    /// after the point run again (with the new run's idempotency keys),
+    /// its run timeout counts from the reset (the execution timeout still
+    /// spans the chain), and it starts unpaused. A handle's
+    /// [`result`](crate::WorkflowHandle::result) follows the reset to the
+    /// new run.
+    ///
+    /// ```no_run
+    /// # use steadfast::{ClientError, Engine, ResetOptions, ResetTo};
+    /// # async fn rescue(engine: &Engine) -> Result<(), ClientError> {
+    /// // The run is parked on nondeterminism after a deploy: re-run it
+    /// // from its last good workflow task under the new code.
+    /// let options = ResetOptions::new(ResetTo::LastWorkflowTask, "bad deploy");
+    /// let new_run = engine.reset_workflow("order-7", options).await?;
+    /// # let _ = new_run; Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`] for an unknown ID;
+    /// [`ClientError::WorkflowClosed`] when the latest run has closed;
+    /// [`ClientError::NotAResetPoint`] for an event that is not a boundary
+    /// (the error lists them); [`ClientError::ResetRefused`] for a run with
+    /// open child workflows (at the point or now), or one that kept moving
+    /// on while being reset; [`ClientError::Parked`] for a run no actor can
+    /// load (terminate it instead); storage errors.
+    pub async fn reset_workflow(
+        &self,
+        workflow_id: &str,
+        options: ResetOptions,
+    ) -> Result<RunId, ClientError> {
+        self.writable("reset")?;
+        for _ in 0..RESET_ATTEMPTS {
+            let (run_id, record) = self.current_run(workflow_id).await?;
+            if record.status.is_closed() {
+                return Err(ClientError::WorkflowClosed {
+                    workflow_id: workflow_id.to_string(),
+                    status: record.status,
+                });
+            }
+            let history = self.shared.store.history(run_id, workflow_id).await?;
+            let point = self.reset_point(workflow_id, run_id, &record, &history, options.to)?;
+            let now = self.shared.clock.now();
+            let events = reset_history(
+                run_id,
+                &history,
+                point,
+                options.reapply_signals,
+                &options.reason,
+                now,
+            )
+            .map_err(|refusal| refused(workflow_id, refusal))?;
+            let next_run_id = RunId::new_time_ordered();
+            let next_record = RunRecord {
+                status: WorkflowStatus::Running,
+                start_time: now,
+                close_time: None,
+                history_len: events.len() as u64,
+                paused: None,
+                reset_from: Some(run_id),
+                ..record
+            };
+            let (ack, answer) = oneshot::channel();
+            let msg = RunMsg::Reset(Box::new(ResetRun {
+                expect_last: history.last().map_or(0, |e| e.event_id),
+                reset_event_id: point,
+                reason: options.reason.clone(),
+                next_run_id,
+                next_record,
+                next_events: events,
+                ack,
+            }));
+            match self.ask(workflow_id, run_id, msg, answer).await? {
+                Ok(()) => return Ok(next_run_id),
+                // Moved on (or the outcome is unknown): the file says.
+                Err(ClientError::Storage(_)) => {
+                    let (latest, _) = self.current_run(workflow_id).await?;
+                    if latest == next_run_id {
+                        return Ok(next_run_id);
+                    }
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(ClientError::ResetRefused {
+            workflow_id: workflow_id.to_string(),
+            message: "the run kept moving on while it was being reset; pause it \
+                      (pause_workflow) and reset it again"
+                .to_string(),
+        })
+    }
+
+    /// The boundary `to` names in the run's history.
+    fn reset_point(
+        &self,
+        workflow_id: &str,
+        run_id: RunId,
+        record: &RunRecord,
+        history: &[crate::history::Event],
+        to: ResetTo,
+    ) -> Result<EventId, ClientError> {
+        let points = boundaries(history);
+        let not_a_point = |event_id| ClientError::NotAResetPoint {
+            workflow_id: workflow_id.to_string(),
+            event_id,
+            boundaries: points.clone(),
+        };
+        match to {
+            ResetTo::EventId(id) if points.contains(&id) => Ok(id),
+            ResetTo::EventId(id) => Err(not_a_point(id)),
+            ResetTo::FirstWorkflowTask => points.first().copied().ok_or_else(|| not_a_point(1)),
+            ResetTo::LastWorkflowTask => {
+                // Diverged at event D under today's code: the last task
+                // that completed well is the last boundary before D.
+                let diverged = match self.shared.replay_parked(run_id, record, history) {
+                    Some(ParkReason::Nondeterminism(e)) if e.event_id > 0 => Some(e.event_id),
+                    _ => None,
+                };
+                points
+                    .iter()
+                    .rev()
+                    .find(|p| diverged.is_none_or(|d| **p < d))
+                    .copied()
+                    .ok_or_else(|| not_a_point(diverged.unwrap_or(1)))
+            }
+        }
+    }
+}
+
+fn refused(workflow_id: &str, refusal: ResetRefusal) -> ClientError {
+    match refusal {
+        ResetRefusal::NotABoundary {
+            event_id,
+            boundaries,
+        } => ClientError::NotAResetPoint {
+            workflow_id: workflow_id.to_string(),
+            event_id,
+            boundaries,
+        },
+        ResetRefusal::OpenChildren { at } => ClientError::ResetRefused {
+            workflow_id: workflow_id.to_string(),
+            message: format!(
+                "it has child workflows open (as of event {at}), whose closes would not reach \
+                 the new run; wait for them to close (or terminate them), then reset"
+            ),
+        },
+    }
+}

@@ -1,0 +1,298 @@
+//! Where a run can be reset, and the history its new run starts with:
+//! pure, so the engine, the CLI's checks and the tests agree.
+//!
+//! # Workflow task boundaries
+//!
+//! Temporal resets to a workflow task: the new run keeps the history up to
+//! the events that started a task and re-runs that task under current code.
+//! steadfast's workflow code runs in activations: one event wakes the code
+//! (replay feeds it to the code), the code runs until it waits again, and
+//! the commands it issued are recorded after that event. So a boundary is
+//! the ID of an event that wakes the code, and resetting to it keeps events
+//! `1..=id` and drops everything after, including the commands that
+//! activation issued, which the new run's code issues again:
+//!
+//! - the first task: the last of the run's leading events
+//!   (`WorkflowStarted`, a continued or child run's link, a signal-with-start
+//!   signal), after which the code first runs;
+//! - every later event that wakes the code: an activity's result or final
+//!   failure, a local activity's end, a timer firing, a signal (not one
+//!   recorded to be delivered with the next event), a cancellation request,
+//!   an accepted update, a child's start, failed start, completion or close.
+//!
+//! Events after the run's close are never boundaries.
+
+use std::collections::VecDeque;
+
+use super::{Event, EventId, EventKind, MutableState, RunId, SignalDelivery};
+
+/// True for an event that wakes the workflow code: a boundary (see the
+/// module).
+pub(crate) fn wakes_code(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::ActivityCompleted { .. }
+        | EventKind::ActivityFailed {
+            next_attempt_at: None,
+            ..
+        }
+        | EventKind::LocalActivityRecorded { .. }
+        | EventKind::TimerFired { .. }
+        | EventKind::WorkflowSignaled { .. }
+        | EventKind::WorkflowCancelRequested { .. }
+        | EventKind::WorkflowUpdateAccepted { .. }
+        | EventKind::ChildWorkflowStarted { .. }
+        | EventKind::StartChildWorkflowFailed { .. }
+        | EventKind::ChildWorkflowCompleted { .. }
+        | EventKind::ChildWorkflowClosed { .. } => true,
+        EventKind::WorkflowSignaledWithOptions { delivery, .. } => {
+            *delivery == SignalDelivery::Alone
+        }
+        _ => false,
+    }
+}
+
+/// True for the events a run begins with, before its code first runs.
+fn leading(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::WorkflowStarted { .. }
+            | EventKind::WorkflowContinuedFrom { .. }
+            | EventKind::WorkflowStartedAsChild { .. }
+            | EventKind::WorkflowSignaledWithOptions {
+                delivery: SignalDelivery::BeforeStart,
+                ..
+            }
+    )
+}
+
+/// Every workflow task boundary of a history, in order (empty for a
+/// history that does not begin with `WorkflowStarted`).
+pub(crate) fn boundaries(history: &[Event]) -> Vec<EventId> {
+    let Some(first) = history.first() else {
+        return Vec::new();
+    };
+    if !matches!(first.kind, EventKind::WorkflowStarted { .. }) {
+        return Vec::new();
+    }
+    let lead = history.iter().take_while(|e| leading(&e.kind)).count();
+    let mut points = vec![history[lead - 1].event_id];
+    for event in &history[lead..] {
+        if event.kind.is_close() {
+            break;
+        }
+        if wakes_code(&event.kind) {
+            points.push(event.event_id);
+        }
+    }
+    points
+}
+
+/// Why a history cannot be reset to the point asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ResetRefusal {
+    /// The event is not a boundary; `boundaries` lists those there are.
+    NotABoundary {
+        event_id: EventId,
+        boundaries: Vec<EventId>,
+    },
+    /// The run has child workflows open at the reset point or now: their
+    /// closes would reach the reset run, not the new one.
+    OpenChildren { at: EventId },
+}
+
+/// The first events of the run that resets `run_id` to boundary
+/// `reset_event_id`: its history up to that event, as it was, then a
+/// `WorkflowResetFrom`, then (with `reapply_signals`) every signal the run
+/// received after the point, in order, delivered alone. Times of the new
+/// events are `now`.
+pub(crate) fn reset_history(
+    run_id: RunId,
+    history: &[Event],
+    reset_event_id: EventId,
+    reapply_signals: bool,
+    reason: &str,
+    now: std::time::SystemTime,
+) -> Result<Vec<Event>, ResetRefusal> {
+    let points = boundaries(history);
+    if !points.contains(&reset_event_id) {
+        return Err(ResetRefusal::NotABoundary {
+            event_id: reset_event_id,
+            boundaries: points,
+        });
+    }
+    let cut = history
+        .iter()
+        .position(|e| e.event_id == reset_event_id)
+        .map_or(0, |i| i + 1);
+    let (kept, after) = history.split_at(cut);
+    if !MutableState::fold(kept).children.is_empty() {
+        return Err(ResetRefusal::OpenChildren { at: reset_event_id });
+    }
+    if !MutableState::fold(history).children.is_empty() {
+        let last = history.last().map_or(0, |e| e.event_id);
+        return Err(ResetRefusal::OpenChildren { at: last });
+    }
+    let mut events: Vec<Event> = kept.to_vec();
+    let mut kinds = vec![EventKind::WorkflowResetFrom {
+        previous_run_id: run_id,
+        reset_event_id,
+        seed_run_id: seed_at(run_id, history, reset_event_id),
+        reason: reason.to_string(),
+    }];
+    if reapply_signals {
+        kinds.extend(after.iter().filter_map(|e| match &e.kind {
+            EventKind::WorkflowSignaled { signal_name, input } => {
+                Some(EventKind::WorkflowSignaled {
+                    signal_name: signal_name.clone(),
+                    input: input.clone(),
+                })
+            }
+            EventKind::WorkflowSignaledWithOptions {
+                signal_name,
+                input,
+                request_id,
+                ..
+            } => Some(EventKind::WorkflowSignaledWithOptions {
+                signal_name: signal_name.clone(),
+                input: input.clone(),
+                request_id: request_id.clone(),
+                delivery: SignalDelivery::Alone,
+            }),
+            _ => None,
+        }));
+    }
+    for kind in kinds {
+        let event_id = events.len() as EventId + 1;
+        events.push(Event {
+            event_id,
+            timestamp: now,
+            kind,
+        });
+    }
+    Ok(events)
+}
+
+/// The run whose seed `ctx.random` drew from at event `at` of `run_id`'s
+/// history (see `workflow::replay::seeds`).
+fn seed_at(run_id: RunId, history: &[Event], at: EventId) -> RunId {
+    let mut seeds: VecDeque<RunId> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::WorkflowResetFrom { seed_run_id, .. } => Some(*seed_run_id),
+            _ => None,
+        })
+        .collect();
+    seeds.push_back(run_id);
+    let passed = history
+        .iter()
+        .filter(|e| e.event_id <= at && matches!(e.kind, EventKind::WorkflowResetFrom { .. }))
+        .count();
+    seeds.get(passed).copied().unwrap_or(run_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::history::Payload;
+
+    fn history(kinds: Vec<EventKind>) -> Vec<Event> {
+        kinds
+            .into_iter()
+            .zip(1..)
+            .map(|(kind, event_id)| Event {
+                event_id,
+                timestamp: SystemTime::UNIX_EPOCH + Duration::from_secs(event_id),
+                kind,
+            })
+            .collect()
+    }
+
+    fn signal(name: &str) -> EventKind {
+        EventKind::WorkflowSignaled {
+            signal_name: name.into(),
+            input: Payload::encode(&1).unwrap(),
+        }
+    }
+
+    fn sample() -> Vec<Event> {
+        history(vec![
+            EventKind::WorkflowStarted {
+                workflow_type: "T".into(),
+                workflow_id: "w".into(),
+                task_queue: "q".into(),
+                input: Payload::encode(&()).unwrap(),
+                run_timeout: None,
+                execution_timeout: None,
+            },
+            EventKind::TimerStarted {
+                seq: 1,
+                fire_at: SystemTime::UNIX_EPOCH,
+            },
+            EventKind::TimerFired { seq: 1 },
+            EventKind::TimerStarted {
+                seq: 2,
+                fire_at: SystemTime::UNIX_EPOCH,
+            },
+            signal("a"),
+            EventKind::WorkflowSignaledWithOptions {
+                signal_name: "b".into(),
+                input: Payload::encode(&2).unwrap(),
+                request_id: Some("r".into()),
+                delivery: SignalDelivery::WithNext,
+            },
+            EventKind::TimerFired { seq: 2 },
+            EventKind::WorkflowCompleted {
+                result: Payload::encode(&()).unwrap(),
+            },
+        ])
+    }
+
+    #[test]
+    fn boundaries_are_the_first_task_and_every_event_that_wakes_the_code() {
+        assert_eq!(boundaries(&sample()), vec![1, 3, 5, 7]);
+        assert!(boundaries(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_reset_keeps_the_prefix_links_the_runs_and_reapplies_later_signals() {
+        let run = RunId::from_u128(9);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let events = reset_history(run, &sample(), 3, true, "fix", now).unwrap();
+        assert_eq!(events.len(), 6);
+        assert_eq!(events[..3], sample()[..3]);
+        assert!(matches!(
+            &events[3].kind,
+            EventKind::WorkflowResetFrom { previous_run_id, reset_event_id: 3, seed_run_id, .. }
+                if *previous_run_id == run && *seed_run_id == run
+        ));
+        assert_eq!(events[4].kind.signal().map(|s| s.0), Some("a"));
+        assert!(matches!(
+            &events[5].kind,
+            EventKind::WorkflowSignaledWithOptions { signal_name, delivery: SignalDelivery::Alone, request_id: Some(_), .. }
+                if signal_name == "b"
+        ));
+        assert!(events.iter().zip(1..).all(|(e, id)| e.event_id == id));
+        let without = reset_history(run, &sample(), 3, false, "fix", now).unwrap();
+        assert_eq!(without.len(), 4);
+        assert_eq!(
+            reset_history(run, &sample(), 4, true, "fix", now),
+            Err(ResetRefusal::NotABoundary {
+                event_id: 4,
+                boundaries: vec![1, 3, 5, 7]
+            })
+        );
+        // A reset of a reset run seeds its copy from the run that recorded it.
+        let again = reset_history(RunId::from_u128(10), &events, 5, true, "x", now).unwrap();
+        assert!(matches!(
+            again[5].kind,
+            EventKind::WorkflowResetFrom { seed_run_id, .. } if seed_run_id == RunId::from_u128(10)
+        ));
+        let before = reset_history(RunId::from_u128(10), &events, 3, true, "x", now).unwrap();
+        assert!(matches!(
+            before[3].kind,
+            EventKind::WorkflowResetFrom { seed_run_id, .. } if seed_run_id == run
+        ));
+    }
+}

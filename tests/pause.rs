@@ -1,0 +1,242 @@
+//! Promise: an operator can pause a run (`Engine::pause_workflow`): while
+//! paused no activity attempt begins and no durable timer fires, and both
+//! are held, not lost: a timer that came due during the pause fires at the
+//! unpause, and an activity scheduled during the pause begins then.
+//! Queries answer and signals are accepted and recorded while paused; the
+//! pause shows in `describe` and `list`; it survives a kill -9 (a real
+//! killed process) and a reopen; bad calls get typed errors.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use steadfast::testing::TestEngine;
+use steadfast::{
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, Engine,
+    EngineBuilder, EventKind, ListFilter, PauseReason, QueryDef, SignalDef, WorkflowContext,
+    WorkflowDef, WorkflowError, WorkflowOptions,
+};
+
+const WORK: ActivityDef<String, String> = ActivityDef::new("Pause.Work");
+const TIMED: WorkflowDef<(), String> = WorkflowDef::new("Pause.Timed");
+const SCHEDULES: WorkflowDef<(), String> = WorkflowDef::new("Pause.Schedules");
+const GO: SignalDef<String> = SignalDef::new("go");
+const STAGE: QueryDef<String> = QueryDef::new("stage");
+
+static WORK_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+async fn work(_ctx: ActivityContext, input: String) -> Result<String, ActivityError> {
+    WORK_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("worked({input})"))
+}
+
+fn options() -> ActivityOptions {
+    ActivityOptions::start_to_close(Duration::from_secs(5))
+}
+
+/// A timer of ten seconds, then the activity.
+async fn timed(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    ctx.handle_query(STAGE, || "sleeping".to_string());
+    ctx.sleep(Duration::from_secs(10)).await?;
+    Ok(ctx.execute_activity(WORK, "t".into(), options()).await?)
+}
+
+/// A signal, then the activity.
+async fn schedules(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    let input = ctx.recv_signal(GO).await?;
+    Ok(ctx.execute_activity(WORK, input, options()).await?)
+}
+
+fn builder() -> EngineBuilder {
+    Engine::builder()
+        .workflow(TIMED, timed)
+        .workflow(SCHEDULES, schedules)
+        .activity(WORK, work)
+}
+
+fn requested(reason: &str) -> Option<PauseReason> {
+    Some(PauseReason::Requested(reason.to_string()))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_paused_run_holds_its_timer_and_activities_until_unpaused() {
+    let env = TestEngine::open(builder()).await.unwrap();
+    let runs_before = WORK_RUNS.load(Ordering::SeqCst);
+
+    // A timer that comes due during the pause.
+    let timed_run = env
+        .start_workflow(TIMED, "timed", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    env.pause_workflow("timed", "inspect it").await.unwrap();
+    // Pausing again keeps the first reason.
+    env.pause_workflow("timed", "again").await.unwrap();
+    env.sleep(Duration::from_secs(60)).await;
+    let described = env.describe("timed").await.unwrap();
+    assert_eq!(described.paused, requested("inspect it"));
+    assert_eq!(described.pending_timers.len(), 1, "the timer is held");
+    assert!(described.pending_timers[0].fire_at < env.now());
+    // Queries answer and signals are recorded while paused.
+    assert_eq!(env.query("timed", STAGE).await.unwrap(), "sleeping");
+    env.signal("timed", GO, "ignored".into()).await.unwrap();
+    let listed = env.list(&ListFilter::new()).await.unwrap();
+    let entry = listed
+        .executions
+        .iter()
+        .find(|e| e.workflow_id == "timed")
+        .unwrap();
+    assert_eq!(entry.paused, requested("inspect it"));
+
+    // An activity scheduled during the pause waits, not begun.
+    let scheduled_run = env
+        .start_workflow(SCHEDULES, "schedules", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    env.pause_workflow("schedules", "hold").await.unwrap();
+    env.signal("schedules", GO, "s".into()).await.unwrap();
+    env.sleep(Duration::from_secs(60)).await;
+    let described = env.describe("schedules").await.unwrap();
+    assert_eq!(described.pending_activities.len(), 1);
+    assert!(described.pending_activities[0].next_attempt_at.is_some());
+    assert_eq!(WORK_RUNS.load(Ordering::SeqCst), runs_before, "nothing ran");
+
+    env.unpause_workflow("timed", "done looking").await.unwrap();
+    env.unpause_workflow("schedules", "go on").await.unwrap();
+    assert_eq!(timed_run.result().await.unwrap(), "worked(t)");
+    assert_eq!(scheduled_run.result().await.unwrap(), "worked(s)");
+    assert_eq!(WORK_RUNS.load(Ordering::SeqCst), runs_before + 2);
+
+    let kinds: Vec<EventKind> = env
+        .history("timed")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let paused = kinds
+        .iter()
+        .position(|k| matches!(k, EventKind::WorkflowPaused { .. }))
+        .unwrap();
+    let unpaused = kinds
+        .iter()
+        .position(|k| matches!(k, EventKind::WorkflowUnpaused { .. }))
+        .unwrap();
+    let fired = kinds
+        .iter()
+        .position(|k| matches!(k, EventKind::TimerFired { .. }))
+        .unwrap();
+    assert!(paused < unpaused && unpaused < fired, "{kinds:?}");
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| matches!(k, EventKind::WorkflowPaused { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(env.describe("timed").await.unwrap().paused, None);
+    env.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pause_and_unpause_refuse_what_they_cannot_do() {
+    let env = TestEngine::open(builder()).await.unwrap();
+    assert!(matches!(
+        env.pause_workflow("nobody", "r").await,
+        Err(ClientError::NotFound { .. })
+    ));
+    let run = env
+        .start_workflow(SCHEDULES, "closes", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    assert!(matches!(
+        env.pause_workflow("closes", "  ").await,
+        Err(ClientError::InvalidArgument(_))
+    ));
+    // Unpausing a run that is not paused changes nothing.
+    env.unpause_workflow("closes", "r").await.unwrap();
+    env.signal("closes", GO, "x".into()).await.unwrap();
+    run.result().await.unwrap();
+    assert!(matches!(
+        env.pause_workflow("closes", "r").await,
+        Err(ClientError::WorkflowClosed { .. })
+    ));
+    assert!(matches!(
+        env.unpause_workflow("closes", "r").await,
+        Err(ClientError::WorkflowClosed { .. })
+    ));
+    env.shutdown().await.unwrap();
+}
+
+/// The crash child: starts a run whose timer is due in 300 ms, pauses it,
+/// reports, and waits to be killed.
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_crash_child() {
+    let Some(path) = std::env::var_os("STEADFAST_PAUSE_CHILD_DB") else {
+        return;
+    };
+    let engine = Engine::builder()
+        .workflow(SHORT, short)
+        .activity(WORK, work)
+        .open(&path)
+        .await
+        .unwrap();
+    engine
+        .start_workflow(SHORT, "paused", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine
+        .pause_workflow("paused", "before the kill")
+        .await
+        .unwrap();
+    support::child_report("paused");
+    std::future::pending::<()>().await;
+}
+
+const SHORT: WorkflowDef<(), String> = WorkflowDef::new("Pause.Short");
+
+async fn short(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    ctx.sleep(Duration::from_millis(300)).await?;
+    Ok(ctx
+        .execute_activity(WORK, "short".into(), options())
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_survives_a_kill_and_a_reopen() {
+    let db = support::temp_db();
+    let mut child = support::spawn_crash_child(
+        "pause_crash_child",
+        &[("STEADFAST_PAUSE_CHILD_DB", db.path.as_os_str())],
+    );
+    child
+        .wait_for_line(Duration::from_secs(60), |l| l == "paused")
+        .await;
+    child.kill();
+
+    let engine = Engine::builder()
+        .workflow(SHORT, short)
+        .activity(WORK, work)
+        .open(&db.path)
+        .await
+        .unwrap();
+    let described = engine.describe("paused").await.unwrap();
+    assert_eq!(described.paused, requested("before the kill"));
+    let fire_at = described.pending_timers[0].fire_at;
+    // Well past the timer's due time, it is still held.
+    while std::time::SystemTime::now() < fire_at + Duration::from_millis(500) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let described = engine.describe("paused").await.unwrap();
+    assert_eq!(described.pending_timers.len(), 1);
+    let history = engine.history("paused").await.unwrap();
+    assert!(
+        !history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::TimerFired { .. }))
+    );
+    engine.unpause_workflow("paused", "after").await.unwrap();
+    let handle = engine.get_workflow_handle(SHORT, "paused").await.unwrap();
+    assert_eq!(handle.result().await.unwrap(), "worked(short)");
+    engine.shutdown().await.unwrap();
+}

@@ -1,0 +1,214 @@
+//! Promise: a run can be reset to a workflow task boundary
+//! (`Engine::reset_workflow`): a new run of the same workflow ID starts with
+//! the history up to that point and runs the rest under the code registered
+//! now, the old run closes as reset (Terminated, naming the new run;
+//! `describe` links both ways; a handle follows it), and signals received
+//! after the point are delivered again. This rescues a run parked on
+//! nondeterminism without redeploying the old code. Points that are not
+//! boundaries, closed runs and unknown IDs get typed errors.
+
+mod support;
+
+use std::time::Duration;
+
+use steadfast::{
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, Engine, EventKind,
+    ParkReason, PauseReason, ResetOptions, ResetTo, SignalDef, WorkflowContext, WorkflowDef,
+    WorkflowError, WorkflowOptions, WorkflowStatus,
+};
+
+const A: ActivityDef<String, String> = ActivityDef::new("Reset.A");
+const B: ActivityDef<String, String> = ActivityDef::new("Reset.B");
+const ORDER: WorkflowDef<(), String> = WorkflowDef::new("Reset.Order");
+const GO: SignalDef<String> = SignalDef::new("go");
+const THEN: SignalDef<String> = SignalDef::new("then");
+
+async fn a(_ctx: ActivityContext, input: String) -> Result<String, ActivityError> {
+    Ok(format!("A({input})"))
+}
+
+async fn b(_ctx: ActivityContext, input: String) -> Result<String, ActivityError> {
+    Ok(format!("B({input})"))
+}
+
+fn options() -> ActivityOptions {
+    ActivityOptions::start_to_close(Duration::from_secs(5))
+}
+
+/// The code deployed first: activity A, then two signals.
+async fn order_v1(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    let first = ctx.execute_activity(A, "x".into(), options()).await?;
+    let go = ctx.recv_signal(GO).await?;
+    let then = ctx.recv_signal(THEN).await?;
+    Ok(format!("{first}+{go}+{then}"))
+}
+
+/// A change that is not replay-safe: activity B where A was.
+async fn order_v2(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    let first = ctx.execute_activity(B, "x".into(), options()).await?;
+    let go = ctx.recv_signal(GO).await?;
+    let then = ctx.recv_signal(THEN).await?;
+    Ok(format!("{first}+{go}+{then}"))
+}
+
+async fn open_v1(path: &std::path::Path) -> Engine {
+    Engine::builder()
+        .workflow(ORDER, order_v1)
+        .activity(A, a)
+        .open(path)
+        .await
+        .unwrap()
+}
+
+async fn open_v2(path: &std::path::Path) -> Engine {
+    Engine::builder()
+        .workflow(ORDER, order_v2)
+        .activity(B, b)
+        .open(path)
+        .await
+        .unwrap()
+}
+
+/// Runs v1 until it received `go`, then closes the engine.
+async fn run_v1_until_go(path: &std::path::Path) -> steadfast::RunId {
+    let engine = open_v1(path).await;
+    let run = engine
+        .start_workflow(ORDER, "order", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    support::eventually(Duration::from_secs(30), || async {
+        let history = engine.history("order").await.unwrap();
+        history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ActivityCompleted { .. }))
+            .then_some(())
+    })
+    .await;
+    engine.signal("order", GO, "go".into()).await.unwrap();
+    engine.shutdown().await.unwrap();
+    run.run_id()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_parked_on_nondeterminism_is_rescued_by_a_reset_under_the_new_code() {
+    let db = support::temp_db();
+    let old_run = run_v1_until_go(&db.path).await;
+
+    // The new code diverges at the activity: the run parks, shown paused.
+    let engine = open_v2(&db.path).await;
+    let old_handle = engine.get_workflow_handle(ORDER, "order").await.unwrap();
+    let described = support::eventually(Duration::from_secs(30), || async {
+        let d = engine.describe("order").await.unwrap();
+        d.paused.is_some().then_some(d)
+    })
+    .await;
+    let Some(PauseReason::Parked(ParkReason::Nondeterminism(nde))) = &described.paused else {
+        panic!("not parked on nondeterminism: {:?}", described.paused);
+    };
+    assert_eq!(nde.event_id, 2, "diverges at the activity's scheduling");
+    // Once this engine holds it parked (a wait loads it), list shows it.
+    assert!(matches!(
+        old_handle.result_or_parked().await.unwrap(),
+        steadfast::ResultOrParked::Parked(ParkReason::Nondeterminism(_))
+    ));
+    let listed = engine.list(&steadfast::ListFilter::new()).await.unwrap();
+    assert!(matches!(
+        listed.executions[0].paused,
+        Some(PauseReason::Parked(_))
+    ));
+
+    // An event that is not a boundary is refused, naming those there are.
+    match engine
+        .reset_workflow("order", ResetOptions::new(ResetTo::EventId(2), "x"))
+        .await
+    {
+        Err(ClientError::NotAResetPoint { boundaries, .. }) => assert!(boundaries.contains(&1)),
+        other => panic!("{other:?}"),
+    }
+
+    // The last good task is the first one: before the divergence.
+    let new_run = engine
+        .reset_workflow(
+            "order",
+            ResetOptions::new(ResetTo::LastWorkflowTask, "bad deploy"),
+        )
+        .await
+        .unwrap();
+    assert_ne!(new_run, old_run);
+    engine.signal("order", THEN, "then".into()).await.unwrap();
+    // The old handle follows the reset to the new run; the signal `go`,
+    // received after the point, was delivered to it again.
+    assert_eq!(old_handle.result().await.unwrap(), "B(x)+go+then");
+
+    let new = engine.describe("order").await.unwrap();
+    assert_eq!((new.run_id, new.reset_from), (new_run, Some(old_run)));
+    assert_eq!(new.status, WorkflowStatus::Completed);
+    let old = engine.describe_run("order", old_run).await.unwrap();
+    assert_eq!(old.status, WorkflowStatus::Terminated);
+    assert_eq!(old.reset_to, Some(new_run));
+    let history = engine.history("order").await.unwrap();
+    assert!(matches!(history[0].kind, EventKind::WorkflowStarted { .. }));
+    assert!(matches!(
+        history[1].kind,
+        EventKind::WorkflowResetFrom { reset_event_id: 1, previous_run_id, .. } if previous_run_id == old_run
+    ));
+    support::assert_history_well_formed(&history);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_to_an_event_id_keeps_the_prefix_and_can_drop_later_signals() {
+    let db = support::temp_db();
+    let old_run = run_v1_until_go(&db.path).await;
+    let engine = open_v1(&db.path).await;
+    let old = engine.history("order").await.unwrap();
+    let completed = old
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::ActivityCompleted { .. }))
+        .unwrap()
+        .event_id;
+    let new_run = engine
+        .reset_workflow(
+            "order",
+            ResetOptions::new(ResetTo::EventId(completed), "again").exclude_signals(),
+        )
+        .await
+        .unwrap();
+    let history = engine.history("order").await.unwrap();
+    assert_eq!(history[..completed as usize], old[..completed as usize]);
+    assert!(
+        !history[completed as usize..].iter().any(|e| matches!(
+            e.kind,
+            EventKind::WorkflowSignaled { .. } | EventKind::WorkflowSignaledWithOptions { .. }
+        )),
+        "the signal after the point was not reapplied: {history:?}"
+    );
+    // Without the old signal the new run waits for `go` again.
+    engine.signal("order", GO, "g2".into()).await.unwrap();
+    engine.signal("order", THEN, "t2".into()).await.unwrap();
+    let handle = engine.get_workflow_handle(ORDER, "order").await.unwrap();
+    assert_eq!(handle.run_id(), new_run);
+    assert_eq!(handle.result().await.unwrap(), "A(x)+g2+t2");
+    assert_eq!(
+        engine
+            .describe_run("order", old_run)
+            .await
+            .unwrap()
+            .reset_to,
+        Some(new_run)
+    );
+    // The chain's latest run is closed now.
+    assert!(matches!(
+        engine
+            .reset_workflow("order", ResetOptions::new(ResetTo::FirstWorkflowTask, "x"))
+            .await,
+        Err(ClientError::WorkflowClosed { .. })
+    ));
+    assert!(matches!(
+        engine
+            .reset_workflow("nobody", ResetOptions::new(ResetTo::FirstWorkflowTask, "x"))
+            .await,
+        Err(ClientError::NotFound { .. })
+    ));
+    engine.shutdown().await.unwrap();
+}
