@@ -168,7 +168,10 @@ async fn a_format_12_file_opens_as_format_13() {
         .open(&db.path)
         .await
         .unwrap();
-    assert_eq!(engine.describe("format12-receiver").await.unwrap().paused, None);
+    assert_eq!(
+        engine.describe("format12-receiver").await.unwrap().paused,
+        None
+    );
     engine
         .pause_workflow("format12-receiver", "after the upgrade")
         .await

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steadfast::{
-    ParkReason, Payload, PendingActivityInfo, PendingTimerInfo, SearchAttributeValue,
+    ParkReason, PauseReason, Payload, PendingActivityInfo, PendingTimerInfo, SearchAttributeValue,
     SearchAttributes, WorkflowCounts, WorkflowDescription, WorkflowExecutionInfo, WorkflowPage,
 };
 
@@ -52,6 +52,20 @@ pub struct Execution {
     pub memo: Option<Value>,
     /// Why the engine holds it parked, if it does.
     pub parked: Option<Parked>,
+    /// Why it is paused, if it is: an operator's pause, or a park that
+    /// waits for a fix (nondeterminism, a panic, missing code).
+    #[serde(default)]
+    pub paused: Option<Paused>,
+}
+
+/// Why a run is paused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Paused {
+    /// `Requested` (an operator paused it; unpause it) or `Parked` (it
+    /// waits for fixed code, or a reset).
+    pub kind: String,
+    /// The operator's reason, or the park's explanation.
+    pub reason: String,
 }
 
 /// `GET /api/v1/counts`: how many runs of each status the file holds
@@ -125,6 +139,12 @@ pub struct Description {
     pub pending_children: Vec<PendingChild>,
     /// The parent, when this run is a child workflow.
     pub parent: Option<Parent>,
+    /// The run this one was reset from.
+    #[serde(default)]
+    pub reset_from: Option<String>,
+    /// The run that replaced this one by a reset.
+    #[serde(default)]
+    pub reset_to: Option<String>,
 }
 
 /// A child workflow started and not closed.
@@ -287,13 +307,54 @@ pub struct TerminateRequest {
     pub reason: Option<String>,
 }
 
+/// `POST /api/v1/workflows/{workflow_id}/pause` and `.../unpause`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRequest {
+    /// Why, recorded in the run's `WorkflowPaused` (or `WorkflowUnpaused`)
+    /// event.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /api/v1/workflows/{workflow_id}/reset`: where to (exactly one of
+/// `event_id` and `type`), why, and whether to drop the signals received
+/// after the point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    /// A workflow task boundary's event ID.
+    #[serde(default)]
+    pub event_id: Option<u64>,
+    /// `FirstWorkflowTask` or `LastWorkflowTask`.
+    #[serde(default, rename = "type")]
+    pub reset_type: Option<String>,
+    /// Why (required, as in Temporal).
+    pub reason: String,
+    /// `["Signal"]` drops the signals received after the point instead of
+    /// delivering them again (Temporal's `--reapply-exclude`).
+    #[serde(default)]
+    pub reapply_exclude: Vec<String>,
+}
+
+/// What the reset route answers: the new run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResetDone {
+    /// The workflow reset.
+    pub workflow_id: String,
+    /// Always `reset`.
+    pub outcome: String,
+    /// The run the reset started.
+    pub run_id: String,
+}
+
 /// What a write route answers on success.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Done {
     /// The workflow acted on.
     pub workflow_id: String,
     /// What was done: `signaled`, `cancel_requested`, `terminated`,
-    /// `deleted`.
+    /// `deleted`, `paused`, `unpaused`.
     pub outcome: String,
 }
 
@@ -380,6 +441,23 @@ fn parked(reason: &ParkReason) -> Parked {
     }
 }
 
+fn paused(reason: &PauseReason) -> Paused {
+    match reason {
+        PauseReason::Requested(reason) => Paused {
+            kind: "Requested".to_string(),
+            reason: reason.clone(),
+        },
+        PauseReason::Parked(reason) => Paused {
+            kind: "Parked".to_string(),
+            reason: reason.to_string(),
+        },
+        other => Paused {
+            kind: "Other".to_string(),
+            reason: other.message(),
+        },
+    }
+}
+
 fn search_attributes(attributes: &SearchAttributes) -> BTreeMap<String, SearchAttribute> {
     attributes
         .iter()
@@ -420,6 +498,7 @@ impl From<&WorkflowExecutionInfo> for Execution {
             search_attributes: search_attributes(&info.search_attributes),
             memo: info.memo.as_ref().map(payload_value),
             parked: info.parked.as_ref().map(parked),
+            paused: info.paused.as_ref().map(paused),
         }
     }
 }
@@ -448,7 +527,10 @@ impl From<&WorkflowDescription> for Description {
                 search_attributes: search_attributes(&d.search_attributes),
                 memo: d.memo.as_ref().map(payload_value),
                 parked: d.parked.as_ref().map(parked),
+                paused: d.paused.as_ref().map(paused),
             },
+            reset_from: d.reset_from.map(|r| r.to_string()),
+            reset_to: d.reset_to.map(|r| r.to_string()),
             task_queue_served: d.task_queue_served,
             pending_activities: d.pending_activities.iter().map(pending_activity).collect(),
             pending_timers: d.pending_timers.iter().map(pending_timer).collect(),

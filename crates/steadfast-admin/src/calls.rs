@@ -3,9 +3,12 @@
 //! the command-line tool for a file it opened itself, so both do exactly
 //! the same with the same body.
 
-use steadfast::{ClientError, Engine, Payload, SignalOptions};
+use steadfast::{ClientError, Engine, Payload, ResetOptions, ResetTo, SignalOptions};
 
-use crate::api::{Done, QueryAnswer, QueryRequest, SignalRequest, payload_value};
+use crate::api::{
+    Done, PauseRequest, QueryAnswer, QueryRequest, ResetDone, ResetRequest, SignalRequest,
+    payload_value,
+};
 
 /// Sends the signal a [`SignalRequest`] names; answers once it is durable.
 ///
@@ -46,5 +49,99 @@ pub async fn query(
     Ok(QueryAnswer {
         workflow_id: workflow_id.to_string(),
         result: payload_value(&answer),
+    })
+}
+
+/// Pauses (`pause` true) or unpauses the run a [`PauseRequest`] names.
+///
+/// # Errors
+/// The engine's, as [`Engine::pause_workflow`] gives them.
+pub async fn pause(
+    engine: &Engine,
+    workflow_id: &str,
+    request: PauseRequest,
+    pause: bool,
+) -> Result<Done, ClientError> {
+    let (verb, outcome) = if pause {
+        ("paused", "paused")
+    } else {
+        ("unpaused", "unpaused")
+    };
+    let reason = request
+        .reason
+        .unwrap_or_else(|| format!("{verb} by an operator"));
+    if pause {
+        engine.pause_workflow(workflow_id, &reason).await?;
+    } else {
+        engine.unpause_workflow(workflow_id, &reason).await?;
+    }
+    Ok(Done {
+        workflow_id: workflow_id.to_string(),
+        outcome: outcome.to_string(),
+    })
+}
+
+/// The engine's reset options for a [`ResetRequest`].
+///
+/// # Errors
+/// [`ClientError::InvalidArgument`] for a request that names no point or
+/// two, an unknown type or exclusion, or an empty reason.
+pub fn reset_options(request: &ResetRequest) -> Result<ResetOptions, ClientError> {
+    let invalid = |m: String| Err(ClientError::InvalidArgument(m));
+    let to = match (request.event_id, request.reset_type.as_deref()) {
+        (Some(id), None) => ResetTo::EventId(id),
+        (None, Some("FirstWorkflowTask")) => ResetTo::FirstWorkflowTask,
+        (None, Some("LastWorkflowTask")) => ResetTo::LastWorkflowTask,
+        (None, Some(other)) => {
+            return invalid(format!(
+                "reset type {other:?} is not one this engine knows; use FirstWorkflowTask or \
+                 LastWorkflowTask, or give an event ID"
+            ));
+        }
+        (None, None) => {
+            return invalid(
+                "a reset needs a point: an event ID, or the type FirstWorkflowTask or \
+                 LastWorkflowTask"
+                    .to_string(),
+            );
+        }
+        (Some(_), Some(_)) => {
+            return invalid("give either an event ID or a reset type, not both".to_string());
+        }
+    };
+    if request.reason.trim().is_empty() {
+        return invalid("a reset needs a reason; say why (it is recorded in both runs)".into());
+    }
+    let mut options = ResetOptions::new(to, request.reason.clone());
+    for excluded in &request.reapply_exclude {
+        match excluded.as_str() {
+            "Signal" => options = options.exclude_signals(),
+            other => {
+                return invalid(format!(
+                    "reapply exclusion {other:?} is not one this engine knows; use Signal \
+                     (updates are not reapplied)"
+                ));
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// Resets the run a [`ResetRequest`] names; answers the new run.
+///
+/// # Errors
+/// As [`reset_options`], then the engine's, as [`Engine::reset_workflow`]
+/// gives them.
+pub async fn reset(
+    engine: &Engine,
+    workflow_id: &str,
+    request: ResetRequest,
+) -> Result<ResetDone, ClientError> {
+    let options = reset_options(&request)?;
+    let run_id = engine.reset_workflow(workflow_id, options).await?;
+    Ok(ResetDone {
+        workflow_id: workflow_id.to_string(),
+        outcome: "reset".to_string(),
+        run_id: run_id.to_string(),
     })
 }

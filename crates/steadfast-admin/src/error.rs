@@ -81,6 +81,8 @@ impl From<ClientError> for ApiError {
             ClientError::NotFound { .. } => (S::NOT_FOUND, "not_found"),
             ClientError::WorkflowClosed { .. } => (S::CONFLICT, "workflow_closed"),
             ClientError::StillRunning { .. } => (S::CONFLICT, "still_running"),
+            ClientError::NotAResetPoint { .. } => (S::BAD_REQUEST, "not_a_reset_point"),
+            ClientError::ResetRefused { .. } => (S::CONFLICT, "reset_refused"),
             ClientError::AlreadyStarted { .. } => (S::CONFLICT, "already_started"),
             ClientError::IdReuseRejected { .. } => (S::CONFLICT, "id_reuse_rejected"),
             ClientError::DefinitionMismatch { .. } => (S::CONFLICT, "definition_mismatch"),

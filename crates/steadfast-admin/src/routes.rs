@@ -17,8 +17,8 @@ use serde_json::Value;
 use steadfast::{Engine, ListFilter, PageToken, RunId, SearchAttributeValue, WorkflowStatus};
 
 use crate::api::{
-    Counts, Description, Done, ErrorDetail, ExecutionPage, QueryRequest, ServerInfo, SignalRequest,
-    TerminateRequest, parse_time, unhex,
+    Counts, Description, Done, ErrorDetail, ExecutionPage, PauseRequest, QueryRequest,
+    ResetRequest, ServerInfo, SignalRequest, TerminateRequest, parse_time, unhex,
 };
 use crate::auth::{self, Token};
 use crate::error::ApiError;
@@ -44,6 +44,9 @@ pub(crate) fn router(engine: Engine, token: Token) -> Router {
         .route("/api/v1/workflows/{workflow_id}/query", post(query))
         .route("/api/v1/workflows/{workflow_id}/cancel", post(cancel))
         .route("/api/v1/workflows/{workflow_id}/terminate", post(terminate))
+        .route("/api/v1/workflows/{workflow_id}/reset", post(reset))
+        .route("/api/v1/workflows/{workflow_id}/pause", post(pause))
+        .route("/api/v1/workflows/{workflow_id}/unpause", post(unpause))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine);
@@ -384,6 +387,36 @@ async fn terminate(
         .unwrap_or_else(|| "terminated through the admin endpoint".to_string());
     engine.terminate(&id, &reason).await?;
     done(id, "terminated")
+}
+
+async fn reset(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = workflow_id(path)?;
+    let request: ResetRequest = body(bytes)?;
+    ok(&crate::calls::reset(&engine, &id, request).await?)
+}
+
+async fn pause(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = workflow_id(path)?;
+    let request: PauseRequest = body(bytes)?;
+    ok(&crate::calls::pause(&engine, &id, request, true).await?)
+}
+
+async fn unpause(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = workflow_id(path)?;
+    let request: PauseRequest = body(bytes)?;
+    ok(&crate::calls::pause(&engine, &id, request, false).await?)
 }
 
 async fn delete(State(engine): State<Engine>, path: Result<Path<String>, PathRejection>) -> Answer {

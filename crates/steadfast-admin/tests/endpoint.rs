@@ -766,3 +766,128 @@ async fn after_the_engine_shuts_down_requests_get_503() {
     assert_eq!(answer.code(), "shut_down");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn pause_unpause_and_reset_through_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    let run = engine
+        .start_workflow(GREETER, "p-1", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let before = engine.history("p-1").await.unwrap();
+
+    // Malformed requests change nothing.
+    let cases: &[(&str, Option<&str>, u16, &str)] = &[
+        ("pause", Some(r#"{"reason": 3}"#), 400, "bad_request"),
+        ("pause", Some(r#"{"why": "x"}"#), 400, "bad_request"),
+        ("pause", Some(r#"{"reason": " "}"#), 400, "invalid_argument"),
+        ("unpause", Some("not json"), 400, "bad_request"),
+        ("reset", None, 400, "bad_request"),
+        ("reset", Some(r#"{"reason": "r"}"#), 400, "invalid_argument"),
+        (
+            "reset",
+            Some(r#"{"reason": "r", "event_id": 1, "type": "FirstWorkflowTask"}"#),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "reset",
+            Some(r#"{"reason": "r", "type": "BuildId"}"#),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "reset",
+            Some(r#"{"reason": "r", "event_id": 1, "reapply_exclude": ["Update"]}"#),
+            400,
+            "invalid_argument",
+        ),
+        (
+            "reset",
+            Some(r#"{"reason": "r", "event_id": 99}"#),
+            400,
+            "not_a_reset_point",
+        ),
+    ];
+    for (route, body, status, code) in cases {
+        let path = format!("/api/v1/workflows/p-1/{route}");
+        let answer = call(address, "POST", &path, *body, None).await;
+        assert_eq!(
+            answer.status,
+            *status,
+            "{route} {body:?}: {:?}",
+            answer.json()
+        );
+        assert_eq!(answer.code(), *code, "{route} {body:?}");
+    }
+    assert_eq!(engine.history("p-1").await.unwrap(), before);
+    let unknown = call(
+        address,
+        "POST",
+        "/api/v1/workflows/nobody/pause",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((unknown.status, unknown.code()), (404, "not_found".into()));
+
+    let paused = call(
+        address,
+        "POST",
+        "/api/v1/workflows/p-1/pause",
+        Some(r#"{"reason": "look"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(paused.status, 200, "{:?}", paused.json());
+    assert_eq!(paused.json()["outcome"], "paused");
+    let described = call(address, "GET", "/api/v1/workflows/p-1", None, None).await;
+    assert_eq!(described.json()["paused"]["kind"], "Requested");
+    assert_eq!(described.json()["paused"]["reason"], "look");
+    let listed = call(address, "GET", "/api/v1/workflows", None, None).await;
+    assert_eq!(listed.json()["executions"][0]["paused"]["reason"], "look");
+    let unpaused = call(address, "POST", "/api/v1/workflows/p-1/unpause", None, None).await;
+    assert_eq!(unpaused.status, 200, "{:?}", unpaused.json());
+    let described = call(address, "GET", "/api/v1/workflows/p-1", None, None).await;
+    assert!(described.json()["paused"].is_null());
+
+    let reset = call(
+        address,
+        "POST",
+        "/api/v1/workflows/p-1/reset",
+        Some(r#"{"type": "FirstWorkflowTask", "reason": "again"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(reset.status, 200, "{:?}", reset.json());
+    let new_run = reset.json()["run_id"].as_str().unwrap().to_string();
+    let described = call(address, "GET", "/api/v1/workflows/p-1", None, None).await;
+    assert_eq!(described.json()["run_id"], new_run.as_str());
+    assert_eq!(
+        described.json()["reset_from"],
+        run.run_id().to_string().as_str()
+    );
+    let old = call(
+        address,
+        "GET",
+        &format!("/api/v1/workflows/p-1?run_id={}", run.run_id()),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(old.json()["status"], "Terminated");
+    assert_eq!(old.json()["reset_to"], new_run.as_str());
+
+    engine.signal("p-1", NAME, "Ada".into()).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), "Hi, Ada!");
+    let closed = call(address, "POST", "/api/v1/workflows/p-1/pause", None, None).await;
+    assert_eq!(
+        (closed.status, closed.code()),
+        (409, "workflow_closed".into())
+    );
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}

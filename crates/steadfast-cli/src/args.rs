@@ -52,7 +52,8 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Workflows: list, describe, show, signal, query, cancel, terminate, delete.
+    /// Workflows: list, describe, show, signal, query, cancel, terminate,
+    /// reset, pause, unpause, delete.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
     /// Makes a file left by a killed application readable again: opens it
@@ -80,8 +81,71 @@ pub enum WorkflowCommand {
     Cancel(IdArgs),
     /// Terminates the running run: no more of its code runs.
     Terminate(TerminateArgs),
+    /// Resets the running run to a workflow task boundary: a new run
+    /// re-runs everything after it under the application's current code
+    /// (`temporal workflow reset`).
+    Reset(ResetArgs),
+    /// Pauses the running run: no activity attempt begins and no timer
+    /// fires until it is unpaused (`temporal workflow pause`).
+    Pause(PauseArgs),
+    /// Unpauses a paused run: what the pause held acts now.
+    Unpause(PauseArgs),
     /// Deletes a closed workflow: every run and its history.
     Delete(IdArgs),
+}
+
+/// Where `workflow reset` goes, as Temporal's `--type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ResetType {
+    /// The run's first workflow task.
+    #[value(name = "FirstWorkflowTask")]
+    FirstWorkflowTask,
+    /// The last workflow task that completed well (before a
+    /// nondeterminism, if the run is parked on one).
+    #[value(name = "LastWorkflowTask")]
+    LastWorkflowTask,
+}
+
+/// What `--reapply-exclude` may drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReapplyExclude {
+    /// The signals received after the reset point.
+    #[value(name = "Signal")]
+    Signal,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The workflow ID.
+    #[arg(long, short = 'w')]
+    pub workflow_id: String,
+    /// The event ID of a workflow task boundary to reset to.
+    #[arg(
+        long,
+        short = 'e',
+        conflicts_with = "reset_type",
+        required_unless_present = "reset_type"
+    )]
+    pub event_id: Option<u64>,
+    /// Reset to the first or the last workflow task instead of an event.
+    #[arg(long = "type", short = 't', value_enum)]
+    pub reset_type: Option<ResetType>,
+    /// Why; recorded in both runs' histories.
+    #[arg(long)]
+    pub reason: String,
+    /// Do not deliver these again to the new run (default: signals are).
+    #[arg(long, value_enum)]
+    pub reapply_exclude: Vec<ReapplyExclude>,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The workflow ID.
+    #[arg(long, short = 'w')]
+    pub workflow_id: String,
+    /// Why; recorded in the history.
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]

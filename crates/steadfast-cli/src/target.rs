@@ -50,6 +50,17 @@ pub enum Call {
     Delete {
         id: String,
     },
+    /// `body` is the endpoint's reset body.
+    Reset {
+        id: String,
+        body: Value,
+    },
+    /// Pause (`pause` true) or unpause.
+    Pause {
+        id: String,
+        reason: Option<String>,
+        pause: bool,
+    },
 }
 
 pub enum Target {
@@ -109,6 +120,16 @@ async fn endpoint(client: &AdminClient, call: Call) -> Result<Value, CliError> {
             client.call(Method::POST, &path, Some(&body)).await
         }
         Call::Delete { id } => client.call(Method::DELETE, &workflow(&id), None).await,
+        Call::Reset { id, body } => {
+            let path = format!("{}/reset", workflow(&id));
+            client.call(Method::POST, &path, Some(&body)).await
+        }
+        Call::Pause { id, reason, pause } => {
+            let verb = if pause { "pause" } else { "unpause" };
+            let path = format!("{}/{verb}", workflow(&id));
+            let body = json!({ "reason": reason });
+            client.call(Method::POST, &path, Some(&body)).await
+        }
     }
 }
 
@@ -241,6 +262,20 @@ async fn file_call(engine: &Engine, call: Call) -> Result<Value, CliError> {
         Call::Delete { id } => {
             engine.delete(&id).await.map_err(engine_error)?;
             done(id, "deleted")
+        }
+        Call::Reset { id, body } => {
+            let request = serde_json::from_value(body).map_err(CliError::json)?;
+            let done = steadfast_admin::calls::reset(engine, &id, request)
+                .await
+                .map_err(engine_error)?;
+            to_json(&done)
+        }
+        Call::Pause { id, reason, pause } => {
+            let request = steadfast_admin::api::PauseRequest { reason };
+            let done = steadfast_admin::calls::pause(engine, &id, request, pause)
+                .await
+                .map_err(engine_error)?;
+            to_json(&done)
         }
     }
 }

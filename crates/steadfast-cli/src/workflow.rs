@@ -5,7 +5,10 @@ use serde_json::{Value, json};
 use steadfast::WorkflowHistory;
 use steadfast_admin::api::{Counts, Description, Done, ExecutionPage, time_text};
 
-use crate::args::{IdArgs, ListArgs, Output, RunArgs, SignalArgs, TerminateArgs, WorkflowCommand};
+use crate::args::{
+    IdArgs, ListArgs, Output, PauseArgs, ReapplyExclude, ResetArgs, ResetType, RunArgs, SignalArgs,
+    TerminateArgs, WorkflowCommand,
+};
 use crate::error::CliError;
 use crate::output;
 use crate::target::{Call, Target};
@@ -53,7 +56,64 @@ pub async fn run(
             let done = target.call(Call::Delete { id: workflow_id }).await?;
             finished(done, out, "Deleted")
         }
+        WorkflowCommand::Reset(args) => reset(target, args, out).await,
+        WorkflowCommand::Pause(PauseArgs {
+            workflow_id,
+            reason,
+        }) => {
+            let call = Call::Pause {
+                id: workflow_id,
+                reason,
+                pause: true,
+            };
+            finished(target.call(call).await?, out, "Paused")
+        }
+        WorkflowCommand::Unpause(PauseArgs {
+            workflow_id,
+            reason,
+        }) => {
+            let call = Call::Pause {
+                id: workflow_id,
+                reason,
+                pause: false,
+            };
+            finished(target.call(call).await?, out, "Unpaused")
+        }
     }
+}
+
+async fn reset(target: &Target, args: ResetArgs, out: Output) -> Result<String, CliError> {
+    let reset_type = args.reset_type.map(|t| match t {
+        ResetType::FirstWorkflowTask => "FirstWorkflowTask",
+        ResetType::LastWorkflowTask => "LastWorkflowTask",
+    });
+    let exclude: Vec<&str> = args
+        .reapply_exclude
+        .iter()
+        .map(|e| match e {
+            ReapplyExclude::Signal => "Signal",
+        })
+        .collect();
+    let body = json!({
+        "event_id": args.event_id,
+        "type": reset_type,
+        "reason": args.reason,
+        "reapply_exclude": exclude,
+    });
+    let answer = target
+        .call(Call::Reset {
+            id: args.workflow_id,
+            body,
+        })
+        .await?;
+    if out == Output::Json {
+        return Ok(output::json(&answer));
+    }
+    let done: steadfast_admin::api::ResetDone = parse(answer)?;
+    Ok(format!(
+        "Reset: workflow {}, new run {}\n",
+        done.workflow_id, done.run_id
+    ))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, CliError> {
@@ -135,9 +195,10 @@ async fn list(target: &Target, args: ListArgs, out: Output) -> Result<String, Cl
         .executions
         .iter()
         .map(|e| {
-            let status = match &e.parked {
-                Some(p) => format!("{} (parked: {})", e.status, p.kind),
-                None => e.status.clone(),
+            let status = match (&e.paused, &e.parked) {
+                (Some(p), _) if p.kind == "Requested" => format!("{} (paused)", e.status),
+                (_, Some(p)) => format!("{} (parked: {})", e.status, p.kind),
+                _ => e.status.clone(),
             };
             vec![
                 status,
@@ -189,6 +250,15 @@ async fn describe(target: &Target, args: RunArgs, out: Output) -> Result<String,
                 d.previous_run_id.clone().unwrap_or_default(),
             ),
             ("NextRunId", d.next_run_id.clone().unwrap_or_default()),
+            (
+                "Paused",
+                e.paused
+                    .as_ref()
+                    .map(|p| format!("{}: {}", p.kind, p.reason))
+                    .unwrap_or_default(),
+            ),
+            ("ResetFrom", d.reset_from.clone().unwrap_or_default()),
+            ("ResetTo", d.reset_to.clone().unwrap_or_default()),
             (
                 "Memo",
                 e.memo

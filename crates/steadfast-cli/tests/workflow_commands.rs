@@ -409,3 +409,109 @@ async fn a_unix_socket_address() {
     server.shutdown().await;
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn reset_pause_and_unpause() {
+    let app = app(None).await;
+    let run = app
+        .engine
+        .start_workflow(GREETER, "r-1", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let paused = stdout(
+        &app.cli(&["workflow", "pause", "-w", "r-1", "--reason", "look"])
+            .await,
+    );
+    assert_eq!(paused, "Paused: workflow r-1\n");
+    let described = stdout(&app.cli(&["workflow", "describe", "-w", "r-1"]).await);
+    assert!(described.contains("Requested: look"), "{described}");
+    let listed = stdout(&app.cli(&["workflow", "list"]).await);
+    assert!(listed.contains("Running (paused)"), "{listed}");
+    let unpaused = stdout(
+        &app.cli(&["workflow", "unpause", "-w", "r-1", "-o", "json"])
+            .await,
+    );
+    let unpaused: Value = serde_json::from_str(&unpaused).unwrap();
+    assert_eq!(unpaused["outcome"], "unpaused");
+    assert_eq!(app.engine.describe("r-1").await.unwrap().paused, None);
+
+    // Not a boundary: exit 1, the boundaries named on stderr.
+    let refused = app
+        .cli(&[
+            "workflow",
+            "reset",
+            "-w",
+            "r-1",
+            "--event-id",
+            "7",
+            "--reason",
+            "x",
+        ])
+        .await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(refused.stdout.is_empty());
+    assert!(
+        stderr(&refused).contains("not a workflow task boundary"),
+        "{}",
+        stderr(&refused)
+    );
+    // Bad arguments: exit 2, nothing sent.
+    for bad in [
+        vec!["workflow", "reset", "-w", "r-1", "--reason", "x"],
+        vec![
+            "workflow", "reset", "-w", "r-1", "--type", "BuildId", "--reason", "x",
+        ],
+        vec![
+            "workflow",
+            "reset",
+            "-w",
+            "r-1",
+            "--event-id",
+            "1",
+            "--type",
+            "FirstWorkflowTask",
+            "--reason",
+            "x",
+        ],
+        vec!["workflow", "reset", "-w", "r-1", "--event-id", "1"],
+    ] {
+        let answer = app.cli(&bad).await;
+        assert_eq!(
+            answer.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            stderr(&answer)
+        );
+    }
+
+    let reset = stdout(
+        &app.cli(&[
+            "workflow",
+            "reset",
+            "-w",
+            "r-1",
+            "--type",
+            "FirstWorkflowTask",
+            "--reason",
+            "again",
+            "--reapply-exclude",
+            "Signal",
+        ])
+        .await,
+    );
+    let new_run = app.engine.describe("r-1").await.unwrap().run_id;
+    assert_eq!(reset, format!("Reset: workflow r-1, new run {new_run}\n"));
+    let described = stdout(&app.cli(&["workflow", "describe", "-w", "r-1"]).await);
+    assert!(
+        described.contains(&run.run_id().to_string()),
+        "the new run names the old: {described}"
+    );
+    app.engine.signal("r-1", NAME, "Ada".into()).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), "Hi, Ada!");
+    let closed = app
+        .cli(&["workflow", "pause", "-w", "r-1", "--reason", "late"])
+        .await;
+    assert_eq!(closed.status.code(), Some(1));
+    assert!(stderr(&closed).contains("is closed"), "{}", stderr(&closed));
+    app.engine.shutdown().await.unwrap();
+}
