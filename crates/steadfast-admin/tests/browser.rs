@@ -1,7 +1,9 @@
 //! The web UI in a real headless Chromium (Debian's `chromium`; `.ci/run`
 //! installs it, `STEADFAST_CHROMIUM` names another binary): the list shows
 //! the runs of the file, clicking one opens its page with the history, the
-//! signal form completes a waiting run and the page follows it live, a
+//! pause and unpause buttons pause a run (shown paused, with its reason)
+//! and unpause it, the signal form completes a waiting run and the page
+//! follows it live, a
 //! token-guarded endpoint refuses the page's requests until the token is
 //! entered, and the page logs no console errors.
 //!
@@ -195,6 +197,25 @@ async fn the_list_a_run_page_and_the_signal_form_work_in_a_browser() {
         assert!(page.contains("WorkflowStarted"), "{page}");
         assert!(page.contains("Send signal"), "{page}");
 
+        // Pause: the page shows the run paused, with its reason; unpause.
+        tab.wait_for_element("#pause-reason")
+            .unwrap()
+            .type_into("looking at it")
+            .unwrap();
+        tab.wait_for_element("#pause").unwrap().click().unwrap();
+        tab.wait_for_element_with_custom_timeout("h1 .badge.Paused", Duration::from_secs(20))
+            .expect("the page shows the run paused");
+        let page = wait_for_text(&tab, |t| t.contains("Paused: looking at it"));
+        assert!(page.contains("Unpause"), "{page}");
+        tab.wait_for_element_with_custom_timeout("#unpause", Duration::from_secs(20))
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.wait_for_element_with_custom_timeout("#pause", Duration::from_secs(20))
+            .expect("the run is unpaused");
+        let page = wait_for_text(&tab, |t| !t.contains("Paused: looking at it"));
+        assert!(page.contains("WorkflowUnpaused"), "{page}");
+
         // The signal form: the run completes, and the open page follows it.
         tab.wait_for_element("#signal-name")
             .unwrap()
@@ -221,6 +242,17 @@ async fn the_list_a_run_page_and_the_signal_form_work_in_a_browser() {
     assert!(errors.is_empty(), "the page logged errors: {errors:?}");
     assert!(page_text.contains("Result"));
     assert_eq!(waiting.result().await.unwrap(), "Hello, Ada!");
+    let kinds: Vec<String> = engine
+        .history("greet-1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| format!("{:?}", e.kind))
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k.contains("looking at it")),
+        "the pause's reason is in the history: {kinds:?}"
+    );
     server.shutdown().await;
     engine.shutdown().await.unwrap();
 }

@@ -71,7 +71,10 @@ function svg(tag, attrs, ...children) {
   return node;
 }
 
-function badge(status, parked) {
+function badge(status, parked, paused) {
+  if (paused && paused.kind === "Requested") {
+    return el("span", { class: "badge Paused", title: paused.reason }, status + " · paused");
+  }
   if (parked) return el("span", { class: "badge Parked", title: parked.message }, status + " · parked");
   return el("span", { class: "badge " + status }, status);
 }
@@ -236,7 +239,7 @@ function runTable(executions) {
     el("thead", {}, el("tr", {}, ["Status", "Workflow ID", "Type", "Started", "Closed", "Events"].map((h) => el("th", {}, h)))),
     el("tbody", {}, executions.map((e) =>
       el("tr", { "data-workflow-id": e.workflow_id },
-        el("td", {}, badge(e.status, e.parked)),
+        el("td", {}, badge(e.status, e.parked, e.paused)),
         el("td", { class: "mono" }, el("a", { href: runHref(e.workflow_id, null), class: "run-link" }, e.workflow_id)),
         el("td", {}, e.workflow_type),
         el("td", {}, when(e.start_time)),
@@ -285,10 +288,11 @@ async function runPage(id, run) {
       return false;
     }
     head.replaceChildren(
-      el("h1", {}, id, " ", badge(described.status, described.parked)));
-    const key = described.run_id + described.status;
+      el("h1", {}, id, " ", badge(described.status, described.parked, described.paused)));
+    const pausedBy = described.paused && described.paused.kind === "Requested" ? described.paused.reason : null;
+    const key = described.run_id + described.status + (pausedBy === null ? "" : " paused");
     if (actionsFor !== key) {
-      actions.replaceChildren(...(described.status === "Running" && !run ? runActions(id) : []));
+      actions.replaceChildren(...(described.status === "Running" && !run ? runActions(id, pausedBy) : []));
       actionsFor = key;
     }
     if (events) {
@@ -322,12 +326,19 @@ function runDetails(id, d, events) {
     el("dt", {}, "Events"), el("dd", {}, d.history_length),
     d.previous_run_id ? [el("dt", {}, "Continued from"), el("dd", {}, link(d.previous_run_id))] : null,
     d.next_run_id ? [el("dt", {}, "Continued as"), el("dd", {}, link(d.next_run_id))] : null,
+    d.reset_from ? [el("dt", {}, "Reset from"), el("dd", { id: "reset-from" }, link(d.reset_from))] : null,
+    d.reset_to ? [el("dt", {}, "Reset to"), el("dd", { id: "reset-to" }, link(d.reset_to))] : null,
     d.parent ? [el("dt", {}, "Parent"), el("dd", {},
       el("a", { href: runHref(d.parent.workflow_id, d.parent.run_id), id: "parent-link" }, d.parent.workflow_id))] : null);
   const out = [el("div", { class: "grid" },
     el("section", { class: "card" }, el("h2", {}, "Summary"), summary),
     el("section", { class: "card" }, el("h2", {}, "Input"), json(started.input === undefined ? null : started.input),
       closeSection(last)))];
+  if (d.paused && d.paused.kind === "Requested") {
+    out.unshift(el("section", { class: "notice", id: "paused" },
+      el("strong", {}, "Paused: "), d.paused.reason,
+      " — no activity attempt begins and no timer fires until it is unpaused; nothing is lost."));
+  }
   if (d.parked) {
     const diff = d.parked.nondeterminism;
     out.unshift(el("section", { class: "error", id: "parked" },
@@ -400,7 +411,7 @@ function pendingSection(d) {
     el("h2", {}, "Pending timers"), timers, children);
 }
 
-function runActions(id) {
+function runActions(id, pausedBy) {
   const message = el("div", { id: "action-result" });
   const act = async (button, method, path, body, done) => {
     button.disabled = true;
@@ -438,8 +449,34 @@ function runActions(id) {
   const terminate = el("button", { type: "button", class: "danger", id: "terminate" }, "Terminate");
   terminate.addEventListener("click", () =>
     act(terminate, "POST", workflowPath(id) + "/terminate", { reason: reason.value || null }, "Terminated."));
+  // Pause or unpause, whichever applies; the reason goes into the history.
+  const pauseReason = el("input", { id: "pause-reason", placeholder: "reason" });
+  const paused = pausedBy !== null;
+  const pause = el("button", { type: "button", class: "secondary", id: paused ? "unpause" : "pause" },
+    paused ? "Unpause" : "Pause");
+  pause.addEventListener("click", () => act(pause, "POST", workflowPath(id) + (paused ? "/unpause" : "/pause"),
+    { reason: pauseReason.value || null }, paused ? "Unpaused." : "Paused."));
+  // Reset to a workflow task boundary: the first, the last good one, or an event ID.
+  const resetTo = el("select", { id: "reset-type" },
+    el("option", { value: "LastWorkflowTask" }, "Last workflow task"),
+    el("option", { value: "FirstWorkflowTask" }, "First workflow task"),
+    el("option", { value: "event" }, "Event ID"));
+  const resetEvent = el("input", { id: "reset-event-id", type: "number", min: "1", placeholder: "event ID" });
+  const resetReason = el("input", { id: "reset-reason", placeholder: "reason (required)" });
+  const reset = el("button", { type: "button", class: "danger", id: "reset" }, "Reset");
+  reset.addEventListener("click", () => {
+    const body = { reason: resetReason.value };
+    if (resetTo.value === "event") body.event_id = Number(resetEvent.value);
+    else body.type = resetTo.value;
+    act(reset, "POST", workflowPath(id) + "/reset", body, "Reset: a new run started.");
+  });
   return [el("h2", {}, "Actions"), el("div", { class: "actions card" }, signalForm,
-    el("div", { class: "row" }, cancel, el("label", { class: "field" }, "Reason", reason), terminate), message)];
+    el("div", { class: "row" }, cancel, el("label", { class: "field" }, "Reason", reason), terminate),
+    el("div", { class: "row" }, el("label", { class: "field" }, "Pause reason", pauseReason), pause),
+    el("div", { class: "row" }, el("label", { class: "field" }, "Reset to", resetTo),
+      el("label", { class: "field" }, "Event", resetEvent),
+      el("label", { class: "field" }, "Reason", resetReason), reset),
+    message)];
 }
 
 // The history as bars over time: each activity from its scheduling to its
