@@ -220,3 +220,69 @@ async fn a_file_left_by_a_killed_app_is_repaired_then_read() {
         "{list}"
     );
 }
+
+#[tokio::test]
+async fn pause_and_reset_change_the_file_and_the_app_goes_on_from_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = written(dir.path()).await;
+    let paused = stdout(&cli(
+        &["workflow", "pause", "-w", "waiting", "--reason", "offline"],
+        &path,
+    ));
+    assert_eq!(paused, "Paused: workflow waiting\n");
+    let described = stdout(&cli(&["workflow", "describe", "-w", "waiting"], &path));
+    assert!(described.contains("Requested: offline"), "{described}");
+    let reset = stdout(&cli(
+        &[
+            "workflow",
+            "reset",
+            "-w",
+            "waiting",
+            "--type",
+            "FirstWorkflowTask",
+            "--reason",
+            "offline reset",
+        ],
+        &path,
+    ));
+    assert!(
+        reset.starts_with("Reset: workflow waiting, new run "),
+        "{reset}"
+    );
+    let refused = cli(
+        &[
+            "workflow",
+            "reset",
+            "-w",
+            "done",
+            "--event-id",
+            "1",
+            "--reason",
+            "x",
+        ],
+        &path,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("is closed"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // The app opens the file and runs the new run, unpaused, to its end.
+    let engine = Engine::builder()
+        .workflow(GREETER, greeter)
+        .open(&path)
+        .await
+        .unwrap();
+    let described = engine.describe("waiting").await.unwrap();
+    assert!(described.reset_from.is_some());
+    assert_eq!(described.paused, None);
+    engine.signal("waiting", NAME, "Cy".into()).await.unwrap();
+    let handle = engine
+        .get_workflow_handle(GREETER, "waiting")
+        .await
+        .unwrap();
+    assert_eq!(handle.result().await.unwrap(), "Hi, Cy!");
+    engine.shutdown().await.unwrap();
+}
