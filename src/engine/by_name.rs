@@ -1,4 +1,4 @@
-//! Calls that name a signal or a query at run time and carry JSON: what an
+//! Calls that name a signal, a query or an update at run time and carry JSON: what an
 //! admin endpoint or a command-line tool sends on a person's behalf, where
 //! no typed definition is at hand. The typed calls
 //! ([`Engine::signal`](super::Engine::signal)) stay the way to use them
@@ -6,9 +6,9 @@
 
 use tokio::sync::oneshot;
 
-use super::{Engine, SignalOptions};
-use crate::error::ClientError;
-use crate::history::Payload;
+use super::{Engine, SignalOptions, UpdateOptions};
+use crate::error::{ClientError, UpdateError};
+use crate::history::{Payload, UpdateOutcome};
 use crate::worker::RunMsg;
 
 impl Engine {
@@ -120,5 +120,62 @@ impl Engine {
             }
         };
         Ok(answer)
+    }
+
+    /// Sends the update `update_name` with an already encoded input (JSON)
+    /// to a workflow's running run and returns the handler's result as
+    /// JSON, as [`update_with_options`](Self::update_with_options) does for
+    /// a typed [`UpdateDef`](crate::UpdateDef): the validator runs first
+    /// and a rejection writes nothing; an update ID makes the call safe to
+    /// repeat.
+    ///
+    /// ```no_run
+    /// # use steadfast::{Engine, Payload, UpdateError, UpdateOptions};
+    /// # async fn send(engine: &Engine) -> Result<(), UpdateError> {
+    /// let input = Payload::encode(&"gold").map_err(steadfast::ClientError::from)?;
+    /// let options = UpdateOptions::new().with_update_id("sub-7/plan/2");
+    /// let price = engine.update_by_name("sub-7", "change_plan", input, options).await?;
+    /// println!("{}", price.as_json());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`update_with_options`](Self::update_with_options):
+    /// [`UpdateError::Rejected`] by the validator,
+    /// [`UpdateError::InvalidInput`] for an input of the wrong shape,
+    /// [`UpdateError::UnknownUpdate`], [`UpdateError::Failed`]; and
+    /// [`ClientError::InvalidArgument`] for an empty update name,
+    /// [`ClientError::ReadOnly`] on a read-only engine.
+    pub async fn update_by_name(
+        &self,
+        workflow_id: &str,
+        update_name: &str,
+        input: Payload,
+        options: UpdateOptions,
+    ) -> Result<Payload, UpdateError> {
+        self.writable("update")?;
+        if update_name.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "the update name is empty; name the update the workflow handles".to_string(),
+            )
+            .into());
+        }
+        let update_id = options.update_id()?;
+        if input.len() > self.shared.max_payload_bytes {
+            return Err(ClientError::PayloadTooLarge {
+                what: format!("the input of update {update_name:?}"),
+                size: input.len(),
+                limit: self.shared.max_payload_bytes,
+            }
+            .into());
+        }
+        match super::update::send(&self.shared, workflow_id, update_id, update_name, input).await? {
+            (_, UpdateOutcome::Success { result }) => Ok(result),
+            (update_id, UpdateOutcome::Failure { failure }) => Err(UpdateError::Failed {
+                workflow_id: workflow_id.to_string(),
+                update_id,
+                failure: Box::new(failure),
+            }),
+        }
     }
 }

@@ -45,7 +45,7 @@ impl UpdateOptions {
         self
     }
 
-    fn update_id(&self) -> Result<String, ClientError> {
+    pub(super) fn update_id(&self) -> Result<String, ClientError> {
         match &self.update_id {
             None => Ok(uuid::Uuid::new_v4().to_string()),
             Some(id) if id.is_empty() => Err(ClientError::InvalidArgument(

@@ -298,6 +298,34 @@ pub struct QueryAnswer {
     pub result: Value,
 }
 
+/// `POST /api/v1/workflows/{workflow_id}/update`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequest {
+    /// The update's name, as the workflow's `UpdateDef` names it.
+    pub name: String,
+    /// Its input: any JSON value of the shape the handler takes (`null`
+    /// when left out).
+    #[serde(default)]
+    pub input: Value,
+    /// An update ID: the same ID sent again gets the first update's outcome
+    /// and runs nothing twice, so a client may retry safely.
+    #[serde(default)]
+    pub update_id: Option<String>,
+}
+
+/// The answer of an update: its handler's result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UpdateAnswer {
+    /// The workflow acted on.
+    pub workflow_id: String,
+    /// The update ID the request named (`null` when it named none: the
+    /// engine chose a random one).
+    pub update_id: Option<String>,
+    /// The handler's result.
+    pub result: Value,
+}
+
 /// `POST /api/v1/workflows/{workflow_id}/terminate`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

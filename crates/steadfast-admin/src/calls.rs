@@ -1,13 +1,15 @@
 //! The engine calls behind the request bodies that carry JSON (a signal, a
-//! query), made once: the endpoint's routes make them for a request, and
+//! query, an update), made once: the endpoint's routes make them for a request, and
 //! the command-line tool for a file it opened itself, so both do exactly
 //! the same with the same body.
 
-use steadfast::{ClientError, Engine, Payload, ResetOptions, ResetTo, SignalOptions};
+use steadfast::{
+    ClientError, Engine, Payload, ResetOptions, ResetTo, SignalOptions, UpdateError, UpdateOptions,
+};
 
 use crate::api::{
     Done, PauseRequest, QueryAnswer, QueryRequest, ResetDone, ResetRequest, SignalRequest,
-    payload_value,
+    UpdateAnswer, UpdateRequest, payload_value,
 };
 
 /// Sends the signal a [`SignalRequest`] names; answers once it is durable.
@@ -143,5 +145,31 @@ pub async fn reset(
         workflow_id: workflow_id.to_string(),
         outcome: "reset".to_string(),
         run_id: run_id.to_string(),
+    })
+}
+
+/// Sends the update an [`UpdateRequest`] names and returns its handler's
+/// result.
+///
+/// # Errors
+/// The engine's, as [`Engine::update_by_name`] gives them: a validator's
+/// rejection is [`UpdateError::Rejected`].
+pub async fn update(
+    engine: &Engine,
+    workflow_id: &str,
+    request: UpdateRequest,
+) -> Result<UpdateAnswer, UpdateError> {
+    let input = Payload::encode(&request.input).map_err(ClientError::from)?;
+    let mut options = UpdateOptions::new();
+    if let Some(update_id) = &request.update_id {
+        options = options.with_update_id(update_id.clone());
+    }
+    let result = engine
+        .update_by_name(workflow_id, &request.name, input, options)
+        .await?;
+    Ok(UpdateAnswer {
+        workflow_id: workflow_id.to_string(),
+        update_id: request.update_id,
+        result: payload_value(&result),
     })
 }

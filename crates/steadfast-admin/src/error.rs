@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use steadfast::ClientError;
+use steadfast::{ClientError, UpdateError};
 
 use crate::api::{ErrorBody, ErrorDetail};
 
@@ -105,6 +105,26 @@ impl From<ClientError> for ApiError {
     }
 }
 
+impl From<UpdateError> for ApiError {
+    fn from(e: UpdateError) -> Self {
+        use StatusCode as S;
+        // Not found, closed, parked, storage: as every other call's.
+        let e = match e {
+            UpdateError::Client(inner) => return ApiError::from(inner),
+            other => other,
+        };
+        let (status, code) = match &e {
+            UpdateError::Rejected { .. } => (S::UNPROCESSABLE_ENTITY, "update_rejected"),
+            UpdateError::UnknownUpdate { .. } => (S::BAD_REQUEST, "unknown_update"),
+            UpdateError::InvalidInput { .. } => (S::BAD_REQUEST, "bad_payload"),
+            UpdateError::Failed { .. } => (S::UNPROCESSABLE_ENTITY, "update_failed"),
+            UpdateError::Aborted { .. } => (S::CONFLICT, "update_aborted"),
+            _ => (S::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 impl ApiError {
     /// The HTTP status and the body's detail.
     pub(crate) fn into_detail(self) -> (u16, ErrorDetail) {
@@ -122,6 +142,12 @@ impl ApiError {
 /// error's code and message. For a tool that calls the engine itself (the
 /// command-line tool on a file) and reports errors as the endpoint would.
 pub fn error_detail(e: ClientError) -> (u16, ErrorDetail) {
+    ApiError::from(e).into_detail()
+}
+
+/// What the endpoint answers for an update's error, as [`error_detail`]
+/// does for the other calls.
+pub fn update_error_detail(e: UpdateError) -> (u16, ErrorDetail) {
     ApiError::from(e).into_detail()
 }
 

@@ -39,6 +39,7 @@
 //! | GET | `/api/v1/workflows/{id}/history` | the run's history, in the history JSON form |
 //! | POST | `/api/v1/workflows/{id}/signal` | `{"name", "input", "request_id"}` |
 //! | POST | `/api/v1/workflows/{id}/query` | `{"name", "args"}`: the app's code answers |
+//! | POST | `/api/v1/workflows/{id}/update` | `{"name", "input", "update_id"}`: the handler's result |
 //! | POST | `/api/v1/workflows/{id}/cancel` | requests cancellation |
 //! | POST | `/api/v1/workflows/{id}/terminate` | `{"reason"}` |
 //! | DELETE | `/api/v1/workflows/{id}` | deletes a closed workflow |
@@ -52,5 +53,5 @@ mod routes;
 mod ui;
 
 pub use endpoint::{AdminAddress, AdminEndpoint, AdminServer, DEFAULT_ADDRESS};
-pub use error::{AdminError, error_detail};
+pub use error::{AdminError, error_detail, update_error_detail};
 pub use routes::{MAX_PAGE_SIZE, MAX_REQUEST_BYTES, list_filter_from_query};

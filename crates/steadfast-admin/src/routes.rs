@@ -18,7 +18,7 @@ use steadfast::{Engine, ListFilter, PageToken, RunId, SearchAttributeValue, Work
 
 use crate::api::{
     Counts, Description, Done, ErrorDetail, ExecutionPage, PauseRequest, QueryRequest,
-    ResetRequest, ServerInfo, SignalRequest, TerminateRequest, parse_time, unhex,
+    ResetRequest, ServerInfo, SignalRequest, TerminateRequest, UpdateRequest, parse_time, unhex,
 };
 use crate::auth::{self, Token};
 use crate::error::ApiError;
@@ -42,6 +42,7 @@ pub(crate) fn router(engine: Engine, token: Token) -> Router {
         .route("/api/v1/workflows/{workflow_id}/history", get(history))
         .route("/api/v1/workflows/{workflow_id}/signal", post(signal))
         .route("/api/v1/workflows/{workflow_id}/query", post(query))
+        .route("/api/v1/workflows/{workflow_id}/update", post(update))
         .route("/api/v1/workflows/{workflow_id}/cancel", post(cancel))
         .route("/api/v1/workflows/{workflow_id}/terminate", post(terminate))
         .route("/api/v1/workflows/{workflow_id}/reset", post(reset))
@@ -362,6 +363,16 @@ async fn query(
     let id = workflow_id(path)?;
     let request: QueryRequest = body(bytes)?;
     ok(&crate::calls::query(&engine, &id, request).await?)
+}
+
+async fn update(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = workflow_id(path)?;
+    let request: UpdateRequest = body(bytes)?;
+    ok(&crate::calls::update(&engine, &id, request).await?)
 }
 
 async fn cancel(

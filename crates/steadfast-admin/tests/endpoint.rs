@@ -116,6 +116,90 @@ async fn a_signal_sent_through_the_endpoint_completes_the_workflow() {
 }
 
 #[tokio::test]
+async fn an_update_through_the_endpoint_runs_once_per_id_and_a_rejection_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    engine
+        .start_workflow(GREETER, "upd-1", "Hi".to_string(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let path = "/api/v1/workflows/upd-1/update";
+
+    let first = call(
+        address,
+        "POST",
+        path,
+        Some(r#"{"name": "count", "input": 2, "update_id": "u-1"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(first.status, 200, "{:?}", first.json());
+    assert_eq!(first.json()["result"], 2);
+    assert_eq!(first.json()["update_id"], "u-1");
+    // The same ID again: the first outcome, the handler not run again.
+    let again = call(
+        address,
+        "POST",
+        path,
+        Some(r#"{"name": "count", "input": 2, "update_id": "u-1"}"#),
+        None,
+    )
+    .await;
+    assert_eq!(again.json()["result"], 2, "{:?}", again.json());
+    let other = call(
+        address,
+        "POST",
+        path,
+        Some(r#"{"name": "count", "input": 3}"#),
+        None,
+    )
+    .await;
+    assert_eq!(other.json()["result"], 5, "{:?}", other.json());
+
+    // Refusals: each a 4xx with its code, none writes an event.
+    let events = engine.history("upd-1").await.unwrap().len();
+    for (body, status, code) in [
+        (r#"{"name": "count", "input": 0}"#, 422, "update_rejected"),
+        (r#"{"name": "nothing", "input": 1}"#, 400, "unknown_update"),
+        (r#"{"name": "count", "input": "two"}"#, 400, "bad_payload"),
+        (r#"{"name": "", "input": 1}"#, 400, "invalid_argument"),
+        (r#"{"name": "count", "inputs": 1}"#, 400, "bad_request"),
+    ] {
+        let refused = call(address, "POST", path, Some(body), None).await;
+        assert_eq!(refused.status, status, "{body}: {:?}", refused.json());
+        assert_eq!(refused.code(), code, "{body}");
+    }
+    let rejected = call(
+        address,
+        "POST",
+        path,
+        Some(r#"{"name": "count", "input": 0}"#),
+        None,
+    )
+    .await;
+    let message = rejected.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("count at least one greeting"), "{message}");
+    assert_eq!(engine.history("upd-1").await.unwrap().len(), events);
+    let missing = call(
+        address,
+        "POST",
+        "/api/v1/workflows/nobody/update",
+        Some(r#"{"name": "count", "input": 1}"#),
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn describe_shows_pending_children_and_the_parent() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;

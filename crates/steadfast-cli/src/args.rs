@@ -52,8 +52,8 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Workflows: list, describe, show, signal, query, cancel, terminate,
-    /// reset, pause, unpause, delete.
+    /// Workflows: list, describe, show, signal, query, update, cancel,
+    /// terminate, reset, pause, unpause, delete.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
     /// Makes a file left by a killed application readable again: opens it
@@ -77,6 +77,9 @@ pub enum WorkflowCommand {
     Signal(SignalArgs),
     /// Asks a query; the application's code answers it.
     Query(QueryArgs),
+    /// Sends an update and waits for its handler's result (Temporal's
+    /// `workflow update execute`); a validator's rejection exits 1.
+    Update(UpdateArgs),
     /// Requests cancellation of the running run.
     Cancel(IdArgs),
     /// Terminates the running run: no more of its code runs.
@@ -218,6 +221,23 @@ pub struct QueryArgs {
     /// The query's argument, as JSON.
     #[arg(long, short = 'i')]
     pub input: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The workflow ID.
+    #[arg(long, short = 'w')]
+    pub workflow_id: String,
+    /// The update's name.
+    #[arg(long)]
+    pub name: String,
+    /// The update's input, as JSON (a string is `'"text"'`).
+    #[arg(long, short = 'i')]
+    pub input: Option<String>,
+    /// An update ID: sending it again gets the first outcome and runs
+    /// nothing twice.
+    #[arg(long)]
+    pub update_id: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,11 @@ pub enum Call {
         id: String,
         body: Value,
     },
+    /// `body` is the endpoint's update body.
+    Update {
+        id: String,
+        body: Value,
+    },
     /// `body` is the endpoint's signal body.
     Signal {
         id: String,
@@ -108,6 +113,10 @@ async fn endpoint(client: &AdminClient, call: Call) -> Result<Value, CliError> {
         }
         Call::Query { id, body } => {
             let path = format!("{}/query", workflow(&id));
+            client.call(Method::POST, &path, Some(&body)).await
+        }
+        Call::Update { id, body } => {
+            let path = format!("{}/update", workflow(&id));
             client.call(Method::POST, &path, Some(&body)).await
         }
         Call::Cancel { id } => {
@@ -248,6 +257,13 @@ async fn file_call(engine: &Engine, call: Call) -> Result<Value, CliError> {
             let answer = steadfast_admin::calls::query(engine, &id, request)
                 .await
                 .map_err(engine_error)?;
+            to_json(&answer)
+        }
+        Call::Update { id, body } => {
+            let request = serde_json::from_value(body).map_err(CliError::json)?;
+            let answer = steadfast_admin::calls::update(engine, &id, request)
+                .await
+                .map_err(|e| api_error(steadfast_admin::update_error_detail(e)))?;
             to_json(&answer)
         }
         Call::Cancel { id } => {

@@ -7,7 +7,7 @@ use steadfast_admin::api::{Counts, Description, Done, ExecutionPage, time_text};
 
 use crate::args::{
     IdArgs, ListArgs, Output, PauseArgs, ReapplyExclude, ResetArgs, ResetType, RunArgs, SignalArgs,
-    TerminateArgs, WorkflowCommand,
+    TerminateArgs, UpdateArgs, WorkflowCommand,
 };
 use crate::error::CliError;
 use crate::output;
@@ -38,6 +38,7 @@ pub async fn run(
             }
             Ok(output::json(&answer["result"]))
         }
+        WorkflowCommand::Update(args) => update(target, args, out).await,
         WorkflowCommand::Cancel(IdArgs { workflow_id }) => {
             let done = target.call(Call::Cancel { id: workflow_id }).await?;
             finished(done, out, "Cancellation requested")
@@ -388,6 +389,21 @@ async fn signal(target: &Target, args: SignalArgs, out: Output) -> Result<String
         })
         .await?;
     finished(done, out, "Signal sent")
+}
+
+async fn update(target: &Target, args: UpdateArgs, out: Output) -> Result<String, CliError> {
+    let input = json_input(args.input.as_deref())?;
+    let body = json!({ "name": args.name, "input": input, "update_id": args.update_id });
+    let answer = target
+        .call(Call::Update {
+            id: args.workflow_id,
+            body,
+        })
+        .await?;
+    if out == Output::Json {
+        return Ok(output::json(&answer));
+    }
+    Ok(output::json(&answer["result"]))
 }
 
 /// `--input` as JSON; `null` when not given.

@@ -8,7 +8,8 @@ use std::process::Output;
 
 use serde_json::Value;
 use steadfast::{
-    Engine, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+    Engine, QueryDef, SignalDef, UpdateDef, WorkflowContext, WorkflowDef, WorkflowError,
+    WorkflowOptions,
 };
 use steadfast_admin::{AdminAddress, AdminEndpoint, AdminServer};
 use support::{stderr, stdout};
@@ -16,10 +17,24 @@ use support::{stderr, stdout};
 const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
 const NAME: SignalDef<String> = SignalDef::new("name");
 const GREET: QueryDef<String, String> = QueryDef::new("greet");
+/// Renames the greeting's prefix and returns the old one; refuses an empty one.
+const PREFIX: UpdateDef<String, String> = UpdateDef::new("prefix");
 
 async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, WorkflowError> {
     let prefix = greeting.clone();
     ctx.handle_query_with(GREET, move |who: String| format!("{prefix}, {who}?"));
+    let current = std::sync::Arc::new(std::sync::Mutex::new(greeting.clone()));
+    ctx.handle_update(
+        PREFIX,
+        |p: &String| match p.is_empty() {
+            true => Err("the prefix must not be empty".to_string()),
+            false => Ok(()),
+        },
+        move |_ctx, p: String| {
+            let current = current.clone();
+            async move { Ok(std::mem::replace(&mut *current.lock().unwrap(), p)) }
+        },
+    );
     let name = ctx.recv_signal(NAME).await?;
     Ok(format!("{greeting}, {name}!"))
 }
@@ -82,6 +97,94 @@ async fn run(args: Vec<String>, env: &[(&str, &str)]) -> Output {
     })
     .await
     .unwrap()
+}
+
+#[tokio::test]
+async fn update_prints_the_result_and_a_rejection_exits_1() {
+    let app = app(None).await;
+    app.engine
+        .start_workflow(GREETER, "greet-u", "Hello".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let first = stdout(
+        &app.cli(&[
+            "workflow",
+            "update",
+            "-w",
+            "greet-u",
+            "--name",
+            "prefix",
+            "--input",
+            "\"Hey\"",
+            "--update-id",
+            "u-1",
+        ])
+        .await,
+    );
+    assert_eq!(first.trim(), "\"Hello\"");
+    // The same update ID: the first outcome again, the handler not rerun.
+    let again: Value = serde_json::from_str(&stdout(
+        &app.cli(&[
+            "workflow",
+            "update",
+            "-w",
+            "greet-u",
+            "--name",
+            "prefix",
+            "--input",
+            "\"Yo\"",
+            "--update-id",
+            "u-1",
+            "-o",
+            "json",
+        ])
+        .await,
+    ))
+    .unwrap();
+    assert_eq!(again["result"], "Hello");
+    assert_eq!(again["update_id"], "u-1");
+    let second = stdout(
+        &app.cli(&[
+            "workflow", "update", "-w", "greet-u", "--name", "prefix", "--input", "\"Yo\"",
+        ])
+        .await,
+    );
+    assert_eq!(second.trim(), "\"Hey\"");
+
+    let events = app.engine.history("greet-u").await.unwrap().len();
+    let rejected = app
+        .cli(&[
+            "workflow", "update", "-w", "greet-u", "--name", "prefix", "--input", "\"\"",
+        ])
+        .await;
+    assert_eq!(rejected.status.code(), Some(1));
+    let message = stderr(&rejected);
+    assert!(message.contains("rejected"), "{message}");
+    assert!(
+        message.contains("the prefix must not be empty"),
+        "{message}"
+    );
+    assert!(message.contains("update_rejected"), "{message}");
+    assert!(rejected.stdout.is_empty());
+    assert_eq!(app.engine.history("greet-u").await.unwrap().len(), events);
+
+    let not_json = app
+        .cli(&[
+            "workflow", "update", "-w", "greet-u", "--name", "prefix", "--input", "Yo",
+        ])
+        .await;
+    assert_eq!(not_json.status.code(), Some(2), "{}", stderr(&not_json));
+    let missing = app
+        .cli(&[
+            "workflow", "update", "-w", "nobody", "--name", "prefix", "--input", "1",
+        ])
+        .await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("not_found"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 #[tokio::test]

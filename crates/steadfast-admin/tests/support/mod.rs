@@ -11,18 +11,34 @@ use std::time::Duration;
 
 use serde_json::Value;
 use steadfast::{
-    ChildWorkflowOptions, Engine, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
+    ChildWorkflowOptions, Engine, QueryDef, SignalDef, UpdateDef, WorkflowContext, WorkflowDef,
+    WorkflowError,
 };
 
 pub const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
 pub const NAME: SignalDef<String> = SignalDef::new("name");
 /// The greeting applied to its argument.
 pub const GREET: QueryDef<String, String> = QueryDef::new("greet");
+/// Counts a number of greetings sent; the validator refuses zero.
+pub const COUNT: UpdateDef<u32, u32> = UpdateDef::new("count");
 
-/// Waits for signal `name` and greets it; query `greet` greets its argument.
+/// Waits for signal `name` and greets it; query `greet` greets its argument;
+/// update `count` adds its input to a total and returns it.
 async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, WorkflowError> {
     let prefix = greeting.clone();
     ctx.handle_query_with(GREET, move |who: String| format!("{prefix}, {who}?"));
+    let total = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    ctx.handle_update(
+        COUNT,
+        |n: &u32| match n {
+            0 => Err("count at least one greeting".to_string()),
+            _ => Ok(()),
+        },
+        move |_ctx, n: u32| {
+            let total = total.clone();
+            async move { Ok(total.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n) }
+        },
+    );
     let name = ctx.recv_signal(NAME).await?;
     Ok(format!("{greeting}, {name}!"))
 }
