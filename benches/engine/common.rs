@@ -16,6 +16,13 @@ pub fn large() -> bool {
     std::env::var("STEADFAST_BENCH_LARGE").is_ok_and(|v| v == "1")
 }
 
+/// `STEADFAST_BENCH_SHARED_READS=0` opens the `sequential` and `fanout`
+/// files with `EngineBuilder::shared_reads(false)` (the whole file locked),
+/// to measure what redb's single-writer mode costs against it.
+pub fn shared_reads() -> bool {
+    std::env::var("STEADFAST_BENCH_SHARED_READS").map_or(true, |v| v != "0")
+}
+
 /// Runs the child role this process was started for, if any.
 pub fn run_child() -> Option<BenchResult> {
     let role = std::env::var(CHILD_ENV).ok()?;

@@ -34,6 +34,7 @@ fn run_one(workflows: u32) -> BenchResult {
     let path = dir.path().join("fanout.steadfast");
     let total = common::runtime()?.block_on(async {
         let engine = Engine::builder()
+            .shared_reads(common::shared_reads())
             .workflow(FANOUT, fanout)
             .activity(NOOP, common::noop)
             .open(&path)

@@ -54,7 +54,8 @@ pub fn run() -> BenchResult {
     let floor_ms = 1000.0 / commits_per_s;
     let path = dir.path().join("sequential.steadfast");
     let total = common::runtime()?.block_on(async {
-        let engine = register(Engine::builder()).open(&path).await?;
+        let builder = Engine::builder().shared_reads(common::shared_reads());
+        let engine = register(builder).open(&path).await?;
         let total = measure(&engine, "").await?;
         engine.shutdown().await?;
         Ok::<_, steadfast::Error>(total)

@@ -83,6 +83,9 @@ pub struct EngineBuilder {
     history_limits: crate::workflow::HistoryLimits,
     /// Open without writing (see [`EngineBuilder::read_only`]).
     read_only: bool,
+    /// Let other processes read the file while it is open (see
+    /// [`EngineBuilder::shared_reads`]).
+    shared_reads: bool,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -104,6 +107,7 @@ impl EngineBuilder {
             file_cache_bytes: DEFAULT_FILE_CACHE_BYTES,
             retention: None,
             backend: Backend::default(),
+            shared_reads: true,
             graceful_shutdown_timeout: Duration::ZERO,
             clock: Clock::system(),
             on_close: None,
@@ -253,6 +257,19 @@ impl EngineBuilder {
         self
     }
 
+    /// Whether other processes may open the file read-only while this
+    /// engine has it open (`steadfast workflow list --db FILE` on a live
+    /// file, or [`read_only`](Self::read_only) in another process), each of
+    /// their reads seeing this engine's latest commit. Default: `true`,
+    /// redb's single-writer mode; the README's "Benchmarks" section gives
+    /// its cost. With `false` the whole file is locked against every other
+    /// process, readers included, as before. A second engine (a second
+    /// writer) is refused either way ([`OpenError::AlreadyInUse`]).
+    pub fn shared_reads(mut self, shared: bool) -> Self {
+        self.shared_reads = shared;
+        self
+    }
+
     /// Removes closed runs in the background once they have been closed
     /// for longer than `period`: each run's record, history and `list`
     /// entries, as [`Engine::delete`] does, and the workflow ID itself when
@@ -351,12 +368,12 @@ impl EngineBuilder {
             let backend = self.backend;
             let file = path.clone();
             let cache_bytes = self.file_cache_bytes;
-            let store =
-                tokio::task::spawn_blocking(move || RedbStore::open(&file, backend, cache_bytes))
-                    .await
-                    .map_err(|e| {
-                        OpenError::InvalidConfig(format!("the open task failed: {e}"))
-                    })??;
+            let shared = self.shared_reads;
+            let store = tokio::task::spawn_blocking(move || {
+                RedbStore::open(&file, backend, cache_bytes, shared)
+            })
+            .await
+            .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
             Box::new(store)
         };
         let shared = Shared::new(

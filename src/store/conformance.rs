@@ -825,7 +825,7 @@ mod redb {
     fn fresh() -> (tempfile::TempDir, Box<RedbStore>) {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = dir.path().join("conformance.steadfast");
-        let store = RedbStore::open(&path, Backend::File, 1 << 20).expect("open a new file");
+        let store = RedbStore::open(&path, Backend::File, 1 << 20, true).expect("open a new file");
         (dir, Box::new(store))
     }
 

@@ -138,7 +138,18 @@ async fn writing_commands_change_the_file() {
 async fn a_held_or_missing_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = written(dir.path()).await;
+    // An app that shares its file (the default) is read, but written only
+    // through its endpoint; one that does not is not even read.
     let engine = Engine::builder().open(&path).await.unwrap();
+    let held = cli(&["workflow", "cancel", "-w", "waiting"], &path);
+    assert_eq!(held.status.code(), Some(1));
+    assert!(stderr(&held).contains("--address"), "{}", stderr(&held));
+    engine.shutdown().await.unwrap();
+    let engine = Engine::builder()
+        .shared_reads(false)
+        .open(&path)
+        .await
+        .unwrap();
     let held = cli(&["workflow", "list"], &path);
     assert_eq!(held.status.code(), Some(1));
     assert!(stderr(&held).contains("--address"), "{}", stderr(&held));
@@ -154,6 +165,45 @@ async fn a_held_or_missing_file_is_a_clear_error() {
         assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
     }
     assert!(!missing.exists());
+}
+
+/// While this process's engine holds the file, the binary (another
+/// process) reads it, and each command sees the engine's latest commit.
+#[tokio::test]
+async fn a_live_file_is_read_by_another_process_as_it_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = written(dir.path()).await;
+    let engine = Engine::builder()
+        .workflow(GREETER, greeter)
+        .open(&path)
+        .await
+        .unwrap();
+    let list = stdout(&cli(&["workflow", "list", "--status", "Running"], &path));
+    assert!(list.lines().any(|l| l.contains("waiting")), "{list}");
+
+    engine.signal("waiting", NAME, "Bo".into()).await.unwrap();
+    let handle = engine
+        .get_workflow_handle(GREETER, "waiting")
+        .await
+        .unwrap();
+    assert_eq!(handle.result().await.unwrap(), "Hi, Bo!");
+    let list = stdout(&cli(&["workflow", "list"], &path));
+    assert!(
+        list.lines()
+            .any(|l| l.contains("waiting") && l.contains("Completed")),
+        "{list}"
+    );
+    let started = engine
+        .start_workflow(GREETER, "later", "Yo".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let shown = stdout(&cli(
+        &["workflow", "show", "-w", "later", "-o", "json"],
+        &path,
+    ));
+    let history = steadfast::WorkflowHistory::from_json(&shown).unwrap();
+    assert_eq!(history.run_id, started.run_id());
+    engine.shutdown().await.unwrap();
 }
 
 const CHILD_ENV: &str = "STEADFAST_CLI_TEST_CHILD_DB";

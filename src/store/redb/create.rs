@@ -43,7 +43,7 @@ pub(super) fn create(path: &Path, backend: &Backend, cache_bytes: usize) -> Resu
         }
         Err(_) => {}
     }
-    let opened = file::contain(|| open_checked(&temporary, backend, false, cache_bytes));
+    let opened = file::contain(|| open_checked(&temporary, backend, false, cache_bytes, false));
     let refused = match opened {
         Ok(Ok(db)) => {
             drop(db);

@@ -37,16 +37,22 @@ pub(crate) enum Backend {
 impl Backend {
     /// Opens (or creates) the file; `checked` verifies every page first,
     /// which costs a walk of the file but reports damage instead of
-    /// panicking on it.
+    /// panicking on it. `shared` opens it in redb's single-writer mode:
+    /// this handle alone writes, and other processes may open the file
+    /// read-only ([`ReadOnlyStore`](super::ReadOnlyStore)) and follow its
+    /// commits; otherwise the whole file is locked against every other
+    /// process.
     pub(super) fn open(
         &self,
         path: &Path,
         checked: bool,
         cache_bytes: usize,
+        shared: bool,
     ) -> Result<Database, redb::DatabaseError> {
         let mut builder = redb::Builder::new();
         builder.set_check_integrity_on_open(checked);
         builder.set_cache_size(cache_bytes);
+        builder.set_concurrency_mode(concurrency_mode(shared));
         match self {
             Backend::File => builder.create(path),
             #[cfg(feature = "fault-injection")]
@@ -58,6 +64,15 @@ impl Backend {
                 builder.create_with_backend(PowerCutBackend::open(path, power.clone())?)
             }
         }
+    }
+}
+
+/// redb's mode for a writer that shares the file with readers or not.
+pub(super) fn concurrency_mode(shared: bool) -> redb::ConcurrencyMode {
+    if shared {
+        redb::ConcurrencyMode::SingleWriter
+    } else {
+        redb::ConcurrencyMode::ExclusiveWriter
     }
 }
 
@@ -94,6 +109,9 @@ pub(crate) struct DbCell {
     backend: Backend,
     /// redb's page cache size, for opening the file again.
     cache_bytes: usize,
+    /// Opened in redb's single-writer mode (readers of other processes
+    /// allowed), for opening the file again the same way.
+    shared: bool,
     state: Mutex<CellState>,
     /// Set once redb panicked on the file: later opens check every page.
     damaged: AtomicBool,
@@ -161,6 +179,7 @@ impl DbCell {
         path: &Path,
         backend: Backend,
         cache_bytes: usize,
+        shared: bool,
         db: Database,
         damaged: bool,
     ) -> Self {
@@ -168,6 +187,7 @@ impl DbCell {
             path: path.to_path_buf(),
             backend,
             cache_bytes,
+            shared,
             state: Mutex::new(CellState {
                 db: DbState::Open(Arc::new(db)),
                 failures: 0,
@@ -218,17 +238,20 @@ impl DbCell {
         counted: bool,
     ) -> Result<Arc<Database>, StoreError> {
         let checked = self.damaged.load(Ordering::SeqCst);
-        let opened = contain(|| self.backend.open(&self.path, checked, self.cache_bytes))
-            .map_err(StoreError::Damaged)
-            .and_then(|r| {
-                r.map_err(|e| match e {
-                    // The dropped handle still holds the file's lock (a read
-                    // in flight keeps it a moment longer, see `release`): the
-                    // failure that dropped it is still the one to answer.
-                    redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Broken,
-                    other => super::redb_err(other),
-                })
-            });
+        let opened = contain(|| {
+            self.backend
+                .open(&self.path, checked, self.cache_bytes, self.shared)
+        })
+        .map_err(StoreError::Damaged)
+        .and_then(|r| {
+            r.map_err(|e| match e {
+                // The dropped handle still holds the file's lock (a read
+                // in flight keeps it a moment longer, see `release`): the
+                // failure that dropped it is still the one to answer.
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Broken,
+                other => super::redb_err(other),
+            })
+        });
         match opened {
             Ok(db) => {
                 tracing::info!(path = %self.path.display(), "file opened again after a storage failure");

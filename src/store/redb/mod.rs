@@ -156,11 +156,14 @@ pub(crate) struct RedbStore {
 }
 
 impl RedbStore {
-    /// Opens or creates the file and checks its format version.
+    /// Opens or creates the file and checks its format version; `shared`
+    /// lets other processes open it read-only while it is open (see
+    /// [`Backend::open`]).
     pub(crate) fn open(
         path: &Path,
         backend: Backend,
         cache_bytes: usize,
+        shared: bool,
     ) -> Result<RedbStore, OpenError> {
         create::remove_stray_temporaries(path);
         if !path.exists() {
@@ -169,20 +172,22 @@ impl RedbStore {
         // redb trusts a cleanly closed file and may panic on one damaged
         // outside it; an open that checks every page reports the damage
         // instead, so it is the fallback (it costs a walk of the file).
-        let (db, damaged) = match file::contain(|| open_checked(path, &backend, false, cache_bytes))
-        {
+        let (db, damaged) = match file::contain(|| {
+            open_checked(path, &backend, false, cache_bytes, shared)
+        }) {
             Ok(opened) => (opened?, false),
             Err(panic) => {
                 tracing::warn!(path = %path.display(), error = %panic, "opening the file again, checking every page");
-                let opened = file::contain(|| open_checked(path, &backend, true, cache_bytes))
-                    .map_err(|message| OpenError::Unreadable {
-                        path: path.to_path_buf(),
-                        message,
-                    })?;
+                let opened =
+                    file::contain(|| open_checked(path, &backend, true, cache_bytes, shared))
+                        .map_err(|message| OpenError::Unreadable {
+                            path: path.to_path_buf(),
+                            message,
+                        })?;
                 (opened?, true)
             }
         };
-        let db = Arc::new(DbCell::new(path, backend, cache_bytes, db, damaged));
+        let db = Arc::new(DbCell::new(path, backend, cache_bytes, shared, db, damaged));
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_db = db.clone();
         let writer = std::thread::Builder::new()
@@ -328,9 +333,10 @@ fn open_checked(
     backend: &Backend,
     checked: bool,
     cache_bytes: usize,
+    shared: bool,
 ) -> Result<Database, OpenError> {
     let db = backend
-        .open(path, checked, cache_bytes)
+        .open(path, checked, cache_bytes, shared)
         .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => OpenError::AlreadyInUse {
                 path: path.to_path_buf(),

@@ -200,8 +200,13 @@ mod tests {
 
     fn open() -> (tempfile::TempDir, RedbStore) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store =
-            RedbStore::open(&dir.path().join("t.steadfast"), Backend::File, 1 << 20).expect("open");
+        let store = RedbStore::open(
+            &dir.path().join("t.steadfast"),
+            Backend::File,
+            1 << 20,
+            true,
+        )
+        .expect("open");
         (dir, store)
     }
 
