@@ -132,6 +132,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod history;
+pub mod metrics;
 mod panic;
 mod replayer;
 mod store;

@@ -687,6 +687,7 @@ impl Engine {
                 },
             });
         }
+        let start_type = start.workflow_type.clone();
         let record = RunRecord {
             workflow_id: start.workflow_id.clone(),
             workflow_type: start.workflow_type,
@@ -746,6 +747,9 @@ impl Engine {
         };
         let outcome = self.shared.store.write(op).await?;
         let workflow_id = start.workflow_id;
+        if matches!(outcome, WriteOutcome::Started) {
+            crate::metrics::workflow_started(&start_type, &options.task_queue);
+        }
         match outcome {
             WriteOutcome::Started if continues => {
                 reservation.launch_uncommitted(prepared);

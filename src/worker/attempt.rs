@@ -172,6 +172,14 @@ pub(super) async fn run(work: Attempt, begin: Begin) -> Option<AttemptOutcome> {
     }));
     let sleepers = work.clock.sleepers();
     let started_time = work.clock.now();
+    // Wall time, whatever clock the workflows see: what the attempt cost.
+    let began = std::time::Instant::now();
+    let labels = (work.activity_type.clone(), work.task_queue.clone());
+    crate::metrics::activity_started(
+        &labels.0,
+        &labels.1,
+        started_time.duration_since(work.due_at).unwrap_or_default(),
+    );
     let limit = attempt_limit(&work.options, work.scheduled_at, started_time);
     let info = ActivityInfo {
         workflow_id: work.workflow_id,
@@ -240,6 +248,7 @@ pub(super) async fn run(work: Attempt, begin: Begin) -> Option<AttemptOutcome> {
             ))
         }
     };
+    crate::metrics::activity_finished(&labels.0, &labels.1, began.elapsed(), result.is_err());
     // A sleep of a clone of the context that outlives the attempt lets go
     // of nothing from here on: the attempt's hold goes with its outcome.
     sleepers.close();

@@ -484,7 +484,10 @@ impl Shared {
             Some(RunSlot {
                 actor: Actor::Live(tx),
                 ..
-            }) => tx.send(held).map_err(|e| e.0.0),
+            }) => {
+                crate::metrics::cache_hit();
+                tx.send(held).map_err(|e| e.0.0)
+            }
             Some(RunSlot {
                 actor: Actor::Loading(queued),
                 ..
@@ -500,6 +503,7 @@ impl Shared {
                 Ok(())
             }
             None => {
+                crate::metrics::cache_miss();
                 let state = Arc::new(watch::channel(RunState::Running).0);
                 runs.insert(
                     run_id,
@@ -693,6 +697,9 @@ impl Shared {
         let mut runs = self.runs();
         if let Some(slot) = runs.get_mut(&run_id) {
             slot.actor = Actor::Stopped;
+            if !matches!(&*slot.state.borrow(), RunState::Parked(_)) {
+                crate::metrics::workflow_parked(&reason);
+            }
             slot.state.send_replace(RunState::Parked(reason));
         }
     }
@@ -728,6 +735,7 @@ impl Shared {
         match runs.get(&run_id) {
             Some(slot) if slot.state.receiver_count() == 0 => {
                 runs.remove(&run_id);
+                crate::metrics::cache_eviction();
                 tracing::debug!(%run_id, "run evicted from memory");
                 true
             }

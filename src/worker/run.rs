@@ -1333,6 +1333,17 @@ impl RunActor {
         self.warn_long_history(&step.events);
         self.request_child_cancels(&step.events);
         if self.record.status.is_closed() {
+            crate::metrics::workflow_closed(
+                self.record.status,
+                &self.record.workflow_type,
+                &self.record.task_queue,
+            );
+            if let Some(next) = &step.next_run {
+                crate::metrics::workflow_started(
+                    &next.record.workflow_type,
+                    &next.record.task_queue,
+                );
+            }
             self.notify_parent(&step.events);
             self.warn_unread(&step.events);
             self.watch
@@ -1350,6 +1361,7 @@ impl RunActor {
             && !matches!(&*self.watch.borrow(), RunState::Parked(_))
         {
             warn!(workflow_id = %self.record.workflow_id, run_id = %self.run_id, %reason, "run parked");
+            crate::metrics::workflow_parked(reason);
             self.watch.send_replace(RunState::Parked(reason.clone()));
         }
         for reply in step.describes {

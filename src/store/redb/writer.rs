@@ -50,6 +50,7 @@ pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
                 Err(_) => break,
             }
         }
+        let began = Instant::now();
         let (mut result, broken) = match cell.get_for_write() {
             // redb panics on pages damaged outside it: nothing of the batch
             // is durable then, and the handle is not trusted again.
@@ -61,6 +62,7 @@ pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
                     });
                     if failed.is_none() {
                         cell.committed();
+                        crate::metrics::committed(batch.len(), began.elapsed());
                     }
                     (result, failed.map(|e| (db, e, false)))
                 }

@@ -83,6 +83,8 @@ impl RunActor {
     ) -> Result<Vec<Event>, StoreError> {
         let now = self.shared.clock.now();
         let mut starts = Vec::new();
+        // Type and queue of each start, for the started metric.
+        let mut started = Vec::new();
         for event in events {
             let EventKind::StartChildWorkflowInitiated {
                 seq,
@@ -120,6 +122,7 @@ impl RunActor {
                 };
                 child_encoded.push(codec::encode(&event).map_err(StoreError::encode)?);
             }
+            started.push((workflow_type.clone(), task_queue.clone()));
             let child_record = RunRecord {
                 workflow_id: workflow_id.clone(),
                 workflow_type: workflow_type.clone(),
@@ -159,6 +162,13 @@ impl RunActor {
         match outcome {
             WriteOutcome::ChildrenStarted(outcomes) => Ok(outcomes
                 .into_iter()
+                .zip(started)
+                .map(|(outcome, (workflow_type, task_queue))| {
+                    if outcome.is_ok() {
+                        crate::metrics::workflow_started(&workflow_type, &task_queue);
+                    }
+                    outcome
+                })
                 .zip(seqs)
                 .zip(first..)
                 .map(|((outcome, seq), event_id)| Event {
