@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// a file no application holds (`--db`).
 #[derive(Debug, Parser)]
 #[command(name = "steadfast", version, about, long_about = None)]
-pub struct Cli {
+pub struct CommandLine {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
@@ -53,7 +53,7 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Workflows: list, describe, show, signal, query, update, cancel,
-    /// terminate, reset, pause, unpause, delete.
+    /// terminate, reset, pause, unpause, delete, replay.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
     /// Makes a file left by a killed application readable again: opens it
@@ -95,6 +95,25 @@ pub enum WorkflowCommand {
     Unpause(PauseArgs),
     /// Deletes a closed workflow: every run and its history.
     Delete(IdArgs),
+    /// Replays a saved history against the application's workflow code:
+    /// a run's (from `--db` or `--address`), or a history JSON file
+    /// (`--history-file`, as `show -o json` writes it). Only in a binary
+    /// that embeds the tool with its registrations (`steadfast_cli::Cli`);
+    /// a disagreement prints the nondeterminism diff and exits 1.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The workflow ID whose history to replay (its latest run).
+    #[arg(long, short = 'w', required_unless_present = "history_file")]
+    pub workflow_id: Option<String>,
+    /// A run of the ID other than its latest.
+    #[arg(long, short = 'r', requires = "workflow_id")]
+    pub run_id: Option<String>,
+    /// A history JSON file instead of a run of the file or the endpoint.
+    #[arg(long, value_name = "FILE", conflicts_with = "workflow_id")]
+    pub history_file: Option<std::path::PathBuf>,
 }
 
 /// Where `workflow reset` goes, as Temporal's `--type`.

@@ -26,6 +26,9 @@ pub enum CliError {
     /// The file (`--db`) could not be opened or closed.
     #[error("{0}")]
     File(String),
+    /// A replayed history and the registered code disagree: the diff.
+    #[error("{0}")]
+    Replay(String),
 }
 
 impl CliError {
@@ -37,12 +40,12 @@ impl CliError {
     }
 
     /// The process exit code: 1 when the endpoint (or the file) refused the
-    /// request,
+    /// request or a replay disagreed,
     /// 2 for bad arguments (as clap's), 3 when no endpoint could be reached
     /// or it answered something else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Api { .. } | CliError::File(_) => 1,
+            CliError::Api { .. } | CliError::File(_) | CliError::Replay(_) => 1,
             CliError::Usage(_) => 2,
             CliError::Unreachable { .. } | CliError::Protocol(_) => 3,
         }

@@ -1,17 +1,22 @@
 //! The `steadfast` command-line tool as a library: [`main`] parses the
 //! arguments, talks to the application's admin endpoint, prints the answer
 //! and returns the exit code, so an application can also offer the same
-//! commands from its own binary.
+//! commands from its own binary; [`Cli`] does so with the application's
+//! workflows registered, which adds `workflow replay` and offline queries
+//! on a `--db` file.
 //!
 //! Exit codes: 0 done; 1 the endpoint or the file refused the request
-//! (unknown ID, closed workflow, bad input, a file that needs recovery: the
-//! message on stderr); 2 bad arguments; 3 no endpoint answered at the
-//! address.
+//! (unknown ID, closed workflow, bad input, an update's validator, a file
+//! that needs recovery: the message on stderr), or a replay found the code
+//! disagreeing with the history; 2 bad arguments; 3 no endpoint answered
+//! at the address.
 
 mod args;
+mod cli;
 mod client;
 mod error;
 mod output;
+mod replay;
 mod target;
 mod workflow;
 
@@ -21,19 +26,29 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::Cli;
+pub use args::CommandLine;
+pub use cli::Cli;
 pub use client::{Address, AdminClient};
 pub use error::CliError;
 
 /// Runs one command from `args` (the program name first, as
-/// `std::env::args_os` gives them): prints its answer on stdout, or the
-/// error on stderr, and returns the exit code.
+/// `std::env::args_os` gives them) without any workflow code registered:
+/// prints its answer on stdout, or the error on stderr, and returns the
+/// exit code. [`Cli`] does the same with an application's code.
 pub fn main<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    run_args(&cli::Code::default(), args)
+}
+
+fn run_args<I, T>(code: &cli::Code, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match CommandLine::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -50,7 +65,7 @@ where
             return ExitCode::from(3);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run_with(code, cli)) {
         Ok(text) => {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(text.as_bytes());
@@ -82,10 +97,18 @@ async fn repair(path: &std::path::Path) -> Result<String, CliError> {
     Ok(format!("{} is ready to read\n", path.display()))
 }
 
-/// Runs a parsed command and returns what it prints.
-pub async fn run(cli: Cli) -> Result<String, CliError> {
+/// Runs a parsed command (without workflow code) and returns what it
+/// prints.
+pub async fn run(cli: CommandLine) -> Result<String, CliError> {
+    run_with(&cli::Code::default(), cli).await
+}
+
+async fn run_with(code: &cli::Code, cli: CommandLine) -> Result<String, CliError> {
     let target = match &cli.global.db {
-        Some(path) => target::Target::File(path.clone()),
+        Some(path) => target::Target::File {
+            path: path.clone(),
+            code: code.clone(),
+        },
         None => {
             let address = Address::parse(&cli.global.address)?;
             target::Target::Endpoint(AdminClient::new(address, cli.global.token.clone()))
@@ -93,7 +116,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
     };
     match cli.command {
         args::Command::Workflow(command) => {
-            workflow::run(&target, command, cli.global.output).await
+            workflow::run(&target, code, command, cli.global.output).await
         }
         args::Command::Repair => match &cli.global.db {
             Some(db) => repair(db).await,

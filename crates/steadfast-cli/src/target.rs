@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use steadfast::{ClientError, Engine, OpenError, RunId};
 use steadfast_admin::api::{Counts, Description, Done, ExecutionPage};
 
+use crate::cli::Code;
 use crate::client::{AdminClient, segment};
 use crate::error::CliError;
 
@@ -70,14 +71,19 @@ pub enum Call {
 
 pub enum Target {
     Endpoint(AdminClient),
-    File(PathBuf),
+    /// A file, and the workflow code an embedding application registered
+    /// (empty in the plain tool): queries on the file replay with it.
+    File {
+        path: PathBuf,
+        code: Code,
+    },
 }
 
 impl Target {
     pub async fn call(&self, call: Call) -> Result<Value, CliError> {
         match self {
             Target::Endpoint(client) => endpoint(client, call).await,
-            Target::File(path) => file(path, call).await,
+            Target::File { path, code } => file(path, code, call).await,
         }
     }
 }
@@ -186,7 +192,7 @@ fn done(id: String, outcome: &str) -> Result<Value, CliError> {
     })
 }
 
-async fn file(path: &std::path::Path, call: Call) -> Result<Value, CliError> {
+async fn file(path: &std::path::Path, code: &Code, call: Call) -> Result<Value, CliError> {
     let reads = matches!(
         call,
         Call::List { .. }
@@ -197,7 +203,9 @@ async fn file(path: &std::path::Path, call: Call) -> Result<Value, CliError> {
     );
     let mut builder = Engine::builder();
     if reads {
-        builder = builder.read_only();
+        // Read-only, the code is only replayed: a query's handler answers
+        // from the run's history, and nothing runs forward.
+        builder = code.register(builder.read_only());
     } else if !path.exists() {
         // Writing would create an empty file: say the path is wrong.
         return Err(open_error(

@@ -9,16 +9,19 @@ use crate::args::{
     IdArgs, ListArgs, Output, PauseArgs, ReapplyExclude, ResetArgs, ResetType, RunArgs, SignalArgs,
     TerminateArgs, UpdateArgs, WorkflowCommand,
 };
+use crate::cli::Code;
 use crate::error::CliError;
 use crate::output;
 use crate::target::{Call, Target};
 
 pub async fn run(
     target: &Target,
+    code: &Code,
     command: WorkflowCommand,
     out: Output,
 ) -> Result<String, CliError> {
     match command {
+        WorkflowCommand::Replay(args) => crate::replay::run(target, code, args, out).await,
         WorkflowCommand::List(args) => list(target, args, out).await,
         WorkflowCommand::Count => count(target, out).await,
         WorkflowCommand::Describe(args) => describe(target, args, out).await,
