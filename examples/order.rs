@@ -50,16 +50,16 @@ const ARCHIVE: ActivityDef<String, String> = ActivityDef::new("archive");
 
 /// Runs (or resumes) one order workflow in a local steadfast file.
 #[derive(Parser, Debug)]
-struct Args {
+pub struct Args {
     /// The steadfast file (created if missing).
     #[arg(long)]
-    db: PathBuf,
+    pub db: PathBuf,
     /// The log file each activity attempt appends a line to.
     #[arg(long)]
-    log: PathBuf,
+    pub log: PathBuf,
     /// The workflow ID (also the order ID).
     #[arg(long)]
-    id: String,
+    pub id: String,
 }
 
 // Workflow: deterministic orchestration. Each `await` on an activity returns
@@ -112,7 +112,15 @@ async fn step(
 
 #[tokio::main]
 async fn main() -> Result<(), steadfast::Error> {
-    let args = Args::parse();
+    let result = run(Args::parse()).await?;
+    println!("Workflow result: {result}");
+    Ok(())
+}
+
+/// Starts (or waits for) the order run and returns its result, once the
+/// engine has shut down (`crates/steadfast-cli/tests/order_example.rs`
+/// runs it, then reads the file with the `steadfast` tool).
+pub async fn run(args: Args) -> Result<String, steadfast::Error> {
     let log = Arc::new(args.log);
     // Each activity is `step` with the log path and what it reports done.
     let activity = |done: &'static str| {
@@ -150,7 +158,7 @@ async fn main() -> Result<(), steadfast::Error> {
         }
         Err(e) => return Err(e.into()),
     };
-    println!("Workflow result: {}", run.result().await?);
+    let result = run.result().await?;
     engine.shutdown().await?;
-    Ok(())
+    Ok(result)
 }
