@@ -16,11 +16,11 @@ pub fn large() -> bool {
     std::env::var("STEADFAST_BENCH_LARGE").is_ok_and(|v| v == "1")
 }
 
-/// `STEADFAST_BENCH_SHARED_READS=0` opens the `sequential` and `fanout`
-/// files with `EngineBuilder::shared_reads(false)` (the whole file locked),
-/// to measure what redb's single-writer mode costs against it.
+/// `STEADFAST_BENCH_SHARED_READS=1` opens the `sequential` and `fanout`
+/// files with `EngineBuilder::shared_reads(true)` (redb's single-writer
+/// mode), to measure what it costs against the default whole-file lock.
 pub fn shared_reads() -> bool {
-    std::env::var("STEADFAST_BENCH_SHARED_READS").map_or(true, |v| v != "0")
+    std::env::var("STEADFAST_BENCH_SHARED_READS").is_ok_and(|v| v == "1")
 }
 
 /// Runs the child role this process was started for, if any.

@@ -107,7 +107,7 @@ impl EngineBuilder {
             file_cache_bytes: DEFAULT_FILE_CACHE_BYTES,
             retention: None,
             backend: Backend::default(),
-            shared_reads: true,
+            shared_reads: false,
             graceful_shutdown_timeout: Duration::ZERO,
             clock: Clock::system(),
             on_close: None,
@@ -260,11 +260,13 @@ impl EngineBuilder {
     /// Whether other processes may open the file read-only while this
     /// engine has it open (`steadfast workflow list --db FILE` on a live
     /// file, or [`read_only`](Self::read_only) in another process), each of
-    /// their reads seeing this engine's latest commit. Default: `true`,
-    /// redb's single-writer mode; the README's "Benchmarks" section gives
-    /// its cost. With `false` the whole file is locked against every other
-    /// process, readers included, as before. A second engine (a second
-    /// writer) is refused either way ([`OpenError::AlreadyInUse`]).
+    /// their reads seeing this engine's latest commit: redb's single-writer
+    /// mode. Default: `false`, the whole file locked against every other
+    /// process, readers included: the shared mode made each sequential
+    /// step about twice as slow on this project's machine (the README's
+    /// "Benchmarks" section), past the 10 % it was allowed. A second
+    /// engine (a second writer) is refused either way
+    /// ([`OpenError::AlreadyInUse`]).
     pub fn shared_reads(mut self, shared: bool) -> Self {
         self.shared_reads = shared;
         self

@@ -21,7 +21,10 @@ impl EngineBuilder {
     /// repairs it), and must not be format 1 ([`OpenError::NeedsMigration`]).
     /// While an engine holds the file the open fails with
     /// [`OpenError::AlreadyInUse`]: reach that application instead (its
-    /// admin endpoint). Retention cannot be set.
+    /// admin endpoint), unless that engine shares its file
+    /// ([`shared_reads(true)`](Self::shared_reads)): then this engine reads
+    /// it as it runs, each read seeing its latest commit. Retention cannot
+    /// be set.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), steadfast::Error> {

@@ -164,7 +164,8 @@ fn api_error((status, detail): (u16, steadfast_admin::api::ErrorDetail)) -> CliE
 fn open_error(path: &std::path::Path, e: OpenError) -> CliError {
     let hint = match &e {
         OpenError::AlreadyInUse { .. } => {
-            "; an application holds it: reach it with --address (its admin endpoint)"
+            "; an application holds it: reach it with --address (its admin endpoint), or let \
+             the application open it with EngineBuilder::shared_reads(true) to read it here"
         }
         _ => "",
     };

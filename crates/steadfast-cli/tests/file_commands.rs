@@ -138,18 +138,18 @@ async fn writing_commands_change_the_file() {
 async fn a_held_or_missing_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = written(dir.path()).await;
-    // An app that shares its file (the default) is read, but written only
-    // through its endpoint; one that does not is not even read.
-    let engine = Engine::builder().open(&path).await.unwrap();
+    // An app that shares its file is read, but written only through its
+    // endpoint; one that does not (the default) is not even read.
+    let engine = Engine::builder()
+        .shared_reads(true)
+        .open(&path)
+        .await
+        .unwrap();
     let held = cli(&["workflow", "cancel", "-w", "waiting"], &path);
     assert_eq!(held.status.code(), Some(1));
     assert!(stderr(&held).contains("--address"), "{}", stderr(&held));
     engine.shutdown().await.unwrap();
-    let engine = Engine::builder()
-        .shared_reads(false)
-        .open(&path)
-        .await
-        .unwrap();
+    let engine = Engine::builder().open(&path).await.unwrap();
     let held = cli(&["workflow", "list"], &path);
     assert_eq!(held.status.code(), Some(1));
     assert!(stderr(&held).contains("--address"), "{}", stderr(&held));
@@ -167,13 +167,15 @@ async fn a_held_or_missing_file_is_a_clear_error() {
     assert!(!missing.exists());
 }
 
-/// While this process's engine holds the file, the binary (another
-/// process) reads it, and each command sees the engine's latest commit.
+/// While this process's engine holds the file (sharing it), the binary
+/// (another process) reads it, and each command sees the engine's latest
+/// commit.
 #[tokio::test]
 async fn a_live_file_is_read_by_another_process_as_it_changes() {
     let dir = tempfile::tempdir().unwrap();
     let path = written(dir.path()).await;
     let engine = Engine::builder()
+        .shared_reads(true)
         .workflow(GREETER, greeter)
         .open(&path)
         .await

@@ -1,8 +1,8 @@
 //! A read-only handle on a file: redb's `ReadOnlyDatabase`, which never
 //! writes (not even a repair or a format migration), so a command-line tool
-//! can read a file without changing a byte of it, also while an engine has
-//! it open (redb's single-writer mode: each read sees the engine's latest
-//! commit). Every write is refused with [`StoreError::ReadOnly`].
+//! can read a file without changing a byte of it, also while an engine that
+//! shares its file has it open (redb's single-writer mode: each read sees
+//! the engine's latest commit). Every write is refused with [`StoreError::ReadOnly`].
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -46,10 +46,11 @@ impl ReadOnlyStore {
         let opened = file::contain(|| {
             let mut builder = ::redb::Builder::new();
             builder.set_cache_size(cache_bytes);
-            // The mode of an engine that shares its file: beside one, this
-            // handle reads its commits as they land; beside an engine that
-            // does not (`EngineBuilder::shared_reads(false)`, or a build
-            // before it), the open is refused as the file is in use.
+            // The mode of an engine that shares its file: beside one
+            // (`EngineBuilder::shared_reads(true)`), this handle reads its
+            // commits as they land; beside one that does not (the default,
+            // or a build before it), the open is refused as the file is in
+            // use.
             builder.set_concurrency_mode(file::concurrency_mode(true));
             builder.open_read_only(path)
         })
