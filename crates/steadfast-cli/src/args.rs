@@ -28,9 +28,11 @@ pub struct Global {
         default_value = "127.0.0.1:8233"
     )]
     pub address: String,
-    /// A steadfast file no application holds, instead of an endpoint:
-    /// opened read-only by the commands that only read (list, describe,
-    /// show), for writing by the others.
+    /// A steadfast file, instead of an endpoint: one no application holds,
+    /// or (for the commands that only read) one an application opened
+    /// with `shared_reads(true)`. Opened read-only by the commands that
+    /// only read (list, describe, show, query, replay), for writing by the
+    /// others.
     #[arg(long, global = true, value_name = "FILE", conflicts_with = "token")]
     pub db: Option<std::path::PathBuf>,
     /// The endpoint's token, sent as `Authorization: Bearer <token>`.
