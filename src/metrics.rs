@@ -24,11 +24,11 @@
 //! | `steadfast_workflow_terminated` | counter | `workflow_type`, `task_queue` | a run in memory was terminated (one terminated while not in memory is not counted) |
 //! | `steadfast_workflow_timed_out` | counter | `workflow_type`, `task_queue` | a run hit its run or execution timeout |
 //! | `steadfast_workflow_continue_as_new` | counter | `workflow_type`, `task_queue` | a run continued as new |
-//! | `steadfast_workflow_parked` | counter | `reason` (`nondeterminism`, `panic`, `unrunnable`, `disk_full`, `storage`, `foreign_future`) | a run went from making progress to parked |
+//! | `steadfast_workflow_parked` | counter | `reason` (`nondeterminism`, `panic`, `unrunnable`, `disk_full`, `storage`, `foreign_future`) | a run went from making progress to parked (a parked run loaded again that parks again, before committing a step, is not counted again) |
 //! | `steadfast_activity_schedule_to_start_latency` | histogram (seconds) | `activity_type`, `task_queue` | from an attempt becoming due (scheduled, or its retry's backoff over) to its start: the wait for a slot or a worker |
 //! | `steadfast_activity_execution_latency` | histogram (seconds) | `activity_type`, `task_queue` | wall time of one attempt, from its start to its outcome |
 //! | `steadfast_activity_execution_failed` | counter | `activity_type`, `task_queue` | an attempt failed (an error, a panic, a timeout); each retry counts |
-//! | `steadfast_timer_lateness` | histogram (seconds) | none | from a durable timer's due time to the timer thread handing its firing to the run (the firing's commit follows) |
+//! | `steadfast_timer_lateness` | histogram (seconds) | none | from a durable timer's due time to its run taking the firing, once per timer (the firing's commit follows) |
 //! | `steadfast_sticky_cache_hit` | counter | none | a message (an activity outcome, a timer, a signal, ...) reached a run in memory |
 //! | `steadfast_sticky_cache_miss` | counter | none | a message reached a run not in memory: it is loaded and replayed from the file |
 //! | `steadfast_sticky_cache_total_forced_eviction` | counter | none | an idle run left memory because more than `max_cached_runs` were in it |
@@ -131,7 +131,7 @@ pub fn describe() {
         ),
         (
             TIMER_LATENESS,
-            "From a durable timer's due time to its firing being handed to the run",
+            "From a durable timer's due time to its run taking the firing",
         ),
         (
             STORE_COMMIT_LATENCY,

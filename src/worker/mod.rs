@@ -308,6 +308,13 @@ pub(crate) struct Shared {
     /// Runs in memory, by run ID. Every message to a run goes through this
     /// map under its lock, which is what makes eviction race-free.
     runs: Mutex<HashMap<RunId, RunSlot>>,
+    /// Runs counted as parked (`steadfast_workflow_parked`) that have not
+    /// committed a step since: a parked run loaded again (by a wake-up, a
+    /// message) that parks again is the same park, not counted twice.
+    parks_counted: Mutex<std::collections::HashSet<RunId>>,
+    /// How many entries `parks_counted` has, read without its lock on
+    /// every commit.
+    parks_pending: std::sync::atomic::AtomicUsize,
     timers: Timers,
     /// The one source of time (see [`Clock`]).
     pub(crate) clock: Clock,
@@ -367,6 +374,8 @@ impl Shared {
             tracker,
             max_payload_bytes,
             max_cached_runs: max_cached_runs.max(1),
+            parks_counted: Mutex::default(),
+            parks_pending: std::sync::atomic::AtomicUsize::new(0),
             load_queue: Mutex::new(VecDeque::new()),
             loaders: AtomicUsize::new(0),
             history_limits,
@@ -691,15 +700,39 @@ impl Shared {
         }
     }
 
+    /// Counts a run's park, once until it commits a step again.
+    pub(crate) fn count_park(&self, run_id: RunId, reason: &ParkReason) {
+        let mut counted = self.parks_counted.lock().unwrap_or_else(|p| p.into_inner());
+        if counted.insert(run_id) {
+            self.parks_pending
+                .store(counted.len(), std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::workflow_parked(reason);
+        }
+    }
+
+    /// A run committed a step (or closed): a later park counts again.
+    pub(crate) fn progressed(&self, run_id: RunId) {
+        if self
+            .parks_pending
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            return;
+        }
+        let mut counted = self.parks_counted.lock().unwrap_or_else(|p| p.into_inner());
+        if counted.remove(&run_id) {
+            self.parks_pending
+                .store(counted.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Marks a run as parked without an actor.
     pub(crate) fn stop(&self, run_id: RunId, reason: ParkReason) {
         tracing::warn!(%run_id, %reason, "run parked");
         let mut runs = self.runs();
         if let Some(slot) = runs.get_mut(&run_id) {
             slot.actor = Actor::Stopped;
-            if !matches!(&*slot.state.borrow(), RunState::Parked(_)) {
-                crate::metrics::workflow_parked(&reason);
-            }
+            self.count_park(run_id, &reason);
             slot.state.send_replace(RunState::Parked(reason));
         }
     }
@@ -708,6 +741,7 @@ impl Shared {
     pub(crate) fn unregister(&self, run_id: RunId) {
         self.runs().remove(&run_id);
         self.timers.forget(run_id);
+        self.progressed(run_id);
     }
 
     /// Removes a run closed in the file without its actor, unless an actor
@@ -721,6 +755,8 @@ impl Shared {
         {
             slot.state.send_replace(RunState::Closed(status));
             runs.remove(&run_id);
+            drop(runs);
+            self.progressed(run_id);
         }
     }
 

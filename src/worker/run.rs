@@ -509,7 +509,12 @@ impl RunActor {
             } => self.local_done(step, seq, attempt, result),
             RunMsg::TimerDue { seq } => {
                 // Held while paused: the unpause arms it again.
-                if self.state.timers.contains_key(&seq) && self.state.paused.is_none() {
+                if let Some(due) = self.state.timers.get(&seq)
+                    && self.state.paused.is_none()
+                {
+                    // Once per timer: a duplicate delivery finds it fired.
+                    let late = self.shared.clock.now().duration_since(*due);
+                    crate::metrics::timer_fired(late.unwrap_or_default());
                     let event = self.push(step, EventKind::TimerFired { seq });
                     self.activate(step, &event);
                 }
@@ -1323,6 +1328,11 @@ impl RunActor {
     /// the run's state, starts attempts and timers. Returns false when the
     /// actor is done.
     fn after_commit(&mut self, step: Step) -> bool {
+        // A step with events that leaves the code running is progress: a
+        // park after it is a new one.
+        if !step.events.is_empty() && self.machine.parked().is_none() {
+            self.shared.progressed(self.run_id);
+        }
         for ack in step.acks {
             let _ = ack.send(Ok(()));
         }
@@ -1361,7 +1371,7 @@ impl RunActor {
             && !matches!(&*self.watch.borrow(), RunState::Parked(_))
         {
             warn!(workflow_id = %self.record.workflow_id, run_id = %self.run_id, %reason, "run parked");
-            crate::metrics::workflow_parked(reason);
+            self.shared.count_park(self.run_id, reason);
             self.watch.send_replace(RunState::Parked(reason.clone()));
         }
         for reply in step.describes {

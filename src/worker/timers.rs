@@ -322,9 +322,6 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner, _hold
             let now = clock.instant();
             let mut due = Vec::new();
             while let Some((at, entry)) = queue.pop_due(now) {
-                if matches!(entry.msg, RunMsg::TimerDue { .. }) {
-                    crate::metrics::timer_fired(now.saturating_duration_since(at));
-                }
                 due.push(entry);
                 clock.clear_due(at);
             }
