@@ -62,7 +62,7 @@
 //! | Nondeterminism error (workflow task failure) | [`NondeterminismError`]; the run is parked, see [`WorkflowDescription::parked`] |
 //! | Signal, signal-with-start | [`SignalDef`], [`Engine::signal`], [`Engine::signal_with_start`], [`WorkflowContext::recv_signal`] |
 //! | Query (with an argument) | [`QueryDef`], [`Engine::query`] ([`query_with`](Engine::query_with)), [`WorkflowContext::handle_query`] ([`handle_query_with`](WorkflowContext::handle_query_with)) |
-//! | Update (with a validator), update-with-start | [`UpdateDef`], [`Engine::update`], [`Engine::update_with_start`] (atomic), [`WorkflowContext::handle_update`] |
+//! | Update (with a validator), update-with-start | [`UpdateDef`], [`Engine::update`], [`Engine::update_with_start`] (atomic), [`WorkflowContext::handle_update`]; [`WorkflowDescription::pending_updates`] ([`PendingUpdateInfo`]) |
 //! | Signal handlers | [`WorkflowContext::handle_signal`] |
 //! | Cancel, terminate | [`Engine::cancel`] (waits return [`Cancelled`]), [`Engine::terminate`] |
 //! | Heartbeat | [`ActivityContext::heartbeat`], [`ActivityContext::heartbeat_details`], [`ActivityContext::is_cancelled`] |
@@ -160,8 +160,8 @@ pub use history::{
     HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, MAX_SEARCH_ATTRIBUTE_NAME_LEN,
     MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES, MAX_WORKFLOW_ID_LEN,
     ParentClosePolicy, ParentInfo, Payload, PayloadError, PendingActivityInfo, PendingChildInfo,
-    PendingTimerInfo, RetryState, RunId, SearchAttributeValue, SearchAttributes, SignalDelivery,
-    StartChildFailedCause, UnreadSignals, WorkflowHistory, WorkflowStatus,
+    PendingTimerInfo, PendingUpdateInfo, RetryState, RunId, SearchAttributeValue, SearchAttributes,
+    SignalDelivery, StartChildFailedCause, UnreadSignals, WorkflowHistory, WorkflowStatus,
 };
 pub use replayer::{ReplayCheckError, ReplayError, ReplayReport, Replayer};
 /// Makes the storage under an engine fail on purpose (feature

@@ -511,3 +511,76 @@ async fn a_kill_between_acceptance_and_completion_loses_no_update() {
     assert_eq!(completed(&history).len(), 1);
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_the_updates_accepted_and_not_completed_also_after_a_restart() {
+    let db = temp_db();
+    {
+        let engine = builder().open(&db.path).await.unwrap();
+        engine
+            .start_workflow(WAITER, "pending", 0, WorkflowOptions::new())
+            .await
+            .unwrap();
+        assert!(
+            engine
+                .describe("pending")
+                .await
+                .unwrap()
+                .pending_updates
+                .is_empty()
+        );
+        for id in ["hold-1", "hold-2"] {
+            let caller = engine.clone();
+            tokio::spawn(async move {
+                let options = UpdateOptions::new().with_update_id(id);
+                let _ = caller
+                    .update_with_options("pending", HOLD, (), options)
+                    .await;
+            });
+            // One at a time, so their order is known.
+            support::eventually(Duration::from_secs(10), || async {
+                let d = engine.describe("pending").await.ok()?;
+                d.pending_updates
+                    .iter()
+                    .any(|u| u.update_id == id)
+                    .then_some(())
+            })
+            .await;
+        }
+        let pending = engine.describe("pending").await.unwrap().pending_updates;
+        let ids: Vec<&str> = pending.iter().map(|u| u.update_id.as_str()).collect();
+        assert_eq!(ids, ["hold-1", "hold-2"]);
+        assert!(pending.iter().all(|u| u.update_name == "hold"));
+        assert!(pending[0].accepted_event_id < pending[1].accepted_event_id);
+        engine.shutdown().await.unwrap();
+    }
+    let engine = builder().open(&db.path).await.unwrap();
+    let pending = engine.describe("pending").await.unwrap().pending_updates;
+    let ids: Vec<&str> = pending.iter().map(|u| u.update_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["hold-1", "hold-2"],
+        "read from the history after a restart"
+    );
+    // The first release completes the first handler; describe drops it.
+    engine.signal("pending", RELEASE, 7).await.unwrap();
+    support::eventually(Duration::from_secs(10), || async {
+        let d = engine.describe("pending").await.ok()?;
+        (d.pending_updates.len() == 1).then_some(d.pending_updates)
+    })
+    .await;
+    engine.signal("pending", RELEASE, 8).await.unwrap();
+    support::eventually(Duration::from_secs(10), || async {
+        let d = engine.describe("pending").await.ok()?;
+        d.pending_updates.is_empty().then_some(())
+    })
+    .await;
+    engine.signal("pending", STOP, ()).await.unwrap();
+    let d = support::eventually(Duration::from_secs(10), || async {
+        let d = engine.describe("pending").await.ok()?;
+        d.status.is_closed().then_some(d)
+    })
+    .await;
+    assert!(d.pending_updates.is_empty());
+    engine.shutdown().await.unwrap();
+}

@@ -71,6 +71,10 @@ pub struct WorkflowDescription {
     pub next_run_id: Option<RunId>,
     /// Child workflows started and not closed, for a running run.
     pub pending_children: Vec<PendingChildInfo>,
+    /// Updates accepted and not completed (their handlers are running),
+    /// in acceptance order, for a running run; read from the history, so
+    /// also without a live actor.
+    pub pending_updates: Vec<crate::history::PendingUpdateInfo>,
     /// The parent workflow, when this run is (part of) a child workflow;
     /// read from the run's history, so also without a live actor.
     pub parent: Option<ParentInfo>,
@@ -467,6 +471,7 @@ pub(crate) async fn describe_run(
         pending_activities: snapshot.activities,
         pending_timers: snapshot.timers,
         pending_children: snapshot.children,
+        pending_updates: snapshot.updates,
         parent,
         workflow_id: record.workflow_id,
         run_id,
@@ -512,6 +517,7 @@ async fn from_file(
         activities: state.pending_activities(),
         timers: state.pending_timers(),
         children: state.pending_children(),
+        updates: state.pending_updates(),
         parked: published.or_else(|| shared.replay_parked(run_id, record, &history)),
         paused: state.paused.clone(),
         history_len: state.last_event_id,

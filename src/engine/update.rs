@@ -316,7 +316,7 @@ pub(super) async fn send(
             .map_err(ClientError::from)?;
         match MutableState::fold(&history).updates.remove(&update_id) {
             Some(UpdateStatus::Completed(outcome)) => return Ok((update_id, outcome)),
-            Some(UpdateStatus::Accepted) => {
+            Some(UpdateStatus::Accepted { .. }) => {
                 return Err(UpdateError::Aborted {
                     workflow_id: workflow_id.to_string(),
                     update_id,

@@ -43,8 +43,8 @@ pub use search_attributes::{
 };
 pub(crate) use state::{INTERRUPTED, MutableState, PendingChild};
 pub use state::{PendingActivityInfo, PendingTimerInfo};
-pub use update::UpdateOutcome;
 pub(crate) use update::UpdateStatus;
+pub use update::{PendingUpdateInfo, UpdateOutcome};
 
 /// The position of an event in its run's history, starting at 1.
 pub type EventId = u64;

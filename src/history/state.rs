@@ -12,7 +12,8 @@ use std::time::SystemTime;
 
 use super::{
     ActivityOptionsRecord, Event, EventId, EventKind, Failure, ParentClosePolicy, ParentInfo,
-    Payload, PendingChildInfo, RunId, UnreadSignals, UpdateStatus, WorkflowStatus,
+    Payload, PendingChildInfo, PendingUpdateInfo, RunId, UnreadSignals, UpdateStatus,
+    WorkflowStatus,
 };
 
 /// The failure type of an attempt cut off by a crash or a kill.
@@ -287,10 +288,18 @@ impl MutableState {
                     p.cancel_requested = true;
                 }
             }
-            EventKind::WorkflowUpdateAccepted { update_id, .. } => {
+            EventKind::WorkflowUpdateAccepted {
+                update_id,
+                update_name,
+                ..
+            } => {
                 self.updates
                     .entry(update_id.clone())
-                    .or_insert(UpdateStatus::Accepted);
+                    .or_insert_with(|| UpdateStatus::Accepted {
+                        update_name: update_name.clone(),
+                        event_id: event.event_id,
+                        accepted_at: event.timestamp,
+                    });
             }
             EventKind::WorkflowUpdateCompleted { update_id, outcome } => {
                 if let Some(status) = self.updates.get_mut(update_id) {
@@ -457,6 +466,33 @@ impl MutableState {
                 cancel_requested: c.cancel_requested,
             })
             .collect()
+    }
+
+    /// The updates accepted and not completed, in acceptance order, as
+    /// `describe` shows them (none for a closed run: it aborted them).
+    pub(crate) fn pending_updates(&self) -> Vec<PendingUpdateInfo> {
+        if self.status.is_closed() {
+            return Vec::new();
+        }
+        let mut pending: Vec<PendingUpdateInfo> = self
+            .updates
+            .iter()
+            .filter_map(|(update_id, status)| match status {
+                UpdateStatus::Accepted {
+                    update_name,
+                    event_id,
+                    accepted_at,
+                } => Some(PendingUpdateInfo {
+                    update_id: update_id.clone(),
+                    update_name: update_name.clone(),
+                    accepted_event_id: *event_id,
+                    accepted_at: *accepted_at,
+                }),
+                UpdateStatus::Completed(_) => None,
+            })
+            .collect();
+        pending.sort_by_key(|u| u.accepted_event_id);
+        pending
     }
 
     /// The pending timers as `describe` shows them.
@@ -743,7 +779,13 @@ mod tests {
             },
         ]));
         assert_eq!(state.updates["a"], UpdateStatus::Completed(outcome));
-        assert_eq!(state.updates["b"], UpdateStatus::Accepted);
+        assert!(matches!(
+            &state.updates["b"],
+            UpdateStatus::Accepted { update_name, .. } if update_name == "u"
+        ));
+        let pending = state.pending_updates();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].update_id, "b");
         assert_eq!(state.updates.len(), 2);
     }
 

@@ -3,7 +3,24 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Failure, Payload};
+use super::{EventId, Failure, Payload};
+
+/// An update accepted and not completed (its handler is running), as
+/// [`describe`](crate::Engine::describe) shows it. An update that passed its
+/// validator is durable (accepted) before anything else sees it, so there
+/// is no other kind of pending update to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PendingUpdateInfo {
+    /// The update's ID.
+    pub update_id: String,
+    /// The update's name (its `UpdateDef`).
+    pub update_name: String,
+    /// The ID of its `WorkflowUpdateAccepted` event.
+    pub accepted_event_id: EventId,
+    /// When it was accepted.
+    pub accepted_at: std::time::SystemTime,
+}
 
 /// What an update's handler returned, as recorded in
 /// [`EventKind::WorkflowUpdateCompleted`](super::EventKind::WorkflowUpdateCompleted).
@@ -37,7 +54,13 @@ impl UpdateOutcome {
 pub(crate) enum UpdateStatus {
     /// Accepted; its handler has not returned (a run that closed then
     /// aborted it).
-    Accepted,
+    Accepted {
+        /// The update's name (its `UpdateDef`).
+        update_name: String,
+        /// The `WorkflowUpdateAccepted` event's ID and time.
+        event_id: EventId,
+        accepted_at: std::time::SystemTime,
+    },
     /// Its handler returned this.
     Completed(UpdateOutcome),
 }

@@ -245,6 +245,7 @@ pub(crate) struct RunSnapshot {
     pub(crate) activities: Vec<PendingActivityInfo>,
     pub(crate) timers: Vec<PendingTimerInfo>,
     pub(crate) children: Vec<crate::history::PendingChildInfo>,
+    pub(crate) updates: Vec<crate::history::PendingUpdateInfo>,
     /// Why the run is parked, as published when the snapshot was taken.
     pub(crate) parked: Option<ParkReason>,
     /// Why an operator paused it, while paused.

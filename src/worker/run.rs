@@ -1212,6 +1212,7 @@ impl RunActor {
             activities: self.state.pending_activities(),
             timers: self.state.pending_timers(),
             children: self.state.pending_children(),
+            updates: self.state.pending_updates(),
             history_len: self.record.history_len,
             parked: self.watch.borrow().parked().cloned(),
             paused: self.state.paused.clone(),

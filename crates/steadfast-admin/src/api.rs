@@ -137,6 +137,10 @@ pub struct Description {
     pub next_run_id: Option<String>,
     /// Child workflows started and not closed.
     pub pending_children: Vec<PendingChild>,
+    /// Updates accepted and not completed, in acceptance order (absent
+    /// from endpoints older than it: read as none).
+    #[serde(default)]
+    pub pending_updates: Vec<PendingUpdate>,
     /// The parent, when this run is a child workflow.
     pub parent: Option<Parent>,
     /// The run this one was reset from.
@@ -145,6 +149,17 @@ pub struct Description {
     /// The run that replaced this one by a reset.
     #[serde(default)]
     pub reset_to: Option<String>,
+}
+
+/// An update accepted and not completed: its handler is running.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingUpdate {
+    /// The update's ID.
+    pub update_id: String,
+    /// Its name.
+    pub update_name: String,
+    /// When it was accepted (RFC 3339).
+    pub accepted_at: String,
 }
 
 /// A child workflow started and not closed.
@@ -582,6 +597,15 @@ impl From<&WorkflowDescription> for Description {
                     run_id: c.run_id.map(|r| r.to_string()),
                     parent_close_policy: format!("{:?}", c.parent_close_policy),
                     cancel_requested: c.cancel_requested,
+                })
+                .collect(),
+            pending_updates: d
+                .pending_updates
+                .iter()
+                .map(|u| PendingUpdate {
+                    update_id: u.update_id.clone(),
+                    update_name: u.update_name.clone(),
+                    accepted_at: time_text(u.accepted_at),
                 })
                 .collect(),
             parent: d.parent.as_ref().map(|p| Parent {

@@ -250,6 +250,46 @@ async fn describe_shows_pending_children_and_the_parent() {
 }
 
 #[tokio::test]
+async fn describe_shows_pending_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    engine
+        .start_workflow(GREETER, "u-1", "Hi".to_string(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let caller = engine.clone();
+    let update = tokio::spawn(async move { caller.update("u-1", HOLD, ()).await });
+    eventually("the pending update", || async move {
+        let described = call(address, "GET", "/api/v1/workflows/u-1", None, None).await;
+        described.json()["pending_updates"]
+            .as_array()
+            .is_some_and(|u| !u.is_empty())
+    })
+    .await;
+    let described = call(address, "GET", "/api/v1/workflows/u-1", None, None).await;
+    let updates = described.json()["pending_updates"].clone();
+    assert_eq!(updates[0]["update_name"], "hold");
+    assert!(
+        updates[0]["accepted_at"]
+            .as_str()
+            .is_some_and(|t| t.contains('T'))
+    );
+    engine.signal("u-1", RELEASE, 5).await.unwrap();
+    assert_eq!(update.await.unwrap().unwrap(), 5);
+    let done = call(address, "GET", "/api/v1/workflows/u-1", None, None).await;
+    assert!(
+        done.json()["pending_updates"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn list_filters_and_pages() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;

@@ -21,9 +21,13 @@ pub const NAME: SignalDef<String> = SignalDef::new("name");
 pub const GREET: QueryDef<String, String> = QueryDef::new("greet");
 /// Counts a number of greetings sent; the validator refuses zero.
 pub const COUNT: UpdateDef<u32, u32> = UpdateDef::new("count");
+/// An update whose handler waits for signal `release` and returns it.
+pub const HOLD: UpdateDef<(), u32> = UpdateDef::new("hold");
+pub const RELEASE: SignalDef<u32> = SignalDef::new("release");
 
 /// Waits for signal `name` and greets it; query `greet` greets its argument;
-/// update `count` adds its input to a total and returns it.
+/// update `count` adds its input to a total and returns it; update `hold`
+/// waits for signal `release`.
 async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, WorkflowError> {
     let prefix = greeting.clone();
     ctx.handle_query_with(GREET, move |who: String| format!("{prefix}, {who}?"));
@@ -38,6 +42,11 @@ async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, Workf
             let total = total.clone();
             async move { Ok(total.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n) }
         },
+    );
+    ctx.handle_update(
+        HOLD,
+        |_: &()| Ok(()),
+        |ctx, _: ()| async move { Ok(ctx.recv_signal(RELEASE).await?) },
     );
     let name = ctx.recv_signal(NAME).await?;
     Ok(format!("{greeting}, {name}!"))
