@@ -387,9 +387,9 @@ impl From<StoreError> for ClientError {
             StoreError::Damaged(message) => ClientError::Damaged { message },
             StoreError::Io(m) | StoreError::Encode(m) => ClientError::Storage(m),
             StoreError::ReadOnly => ClientError::ReadOnly { call: "this call" },
-            other @ (StoreError::Conflict { .. } | StoreError::Broken) => {
-                ClientError::Storage(other.to_string())
-            }
+            other @ (StoreError::Conflict { .. }
+            | StoreError::ScheduleConflict { .. }
+            | StoreError::Broken) => ClientError::Storage(other.to_string()),
         }
     }
 }
@@ -543,4 +543,7 @@ pub enum Error {
     /// a history file.
     #[error(transparent)]
     History(#[from] crate::history::HistoryJsonError),
+    /// See [`ScheduleError`](crate::ScheduleError).
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::ScheduleError),
 }

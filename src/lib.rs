@@ -135,6 +135,7 @@ mod history;
 pub mod metrics;
 mod panic;
 mod replayer;
+mod schedule;
 mod store;
 pub mod testing;
 mod worker;
@@ -150,6 +151,10 @@ pub use engine::{
     WorkflowExecutionInfo, WorkflowHandle, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
     WorkflowOptions, WorkflowPage,
 };
+pub use engine::{
+    MAX_SCHEDULE_ID_LEN, SCHEDULED_BY_ID, SCHEDULED_START_TIME, ScheduleHandle,
+    scheduled_workflow_id,
+};
 pub use engine::{MAX_UPDATE_ID_LEN, UpdateOptions, WorkflowCounts};
 pub use engine::{PauseReason, ResetOptions, ResetTo};
 pub use error::{ClientError, Error, OpenError, ResultError, UpdateError};
@@ -164,6 +169,12 @@ pub use history::{
     SignalDelivery, StartChildFailedCause, UnreadSignals, WorkflowHistory, WorkflowStatus,
 };
 pub use replayer::{ReplayCheckError, ReplayError, ReplayReport, Replayer};
+pub use schedule::{
+    DEFAULT_CATCHUP_WINDOW, MAX_BUFFERED_ACTIONS, MIN_CATCHUP_WINDOW, Schedule, ScheduleAction,
+    ScheduleActionResult, ScheduleBackfill, ScheduleDescription, ScheduleError, ScheduleInfo,
+    ScheduleIntervalSpec, ScheduleListEntry, ScheduleOverlapPolicy, SchedulePolicy, ScheduleSpec,
+    ScheduleState, ScheduleWorkflow,
+};
 /// Makes the storage under an engine fail on purpose (feature
 /// `fault-injection`, for tests); see `EngineBuilder::fault_injector`.
 #[cfg(feature = "fault-injection")]

@@ -152,17 +152,44 @@ impl TestEngine {
         Self::open_in(builder, path.as_ref(), None).await
     }
 
+    /// As [`open_path`](Self::open_path), with the virtual clock reading
+    /// `start` at first: to open a file again after a downtime (what a
+    /// schedule catches up then), or at a chosen calendar time.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_path_at(
+        builder: EngineBuilder,
+        path: impl AsRef<Path>,
+        start: SystemTime,
+    ) -> Result<TestEngine, OpenError> {
+        Self::open_with(builder, path.as_ref(), None, Some(start)).await
+    }
+
     async fn open_in(
         builder: EngineBuilder,
         path: &Path,
         dir: Option<PathBuf>,
+    ) -> Result<TestEngine, OpenError> {
+        Self::open_with(builder, path, dir, None).await
+    }
+
+    async fn open_with(
+        builder: EngineBuilder,
+        path: &Path,
+        dir: Option<PathBuf>,
+        start: Option<SystemTime>,
     ) -> Result<TestEngine, OpenError> {
         // Made before the clock, so a failed start still cleans up.
         let mut cleanup = Cleanup {
             clock: Clock::system(),
             dir,
         };
-        let clock = Clock::virtual_now().map_err(|source| OpenError::Thread {
+        let clock = match start {
+            Some(start) => Clock::virtual_at(start),
+            None => Clock::virtual_now(),
+        }
+        .map_err(|source| OpenError::Thread {
             thread: "virtual clock",
             source,
         })?;

@@ -10,6 +10,8 @@ mod options;
 mod pause;
 mod read_only;
 mod reset;
+mod schedule;
+mod scheduler;
 mod shutdown;
 mod signal_options;
 mod start_many;
@@ -30,6 +32,8 @@ pub use handle::{PauseReason, ResultOrParked, WorkflowDescription, WorkflowHandl
 pub use list::{ListFilter, PageToken, WorkflowExecutionInfo, WorkflowPage};
 pub use options::{WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOptions};
 pub use reset::{ResetOptions, ResetTo};
+pub use schedule::{MAX_SCHEDULE_ID_LEN, ScheduleHandle, scheduled_workflow_id};
+pub use scheduler::{SCHEDULED_BY_ID, SCHEDULED_START_TIME};
 pub use signal_options::{MAX_SIGNAL_REQUEST_ID_LEN, SignalOptions};
 pub use update::{MAX_UPDATE_ID_LEN, UpdateOptions};
 
@@ -401,6 +405,16 @@ impl EngineBuilder {
             self.graceful_shutdown_timeout,
             self.on_close,
         ));
+        if !self.read_only {
+            // Each stored schedule's driver catches up from its high-water
+            // mark (within its catch-up window) and goes on.
+            scheduler::spawn_all(&owner)
+                .await
+                .map_err(|e| OpenError::Unreadable {
+                    path: path.clone(),
+                    message: format!("its schedules could not be read: {e}"),
+                })?;
+        }
         Ok(Engine {
             shared,
             owner,

@@ -24,6 +24,8 @@ pub(super) struct Owner {
     /// shutdown, or when the last clone drops (the test engine's clock
     /// and temporary directory, which no clone may outlive).
     on_close: Mutex<Option<OnClose>>,
+    /// The schedules' drivers, to wake when a call changes a schedule.
+    pub(super) schedules: super::scheduler::Drivers,
 }
 
 /// What [`Owner::on_close`] keeps; its drop does the work.
@@ -46,6 +48,7 @@ impl Owner {
             done: OnceCell::new(),
             warned: Mutex::new(HashSet::new()),
             on_close: Mutex::new(on_close),
+            schedules: super::scheduler::Drivers::default(),
         }
     }
 

@@ -7,11 +7,12 @@
 use std::time::{Duration, SystemTime};
 
 use super::{
-    ContinueAsNewOp, EncodedRecord, Query, ReuseRule, RunRecord, Store, StoreError, WAKE_NEVER,
-    WAKE_NOW, WriteOp, WriteOutcome,
+    ContinueAsNewOp, EncodedRecord, EncodedSchedule, Query, ReuseRule, RunRecord, ScheduleOp,
+    ScheduledStart, Store, StoreError, WAKE_NEVER, WAKE_NOW, WriteOp, WriteOutcome,
 };
 use crate::codec;
 use crate::history::{Event, EventKind, Payload, RunId, WorkflowStatus};
+use crate::schedule::record::ScheduleRecord;
 
 /// A time the store could not have made up: the engine's clock, given.
 fn at(secs: u64) -> SystemTime {
@@ -786,6 +787,171 @@ fn conflict_or_refused(result: Result<WriteOutcome, StoreError>) {
     );
 }
 
+fn schedule_op(
+    schedule_id: &str,
+    expect: Option<u64>,
+    revision: Option<u64>,
+    starts: Vec<ScheduledStart>,
+) -> WriteOp {
+    let record = revision.map(|revision| {
+        EncodedSchedule::new(&ScheduleRecord::sample(schedule_id, revision, at(1)))
+            .expect("a schedule encodes")
+    });
+    WriteOp::Schedule(Box::new(ScheduleOp {
+        schedule_id: schedule_id.into(),
+        expect,
+        record,
+        starts,
+    }))
+}
+
+fn scheduled_start(workflow_id: &str, run_id: RunId) -> ScheduledStart {
+    let WriteOp::Start { record, events, .. } =
+        start(workflow_id, run_id, ReuseRule::Reject, WAKE_NOW)
+    else {
+        unreachable!("start makes a start");
+    };
+    ScheduledStart {
+        run_id,
+        record,
+        events,
+        wake: WAKE_NOW,
+    }
+}
+
+fn schedule_conflict(result: Result<WriteOutcome, StoreError>) {
+    assert!(
+        matches!(result, Err(StoreError::ScheduleConflict { .. })),
+        "expected a schedule conflict, got {result:?}"
+    );
+}
+
+/// A schedule's write holds only against the revision it names: a create
+/// against none, a change against the stored one; it reads back as
+/// written, the list in ID order from after a given ID, and a removal
+/// leaves nothing to change.
+pub(crate) async fn schedule_writes_are_conditional_on_the_revision(store: &dyn Store) {
+    assert!(store.schedules(None, 10).await.expect("list").is_empty());
+    for id in ["b", "a", "c"] {
+        let written = store
+            .write(schedule_op(id, None, Some(1), Vec::new()))
+            .await;
+        assert_eq!(
+            written.expect("create"),
+            WriteOutcome::ScheduleWritten(vec![])
+        );
+    }
+    schedule_conflict(
+        store
+            .write(schedule_op("a", None, Some(1), Vec::new()))
+            .await,
+    );
+    store
+        .write(schedule_op("a", Some(1), Some(2), Vec::new()))
+        .await
+        .expect("change");
+    schedule_conflict(
+        store
+            .write(schedule_op("a", Some(1), Some(3), Vec::new()))
+            .await,
+    );
+    let a = store.schedule("a").await.expect("read").expect("stored");
+    assert_eq!(a, ScheduleRecord::sample("a", 2, at(1)));
+    assert!(store.schedule("z").await.expect("read").is_none());
+    let ids = |page: Vec<ScheduleRecord>| -> Vec<String> {
+        page.into_iter().map(|r| r.schedule_id).collect()
+    };
+    assert_eq!(
+        ids(store.schedules(None, 10).await.expect("list")),
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        ids(store.schedules(Some("a"), 1).await.expect("list")),
+        ["b"]
+    );
+    store
+        .write(schedule_op("b", Some(1), None, Vec::new()))
+        .await
+        .expect("remove");
+    assert!(store.schedule("b").await.expect("read").is_none());
+    schedule_conflict(
+        store
+            .write(schedule_op("b", Some(1), Some(2), Vec::new()))
+            .await,
+    );
+    assert_eq!(
+        ids(store.schedules(None, 10).await.expect("list")),
+        ["a", "c"]
+    );
+}
+
+/// A schedule's starts commit with its record, or not at all: a refused
+/// write starts nothing; a workflow ID that has a run is not started again
+/// (answered, not failed), and the record is written all the same.
+pub(crate) async fn a_schedules_starts_commit_with_its_record(store: &dyn Store) {
+    store
+        .write(schedule_op("s", None, Some(1), Vec::new()))
+        .await
+        .expect("create");
+    let (one, two, stale) = (
+        RunId::new_time_ordered(),
+        RunId::new_time_ordered(),
+        RunId::new_time_ordered(),
+    );
+    let starts = vec![scheduled_start("s-1", one), scheduled_start("s-2", two)];
+    let written = store
+        .write(schedule_op("s", Some(1), Some(2), starts))
+        .await;
+    assert_eq!(
+        written.expect("starts"),
+        WriteOutcome::ScheduleWritten(vec![Ok(one), Ok(two)])
+    );
+    for (id, run) in [("s-1", one), ("s-2", two)] {
+        let (found, record) = store.current_run(id).await.expect("read").expect("started");
+        assert_eq!((found, record.status), (run, WorkflowStatus::Running));
+        assert_eq!(store.history_len(run, id).await.expect("history"), 1);
+    }
+    let woken = store.wakeups(0, 1).await.expect("wakeups");
+    assert!(woken.contains(&(WAKE_NOW, one)) && woken.contains(&(WAKE_NOW, two)));
+    // A stale revision: nothing of it is written.
+    let starts = vec![scheduled_start("s-3", stale)];
+    schedule_conflict(
+        store
+            .write(schedule_op("s", Some(1), Some(3), starts))
+            .await,
+    );
+    assert!(store.current_run("s-3").await.expect("read").is_none());
+    // An ID that has a run: refused, the record written.
+    store.write(close("s-1", one, 2)).await.expect("close");
+    let again = RunId::new_time_ordered();
+    let starts = vec![scheduled_start("s-1", again)];
+    let written = store
+        .write(schedule_op("s", Some(2), Some(3), starts))
+        .await;
+    let Ok(WriteOutcome::ScheduleWritten(outcomes)) = written else {
+        panic!("expected the write, got {written:?}");
+    };
+    assert!(matches!(outcomes.as_slice(), [Err(_)]), "{outcomes:?}");
+    assert_eq!(
+        store
+            .current_run("s-1")
+            .await
+            .expect("read")
+            .expect("kept")
+            .0,
+        one
+    );
+    assert_eq!(
+        store
+            .schedule("s")
+            .await
+            .expect("read")
+            .expect("stored")
+            .revision,
+        3
+    );
+}
+
 /// Runs the whole suite, each promise on a fresh store from `fresh`.
 #[cfg(test)]
 macro_rules! conformance_tests {
@@ -803,6 +969,8 @@ macro_rules! conformance_tests {
             a_continue_as_new_is_one_write,
             a_reset_is_one_write,
             counts_follow_starts_closes_and_removals,
+            schedule_writes_are_conditional_on_the_revision,
+            a_schedules_starts_commit_with_its_record,
         );
     };
     (@each $fresh:expr; $($promise:ident,)*) => {

@@ -31,6 +31,11 @@
 //! - Counts: [`Store::counts`] answers, for every status, how many runs
 //!   `list` would find with it, kept up by every start, close, delete and
 //!   sweep in the same commit.
+//! - Schedules: a [`ScheduleOp`](super::ScheduleOp) writes a schedule's
+//!   record only if the stored one has the revision it names (none, for a
+//!   create), and makes its starts in the same commit (each refused, not
+//!   failed, by a workflow ID that has run); [`Store::schedule`] and
+//!   [`Store::schedules`] read what was committed, the list in ID order.
 //! - Wake-ups: every open run has a wake hint (`WAKE_NOW`, a due time in ms
 //!   since the epoch, or `WAKE_NEVER`), and [`Store::wakeups`] returns the
 //!   runs whose hint falls in a range, in time order; a closed run has none.
@@ -45,6 +50,7 @@ use futures::future::BoxFuture;
 
 use super::{Query, QueryPage, RunRecord, StoreError, WriteOp, WriteOutcome};
 use crate::history::{Event, EventId, RunId, WorkflowStatus};
+use crate::schedule::record::ScheduleRecord;
 
 /// Most events [`Store::history`] reads per page by default.
 pub(crate) const HISTORY_PAGE: usize = 1024;
@@ -132,6 +138,20 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
     /// number of runs (a count is kept as runs start, close and are
     /// removed, not counted when asked).
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(WorkflowStatus, u64)>, StoreError>>;
+
+    /// The schedule stored under `schedule_id`.
+    fn schedule<'a>(
+        &'a self,
+        schedule_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ScheduleRecord>, StoreError>>;
+
+    /// Up to `limit` schedules in ID order, from the first ID after
+    /// `after` (from the first, for `None`).
+    fn schedules<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ScheduleRecord>, StoreError>>;
 
     /// Whether any run closed at or before `cutoff` (retention asks before
     /// it writes a `Sweep`, so that a sweep with nothing due costs no commit).

@@ -15,6 +15,7 @@ mod ops;
 mod query;
 mod record;
 mod redb;
+mod schedule;
 
 use crate::codec::CodecError;
 use crate::history::RunId;
@@ -28,6 +29,7 @@ pub(crate) use external::{ExternalAction, ExternalOp, ExternalOutcome, ExternalR
 pub(crate) use ops::{ContinueAsNewOp, EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 pub(crate) use query::{Query, QueryPage, Suffix};
 pub(crate) use record::{RunRecord, WAKE_NEVER, WAKE_NOW};
+pub(crate) use schedule::{EncodedSchedule, ScheduleOp, ScheduledStart};
 
 /// A failure inside the store. Cloned to every caller of a failed group commit.
 ///
@@ -64,6 +66,14 @@ pub(crate) enum StoreError {
     /// was written.
     #[error("run {run_id} changed in the file meanwhile: {message}")]
     Conflict { run_id: RunId, message: String },
+    /// A schedule's conditional write found its record elsewhere than it
+    /// expected (changed or removed meanwhile, or an ID already taken);
+    /// nothing was written.
+    #[error("schedule {schedule_id:?} changed in the file meanwhile: {message}")]
+    ScheduleConflict {
+        schedule_id: String,
+        message: String,
+    },
     #[error("the engine is shut down")]
     Closed,
     /// The store was opened read-only; nothing was written.
@@ -99,7 +109,9 @@ impl StoreError {
     pub(crate) fn is_refusal(&self) -> bool {
         matches!(
             self,
-            StoreError::Conflict { .. } | StoreError::Corrupt { .. }
+            StoreError::Conflict { .. }
+                | StoreError::ScheduleConflict { .. }
+                | StoreError::Corrupt { .. }
         )
     }
 

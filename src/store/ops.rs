@@ -101,6 +101,9 @@ pub(crate) enum WriteOp {
     /// of the ops above), each delivery into its target's history, and
     /// each outcome in the sender's, in one commit (see [`super::external`]).
     External(Box<super::external::ExternalOp>),
+    /// Create, change or remove a schedule, with the starts it makes, in
+    /// one commit (see [`super::schedule`]).
+    Schedule(Box<super::schedule::ScheduleOp>),
     /// Remove every run of a closed workflow ID (records, histories, index
     /// entries) and the ID.
     Delete { workflow_id: String },
@@ -151,6 +154,9 @@ pub(crate) enum WriteOutcome {
     External(Box<super::external::ExternalOutcome>),
     Closed,
     AlreadyClosed(WorkflowStatus),
+    /// A schedule's change was written, with the outcome of each of its
+    /// starts in order: its run ID, or why its workflow ID refused it.
+    ScheduleWritten(Vec<Result<RunId, crate::history::StartChildFailedCause>>),
     /// The runs a delete removed.
     Deleted(Vec<RunId>),
     /// A delete of an ID that has no run.

@@ -332,6 +332,10 @@ pub(crate) struct Shared {
     loaders: AtomicUsize,
     /// When runs are told to continue as new, and warned about.
     pub(crate) history_limits: crate::workflow::HistoryLimits,
+    /// Who waits for a run's close (a schedule's driver with actions
+    /// buffered behind it): each is sent a hold of the clock, taken by the
+    /// closing actor, so a virtual clock stays put until the waiter acts.
+    close_waiters: Mutex<HashMap<RunId, Vec<mpsc::UnboundedSender<Hold>>>>,
 }
 
 impl fmt::Debug for Shared {
@@ -379,6 +383,7 @@ impl Shared {
             parks_pending: std::sync::atomic::AtomicUsize::new(0),
             load_queue: Mutex::new(VecDeque::new()),
             loaders: AtomicUsize::new(0),
+            close_waiters: Mutex::new(HashMap::new()),
             history_limits,
         });
         // Started only now that `shared` exists: a timer thread started
@@ -743,6 +748,30 @@ impl Shared {
         self.runs().remove(&run_id);
         self.timers.forget(run_id);
         self.progressed(run_id);
+        self.tell_closed(run_id);
+    }
+
+    /// Sends `waiter` a hold of the clock when `run_id` closes (or is
+    /// removed). A close before this call is not told: check the file
+    /// after it.
+    pub(crate) fn wait_close(&self, run_id: RunId, waiter: &mpsc::UnboundedSender<Hold>) {
+        let mut waiters = self.close_waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let list = waiters.entry(run_id).or_default();
+        list.retain(|w| !w.is_closed());
+        if !list.iter().any(|w| w.same_channel(waiter)) {
+            list.push(waiter.clone());
+        }
+    }
+
+    fn tell_closed(&self, run_id: RunId) {
+        let waiters = self
+            .close_waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&run_id);
+        for waiter in waiters.into_iter().flatten() {
+            let _ = waiter.send(self.clock.hold());
+        }
     }
 
     /// Removes a run closed in the file without its actor, unless an actor
@@ -750,6 +779,7 @@ impl Shared {
     /// it tells its own callers (see `fell_behind`), so its slot stays
     /// until then. Handles waiting on the slot see the close.
     pub(crate) fn closed_without_actor(&self, run_id: RunId, status: WorkflowStatus) {
+        self.tell_closed(run_id);
         let mut runs = self.runs();
         if let Some(slot) = runs.get(&run_id)
             && !matches!(slot.actor, Actor::Live(_))

@@ -124,7 +124,7 @@ pub(super) fn start_children(
 /// Why the workflow ID refuses a new run, if it does: a running run, the
 /// reuse rule, or a latest run that cannot be read (refused rather than
 /// risk two runs of one ID).
-fn refusal(
+pub(super) fn refusal(
     t: &Tables<'_>,
     workflow_id: &str,
     reuse: ReuseRule,

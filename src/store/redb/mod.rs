@@ -74,6 +74,7 @@ mod power_cut;
 mod read_only;
 mod reads;
 mod retention;
+mod schedules;
 mod tables;
 mod visibility;
 mod writer;
@@ -451,6 +452,25 @@ impl Store for RedbStore {
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<(WorkflowStatus, u64)>, StoreError>> {
         Box::pin(ready(self.read(None, reads::counts)))
+    }
+
+    fn schedule<'a>(
+        &'a self,
+        schedule_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::schedule::record::ScheduleRecord>, StoreError>> {
+        Box::pin(ready(
+            self.read(None, |db| schedules::schedule(db, schedule_id)),
+        ))
+    }
+
+    fn schedules<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<crate::schedule::record::ScheduleRecord>, StoreError>> {
+        Box::pin(ready(
+            self.read(None, |db| schedules::schedules(db, after, limit)),
+        ))
     }
 
     fn any_closed_by(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>> {

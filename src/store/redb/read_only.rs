@@ -205,6 +205,25 @@ impl Store for ReadOnlyStore {
         Box::pin(ready(self.read(None, reads::counts)))
     }
 
+    fn schedule<'a>(
+        &'a self,
+        schedule_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::schedule::record::ScheduleRecord>, StoreError>> {
+        Box::pin(ready(
+            self.read(None, |db| super::schedules::schedule(db, schedule_id)),
+        ))
+    }
+
+    fn schedules<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<crate::schedule::record::ScheduleRecord>, StoreError>> {
+        Box::pin(ready(
+            self.read(None, |db| super::schedules::schedules(db, after, limit)),
+        ))
+    }
+
     /// Never asked: a read-only engine runs no retention.
     fn any_closed_by(&self, _cutoff: SystemTime) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(ready(Ok(false)))

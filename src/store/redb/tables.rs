@@ -16,6 +16,9 @@
 //!   `delete` scan; the key layout is documented in `store/redb/visibility.rs`.
 //! - `status_counts` (format 11): status code `u8 -> u64`, the number of
 //!   runs of each status (`store/redb/counts.rs`).
+//! - `schedules` (format 14): schedule ID `&str -> &[u8]`, a `codec`
+//!   `ScheduleRecord` (`schedule/record.rs`): a schedule's configuration
+//!   and progress (`store/redb/schedules.rs`).
 
 use redb::{ReadableTable, TableDefinition};
 
@@ -94,10 +97,13 @@ use crate::store::StoreError;
 ///   record version 3 (`paused`, `reset_from`), which a format-12 build
 ///   cannot decode. Formats 11 and 12 are brought to 13 on open by setting
 ///   the version alone; formats 1 to 10 as they are brought to 11, and that.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 13;
-/// Format 11's tables with format 12's event kinds; opened by setting the
-/// version to the current one.
-pub(crate) const STORE_FORMAT_V12: u32 = 12;
+/// - 14: adds the `schedules` table (created by the first schedule's
+///   write). A format-13 build would not see the schedules (nor keep the
+///   starts they make in step with them), so it must refuse the file.
+///   Formats 11 to 13 are brought to 14 on open by setting the version
+///   alone; older formats by their migration to 11 and that, in one
+///   transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 14;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -130,6 +136,12 @@ pub(crate) const STORE_FORMAT_V10: u32 = 10;
 /// Format 10's tables with `status_counts`; opened by setting the version
 /// to the current one.
 pub(crate) const STORE_FORMAT_V11: u32 = 11;
+/// Format 11's tables with format 12's event kinds; opened by setting the
+/// version to the current one.
+pub(crate) const STORE_FORMAT_V12: u32 = 12;
+/// Format 12's tables with format 13's event kinds and run records;
+/// opened by setting the version to the current one.
+pub(crate) const STORE_FORMAT_V13: u32 = 13;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");
@@ -141,6 +153,7 @@ pub(crate) const WAKEUPS: TableDefinition<(u64, u128), ()> = TableDefinition::ne
 
 pub(crate) const HISTORY: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("history");
 pub(crate) const VISIBILITY: TableDefinition<&[u8], ()> = TableDefinition::new("visibility");
+pub(crate) const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
 
 /// The last event ID of run `key`'s history in a `history` table, read or
 /// write (0 for none): the truth of an open run's length.

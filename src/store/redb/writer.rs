@@ -179,6 +179,9 @@ pub(super) struct Tables<'txn> {
     /// What the batch changed in the counts by status, applied before it
     /// commits.
     pub(super) counts: counts::Deltas,
+    /// The transaction, for tables few batches write (`schedules`), opened
+    /// by the operation that needs them rather than by every batch.
+    pub(super) txn: &'txn WriteTransaction,
 }
 
 impl<'txn> Tables<'txn> {
@@ -191,6 +194,7 @@ impl<'txn> Tables<'txn> {
             history: txn.open_table(HISTORY).map_err(redb_err)?,
             visibility: txn.open_table(VISIBILITY).map_err(redb_err)?,
             counts: counts::Deltas::default(),
+            txn,
         })
     }
 }
@@ -234,6 +238,7 @@ pub(super) fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, St
         WriteOp::StartChildren(op) => super::children::start_children(t, op),
         WriteOp::CloseParent(op) => super::children::close_parent(t, op),
         WriteOp::External(op) => super::external::external(t, op),
+        WriteOp::Schedule(op) => super::schedules::write(t, op),
         WriteOp::Delete { workflow_id } => visibility::delete_workflow(t, workflow_id),
         WriteOp::Sweep { cutoff } => retention::sweep(t, *cutoff),
     }

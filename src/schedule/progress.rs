@@ -1,0 +1,207 @@
+//! One step of a schedule, pure: from its stored record, its spec and the
+//! time, what it starts, cancels or terminates now, and its new record.
+//! The engine makes the starts and commits the record with them.
+
+use std::time::{Duration, SystemTime};
+
+use super::CompiledSpec;
+use super::overlap::{self, BufferedAction};
+use super::record::{RECENT_ACTIONS, RecentAction, ScheduleRecord};
+use crate::history::RunId;
+
+/// Most spec times one step takes, so that a long outage is caught up in
+/// bounded steps (the next one follows at once).
+const MAX_TAKEN_PER_STEP: usize = 1000;
+/// Most times a step counts one by one as missed before it jumps the
+/// high-water mark to the catch-up window's start.
+const MAX_COUNTED_MISSED: usize = 100_000;
+
+/// What one step decided.
+#[derive(Debug)]
+pub(crate) struct Step {
+    /// The record as it stands after the step (without the starts: see
+    /// [`record_start`]).
+    pub(crate) record: ScheduleRecord,
+    /// The actions to start now, in order.
+    pub(crate) starts: Vec<BufferedAction>,
+    /// The running workflows to ask to cancel.
+    pub(crate) cancel: Vec<(String, RunId)>,
+    /// The running workflows to terminate before the step is taken again.
+    pub(crate) terminate: Vec<(String, RunId)>,
+    /// Whether the record changed (a step that changes nothing commits
+    /// nothing).
+    pub(crate) changed: bool,
+    /// More spec times are due at once (the step stopped at its bound).
+    pub(crate) more: bool,
+}
+
+/// Takes the spec's times due by `now` into the buffer (or counts them
+/// missed or unused), then decides the buffer. `running` is the record's
+/// running list with the workflows found closed removed.
+pub(crate) fn step(
+    mut record: ScheduleRecord,
+    spec: &CompiledSpec,
+    now: SystemTime,
+    running: Vec<(String, RunId)>,
+) -> Step {
+    let mut changed = running != record.running;
+    record.running = running;
+    let mut more = false;
+    let acting = !record.paused && record.remaining_actions != Some(0);
+    if acting {
+        let window_start = now.checked_sub(record.catchup_window);
+        let mut taken = 0;
+        let mut counted = 0;
+        while let Some(nominal) = spec.next_after(record.high_water) {
+            let due = spec.due(&record.schedule_id, nominal);
+            if due > now {
+                break;
+            }
+            if window_start.is_some_and(|start| due < start) {
+                record.high_water = nominal;
+                record.missed_catchup_window += 1;
+                changed = true;
+                counted += 1;
+                if counted >= MAX_COUNTED_MISSED {
+                    // Too many to count: the rest before the window pass
+                    // uncounted.
+                    if let Some(start) = window_start
+                        && start > record.high_water
+                    {
+                        record.high_water = start - Duration::from_nanos(1);
+                    }
+                    counted = 0;
+                }
+                continue;
+            }
+            if taken >= MAX_TAKEN_PER_STEP || record.remaining_actions == Some(0) {
+                more = record.remaining_actions != Some(0);
+                break;
+            }
+            record.high_water = nominal;
+            changed = true;
+            if let Some(left) = &mut record.remaining_actions {
+                *left -= 1;
+            }
+            record.buffer.push(BufferedAction {
+                nominal,
+                overlap: record.overlap,
+                manual: false,
+            });
+            taken += 1;
+        }
+    }
+    let buffer = std::mem::take(&mut record.buffer);
+    let before = buffer.clone();
+    let plan = overlap::plan(buffer, !record.running.is_empty());
+    record.overlap_skipped += plan.skipped;
+    record.buffer_dropped += plan.dropped;
+    if plan.skipped > 0 || plan.dropped > 0 || !plan.start.is_empty() || plan.keep != before {
+        changed = true;
+    }
+    record.buffer = plan.keep;
+    let terminate = if plan.terminate_running {
+        record.running.clone()
+    } else {
+        Vec::new()
+    };
+    let cancel = if plan.cancel_running {
+        record.running.clone()
+    } else {
+        Vec::new()
+    };
+    Step {
+        record,
+        starts: plan.start,
+        cancel,
+        terminate,
+        changed,
+        more,
+    }
+}
+
+/// Records in `record` the start of `action` as `workflow_id`/`run_id`.
+pub(crate) fn record_start(
+    record: &mut ScheduleRecord,
+    action: &BufferedAction,
+    workflow_id: &str,
+    run_id: RunId,
+    now: SystemTime,
+) {
+    record.action_count += 1;
+    record.running.push((workflow_id.to_string(), run_id));
+    record.recent.push(RecentAction {
+        nominal: action.nominal,
+        started_at: now,
+        workflow_id: workflow_id.to_string(),
+        run_id,
+    });
+    let extra = record.recent.len().saturating_sub(RECENT_ACTIONS);
+    record.recent.drain(..extra);
+}
+
+/// The workflow ID of the action for `nominal`: the action's ID, `-`, and
+/// the time in RFC 3339 (UTC; fractions of a second only when there are).
+pub(crate) fn workflow_id(prefix: &str, nominal: SystemTime) -> String {
+    match jiff::Timestamp::try_from(nominal) {
+        Ok(ts) => format!("{prefix}-{ts}"),
+        Err(_) => {
+            let nanos = nominal
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!("{prefix}-{nanos}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{ScheduleOverlapPolicy, ScheduleSpec};
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn every_second() -> (ScheduleRecord, CompiledSpec) {
+        let record = ScheduleRecord::sample("s", 1, at(100));
+        let spec = ScheduleSpec::from(&record.spec).compile().unwrap();
+        (record, spec)
+    }
+
+    #[test]
+    fn times_past_the_window_are_missed_and_the_rest_taken() {
+        let (record, spec) = every_second();
+        // Down from 100 to 130: 101..=119 are older than 10 s.
+        let step = step(record, &spec, at(130), Vec::new());
+        assert_eq!(step.record.missed_catchup_window, 19);
+        // 120..=130 are inside the window: the first starts, the rest are
+        // skipped behind it (overlap skip).
+        assert_eq!(step.starts.len(), 1);
+        assert_eq!(step.starts[0].nominal, at(120));
+        assert_eq!(step.record.overlap_skipped, 10);
+        assert_eq!(step.record.high_water, at(130));
+    }
+
+    #[test]
+    fn paused_and_exhausted_schedules_take_nothing() {
+        let (mut record, spec) = every_second();
+        record.paused = true;
+        let s = step(record.clone(), &spec, at(105), Vec::new());
+        assert!(s.starts.is_empty() && !s.changed);
+        record.paused = false;
+        record.remaining_actions = Some(2);
+        record.overlap = ScheduleOverlapPolicy::AllowAll;
+        let s = step(record, &spec, at(105), Vec::new());
+        assert_eq!(s.starts.len(), 2);
+        assert_eq!(s.record.remaining_actions, Some(0));
+    }
+
+    #[test]
+    fn workflow_ids_end_with_the_nominal_time() {
+        assert_eq!(
+            workflow_id("s", at(1_796_169_600)),
+            "s-2026-12-02T00:00:00Z"
+        );
+    }
+}
