@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use steadfast::{ClientError, UpdateError};
+use steadfast::{ClientError, ScheduleError, UpdateError};
 
 use crate::api::{ErrorBody, ErrorDetail};
 
@@ -125,6 +125,26 @@ impl From<UpdateError> for ApiError {
     }
 }
 
+impl From<ScheduleError> for ApiError {
+    fn from(e: ScheduleError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            ScheduleError::NotFound { .. } => (S::NOT_FOUND, "schedule_not_found"),
+            ScheduleError::AlreadyRunning { .. } => (S::CONFLICT, "schedule_already_running"),
+            ScheduleError::InvalidSpec { .. } => (S::BAD_REQUEST, "invalid_spec"),
+            ScheduleError::InvalidArgument(_) => (S::BAD_REQUEST, "invalid_argument"),
+            ScheduleError::Client(_) => {
+                let ScheduleError::Client(inner) = e else {
+                    unreachable!("matched above")
+                };
+                return ApiError::from(inner);
+            }
+            _ => (S::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 impl ApiError {
     /// The HTTP status and the body's detail.
     pub(crate) fn into_detail(self) -> (u16, ErrorDetail) {
@@ -148,6 +168,12 @@ pub fn error_detail(e: ClientError) -> (u16, ErrorDetail) {
 /// What the endpoint answers for an update's error, as [`error_detail`]
 /// does for the other calls.
 pub fn update_error_detail(e: UpdateError) -> (u16, ErrorDetail) {
+    ApiError::from(e).into_detail()
+}
+
+/// What the endpoint answers for a schedule call's error (see
+/// [`error_detail`]).
+pub fn schedule_error_detail(e: ScheduleError) -> (u16, ErrorDetail) {
     ApiError::from(e).into_detail()
 }
 

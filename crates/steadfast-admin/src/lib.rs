@@ -43,6 +43,13 @@
 //! | POST | `/api/v1/workflows/{id}/cancel` | requests cancellation |
 //! | POST | `/api/v1/workflows/{id}/terminate` | `{"reason"}` |
 //! | DELETE | `/api/v1/workflows/{id}` | deletes a closed workflow |
+//! | GET | `/api/v1/schedules` | lists schedules |
+//! | POST | `/api/v1/schedules/{id}` | creates a schedule ([`schedules::CreateScheduleRequest`]) |
+//! | GET | `/api/v1/schedules/{id}` | describes a schedule: next and recent actions |
+//! | DELETE | `/api/v1/schedules/{id}` | deletes a schedule |
+//! | POST | `/api/v1/schedules/{id}/pause`, `/unpause` | `{"note"}` |
+//! | POST | `/api/v1/schedules/{id}/trigger` | `{"overlap"}`: an action now |
+//! | POST | `/api/v1/schedules/{id}/backfill` | `{"start_at", "end_at", "overlap"}` |
 
 pub mod api;
 mod auth;
@@ -50,8 +57,9 @@ pub mod calls;
 mod endpoint;
 mod error;
 mod routes;
+pub mod schedules;
 mod ui;
 
 pub use endpoint::{AdminAddress, AdminEndpoint, AdminServer, DEFAULT_ADDRESS};
-pub use error::{AdminError, error_detail, update_error_detail};
+pub use error::{AdminError, error_detail, schedule_error_detail, update_error_detail};
 pub use routes::{MAX_PAGE_SIZE, MAX_REQUEST_BYTES, list_filter_from_query};

@@ -22,6 +22,7 @@ use crate::api::{
 };
 use crate::auth::{self, Token};
 use crate::error::ApiError;
+use crate::schedules;
 
 /// Largest request body accepted: a signal payload at the engine's
 /// default limit (2 MiB) with room for the JSON around it.
@@ -48,6 +49,29 @@ pub(crate) fn router(engine: Engine, token: Token) -> Router {
         .route("/api/v1/workflows/{workflow_id}/reset", post(reset))
         .route("/api/v1/workflows/{workflow_id}/pause", post(pause))
         .route("/api/v1/workflows/{workflow_id}/unpause", post(unpause))
+        .route("/api/v1/schedules", get(schedule_list))
+        .route(
+            "/api/v1/schedules/{schedule_id}",
+            get(schedule_describe)
+                .post(schedule_create)
+                .delete(schedule_delete),
+        )
+        .route(
+            "/api/v1/schedules/{schedule_id}/pause",
+            post(schedule_pause),
+        )
+        .route(
+            "/api/v1/schedules/{schedule_id}/unpause",
+            post(schedule_unpause),
+        )
+        .route(
+            "/api/v1/schedules/{schedule_id}/trigger",
+            post(schedule_trigger),
+        )
+        .route(
+            "/api/v1/schedules/{schedule_id}/backfill",
+            post(schedule_backfill),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(engine);
@@ -434,6 +458,85 @@ async fn delete(State(engine): State<Engine>, path: Result<Path<String>, PathRej
     let id = workflow_id(path)?;
     engine.delete(&id).await?;
     done(id, "deleted")
+}
+
+fn schedule_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| {
+        ApiError::bad_request(format!(
+            "the schedule ID in the path does not decode ({e}); percent-encode it"
+        ))
+    })?;
+    Ok(id)
+}
+
+async fn schedule_list(State(engine): State<Engine>) -> Answer {
+    ok(&schedules::list(&engine).await?)
+}
+
+async fn schedule_describe(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let id = schedule_id(path)?;
+    ok(&schedules::describe(&engine, &id).await?)
+}
+
+async fn schedule_create(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = schedule_id(path)?;
+    let request: schedules::CreateScheduleRequest = body(bytes)?;
+    ok(&schedules::create(&engine, &id, &request).await?)
+}
+
+async fn schedule_delete(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let id = schedule_id(path)?;
+    ok(&schedules::delete(&engine, &id).await?)
+}
+
+async fn schedule_pause(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = schedule_id(path)?;
+    let request: schedules::NoteRequest = body(bytes)?;
+    ok(&schedules::pause(&engine, &id, true, &request).await?)
+}
+
+async fn schedule_unpause(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = schedule_id(path)?;
+    let request: schedules::NoteRequest = body(bytes)?;
+    ok(&schedules::pause(&engine, &id, false, &request).await?)
+}
+
+async fn schedule_trigger(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = schedule_id(path)?;
+    let request: schedules::TriggerRequest = body(bytes)?;
+    ok(&schedules::trigger(&engine, &id, &request).await?)
+}
+
+async fn schedule_backfill(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = schedule_id(path)?;
+    let request: schedules::BackfillRequest = body(bytes)?;
+    ok(&schedules::backfill(&engine, &id, &request).await?)
 }
 
 fn done(workflow_id: String, outcome: &str) -> Answer {

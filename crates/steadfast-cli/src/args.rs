@@ -58,6 +58,9 @@ pub enum Command {
     /// terminate, reset, pause, unpause, delete, replay.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Schedules: create, list, describe, pause, unpause, trigger, backfill, delete.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Makes a file left by a killed application readable again: opens it
     /// for writing as the application would (redb repairs it; a format-1
     /// file migrates), runs no workflow code, and closes it.
@@ -269,4 +272,122 @@ pub struct TerminateArgs {
     /// Why; recorded in the history.
     #[arg(long)]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Creates a schedule that starts a workflow on a cron or an interval.
+    Create(ScheduleCreateArgs),
+    /// Lists schedules with their next and last actions.
+    List,
+    /// Describes a schedule: spec, policies, next and recent actions.
+    Describe(ScheduleIdArgs),
+    /// Pauses a schedule: its spec's times pass without actions.
+    Pause(SchedulePauseArgs),
+    /// Unpauses a schedule.
+    Unpause(SchedulePauseArgs),
+    /// Takes an action now, even while paused.
+    Trigger(ScheduleTriggerArgs),
+    /// Takes the actions of a past range.
+    Backfill(ScheduleBackfillArgs),
+    /// Deletes a schedule; workflows it started go on.
+    Delete(ScheduleIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleIdArgs {
+    /// The schedule ID.
+    #[arg(long, short = 's')]
+    pub schedule_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulePauseArgs {
+    /// The schedule ID.
+    #[arg(long, short = 's')]
+    pub schedule_id: String,
+    /// Why (kept as the schedule's note).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleTriggerArgs {
+    /// The schedule ID.
+    #[arg(long, short = 's')]
+    pub schedule_id: String,
+    /// The overlap policy of this action (default: the schedule's): skip,
+    /// buffer-one, buffer-all, cancel-other, terminate-other, allow-all.
+    #[arg(long)]
+    pub overlap_policy: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleBackfillArgs {
+    /// The schedule ID.
+    #[arg(long, short = 's')]
+    pub schedule_id: String,
+    /// The range's first time (RFC 3339).
+    #[arg(long)]
+    pub start_time: String,
+    /// The range's last time (RFC 3339).
+    #[arg(long)]
+    pub end_time: String,
+    /// The overlap policy of the backfilled actions (default: the schedule's).
+    #[arg(long)]
+    pub overlap_policy: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleCreateArgs {
+    /// The schedule ID.
+    #[arg(long, short = 's')]
+    pub schedule_id: String,
+    /// A cron expression (5 or 6 fields; repeat for several).
+    #[arg(long)]
+    pub cron: Vec<String>,
+    /// An interval, `5m`, or with an offset, `1h/15m` (repeat for several).
+    #[arg(long)]
+    pub interval: Vec<String>,
+    /// The IANA time zone of the cron expressions (default UTC).
+    #[arg(long)]
+    pub time_zone: Option<String>,
+    /// Delay each action by a random time up to this (`30s`).
+    #[arg(long)]
+    pub jitter: Option<String>,
+    /// No action before this time (RFC 3339).
+    #[arg(long)]
+    pub start_time: Option<String>,
+    /// No action after this time (RFC 3339).
+    #[arg(long)]
+    pub end_time: Option<String>,
+    /// The workflow type each action starts.
+    #[arg(long = "type", alias = "workflow-type")]
+    pub workflow_type: String,
+    /// The workflow ID prefix (default: the schedule ID); the action's
+    /// time is appended.
+    #[arg(long, short = 'w')]
+    pub workflow_id: Option<String>,
+    /// The task queue (default `default`).
+    #[arg(long, short = 't')]
+    pub task_queue: Option<String>,
+    /// The input of every start, as JSON.
+    #[arg(long, short = 'i')]
+    pub input: Option<String>,
+    /// skip (default), buffer-one, buffer-all, cancel-other,
+    /// terminate-other, allow-all.
+    #[arg(long)]
+    pub overlap_policy: Option<String>,
+    /// How late a missed action may still be taken after downtime (`1h`).
+    #[arg(long)]
+    pub catchup_window: Option<String>,
+    /// Create it paused.
+    #[arg(long)]
+    pub paused: bool,
+    /// A note.
+    #[arg(long)]
+    pub notes: Option<String>,
+    /// Scheduled actions allowed, then it acts as paused.
+    #[arg(long)]
+    pub remaining_actions: Option<u64>,
 }

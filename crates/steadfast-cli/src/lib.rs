@@ -17,6 +17,7 @@ mod client;
 mod error;
 mod output;
 mod replay;
+mod schedule;
 mod target;
 mod workflow;
 
@@ -117,6 +118,9 @@ async fn run_with(code: &cli::Code, cli: CommandLine) -> Result<String, CliError
     match cli.command {
         args::Command::Workflow(command) => {
             workflow::run(&target, code, command, cli.global.output).await
+        }
+        args::Command::Schedule(command) => {
+            schedule::run(&target, command, cli.global.output).await
         }
         args::Command::Repair => match &cli.global.db {
             Some(db) => repair(db).await,

@@ -67,6 +67,37 @@ pub enum Call {
         reason: Option<String>,
         pause: bool,
     },
+    Schedule(ScheduleCall),
+}
+
+/// One request of a `schedule` command.
+pub enum ScheduleCall {
+    /// `body` is the endpoint's create body.
+    Create {
+        id: String,
+        body: Value,
+    },
+    List,
+    Describe {
+        id: String,
+    },
+    Pause {
+        id: String,
+        pause: bool,
+        note: Option<String>,
+    },
+    Trigger {
+        id: String,
+        overlap: Option<String>,
+    },
+    /// `body` is the endpoint's backfill body.
+    Backfill {
+        id: String,
+        body: Value,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 pub enum Target {
@@ -145,6 +176,93 @@ async fn endpoint(client: &AdminClient, call: Call) -> Result<Value, CliError> {
             let body = json!({ "reason": reason });
             client.call(Method::POST, &path, Some(&body)).await
         }
+        Call::Schedule(call) => schedule_endpoint(client, call).await,
+    }
+}
+
+async fn schedule_endpoint(client: &AdminClient, call: ScheduleCall) -> Result<Value, CliError> {
+    let schedule = |id: &str| format!("/api/v1/schedules/{}", segment(id));
+    match call {
+        ScheduleCall::Create { id, body } => {
+            client.call(Method::POST, &schedule(&id), Some(&body)).await
+        }
+        ScheduleCall::List => client.call(Method::GET, "/api/v1/schedules", None).await,
+        ScheduleCall::Describe { id } => client.call(Method::GET, &schedule(&id), None).await,
+        ScheduleCall::Pause { id, pause, note } => {
+            let verb = if pause { "pause" } else { "unpause" };
+            let path = format!("{}/{verb}", schedule(&id));
+            let body = json!({ "note": note });
+            client.call(Method::POST, &path, Some(&body)).await
+        }
+        ScheduleCall::Trigger { id, overlap } => {
+            let path = format!("{}/trigger", schedule(&id));
+            let body = json!({ "overlap": overlap });
+            client.call(Method::POST, &path, Some(&body)).await
+        }
+        ScheduleCall::Backfill { id, body } => {
+            let path = format!("{}/backfill", schedule(&id));
+            client.call(Method::POST, &path, Some(&body)).await
+        }
+        ScheduleCall::Delete { id } => client.call(Method::DELETE, &schedule(&id), None).await,
+    }
+}
+
+fn schedule_error(e: steadfast::ScheduleError) -> CliError {
+    api_error(steadfast_admin::schedule_error_detail(e))
+}
+
+/// A request body as the endpoint would read it.
+fn body<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, CliError> {
+    serde_json::from_value(value)
+        .map_err(|e| CliError::Usage(format!("the request does not parse: {e}")))
+}
+
+async fn schedule_file(engine: &Engine, call: ScheduleCall) -> Result<Value, CliError> {
+    use steadfast_admin::schedules;
+    match call {
+        ScheduleCall::Create { id, body: b } => {
+            let request = body(b)?;
+            to_json(
+                &schedules::create(engine, &id, &request)
+                    .await
+                    .map_err(schedule_error)?,
+            )
+        }
+        ScheduleCall::List => to_json(&schedules::list(engine).await.map_err(schedule_error)?),
+        ScheduleCall::Describe { id } => to_json(
+            &schedules::describe(engine, &id)
+                .await
+                .map_err(schedule_error)?,
+        ),
+        ScheduleCall::Pause { id, pause, note } => {
+            let request = schedules::NoteRequest { note };
+            to_json(
+                &schedules::pause(engine, &id, pause, &request)
+                    .await
+                    .map_err(schedule_error)?,
+            )
+        }
+        ScheduleCall::Trigger { id, overlap } => {
+            let request = schedules::TriggerRequest { overlap };
+            to_json(
+                &schedules::trigger(engine, &id, &request)
+                    .await
+                    .map_err(schedule_error)?,
+            )
+        }
+        ScheduleCall::Backfill { id, body: b } => {
+            let request = body(b)?;
+            to_json(
+                &schedules::backfill(engine, &id, &request)
+                    .await
+                    .map_err(schedule_error)?,
+            )
+        }
+        ScheduleCall::Delete { id } => to_json(
+            &schedules::delete(engine, &id)
+                .await
+                .map_err(schedule_error)?,
+        ),
     }
 }
 
@@ -201,6 +319,7 @@ async fn file(path: &std::path::Path, code: &Code, call: Call) -> Result<Value, 
             | Call::Describe { .. }
             | Call::History { .. }
             | Call::Query { .. }
+            | Call::Schedule(ScheduleCall::List | ScheduleCall::Describe { .. })
     );
     let mut builder = Engine::builder();
     if reads {
@@ -302,5 +421,6 @@ async fn file_call(engine: &Engine, call: Call) -> Result<Value, CliError> {
                 .map_err(engine_error)?;
             to_json(&done)
         }
+        Call::Schedule(call) => schedule_file(engine, call).await,
     }
 }
