@@ -277,7 +277,7 @@ pub struct TerminateArgs {
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
     /// Creates a schedule that starts a workflow on a cron or an interval.
-    Create(ScheduleCreateArgs),
+    Create(Box<ScheduleCreateArgs>),
     /// Lists schedules with their next and last actions.
     List,
     /// Describes a schedule: spec, policies, next and recent actions.

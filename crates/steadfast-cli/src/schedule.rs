@@ -21,7 +21,7 @@ pub async fn run(
     match command {
         ScheduleCommand::Create(args) => {
             let id = args.schedule_id.clone();
-            let body = create_body(args)?;
+            let body = create_body(*args)?;
             let done = call(target, ScheduleCall::Create { id, body }).await?;
             finished(done, out, "Schedule created")
         }
