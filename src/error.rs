@@ -124,6 +124,39 @@ pub enum OpenError {
         /// The format found.
         found: u32,
     },
+    /// The PostgreSQL schema was written by a newer steadfast: its table
+    /// layout or its store format (the events it may hold) is newer than
+    /// this build's.
+    #[error(
+        "the PostgreSQL schema {schema} has layout {} and store format {}, this build supports \
+         up to layout {} and format {}; upgrade steadfast to open it",
+        found.0, found.1, supported.0, supported.1
+    )]
+    NewerSchema {
+        /// The schema.
+        schema: String,
+        /// Its layout version and store format.
+        found: (u32, u32),
+        /// The newest layout and format this build reads.
+        supported: (u32, u32),
+    },
+    /// Another engine writes the PostgreSQL schema (one engine per schema
+    /// until shards are shared between processes).
+    #[error(
+        "the PostgreSQL schema {schema} is in use by another engine; stop it, or give this \
+         engine another schema (EngineBuilder::postgres_schema)"
+    )]
+    DatabaseInUse {
+        /// The schema.
+        schema: String,
+    },
+    /// PostgreSQL could not be reached, or refused to set up steadfast's
+    /// schema.
+    #[error("PostgreSQL: {message}")]
+    Database {
+        /// What failed, with what to check.
+        message: String,
+    },
     /// A registration or builder setting is invalid.
     #[error("invalid engine configuration: {0}")]
     InvalidConfig(String),
@@ -385,7 +418,9 @@ impl From<StoreError> for ClientError {
             },
             StoreError::Full(message) => ClientError::DiskFull { message },
             StoreError::Damaged(message) => ClientError::Damaged { message },
-            StoreError::Io(m) | StoreError::Encode(m) => ClientError::Storage(m),
+            StoreError::Io(m) | StoreError::Encode(m) | StoreError::Database(m) => {
+                ClientError::Storage(m)
+            }
             StoreError::ReadOnly => ClientError::ReadOnly { call: "this call" },
             other @ (StoreError::Conflict { .. }
             | StoreError::ScheduleConflict { .. }

@@ -175,6 +175,10 @@ pub use schedule::{
     ScheduleIntervalSpec, ScheduleListEntry, ScheduleOverlapPolicy, SchedulePolicy, ScheduleSpec,
     ScheduleState, ScheduleWorkflow,
 };
+/// The PostgreSQL schema [`EngineBuilder::postgres`] uses unless
+/// [`EngineBuilder::postgres_schema`] names another.
+#[cfg(feature = "postgres")]
+pub use store::DEFAULT_SCHEMA as DEFAULT_POSTGRES_SCHEMA;
 /// Makes the storage under an engine fail on purpose (feature
 /// `fault-injection`, for tests); see `EngineBuilder::fault_injector`.
 #[cfg(feature = "fault-injection")]

@@ -20,7 +20,7 @@ use steadfast::{
     Engine, EngineBuilder, Event, EventKind, ParkReason, ResultError, SignalDef, SignalError,
     WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
 };
-use support::temp_db;
+use support::{OpenDb, temp_db};
 
 /// What the workflow waits on when the cancellation comes.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -201,7 +201,7 @@ fn builder(seen: &Arc<Seen>) -> EngineBuilder {
 }
 
 async fn open(path: &Path, seen: &Arc<Seen>) -> Engine {
-    builder(seen).open(path).await.expect("open the engine")
+    builder(seen).open_db(path).await.expect("open the engine")
 }
 
 fn has(history: &[Event], pred: impl Fn(&EventKind) -> bool) -> bool {
@@ -622,7 +622,7 @@ async fn terminate_works_on_a_run_parked_by_nondeterminism() {
         .workflow(CHANGED, changed_v1)
         .activity(STEP_A, step)
         .activity(STEP_B, step)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     engine
@@ -640,7 +640,7 @@ async fn terminate_works_on_a_run_parked_by_nondeterminism() {
         .workflow(CHANGED, changed_v2)
         .activity(STEP_A, step)
         .activity(STEP_B, step)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     let description = engine.describe("changed").await.unwrap();

@@ -18,7 +18,7 @@ use steadfast::{
     ChildWorkflowOptions, Engine, EngineBuilder, EventKind, ListFilter, ParentClosePolicy,
     SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
 };
-use support::{child_report, spawn_crash_child, temp_db};
+use support::{OpenDb, child_report, spawn_crash_child, temp_db};
 
 const GO: SignalDef<u32> = SignalDef::new("go");
 
@@ -111,7 +111,7 @@ fn builder() -> EngineBuilder {
 }
 
 async fn open(path: &Path) -> Engine {
-    builder().open(path).await.expect("open")
+    builder().open_db(path).await.expect("open")
 }
 
 fn kinds(history: &[steadfast::Event]) -> Vec<String> {
@@ -308,6 +308,8 @@ async fn then_wait(ctx: WorkflowContext, (): ()) -> Result<(u32, u32), WorkflowE
 
 #[tokio::test]
 async fn a_childs_close_durable_before_the_parents_event_is_recorded_once_on_the_next_open() {
+    // Edits the redb file under the engine: on redb whichever store the
+    // other tests of this run use.
     let db = temp_db();
     let parent_run = {
         let engine = builder()
@@ -463,7 +465,7 @@ async fn crash_child_batch() {
     let Some(db) = std::env::var_os(DB_ENV) else {
         return;
     };
-    let engine = crash_builder().open(Path::new(&db)).await.unwrap();
+    let engine = crash_builder().open_db(Path::new(&db)).await.unwrap();
     let handle = match engine
         .start_workflow(BATCH, "batch", (6, 15), WorkflowOptions::default())
         .await
@@ -505,7 +507,7 @@ async fn a_kill_9_mid_child_loses_no_close_and_runs_no_child_twice() {
     }
     // SAFETY: set before this test's engine runs the activity that reads it.
     unsafe { std::env::set_var(LOG_ENV, &log) };
-    let engine = crash_builder().open(&db.path).await.unwrap();
+    let engine = crash_builder().open_db(&db.path).await.unwrap();
     let handle = engine.get_workflow_handle(BATCH, "batch").await.unwrap();
     assert_eq!(handle.result().await.unwrap(), 90);
     // Every item is in the log (extra lines only for attempts a kill cut off).
@@ -564,7 +566,7 @@ async fn a_child_that_continues_as_new_is_one_child_with_its_last_runs_result() 
     let engine = builder()
         .workflow(CHAINED, chained)
         .workflow(CHAIN_PARENT, chain_parent)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     let handle = engine
@@ -719,7 +721,7 @@ async fn a_parent_whose_code_starts_another_child_on_replay_is_parked_with_the_d
                     .await?)
             },
         )
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     let reason = support::eventually(Duration::from_secs(10), || async {
@@ -798,7 +800,7 @@ async fn closed_child(engine: &Engine, id: &str) -> WorkflowStatus {
 #[tokio::test]
 async fn each_parent_close_policy_is_applied_when_the_parent_closes() {
     let db = temp_db();
-    let engine = policy_builder().open(&db.path).await.unwrap();
+    let engine = policy_builder().open_db(&db.path).await.unwrap();
     for (id, input) in [
         ("pc-terminate", (0, false, false)),
         ("pc-cancel", (1, false, false)),
@@ -876,7 +878,7 @@ async fn crash_child_policies() {
     let Some(db) = std::env::var_os(POLICY_DB_ENV) else {
         return;
     };
-    let engine = policy_builder().open(Path::new(&db)).await.unwrap();
+    let engine = policy_builder().open_db(Path::new(&db)).await.unwrap();
     child_report("started");
     // IDs unique to this process: a parent ID is started once.
     let process = std::process::id();
@@ -915,7 +917,7 @@ async fn after_a_kill_9_no_closed_parent_has_a_child_its_policy_should_have_clos
     // Opened with no code at all, nothing runs: the file is as the kill
     // left it. Every parent run that closed has its children closed (all
     // use Terminate), and so have theirs.
-    let engine = Engine::builder().open(&db.path).await.unwrap();
+    let engine = Engine::builder().open_db(&db.path).await.unwrap();
     let mut token = None;
     let mut parents = 0;
     loop {

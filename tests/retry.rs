@@ -13,7 +13,7 @@ use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, Event, EventKind,
     RetryPolicy, RetryState, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
-use support::{Seen, TempDb, failed_events, failure, since, temp_db};
+use support::{OpenDb, Seen, TempDb, failed_events, failure, since, temp_db};
 
 /// Succeeds on the attempt named by its input (0: never), failing before.
 const FLAKY: ActivityDef<u32, String> = ActivityDef::new("flaky");
@@ -97,7 +97,7 @@ async fn engine(
         .activity(FLAKY, move |ctx, succeed_on| {
             flaky(attempts.clone(), fail_with, ctx, succeed_on)
         })
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .expect("open the engine")
 }
@@ -499,7 +499,7 @@ async fn invalid_options_are_refused_before_anything_is_recorded() {
             let attempts = attempts.clone();
             move |ctx, n| flaky(attempts.clone(), FailWith::Retryable, ctx, n)
         })
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
 
@@ -565,7 +565,7 @@ async fn a_valid_call_after_a_refused_one_runs_normally() {
             let attempts = attempts.clone();
             move |ctx, n| flaky(attempts.clone(), FailWith::Retryable, ctx, n)
         })
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
 
@@ -612,7 +612,7 @@ async fn a_panicking_attempt_is_retried() {
                 Ok(format!("done on attempt {}", ctx.attempt()))
             }
         })
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
 
@@ -663,7 +663,7 @@ async fn a_panicking_blocking_attempt_keeps_its_message() {
             }
             Ok(format!("done on attempt {}", ctx.attempt()))
         })
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
 

@@ -24,7 +24,7 @@ use steadfast::{
     ClientError, Engine, Event, EventKind, SignalDef, SignalDelivery, WorkflowContext, WorkflowDef,
     WorkflowError, WorkflowIdConflictPolicy, WorkflowOptions, WorkflowStatus,
 };
-use support::{child_report, spawn_crash_child, temp_db};
+use support::{OpenDb, child_report, spawn_crash_child, temp_db};
 
 /// Receives the given number of `item` signals and returns them in the
 /// order received.
@@ -116,7 +116,7 @@ async fn open(path: &Path) -> Engine {
         .workflow(TWO_NAMES, two_names)
         .workflow(RACE, race)
         .workflow(GATHER, gather)
-        .open(path)
+        .open_db(path)
         .await
         .expect("open the engine")
 }
@@ -214,7 +214,7 @@ async fn a_signal_by_name_is_read_as_its_typed_definition() {
     let engine = Engine::builder()
         .workflow(COLLECT, collect)
         .max_payload_bytes(64)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     let run = engine

@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::OpenDb;
+
 use std::time::{Duration, SystemTime};
 
 use steadfast::{
@@ -52,7 +54,7 @@ async fn open(path: &std::path::Path) -> Engine {
         .workflow(SLEEP, sleep_workflow)
         .workflow(SLEEP_UNTIL, sleep_until_workflow)
         .workflow(TWO_TIMERS, two_timers_workflow)
-        .open(path)
+        .open_db(path)
         .await
         .expect("open the engine")
 }

@@ -8,6 +8,8 @@ mod handle;
 mod list;
 mod options;
 mod pause;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod read_only;
 mod reset;
 mod schedule;
@@ -90,6 +92,9 @@ pub struct EngineBuilder {
     /// Let other processes read the file while it is open (see
     /// [`EngineBuilder::shared_reads`]).
     shared_reads: bool,
+    /// The PostgreSQL schema of [`EngineBuilder::postgres`].
+    #[cfg(feature = "postgres")]
+    postgres_schema: String,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -117,6 +122,8 @@ impl EngineBuilder {
             on_close: None,
             history_limits: crate::workflow::HistoryLimits::default(),
             read_only: false,
+            #[cfg(feature = "postgres")]
+            postgres_schema: crate::store::DEFAULT_SCHEMA.to_string(),
         }
     }
 
@@ -346,7 +353,28 @@ impl EngineBuilder {
     /// an empty task queue name, or a workflow or activity name registered
     /// twice on one task queue (the error names both registrations);
     /// [`OpenError::NoRuntime`] outside a tokio runtime.
-    pub async fn open(self, path: impl AsRef<Path>) -> Result<Engine, OpenError> {
+    pub async fn open(mut self, path: impl AsRef<Path>) -> Result<Engine, OpenError> {
+        self.check()?;
+        let path = path.as_ref().to_path_buf();
+        let store = if self.read_only {
+            read_only::open_store(&path, self.file_cache_bytes, self.retention).await?
+        } else {
+            let backend = std::mem::take(&mut self.backend);
+            let file = path.clone();
+            let cache_bytes = self.file_cache_bytes;
+            let shared = self.shared_reads;
+            let store = tokio::task::spawn_blocking(move || {
+                RedbStore::open(&file, backend, cache_bytes, shared)
+            })
+            .await
+            .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
+            Box::new(store)
+        };
+        self.start(store)
+    }
+
+    /// The checks every open makes before it touches storage.
+    fn check(&self) -> Result<(), OpenError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(OpenError::NoRuntime);
         }
@@ -367,21 +395,11 @@ impl EngineBuilder {
                     .into(),
             ));
         }
-        let path = path.as_ref().to_path_buf();
-        let store = if self.read_only {
-            read_only::open_store(&path, self.file_cache_bytes, self.retention).await?
-        } else {
-            let backend = self.backend;
-            let file = path.clone();
-            let cache_bytes = self.file_cache_bytes;
-            let shared = self.shared_reads;
-            let store = tokio::task::spawn_blocking(move || {
-                RedbStore::open(&file, backend, cache_bytes, shared)
-            })
-            .await
-            .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
-            Box::new(store)
-        };
+        Ok(())
+    }
+
+    /// Starts the engine on an open store.
+    fn start(self, store: Box<dyn crate::store::Store>) -> Result<Engine, OpenError> {
         let shared = Shared::new(
             store,
             self.queues,

@@ -1,8 +1,8 @@
 //! The storage contract written once as tests: every promise of [`Store`]
 //! (see [`contract`](super::contract)) is a function here that takes a
-//! fresh, empty store, so every backend runs the same suite. The redb store
-//! runs it below; a second backend adds a module like `redb` that opens its
-//! own fresh store.
+//! fresh, empty store, so every backend runs the same suite: the redb store
+//! and the PostgreSQL store run it below, each opening its own fresh store
+//! (`None` when the backend cannot be had here: its tests return).
 
 use std::time::{Duration, SystemTime};
 
@@ -952,7 +952,8 @@ pub(crate) async fn a_schedules_starts_commit_with_its_record(store: &dyn Store)
     );
 }
 
-/// Runs the whole suite, each promise on a fresh store from `fresh`.
+/// Runs the whole suite, each promise on a fresh store from `fresh`
+/// (an async expression; `None`: the backend is not available here).
 #[cfg(test)]
 macro_rules! conformance_tests {
     ($fresh:expr) => {
@@ -977,7 +978,9 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test]
             async fn $promise() {
-                let (_guard, store) = $fresh;
+                let Some((_guard, store)) = $fresh else {
+                    return;
+                };
                 super::$promise(&*store).await;
                 Store::close(&*store);
             }
@@ -990,12 +993,36 @@ macro_rules! conformance_tests {
 mod redb {
     use super::super::{Backend, RedbStore, Store};
 
-    fn fresh() -> (tempfile::TempDir, Box<RedbStore>) {
+    async fn fresh() -> Option<(tempfile::TempDir, Box<RedbStore>)> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = dir.path().join("conformance.steadfast");
         let store = RedbStore::open(&path, Backend::File, 1 << 20, true).expect("open a new file");
-        (dir, Box::new(store))
+        Some((dir, Box::new(store)))
     }
 
-    conformance_tests!(fresh());
+    conformance_tests!(fresh().await);
+}
+
+/// The tests' throwaway PostgreSQL cluster, shared with the integration tests.
+#[cfg(all(test, feature = "postgres"))]
+#[path = "../../tests/support/postgres.rs"]
+mod cluster;
+
+/// The PostgreSQL store, each test in a new schema of the binary's
+/// throwaway cluster (see `tests/support/postgres.rs`).
+#[cfg(all(test, feature = "postgres"))]
+mod postgres {
+    use super::super::{PgStore, Store};
+    use super::cluster;
+
+    async fn fresh() -> Option<((), Box<PgStore>)> {
+        let url = cluster::url()?;
+        let schema = cluster::fresh_schema("conformance");
+        let store = PgStore::open(&url, &schema)
+            .await
+            .expect("open a new schema");
+        Some(((), Box::new(store)))
+    }
+
+    conformance_tests!(fresh().await);
 }

@@ -12,6 +12,8 @@ mod conformance;
 mod contract;
 mod external;
 mod ops;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod query;
 mod record;
 mod redb;
@@ -20,7 +22,11 @@ mod schedule;
 use crate::codec::CodecError;
 use crate::history::RunId;
 
-pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore};
+#[cfg(feature = "postgres")]
+pub use self::postgres::DEFAULT_SCHEMA;
+#[cfg(feature = "postgres")]
+pub(crate) use self::postgres::PgStore;
+pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore, STORE_FORMAT_VERSION};
 #[cfg(feature = "fault-injection")]
 pub use self::redb::{CutImage, CutMode, FaultInjector, PowerCut};
 pub(crate) use children::{ChildCloseOp, ChildStartOp, CloseParentOp, StartChildrenOp};
@@ -76,6 +82,11 @@ pub(crate) enum StoreError {
     },
     #[error("the engine is shut down")]
     Closed,
+    /// The PostgreSQL server refused a statement, or the connection to it
+    /// failed; nothing of the failed transaction was acknowledged (a
+    /// COMMIT whose answer was lost may still have been applied).
+    #[error("PostgreSQL failed: {0}")]
+    Database(String),
     /// The store was opened read-only; nothing was written.
     #[error("the file was opened read-only")]
     ReadOnly,
@@ -118,7 +129,11 @@ impl StoreError {
     pub(crate) fn is_storage(&self) -> bool {
         matches!(
             self,
-            StoreError::Full(_) | StoreError::Io(_) | StoreError::Damaged(_) | StoreError::Broken
+            StoreError::Full(_)
+                | StoreError::Io(_)
+                | StoreError::Damaged(_)
+                | StoreError::Broken
+                | StoreError::Database(_)
         )
     }
 }

@@ -1,10 +1,53 @@
 //! Helpers shared by the integration tests: temporary files, waiting for a
-//! condition, tracing output.
+//! condition, tracing output, and the store the tests run on.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Set to `postgres` to run a test file's engines on PostgreSQL instead of
+/// redb files: each path a test opens stands for a schema of its own in the
+/// binary's throwaway cluster (see [`postgres`]), so the same test body
+/// checks both stores (`.ci/run` runs the engine's files both ways).
+pub const STORE_VAR: &str = "STEADFAST_TEST_STORE";
+
+/// Whether this run's engines are on PostgreSQL (see [`STORE_VAR`]).
+pub fn on_postgres() -> bool {
+    match std::env::var(STORE_VAR).as_deref() {
+        Ok("postgres") => true,
+        Ok("redb") | Err(_) => false,
+        Ok(other) => panic!("{STORE_VAR}={other:?}: use postgres or redb"),
+    }
+}
+
+/// Opens an engine on the store this run uses (see [`STORE_VAR`]).
+pub trait OpenDb {
+    /// Opens the file at `path`, or on PostgreSQL the schema that stands for it.
+    fn open_db(
+        self,
+        path: impl AsRef<Path>,
+    ) -> impl Future<Output = Result<steadfast::Engine, steadfast::OpenError>>;
+}
+
+impl OpenDb for steadfast::EngineBuilder {
+    async fn open_db(
+        self,
+        path: impl AsRef<Path>,
+    ) -> Result<steadfast::Engine, steadfast::OpenError> {
+        if !on_postgres() {
+            return self.open(path).await;
+        }
+        let url = postgres::url().unwrap_or_else(|| {
+            panic!("{STORE_VAR}=postgres, but PostgreSQL is not installed here")
+        });
+        self.postgres_schema(postgres::schema_for(path.as_ref()))
+            .postgres(&url)
+            .await
+    }
+}
 
 /// A temporary folder and a database path inside it; the folder is removed
 /// when the value drops.
@@ -80,6 +123,12 @@ pub fn spawn_crash_child(test_name: &str, env: &[(&str, &std::ffi::OsStr)]) -> C
         .stdout(std::process::Stdio::piped());
     for (key, value) in env {
         command.env(key, value);
+    }
+    // A child on PostgreSQL uses its parent's cluster.
+    if on_postgres()
+        && let Some(url) = postgres::url()
+    {
+        command.env(postgres::URL_VAR, url);
     }
     let mut child = command.spawn().expect("start the crash child");
     let stdout = child.stdout.take().expect("the child's stdout is piped");

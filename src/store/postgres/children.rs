@@ -1,0 +1,361 @@
+//! Writes of child workflows: a parent's step with the starts it initiates,
+//! and a close with its children's parent-close policies, each in the
+//! batch's transaction (see `store::children`; the decisions are the redb
+//! store's, made from rows read and locked in this transaction).
+
+use tokio_postgres::Transaction;
+
+use super::writer::{OpResult, Statements, append, apply, close, locked_run, start};
+use super::{db_err, run_id_of};
+use crate::codec;
+use crate::history::{
+    Event, EventKind, MutableState, ParentClosePolicy, RunId, StartChildFailedCause, WorkflowStatus,
+};
+use crate::store::{CloseParentOp, ReuseRule, StartChildrenOp, StoreError, WAKE_NOW, WriteOutcome};
+
+/// Generations of children a close reaches at most (as the redb store).
+const MAX_GENERATIONS: usize = 16;
+
+/// Applies a parent's step and its children's starts: the outcomes are
+/// decided first (reads only), then the parent's append with the outcome
+/// events after its own (refused before it writes), then the starts.
+pub(super) async fn start_children(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    op: &StartChildrenOp,
+) -> Result<OpResult, StoreError> {
+    let conflict = |message: &str| {
+        Ok(Err(StoreError::Conflict {
+            run_id: op.run_id,
+            message: message.to_string(),
+        }))
+    };
+    if op
+        .record
+        .as_ref()
+        .is_some_and(|r| r.record.status.is_closed())
+    {
+        return conflict("a step that closes the run starts no child");
+    }
+    let Some(first_outcome) = op.expect_next.checked_add(op.events.len() as u64) else {
+        return conflict("the history is at the end of its range");
+    };
+    let mut started: Vec<(&str, RunId)> = Vec::new();
+    let mut outcomes = Vec::with_capacity(op.starts.len());
+    for (i, child) in op.starts.iter().enumerate() {
+        let workflow_id = child.record.record.workflow_id.as_str();
+        let cause = match started.iter().find(|(id, _)| *id == workflow_id) {
+            Some((_, run_id)) => Some(StartChildFailedCause::AlreadyRunning { run_id: *run_id }),
+            None => refusal(txn, workflow_id, child.reuse).await?,
+        };
+        let kind = match cause {
+            Some(cause) => EventKind::StartChildWorkflowFailed {
+                seq: child.seq,
+                cause,
+            },
+            None => {
+                let stored = txn
+                    .query_opt(
+                        "SELECT 1 FROM runs WHERE run_id = $1",
+                        &[&child.run_id.as_uuid()],
+                    )
+                    .await
+                    .map_err(db_err)?;
+                if stored.is_some() {
+                    return Ok(Err(StoreError::Conflict {
+                        run_id: child.run_id,
+                        message: "a run with this ID is already stored".into(),
+                    }));
+                }
+                started.push((workflow_id, child.run_id));
+                EventKind::ChildWorkflowStarted {
+                    seq: child.seq,
+                    run_id: child.run_id,
+                }
+            }
+        };
+        let event = Event {
+            event_id: first_outcome + i as u64,
+            timestamp: child.at,
+            kind,
+        };
+        let bytes = codec::encode(&event).map_err(StoreError::encode)?;
+        outcomes.push((event, bytes));
+    }
+    let mut events = op.events.clone();
+    events.extend(outcomes.iter().map(|(e, b)| (e.event_id, b.clone())));
+    match append(
+        txn,
+        statements,
+        op.run_id,
+        op.record.as_ref(),
+        op.expect_next,
+        &events,
+        op.wake,
+    )
+    .await?
+    {
+        Ok(WriteOutcome::Appended) => {}
+        Ok(other) => return conflict(&format!("unexpected append outcome {other:?}")),
+        Err(refusal) => return Ok(Err(refusal)),
+    }
+    let mut answer = Vec::with_capacity(op.starts.len());
+    for (child, (event, _)) in op.starts.iter().zip(&outcomes) {
+        match &event.kind {
+            EventKind::StartChildWorkflowFailed { cause, .. } => answer.push(Err(cause.clone())),
+            _ => {
+                // Decided above in this transaction: it starts.
+                let outcome = start(
+                    txn,
+                    statements,
+                    child.run_id,
+                    &child.record,
+                    &child.events,
+                    ReuseRule::Allow,
+                    child.wake,
+                )
+                .await?;
+                if !matches!(outcome, Ok(WriteOutcome::Started)) {
+                    return Err(StoreError::Database(format!(
+                        "child run {} could not start after its parent's step: {outcome:?}",
+                        child.run_id
+                    )));
+                }
+                answer.push(Ok(child.run_id));
+            }
+        }
+    }
+    Ok(Ok(WriteOutcome::ChildrenStarted(answer)))
+}
+
+/// Why the workflow ID refuses a new run, if it does (as the redb store).
+async fn refusal(
+    txn: &Transaction<'_>,
+    workflow_id: &str,
+    reuse: ReuseRule,
+) -> Result<Option<StartChildFailedCause>, StoreError> {
+    let row = txn
+        .query_opt(
+            "SELECT w.latest_run, r.status FROM workflows w \
+             LEFT JOIN runs r ON r.run_id = w.latest_run \
+             WHERE w.workflow_id = $1 FOR UPDATE OF w",
+            &[&workflow_id],
+        )
+        .await
+        .map_err(db_err)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let previous = run_id_of(row.get(0));
+    let Some(status) = row.get::<_, Option<i16>>(1).and_then(super::status_of) else {
+        return Ok(Some(StartChildFailedCause::Unreadable {
+            message: format!("its latest run {previous} has no record"),
+        }));
+    };
+    if !status.is_closed() {
+        return Ok(Some(StartChildFailedCause::AlreadyRunning {
+            run_id: previous,
+        }));
+    }
+    let allowed = match reuse {
+        ReuseRule::Allow => true,
+        ReuseRule::AllowIfLastNotCompleted => status != WorkflowStatus::Completed,
+        ReuseRule::Reject => false,
+    };
+    Ok((!allowed).then_some(StartChildFailedCause::ReuseRejected {
+        last_status: status,
+    }))
+}
+
+/// What a parent's close does to one open run of a child.
+struct ChildAction {
+    run_id: RunId,
+    workflow_id: String,
+    terminate: bool,
+    event_id: u64,
+    bytes: Vec<u8>,
+}
+
+/// Applies a close with its children's parent-close policies: every
+/// decision first, then the close (refused before it writes), then the
+/// children's events.
+pub(super) async fn close_parent(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    op: &CloseParentOp,
+) -> Result<OpResult, StoreError> {
+    let actions = decide_children(txn, op).await?;
+    match apply(txn, statements, &op.close).await? {
+        Ok(WriteOutcome::Appended | WriteOutcome::ContinuedAsNew) => {}
+        Ok(other) => {
+            return Ok(Err(StoreError::Conflict {
+                run_id: op.run_id,
+                message: format!("unexpected close outcome {other:?}"),
+            }));
+        }
+        Err(refusal) => return Ok(Err(refusal)),
+    }
+    let mut terminated = Vec::new();
+    let mut cancel_requested = Vec::new();
+    for action in actions {
+        let outcome = if action.terminate {
+            let event = (action.event_id, op.at, action.bytes.as_slice());
+            close(
+                txn,
+                action.run_id,
+                &action.workflow_id,
+                event,
+                WorkflowStatus::Terminated,
+            )
+            .await?
+        } else {
+            // Loaded on the next open, should the process stop before the
+            // child's actor hears of it.
+            let events = [(action.event_id, action.bytes)];
+            append(
+                txn,
+                statements,
+                action.run_id,
+                None,
+                action.event_id,
+                &events,
+                WAKE_NOW,
+            )
+            .await?
+        };
+        // Decided from rows locked in this transaction: only damage gets
+        // here, after the close was written, so the batch must not commit.
+        if !matches!(outcome, Ok(WriteOutcome::Closed | WriteOutcome::Appended)) {
+            return Err(StoreError::Database(format!(
+                "the parent-close policy for run {} failed after its parent closed: {outcome:?}",
+                action.run_id
+            )));
+        }
+        if action.terminate {
+            terminated.push(action.run_id);
+        } else {
+            cancel_requested.push(action.run_id);
+        }
+    }
+    Ok(Ok(WriteOutcome::ParentClosed {
+        terminated,
+        cancel_requested,
+    }))
+}
+
+/// The open runs a close's policies reach, and what each gets (reads
+/// only; as the redb store decides them).
+async fn decide_children(
+    txn: &Transaction<'_>,
+    op: &CloseParentOp,
+) -> Result<Vec<ChildAction>, StoreError> {
+    let mut actions: Vec<ChildAction> = Vec::new();
+    let mut generation: Vec<(RunId, String, u32, ParentClosePolicy)> = op
+        .children
+        .iter()
+        .map(|c| (op.run_id, c.workflow_id.clone(), c.seq, c.policy))
+        .collect();
+    for _ in 0..MAX_GENERATIONS {
+        let mut next = Vec::new();
+        for (parent_run, workflow_id, seq, policy) in generation {
+            if policy == ParentClosePolicy::Abandon {
+                continue;
+            }
+            let latest = txn
+                .query_opt(
+                    "SELECT latest_run FROM workflows WHERE workflow_id = $1",
+                    &[&workflow_id],
+                )
+                .await
+                .map_err(db_err)?;
+            let Some(latest) = latest else { continue };
+            let run_id = run_id_of(latest.get(0));
+            if actions.iter().any(|a| a.run_id == run_id) {
+                continue;
+            }
+            let (record, _) = match locked_run(txn, run_id, &workflow_id).await? {
+                Some(Ok(found)) => found,
+                _ => continue,
+            };
+            if record.status.is_closed() {
+                continue;
+            }
+            let Some(state) = fold_run(txn, run_id).await? else {
+                continue;
+            };
+            let ours = state
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.run_id == parent_run && p.seq == seq);
+            if !ours || state.status.is_closed() {
+                continue;
+            }
+            let terminate = policy == ParentClosePolicy::Terminate;
+            if !terminate && state.cancel_requested {
+                continue;
+            }
+            let event_id = state.next_event_id();
+            let kind = if terminate {
+                EventKind::WorkflowTerminated {
+                    reason: format!(
+                        "its parent workflow's run {parent_run} closed (parent-close policy Terminate)"
+                    ),
+                }
+            } else {
+                EventKind::WorkflowCancelRequested {
+                    reason: format!(
+                        "its parent workflow's run {parent_run} closed (parent-close policy RequestCancel)"
+                    ),
+                }
+            };
+            let event = Event {
+                event_id,
+                timestamp: op.at,
+                kind,
+            };
+            let bytes = codec::encode(&event).map_err(StoreError::encode)?;
+            if terminate {
+                next.extend(
+                    state.children.iter().map(|(seq, c)| {
+                        (run_id, c.workflow_id.clone(), *seq, c.parent_close_policy)
+                    }),
+                );
+            }
+            actions.push(ChildAction {
+                run_id,
+                workflow_id,
+                terminate,
+                event_id,
+                bytes,
+            });
+        }
+        if next.is_empty() {
+            break;
+        }
+        generation = next;
+    }
+    Ok(actions)
+}
+
+/// A stored run's state, folded from its history; `None` when an event
+/// does not decode.
+async fn fold_run(
+    txn: &Transaction<'_>,
+    run_id: RunId,
+) -> Result<Option<MutableState>, StoreError> {
+    let rows = txn
+        .query(
+            "SELECT event FROM history WHERE run_id = $1 ORDER BY event_id",
+            &[&run_id.as_uuid()],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut state = MutableState::default();
+    for row in rows {
+        match codec::decode::<Event>(row.get::<_, &[u8]>(0)) {
+            Ok(event) => state.apply(&event),
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(state))
+}

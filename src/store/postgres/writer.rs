@@ -1,0 +1,748 @@
+//! The group-commit writer: one task, one session, every write transaction.
+//!
+//! The task takes the first waiting request and every other queued behind
+//! it, applies them all in one transaction, commits, and only then answers
+//! each caller. Starts and appends, the ops of the hot path, are one call
+//! each of a function of the schema that decides its own outcome (see
+//! [`super::schema`]), sent back to back (pipelined: one round trip for a
+//! run of them); the rarer ops read what they need first and run one after
+//! another. A refused op answers its refusal and writes nothing; any other
+//! failure rolls the whole transaction back and every caller is told.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Instant, SystemTime};
+
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::{Client, Statement, Transaction};
+
+use super::{Health, Target, db_err, nanos_column, schema, shard_of, status_code, wake_column};
+use crate::codec;
+use crate::error::OpenError;
+use crate::history::{Event, RunId, WorkflowStatus};
+use crate::store::query::suffix;
+use crate::store::{
+    ContinueAsNewOp, EncodedRecord, ReuseRule, RunRecord, StoreError, WriteOp, WriteOutcome,
+};
+
+/// Most requests folded into one transaction, so one commit stays short.
+const MAX_BATCH: usize = 4096;
+/// Most statements sent back to back before their answers are read.
+const PIPELINE: usize = 256;
+/// Runs one sweep removes at most, and history rows (the same bounds as
+/// the redb store's, so a sweep holds the writer about as long).
+pub(super) const SWEEP_MAX_RUNS: i64 = 32;
+pub(super) const SWEEP_MAX_EVENTS: u64 = 1024;
+
+/// An op's answer: what it did, or its refusal.
+pub(super) type OpResult = Result<WriteOutcome, StoreError>;
+
+/// An op under way: its answer, or a failure of the whole transaction.
+type OpFuture<'a> = BoxFuture<'a, Result<OpResult, StoreError>>;
+
+pub(crate) struct Request {
+    pub(crate) op: WriteOp,
+    pub(crate) reply: oneshot::Sender<OpResult>,
+}
+
+/// The writer's session and the statements prepared on it.
+struct Session {
+    client: Client,
+    start_run: Statement,
+    append_events: Statement,
+}
+
+pub(super) struct Writer {
+    target: Target,
+    health: Arc<Mutex<Health>>,
+    session: Option<Session>,
+}
+
+/// Both hot-path statements, by name (see [`super::schema`]).
+pub(super) struct Statements<'a> {
+    pub(super) start_run: &'a Statement,
+    pub(super) append_events: &'a Statement,
+}
+
+impl Writer {
+    pub(super) fn new(target: Target, health: Arc<Mutex<Health>>) -> Self {
+        Writer {
+            target,
+            health,
+            session: None,
+        }
+    }
+
+    /// Opens the schema, then commits batches until every sender is gone.
+    pub(super) async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Request>,
+        ready: oneshot::Sender<Result<(), OpenError>>,
+    ) {
+        let opened = self.open().await;
+        let failed = opened.is_err();
+        let _ = ready.send(opened);
+        if failed {
+            return;
+        }
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let answers = self.commit(&batch).await;
+            for (request, answer) in batch.into_iter().zip(answers) {
+                // A caller that stopped waiting has nothing to be told.
+                let _ = request.reply.send(answer);
+            }
+        }
+        // Dropping the session releases the schema's lock.
+    }
+
+    async fn open(&mut self) -> Result<(), OpenError> {
+        let unreachable = |e: StoreError| OpenError::Database {
+            message: format!(
+                "{e}; check the URL, that the server runs and that this user may create \
+                 a schema in the database"
+            ),
+        };
+        let mut client = self.target.connect().await.map_err(unreachable)?;
+        let format = crate::store::STORE_FORMAT_VERSION;
+        schema::prepare(&mut client, &self.target.schema, format)
+            .await
+            .map_err(unreachable)??;
+        match self.lock(client).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(OpenError::DatabaseInUse {
+                schema: self.target.schema.clone(),
+            }),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    /// Takes the schema's lock on `client` and keeps it as the session;
+    /// a conflict when another engine holds it.
+    async fn lock(&mut self, client: Client) -> Result<(), StoreError> {
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext('steadfast-writer:' || $1))",
+                &[&self.target.schema],
+            )
+            .await
+            .map_err(db_err)?;
+        if !row.get::<_, bool>(0) {
+            return Err(StoreError::Conflict {
+                run_id: RunId::from_u128(0),
+                message: format!(
+                    "another engine writes the PostgreSQL schema {}",
+                    self.target.schema
+                ),
+            });
+        }
+        let start_run = client
+            .prepare(
+                "SELECT o_outcome, o_run, o_status FROM start_run($1::uuid, $2::text, \
+                 $3::integer, $4::text, $5::smallint, $6::bigint, $7::bigint, $8::bytea, \
+                 $9::bytea, $10::bytea[], $11::smallint, $12::bigint)",
+            )
+            .await
+            .map_err(db_err)?;
+        let append_events = client
+            .prepare(
+                "SELECT o_outcome, o_last FROM append_events($1::uuid, $2::bigint, \
+                 $3::bytea[], $4::bigint, $5::bytea, $6::smallint, $7::bigint, $8::bytea)",
+            )
+            .await
+            .map_err(db_err)?;
+        self.session = Some(Session {
+            client,
+            start_run,
+            append_events,
+        });
+        Ok(())
+    }
+
+    /// The session, connected again (and the lock taken again) after it dropped.
+    async fn session(&mut self) -> Result<&mut Session, StoreError> {
+        if self.session.as_ref().is_none_or(|s| s.client.is_closed()) {
+            self.session = None;
+            let client = self.target.connect().await?;
+            self.lock(client).await.map_err(|e| match e {
+                // Another engine took the schema while this one was away:
+                // nothing more may be written from here.
+                StoreError::Conflict { message, .. } => StoreError::Database(message),
+                other => other,
+            })?;
+        }
+        self.session
+            .as_mut()
+            .ok_or_else(|| StoreError::Database("no PostgreSQL session".into()))
+    }
+
+    async fn commit(&mut self, batch: &[Request]) -> Vec<OpResult> {
+        let result = self.try_commit(batch).await;
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(answers) => {
+                health.failures = 0;
+                health.last = None;
+                answers
+            }
+            Err(err) => {
+                health.failures = health.failures.saturating_add(1);
+                health.last = Some(err.clone());
+                tracing::warn!(error = %err, ops = batch.len(), "a PostgreSQL commit failed");
+                // Nothing of a failed transaction is durable (or, for a
+                // COMMIT that lost its connection, it is unknown): no
+                // caller may be told its change was made.
+                batch.iter().map(|_| Err(err.clone())).collect()
+            }
+        }
+    }
+
+    async fn try_commit(&mut self, batch: &[Request]) -> Result<Vec<OpResult>, StoreError> {
+        let session = self.session().await?;
+        let statements = Statements {
+            start_run: &session.start_run,
+            append_events: &session.append_events,
+        };
+        let txn = session.client.transaction().await.map_err(db_err)?;
+        let mut answers: Vec<Option<OpResult>> = batch.iter().map(|_| None).collect();
+        let mut pending: Vec<(usize, OpFuture<'_>)> = Vec::new();
+        for (i, request) in batch.iter().enumerate() {
+            match pipelined(&txn, &statements, &request.op) {
+                Some(future) => {
+                    pending.push((i, future));
+                    if pending.len() >= PIPELINE {
+                        flush(&mut pending, &mut answers).await?;
+                    }
+                }
+                None => {
+                    flush(&mut pending, &mut answers).await?;
+                    answers[i] = Some(apply(&txn, &statements, &request.op).await?);
+                }
+            }
+        }
+        flush(&mut pending, &mut answers).await?;
+        drop(pending);
+        txn.commit().await.map_err(db_err)?;
+        Ok(answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Err(StoreError::Closed)))
+            .collect())
+    }
+}
+
+/// Waits for the pipelined ops, sent in their order: each future is
+/// polled first in order (tokio-postgres sends a statement when its future
+/// is first polled), then all until done.
+async fn flush(
+    pending: &mut Vec<(usize, OpFuture<'_>)>,
+    answers: &mut [Option<OpResult>],
+) -> Result<(), StoreError> {
+    let mut futures: Vec<(usize, Option<OpFuture<'_>>)> =
+        pending.drain(..).map(|(i, f)| (i, Some(f))).collect();
+    let mut failed = None;
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, slot) in futures.iter_mut() {
+            if let Some(future) = slot {
+                match Pin::new(future).poll(cx) {
+                    Poll::Ready(Ok(answer)) => {
+                        answers[*i] = Some(answer);
+                        *slot = None;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        failed.get_or_insert(e);
+                        *slot = None;
+                    }
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    failed.map_or(Ok(()), Err)
+}
+
+/// The op as one pipelined statement, when it is a start or an append;
+/// `None` for the ops that read before they write.
+fn pipelined<'a>(
+    txn: &'a Transaction<'_>,
+    statements: &'a Statements<'_>,
+    op: &'a WriteOp,
+) -> Option<OpFuture<'a>> {
+    match op {
+        WriteOp::Start {
+            run_id,
+            record,
+            events,
+            reuse,
+            wake,
+        } => Some(Box::pin(start(
+            txn, statements, *run_id, record, events, *reuse, *wake,
+        ))),
+        WriteOp::Append {
+            run_id,
+            record,
+            expect_next,
+            events,
+            wake,
+        } => Some(Box::pin(append(
+            txn,
+            statements,
+            *run_id,
+            record.as_ref(),
+            *expect_next,
+            events,
+            *wake,
+        ))),
+        _ => None,
+    }
+}
+
+/// Applies any op, waiting for each statement in turn.
+pub(super) fn apply<'a>(
+    txn: &'a Transaction<'_>,
+    statements: &'a Statements<'_>,
+    op: &'a WriteOp,
+) -> OpFuture<'a> {
+    Box::pin(async move {
+        if let Some(future) = pipelined(txn, statements, op) {
+            return future.await;
+        }
+        match op {
+            WriteOp::Close {
+                run_id,
+                workflow_id,
+                event_id,
+                at,
+                event,
+                status,
+            } => close(txn, *run_id, workflow_id, (*event_id, *at, event), *status).await,
+            WriteOp::ContinueAsNew(op) => continue_as_new(txn, statements, op).await,
+            WriteOp::StartChildren(op) => {
+                super::children::start_children(txn, statements, op).await
+            }
+            WriteOp::CloseParent(op) => super::children::close_parent(txn, statements, op).await,
+            WriteOp::Delete { workflow_id } => delete(txn, workflow_id).await,
+            WriteOp::Sweep { cutoff } => sweep(txn, *cutoff).await,
+            WriteOp::Start { .. } | WriteOp::Append { .. } => {
+                unreachable!("starts and appends are pipelined")
+            }
+        }
+    })
+}
+
+fn reuse_code(reuse: ReuseRule) -> i16 {
+    match reuse {
+        ReuseRule::Allow => 0,
+        ReuseRule::AllowIfLastNotCompleted => 1,
+        ReuseRule::Reject => 2,
+    }
+}
+
+/// The columns a record sets beside its bytes.
+fn record_columns(run_id: RunId, record: &RunRecord) -> (i16, Option<i64>, Vec<u8>) {
+    let close = record
+        .close_time
+        .filter(|_| record.status.is_closed())
+        .map(nanos_column);
+    (
+        status_code(record.status),
+        close,
+        suffix(run_id, record).to_vec(),
+    )
+}
+
+pub(super) async fn start(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    run_id: RunId,
+    encoded: &EncodedRecord,
+    events: &[Vec<u8>],
+    reuse: ReuseRule,
+    wake: u64,
+) -> Result<OpResult, StoreError> {
+    let record = &encoded.record;
+    let (status, close, order) = record_columns(run_id, record);
+    let events: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+    let row = txn
+        .query_one(
+            statements.start_run,
+            &[
+                &run_id.as_uuid(),
+                &record.workflow_id,
+                &shard_of(&record.workflow_id),
+                &record.workflow_type,
+                &status,
+                &nanos_column(record.start_time),
+                &close,
+                &order,
+                &encoded.bytes,
+                &events,
+                &reuse_code(reuse),
+                &wake_column(wake),
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    let outcome: i16 = row.get(0);
+    let other = row.get::<_, Option<uuid::Uuid>>(1).map(super::run_id_of);
+    let other_status = row.get::<_, Option<i16>>(2).and_then(super::status_of);
+    Ok(match (outcome, other, other_status) {
+        (0, _, _) => Ok(WriteOutcome::Started),
+        (1, Some(other), _) => Ok(WriteOutcome::AlreadyRunning(other)),
+        (2, _, Some(status)) => Ok(WriteOutcome::ReuseRejected(status)),
+        (3, _, _) => Err(StoreError::Conflict {
+            run_id,
+            message: "a run with this ID is already stored".into(),
+        }),
+        (4, Some(other), _) => Err(StoreError::missing_run(&record.workflow_id, other)),
+        _ => Err(StoreError::Corrupt {
+            workflow_id: record.workflow_id.clone(),
+            message: format!("the start of run {run_id} answered outcome {outcome}"),
+        }),
+    })
+}
+
+/// The checks of an append that need no read: events numbered from
+/// `expect_next`, and a closing append ending with its close event.
+fn check_append(
+    run_id: RunId,
+    record: Option<&EncodedRecord>,
+    expect_next: u64,
+    events: &[(u64, Vec<u8>)],
+) -> Result<(), StoreError> {
+    let numbered = events
+        .iter()
+        .zip(expect_next..)
+        .all(|((id, _), expected)| *id == expected);
+    if !numbered {
+        return Err(StoreError::Conflict {
+            run_id,
+            message: format!("the appended events are not numbered from {expect_next} on"),
+        });
+    }
+    if let Some(encoded) = record
+        && encoded.record.status.is_closed()
+    {
+        let ends_closed = events
+            .last()
+            .and_then(|(_, bytes)| codec::decode::<Event>(bytes).ok())
+            .is_some_and(|event| event.kind.is_close());
+        if !ends_closed {
+            return Err(StoreError::Conflict {
+                run_id,
+                message: "the append closes the run but does not end with its close event; \
+                          nothing may follow a close"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn append(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    run_id: RunId,
+    record: Option<&EncodedRecord>,
+    expect_next: u64,
+    events: &[(u64, Vec<u8>)],
+    wake: u64,
+) -> Result<OpResult, StoreError> {
+    if let Err(refusal) = check_append(run_id, record, expect_next, events) {
+        return Ok(Err(refusal));
+    }
+    let Ok(expect) = i64::try_from(expect_next) else {
+        return Ok(Err(StoreError::Conflict {
+            run_id,
+            message: format!("event ID {expect_next} is past what the database keeps"),
+        }));
+    };
+    let bytes: Vec<&[u8]> = events.iter().map(|(_, b)| b.as_slice()).collect();
+    let columns = record.map(|r| record_columns(run_id, &r.record));
+    let row = txn
+        .query_one(
+            statements.append_events,
+            &[
+                &run_id.as_uuid(),
+                &expect,
+                &bytes,
+                &wake_column(wake),
+                &record.map(|r| r.bytes.as_slice()),
+                &columns.as_ref().map(|c| c.0),
+                &columns.as_ref().and_then(|c| c.1),
+                &columns.as_ref().map(|c| c.2.as_slice()),
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    let outcome: i16 = row.get(0);
+    let last: Option<i64> = row.get(1);
+    Ok(match outcome {
+        0 => Ok(WriteOutcome::Appended),
+        1 => Err(StoreError::Conflict {
+            run_id,
+            message: "the run is closed (or unknown) in the database".into(),
+        }),
+        _ => Err(StoreError::Conflict {
+            run_id,
+            message: format!(
+                "the append expects event {expect_next} next, the stored history ends at {}",
+                last.unwrap_or(0)
+            ),
+        }),
+    })
+}
+
+/// A stored run's record, decoded, with its history's last event ID,
+/// locked for the transaction; `None` for an unknown run.
+pub(super) async fn locked_run(
+    txn: &Transaction<'_>,
+    run_id: RunId,
+    workflow_id: &str,
+) -> Result<Option<Result<(RunRecord, u64), StoreError>>, StoreError> {
+    let row = txn
+        .query_opt(
+            "SELECT record, last_event FROM runs WHERE run_id = $1 FOR UPDATE",
+            &[&run_id.as_uuid()],
+        )
+        .await
+        .map_err(db_err)?;
+    Ok(row.map(|row| {
+        let last: i64 = row.get(1);
+        codec::decode::<RunRecord>(row.get::<_, &[u8]>(0))
+            .map(|record| (record, last.max(0) as u64))
+            .map_err(|e| StoreError::corrupt(workflow_id, e))
+    }))
+}
+
+pub(super) async fn close(
+    txn: &Transaction<'_>,
+    run_id: RunId,
+    workflow_id: &str,
+    (event_id, at, event): (u64, SystemTime, &[u8]),
+    status: WorkflowStatus,
+) -> Result<OpResult, StoreError> {
+    let (mut record, last) = match locked_run(txn, run_id, workflow_id).await? {
+        Some(Ok(found)) => found,
+        Some(Err(refusal)) => return Ok(Err(refusal)),
+        None => return Ok(Err(StoreError::missing_run(workflow_id, run_id))),
+    };
+    if record.status.is_closed() {
+        return Ok(Ok(WriteOutcome::AlreadyClosed(record.status)));
+    }
+    if last.checked_add(1) != Some(event_id) {
+        return Ok(Err(StoreError::Conflict {
+            run_id,
+            message: format!(
+                "the close expects event {event_id} next, the stored history ends at {last}"
+            ),
+        }));
+    }
+    record.history_len = event_id;
+    record.status = status;
+    record.close_time = Some(at);
+    let encoded = codec::encode(&record).map_err(StoreError::encode)?;
+    let (code, close, order) = record_columns(run_id, &record);
+    let id = event_id as i64;
+    txn.execute(
+        "INSERT INTO history (run_id, event_id, event) VALUES ($1, $2, $3)",
+        &[&run_id.as_uuid(), &id, &event],
+    )
+    .await
+    .map_err(db_err)?;
+    txn.execute(
+        "UPDATE runs SET record = $2, status = $3, close_ns = $4, list_order = $5, \
+         wake = NULL, last_event = $6 WHERE run_id = $1",
+        &[&run_id.as_uuid(), &encoded, &code, &close, &order, &id],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(Ok(WriteOutcome::Closed))
+}
+
+/// Closes a run as continued and starts its successor; every refusal
+/// comes before the first write.
+pub(super) async fn continue_as_new(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    op: &ContinueAsNewOp,
+) -> Result<OpResult, StoreError> {
+    let run_id = op.run_id;
+    let conflict = |message: &str| {
+        Ok(Err(StoreError::Conflict {
+            run_id,
+            message: message.to_string(),
+        }))
+    };
+    if op.record.record.status != WorkflowStatus::ContinuedAsNew {
+        return conflict("a continue-as-new must close the run as ContinuedAsNew");
+    }
+    if let Err(refusal) = check_append(run_id, Some(&op.record), op.expect_next, &op.events) {
+        return Ok(Err(refusal));
+    }
+    let latest = txn
+        .query_opt(
+            "SELECT latest_run FROM workflows WHERE workflow_id = $1 FOR UPDATE",
+            &[&op.record.record.workflow_id],
+        )
+        .await
+        .map_err(db_err)?
+        .map(|row| super::run_id_of(row.get(0)));
+    if latest != Some(run_id) {
+        return conflict("the run is not its workflow ID's latest run");
+    }
+    let stored = txn
+        .query_opt(
+            "SELECT 1 FROM runs WHERE run_id = $1",
+            &[&op.next_run_id.as_uuid()],
+        )
+        .await
+        .map_err(db_err)?;
+    if stored.is_some() {
+        return Ok(Err(StoreError::Conflict {
+            run_id: op.next_run_id,
+            message: "a run with this ID is already stored".into(),
+        }));
+    }
+    // The wake is unused: a closed run has none.
+    match append(
+        txn,
+        statements,
+        run_id,
+        Some(&op.record),
+        op.expect_next,
+        &op.events,
+        0,
+    )
+    .await?
+    {
+        Ok(WriteOutcome::Appended) => {}
+        Ok(other) => return conflict(&format!("unexpected append outcome {other:?}")),
+        Err(refusal) => return Ok(Err(refusal)),
+    }
+    let started = start(
+        txn,
+        statements,
+        op.next_run_id,
+        &op.next_record,
+        &op.next_events,
+        ReuseRule::Allow,
+        op.next_wake,
+    )
+    .await?;
+    match started {
+        Ok(WriteOutcome::Started) => Ok(Ok(WriteOutcome::ContinuedAsNew)),
+        // Checked above in this transaction: only damage gets here, after
+        // the close was written, so the whole batch must not commit.
+        other => Err(StoreError::Database(format!(
+            "the successor of run {run_id} could not start after its close: {other:?}"
+        ))),
+    }
+}
+
+/// Removes every run of a closed workflow ID and the ID.
+async fn delete(txn: &Transaction<'_>, workflow_id: &str) -> Result<OpResult, StoreError> {
+    let row = txn
+        .query_opt(
+            "SELECT w.latest_run, r.status FROM workflows w \
+             LEFT JOIN runs r ON r.run_id = w.latest_run \
+             WHERE w.workflow_id = $1 FOR UPDATE OF w",
+            &[&workflow_id],
+        )
+        .await
+        .map_err(db_err)?;
+    let Some(row) = row else {
+        return Ok(Ok(WriteOutcome::NotFound));
+    };
+    let current = super::run_id_of(row.get(0));
+    let Some(status) = row.get::<_, Option<i16>>(1) else {
+        return Ok(Err(StoreError::missing_run(workflow_id, current)));
+    };
+    if status == 0 {
+        return Ok(Ok(WriteOutcome::StillRunning(current)));
+    }
+    let rows = txn
+        .query(
+            "DELETE FROM runs WHERE workflow_id = $1 RETURNING run_id, list_order",
+            &[&workflow_id],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut runs: Vec<(Vec<u8>, RunId)> = rows
+        .iter()
+        .map(|r| (r.get::<_, Vec<u8>>(1), super::run_id_of(r.get(0))))
+        .collect();
+    runs.sort();
+    let mut runs: Vec<RunId> = runs.into_iter().map(|(_, r)| r).collect();
+    if !runs.contains(&current) {
+        runs.push(current);
+    }
+    let ids: Vec<uuid::Uuid> = runs.iter().map(RunId::as_uuid).collect();
+    txn.execute("DELETE FROM history WHERE run_id = ANY($1)", &[&ids])
+        .await
+        .map_err(db_err)?;
+    txn.execute(
+        "DELETE FROM workflows WHERE workflow_id = $1",
+        &[&workflow_id],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(Ok(WriteOutcome::Deleted(runs)))
+}
+
+/// Removes a bounded batch of the runs closed at or before `cutoff`,
+/// oldest close first, each whole.
+async fn sweep(txn: &Transaction<'_>, cutoff: SystemTime) -> Result<OpResult, StoreError> {
+    let began = Instant::now();
+    let rows = txn
+        .query(
+            "SELECT run_id, workflow_id, last_event FROM runs \
+             WHERE status <> 0 AND close_ns <= $1 ORDER BY close_ns, run_id LIMIT $2 FOR UPDATE",
+            &[&nanos_column(cutoff), &SWEEP_MAX_RUNS],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut more = rows.len() as i64 == SWEEP_MAX_RUNS;
+    let mut removed = Vec::new();
+    let mut events = 0u64;
+    for row in &rows {
+        let run_id = super::run_id_of(row.get(0));
+        let workflow_id: &str = row.get(1);
+        let len = (row.get::<_, i64>(2).max(1)) as u64;
+        if !removed.is_empty() && events.saturating_add(len) > SWEEP_MAX_EVENTS {
+            more = true;
+            break;
+        }
+        events = events.saturating_add(len);
+        let id = run_id.as_uuid();
+        txn.execute("DELETE FROM history WHERE run_id = $1", &[&id])
+            .await
+            .map_err(db_err)?;
+        txn.execute("DELETE FROM runs WHERE run_id = $1", &[&id])
+            .await
+            .map_err(db_err)?;
+        txn.execute(
+            "DELETE FROM workflows WHERE workflow_id = $1 AND latest_run = $2",
+            &[&workflow_id, &id],
+        )
+        .await
+        .map_err(db_err)?;
+        removed.push(run_id);
+    }
+    Ok(Ok(WriteOutcome::Swept {
+        runs: removed,
+        more,
+        took: began.elapsed(),
+    }))
+}
