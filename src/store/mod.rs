@@ -26,7 +26,9 @@ use crate::history::RunId;
 pub use self::postgres::DEFAULT_SCHEMA;
 #[cfg(feature = "postgres")]
 pub(crate) use self::postgres::PgStore;
-pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore, STORE_FORMAT_VERSION};
+#[cfg(feature = "postgres")]
+pub(crate) use self::redb::STORE_FORMAT_VERSION;
+pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore};
 #[cfg(feature = "fault-injection")]
 pub use self::redb::{CutImage, CutMode, FaultInjector, PowerCut};
 pub(crate) use children::{ChildCloseOp, ChildStartOp, CloseParentOp, StartChildrenOp};
@@ -86,6 +88,7 @@ pub(crate) enum StoreError {
     /// failed; nothing of the failed transaction was acknowledged (a
     /// COMMIT whose answer was lost may still have been applied).
     #[error("PostgreSQL failed: {0}")]
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Database(String),
     /// The store was opened read-only; nothing was written.
     #[error("the file was opened read-only")]

@@ -98,6 +98,7 @@ pub(crate) use file::{Backend, DbCell};
 #[cfg(feature = "fault-injection")]
 pub use power_cut::{CutImage, CutMode, PowerCut};
 pub(crate) use read_only::ReadOnlyStore;
+#[cfg(feature = "postgres")]
 pub(crate) use tables::STORE_FORMAT_VERSION;
 
 /// Classifies a redb error: an I/O error (a full disk or another), damage,
