@@ -4,7 +4,9 @@
 //! (a newer layout or a newer store format) is refused with
 //! `OpenError::NewerSchema`, an older format is raised; while one engine
 //! writes a schema a second one is refused with `OpenError::DatabaseInUse`;
-//! an unreachable server and a bad schema name are typed errors.
+//! an unreachable server and a bad schema name are typed errors; when the
+//! server drops the engine's sessions, the engine connects again (taking the
+//! schema's lock again) and its runs go on.
 //!
 //! The storage contract itself runs on PostgreSQL in the store's
 //! conformance suite, and the engine's files for signals, timers, retries,
@@ -243,4 +245,76 @@ async fn bad_urls_servers_and_schema_names_are_typed_errors() {
         }
         other => panic!("expected InvalidConfig for read_only, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_engine_connects_again_after_the_server_drops_its_sessions() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let schema = support::postgres::fresh_schema("reconnect");
+    let engine = builder(&schema).postgres(&url).await.expect("open");
+    engine
+        .start_workflow(
+            TWO_GREETINGS,
+            "dropped",
+            "Alice".to_string(),
+            WorkflowOptions::default(),
+        )
+        .await
+        .expect("start");
+    support::eventually(Duration::from_secs(10), || async {
+        let history = engine.history("dropped").await.expect("history");
+        history
+            .iter()
+            .any(|e| matches!(e.kind, steadfast::EventKind::ActivityCompleted { .. }))
+            .then_some(())
+    })
+    .await;
+    let admin = sql(&url, &schema).await;
+    let dropped = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("steadfast {schema}")],
+        )
+        .await
+        .expect("terminate the engine's sessions");
+    assert!(!dropped.is_empty(), "the engine's sessions were found");
+    // A call that met the dropped session is refused as a storage failure
+    // (it may or may not have been recorded; a retry with the same request
+    // ID is safe); the engine connects again for the next.
+    let options = steadfast::SignalOptions::new().with_request_id("go-once");
+    support::eventually(Duration::from_secs(10), || async {
+        match engine
+            .signal_with_options("dropped", GO, "Bob".to_string(), options.clone())
+            .await
+        {
+            Ok(()) => Some(()),
+            Err(steadfast::ClientError::Storage(_)) => None,
+            Err(other) => panic!("expected a storage failure or success, got {other:?}"),
+        }
+    })
+    .await;
+    let handle = engine
+        .get_workflow_handle(TWO_GREETINGS, "dropped")
+        .await
+        .expect("handle");
+    assert_eq!(
+        handle.result().await.expect("result"),
+        "Hello, Alice! Hello, Bob!"
+    );
+    let history = engine.history("dropped").await.expect("history");
+    support::assert_history_well_formed(&history);
+    let signals = history
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                steadfast::EventKind::WorkflowSignaled { .. }
+                    | steadfast::EventKind::WorkflowSignaledWithOptions { .. }
+            )
+        })
+        .count();
+    assert_eq!(signals, 1, "the signal is in the history once");
+    engine.shutdown().await.expect("shutdown");
 }

@@ -119,6 +119,9 @@ impl PgStore {
                 source,
             })?;
         let handle = runtime.handle().clone();
+        let mut config = config;
+        // Names the engine's sessions in pg_stat_activity for operators.
+        config.application_name(format!("steadfast {schema}"));
         let target = Target {
             config,
             schema: schema.to_string(),
