@@ -42,7 +42,8 @@ impl EngineBuilder {
     /// [`OpenError::Database`] when the server cannot be reached or refuses
     /// to create the schema, [`OpenError::NewerSchema`] for a schema written
     /// by a newer steadfast, [`OpenError::DatabaseInUse`] while another
-    /// engine writes the schema, [`OpenError::InvalidConfig`] as for
+    /// engine writes the schema (after waiting up to 3 s for the session of
+    /// an engine killed a moment ago to end), [`OpenError::InvalidConfig`] as for
     /// [`open`](Self::open) and for a read-only builder (a read-only
     /// engine reads a file), [`OpenError::NoRuntime`] outside a tokio runtime.
     pub async fn postgres(self, url: &str) -> Result<Engine, OpenError> {

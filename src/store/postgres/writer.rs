@@ -28,6 +28,8 @@ use crate::store::{
     ContinueAsNewOp, EncodedRecord, ReuseRule, RunRecord, StoreError, WriteOp, WriteOutcome,
 };
 
+/// How long an open waits for the schema's lock (see [`Writer::open`]).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Most requests folded into one transaction, so one commit stays short.
 const MAX_BATCH: usize = 4096;
 /// Most statements sent back to back before their answers are read.
@@ -102,7 +104,23 @@ impl Writer {
                 let _ = request.reply.send(answer);
             }
         }
-        // Dropping the session releases the schema's lock.
+        // Released before the close returns, so that an engine opened
+        // right after this one finds the schema free (dropping the session
+        // would release it only once the server notices the socket close).
+        if let Some(session) = self.session.take()
+            && !session.client.is_closed()
+        {
+            let unlocked = session
+                .client
+                .execute(
+                    "SELECT pg_advisory_unlock(hashtext('steadfast-writer:' || $1))",
+                    &[&self.target.schema],
+                )
+                .await;
+            if let Err(error) = unlocked {
+                tracing::debug!(%error, "releasing the schema's lock failed; the session's end releases it");
+            }
+        }
     }
 
     async fn open(&mut self) -> Result<(), OpenError> {
@@ -117,18 +135,29 @@ impl Writer {
         schema::prepare(&mut client, &self.target.schema, format)
             .await
             .map_err(unreachable)??;
-        match self.lock(client).await {
-            Ok(()) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(OpenError::DatabaseInUse {
-                schema: self.target.schema.clone(),
-            }),
-            Err(e) => Err(unreachable(e)),
+        // The session of an engine killed a moment ago holds the lock until
+        // the server notices its socket close: wait a little for that
+        // before telling the caller another engine has the schema.
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match self.try_lock(&client).await {
+                Ok(true) => break,
+                Ok(false) if Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Ok(false) => {
+                    return Err(OpenError::DatabaseInUse {
+                        schema: self.target.schema.clone(),
+                    });
+                }
+                Err(e) => return Err(unreachable(e)),
+            }
         }
+        self.keep(client).await.map_err(unreachable)
     }
 
-    /// Takes the schema's lock on `client` and keeps it as the session;
-    /// a conflict when another engine holds it.
-    async fn lock(&mut self, client: Client) -> Result<(), StoreError> {
+    /// Takes the schema's writer lock on `client` if it is free.
+    async fn try_lock(&self, client: &Client) -> Result<bool, StoreError> {
         let row = client
             .query_one(
                 "SELECT pg_try_advisory_lock(hashtext('steadfast-writer:' || $1))",
@@ -136,15 +165,24 @@ impl Writer {
             )
             .await
             .map_err(db_err)?;
-        if !row.get::<_, bool>(0) {
-            return Err(StoreError::Conflict {
-                run_id: RunId::from_u128(0),
-                message: format!(
-                    "another engine writes the PostgreSQL schema {}",
-                    self.target.schema
-                ),
-            });
+        Ok(row.get::<_, bool>(0))
+    }
+
+    /// Takes the schema's lock on `client` and keeps it as the session;
+    /// refused while another engine holds it.
+    async fn lock(&mut self, client: Client) -> Result<(), StoreError> {
+        if !self.try_lock(&client).await? {
+            return Err(StoreError::Database(format!(
+                "another engine writes the PostgreSQL schema {}; nothing more is written from here",
+                self.target.schema
+            )));
         }
+        self.keep(client).await
+    }
+
+    /// Keeps `client`, which holds the lock, as the session, with the
+    /// hot-path statements prepared on it.
+    async fn keep(&mut self, client: Client) -> Result<(), StoreError> {
         let start_run = client
             .prepare(
                 "SELECT o_outcome, o_run, o_status FROM start_run($1::uuid, $2::text, \
@@ -173,12 +211,9 @@ impl Writer {
         if self.session.as_ref().is_none_or(|s| s.client.is_closed()) {
             self.session = None;
             let client = self.target.connect().await?;
-            self.lock(client).await.map_err(|e| match e {
-                // Another engine took the schema while this one was away:
-                // nothing more may be written from here.
-                StoreError::Conflict { message, .. } => StoreError::Database(message),
-                other => other,
-            })?;
+            // Another engine may have taken the schema while this one was
+            // away: then nothing more is written from here.
+            self.lock(client).await?;
         }
         self.session
             .as_mut()
