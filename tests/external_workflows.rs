@@ -20,7 +20,7 @@ use steadfast::{
     ExternalWorkflowError, RunId, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
     WorkflowOptions, WorkflowStatus,
 };
-use support::{child_report, spawn_crash_child, temp_db};
+use support::{OpenDb, child_report, spawn_crash_child, temp_db};
 
 const ITEM: SignalDef<u32> = SignalDef::new("item");
 /// Ends a receiver.
@@ -174,7 +174,7 @@ fn request_ids(history: &[steadfast::Event]) -> Vec<Option<String>> {
 #[tokio::test]
 async fn a_signal_to_another_workflow_is_delivered_once_with_its_outcome_in_the_same_commit() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let target = engine
         .start_workflow(RECEIVER, "r", (), WorkflowOptions::default())
         .await
@@ -226,7 +226,7 @@ async fn a_signal_to_another_workflow_is_delivered_once_with_its_outcome_in_the_
 #[tokio::test]
 async fn a_missing_or_closed_target_is_a_typed_error_in_the_sender() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let closed = engine
         .start_workflow(RECEIVER, "closed", (), WorkflowOptions::default())
         .await
@@ -283,7 +283,7 @@ async fn a_missing_or_closed_target_is_a_typed_error_in_the_sender() {
 #[tokio::test]
 async fn a_cancellation_request_reaches_the_target_once_and_it_ends_cancelled() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let target = engine
         .start_workflow(SLEEPER, "sleepy", (), WorkflowOptions::default())
         .await
@@ -328,7 +328,7 @@ async fn histories_with_the_new_events_replay_round_trip_through_json_and_a_chan
     let db = temp_db();
     let mut seen = BTreeSet::new();
     {
-        let engine = builder().open(&db.path).await.unwrap();
+        let engine = builder().open_db(&db.path).await.unwrap();
         let closed = engine
             .start_workflow(RECEIVER, "j-closed", (), WorkflowOptions::default())
             .await
@@ -397,7 +397,7 @@ async fn histories_with_the_new_events_replay_round_trip_through_json_and_a_chan
             Ok(0)
         },
     );
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let err = changed
         .replay(&engine.workflow_history("j-canceller").await.unwrap())
         .unwrap_err()
@@ -426,7 +426,7 @@ async fn a_sender_whose_code_changes_its_command_is_parked_with_the_diff() {
                     Ok(ctx.recv_signal(ITEM).await?)
                 },
             )
-            .open(&db.path)
+            .open_db(&db.path)
             .await
             .unwrap();
         engine
@@ -459,7 +459,7 @@ async fn a_sender_whose_code_changes_its_command_is_parked_with_the_diff() {
                 Ok(ctx.recv_signal(ITEM).await?)
             },
         )
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     engine.signal("nd", ITEM, 5).await.unwrap();
@@ -521,7 +521,7 @@ async fn crash_child_external_signals() {
     let Some(db) = std::env::var_os(DB_ENV) else {
         return;
     };
-    let engine = crash_builder().open(Path::new(&db)).await.unwrap();
+    let engine = crash_builder().open_db(Path::new(&db)).await.unwrap();
     for (def_is_receiver, id) in [(true, "crash-receiver"), (false, "crash-sender")] {
         let started = if def_is_receiver {
             engine
@@ -580,7 +580,7 @@ async fn a_kill_9_at_any_moment_neither_loses_nor_duplicates_a_signal() {
     assert!(mid_way >= 4, "only {mid_way} of 8 kills came mid-way");
     // SAFETY: set before this test's engine runs the activity that reads it.
     unsafe { std::env::set_var(LOG_ENV, &log) };
-    let engine = crash_builder().open(&db.path).await.unwrap();
+    let engine = crash_builder().open_db(&db.path).await.unwrap();
     let sender = engine
         .get_workflow_handle(NOTING_SENDER, "crash-sender")
         .await

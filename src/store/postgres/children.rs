@@ -339,7 +339,7 @@ async fn decide_children(
 
 /// A stored run's state, folded from its history; `None` when an event
 /// does not decode.
-async fn fold_run(
+pub(super) async fn fold_run(
     txn: &Transaction<'_>,
     run_id: RunId,
 ) -> Result<Option<MutableState>, StoreError> {

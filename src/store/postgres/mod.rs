@@ -17,6 +17,7 @@
 //! step (`shared/SCALE-OUT.md`).
 
 mod children;
+mod external;
 mod reads;
 mod schema;
 mod writer;

@@ -367,6 +367,7 @@ pub(super) fn apply<'a>(
                 super::children::start_children(txn, statements, op).await
             }
             WriteOp::CloseParent(op) => super::children::close_parent(txn, statements, op).await,
+            WriteOp::External(op) => super::external::external(txn, statements, op).await,
             WriteOp::Delete { workflow_id } => delete(txn, workflow_id).await,
             WriteOp::Sweep { cutoff } => sweep(txn, *cutoff).await,
             WriteOp::Start { .. } | WriteOp::Append { .. } => {
