@@ -17,7 +17,7 @@ use steadfast::{
     EventKind, ParentClosePolicy, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
     WorkflowOptions, WorkflowStatus,
 };
-use support::temp_db;
+use support::{OpenDb, temp_db};
 
 const FINISH: SignalDef<bool> = SignalDef::new("finish");
 
@@ -111,7 +111,7 @@ fn replay(history: &steadfast::WorkflowHistory) {
 #[tokio::test]
 async fn abandon_sends_nothing_and_resolves_at_once() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let handle = run(&engine, "abandon", 0).await;
     assert_eq!(handle.result().await.unwrap(), "cancel requested");
     let parent = engine.history("abandon").await.unwrap();
@@ -130,7 +130,7 @@ async fn abandon_sends_nothing_and_resolves_at_once() {
 #[tokio::test]
 async fn try_cancel_delivers_the_request_and_resolves_at_once() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let handle = run(&engine, "try", 1).await;
     assert_eq!(handle.result().await.unwrap(), "cancel requested");
     // The code returned in the activation that cancelled: the request and
@@ -155,7 +155,7 @@ async fn try_cancel_delivers_the_request_and_resolves_at_once() {
 #[tokio::test]
 async fn wait_cancellation_requested_resolves_once_the_child_has_the_request() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let handle = run(&engine, "requested", 2).await;
     assert_eq!(handle.result().await.unwrap(), "cancel requested");
     // The parent's record that the request reached the child comes before
@@ -186,7 +186,7 @@ async fn wait_cancellation_requested_resolves_once_the_child_has_the_request() {
 #[tokio::test]
 async fn wait_cancellation_completed_waits_for_the_childs_own_close() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     // The default type.
     assert_eq!(
         ChildWorkflowOptions::new().cancellation_type,
@@ -226,7 +226,7 @@ async fn wait_cancellation_completed_waits_for_the_childs_own_close() {
 #[tokio::test]
 async fn a_changed_cancellation_type_that_records_differently_parks_the_parent() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let handle = run(&engine, "changed", 1).await;
     handle.result().await.unwrap();
     let history = engine.workflow_history("changed").await.unwrap();

@@ -61,10 +61,10 @@ pub(super) async fn external(
             (ExternalAction::Signal { .. }, Err(cause)) => {
                 EventKind::SignalExternalWorkflowFailed { seq, cause }
             }
-            (ExternalAction::Cancel, Ok((run_id, _))) => {
+            (ExternalAction::Cancel | ExternalAction::CancelChild, Ok((run_id, _))) => {
                 EventKind::ExternalWorkflowCancelRequested { seq, run_id }
             }
-            (ExternalAction::Cancel, Err(cause)) => {
+            (ExternalAction::Cancel | ExternalAction::CancelChild, Err(cause)) => {
                 EventKind::RequestCancelExternalWorkflowFailed { seq, cause }
             }
         };
@@ -153,6 +153,15 @@ async fn deliver(
             status: state.status,
         }));
     }
+    let child = matches!(request.action, ExternalAction::CancelChild);
+    if child
+        && !state
+            .parent
+            .as_ref()
+            .is_some_and(|p| p.run_id == op.run_id && p.seq == request.seq)
+    {
+        return Ok(Err(ExternalFailedCause::NotFound));
+    }
     let kind = match &request.action {
         ExternalAction::Signal { signal_name, input } => {
             let request_id = external_signal_request_id(op.run_id, request.initiated);
@@ -166,15 +175,18 @@ async fn deliver(
                 delivery: SignalDelivery::Alone,
             }
         }
-        ExternalAction::Cancel => {
+        ExternalAction::Cancel | ExternalAction::CancelChild => {
+            // A request is state: the run has it already.
             if state.cancel_requested {
                 return Ok(Ok((run_id, None)));
             }
+            let by = if child {
+                "its parent workflow"
+            } else {
+                "workflow"
+            };
             EventKind::WorkflowCancelRequested {
-                reason: format!(
-                    "requested by workflow {:?} (run {})",
-                    op.workflow_id, op.run_id
-                ),
+                reason: format!("requested by {by} {:?} (run {})", op.workflow_id, op.run_id),
             }
         }
     };
