@@ -8,6 +8,8 @@
 
 mod support;
 
+use support::OpenDb;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -178,7 +180,7 @@ async fn pause_crash_child() {
     let engine = Engine::builder()
         .workflow(SHORT, short)
         .activity(WORK, work)
-        .open(&path)
+        .open_db(&path)
         .await
         .unwrap();
     engine
@@ -217,7 +219,7 @@ async fn a_pause_survives_a_kill_and_a_reopen() {
     let engine = Engine::builder()
         .workflow(SHORT, short)
         .activity(WORK, work)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     let described = engine.describe("paused").await.unwrap();

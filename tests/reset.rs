@@ -9,6 +9,8 @@
 
 mod support;
 
+use support::OpenDb;
+
 use std::time::Duration;
 
 use steadfast::{
@@ -55,7 +57,7 @@ async fn open_v1(path: &std::path::Path) -> Engine {
     Engine::builder()
         .workflow(ORDER, order_v1)
         .activity(A, a)
-        .open(path)
+        .open_db(path)
         .await
         .unwrap()
 }
@@ -64,7 +66,7 @@ async fn open_v2(path: &std::path::Path) -> Engine {
     Engine::builder()
         .workflow(ORDER, order_v2)
         .activity(B, b)
-        .open(path)
+        .open_db(path)
         .await
         .unwrap()
 }

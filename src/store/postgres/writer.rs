@@ -621,8 +621,15 @@ pub(super) async fn continue_as_new(
             message: message.to_string(),
         }))
     };
-    if op.record.record.status != WorkflowStatus::ContinuedAsNew {
-        return conflict("a continue-as-new must close the run as ContinuedAsNew");
+    // A reset closes the run as Terminated and starts its successor the
+    // same way.
+    if !matches!(
+        op.record.record.status,
+        WorkflowStatus::ContinuedAsNew | WorkflowStatus::Terminated
+    ) {
+        return conflict(
+            "a continue-as-new (or reset) must close the run as ContinuedAsNew (or Terminated)",
+        );
     }
     if let Err(refusal) = check_append(run_id, Some(&op.record), op.expect_next, &op.events) {
         return Ok(Err(refusal));
