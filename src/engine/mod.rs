@@ -370,7 +370,8 @@ impl EngineBuilder {
             .map_err(|e| OpenError::InvalidConfig(format!("the open task failed: {e}")))??;
             Box::new(store)
         };
-        self.start(store)
+        self.start(store, |message| OpenError::Unreadable { path, message })
+            .await
     }
 
     /// The checks every open makes before it touches storage.
@@ -398,8 +399,13 @@ impl EngineBuilder {
         Ok(())
     }
 
-    /// Starts the engine on an open store.
-    fn start(self, store: Box<dyn crate::store::Store>) -> Result<Engine, OpenError> {
+    /// Starts the engine on an open store; `unreadable` makes the error
+    /// of a stored schedule that cannot be read.
+    async fn start(
+        self,
+        store: Box<dyn crate::store::Store>,
+        unreadable: impl FnOnce(String) -> OpenError,
+    ) -> Result<Engine, OpenError> {
         let shared = Shared::new(
             store,
             self.queues,
@@ -428,10 +434,7 @@ impl EngineBuilder {
             // mark (within its catch-up window) and goes on.
             scheduler::spawn_all(&owner)
                 .await
-                .map_err(|e| OpenError::Unreadable {
-                    path: path.clone(),
-                    message: format!("its schedules could not be read: {e}"),
-                })?;
+                .map_err(|e| unreadable(format!("its schedules could not be read: {e}")))?;
         }
         Ok(Engine {
             shared,

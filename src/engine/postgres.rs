@@ -54,6 +54,10 @@ impl EngineBuilder {
             ));
         }
         let store = PgStore::open(url, &self.postgres_schema).await?;
-        self.start(Box::new(store))
+        let schema = self.postgres_schema.clone();
+        self.start(Box::new(store), |message| OpenError::Database {
+            message: format!("the schema {schema}: {message}"),
+        })
+        .await
     }
 }

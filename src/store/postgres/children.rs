@@ -129,7 +129,7 @@ pub(super) async fn start_children(
 }
 
 /// Why the workflow ID refuses a new run, if it does (as the redb store).
-async fn refusal(
+pub(super) async fn refusal(
     txn: &Transaction<'_>,
     workflow_id: &str,
     reuse: ReuseRule,

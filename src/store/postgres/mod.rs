@@ -19,6 +19,7 @@
 mod children;
 mod external;
 mod reads;
+mod schedules;
 mod schema;
 mod writer;
 
@@ -286,6 +287,27 @@ impl Store for PgStore {
         Box::pin(async move {
             let c = self.reader().await?;
             reads::counts(&c).await
+        })
+    }
+
+    fn schedule<'a>(
+        &'a self,
+        schedule_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::schedule::record::ScheduleRecord>, StoreError>> {
+        Box::pin(async move {
+            let c = self.reader().await?;
+            schedules::schedule(&c, schedule_id).await
+        })
+    }
+
+    fn schedules<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<crate::schedule::record::ScheduleRecord>, StoreError>> {
+        Box::pin(async move {
+            let c = self.reader().await?;
+            schedules::schedules(&c, after, limit).await
         })
     }
 

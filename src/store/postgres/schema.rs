@@ -17,6 +17,7 @@
 //!   (NULL for `WAKE_NEVER` and once closed); `list_order` the run's order
 //!   suffix (`store::query`), which is also its page token.
 //! - `history(run_id, event_id, event)`: append-only, a `codec` `Event` per row.
+//! - `schedules(schedule_id PK, record)`: a codec `ScheduleRecord` each.
 //! - `status_counts(status PK, runs)`: the number of runs of each status,
 //!   kept by a trigger on `runs` in the same transaction as every change
 //!   of a run's status, so `counts` reads seven rows whatever the number
@@ -77,6 +78,10 @@ CREATE TABLE history (
     PRIMARY KEY (run_id, event_id)
 );
 
+CREATE TABLE schedules (
+    schedule_id text PRIMARY KEY,
+    record bytea NOT NULL
+);
 CREATE TABLE status_counts (
     status smallint PRIMARY KEY,
     runs bigint NOT NULL

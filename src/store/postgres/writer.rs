@@ -368,6 +368,7 @@ pub(super) fn apply<'a>(
             }
             WriteOp::CloseParent(op) => super::children::close_parent(txn, statements, op).await,
             WriteOp::External(op) => super::external::external(txn, statements, op).await,
+            WriteOp::Schedule(op) => super::schedules::write(txn, statements, op).await,
             WriteOp::Delete { workflow_id } => delete(txn, workflow_id).await,
             WriteOp::Sweep { cutoff } => sweep(txn, *cutoff).await,
             WriteOp::Start { .. } | WriteOp::Append { .. } => {
