@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use steadfast::testing::TestEngine;
 use steadfast::{
-    ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, Event, EventKind,
-    RetryPolicy, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, Event,
+    EventKind, RetryPolicy, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
 use support::{Seen, TempDb, failed_events, since, temp_db};
 
@@ -64,7 +65,7 @@ async fn planned(
     }
 }
 
-async fn engine(db: &TempDb, options: ActivityOptions, attempts: Attempts) -> Engine {
+fn builder(options: ActivityOptions, attempts: Attempts) -> EngineBuilder {
     Engine::builder()
         .workflow(
             CALL_PLANNED,
@@ -79,6 +80,10 @@ async fn engine(db: &TempDb, options: ActivityOptions, attempts: Attempts) -> En
         .activity(PLANNED, move |ctx, plan| {
             planned(attempts.clone(), ctx, plan)
         })
+}
+
+async fn engine(db: &TempDb, options: ActivityOptions, attempts: Attempts) -> Engine {
+    builder(options, attempts)
         .open(&db.path)
         .await
         .expect("open the engine")
@@ -175,14 +180,17 @@ async fn start_to_close_timeouts_use_up_maximum_attempts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_to_close_ends_retries() {
-    let db = temp_db();
+    // On the virtual clock: attempts fail at once and only the backoffs
+    // move time, so load on the machine cannot change how many fit.
     let attempts = Attempts::default();
     let schedule_to_close = Duration::from_millis(150);
     let backoff = Duration::from_millis(10);
     // Unlimited attempts: only the schedule-to-close timeout can end them.
     let options = ActivityOptions::schedule_to_close(schedule_to_close)
         .with_retry_policy(retry_every(backoff.as_millis() as u64));
-    let engine = engine(&db, options, attempts.clone()).await;
+    let engine = TestEngine::open(builder(options, attempts.clone()))
+        .await
+        .expect("open the test engine");
 
     // An empty plan: every attempt fails at once.
     let seen = run(&engine, "schedule-to-close-retries", vec![]).await;
@@ -225,7 +233,7 @@ async fn schedule_to_close_ends_retries() {
         since(last.timestamp, scheduled_at(&history)) >= (schedule_to_close - backoff).mul_f64(0.9),
         "retries ended early"
     );
-    engine.shutdown().await.unwrap();
+    engine.engine().shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
