@@ -527,22 +527,31 @@ fn search_attributes(attributes: &SearchAttributes) -> BTreeMap<String, SearchAt
         .collect()
 }
 
+/// The [`Execution`] of a list entry or a description: the engine's two
+/// types share these fields by name, so one expansion serves both.
+macro_rules! execution {
+    ($run:expr) => {{
+        let run = $run;
+        Execution {
+            workflow_id: run.workflow_id.clone(),
+            run_id: run.run_id.to_string(),
+            workflow_type: run.workflow_type.clone(),
+            task_queue: run.task_queue.clone(),
+            status: status_text(run.status),
+            start_time: time_text(run.start_time),
+            close_time: run.close_time.map(time_text),
+            history_length: run.history_length,
+            search_attributes: search_attributes(&run.search_attributes),
+            memo: run.memo.as_ref().map(payload_value),
+            parked: run.parked.as_ref().map(parked),
+            paused: run.paused.as_ref().map(paused),
+        }
+    }};
+}
+
 impl From<&WorkflowExecutionInfo> for Execution {
     fn from(info: &WorkflowExecutionInfo) -> Self {
-        Execution {
-            workflow_id: info.workflow_id.clone(),
-            run_id: info.run_id.to_string(),
-            workflow_type: info.workflow_type.clone(),
-            task_queue: info.task_queue.clone(),
-            status: status_text(info.status),
-            start_time: time_text(info.start_time),
-            close_time: info.close_time.map(time_text),
-            history_length: info.history_length,
-            search_attributes: search_attributes(&info.search_attributes),
-            memo: info.memo.as_ref().map(payload_value),
-            parked: info.parked.as_ref().map(parked),
-            paused: info.paused.as_ref().map(paused),
-        }
+        execution!(info)
     }
 }
 
@@ -558,20 +567,7 @@ impl From<&WorkflowPage> for ExecutionPage {
 impl From<&WorkflowDescription> for Description {
     fn from(d: &WorkflowDescription) -> Self {
         Description {
-            execution: Execution {
-                workflow_id: d.workflow_id.clone(),
-                run_id: d.run_id.to_string(),
-                workflow_type: d.workflow_type.clone(),
-                task_queue: d.task_queue.clone(),
-                status: status_text(d.status),
-                start_time: time_text(d.start_time),
-                close_time: d.close_time.map(time_text),
-                history_length: d.history_length,
-                search_attributes: search_attributes(&d.search_attributes),
-                memo: d.memo.as_ref().map(payload_value),
-                parked: d.parked.as_ref().map(parked),
-                paused: d.paused.as_ref().map(paused),
-            },
+            execution: execution!(d),
             reset_from: d.reset_from.map(|r| r.to_string()),
             reset_to: d.reset_to.map(|r| r.to_string()),
             task_queue_served: d.task_queue_served,
