@@ -318,6 +318,21 @@ async fn describe(target: &Target, args: RunArgs, out: Output) -> Result<String,
         text.push_str(&format!("\nPending Timers: {}\n", rows.len()));
         text.push_str(&output::table(&["Seq", "FireAt"], &rows));
     }
+    if !d.pending_updates.is_empty() {
+        let rows: Vec<Vec<String>> = d
+            .pending_updates
+            .iter()
+            .map(|u| {
+                vec![
+                    u.update_name.clone(),
+                    u.update_id.clone(),
+                    u.accepted_at.clone(),
+                ]
+            })
+            .collect();
+        text.push_str(&format!("\nPending Updates: {}\n", rows.len()));
+        text.push_str(&output::table(&["Name", "UpdateId", "AcceptedAt"], &rows));
+    }
     if !d.unread_signals.is_empty() {
         let rows: Vec<Vec<String>> = d
             .unread_signals

@@ -19,6 +19,9 @@ const NAME: SignalDef<String> = SignalDef::new("name");
 const GREET: QueryDef<String, String> = QueryDef::new("greet");
 /// Renames the greeting's prefix and returns the old one; refuses an empty one.
 const PREFIX: UpdateDef<String, String> = UpdateDef::new("prefix");
+/// An update whose handler waits for signal `release` and returns it.
+const HOLD: UpdateDef<(), u32> = UpdateDef::new("hold");
+const RELEASE: SignalDef<u32> = SignalDef::new("release");
 
 async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, WorkflowError> {
     let prefix = greeting.clone();
@@ -34,6 +37,11 @@ async fn greeter(ctx: WorkflowContext, greeting: String) -> Result<String, Workf
             let current = current.clone();
             async move { Ok(std::mem::replace(&mut *current.lock().unwrap(), p)) }
         },
+    );
+    ctx.handle_update(
+        HOLD,
+        |_: &()| Ok(()),
+        |ctx, _: ()| async move { Ok(ctx.recv_signal(RELEASE).await?) },
     );
     let name = ctx.recv_signal(NAME).await?;
     Ok(format!("{greeting}, {name}!"))
@@ -185,6 +193,47 @@ async fn update_prints_the_result_and_a_rejection_exits_1() {
         "{}",
         stderr(&missing)
     );
+}
+
+#[tokio::test]
+async fn describe_shows_the_pending_updates() {
+    let app = app(None).await;
+    app.engine
+        .start_workflow(GREETER, "held", "Hello".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let none = stdout(&app.cli(&["workflow", "describe", "-w", "held"]).await);
+    assert!(!none.contains("Pending Updates"), "{none}");
+    let caller = app.engine.clone();
+    let update = tokio::spawn(async move {
+        let options = steadfast::UpdateOptions::new().with_update_id("hold-1");
+        caller.update_with_options("held", HOLD, (), options).await
+    });
+    // The update is accepted once its handler runs: wait for describe to
+    // list it.
+    let mut described = String::new();
+    for _ in 0..200 {
+        described = stdout(&app.cli(&["workflow", "describe", "-w", "held"]).await);
+        if described.contains("Pending Updates") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(described.contains("Pending Updates: 1"), "{described}");
+    let row = described
+        .lines()
+        .find(|l| l.contains("hold-1"))
+        .unwrap_or_else(|| panic!("no row for the update: {described}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..2], ["hold", "hold-1"], "{row}");
+    assert!(
+        cells.len() == 3 && cells[2].contains('T') && cells[2].ends_with('Z'),
+        "the acceptance time, RFC 3339: {row}"
+    );
+    app.engine.signal("held", RELEASE, 7).await.unwrap();
+    assert_eq!(update.await.unwrap().unwrap(), 7);
+    let after = stdout(&app.cli(&["workflow", "describe", "-w", "held"]).await);
+    assert!(!after.contains("Pending Updates"), "{after}");
 }
 
 #[tokio::test]
