@@ -4,15 +4,16 @@
 //! starts five demo workflows unless the file has them (`demo-running`
 //! with a pending activity and a timer, `demo-waiting` for signal
 //! `approve`, `demo-completed`, `demo-failed`, and `demo-parked`, parked on
-//! nondeterminism), prints `Admin UI: http://127.0.0.1:PORT/`, and serves
-//! until Ctrl-C. On loopback no token is needed.
+//! nondeterminism), and the schedule `demo-hourly` (a `Demo` run every
+//! hour), prints `Admin UI: http://127.0.0.1:PORT/`, and serves until
+//! Ctrl-C. On loopback no token is needed.
 
 use std::time::Duration;
 
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, ClientError, Engine,
-    EngineBuilder, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
-    WorkflowOptions,
+    EngineBuilder, QueryDef, Schedule, ScheduleAction, ScheduleError, ScheduleIntervalSpec,
+    ScheduleSpec, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
 use steadfast_admin::AdminEndpoint;
 
@@ -107,6 +108,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .start_workflow(DEMO, id, mode.to_string(), WorkflowOptions::new())
                 .await,
         )?;
+    }
+    // A schedule: a `Demo` run every hour, each completing at once.
+    let hourly = Schedule::new(
+        ScheduleAction::start_workflow(
+            DEMO,
+            "demo-hourly",
+            &"scheduled".to_string(),
+            WorkflowOptions::new(),
+        )?,
+        ScheduleSpec::default().with_interval(ScheduleIntervalSpec::new(Duration::from_secs(3600))),
+    );
+    match engine.create_schedule("demo-hourly", hourly).await {
+        Ok(_) | Err(ScheduleError::AlreadyRunning { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
     // Loading the run replays it under the second version: it parks.
     let _ = engine.query("demo-parked", STATE).await;

@@ -1,14 +1,18 @@
 //! The web UI in a real headless Chromium (Debian's `chromium`; `.ci/run`
 //! installs it, `STEADFAST_CHROMIUM` names another binary): the list shows
-//! the runs of the file, clicking one opens its page with the history, the
-//! pause and unpause buttons pause a run (shown paused, with its reason)
-//! and unpause it, the signal form completes a waiting run and the page
-//! follows it live, a
+//! the runs of the file, clicking one opens its page with the history, a
+//! run's page lists its pending updates, the pause and unpause buttons
+//! pause a run (shown paused, with its reason) and unpause it, the signal
+//! form completes a waiting run and the page follows it live, a
 //! token-guarded endpoint refuses the page's requests until the token is
-//! entered, and the page logs no console errors.
+//! entered; on the `admin` example, the reset button (once confirmed)
+//! starts a new run that the page then shows, and the schedules page shows
+//! the demo schedule's next actions, triggers an action whose run it links,
+//! pauses, unpauses and deletes the schedule; and the pages log no console
+//! errors.
 //!
-//! `STEADFAST_SCREENSHOTS=DIR` also saves the list and a run page as PNGs
-//! (the README's screenshots).
+//! `STEADFAST_SCREENSHOTS=DIR` also saves the list, a run page, a parked
+//! run and a schedule as PNGs (the README's screenshots).
 
 mod support;
 
@@ -126,6 +130,13 @@ async fn the_list_a_run_page_and_the_signal_form_work_in_a_browser() {
         .start_workflow(GREETER, "greet-1", "Hello".into(), WorkflowOptions::new())
         .await
         .unwrap();
+    // A run with an update in flight: its handler waits for `release`.
+    engine
+        .start_workflow(GREETER, "held-1", "Hi".into(), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let caller = engine.clone();
+    let held = tokio::spawn(async move { caller.update("held-1", HOLD, ()).await });
     // Markup in an ID is shown as text, never run.
     engine
         .start_workflow(
@@ -164,9 +175,9 @@ async fn the_list_a_run_page_and_the_signal_form_work_in_a_browser() {
                 .and_then(|e| e.get_inner_text())
                 .unwrap_or_else(|e| panic!("no {status} count: {e}"))
         };
-        assert_eq!(count("Running"), "2");
+        assert_eq!(count("Running"), "3");
         assert_eq!(count("Completed"), "1");
-        assert_eq!(count("all"), "3");
+        assert_eq!(count("all"), "4");
         let counts = tab
             .wait_for_element("#counts")
             .and_then(|e| e.get_inner_text())
@@ -177,6 +188,16 @@ async fn the_list_a_run_page_and_the_signal_form_work_in_a_browser() {
             .expect("navigate");
         tab.wait_for_element("#no-runs")
             .expect("no run closed before 2000");
+
+        // The pending update, on its run's page.
+        tab.navigate_to(&format!("{url}#/workflows/held-1"))
+            .expect("navigate");
+        expect_element(&tab, "#pending-updates", &errors);
+        let updates = tab
+            .wait_for_element("#pending-updates")
+            .and_then(|e| e.get_inner_text())
+            .unwrap();
+        assert!(updates.contains("hold"), "{updates}");
 
         // Filter by status.
         tab.navigate_to(&format!("{url}#/?status=Completed"))
@@ -242,6 +263,8 @@ async fn the_list_a_run_page_and_the_signal_form_work_in_a_browser() {
     assert!(errors.is_empty(), "the page logged errors: {errors:?}");
     assert!(page_text.contains("Result"));
     assert_eq!(waiting.result().await.unwrap(), "Hello, Ada!");
+    engine.signal("held-1", RELEASE, 1).await.unwrap();
+    assert_eq!(held.await.unwrap().unwrap(), 1);
     let kinds: Vec<String> = engine
         .history("greet-1")
         .await
@@ -362,8 +385,14 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_example_lists_its_five_demo_runs_and_shows_the_parked_diff() {
+/// The `admin` example running on a fresh file, and the address it printed.
+struct Example {
+    url: String,
+    _child: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+async fn admin_example() -> Example {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.steadfast");
@@ -374,7 +403,7 @@ async fn the_admin_example_lists_its_five_demo_runs_and_shows_the_parked_diff() 
         .spawn()
         .expect("the example starts");
     let stdout = child.stdout.take().expect("its stdout");
-    let _child = KillOnDrop(child);
+    let child = KillOnDrop(child);
     let url = tokio::task::spawn_blocking(move || {
         let mut lines = std::io::BufReader::new(stdout).lines();
         loop {
@@ -390,6 +419,56 @@ async fn the_admin_example_lists_its_five_demo_runs_and_shows_the_parked_diff() 
     .await
     .unwrap();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // `cargo test --test browser` alone does not rebuild the examples: an
+    // example built before the page changed would test the old page.
+    let address: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("the printed address");
+    for (path, source) in [
+        ("/", include_str!("../ui/index.html")),
+        ("/ui/app.js", include_str!("../ui/app.js")),
+        ("/ui/style.css", include_str!("../ui/style.css")),
+    ] {
+        let served = call(address, "GET", path, None, None).await;
+        assert!(
+            served.body == source.as_bytes(),
+            "the admin example serves another {path} than ui/ has: it is stale; \
+             run `cargo build -p steadfast-admin --examples` (or the whole `cargo test`)"
+        );
+    }
+    Example {
+        url,
+        _child: child,
+        _dir: dir,
+    }
+}
+
+/// The text of the element `selector`, once it exists.
+fn inner_text(tab: &Tab, selector: &str) -> String {
+    tab.wait_for_element(selector)
+        .and_then(|e| e.get_inner_text())
+        .unwrap_or_else(|e| panic!("{selector}: {e}; the page shows {:?}", text(tab)))
+}
+
+/// What a script evaluates to, as text.
+fn evaluate(tab: &Tab, script: &str) -> String {
+    let value = tab
+        .evaluate(script, true)
+        .expect("evaluate")
+        .value
+        .unwrap_or_default();
+    value
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| value.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_example_lists_its_five_demo_runs_and_shows_the_parked_diff() {
+    let example = admin_example().await;
+    let url = example.url.clone();
 
     let errors = tokio::task::spawn_blocking(move || {
         let browser = browser();
@@ -428,6 +507,165 @@ async fn the_admin_example_lists_its_five_demo_runs_and_shows_the_parked_diff() 
         assert!(history_side.contains("Timer"), "{history_side}");
         assert!(code_side.contains("slow_step"), "{code_side}");
         screenshot(&tab, "ui-parked.png");
+        errors.lock().unwrap().clone()
+    })
+    .await
+    .unwrap();
+    assert!(errors.is_empty(), "the page logged errors: {errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reset_button_asks_then_starts_a_new_run_that_the_page_shows() {
+    let example = admin_example().await;
+    let url = example.url.clone();
+    let errors = tokio::task::spawn_blocking(move || {
+        let browser = browser();
+        let tab = browser.new_tab().expect("a tab");
+        let errors = console_errors(&tab);
+        tab.navigate_to(&format!("{url}#/workflows/demo-waiting"))
+            .expect("navigate");
+        expect_element(&tab, "#events", &errors);
+        let old_run = inner_text(&tab, "#summary dd.mono");
+        tab.wait_for_element("#reset-reason")
+            .unwrap()
+            .type_into("the approval step changed")
+            .unwrap();
+        tab.wait_for_element("#reset").unwrap().click().unwrap();
+        // Nothing happens before the confirmation.
+        let asked = inner_text(&tab, "#reset-confirmation");
+        assert!(asked.contains("last workflow task"), "{asked}");
+        assert!(tab.find_element("#reset-from").is_err());
+        tab.wait_for_element("#reset-confirm")
+            .unwrap()
+            .click()
+            .unwrap();
+        let new_run = tab
+            .wait_for_element_with_custom_timeout("#reset-new-run", Duration::from_secs(20))
+            .and_then(|e| e.get_inner_text())
+            .expect("the notice names the new run");
+        assert_ne!(new_run, old_run);
+        // The page follows the workflow's latest run: the new one, linked
+        // back to the run it was reset from.
+        tab.wait_for_element_with_custom_timeout("#reset-from", Duration::from_secs(20))
+            .expect("the new run's page");
+        assert_eq!(inner_text(&tab, "#reset-from"), old_run);
+        assert_eq!(inner_text(&tab, "#summary dd.mono"), new_run);
+        assert!(inner_text(&tab, "h1").contains("Running"));
+        // The old run: terminated by the reset, linked to the new one.
+        tab.wait_for_element("#reset-from a")
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.wait_for_element_with_custom_timeout("h1 .badge.Terminated", Duration::from_secs(20))
+            .expect("the old run is terminated");
+        assert_eq!(inner_text(&tab, "#reset-to"), new_run);
+        errors.lock().unwrap().clone()
+    })
+    .await
+    .unwrap();
+    assert!(errors.is_empty(), "the page logged errors: {errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedules_page_shows_next_actions_and_triggers_one_whose_run_it_links() {
+    let example = admin_example().await;
+    let url = example.url.clone();
+    let errors = tokio::task::spawn_blocking(move || {
+        let browser = browser();
+        let tab = browser.new_tab().expect("a tab");
+        let errors = console_errors(&tab);
+        tab.navigate_to(&url).expect("navigate");
+        expect_element(&tab, "#run-list", &errors);
+        tab.wait_for_element("#nav-schedules")
+            .unwrap()
+            .click()
+            .unwrap();
+        expect_element(&tab, "tr[data-schedule-id='demo-hourly']", &errors);
+        // The next action time the API gives, as the page writes times.
+        let next = evaluate(
+            &tab,
+            "fetch('/api/v1/schedules/demo-hourly').then(r => r.json())\
+             .then(s => new Date(s.info.next_action_times[0]).toLocaleString())",
+        );
+        let row = inner_text(&tab, "tr[data-schedule-id='demo-hourly']");
+        assert!(row.contains(&next), "{next:?} not in {row}");
+        assert!(row.contains("Active") && row.contains("Demo"), "{row}");
+
+        tab.wait_for_element("tr[data-schedule-id='demo-hourly'] a.schedule-link")
+            .unwrap()
+            .click()
+            .unwrap();
+        expect_element(&tab, "#next-actions li", &errors);
+        assert!(inner_text(&tab, "#next-actions").contains(&next));
+        assert_eq!(inner_text(&tab, "#schedule-overlap"), "skip");
+        assert!(inner_text(&tab, "#schedule-spec").contains("1h"));
+        let actions_before = tab
+            .find_elements("#recent-actions tbody tr")
+            .map(|rows| rows.len())
+            .unwrap_or(0);
+
+        // Trigger: a new recent action, linked to the run it started.
+        tab.wait_for_element("#trigger").unwrap().click().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while tab
+            .find_elements("#recent-actions tbody tr")
+            .map(|rows| rows.len())
+            .unwrap_or(0)
+            <= actions_before
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no new recent action: {}",
+                text(&tab)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(inner_text(&tab, "#schedule-state").contains("Actions taken"));
+        screenshot(&tab, "ui-schedule.png");
+
+        // Pause with a note, then unpause.
+        tab.wait_for_element("#schedule-note")
+            .unwrap()
+            .type_into("holiday freeze")
+            .unwrap();
+        tab.wait_for_element("#schedule-pause")
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.wait_for_element_with_custom_timeout("h1 .badge.Paused", Duration::from_secs(20))
+            .expect("the schedule shows paused");
+        assert!(inner_text(&tab, "#schedule-state").contains("holiday freeze"));
+        tab.wait_for_element_with_custom_timeout("#schedule-unpause", Duration::from_secs(20))
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.wait_for_element_with_custom_timeout("h1 .badge.Active", Duration::from_secs(20))
+            .expect("the schedule shows active again");
+
+        // The newest action's link opens its run's page.
+        let link = tab
+            .wait_for_element("#recent-actions tbody tr:first-child a.run-link")
+            .unwrap();
+        let workflow_id = link.get_inner_text().unwrap();
+        assert!(workflow_id.starts_with("demo-hourly-"), "{workflow_id}");
+        link.click().unwrap();
+        expect_element(&tab, "#events", &errors);
+        assert!(inner_text(&tab, "h1").contains(&workflow_id));
+        tab.wait_for_element_with_custom_timeout("h1 .badge.Completed", Duration::from_secs(20))
+            .expect("the scheduled run completes");
+
+        // Delete, once confirmed: the list has no schedule left.
+        tab.navigate_to(&format!("{url}#/schedules/demo-hourly"))
+            .expect("navigate");
+        tab.wait_for_element("#schedule-delete")
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.wait_for_element("#schedule-delete-confirm")
+            .unwrap()
+            .click()
+            .unwrap();
+        expect_element(&tab, "#no-schedules", &errors);
         errors.lock().unwrap().clone()
     })
     .await

@@ -144,7 +144,9 @@ function listQuery(params) {
 
 async function listPage(params) {
   const form = listFilters(params);
-  const counts = el("nav", { id: "counts", class: "counts" });
+  // The store keeps counts of the whole file by status only; counting what
+  // the other filters match would read every matching run.
+  const counts = el("nav", { id: "counts", class: "counts", title: "runs in the whole file, by status" });
   const body = el("div", { id: "runs" }, el("p", { class: "muted" }, "Loading…"));
   show(el("h1", {}, "Workflows"), counts, form, body);
   let shown = null;
@@ -272,15 +274,20 @@ async function runPage(id, run) {
   const actions = el("section", { id: "actions" });
   const details = el("div", { id: "details" });
   const history = el("section", { id: "history" });
-  show(el("p", {}, el("a", { href: "#/" }, "← all workflows")), head, actions, details, history);
-  let shownLength = -1;
+  // Outside the actions, which are redrawn when the run changes: what an
+  // action did stays in view (a reset's new run, a termination).
+  const message = el("div", { id: "action-result" });
+  show(el("p", {}, el("a", { href: "#/" }, "← all workflows")), head, actions, message, details, history);
+  let shownHistory = null;
   let actionsFor = null;
   const render = async () => {
     let described;
     let events = null;
     try {
       described = await api("GET", workflowPath(id) + query);
-      if (described.history_length !== shownLength) {
+      // A reset starts another run: the latest run's history is refetched
+      // whenever the run or its length changes.
+      if (described.run_id + "/" + described.history_length !== shownHistory) {
         events = (await api("GET", workflowPath(id) + "/history" + query)).events;
       }
     } catch (error) {
@@ -292,16 +299,17 @@ async function runPage(id, run) {
     const pausedBy = described.paused && described.paused.kind === "Requested" ? described.paused.reason : null;
     const key = described.run_id + described.status + (pausedBy === null ? "" : " paused");
     if (actionsFor !== key) {
-      actions.replaceChildren(...(described.status === "Running" && !run ? runActions(id, pausedBy) : []));
+      actions.replaceChildren(...(described.status === "Running" && !run ? runActions(id, pausedBy, message) : []));
       actionsFor = key;
     }
     if (events) {
-      shownLength = described.history_length;
+      shownHistory = described.run_id + "/" + described.history_length;
       details.replaceChildren(...runDetails(id, described, events));
       history.replaceChildren(el("h2", {}, "History"), timeline(events, described), eventTable(events));
     } else {
       const pending = details.querySelector("#pending");
-      const text = JSON.stringify([described.pending_activities, described.pending_timers, described.pending_children]);
+      const text = JSON.stringify([described.pending_activities, described.pending_timers,
+        described.pending_children, described.pending_updates]);
       if (pending && pending.dataset.shown !== text) {
         const fresh = pendingSection(described);
         fresh.dataset.shown = text;
@@ -407,17 +415,26 @@ function pendingSection(d) {
         el("td", {}, c.workflow_type), el("td", {}, c.parent_close_policy),
         el("td", {}, c.cancel_requested ? "yes" : "")))))]
     : [];
+  // Updates accepted whose handler has not returned (absent from older
+  // endpoints: read as none).
+  const updates = (d.pending_updates || []).length
+    ? [el("h2", {}, "Pending updates"), el("table", { id: "pending-updates" },
+      el("thead", {}, el("tr", {}, ["Update", "Update ID", "Accepted"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, d.pending_updates.map((u) => el("tr", {},
+        el("td", {}, u.update_name), el("td", { class: "mono" }, u.update_id), el("td", {}, when(u.accepted_at))))))]
+    : [];
   return el("section", { id: "pending" }, el("h2", {}, "Pending activities"), activities,
-    el("h2", {}, "Pending timers"), timers, children);
+    el("h2", {}, "Pending timers"), timers, children, updates);
 }
 
-function runActions(id, pausedBy) {
-  const message = el("div", { id: "action-result" });
+function runActions(id, pausedBy, message) {
+  // `done` is the notice's text, or a function of the answer giving its nodes.
   const act = async (button, method, path, body, done) => {
     button.disabled = true;
     try {
-      await api(method, path, body);
-      message.replaceChildren(el("p", { class: "notice", role: "status" }, done));
+      const answer = await api(method, path, body);
+      message.replaceChildren(el("p", { class: "notice", role: "status" },
+        typeof done === "function" ? done(answer) : done));
     } catch (error) {
       message.replaceChildren(failure(error));
     } finally {
@@ -464,11 +481,27 @@ function runActions(id, pausedBy) {
   const resetEvent = el("input", { id: "reset-event-id", type: "number", min: "1", placeholder: "event ID" });
   const resetReason = el("input", { id: "reset-reason", placeholder: "reason (required)" });
   const reset = el("button", { type: "button", class: "danger", id: "reset" }, "Reset");
+  // A reset ends this run: the button asks first, naming the point.
+  const confirmReset = el("div", { class: "confirm", id: "reset-confirmation", hidden: true });
   reset.addEventListener("click", () => {
     const body = { reason: resetReason.value };
     if (resetTo.value === "event") body.event_id = Number(resetEvent.value);
     else body.type = resetTo.value;
-    act(reset, "POST", workflowPath(id) + "/reset", body, "Reset: a new run started.");
+    const point = resetTo.value === "event" ? "event " + resetEvent.value : resetTo.selectedOptions[0].textContent.toLowerCase();
+    const yes = el("button", { type: "button", class: "danger", id: "reset-confirm" }, "Reset the run");
+    const no = el("button", { type: "button", class: "secondary", id: "reset-keep" }, "Keep it");
+    const close = () => { confirmReset.hidden = true; confirmReset.replaceChildren(); reset.disabled = false; };
+    yes.addEventListener("click", async () => {
+      close();
+      await act(reset, "POST", workflowPath(id) + "/reset", body, (answer) => [
+        "Reset: a new run started, ",
+        el("a", { href: runHref(id, answer.run_id), id: "reset-new-run", class: "mono" }, answer.run_id), "."]);
+    });
+    no.addEventListener("click", close);
+    confirmReset.replaceChildren(
+      el("span", {}, "Terminate this run and start a new one from its " + point + "?"), yes, no);
+    confirmReset.hidden = false;
+    reset.disabled = true;
   });
   return [el("h2", {}, "Actions"), el("div", { class: "actions card" }, signalForm,
     el("div", { class: "row" }, cancel, el("label", { class: "field" }, "Reason", reason), terminate),
@@ -476,7 +509,7 @@ function runActions(id, pausedBy) {
     el("div", { class: "row" }, el("label", { class: "field" }, "Reset to", resetTo),
       el("label", { class: "field" }, "Event", resetEvent),
       el("label", { class: "field" }, "Reason", resetReason), reset),
-    message)];
+    confirmReset)];
 }
 
 // The history as bars over time: each activity from its scheduling to its
@@ -553,6 +586,209 @@ function eventTable(events) {
     })));
 }
 
+// ---- schedules --------------------------------------------------------
+
+function schedulePath(id) {
+  return "/api/v1/schedules/" + encodeURIComponent(id);
+}
+
+function scheduleHref(id) {
+  return "#/schedules/" + encodeURIComponent(id);
+}
+
+function scheduleBadge(paused, note) {
+  return paused
+    ? el("span", { class: "badge Paused", title: note || null }, "Paused")
+    : el("span", { class: "badge Active" }, "Active");
+}
+
+function times(list, id) {
+  return list.length
+    ? el("ul", { class: "times", id }, list.map((t) => el("li", {}, when(t))))
+    : el("p", { class: "muted", id }, "None: the spec has no time left, or the schedule is paused.");
+}
+
+async function schedulesPage() {
+  const body = el("div", { id: "schedules" }, el("p", { class: "muted" }, "Loading…"));
+  show(el("h1", {}, "Schedules"), body);
+  let shown = null;
+  const render = async () => {
+    let listed;
+    try {
+      listed = await api("GET", "/api/v1/schedules");
+    } catch (error) {
+      body.replaceChildren(failure(error));
+      shown = null;
+      return false;
+    }
+    const text = JSON.stringify(listed);
+    if (text !== shown) {
+      body.replaceChildren(scheduleTable(listed.schedules));
+      shown = text;
+    }
+    return true;
+  };
+  if (await render()) every(render);
+}
+
+function scheduleTable(schedules) {
+  if (schedules.length === 0) {
+    return el("p", { class: "muted", id: "no-schedules" },
+      "No schedule. Create one with engine.create_schedule, POST /api/v1/schedules/{id} or steadfast schedule create.");
+  }
+  return el("table", { id: "schedule-list" },
+    el("thead", {}, el("tr", {}, ["State", "Schedule ID", "Workflow type", "Next actions", "Last action"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, schedules.map((s) => {
+      const last = s.recent_actions.length ? s.recent_actions[s.recent_actions.length - 1] : null;
+      return el("tr", { "data-schedule-id": s.schedule_id },
+        el("td", {}, scheduleBadge(s.paused, s.note), s.paused && s.note ? el("div", { class: "muted" }, s.note) : null),
+        el("td", { class: "mono" }, el("a", { href: scheduleHref(s.schedule_id), class: "schedule-link" }, s.schedule_id)),
+        el("td", {}, s.workflow_type),
+        el("td", { class: "next-actions" }, s.next_action_times.slice(0, 3).map((t) => el("div", {}, when(t)))),
+        el("td", {}, last
+          ? [el("a", { href: runHref(last.workflow_id, last.run_id), class: "mono" }, last.workflow_id),
+            el("div", { class: "muted" }, when(last.actual_time))]
+          : el("span", { class: "muted" }, "none yet")));
+    })));
+}
+
+async function schedulePage(id) {
+  const head = el("div", {});
+  const actions = el("section", { id: "schedule-actions" });
+  const message = el("div", { id: "action-result" });
+  const details = el("div", { id: "schedule-details" });
+  show(el("p", {}, el("a", { href: "#/schedules" }, "← all schedules")), head, actions, message, details);
+  let shown = null;
+  let actionsFor = null;
+  const render = async () => {
+    let s;
+    try {
+      s = await api("GET", schedulePath(id));
+    } catch (error) {
+      head.replaceChildren(failure(error));
+      return false;
+    }
+    const text = JSON.stringify(s);
+    if (text === shown) return true;
+    shown = text;
+    head.replaceChildren(el("h1", {}, id, " ", scheduleBadge(s.paused, s.note)));
+    if (actionsFor !== s.paused) {
+      actions.replaceChildren(...scheduleActions(id, s, message));
+      actionsFor = s.paused;
+    }
+    details.replaceChildren(...scheduleDetails(s));
+    return true;
+  };
+  if (await render()) every(render);
+}
+
+function scheduleDetails(s) {
+  const i = s.info;
+  const row = (name, value) => [el("dt", {}, name), el("dd", {}, value === null || value === undefined || value === "" ? "—" : value)];
+  const spec = el("dl", { class: "summary", id: "schedule-spec" },
+    s.cron.length ? row("Cron", s.cron.map((c) => el("div", { class: "mono" }, c))) : null,
+    s.intervals.length ? row("Every", s.intervals.map((v) =>
+      el("div", { class: "mono" }, v.every + (v.offset && v.offset !== "0s" ? " (offset " + v.offset + ")" : "")))) : null,
+    row("Time zone", s.time_zone || "UTC"),
+    row("Jitter", s.jitter),
+    row("Not before", when(s.start_at)),
+    row("Not after", when(s.end_at)),
+    row("Overlap policy", el("span", { class: "mono", id: "schedule-overlap" }, s.overlap)),
+    row("Catch-up window", s.catchup_window),
+    row("Actions left", s.remaining_actions === null ? "unlimited" : s.remaining_actions));
+  const state = el("dl", { class: "summary", id: "schedule-state" },
+    row("State", s.paused ? "paused" : "active"),
+    row("Note", s.note),
+    row("Actions taken", i.action_count),
+    row("Skipped by overlap", i.overlap_skipped),
+    row("Missed (catch-up window)", i.missed_catchup_window),
+    row("Buffered", i.buffer_size),
+    row("Dropped (buffer full)", i.buffer_dropped),
+    row("Created", when(i.created_at)),
+    row("Last changed", when(i.last_updated_at)));
+  const action = el("dl", { class: "summary", id: "schedule-action" },
+    row("Workflow type", s.workflow_type),
+    row("Workflow ID", el("span", { class: "mono" }, s.workflow_id, el("span", { class: "muted" }, "-<time>"))),
+    row("Task queue", s.task_queue));
+  const recent = i.recent_actions.length
+    ? el("table", { id: "recent-actions" },
+      el("thead", {}, el("tr", {}, ["Scheduled for", "Started", "Workflow", "Run"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, [...i.recent_actions].reverse().map((a) => el("tr", { "data-workflow-id": a.workflow_id },
+        el("td", {}, when(a.schedule_time)),
+        el("td", {}, when(a.actual_time)),
+        el("td", { class: "mono" }, el("a", { href: runHref(a.workflow_id, a.run_id), class: "run-link" }, a.workflow_id)),
+        el("td", { class: "mono muted" }, a.run_id)))))
+    : el("p", { class: "muted", id: "recent-actions" }, "No action yet.");
+  const running = i.running_workflows.length
+    ? el("ul", { id: "running-workflows" }, i.running_workflows.map((w) =>
+      el("li", {}, el("a", { href: runHref(w.workflow_id, w.run_id), class: "mono" }, w.workflow_id))))
+    : el("p", { class: "muted", id: "running-workflows" }, "None open.");
+  return [
+    el("div", { class: "grid" },
+      el("section", { class: "card" }, el("h2", {}, "Next actions"), times(i.next_action_times, "next-actions")),
+      el("section", { class: "card" }, el("h2", {}, "Workflows open"), running)),
+    el("h2", {}, "Recent actions"), recent,
+    el("div", { class: "grid below" },
+      el("section", { class: "card" }, el("h2", {}, "Spec"), spec),
+      el("section", { class: "card" }, el("h2", {}, "State"), state),
+      el("section", { class: "card" }, el("h2", {}, "Action"), action, el("p", { class: "muted" }, "Input"), json(s.input))),
+  ];
+}
+
+const OVERLAPS = ["skip", "buffer-one", "buffer-all", "cancel-other", "terminate-other", "allow-all"];
+
+function scheduleActions(id, s, message) {
+  const act = async (button, method, path, body, done) => {
+    button.disabled = true;
+    try {
+      await api(method, path, body);
+      message.replaceChildren(el("p", { class: "notice", role: "status" }, done));
+    } catch (error) {
+      message.replaceChildren(failure(error));
+    } finally {
+      button.disabled = false;
+    }
+  };
+  const overlap = el("select", { id: "trigger-overlap" },
+    el("option", { value: "" }, "the schedule's (" + s.overlap + ")"),
+    OVERLAPS.map((o) => el("option", { value: o }, o)));
+  const trigger = el("button", { type: "button", id: "trigger" }, "Trigger now");
+  trigger.addEventListener("click", () =>
+    act(trigger, "POST", schedulePath(id) + "/trigger", { overlap: overlap.value || null }, "Triggered: an action now."));
+  const note = el("input", { id: "schedule-note", placeholder: "note" });
+  const pause = el("button", { type: "button", class: "secondary", id: s.paused ? "schedule-unpause" : "schedule-pause" },
+    s.paused ? "Unpause" : "Pause");
+  pause.addEventListener("click", () => act(pause, "POST", schedulePath(id) + (s.paused ? "/unpause" : "/pause"),
+    { note: note.value || null }, s.paused ? "Unpaused." : "Paused."));
+  // Deleting asks first; the workflows it started are left as they are.
+  const remove = el("button", { type: "button", class: "danger", id: "schedule-delete" }, "Delete");
+  const confirm = el("div", { class: "confirm", hidden: true });
+  remove.addEventListener("click", () => {
+    const yes = el("button", { type: "button", class: "danger", id: "schedule-delete-confirm" }, "Delete the schedule");
+    const no = el("button", { type: "button", class: "secondary" }, "Keep it");
+    const close = () => { confirm.hidden = true; confirm.replaceChildren(); remove.disabled = false; };
+    yes.addEventListener("click", async () => {
+      close();
+      remove.disabled = true;
+      try {
+        await api("DELETE", schedulePath(id));
+        location.hash = "#/schedules";
+      } catch (error) {
+        message.replaceChildren(failure(error));
+        remove.disabled = false;
+      }
+    });
+    no.addEventListener("click", close);
+    confirm.replaceChildren(el("span", {}, "Delete schedule " + id + "? The workflows it started are not touched."), yes, no);
+    confirm.hidden = false;
+    remove.disabled = true;
+  });
+  return [el("h2", {}, "Actions"), el("div", { class: "actions card" },
+    el("div", { class: "row" }, el("label", { class: "field" }, "Overlap policy", overlap), trigger,
+      el("label", { class: "field" }, "Note", note), pause, el("span", { class: "grow" }), remove),
+    confirm)];
+}
+
 // ---- routing and live updates -----------------------------------------
 
 function every(render) {
@@ -569,7 +805,17 @@ function route() {
   const [path, query] = hash.split("?");
   const params = new URLSearchParams(query || "");
   const run = path.match(/^\/workflows\/(.+)$/);
-  const page = run ? runPage(decodeURIComponent(run[1]), params.get("run")) : listPage(params);
+  const schedule = path.match(/^\/schedules\/(.+)$/);
+  const onSchedules = path === "/schedules" || schedule !== null;
+  for (const [link, current] of [["nav-workflows", !onSchedules], ["nav-schedules", onSchedules]]) {
+    const node = document.getElementById(link);
+    if (node) node.classList.toggle("current", current);
+  }
+  let page;
+  if (run) page = runPage(decodeURIComponent(run[1]), params.get("run"));
+  else if (schedule) page = schedulePage(decodeURIComponent(schedule[1]));
+  else if (path === "/schedules") page = schedulesPage();
+  else page = listPage(params);
   page.catch((error) => show(failure(error)));
 }
 
