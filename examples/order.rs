@@ -10,10 +10,17 @@
 //! cargo run --example order -- --db order.steadfast --log order.log --id order-42
 //! ```
 //!
+//! or, on a PostgreSQL database instead of a file (the tables go in the
+//! schema `steadfast`, or the one `--schema` names):
+//!
+//! ```text
+//! cargo run --example order -- --postgres "host=/run/postgresql dbname=app" --log order.log --id order-42
+//! ```
+//!
 //! Kill it with SIGKILL whenever you like and run the same command again:
-//! when the file has no run with that workflow ID the program starts one;
-//! otherwise the engine has already resumed the unfinished run when the file
-//! opened, and the program just waits for it. It always ends with
+//! when the store has no run with that workflow ID the program starts one;
+//! otherwise the engine has already resumed the unfinished run when the
+//! store opened, and the program just waits for it. It always ends with
 //!
 //! ```text
 //! Workflow result: order order-42 done: reserved, charged, shipped, notified, archived
@@ -26,7 +33,9 @@
 //! time: if it passed while the program was down, it fires at once.
 //!
 //! A run that has already completed is not started again: running the
-//! command once more prints the stored result.
+//! command once more prints the stored result. Two copies started at once
+//! with the same workflow ID start one run between them (the second one's
+//! start is refused as `AlreadyStarted`, and it waits for that run).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,12 +57,22 @@ const SHIP: ActivityDef<String, String> = ActivityDef::new("ship");
 const NOTIFY: ActivityDef<String, String> = ActivityDef::new("notify");
 const ARCHIVE: ActivityDef<String, String> = ActivityDef::new("archive");
 
-/// Runs (or resumes) one order workflow in a local steadfast file.
+/// Runs (or resumes) one order workflow in a local steadfast file or on a
+/// PostgreSQL database.
 #[derive(Parser, Debug)]
+#[command(group(clap::ArgGroup::new("store").required(true).args(["db", "postgres"])))]
 pub struct Args {
     /// The steadfast file (created if missing).
     #[arg(long)]
-    pub db: PathBuf,
+    pub db: Option<PathBuf>,
+    /// A PostgreSQL connection string or URL to use instead of a file
+    /// (`postgresql://user@host/db`, or `host=/run/postgresql dbname=app`).
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// The PostgreSQL schema that holds steadfast's tables (with
+    /// `--postgres`).
+    #[arg(long, default_value = steadfast::DEFAULT_POSTGRES_SCHEMA, requires = "postgres")]
+    pub schema: String,
     /// The log file each activity attempt appends a line to.
     #[arg(long)]
     pub log: PathBuf,
@@ -127,17 +146,25 @@ pub async fn run(args: Args) -> Result<String, steadfast::Error> {
         let log = log.clone();
         move |ctx: ActivityContext, _order_id: String| step(log.clone(), ctx, done)
     };
-    let engine = Engine::builder()
+    let builder = Engine::builder()
         .workflow(ORDER, order)
         .activity(RESERVE, activity("reserved"))
         .activity(CHARGE, activity("charged"))
         .activity(SHIP, activity("shipped"))
         .activity(NOTIFY, activity("notified"))
-        .activity(ARCHIVE, activity("archived"))
-        .open(&args.db)
-        .await?;
+        .activity(ARCHIVE, activity("archived"));
+    let engine = match (&args.postgres, &args.db) {
+        (Some(url), _) => builder.postgres_schema(args.schema).postgres(url).await?,
+        (None, Some(db)) => builder.open(db).await?,
+        (None, None) => {
+            return Err(steadfast::OpenError::InvalidConfig(
+                "name the store: --db PATH or --postgres URL".into(),
+            )
+            .into());
+        }
+    };
 
-    // Opening the file resumed any unfinished run; start one only if this
+    // Opening the store resumed any unfinished run; start one only if this
     // workflow ID has none yet.
     let run = match engine.get_workflow_handle(ORDER, args.id.clone()).await {
         Ok(run) => {
@@ -145,16 +172,27 @@ pub async fn run(args: Args) -> Result<String, steadfast::Error> {
             run
         }
         Err(ClientError::NotFound { .. }) => {
-            let run = engine
+            let started = engine
                 .start_workflow(
                     ORDER,
                     args.id.clone(),
                     args.id.clone(),
                     WorkflowOptions::new(),
                 )
-                .await?;
-            println!("Started run {} of workflow {}", run.run_id(), args.id);
-            run
+                .await;
+            match started {
+                Ok(run) => {
+                    println!("Started run {} of workflow {}", run.run_id(), args.id);
+                    run
+                }
+                // Another process sharing the database started it first.
+                Err(ClientError::AlreadyStarted { .. }) => {
+                    let run = engine.get_workflow_handle(ORDER, args.id.clone()).await?;
+                    println!("Waiting for run {} of workflow {}", run.run_id(), args.id);
+                    run
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Err(e) => return Err(e.into()),
     };

@@ -29,7 +29,9 @@ async fn the_order_examples_file_is_listed_and_shown() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("order.steadfast");
     let result = order::run(order::Args {
-        db: db.clone(),
+        db: Some(db.clone()),
+        postgres: None,
+        schema: steadfast::DEFAULT_POSTGRES_SCHEMA.into(),
         log: dir.path().join("order.log"),
         id: "order-1".into(),
     })
