@@ -122,69 +122,159 @@ fn run(mut command: Command, what: &str) {
     );
 }
 
-/// Creates and starts a cluster; returns its connection string.
+/// Creates and starts the binary's cluster; returns its connection string.
 fn start(bin: &Path) -> String {
-    let dir = std::env::temp_dir().join(format!(
-        "steadfast-pg-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("create the cluster's folder");
-    if is_root() {
-        run(
-            {
-                let mut c = Command::new("chown");
-                c.arg("postgres:postgres").arg(&dir);
-                c
-            },
-            "chown of the cluster's folder",
-        );
+    let cluster = Cluster::create(bin, &std::env::temp_dir(), false);
+    let url = cluster.url();
+    let _ = DIR.set(cluster.dir.clone());
+    let _ = BIN.set(bin.to_path_buf());
+    // The binary's cluster lives until exit: not dropped, stopped by `stop`.
+    std::mem::forget(cluster);
+    // SAFETY: registers a function without arguments that only runs
+    // commands and removes a folder; atexit has no other preconditions.
+    unsafe { libc::atexit(stop) };
+    url
+}
+
+/// Stops the cluster and removes its folder (at exit).
+extern "C" fn stop() {
+    if let (Some(dir), Some(bin)) = (DIR.get(), BIN.get()) {
+        pg_ctl(bin, dir, &["-m", "immediate", "-w", "stop"]);
+        let _ = std::fs::remove_dir_all(dir);
     }
-    let data = dir.join("data");
-    let mut initdb = as_server_user(&bin.join("initdb"));
-    initdb
-        .arg("-D")
-        .arg(&data)
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
-    run(initdb, "initdb");
+}
+
+/// Runs `pg_ctl -D DIR/data ARGS` as the server's user, ignoring failure.
+fn pg_ctl(bin: &Path, dir: &Path, args: &[&str]) -> std::process::Output {
     let mut pg_ctl = as_server_user(&bin.join("pg_ctl"));
-    // The socket only (no TCP port to collide on), in the cluster's folder.
-    // fsync is off: these tests never crash the server itself.
+    pg_ctl.arg("-D").arg(dir.join("data")).args(args);
+    pg_ctl
+        .output()
+        .unwrap_or_else(|e| panic!("could not run pg_ctl: {e}"))
+}
+
+/// Whether [`url`] started a cluster of this binary's own (which
+/// [`stop_immediate`] and [`start_again`] control), rather than naming a
+/// server from [`URL_VAR`].
+pub fn has_own_cluster() -> bool {
+    DIR.get().is_some()
+}
+
+/// Stops the binary's own cluster abruptly (`pg_ctl -m immediate`: the
+/// server exits without a checkpoint and recovers from its WAL on the next
+/// start, as after a crash). Returns false, doing nothing, when the binary
+/// uses a server it did not start ([`URL_VAR`]) or has none.
+pub fn stop_immediate() -> bool {
+    match (DIR.get(), BIN.get()) {
+        (Some(dir), Some(bin)) => {
+            let output = pg_ctl(bin, dir, &["-m", "immediate", "-w", "stop"]);
+            assert!(
+                output.status.success(),
+                "pg_ctl stop failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Starts the binary's own cluster again after [`stop_immediate`], on the
+/// same socket; returns once it accepts connections.
+pub fn start_again() {
+    let (Some(dir), Some(bin)) = (DIR.get(), BIN.get()) else {
+        panic!("start_again: this binary has no cluster of its own");
+    };
+    run(pg_ctl_start(bin, dir, false), "pg_ctl start (again)");
+}
+
+/// The `pg_ctl start` command of the cluster in `dir`: the socket only (no
+/// TCP port to collide on), in the cluster's folder. `durable` keeps
+/// PostgreSQL's defaults (`fsync` and `synchronous_commit` on), as for
+/// benchmarks; otherwise `fsync` is off, which an abrupt stop of the server
+/// (not of the machine) does not make unsafe.
+fn pg_ctl_start(bin: &Path, dir: &Path, durable: bool) -> Command {
+    let mut pg_ctl = as_server_user(&bin.join("pg_ctl"));
+    let fsync = if durable { "on" } else { "off" };
     pg_ctl
         .arg("-D")
-        .arg(&data)
+        .arg(dir.join("data"))
         .arg("-l")
         .arg(dir.join("log"))
         .args([
             "-w",
             "-o",
             &format!(
-                "-c listen_addresses='' -k {} -c fsync=off -c max_connections=200",
+                "-c listen_addresses='' -k {} -c fsync={fsync} -c max_connections=200",
                 dir.display()
             ),
             "start",
         ]);
-    run(pg_ctl, "pg_ctl start");
-    let _ = DIR.set(dir.clone());
-    let _ = BIN.set(bin.to_path_buf());
-    // SAFETY: registers a function without arguments that only runs
-    // commands and removes a folder; atexit has no other preconditions.
-    unsafe { libc::atexit(stop) };
-    format!("host={} user=postgres dbname=postgres", dir.display())
+    pg_ctl
 }
 
-/// Stops the cluster and removes its folder (at exit).
-extern "C" fn stop() {
-    if let (Some(dir), Some(bin)) = (DIR.get(), BIN.get()) {
-        let mut pg_ctl = as_server_user(&bin.join("pg_ctl"));
-        pg_ctl
-            .arg("-D")
-            .arg(dir.join("data"))
-            .args(["-m", "immediate", "-w", "stop"]);
-        let _ = pg_ctl.output();
-        let _ = std::fs::remove_dir_all(dir);
+/// A throwaway cluster of its own, in a new folder under a given one,
+/// stopped and removed when dropped (the benchmarks start one with
+/// `fsync` on, in the project's target folder).
+pub struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    /// Starts a cluster with the installed server binaries, or returns
+    /// `None` when PostgreSQL is not installed.
+    pub fn start_in(parent: &Path, durable: bool) -> Option<Cluster> {
+        bin_dir().map(|bin| Cluster::create(&bin, parent, durable))
+    }
+
+    fn create(bin: &Path, parent: &Path, durable: bool) -> Cluster {
+        let dir = parent.join(format!(
+            "steadfast-pg-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).expect("create the cluster's folder");
+        if is_root() {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.arg("postgres:postgres").arg(&dir);
+                    c
+                },
+                "chown of the cluster's folder",
+            );
+        }
+        let mut initdb = as_server_user(&bin.join("initdb"));
+        initdb.arg("-D").arg(dir.join("data")).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        run(initdb, "initdb");
+        run(pg_ctl_start(bin, &dir, durable), "pg_ctl start");
+        Cluster {
+            dir,
+            bin: bin.to_path_buf(),
+        }
+    }
+
+    /// The cluster's connection string (its Unix socket).
+    pub fn url(&self) -> String {
+        format!("host={} user=postgres dbname=postgres", self.dir.display())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        pg_ctl(&self.bin, &self.dir, &["-m", "immediate", "-w", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
