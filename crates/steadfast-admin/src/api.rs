@@ -10,8 +10,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use steadfast::{
-    ParkReason, PauseReason, Payload, PendingActivityInfo, PendingTimerInfo, SearchAttributeValue,
-    SearchAttributes, WorkflowCounts, WorkflowDescription, WorkflowExecutionInfo, WorkflowPage,
+    Event, HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, ParkReason, PauseReason, Payload,
+    PendingActivityInfo, PendingTimerInfo, RunId, SearchAttributeValue, SearchAttributes,
+    WorkflowCounts, WorkflowDescription, WorkflowExecutionInfo, WorkflowHistory, WorkflowPage,
 };
 
 /// `GET /api/v1`: what answers, so a client can tell it reached a
@@ -24,6 +25,60 @@ pub struct ServerInfo {
     pub version: String,
     /// The API version in the route prefix: `"v1"`.
     pub api: String,
+}
+
+/// `GET /api/v1/workflows/{workflow_id}/history`: the run's history in the
+/// history JSON form (HISTORY-JSON in FORMAT.md: what
+/// [`WorkflowHistory::from_json`] reads and the replayer takes), each
+/// event also with its time as RFC 3339 in `timestamp_rfc3339`, beside the
+/// form's `timestamp` (seconds and nanoseconds since the epoch). Readers
+/// of the form skip the added field, so the answer saved as a file is a
+/// history document.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryAnswer<'a> {
+    /// Always `steadfast-history`.
+    pub format: &'static str,
+    /// The history document's version.
+    pub version: u32,
+    /// The workflow ID.
+    pub workflow_id: &'a str,
+    /// The run.
+    pub run_id: RunId,
+    /// The workflow's registered name.
+    pub workflow_type: &'a str,
+    /// The events, from `WorkflowStarted` on.
+    pub events: Vec<HistoryEvent<'a>>,
+}
+
+/// One event of a [`HistoryAnswer`]: the event as the history JSON form
+/// writes it, and its time as RFC 3339.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryEvent<'a> {
+    /// `event_id`, `timestamp` and `kind`, as in the history JSON form.
+    #[serde(flatten)]
+    pub event: &'a Event,
+    /// The event's `timestamp`, RFC 3339 in UTC to the millisecond.
+    pub timestamp_rfc3339: String,
+}
+
+impl<'a> From<&'a WorkflowHistory> for HistoryAnswer<'a> {
+    fn from(history: &'a WorkflowHistory) -> Self {
+        HistoryAnswer {
+            format: HISTORY_JSON_FORMAT,
+            version: HISTORY_JSON_VERSION,
+            workflow_id: &history.workflow_id,
+            run_id: history.run_id,
+            workflow_type: &history.workflow_type,
+            events: history
+                .events
+                .iter()
+                .map(|event| HistoryEvent {
+                    event,
+                    timestamp_rfc3339: time_text(event.timestamp),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One run in a list: `GET /api/v1/workflows`.
@@ -650,4 +705,39 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_answer_is_a_history_document_with_rfc3339_times() {
+        let text = r#"{
+          "format": "steadfast-history", "version": 1,
+          "workflow_id": "order-42", "run_id": "0190b2a4-57c5-7000-8000-000000000001",
+          "workflow_type": "Order",
+          "events": [
+            {"event_id": 1,
+             "timestamp": {"secs_since_epoch": 1700000000, "nanos_since_epoch": 250000000},
+             "kind": {"WorkflowStarted": {"workflow_type": "Order", "workflow_id": "order-42",
+                      "task_queue": "default", "input": {"zebra": 1, "apple": [2.5, "x"]},
+                      "run_timeout": null, "execution_timeout": null}}}
+          ]
+        }"#;
+        let history = WorkflowHistory::from_json(text).unwrap();
+        let answer = serde_json::to_string_pretty(&HistoryAnswer::from(&history)).unwrap();
+        let value: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(
+            value["events"][0]["timestamp_rfc3339"],
+            "2023-11-14T22:13:20.25Z"
+        );
+        // A payload is written as it was, key order and all.
+        let compact: String = answer.split_whitespace().collect();
+        assert!(
+            compact.contains(r#""input":{"zebra":1,"apple":[2.5,"x"]}"#),
+            "{answer}"
+        );
+        assert_eq!(WorkflowHistory::from_json(&answer).unwrap(), history);
+    }
 }

@@ -36,7 +36,7 @@
 //! | GET | `/api/v1/workflows` | lists runs (filters in the query string) |
 //! | GET | `/api/v1/counts` | how many runs of each status |
 //! | GET | `/api/v1/workflows/{id}` | describes the latest run (`?run_id=` for another) |
-//! | GET | `/api/v1/workflows/{id}/history` | the run's history, in the history JSON form |
+//! | GET | `/api/v1/workflows/{id}/history` | the run's history, in the history JSON form ([`api::HistoryAnswer`]) |
 //! | POST | `/api/v1/workflows/{id}/signal` | `{"name", "input", "request_id"}` |
 //! | POST | `/api/v1/workflows/{id}/query` | `{"name", "args"}`: the app's code answers |
 //! | POST | `/api/v1/workflows/{id}/update` | `{"name", "input", "update_id"}`: the handler's result |

@@ -17,8 +17,9 @@ use serde_json::Value;
 use steadfast::{Engine, ListFilter, PageToken, RunId, SearchAttributeValue, WorkflowStatus};
 
 use crate::api::{
-    Counts, Description, Done, ErrorDetail, ExecutionPage, PauseRequest, QueryRequest,
-    ResetRequest, ServerInfo, SignalRequest, TerminateRequest, UpdateRequest, parse_time, unhex,
+    Counts, Description, Done, ErrorDetail, ExecutionPage, HistoryAnswer, PauseRequest,
+    QueryRequest, ResetRequest, ServerInfo, SignalRequest, TerminateRequest, UpdateRequest,
+    parse_time, unhex,
 };
 use crate::auth::{self, Token};
 use crate::error::ApiError;
@@ -363,10 +364,16 @@ async fn history(
         Some(run_id) => engine.workflow_run_history(&id, run_id).await?,
         None => engine.workflow_history(&id).await?,
     };
-    let text = history
-        .to_json()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "damaged", e.to_string()))?;
-    Ok(json_bytes(StatusCode::OK, text.into_bytes()))
+    // Pretty-printed, as the history JSON form is; a payload that is not
+    // JSON (a damaged record) does not write.
+    let text = serde_json::to_vec_pretty(&HistoryAnswer::from(&history)).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "damaged",
+            format!("the history cannot be written as JSON: {e}"),
+        )
+    })?;
+    Ok(json_bytes(StatusCode::OK, text))
 }
 
 async fn signal(

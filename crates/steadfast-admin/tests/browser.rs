@@ -216,6 +216,10 @@ async fn the_list_a_run_page_and_the_signal_form_work_in_a_browser() {
         expect_element(&tab, "#timeline", &errors);
         let page = text(&tab);
         assert!(page.contains("WorkflowStarted"), "{page}");
+        assert!(
+            !page.contains("Invalid Date"),
+            "an event time unread: {page}"
+        );
         assert!(page.contains("Send signal"), "{page}");
 
         // Pause: the page shows the run paused, with its reason; unpause.

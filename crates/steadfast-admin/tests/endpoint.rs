@@ -6,6 +6,7 @@ mod support;
 use std::net::SocketAddr;
 
 use steadfast::{WorkflowHistory, WorkflowOptions};
+use steadfast_admin::api::{parse_time, time_text};
 use steadfast_admin::{AdminAddress, AdminEndpoint, AdminError};
 use support::*;
 
@@ -102,10 +103,23 @@ async fn a_signal_sent_through_the_endpoint_completes_the_workflow() {
     )
     .await;
     assert_eq!(history.status, 200);
+    // Each event also has its time as RFC 3339, which the form's readers skip.
+    let events = engine.history("greet-1").await.unwrap();
+    let answer = history.json();
+    let times: Vec<&str> = answer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["timestamp_rfc3339"].as_str().expect("timestamp_rfc3339"))
+        .collect();
+    let expected: Vec<String> = events.iter().map(|e| time_text(e.timestamp)).collect();
+    assert_eq!(times, expected);
+    assert!(times[0].ends_with('Z') && parse_time(times[0]).is_some());
+    assert!(answer["events"][0]["timestamp"]["secs_since_epoch"].is_u64());
     let history = WorkflowHistory::from_json(std::str::from_utf8(&history.body).unwrap())
         .expect("history JSON");
     assert_eq!(history.workflow_id, "greet-1");
-    assert_eq!(history.events, engine.history("greet-1").await.unwrap());
+    assert_eq!(history.events, events);
 
     // The same run by its ID.
     let path = format!("/api/v1/workflows/greet-1?run_id={}", handle.run_id());

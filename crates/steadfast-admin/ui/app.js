@@ -89,8 +89,11 @@ function when(text) {
   return isNaN(date) ? text : date.toLocaleString();
 }
 
-function eventTime(ts) {
-  // History JSON keeps SystemTime as seconds and nanoseconds.
+function eventTime(event) {
+  // The endpoint adds each event's time as RFC 3339; the history JSON form
+  // itself keeps it as seconds and nanoseconds.
+  if (event.timestamp_rfc3339) return Date.parse(event.timestamp_rfc3339);
+  const ts = event.timestamp;
   if (ts && typeof ts === "object") return ts.secs_since_epoch * 1000 + ts.nanos_since_epoch / 1e6;
   return Date.parse(ts);
 }
@@ -517,15 +520,15 @@ function runActions(id, pausedBy, message) {
 // signals or cancellations sent to other workflows as ticks.
 function timeline(events, d) {
   if (!events.length) return el("p", { class: "muted" }, "No events.");
-  const t0 = eventTime(events[0].timestamp);
+  const t0 = eventTime(events[0]);
   const closed = d.status !== "Running";
-  const t1 = Math.max(closed ? eventTime(events[events.length - 1].timestamp) : Date.now(), t0 + 1);
+  const t1 = Math.max(closed ? eventTime(events[events.length - 1]) : Date.now(), t0 + 1);
   const rows = new Map();
   const signals = [];
   const sent = [];
   for (const event of events) {
     const [name, f] = kindOf(event);
-    const at = eventTime(event.timestamp);
+    const at = eventTime(event);
     if (name === "ActivityScheduled") rows.set("a" + f.seq, { label: "activity " + f.seq + " · " + f.activity_type, cls: "activity", from: at, to: null });
     else if (name === "ActivityCompleted" && rows.has("a" + f.seq)) rows.get("a" + f.seq).to = at;
     else if (name === "ActivityFailed" && rows.has("a" + f.seq) && !f.next_attempt_at) Object.assign(rows.get("a" + f.seq), { to: at, cls: "activity failed" });
@@ -579,7 +582,7 @@ function eventTable(events) {
       const text = JSON.stringify(fields);
       return el("tr", { "data-event": name, id: "event-" + event.event_id },
         el("td", {}, event.event_id),
-        el("td", {}, new Date(eventTime(event.timestamp)).toLocaleString()),
+        el("td", {}, new Date(eventTime(event)).toLocaleString()),
         el("td", {}, name),
         el("td", {}, el("details", {}, el("summary", { class: "mono" }, text.length > 90 ? text.slice(0, 89) + "…" : text),
           json(fields))));
