@@ -6,10 +6,11 @@
 //! `cargo bench --bench engine` runs every workload; `cargo bench --bench
 //! engine -- WORKLOAD...` runs the named ones (`floor`, `sequential`,
 //! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`,
-//! `local`, `starts`, `signals`, `long_history`, `open`).
+//! `local`, `starts`, `signals`, `long_history`, `open`, `repair`).
 //! The machine's facts go to stderr. `STEADFAST_BENCH_LARGE=1` runs the
 //! large forms of `recovery` (100,000 workflows), `idle` (1,000,000
-//! workflows) and `open` (1,000,000 closed runs).
+//! workflows), `open` (1,000,000 closed runs) and `repair` (1,000,000
+//! records).
 //!
 //! Files live in a temporary folder under the target directory, on the same
 //! disk as the project (never /tmp, which may be a tmpfs). The `recovery` and
@@ -36,6 +37,8 @@ mod long_history;
 mod open;
 #[path = "engine/recovery.rs"]
 mod recovery;
+#[path = "engine/repair.rs"]
+mod repair;
 #[path = "engine/replay.rs"]
 mod replay;
 #[path = "engine/retention.rs"]
@@ -70,6 +73,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("signals", signals::run),
     ("long_history", long_history::run),
     ("open", open::run),
+    ("repair", repair::run),
 ];
 
 fn main() {

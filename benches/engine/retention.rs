@@ -16,6 +16,13 @@
 //!    runs. The two alternate [`ROUNDS`] times; the medians are printed as
 //!    `{"workload":"sequential","retention":true,…}` with the time per step
 //!    of each.
+//! 3. How fast is a backlog swept? Copies of the same file are opened with
+//!    that retention and nothing else to do, [`ROUNDS`] times; the median
+//!    time until no run is left (the counts are 0), as runs per second and
+//!    as the time per run in floor commits:
+//!    `{"workload":"retention","measure":"sweep",…}`. The sweeper paces
+//!    itself (it holds the writer at most about an eighth of the time), so
+//!    this is its designed rate, not the writer's limit.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -281,5 +288,52 @@ fn sequential_while_sweeping() -> BenchResult {
         ("rounds_swept_throughout", json!(sweeping)),
         ("rounds", json!(ROUNDS)),
     ]);
+    let mut sweeps = Vec::new();
+    for round in 0..ROUNDS {
+        sweeps.push(runtime.block_on(sweep_backlog(dir.path(), &populated, round))?);
+    }
+    eprintln!("# retention: backlog of {EXPIRED} swept in {sweeps:.3?} s");
+    let secs = median(sweeps);
+    let ms_per_run = secs * 1000.0 / EXPIRED as f64;
+    common::emit(&[
+        ("workload", json!("retention")),
+        ("measure", json!("sweep")),
+        ("runs", json!(EXPIRED)),
+        ("seconds", json!(common::round(secs, 3))),
+        ("runs_per_s", json!((EXPIRED as f64 / secs).round() as u64)),
+        (
+            "ms_per_run_to_floor",
+            json!(common::round(ms_per_run / floor_ms, 3)),
+        ),
+        ("floor_commits_per_s", json!(commits_per_s.round() as u64)),
+    ]);
     Ok(())
+}
+
+/// The sweep itself: a fresh copy of `populated` opened with a retention
+/// that has expired all of its [`EXPIRED`] runs, and nothing else running.
+/// Returns the seconds from the open until the counts show no run left.
+async fn sweep_backlog(
+    dir: &Path,
+    populated: &Path,
+    round: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let path = dir.join(format!("sweep-{round}.steadfast"));
+    std::fs::copy(populated, &path)?;
+    let began = Instant::now();
+    let engine = register(Engine::builder())
+        .retention(Duration::from_millis(100))
+        .open(&path)
+        .await?;
+    let deadline = began + Duration::from_secs(120);
+    while engine.count_workflows().await?.total() > 0 {
+        if Instant::now() > deadline {
+            return Err("the sweep did not finish within 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let secs = began.elapsed().as_secs_f64();
+    engine.shutdown().await?;
+    std::fs::remove_file(&path)?;
+    Ok(secs)
 }
