@@ -140,11 +140,12 @@ pub enum OpenError {
         /// The newest layout and format this build reads.
         supported: (u32, u32),
     },
-    /// Another engine writes the PostgreSQL schema (one engine per schema
-    /// until shards are shared between processes).
+    /// An engine of an older steadfast (schema layout 1, one engine per
+    /// schema) writes the PostgreSQL schema, which this build would have to
+    /// migrate to share it between processes.
     #[error(
-        "the PostgreSQL schema {schema} is in use by another engine; stop it, or give this \
-         engine another schema (EngineBuilder::postgres_schema)"
+        "the PostgreSQL schema {schema} is written by an engine of an older steadfast (one \
+         engine per schema); stop it, then open the schema with this build, which migrates it"
     )]
     DatabaseInUse {
         /// The schema.
@@ -424,7 +425,8 @@ impl From<StoreError> for ClientError {
             StoreError::ReadOnly => ClientError::ReadOnly { call: "this call" },
             other @ (StoreError::Conflict { .. }
             | StoreError::ScheduleConflict { .. }
-            | StoreError::Broken) => ClientError::Storage(other.to_string()),
+            | StoreError::Broken
+            | StoreError::ShardLost { .. }) => ClientError::Storage(other.to_string()),
         }
     }
 }

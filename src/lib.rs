@@ -179,6 +179,10 @@ pub use schedule::{
 /// [`EngineBuilder::postgres_schema`] names another.
 #[cfg(feature = "postgres")]
 pub use store::DEFAULT_SCHEMA as DEFAULT_POSTGRES_SCHEMA;
+/// How long a process's lease on its PostgreSQL shards lasts unless
+/// [`EngineBuilder::shard_lease`] sets another: 5 s.
+#[cfg(feature = "postgres")]
+pub use store::DEFAULT_SHARD_LEASE;
 /// Makes the storage under an engine fail on purpose (feature
 /// `fault-injection`, for tests); see `EngineBuilder::fault_injector`.
 #[cfg(feature = "fault-injection")]

@@ -2,11 +2,10 @@
 //! creates and versions itself: a run started there survives the engine
 //! closing and resumes on the next open; a schema written by a newer build
 //! (a newer layout or a newer store format) is refused with
-//! `OpenError::NewerSchema`, an older format is raised; while one engine
-//! writes a schema a second one is refused with `OpenError::DatabaseInUse`;
-//! an unreachable server and a bad schema name are typed errors; when the
-//! server drops the engine's sessions, the engine connects again (taking the
-//! schema's lock again) and its runs go on.
+//! `OpenError::NewerSchema`, an older format is raised; two engines share
+//! a schema, each reaching the other's runs; an unreachable server and a
+//! bad schema name are typed errors; when the server drops the engine's
+//! sessions, the engine connects again and its runs go on.
 //!
 //! The storage contract itself runs on PostgreSQL in the store's
 //! conformance suite, and the engine's files for signals, timers, retries,
@@ -17,8 +16,8 @@ mod support;
 use std::time::Duration;
 
 use steadfast::{
-    ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, OpenError,
-    SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, EventKind,
+    OpenError, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
 
 const GREET: ActivityDef<String, String> = ActivityDef::new("greet");
@@ -184,29 +183,76 @@ async fn a_schema_from_a_newer_build_is_refused_and_an_older_format_raised() {
     assert_eq!(version("format_version").await, format);
 }
 
-#[tokio::test]
-async fn one_engine_writes_a_schema_at_a_time() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_engines_share_a_schema_and_reach_each_others_runs() {
     let Some(url) = support::postgres::url() else {
         return;
     };
-    let schema = support::postgres::fresh_schema("in_use");
+    let schema = support::postgres::fresh_schema("shared");
     let first = builder(&schema).postgres(&url).await.expect("open");
-    match builder(&schema).postgres(&url).await {
-        Err(OpenError::DatabaseInUse { schema: named }) => assert_eq!(named, schema),
-        other => panic!("expected DatabaseInUse, got {other:?}"),
+    let second = builder(&schema)
+        .postgres(&url)
+        .await
+        .expect("open a second");
+    // Started from both, each signalled from the other engine: every
+    // workflow reaches its end whichever engine owns it.
+    let ids: Vec<String> = (0..16).map(|i| format!("shared-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let (starter, _) = if i % 2 == 0 {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        starter
+            .start_workflow(
+                TWO_GREETINGS,
+                id.clone(),
+                format!("a{i}"),
+                WorkflowOptions::default(),
+            )
+            .await
+            .expect("start");
     }
-    // Another schema of the same database is free.
-    let other = builder(&support::postgres::fresh_schema("in_use_other"))
-        .postgres(&url)
-        .await
-        .expect("open another schema");
-    other.shutdown().await.expect("shutdown");
+    for (i, id) in ids.iter().enumerate() {
+        let other = if i % 2 == 0 { &second } else { &first };
+        // Retried only while a shard moves between the engines (refused,
+        // not delivered: the caller is told to retry).
+        support::eventually(Duration::from_secs(30), || async {
+            match other.signal(id, GO, format!("b{i}")).await {
+                Ok(()) => Some(()),
+                Err(steadfast::ClientError::Storage(message)) => {
+                    eprintln!("signal {id}: {message}");
+                    None
+                }
+                Err(e) => panic!("signal {id}: {e}"),
+            }
+        })
+        .await;
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let handle = first
+            .get_workflow_handle(TWO_GREETINGS, id.clone())
+            .await
+            .expect("handle");
+        let result = tokio::time::timeout(Duration::from_secs(60), handle.result())
+            .await
+            .expect("in time")
+            .expect("result");
+        assert_eq!(result, format!("Hello, a{i}! Hello, b{i}!"));
+        let history = second.history(id).await.expect("history");
+        support::assert_history_well_formed(&history);
+        let signals = history
+            .iter()
+            .filter(|e| match &e.kind {
+                EventKind::WorkflowSignaled { signal_name, .. }
+                | EventKind::WorkflowSignaledWithOptions { signal_name, .. } => signal_name == "go",
+                _ => false,
+            })
+            .count();
+        assert_eq!(signals, 1, "workflow {id} got its signal once");
+    }
     first.shutdown().await.expect("shutdown");
-    let again = builder(&schema)
-        .postgres(&url)
-        .await
-        .expect("open once free");
-    again.shutdown().await.expect("shutdown");
+    second.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
@@ -316,5 +362,67 @@ async fn the_engine_connects_again_after_the_server_drops_its_sessions() {
         })
         .count();
     assert_eq!(signals, 1, "the signal is in the history once");
+    engine.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_schema_of_layout_1_is_migrated_unless_an_engine_of_that_build_writes_it() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let schema = support::postgres::fresh_schema("layout_1");
+    let c = sql(&url, &schema).await;
+    c.batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    c.batch_execute(include_str!("fixtures/postgres-layout-1.sql"))
+        .await
+        .expect("the layout-1 fixture loads");
+    // An engine of that build holds this lock on its writer's session.
+    let (holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    holder
+        .execute(
+            "SELECT pg_advisory_lock(hashtext('steadfast-writer:' || $1))",
+            &[&schema],
+        )
+        .await
+        .expect("lock");
+    match builder(&schema).postgres(&url).await {
+        Err(OpenError::DatabaseInUse { schema: named }) => assert_eq!(named, schema),
+        other => panic!("expected DatabaseInUse, got {other:?}"),
+    }
+    drop(holder);
+    // Once it is gone: migrated, and the engine works on it.
+    let engine = support::eventually(Duration::from_secs(10), || async {
+        builder(&schema).postgres(&url).await.ok()
+    })
+    .await;
+    let layout: String = c
+        .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+        .await
+        .expect("meta")
+        .get(0);
+    assert_eq!(layout, "2");
+    let handle = engine
+        .start_workflow(
+            TWO_GREETINGS,
+            "migrated",
+            "a".to_string(),
+            WorkflowOptions::default(),
+        )
+        .await
+        .expect("start");
+    engine
+        .signal("migrated", GO, "b".into())
+        .await
+        .expect("signal");
+    let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .expect("in time")
+        .expect("result");
+    assert_eq!(result, "Hello, a! Hello, b!");
     engine.shutdown().await.expect("shutdown");
 }

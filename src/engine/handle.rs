@@ -21,6 +21,10 @@ use crate::workflow::ParkReason;
 const RESULT_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(50);
 /// The longest pause between reads while storage fails.
 const RESULT_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+/// First and longest pause between reads of a run that another process
+/// sharing the database advances, while a result waits for it.
+const REMOTE_POLL_FIRST: std::time::Duration = std::time::Duration::from_millis(20);
+const REMOTE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What [`WorkflowHandle::describe`] and [`Engine::describe`](crate::Engine::describe) report.
 #[derive(Clone, Debug, PartialEq)]
@@ -257,6 +261,9 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
         };
         // On a test engine, waiting for a result lets virtual time skip.
         let _waiting = self.shared.clock.client_waiting();
+        // How long to wait before reading again a run that another
+        // process advances (it is not in memory here).
+        let mut remote_pause = REMOTE_POLL_FIRST;
         loop {
             if let Some(mut state) = self.shared.watch(run_id) {
                 loop {
@@ -291,6 +298,17 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
             match record {
                 Some(record) if record.status.is_closed() => {
                     return self.closed_result(run_id).await;
+                }
+                Some(_) if !self.shared.store.owns(&self.workflow_id) => {
+                    // Advanced by another process sharing the database:
+                    // read again in a while.
+                    tokio::select! {
+                        _ = tokio::time::sleep(remote_pause) => {}
+                        _ = self.shared.shutdown.cancelled() => {
+                            return Err(ClientError::ShutDown.into());
+                        }
+                    }
+                    remote_pause = remote_pause.saturating_mul(2).min(REMOTE_POLL_MAX);
                 }
                 Some(_) => {
                     // Running but not in memory: load it, to wait on it.

@@ -95,6 +95,9 @@ pub struct EngineBuilder {
     /// The PostgreSQL schema of [`EngineBuilder::postgres`].
     #[cfg(feature = "postgres")]
     postgres_schema: String,
+    /// The shard lease of [`EngineBuilder::shard_lease`].
+    #[cfg(feature = "postgres")]
+    shard_lease: Duration,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -124,6 +127,8 @@ impl EngineBuilder {
             read_only: false,
             #[cfg(feature = "postgres")]
             postgres_schema: crate::store::DEFAULT_SCHEMA.to_string(),
+            #[cfg(feature = "postgres")]
+            shard_lease: crate::store::DEFAULT_SHARD_LEASE,
         }
     }
 
@@ -420,6 +425,11 @@ impl EngineBuilder {
         })?;
         if let Some(period) = self.retention {
             crate::worker::retention::spawn(&shared, period);
+        }
+        // A store shared with other processes tells of shards lost and of
+        // calls for this process's runs (none for a file).
+        if let Some(events) = shared.store.events() {
+            crate::worker::spawn_events(&shared, events);
         }
         // Unfinished runs resume lazily: the timer thread's first read of the
         // wake-up index loads those with work now, and later reads load the
@@ -788,6 +798,12 @@ impl Engine {
             crate::metrics::workflow_started(&start_type, &options.task_queue);
         }
         match outcome {
+            // Committed into another process's shard: its owner was told
+            // in the same commit, and runs it (see `worker::remote`).
+            WriteOutcome::Started if !self.shared.store.owns(&workflow_id) => {
+                drop(reservation);
+                Ok(Started::New(run_id))
+            }
             WriteOutcome::Started if continues => {
                 reservation.launch_uncommitted(prepared);
                 Ok(Started::New(run_id))

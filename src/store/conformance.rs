@@ -1018,11 +1018,115 @@ mod postgres {
     async fn fresh() -> Option<((), Box<PgStore>)> {
         let url = cluster::url()?;
         let schema = cluster::fresh_schema("conformance");
-        let store = PgStore::open(&url, &schema)
+        let store = PgStore::open(&url, &schema, crate::store::DEFAULT_SHARD_LEASE)
             .await
             .expect("open a new schema");
         Some(((), Box::new(store)))
     }
 
     conformance_tests!(fresh().await);
+
+    /// A session of the test's own in `schema`.
+    async fn sql(url: &str, schema: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .await
+            .expect("search path");
+        client
+    }
+
+    use crate::history::RunId;
+    use crate::store::ReuseRule;
+
+    /// Fencing (PostgreSQL only: a file has one shard, always owned): once
+    /// another process owns a run's shard, the store's appends and closes
+    /// of that run are refused with `ShardLost`, writing nothing, and the
+    /// store tells its engine the shard is lost; a start in a shard it
+    /// does not own is made, and its owner is told through the inbox.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_to_a_shard_taken_over_are_refused_and_write_nothing() {
+        use crate::store::{StoreError, StoreEvent, WriteOutcome};
+        let Some(url) = cluster::url() else {
+            return;
+        };
+        let schema = cluster::fresh_schema("fencing");
+        let store = PgStore::open(&url, &schema, crate::store::DEFAULT_SHARD_LEASE)
+            .await
+            .expect("open");
+        let mut events = store.events().expect("a shared store tells of shards lost");
+        let run_id = RunId::new_time_ordered();
+        let start = super::start("fenced", run_id, ReuseRule::Allow, 1_000);
+        assert_eq!(
+            store.write(start).await.expect("start"),
+            WriteOutcome::Started
+        );
+        let c = sql(&url, &schema).await;
+        // Another member takes the run's shard over (its lease has not
+        // run out: a takeover after this store's lease did).
+        let shard: i32 = c
+            .query_one(
+                "SELECT shard FROM runs WHERE run_id = $1",
+                &[&run_id.as_uuid()],
+            )
+            .await
+            .expect("shard")
+            .get(0);
+        c.execute(
+            "UPDATE shards SET owner = gen_random_uuid(), epoch = epoch + 1, \
+             lease_until = now() + interval '1 minute' WHERE shard_id = $1",
+            &[&shard],
+        )
+        .await
+        .expect("take over");
+        let before = store.history_len(run_id, "fenced").await.expect("len");
+        let append = super::append(run_id, before + 1, vec![super::signal(before + 1)], 1);
+        match store.write(append).await {
+            Err(StoreError::ShardLost { shard: lost }) => assert_eq!(lost as i32, shard),
+            other => panic!("expected ShardLost, got {other:?}"),
+        }
+        let close = super::close("fenced", run_id, before + 1);
+        match store.write(close).await {
+            Err(StoreError::ShardLost { .. }) => {}
+            other => panic!("expected ShardLost, got {other:?}"),
+        }
+        assert_eq!(
+            store.history_len(run_id, "fenced").await.expect("len"),
+            before
+        );
+        assert!(!store.owns("fenced"), "the store no longer owns the shard");
+        // Its lease task finds the shard lost at its next renewal.
+        let lost = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
+            .await
+            .expect("told in time");
+        match lost {
+            Some(StoreEvent::Lost(shards)) => assert!(shards.contains(&(shard as u32))),
+            other => panic!("expected Lost, got {other:?}"),
+        }
+        // A start in the shard now owned elsewhere is made, and its
+        // owner told through the inbox.
+        let other = RunId::new_time_ordered();
+        let id = (0..)
+            .map(|i| format!("fenced-{i}"))
+            .find(|id| super::super::postgres::shard_of(id, 64) == shard)
+            .expect("an ID in the shard");
+        let start = super::start(&id, other, ReuseRule::Allow, 1_000);
+        assert_eq!(
+            store.write(start).await.expect("start"),
+            WriteOutcome::Started
+        );
+        let hinted: i64 = c
+            .query_one(
+                "SELECT count(*) FROM inbox WHERE run_id = $1 AND kind = 0",
+                &[&other.as_uuid()],
+            )
+            .await
+            .expect("inbox")
+            .get(0);
+        assert_eq!(hinted, 1, "the start's owner is told");
+        store.close();
+    }
 }

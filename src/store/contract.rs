@@ -48,7 +48,10 @@ use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 
-use super::{Query, QueryPage, RunRecord, StoreError, WriteOp, WriteOutcome};
+use super::{
+    Query, QueryPage, RemoteReply, RemoteRequest, RunRecord, StoreError, StoreEvent, WriteOp,
+    WriteOutcome,
+};
 use crate::history::{Event, EventId, RunId, WorkflowStatus};
 use crate::schedule::record::ScheduleRecord;
 
@@ -167,6 +170,45 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
     fn failure(&self) -> StoreError;
 
     /// Stops taking writes after those already sent and releases the store
-    /// (for a file: its lock). May block; call it off the async runtime.
+    /// (for a file: its lock; for a shared database: this process's shards,
+    /// which other processes take over at once). May block; call it off
+    /// the async runtime.
     fn close(&self);
+
+    /// Whether this process owns the shard of `workflow_id`, so that it may
+    /// load and advance that workflow's runs. Always, for a file (one
+    /// process, one shard); in a database several processes share, the
+    /// shard's lease decides (`store::postgres`), and a run of another
+    /// process's shard is reached through [`forward`](Self::forward).
+    fn owns(&self, _workflow_id: &str) -> bool {
+        true
+    }
+
+    /// Hands a call for a run of another process's shard to that process
+    /// through the store, and waits for its answer. A file never needs it.
+    fn forward<'a>(
+        &'a self,
+        _workflow_id: &'a str,
+        _run_id: RunId,
+        _request: RemoteRequest,
+    ) -> BoxFuture<'a, Result<RemoteReply, StoreError>> {
+        Box::pin(async { Err(StoreError::Closed) })
+    }
+
+    /// What the store tells its engine (shards lost, calls for its runs
+    /// from other processes); `None` for a file, which has nothing to tell.
+    /// Taken once, by the engine's open.
+    fn events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<StoreEvent>> {
+        None
+    }
+
+    /// Answers a request taken from [`events`](Self::events) and removes it
+    /// from the inbox (`reply: None` for one that needs no answer).
+    fn answer(
+        &self,
+        _request: uuid::Uuid,
+        _reply: Option<RemoteReply>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }

@@ -17,15 +17,18 @@ mod postgres;
 mod query;
 mod record;
 mod redb;
+mod remote;
 mod schedule;
 
 use crate::codec::CodecError;
 use crate::history::RunId;
 
 #[cfg(feature = "postgres")]
-pub use self::postgres::DEFAULT_SCHEMA;
-#[cfg(feature = "postgres")]
 pub(crate) use self::postgres::PgStore;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{DEFAULT_SCHEMA, DEFAULT_SHARD_LEASE};
+#[cfg(feature = "postgres")]
+pub(crate) use self::postgres::{MAX_LEASE, MIN_LEASE};
 #[cfg(feature = "postgres")]
 pub(crate) use self::redb::STORE_FORMAT_VERSION;
 pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore};
@@ -37,6 +40,7 @@ pub(crate) use external::{ExternalAction, ExternalOp, ExternalOutcome, ExternalR
 pub(crate) use ops::{ContinueAsNewOp, EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 pub(crate) use query::{Query, QueryPage, Suffix};
 pub(crate) use record::{RunRecord, WAKE_NEVER, WAKE_NOW};
+pub(crate) use remote::{InboxBody, InboxMessage, RemoteReply, RemoteRequest, StoreEvent};
 pub(crate) use schedule::{EncodedSchedule, ScheduleOp, ScheduledStart};
 
 /// A failure inside the store. Cloned to every caller of a failed group commit.
@@ -93,6 +97,16 @@ pub(crate) enum StoreError {
     /// The store was opened read-only; nothing was written.
     #[error("the file was opened read-only")]
     ReadOnly,
+    /// This process no longer owns the shard of the run written (another
+    /// process took it over after this one's lease ran out, or this one
+    /// handed it over): nothing was written, and the run is dropped from
+    /// memory here; its new owner resumes it from the database.
+    #[error(
+        "shard {shard} of the PostgreSQL schema is owned by another process now; \
+         nothing was written (retry the call: it reaches the run's new owner)"
+    )]
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    ShardLost { shard: u32 },
 }
 
 impl StoreError {

@@ -5,6 +5,7 @@ mod attempt;
 mod local_activity;
 mod queue;
 mod registration;
+mod remote;
 pub(crate) mod retention;
 mod run;
 mod shutdown;
@@ -34,6 +35,7 @@ use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowEr
 use queue::TaskQueue;
 pub(crate) use registration::{Kind, Signature};
 use registration::{Registration, Registrations};
+pub(crate) use remote::spawn_events;
 pub(crate) use run::{Ack, PreparedRun, ResetRun, RunMsg, StartUpdate, notify_parent_of_close};
 pub(crate) use shutdown::Drain;
 use timers::Timers;
@@ -278,6 +280,9 @@ struct RunSlot {
     /// Outlives reloads of the actor while the slot exists; handles wait on it.
     state: Arc<watch::Sender<RunState>>,
     actor: Actor,
+    /// The run's workflow ID once its actor is live (its shard decides
+    /// which process advances it, see `remote`).
+    workflow_id: Option<String>,
 }
 
 enum Actor {
@@ -453,7 +458,9 @@ impl Shared {
             let slot = runs.entry(prepared.run_id()).or_insert_with(|| RunSlot {
                 state: Arc::new(watch::channel(RunState::Running).0),
                 actor: Actor::Loading(Vec::new()),
+                workflow_id: None,
             });
+            slot.workflow_id = Some(prepared.record().workflow_id.clone());
             // Messages that came while the start was being committed go
             // first, in order.
             if let Actor::Loading(queued) =
@@ -477,6 +484,7 @@ impl Shared {
             RunSlot {
                 state: Arc::new(watch::channel(RunState::Running).0),
                 actor: Actor::Loading(Vec::new()),
+                workflow_id: None,
             },
         );
         Reservation {
@@ -525,6 +533,7 @@ impl Shared {
                     RunSlot {
                         state,
                         actor: Actor::Loading(vec![held]),
+                        workflow_id: None,
                     },
                 );
                 drop(runs);
@@ -599,6 +608,11 @@ impl Shared {
     ) -> Result<Option<LoadedRun>, StoreError> {
         let label = format!("(run {run_id})");
         match self.store.run(run_id, &label).await? {
+            // Another process owns its shard: its messages go there.
+            Some(record) if !record.status.is_closed() && !self.store.owns(&record.workflow_id) => {
+                self.hand_over(run_id, &record.workflow_id);
+                Ok(None)
+            }
             Some(mut record) if !record.status.is_closed() => {
                 let history = self.store.history(run_id, &record.workflow_id).await?;
                 // The history's length is the truth while a run is open.
@@ -660,6 +674,7 @@ impl Shared {
                             }
                             parked
                         });
+                        slot.workflow_id = Some(prepared.record().workflow_id.clone());
                         if let Actor::Loading(queued) =
                             std::mem::replace(&mut slot.actor, Actor::Live(tx.clone()))
                         {

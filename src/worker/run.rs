@@ -1249,6 +1249,17 @@ impl RunActor {
                 Err(StoreError::Conflict { .. }) => {
                     return self.fell_behind(step).await.then_some(Vec::new());
                 }
+                Err(err @ StoreError::ShardLost { .. }) => {
+                    // Another process owns the run now (see `remote`):
+                    // nothing was written; the actor stops without a
+                    // trace here, and its callers may retry there.
+                    for ack in step.acks {
+                        let _ = ack.send(Err(ClientError::from(err.clone())));
+                    }
+                    step.updates.fail(|| ClientError::from(err.clone()));
+                    self.shared.drop_lost(self.run_id);
+                    return None;
+                }
                 Err(err) => {
                     for ack in step.acks {
                         let _ = ack.send(Err(ClientError::from(err.clone())));

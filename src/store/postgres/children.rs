@@ -5,7 +5,7 @@
 
 use tokio_postgres::Transaction;
 
-use super::writer::{OpResult, Statements, append, apply, close, locked_run, start};
+use super::writer::{OpResult, Statements, append, apply, close, deliver, locked_run, start};
 use super::{db_err, run_id_of};
 use crate::codec;
 use crate::history::{
@@ -202,21 +202,21 @@ pub(super) async fn close_parent(
             let event = (action.event_id, op.at, action.bytes.as_slice());
             close(
                 txn,
+                statements,
                 action.run_id,
                 &action.workflow_id,
                 event,
-                WorkflowStatus::Terminated,
+                (WorkflowStatus::Terminated, true),
             )
             .await?
         } else {
             // Loaded on the next open, should the process stop before the
             // child's actor hears of it.
             let events = [(action.event_id, action.bytes)];
-            append(
+            deliver(
                 txn,
                 statements,
                 action.run_id,
-                None,
                 action.event_id,
                 &events,
                 WAKE_NOW,

@@ -6,7 +6,7 @@
 use tokio_postgres::Transaction;
 
 use super::children::fold_run;
-use super::writer::{OpResult, Statements, append, apply, locked_run};
+use super::writer::{OpResult, Statements, apply, locked_run};
 use super::{db_err, run_id_of};
 use crate::codec;
 use crate::history::{
@@ -199,16 +199,8 @@ async fn deliver(
     // Loaded on the next open, should the process stop before the
     // target's actor takes the event in.
     let events = [(event.event_id, bytes)];
-    let written = append(
-        txn,
-        statements,
-        run_id,
-        None,
-        event.event_id,
-        &events,
-        WAKE_NOW,
-    )
-    .await?;
+    let written =
+        super::writer::deliver(txn, statements, run_id, event.event_id, &events, WAKE_NOW).await?;
     if !matches!(written, Ok(WriteOutcome::Appended)) {
         // Decided from rows locked in this transaction: only damage gets
         // here, after the step was written, so the batch must not commit.

@@ -9,19 +9,24 @@
 //! engine's timer thread may wait for a read with `block_on` and a caller's
 //! runtime never has to drive the store.
 //!
-//! One engine writes a schema at a time: the writer's session holds an
-//! advisory lock on it, taken again after every reconnect, and a write
-//! transaction only ever runs on that session, so an engine that lost the
-//! lock (its connection dropped and another engine took over) cannot write.
-//! Sharing a schema among several processes by shard leases is the next
-//! step (`shared/SCALE-OUT.md`).
+//! Several processes may share a schema: each owns some of its shards
+//! by a lease ([`shards`]), advances only the runs of those, fences every
+//! write by its lease, and reaches the runs of the others through the
+//! inbox ([`inbox`]). One process alone owns every shard.
 
 mod children;
 mod external;
+mod inbox;
 mod reads;
 mod schedules;
 mod schema;
+mod shards;
 mod writer;
+
+pub use shards::DEFAULT_SHARD_LEASE;
+#[cfg(test)]
+pub(crate) use shards::shard_of;
+pub(crate) use shards::{MAX_LEASE, MIN_LEASE};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -30,7 +35,10 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::{Query, QueryPage, RunRecord, Store, StoreError, WriteOp, WriteOutcome};
+use super::{
+    Query, QueryPage, RemoteReply, RemoteRequest, RunRecord, Store, StoreError, StoreEvent,
+    WriteOp, WriteOutcome,
+};
 use crate::error::OpenError;
 use crate::history::{Event, EventId, RunId};
 
@@ -96,12 +104,24 @@ pub(crate) struct PgStore {
     /// Answered when the writer has stopped.
     stopped: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     health: Arc<Mutex<Health>>,
+    /// The shards this process owns.
+    ownership: Arc<shards::Ownership>,
+    /// Requests sent to other processes, and taken from the inbox.
+    mailbox: Arc<inbox::Mailbox>,
+    /// What the store tells the engine; taken by its open.
+    events: Mutex<Option<mpsc::UnboundedReceiver<StoreEvent>>>,
+    /// Stops the lease task, which releases the shards, and says when done.
+    leases_stop: Mutex<Option<oneshot::Sender<std::sync::mpsc::Sender<()>>>>,
 }
 
 impl PgStore {
-    /// Connects, creates or checks the schema, and takes the schema's
-    /// writer lock.
-    pub(crate) async fn open(url: &str, schema: &str) -> Result<PgStore, OpenError> {
+    /// Connects, creates or checks the schema, joins the processes that
+    /// share it and takes its first shards (those free that it should own).
+    pub(crate) async fn open(
+        url: &str,
+        schema: &str,
+        lease: Duration,
+    ) -> Result<PgStore, OpenError> {
         if !schema::valid_name(schema) {
             return Err(OpenError::InvalidConfig(format!(
                 "{schema:?} cannot name a PostgreSQL schema for steadfast; use lower-case \
@@ -128,11 +148,49 @@ impl PgStore {
             config,
             schema: schema.to_string(),
         };
+        let prepared = {
+            let target = target.clone();
+            handle
+                .spawn(async move {
+                    let unreachable = |e: StoreError| OpenError::Database {
+                        message: format!(
+                            "{e}; check the URL, that the server runs and that this user may \
+                             create a schema in the database"
+                        ),
+                    };
+                    let mut client = target.connect().await.map_err(unreachable)?;
+                    let format = crate::store::STORE_FORMAT_VERSION;
+                    schema::prepare(&mut client, &target.schema, format)
+                        .await
+                        .map_err(unreachable)?
+                })
+                .await
+        };
+        let shard_count = match prepared {
+            Ok(Ok(count)) => count,
+            Ok(Err(e)) => {
+                runtime.shutdown_background();
+                return Err(e);
+            }
+            Err(e) => {
+                runtime.shutdown_background();
+                return Err(OpenError::Database {
+                    message: format!("opening the schema failed: {e}"),
+                });
+            }
+        };
+        let mailbox = Arc::new(inbox::Mailbox::default());
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let ownership = Arc::new(shards::Ownership::new(
+            shard_count,
+            events_tx.clone(),
+            mailbox.clone(),
+        ));
         let health = Arc::new(Mutex::new(Health::default()));
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready) = oneshot::channel();
         let (stopped_tx, stopped) = std::sync::mpsc::channel();
-        let writer = writer::Writer::new(target.clone(), health.clone());
+        let writer = writer::Writer::new(target.clone(), health.clone(), ownership.clone());
         handle.spawn(async move {
             writer.run(rx, ready_tx).await;
             let _ = stopped_tx.send(());
@@ -147,6 +205,41 @@ impl PgStore {
             runtime.shutdown_background();
             return Err(e);
         }
+        let leases = shards::Leases {
+            target: target.clone(),
+            ownership: ownership.clone(),
+            lease,
+        };
+        let (leased_tx, leased) = oneshot::channel();
+        let (leases_stop, stop_rx) = oneshot::channel();
+        handle.spawn(leases.run(leased_tx, stop_rx));
+        match leased.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                drop(tx);
+                runtime.shutdown_background();
+                return Err(OpenError::Database {
+                    message: format!("joining the processes that share the schema failed: {e}"),
+                });
+            }
+            Err(_) => {
+                drop(tx);
+                runtime.shutdown_background();
+                return Err(OpenError::Database {
+                    message: "the PostgreSQL lease task stopped while opening".into(),
+                });
+            }
+        }
+        // The engine's first wake-up scan reads everything due in the
+        // shards held now; only later acquisitions need a whole read.
+        ownership.take_fresh();
+        let inbox_task = inbox::InboxTask {
+            target: target.clone(),
+            ownership: ownership.clone(),
+            mailbox: mailbox.clone(),
+            events: events_tx,
+        };
+        handle.spawn(inbox_task.run());
         Ok(PgStore {
             target,
             runtime: Mutex::new(Some(runtime)),
@@ -155,6 +248,10 @@ impl PgStore {
             tx: Mutex::new(Some(tx)),
             stopped: Mutex::new(Some(stopped)),
             health,
+            ownership,
+            mailbox,
+            events: Mutex::new(Some(events_rx)),
+            leases_stop: Mutex::new(Some(leases_stop)),
         })
     }
 
@@ -193,6 +290,16 @@ impl PgStore {
         if let Some(stopped) = self.stopped.lock().ok().and_then(|mut s| s.take()) {
             // The writer answers what was sent before the close, then stops.
             let _ = stopped.recv_timeout(Duration::from_secs(30));
+        }
+        // Then the shards go back, for the other processes to take at once.
+        if let Some(stop) = self.leases_stop.lock().ok().and_then(|mut s| s.take()) {
+            let (done_tx, done) = std::sync::mpsc::channel();
+            if stop.send(done_tx).is_ok() {
+                let _ = done.recv_timeout(Duration::from_secs(10));
+            }
+        }
+        if let Ok(mut events) = self.events.lock() {
+            events.take();
         }
         if let Some(runtime) = self.runtime.lock().ok().and_then(|mut r| r.take()) {
             runtime.shutdown_background();
@@ -270,7 +377,18 @@ impl Store for PgStore {
     fn wakeups(&self, from: u64, to: u64) -> BoxFuture<'_, Result<Vec<(u64, RunId)>, StoreError>> {
         Box::pin(async move {
             let c = self.reader().await?;
-            reads::wakeups(&c, from, to).await
+            let fresh = self.ownership.take_fresh();
+            let owned: Vec<i32> = self
+                .ownership
+                .owned()
+                .into_iter()
+                .filter(|s| !fresh.contains(s))
+                .collect();
+            let read = reads::wakeups(&c, (from, to), &owned, &fresh).await;
+            if read.is_err() {
+                self.ownership.give_back_fresh(fresh);
+            }
+            read
         })
     }
 
@@ -338,17 +456,61 @@ impl Store for PgStore {
     fn close(&self) {
         self.close_store();
     }
-}
 
-/// The shard of a workflow ID (FNV-1a, stable across builds and
-/// platforms: it is stored).
-pub(crate) fn shard_of(workflow_id: &str) -> i32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in workflow_id.as_bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    fn owns(&self, workflow_id: &str) -> bool {
+        self.ownership
+            .owns_shard(self.ownership.shard_of(workflow_id))
     }
-    (hash % u64::from(schema::SHARD_COUNT)) as i32
+
+    fn forward<'a>(
+        &'a self,
+        workflow_id: &'a str,
+        run_id: RunId,
+        request: RemoteRequest,
+    ) -> BoxFuture<'a, Result<RemoteReply, StoreError>> {
+        Box::pin(async move {
+            let key = uuid::Uuid::new_v4();
+            let answer = self.mailbox.expect(key);
+            let shard = self.ownership.shard_of(workflow_id);
+            let sent = async {
+                let c = self.reader().await?;
+                inbox::send(
+                    &c,
+                    key,
+                    shard,
+                    (workflow_id, run_id),
+                    self.ownership.me,
+                    &request,
+                    &self.target.schema,
+                )
+                .await
+            }
+            .await;
+            if let Err(e) = sent {
+                self.mailbox.forget(key);
+                return Err(e);
+            }
+            self.mailbox.sent.notify_one();
+            answer.await.map_err(|_| StoreError::Closed)
+        })
+    }
+
+    fn events(&self) -> Option<mpsc::UnboundedReceiver<StoreEvent>> {
+        self.events.lock().ok().and_then(|mut e| e.take())
+    }
+
+    fn answer(
+        &self,
+        request: uuid::Uuid,
+        reply: Option<RemoteReply>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let c = self.reader().await?;
+            let answered = inbox::answer(&c, request, reply.as_ref(), &self.target.schema).await;
+            self.mailbox.answered(request);
+            answered
+        })
+    }
 }
 
 /// A wake hint as stored: `WAKE_NEVER` as NULL, a time past what a

@@ -132,35 +132,34 @@ pub(super) async fn history(
     Ok(events)
 }
 
+/// The wake-ups of the shards this process owns: in `[from, to)` for
+/// `owned`, and every one before `to` for `fresh` (shards just acquired,
+/// whose overdue wake-ups are the runs their last owner left), in time order.
 pub(super) async fn wakeups(
     c: &Client,
-    from: u64,
-    to: u64,
+    (from, to): (u64, u64),
+    owned: &[i32],
+    fresh: &[i32],
 ) -> Result<Vec<(u64, RunId)>, StoreError> {
-    if from >= to {
+    if (from >= to || owned.is_empty()) && fresh.is_empty() {
         return Ok(Vec::new());
     }
     let from = i64::try_from(from).unwrap_or(i64::MAX);
     // A bound past what a bigint holds bounds nothing.
-    let rows = match i64::try_from(to) {
-        Ok(to) => {
-            c.query(
-                "SELECT wake, run_id FROM runs WHERE status = 0 AND wake >= $1 AND wake < $2 \
-                 ORDER BY wake, run_id",
-                &[&from, &to],
-            )
-            .await
-        }
-        Err(_) => {
-            c.query(
-                "SELECT wake, run_id FROM runs WHERE status = 0 AND wake >= $1 \
-                 ORDER BY wake, run_id",
-                &[&from],
-            )
-            .await
-        }
-    }
-    .map_err(db_err)?;
+    let (to, unbounded) = match i64::try_from(to) {
+        Ok(to) => (to, false),
+        Err(_) => (i64::MAX, true),
+    };
+    let rows = c
+        .query(
+            "SELECT wake, run_id FROM runs WHERE status = 0 AND wake IS NOT NULL \
+             AND (wake < $2 OR $3) \
+             AND ((shard = ANY($4) AND wake >= $1) OR shard = ANY($5)) \
+             ORDER BY wake, run_id",
+            &[&from, &to, &unbounded, &owned, &fresh],
+        )
+        .await
+        .map_err(db_err)?;
     Ok(rows
         .iter()
         .map(|r| (r.get::<_, i64>(0) as u64, run_id_of(r.get(1))))

@@ -6,7 +6,7 @@
 //! [`OpenError::NewerSchema`]; an older store format is raised on open (the
 //! tables do not change with it, only what events may hold).
 //!
-//! Layout 1 (`FORMAT.md`, "PostgreSQL"):
+//! Layout 1 (`FORMAT.md`, "PostgreSQL"), kept by layout 2:
 //! - `meta(key, value)`: `schema_version`, `format_version`, `shard_count`.
 //! - `workflows(workflow_id PK, shard, latest_run)`: the latest run of an ID.
 //! - `runs(run_id PK, workflow_id, shard, workflow_type, status, start_ns,
@@ -24,8 +24,16 @@
 //!   of runs.
 //!
 //! `shard` is `hash(workflow_id) % shard_count`, kept from the first layout
-//! so that ownership by shard (`shared/SCALE-OUT.md`) needs no rewrite of
-//! the rows.
+//! so that ownership by shard needs no rewrite of the rows.
+//!
+//! Layout 2 adds what several processes sharing the schema need
+//! ([`super::shards`], [`super::inbox`]): `shards(shard_id, owner, epoch,
+//! lease_until)`, `members(member_id, host, pid, started_at,
+//! heartbeat_at)`, `inbox(request, shard, workflow_id, run_id, sender,
+//! kind, body, created_at)` and `inbox_replies(request, body)`; the
+//! fencing check `fenced` and the hint `hint_owner`; and fencing arguments
+//! to the two hot-path functions. A layout-1 schema is migrated on open
+//! (see [`prepare`]).
 //!
 //! The two writes on the hot path are functions of the schema
 //! (`start_run`, `append_events`), so that each is one statement that
@@ -39,9 +47,11 @@ use crate::error::OpenError;
 use crate::store::StoreError;
 
 /// The layout of the tables and functions below.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 /// Shards of a new schema (fixed at creation, as Temporal's history shards).
 pub(crate) const SHARD_COUNT: u32 = 64;
+/// Most shards a schema may have.
+pub(crate) const MAX_SHARDS: u32 = 4096;
 
 const CREATE: &str = r#"
 CREATE TABLE meta (
@@ -103,12 +113,89 @@ CREATE TRIGGER runs_status_count AFTER UPDATE OF status ON runs
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION count_statuses();
 
+"#;
+
+/// The tables layout 2 adds: shard leases, members, the inbox and its
+/// replies; and the fencing check every owner's write makes.
+const LAYOUT_2: &str = r#"
+CREATE TABLE shards (
+    shard_id integer PRIMARY KEY,
+    owner uuid,
+    epoch bigint NOT NULL DEFAULT 0,
+    lease_until timestamptz
+);
+CREATE TABLE members (
+    member_id uuid PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now()
+);
+-- kind: 0 wake (be in memory), 1 a request (body: a codec RemoteRequest,
+-- answered in inbox_replies when sender is set), 2 an event written into
+-- the run's history by another run's commit (body: a codec Event),
+-- 3 reload (the run was closed by another run's commit).
+CREATE TABLE inbox (
+    request uuid PRIMARY KEY,
+    shard integer NOT NULL,
+    workflow_id text NOT NULL,
+    run_id uuid NOT NULL,
+    sender uuid,
+    kind smallint NOT NULL,
+    body bytea,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX inbox_shard ON inbox (shard, created_at);
+CREATE TABLE inbox_replies (
+    request uuid PRIMARY KEY,
+    body bytea NOT NULL
+);
+CREATE INDEX runs_shard_wake ON runs (shard, wake) WHERE status = 0 AND wake IS NOT NULL;
+
+-- True when p_me owns p_shard under the epoch it believes it holds
+-- (p_epochs[shard + 1]) and its lease has not run out by the database's
+-- clock; the shard's row is then locked (FOR SHARE) until the end of the
+-- transaction, so that no takeover commits in between.
+CREATE FUNCTION fenced(p_shard integer, p_me uuid, p_epochs bigint[])
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM shards WHERE shard_id = p_shard AND owner = p_me
+        AND epoch = p_epochs[p_shard + 1] AND lease_until > now() FOR SHARE;
+    RETURN FOUND;
+END $$;
+
+-- Tells a run's owner, when that is not p_me, of a change it did not
+-- make: an inbox row of p_kind (0 wake, 2 event, 3 reload) and a hint.
+CREATE FUNCTION hint_owner(p_shard integer, p_workflow text, p_run uuid, p_me uuid,
+                           p_kind smallint, p_body bytea)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM shards WHERE shard_id = p_shard AND owner = p_me AND lease_until > now();
+    IF NOT FOUND THEN
+        INSERT INTO inbox (request, shard, workflow_id, run_id, kind, body)
+            VALUES (gen_random_uuid(), p_shard, p_workflow, p_run, p_kind, p_body);
+        PERFORM pg_notify(current_schema(), p_shard::text);
+    END IF;
+END $$;
+"#;
+
+/// The layout-1 functions a migration to layout 2 replaces.
+const DROP_LAYOUT_1_FUNCTIONS: &str = "
+DROP FUNCTION start_run(uuid, text, integer, text, smallint, bigint, bigint, bytea, bytea, \
+    bytea[], smallint, bigint);
+DROP FUNCTION append_events(uuid, bigint, bytea[], bigint, bytea, smallint, bigint, bytea);
+";
+
+/// The hot-path functions (layout 2: fenced, and hinting other owners).
+const FUNCTIONS: &str = r#"
 -- Outcomes: 0 started, 1 already running (o_run), 2 reuse rejected
 -- (o_status), 3 the run ID is stored already, 4 the latest run has no row.
+-- Any process may start a run; one started in a shard p_me does not own
+-- is hinted to its owner.
 CREATE FUNCTION start_run(
     p_run uuid, p_workflow text, p_shard integer, p_type text, p_status smallint,
     p_start bigint, p_close bigint, p_order bytea, p_record bytea,
-    p_events bytea[], p_reuse smallint, p_wake bigint,
+    p_events bytea[], p_reuse smallint, p_wake bigint, p_me uuid,
     OUT o_outcome smallint, OUT o_run uuid, OUT o_status smallint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -145,22 +232,40 @@ BEGIN
                 CASE WHEN p_status = 0 THEN p_wake END, cardinality(p_events), p_record);
     INSERT INTO history (run_id, event_id, event)
         SELECT p_run, e.n, e.event FROM unnest(p_events) WITH ORDINALITY AS e(event, n);
+    IF p_status = 0 THEN
+        PERFORM hint_owner(p_shard, p_workflow, p_run, p_me, 0::smallint, NULL);
+    END IF;
     o_outcome := 0;
 END $$;
 
 -- Outcomes: 0 appended, 1 the run is closed or unknown, 2 the history does
--- not end just before p_expect (o_last: where it ends). A new record
--- (p_record) comes with its status, close time and list order.
+-- not end just before p_expect (o_last: where it ends), 3 p_me does not
+-- own the run's shard under the epoch it holds (o_last: the shard). A new
+-- record (p_record) comes with its status, close time and list order.
+-- p_deliver: an event another run's commit writes into this run (a
+-- signal, a cancellation request): not fenced, and hinted to the run's
+-- owner when that is another process.
 CREATE FUNCTION append_events(
     p_run uuid, p_expect bigint, p_events bytea[], p_wake bigint,
     p_record bytea, p_status smallint, p_close bigint, p_order bytea,
+    p_me uuid, p_epochs bigint[], p_deliver boolean,
     OUT o_outcome smallint, OUT o_last bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_status smallint;
+    v_shard integer;
+    v_workflow text;
+    v_found boolean;
 BEGIN
-    SELECT status, last_event INTO v_status, o_last FROM runs WHERE run_id = p_run FOR UPDATE;
-    IF NOT FOUND OR v_status <> 0 THEN
+    SELECT status, last_event, shard, workflow_id INTO v_status, o_last, v_shard, v_workflow
+        FROM runs WHERE run_id = p_run FOR UPDATE;
+    v_found := FOUND;
+    IF v_found AND NOT p_deliver AND NOT fenced(v_shard, p_me, p_epochs) THEN
+        o_outcome := 3;
+        o_last := v_shard;
+        RETURN;
+    END IF;
+    IF NOT v_found OR v_status <> 0 THEN
         o_outcome := 1;
         RETURN;
     END IF;
@@ -181,6 +286,10 @@ BEGIN
                         wake = CASE WHEN p_status = 0 THEN p_wake END
             WHERE run_id = p_run;
     END IF;
+    IF p_deliver THEN
+        PERFORM hint_owner(v_shard, v_workflow, p_run, p_me, 2::smallint, e.event)
+            FROM unnest(p_events) AS e(event);
+    END IF;
     o_outcome := 0;
 END $$;
 "#;
@@ -197,13 +306,16 @@ pub(crate) fn valid_name(name: &str) -> bool {
 }
 
 /// Creates the schema on first use, or checks (and raises) the versions
-/// of an existing one. Serialised between processes by an advisory lock
-/// held for the transaction, so two first opens do not both create it.
+/// of an existing one, migrating a layout-1 schema to layout 2 (unless a
+/// layout-1 engine still writes it: then [`OpenError::DatabaseInUse`]).
+/// Serialised between processes by an advisory lock held for the
+/// transaction, so two first opens do not both create it. Answers the
+/// schema's shard count.
 pub(crate) async fn prepare(
     client: &mut Client,
     schema: &str,
     format: u32,
-) -> Result<Result<(), OpenError>, StoreError> {
+) -> Result<Result<u32, OpenError>, StoreError> {
     let txn = client.transaction().await.map_err(db_err)?;
     txn.execute(
         "SELECT pg_advisory_xact_lock(hashtext('steadfast-schema:' || $1))",
@@ -224,6 +336,9 @@ pub(crate) async fn prepare(
         .is_some();
     if !exists {
         txn.batch_execute(CREATE).await.map_err(db_err)?;
+        txn.batch_execute(LAYOUT_2).await.map_err(db_err)?;
+        txn.batch_execute(FUNCTIONS).await.map_err(db_err)?;
+        add_shards(&txn, SHARD_COUNT).await?;
         for (key, value) in [
             ("schema_version", SCHEMA_VERSION),
             ("format_version", format),
@@ -237,7 +352,7 @@ pub(crate) async fn prepare(
             .map_err(db_err)?;
         }
         txn.commit().await.map_err(db_err)?;
-        return Ok(Ok(()));
+        return Ok(Ok(SHARD_COUNT));
     }
     let version = |key: &'static str| {
         let txn = &txn;
@@ -249,9 +364,10 @@ pub(crate) async fn prepare(
             Ok::<_, StoreError>(row.and_then(|r| r.get::<_, String>(0).parse::<u32>().ok()))
         }
     };
-    let (Some(layout), Some(found)) = (
+    let (Some(layout), Some(found), Some(shards)) = (
         version("schema_version").await?,
         version("format_version").await?,
+        version("shard_count").await?,
     ) else {
         return Ok(Err(OpenError::Database {
             message: format!(
@@ -267,6 +383,43 @@ pub(crate) async fn prepare(
             supported: (SCHEMA_VERSION, format),
         }));
     }
+    if !(1..=MAX_SHARDS).contains(&shards) {
+        return Ok(Err(OpenError::Database {
+            message: format!(
+                "the schema {schema} names {shards} shards, not between 1 and {MAX_SHARDS}; \
+                 it is damaged (restore it, or name another schema)"
+            ),
+        }));
+    }
+    if layout < 2 {
+        // A layout-1 engine holds this lock while it writes: it would call
+        // the functions replaced here.
+        let free = txn
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock(hashtext('steadfast-writer:' || $1))",
+                &[&schema],
+            )
+            .await
+            .map_err(db_err)?
+            .get::<_, bool>(0);
+        if !free {
+            return Ok(Err(OpenError::DatabaseInUse {
+                schema: schema.to_string(),
+            }));
+        }
+        txn.batch_execute(DROP_LAYOUT_1_FUNCTIONS)
+            .await
+            .map_err(db_err)?;
+        txn.batch_execute(LAYOUT_2).await.map_err(db_err)?;
+        txn.batch_execute(FUNCTIONS).await.map_err(db_err)?;
+        add_shards(&txn, shards).await?;
+        txn.execute(
+            "UPDATE meta SET value = $1 WHERE key = 'schema_version'",
+            &[&SCHEMA_VERSION.to_string()],
+        )
+        .await
+        .map_err(db_err)?;
+    }
     if found < format {
         txn.execute(
             "UPDATE meta SET value = $1 WHERE key = 'format_version'",
@@ -276,5 +429,17 @@ pub(crate) async fn prepare(
         .map_err(db_err)?;
     }
     txn.commit().await.map_err(db_err)?;
-    Ok(Ok(()))
+    Ok(Ok(shards))
+}
+
+/// The lease rows of `count` shards, none owned.
+async fn add_shards(txn: &tokio_postgres::Transaction<'_>, count: u32) -> Result<(), StoreError> {
+    let last = i32::try_from(count).unwrap_or(i32::MAX) - 1;
+    txn.execute(
+        "INSERT INTO shards (shard_id) SELECT s FROM generate_series(0, $1::integer) AS s",
+        &[&last],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }

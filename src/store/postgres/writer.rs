@@ -19,7 +19,8 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, Statement, Transaction};
 
-use super::{Health, Target, db_err, nanos_column, schema, shard_of, status_code, wake_column};
+use super::shards::Ownership;
+use super::{Health, Target, db_err, nanos_column, status_code, wake_column};
 use crate::codec;
 use crate::error::OpenError;
 use crate::history::{Event, RunId, WorkflowStatus};
@@ -28,8 +29,6 @@ use crate::store::{
     ContinueAsNewOp, EncodedRecord, ReuseRule, RunRecord, StoreError, WriteOp, WriteOutcome,
 };
 
-/// How long an open waits for the schema's lock (see [`Writer::open`]).
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Most requests folded into one transaction, so one commit stays short.
 const MAX_BATCH: usize = 4096;
 /// Most statements sent back to back before their answers are read.
@@ -61,20 +60,31 @@ pub(super) struct Writer {
     target: Target,
     health: Arc<Mutex<Health>>,
     session: Option<Session>,
+    ownership: Arc<Ownership>,
 }
 
-/// Both hot-path statements, by name (see [`super::schema`]).
+/// Both hot-path statements, by name (see [`super::schema`]), and what
+/// this batch's fenced writes check: this process's member ID and the
+/// epoch it holds each shard under (0: not owned).
 pub(super) struct Statements<'a> {
     pub(super) start_run: &'a Statement,
     pub(super) append_events: &'a Statement,
+    pub(super) me: uuid::Uuid,
+    pub(super) epochs: &'a [i64],
+    pub(super) ownership: &'a Ownership,
 }
 
 impl Writer {
-    pub(super) fn new(target: Target, health: Arc<Mutex<Health>>) -> Self {
+    pub(super) fn new(
+        target: Target,
+        health: Arc<Mutex<Health>>,
+        ownership: Arc<Ownership>,
+    ) -> Self {
         Writer {
             target,
             health,
             session: None,
+            ownership,
         }
     }
 
@@ -104,25 +114,9 @@ impl Writer {
                 let _ = request.reply.send(answer);
             }
         }
-        // Released before the close returns, so that an engine opened
-        // right after this one finds the schema free (dropping the session
-        // would release it only once the server notices the socket close).
-        if let Some(session) = self.session.take()
-            && !session.client.is_closed()
-        {
-            let unlocked = session
-                .client
-                .execute(
-                    "SELECT pg_advisory_unlock(hashtext('steadfast-writer:' || $1))",
-                    &[&self.target.schema],
-                )
-                .await;
-            if let Err(error) = unlocked {
-                tracing::debug!(%error, "releasing the schema's lock failed; the session's end releases it");
-            }
-        }
     }
 
+    /// Connects the writer's session (the schema is prepared already).
     async fn open(&mut self) -> Result<(), OpenError> {
         let unreachable = |e: StoreError| OpenError::Database {
             message: format!(
@@ -130,71 +124,26 @@ impl Writer {
                  a schema in the database"
             ),
         };
-        let mut client = self.target.connect().await.map_err(unreachable)?;
-        let format = crate::store::STORE_FORMAT_VERSION;
-        schema::prepare(&mut client, &self.target.schema, format)
-            .await
-            .map_err(unreachable)??;
-        // The session of an engine killed a moment ago holds the lock until
-        // the server notices its socket close: wait a little for that
-        // before telling the caller another engine has the schema.
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            match self.try_lock(&client).await {
-                Ok(true) => break,
-                Ok(false) if Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Ok(false) => {
-                    return Err(OpenError::DatabaseInUse {
-                        schema: self.target.schema.clone(),
-                    });
-                }
-                Err(e) => return Err(unreachable(e)),
-            }
-        }
+        let client = self.target.connect().await.map_err(unreachable)?;
         self.keep(client).await.map_err(unreachable)
     }
 
-    /// Takes the schema's writer lock on `client` if it is free.
-    async fn try_lock(&self, client: &Client) -> Result<bool, StoreError> {
-        let row = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtext('steadfast-writer:' || $1))",
-                &[&self.target.schema],
-            )
-            .await
-            .map_err(db_err)?;
-        Ok(row.get::<_, bool>(0))
-    }
-
-    /// Takes the schema's lock on `client` and keeps it as the session;
-    /// refused while another engine holds it.
-    async fn lock(&mut self, client: Client) -> Result<(), StoreError> {
-        if !self.try_lock(&client).await? {
-            return Err(StoreError::Database(format!(
-                "another engine writes the PostgreSQL schema {}; nothing more is written from here",
-                self.target.schema
-            )));
-        }
-        self.keep(client).await
-    }
-
-    /// Keeps `client`, which holds the lock, as the session, with the
-    /// hot-path statements prepared on it.
+    /// Keeps `client` as the session, with the hot-path statements
+    /// prepared on it.
     async fn keep(&mut self, client: Client) -> Result<(), StoreError> {
         let start_run = client
             .prepare(
                 "SELECT o_outcome, o_run, o_status FROM start_run($1::uuid, $2::text, \
                  $3::integer, $4::text, $5::smallint, $6::bigint, $7::bigint, $8::bytea, \
-                 $9::bytea, $10::bytea[], $11::smallint, $12::bigint)",
+                 $9::bytea, $10::bytea[], $11::smallint, $12::bigint, $13::uuid)",
             )
             .await
             .map_err(db_err)?;
         let append_events = client
             .prepare(
                 "SELECT o_outcome, o_last FROM append_events($1::uuid, $2::bigint, \
-                 $3::bytea[], $4::bigint, $5::bytea, $6::smallint, $7::bigint, $8::bytea)",
+                 $3::bytea[], $4::bigint, $5::bytea, $6::smallint, $7::bigint, $8::bytea, \
+                 $9::uuid, $10::bigint[], $11::boolean)",
             )
             .await
             .map_err(db_err)?;
@@ -206,14 +155,13 @@ impl Writer {
         Ok(())
     }
 
-    /// The session, connected again (and the lock taken again) after it dropped.
+    /// The session, connected again after it dropped (what was lost
+    /// meanwhile is fenced by every write, not by the session).
     async fn session(&mut self) -> Result<&mut Session, StoreError> {
         if self.session.as_ref().is_none_or(|s| s.client.is_closed()) {
             self.session = None;
             let client = self.target.connect().await?;
-            // Another engine may have taken the schema while this one was
-            // away: then nothing more is written from here.
-            self.lock(client).await?;
+            self.keep(client).await?;
         }
         self.session
             .as_mut()
@@ -242,10 +190,15 @@ impl Writer {
     }
 
     async fn try_commit(&mut self, batch: &[Request]) -> Result<Vec<OpResult>, StoreError> {
+        let ownership = self.ownership.clone();
+        let epochs = ownership.epochs();
         let session = self.session().await?;
         let statements = Statements {
             start_run: &session.start_run,
             append_events: &session.append_events,
+            me: ownership.me,
+            epochs: &epochs,
+            ownership: &ownership,
         };
         let txn = session.client.transaction().await.map_err(db_err)?;
         let mut answers: Vec<Option<OpResult>> = batch.iter().map(|_| None).collect();
@@ -267,6 +220,15 @@ impl Writer {
         flush(&mut pending, &mut answers).await?;
         drop(pending);
         txn.commit().await.map_err(db_err)?;
+        // A write refused by its fence: the shard is lost (the engine
+        // drops its runs now, not at the next lease renewal).
+        for answer in answers.iter().flatten() {
+            if let Err(StoreError::ShardLost { shard }) = answer {
+                let shard = *shard as i32;
+                let epoch = epochs.get(shard as usize).copied().unwrap_or(0);
+                ownership.refused(shard, epoch);
+            }
+        }
         Ok(answers
             .into_iter()
             .map(|a| a.unwrap_or(Err(StoreError::Closed)))
@@ -361,7 +323,17 @@ pub(super) fn apply<'a>(
                 at,
                 event,
                 status,
-            } => close(txn, *run_id, workflow_id, (*event_id, *at, event), *status).await,
+            } => {
+                close(
+                    txn,
+                    statements,
+                    *run_id,
+                    workflow_id,
+                    (*event_id, *at, event),
+                    (*status, false),
+                )
+                .await
+            }
             WriteOp::ContinueAsNew(op) => continue_as_new(txn, statements, op).await,
             WriteOp::StartChildren(op) => {
                 super::children::start_children(txn, statements, op).await
@@ -417,7 +389,7 @@ pub(super) async fn start(
             &[
                 &run_id.as_uuid(),
                 &record.workflow_id,
-                &shard_of(&record.workflow_id),
+                &statements.ownership.shard_of(&record.workflow_id),
                 &record.workflow_type,
                 &status,
                 &nanos_column(record.start_time),
@@ -427,6 +399,7 @@ pub(super) async fn start(
                 &events,
                 &reuse_code(reuse),
                 &wake_column(wake),
+                &statements.me,
             ],
         )
         .await
@@ -487,6 +460,8 @@ fn check_append(
     Ok(())
 }
 
+/// An owner's append to one of its runs: fenced (refused with
+/// [`StoreError::ShardLost`] unless this process owns the run's shard).
 pub(super) async fn append(
     txn: &Transaction<'_>,
     statements: &Statements<'_>,
@@ -495,6 +470,47 @@ pub(super) async fn append(
     expect_next: u64,
     events: &[(u64, Vec<u8>)],
     wake: u64,
+) -> Result<OpResult, StoreError> {
+    append_as(
+        txn,
+        statements,
+        (run_id, record, expect_next),
+        events,
+        wake,
+        false,
+    )
+    .await
+}
+
+/// A delivery into another run's history by a run's commit (a signal, a
+/// cancellation request): not fenced, and hinted to the target's owner
+/// when that is another process, which takes the event in.
+pub(super) async fn deliver(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    run_id: RunId,
+    expect_next: u64,
+    events: &[(u64, Vec<u8>)],
+    wake: u64,
+) -> Result<OpResult, StoreError> {
+    append_as(
+        txn,
+        statements,
+        (run_id, None, expect_next),
+        events,
+        wake,
+        true,
+    )
+    .await
+}
+
+async fn append_as(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    (run_id, record, expect_next): (RunId, Option<&EncodedRecord>, u64),
+    events: &[(u64, Vec<u8>)],
+    wake: u64,
+    delivery: bool,
 ) -> Result<OpResult, StoreError> {
     if let Err(refusal) = check_append(run_id, record, expect_next, events) {
         return Ok(Err(refusal));
@@ -519,6 +535,9 @@ pub(super) async fn append(
                 &columns.as_ref().map(|c| c.0),
                 &columns.as_ref().and_then(|c| c.1),
                 &columns.as_ref().map(|c| c.2.as_slice()),
+                &statements.me,
+                &statements.epochs,
+                &delivery,
             ],
         )
         .await
@@ -527,6 +546,9 @@ pub(super) async fn append(
     let last: Option<i64> = row.get(1);
     Ok(match outcome {
         0 => Ok(WriteOutcome::Appended),
+        3 => Err(StoreError::ShardLost {
+            shard: last.unwrap_or(0).max(0) as u32,
+        }),
         1 => Err(StoreError::Conflict {
             run_id,
             message: "the run is closed (or unknown) in the database".into(),
@@ -563,13 +585,23 @@ pub(super) async fn locked_run(
     }))
 }
 
+/// Closes a run with one event: fenced for an owner's close (`by_parent:
+/// false`); a parent's close policy closes its children wherever they
+/// are, and tells another process's child through its inbox.
 pub(super) async fn close(
     txn: &Transaction<'_>,
+    statements: &Statements<'_>,
     run_id: RunId,
     workflow_id: &str,
     (event_id, at, event): (u64, SystemTime, &[u8]),
-    status: WorkflowStatus,
+    (status, by_parent): (WorkflowStatus, bool),
 ) -> Result<OpResult, StoreError> {
+    let shard = statements.ownership.shard_of(workflow_id);
+    if !by_parent && !fenced(txn, statements, shard).await? {
+        return Ok(Err(StoreError::ShardLost {
+            shard: shard as u32,
+        }));
+    }
     let (mut record, last) = match locked_run(txn, run_id, workflow_id).await? {
         Some(Ok(found)) => found,
         Some(Err(refusal)) => return Ok(Err(refusal)),
@@ -605,7 +637,32 @@ pub(super) async fn close(
     )
     .await
     .map_err(db_err)?;
+    if by_parent {
+        txn.execute(
+            "SELECT hint_owner($1, $2, $3, $4, 3::smallint, NULL)",
+            &[&shard, &workflow_id, &run_id.as_uuid(), &statements.me],
+        )
+        .await
+        .map_err(db_err)?;
+    }
     Ok(Ok(WriteOutcome::Closed))
+}
+
+/// Whether this process owns `shard` under the epoch it holds; the
+/// shard's row stays locked against a takeover until the commit.
+pub(super) async fn fenced(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    shard: i32,
+) -> Result<bool, StoreError> {
+    let row = txn
+        .query_one(
+            "SELECT fenced($1, $2, $3)",
+            &[&shard, &statements.me, &statements.epochs],
+        )
+        .await
+        .map_err(db_err)?;
+    Ok(row.get::<_, bool>(0))
 }
 
 /// Closes a run as continued and starts its successor; every refusal

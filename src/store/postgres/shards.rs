@@ -1,0 +1,411 @@
+//! Ownership of shards by leases (`shared/SCALE-OUT.md` §4.3): which of
+//! the processes sharing a schema advances which runs.
+//!
+//! A workflow ID's shard is a stable hash of it modulo the schema's shard
+//! count (fixed at creation). Each process is a member (a `members` row
+//! with a heartbeat) and owns some shards: a `shards` row names it as
+//! owner, with an epoch (raised by every acquisition) and a lease end, all
+//! by the database's clock. Once a second the lease task of each process,
+//! on a session of its own:
+//! 1. renews its members row and every lease it still holds, in one
+//!    `UPDATE` each; a shard whose lease it no longer holds (ran out, taken
+//!    over) is lost: the engine drops that shard's runs from memory;
+//! 2. reads the live members (heartbeat within the lease) and computes the
+//!    shards it should own: rendezvous hashing of (member, shard), so that
+//!    members agree without talking and a member joining or leaving moves
+//!    only its share;
+//! 3. hands over the shards it holds and should not (they are lost here
+//!    first, then released), and acquires those it should own whose lease
+//!    ran out or was released; an acquired shard's wake-ups are read whole
+//!    on the next scan ([`Ownership::take_fresh`]) and its inbox drained.
+//!
+//! Every write of an owner is fenced: the write transaction checks, with
+//! the shard's row locked (`FOR SHARE`), that this process owns the shard
+//! under the epoch it believes it holds and that its lease has not run out
+//! by the database's clock (`fenced` in [`super::schema`]). A process
+//! paused past its lease and resumed therefore writes nothing: its writes
+//! answer [`StoreError::ShardLost`], and its lease task finds the shards
+//! lost at its next round. A takeover cannot commit between a fenced
+//! check and its commit, since it updates the locked row.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_postgres::Client;
+
+use super::inbox::Mailbox;
+use super::{Target, db_err};
+use crate::store::{StoreError, StoreEvent};
+
+/// A process's lease on its shards, unless the builder sets another.
+pub const DEFAULT_SHARD_LEASE: Duration = Duration::from_secs(5);
+/// Shortest and longest lease the builder accepts.
+pub(crate) const MIN_LEASE: Duration = Duration::from_secs(1);
+pub(crate) const MAX_LEASE: Duration = Duration::from_secs(60);
+/// Members whose heartbeat is older than this many leases are removed.
+const FORGET_AFTER_LEASES: u32 = 20;
+
+/// The shards this process owns, as its lease task last saw them.
+#[derive(Debug)]
+pub(crate) struct Ownership {
+    /// This process's member ID.
+    pub(crate) me: uuid::Uuid,
+    /// The schema's shard count.
+    pub(crate) count: u32,
+    /// By shard: the epoch it is owned under, 0 when not owned.
+    epochs: Mutex<Vec<i64>>,
+    /// Shards acquired whose wake-ups have not been read yet.
+    fresh: Mutex<Vec<i32>>,
+    /// Told when shards are acquired (the inbox task drains them).
+    pub(crate) acquired: Notify,
+    /// Where the engine hears of shards lost.
+    events: mpsc::UnboundedSender<StoreEvent>,
+    /// Forgets the requests taken from shards lost.
+    mailbox: Arc<Mailbox>,
+}
+
+impl Ownership {
+    pub(crate) fn new(
+        count: u32,
+        events: mpsc::UnboundedSender<StoreEvent>,
+        mailbox: Arc<Mailbox>,
+    ) -> Self {
+        Ownership {
+            me: uuid::Uuid::new_v4(),
+            count,
+            epochs: Mutex::new(vec![0; count as usize]),
+            fresh: Mutex::new(Vec::new()),
+            acquired: Notify::new(),
+            events,
+            mailbox,
+        }
+    }
+
+    /// A fenced write found `shard` owned by another process (or its lease
+    /// run out) while this one held it under `epoch`: lost, unless it was
+    /// acquired again since.
+    pub(crate) fn refused(&self, shard: i32, epoch: i64) {
+        let current = usize::try_from(shard)
+            .ok()
+            .and_then(|s| self.epochs_lock().get(s).copied());
+        if current == Some(epoch) && epoch > 0 {
+            self.tell_lost(vec![shard]);
+        }
+    }
+
+    /// Forgets shards as lost and tells the engine, which drops their runs.
+    fn tell_lost(&self, shards: Vec<i32>) {
+        let lost = self.lose(shards);
+        if !lost.is_empty() {
+            self.mailbox.lost(&lost);
+            tracing::info!(shards = ?lost, "shards lost: their runs leave memory here");
+            let _ = self.events.send(StoreEvent::Lost(lost));
+        }
+    }
+
+    fn epochs_lock(&self) -> std::sync::MutexGuard<'_, Vec<i64>> {
+        self.epochs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shard of a workflow ID (FNV-1a, stable across builds and
+    /// platforms: it is stored).
+    pub(crate) fn shard_of(&self, workflow_id: &str) -> i32 {
+        shard_of(workflow_id, self.count)
+    }
+
+    /// Whether this process owns `shard` (as far as it knows: every write
+    /// checks again).
+    pub(crate) fn owns_shard(&self, shard: i32) -> bool {
+        usize::try_from(shard)
+            .ok()
+            .and_then(|s| self.epochs_lock().get(s).copied())
+            .is_some_and(|e| e > 0)
+    }
+
+    /// The epochs every fenced write of a batch checks.
+    pub(crate) fn epochs(&self) -> Vec<i64> {
+        self.epochs_lock().clone()
+    }
+
+    /// The shards owned now.
+    pub(crate) fn owned(&self) -> Vec<i32> {
+        self.epochs_lock()
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| **e > 0)
+            .map(|(s, _)| s as i32)
+            .collect()
+    }
+
+    /// Takes the shards acquired since the last call (their wake-ups are
+    /// read whole once).
+    pub(crate) fn take_fresh(&self) -> Vec<i32> {
+        std::mem::take(&mut *self.fresh.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Gives shards back to [`take_fresh`](Self::take_fresh) (their read failed).
+    pub(crate) fn give_back_fresh(&self, shards: Vec<i32>) {
+        let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        for shard in shards {
+            if self.owns_shard(shard) && !fresh.contains(&shard) {
+                fresh.push(shard);
+            }
+        }
+    }
+
+    /// Forgets shards as lost; answers those that were owned.
+    fn lose(&self, shards: impl IntoIterator<Item = i32>) -> Vec<u32> {
+        let mut epochs = self.epochs_lock();
+        let mut lost = Vec::new();
+        for shard in shards {
+            if let Some(e) = epochs.get_mut(shard as usize)
+                && *e > 0
+            {
+                *e = 0;
+                lost.push(shard as u32);
+            }
+        }
+        drop(epochs);
+        let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        fresh.retain(|s| !lost.contains(&(*s as u32)));
+        lost
+    }
+
+    fn gain(&self, acquired: &[(i32, i64)]) {
+        let mut epochs = self.epochs_lock();
+        let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        for &(shard, epoch) in acquired {
+            if let Some(e) = epochs.get_mut(shard as usize) {
+                *e = epoch.max(1);
+                if !fresh.contains(&shard) {
+                    fresh.push(shard);
+                }
+            }
+        }
+    }
+}
+
+/// The shard of a workflow ID among `count` (FNV-1a).
+pub(crate) fn shard_of(workflow_id: &str, count: u32) -> i32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in workflow_id.as_bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % u64::from(count.max(1))) as i32
+}
+
+/// A member's score for a shard: the live member with the highest owns it.
+fn score(member: uuid::Uuid, shard: i32) -> u64 {
+    let mut x = (member.as_u128() as u64) ^ ((member.as_u128() >> 64) as u64);
+    x ^= (shard as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // splitmix64's finaliser.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The shards `me` should own among `live` members (`me` included).
+pub(crate) fn desired(me: uuid::Uuid, live: &[uuid::Uuid], count: u32) -> HashSet<i32> {
+    (0..count as i32)
+        .filter(|&shard| {
+            live.iter()
+                .chain(std::iter::once(&me))
+                .max_by_key(|m| (score(**m, shard), **m))
+                == Some(&me)
+        })
+        .collect()
+}
+
+/// The lease task's settings and handles.
+pub(crate) struct Leases {
+    pub(crate) target: Target,
+    pub(crate) ownership: Arc<Ownership>,
+    pub(crate) lease: Duration,
+}
+
+impl Leases {
+    /// How often leases are renewed: a fifth of the lease, at most a second.
+    fn every(&self) -> Duration {
+        (self.lease / 5).min(Duration::from_secs(1))
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Registers the member and takes its first shards (answered on
+    /// `ready`), then renews and rebalances until `stop`, when it releases
+    /// every shard and its member row.
+    pub(crate) async fn run(
+        self,
+        ready: oneshot::Sender<Result<(), StoreError>>,
+        mut stop: oneshot::Receiver<std::sync::mpsc::Sender<()>>,
+    ) {
+        let mut ready = Some(ready);
+        let mut client: Option<Client> = None;
+        let mut rounds: u32 = 0;
+        let done = loop {
+            let result = async {
+                if client.as_ref().is_none_or(Client::is_closed) {
+                    client = Some(self.target.connect().await?);
+                }
+                let c = client.as_ref().ok_or(StoreError::Closed)?;
+                self.round(c, rounds).await
+            }
+            .await;
+            rounds = rounds.wrapping_add(1);
+            if let Err(error) = &result {
+                tracing::warn!(%error, "renewing the shard leases failed; retrying");
+            }
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(result);
+            }
+            tokio::select! {
+                done = &mut stop => break done.ok(),
+                _ = tokio::time::sleep(self.every()) => {}
+            }
+        };
+        // Graceful: every shard goes back at once, for the others to take.
+        if let Some(c) = client.as_ref().filter(|c| !c.is_closed()) {
+            let released = c
+                .execute(
+                    "UPDATE shards SET owner = NULL, lease_until = NULL WHERE owner = $1",
+                    &[&self.ownership.me],
+                )
+                .await;
+            let _ = c
+                .execute(
+                    "DELETE FROM members WHERE member_id = $1",
+                    &[&self.ownership.me],
+                )
+                .await;
+            if let Err(error) = released {
+                tracing::debug!(%error, "releasing the shards failed; their leases run out");
+            }
+        }
+        self.ownership.lose(0..self.ownership.count as i32);
+        if let Some(done) = done {
+            let _ = done.send(());
+        }
+    }
+
+    /// One round: heartbeat, renew, rebalance.
+    async fn round(&self, c: &Client, rounds: u32) -> Result<(), StoreError> {
+        let me = self.ownership.me;
+        let lease = self.lease_ms();
+        let beat = c
+            .execute(
+                "UPDATE members SET heartbeat_at = now() WHERE member_id = $1",
+                &[&me],
+            )
+            .await
+            .map_err(db_err)?;
+        if beat == 0 {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default();
+            c.execute(
+                "INSERT INTO members (member_id, host, pid) VALUES ($1, $2, $3) \
+                 ON CONFLICT (member_id) DO UPDATE SET heartbeat_at = now()",
+                &[&me, &host, &(std::process::id() as i32)],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        if rounds % 60 == 59 {
+            c.execute(
+                "DELETE FROM members WHERE heartbeat_at < now() - $1::bigint * interval '1 millisecond'",
+                &[&(lease.saturating_mul(i64::from(FORGET_AFTER_LEASES)))],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        let held: Vec<(i32, i64)> = c
+            .query(
+                "UPDATE shards SET lease_until = now() + $2::bigint * interval '1 millisecond' \
+                 WHERE owner = $1 AND lease_until > now() RETURNING shard_id, epoch",
+                &[&me, &lease],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        // Owned here but no longer held under the same epoch: lost.
+        let epochs = self.ownership.epochs();
+        let lost: Vec<i32> = epochs
+            .iter()
+            .enumerate()
+            .filter(|(s, e)| **e > 0 && !held.contains(&(*s as i32, **e)))
+            .map(|(s, _)| s as i32)
+            .collect();
+        // Not acquired again in this round: the engine drops what it held
+        // of them first.
+        let mut just_lost: HashSet<i32> = lost.iter().copied().collect();
+        self.tell_lost(lost);
+        let live: Vec<uuid::Uuid> = c
+            .query(
+                "SELECT member_id FROM members \
+                 WHERE heartbeat_at > now() - $1::bigint * interval '1 millisecond'",
+                &[&lease],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let want = desired(me, &live, self.ownership.count);
+        let owned = self.ownership.owned();
+        // Handed over: lost here first, so that nothing more is written
+        // for them, then released for their new owner.
+        let handed: Vec<i32> = owned
+            .iter()
+            .copied()
+            .filter(|s| !want.contains(s))
+            .collect();
+        if !handed.is_empty() {
+            just_lost.extend(handed.iter().copied());
+            self.tell_lost(handed.clone());
+            c.execute(
+                "UPDATE shards SET owner = NULL, lease_until = NULL \
+                 WHERE owner = $1 AND shard_id = ANY($2)",
+                &[&me, &handed],
+            )
+            .await
+            .map_err(db_err)?;
+        }
+        let missing: Vec<i32> = want
+            .into_iter()
+            .filter(|s| !self.ownership.owns_shard(*s) && !just_lost.contains(s))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let acquired: Vec<(i32, i64)> = c
+            .query(
+                "UPDATE shards SET owner = $1, epoch = epoch + 1, \
+                 lease_until = now() + $3::bigint * interval '1 millisecond' \
+                 WHERE shard_id = ANY($2) AND (owner IS NULL OR lease_until < now()) \
+                 RETURNING shard_id, epoch",
+                &[&me, &missing, &lease],
+            )
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if !acquired.is_empty() {
+            tracing::debug!(shards = ?acquired, "acquired shards");
+            self.ownership.gain(&acquired);
+            self.ownership.acquired.notify_one();
+        }
+        Ok(())
+    }
+
+    fn tell_lost(&self, shards: Vec<i32>) {
+        self.ownership.tell_lost(shards);
+    }
+}
