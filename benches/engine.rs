@@ -6,7 +6,9 @@
 //! `cargo bench --bench engine` runs every workload; `cargo bench --bench
 //! engine -- WORKLOAD...` runs the named ones (`floor`, `sequential`,
 //! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`,
-//! `local`, `starts`, `signals`, `long_history`, `open`, `repair`).
+//! `local`, `starts`, `signals`, `long_history`, `open`, `repair`, and on
+//! PostgreSQL `pg_floor`, `pg_sequential`, `pg_fanout`, `pg_timers`: see
+//! `engine/postgres.rs` for the server they use).
 //! The machine's facts go to stderr. `STEADFAST_BENCH_LARGE=1` runs the
 //! large forms of `recovery` (100,000 workflows), `idle` (1,000,000
 //! workflows), `open` (1,000,000 closed runs) and `repair` (1,000,000
@@ -35,6 +37,8 @@ mod local;
 mod long_history;
 #[path = "engine/open.rs"]
 mod open;
+#[path = "engine/postgres.rs"]
+mod postgres;
 #[path = "engine/recovery.rs"]
 mod recovery;
 #[path = "engine/repair.rs"]
@@ -74,6 +78,10 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("long_history", long_history::run),
     ("open", open::run),
     ("repair", repair::run),
+    ("pg_floor", postgres::floor),
+    ("pg_sequential", postgres::sequential),
+    ("pg_fanout", postgres::fanout),
+    ("pg_timers", postgres::timers),
 ];
 
 fn main() {

@@ -1,0 +1,342 @@
+//! The PostgreSQL workloads: the same shapes as the redb ones, with the
+//! engine on a PostgreSQL database, each compared with the floor measured
+//! in the same run on the same server.
+//!
+//! - `pg_floor`: one small commit from one connection (an autocommit
+//!   `INSERT` of one ~200-byte row), the baseline of the others.
+//! - `pg_sequential`: one workflow of 100 no-op activities, time per step.
+//! - `pg_fanout`: 1,000 workflows × 3 no-op activities, all started at once.
+//! - `pg_timers`: 1,000 workflows sleep 1 s, their timers due within one
+//!   second; lateness of the step after the timer.
+//!
+//! The server: `STEADFAST_BENCH_PG_URL` when set (a schema of the bench's
+//! own is created and dropped in it), otherwise a throwaway cluster of the
+//! workload's own under the bench folder (on the project's disk), started
+//! with the installed server binaries (`STEADFAST_PG_BIN`, or Debian's) as
+//! the `postgres` user when run as root, with PostgreSQL's durable
+//! defaults: `fsync` and `synchronous_commit` on. Without PostgreSQL the
+//! workloads say so on stderr and print nothing.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::join_all;
+use serde_json::json;
+use steadfast::{
+    ActivityContext, ActivityDef, ActivityError, Engine, EngineBuilder, WorkflowContext,
+    WorkflowDef, WorkflowError, WorkflowOptions,
+};
+
+use crate::common::{self, BenchResult, NOOP};
+
+#[path = "../../tests/support/postgres.rs"]
+mod cluster;
+
+/// Names a server to use instead of a throwaway cluster.
+pub const URL_ENV: &str = "STEADFAST_BENCH_PG_URL";
+
+/// How long the floor is measured.
+const FLOOR_FOR: Duration = Duration::from_secs(2);
+
+/// A server for one workload and a fresh schema in it; the cluster (if
+/// the bench started it) stops when this drops.
+pub struct Server {
+    pub url: String,
+    pub schema: String,
+    _cluster: Option<cluster::Cluster>,
+}
+
+impl Server {
+    /// The server of [`URL_ENV`], or a cluster of the workload's own;
+    /// `None` (said on stderr) when PostgreSQL is not installed.
+    pub fn start(workload: &str) -> Result<Option<Server>, Box<dyn std::error::Error>> {
+        let schema = format!("bench_{workload}_{}", std::process::id());
+        if let Ok(url) = std::env::var(URL_ENV) {
+            return Ok(Some(Server {
+                url,
+                schema,
+                _cluster: None,
+            }));
+        }
+        let root = common::bench_root();
+        std::fs::create_dir_all(&root)?;
+        match cluster::Cluster::start_in(&root, true) {
+            Some(cluster) => Ok(Some(Server {
+                url: cluster.url(),
+                schema,
+                _cluster: Some(cluster),
+            })),
+            None => {
+                eprintln!("# {workload}: PostgreSQL is not installed (no initdb); left out");
+                Ok(None)
+            }
+        }
+    }
+
+    /// An engine builder on this server's schema.
+    pub fn builder(&self) -> EngineBuilder {
+        Engine::builder().postgres_schema(&self.schema)
+    }
+
+    /// A plain session of the bench's own.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// Drops the bench's schema (on a server the bench did not start).
+    async fn drop_schema(&self) -> BenchResult {
+        if self._cluster.is_none() {
+            let client = self.connect().await?;
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `body` on a runtime with a server for `workload`, then drops the
+/// schema; does nothing without PostgreSQL.
+fn with_server<F, Fut>(workload: &str, body: F) -> BenchResult
+where
+    F: FnOnce(Arc<Server>) -> Fut,
+    Fut: std::future::Future<Output = BenchResult>,
+{
+    let Some(server) = Server::start(workload)? else {
+        return Ok(());
+    };
+    let server = Arc::new(server);
+    common::runtime()?.block_on(async {
+        let outcome = body(server.clone()).await;
+        server.drop_schema().await?;
+        outcome
+    })
+}
+
+/// Commits per second of one small row each, from one connection, and the
+/// median commit time in ms.
+pub async fn measure_floor(server: &Server) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let client = server.connect().await?;
+    let table = format!("{}.floor", server.schema);
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; DROP TABLE IF EXISTS {table}; \
+             CREATE TABLE {table} (k bigint PRIMARY KEY, v bytea NOT NULL)",
+            schema = server.schema
+        ))
+        .await?;
+    let insert = client
+        .prepare(&format!("INSERT INTO {table} (k, v) VALUES ($1, $2)"))
+        .await?;
+    let record = vec![0x5au8; 200];
+    for k in 0..10i64 {
+        client.execute(&insert, &[&k, &record]).await?;
+    }
+    let start = Instant::now();
+    let mut latencies_ms = Vec::new();
+    while start.elapsed() < FLOOR_FOR {
+        let one = Instant::now();
+        let k = 10 + latencies_ms.len() as i64;
+        client.execute(&insert, &[&k, &record]).await?;
+        latencies_ms.push(one.elapsed().as_secs_f64() * 1000.0);
+    }
+    let rate = latencies_ms.len() as f64 / start.elapsed().as_secs_f64();
+    latencies_ms.sort_by(f64::total_cmp);
+    let p50 = common::percentile(&latencies_ms, 50.0);
+    eprintln!(
+        "# pg floor: {} commits, latency p50 {p50:.3} ms, p99 {:.3} ms",
+        latencies_ms.len(),
+        common::percentile(&latencies_ms, 99.0),
+    );
+    client.batch_execute(&format!("DROP TABLE {table}")).await?;
+    Ok((rate, p50))
+}
+
+pub fn floor() -> BenchResult {
+    with_server("pg_floor", |server| async move {
+        let (rate, p50) = measure_floor(&server).await?;
+        common::emit(&[
+            ("workload", json!("pg_floor")),
+            ("commits_per_s", json!(rate.round() as u64)),
+            ("ms_per_commit", json!(common::round(1000.0 / rate, 3))),
+            ("p50_ms", json!(common::round(p50, 3))),
+        ]);
+        Ok(())
+    })
+}
+
+pub fn sequential() -> BenchResult {
+    with_server("pg_sequential", |server| async move {
+        let (rate, _) = measure_floor(&server).await?;
+        let floor_ms = 1000.0 / rate;
+        let engine = crate::sequential::register(server.builder())
+            .postgres(&server.url)
+            .await?;
+        let total = crate::sequential::measure(&engine, "").await?;
+        engine.shutdown().await?;
+        let steps = crate::sequential::STEPS;
+        let ms_per_step = total.as_secs_f64() * 1000.0 / f64::from(steps);
+        common::emit(&[
+            ("workload", json!("pg_sequential")),
+            ("steps", json!(steps)),
+            ("ms_per_step", json!(common::round(ms_per_step, 3))),
+            ("floor_ms", json!(common::round(floor_ms, 3))),
+            (
+                "ratio_to_floor",
+                json!(common::round(ms_per_step / floor_ms, 2)),
+            ),
+        ]);
+        Ok(())
+    })
+}
+
+/// 3 no-op activities one after another.
+pub const FANOUT: WorkflowDef<u32, u32> = WorkflowDef::new("PgFanout");
+
+pub async fn fanout_workflow(ctx: WorkflowContext, activities: u32) -> Result<u32, WorkflowError> {
+    for step in 0..activities {
+        ctx.execute_activity(NOOP, step, common::noop_options())
+            .await?;
+    }
+    Ok(activities)
+}
+
+pub const FANOUT_ACTIVITIES: u32 = 3;
+
+/// Starts `ids` at once on `engine` and waits for every result.
+pub async fn run_fanout(
+    engine: &Engine,
+    ids: impl Iterator<Item = String>,
+) -> Result<(), steadfast::Error> {
+    let starts =
+        ids.map(|id| engine.start_workflow(FANOUT, id, FANOUT_ACTIVITIES, WorkflowOptions::new()));
+    let handles = join_all(starts)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    for result in join_all(handles.iter().map(|h| h.result())).await {
+        result?;
+    }
+    Ok(())
+}
+
+pub fn fanout() -> BenchResult {
+    with_server("pg_fanout", |server| async move {
+        let (rate, _) = measure_floor(&server).await?;
+        let workflows = 1_000u32;
+        let engine = server
+            .builder()
+            .workflow(FANOUT, fanout_workflow)
+            .activity(NOOP, common::noop)
+            .postgres(&server.url)
+            .await?;
+        let start = Instant::now();
+        run_fanout(&engine, (0..workflows).map(|i| format!("fanout-{i}"))).await?;
+        let secs = start.elapsed().as_secs_f64();
+        engine.shutdown().await?;
+        let completions = f64::from(workflows * FANOUT_ACTIVITIES) / secs;
+        common::emit(&[
+            ("workload", json!("pg_fanout")),
+            ("workflows", json!(workflows)),
+            ("processes", json!(1)),
+            ("completions_per_s", json!(completions.round() as u64)),
+            (
+                "workflows_per_s",
+                json!((f64::from(workflows) / secs).round() as u64),
+            ),
+            ("floor_commits_per_s", json!(rate.round() as u64)),
+            (
+                "completions_per_floor_commit",
+                json!(common::round(completions / rate, 2)),
+            ),
+        ]);
+        Ok(())
+    })
+}
+
+const SLEEPER: WorkflowDef<(), ()> = WorkflowDef::new("PgSleeper");
+const RECORD_WAKE: ActivityDef<u64, ()> = ActivityDef::new("record_wake");
+const SLEEP: Duration = Duration::from_secs(1);
+
+async fn sleeper(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+    let fire_at = ctx.now() + SLEEP;
+    ctx.sleep_until(fire_at).await?;
+    ctx.execute_activity(
+        RECORD_WAKE,
+        nanos_since_epoch(fire_at),
+        common::noop_options(),
+    )
+    .await?;
+    Ok(())
+}
+
+fn nanos_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+pub fn timers() -> BenchResult {
+    with_server("pg_timers", |server| async move {
+        let (rate, _) = measure_floor(&server).await?;
+        let timers = 1_000u32;
+        let lateness_ms: Arc<Mutex<Vec<f64>>> = Arc::default();
+        let sink = lateness_ms.clone();
+        let record_wake = move |_ctx: ActivityContext, due_ns: u64| {
+            let late_ms = (nanos_since_epoch(SystemTime::now()) as f64 - due_ns as f64) / 1e6;
+            let sink = sink.clone();
+            async move {
+                sink.lock()
+                    .map_err(|_| ActivityError::non_retryable("poisoned"))?
+                    .push(late_ms);
+                Ok(())
+            }
+        };
+        let engine = server
+            .builder()
+            .workflow(SLEEPER, sleeper)
+            .activity(RECORD_WAKE, record_wake)
+            .postgres(&server.url)
+            .await?;
+        // Started evenly over one second, so the timers fall due within
+        // the same second (as the redb `timers` row's p50/p99).
+        let begin = tokio::time::Instant::now();
+        let runs = (0..timers).map(|i| {
+            let engine = &engine;
+            async move {
+                tokio::time::sleep_until(begin + SLEEP * i / timers).await;
+                engine
+                    .start_workflow(SLEEPER, format!("timer-{i}"), (), WorkflowOptions::new())
+                    .await?
+                    .result()
+                    .await?;
+                Ok::<_, steadfast::Error>(())
+            }
+        });
+        for run in join_all(runs).await {
+            run?;
+        }
+        engine.shutdown().await?;
+        let mut late = std::mem::take(&mut *lateness_ms.lock().map_err(|_| "poisoned")?);
+        if late.len() != timers as usize {
+            return Err(format!("{} of {timers} wake-ups were recorded", late.len()).into());
+        }
+        late.sort_by(f64::total_cmp);
+        common::emit(&[
+            ("workload", json!("pg_timers")),
+            ("timers", json!(timers)),
+            (
+                "p50_ms",
+                json!(common::round(common::percentile(&late, 50.0), 3)),
+            ),
+            (
+                "p99_ms",
+                json!(common::round(common::percentile(&late, 99.0), 3)),
+            ),
+            ("floor_ms", json!(common::round(1000.0 / rate, 3))),
+        ]);
+        Ok(())
+    })
+}
