@@ -657,6 +657,8 @@ async fn the_schedules_page_shows_next_actions_and_triggers_one_whose_run_it_lin
         assert!(inner_text(&tab, "h1").contains(&workflow_id));
         tab.wait_for_element_with_custom_timeout("h1 .badge.Completed", Duration::from_secs(20))
             .expect("the scheduled run completes");
+        // It links back to its schedule.
+        assert_eq!(inner_text(&tab, "#scheduled-by a"), "demo-hourly");
 
         // Delete, once confirmed: the list has no schedule left.
         tab.navigate_to(&format!("{url}#/schedules/demo-hourly"))

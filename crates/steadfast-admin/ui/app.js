@@ -6,6 +6,9 @@
 const TOKEN_KEY = "steadfast-token";
 const REFRESH_MS = 1000;
 let refreshTimer = null;
+// The refresh in flight, if one is: a page waits for it before a change
+// that would make it fail (a delete).
+let refreshing = null;
 
 // ---- the API ----------------------------------------------------------
 
@@ -339,6 +342,8 @@ function runDetails(id, d, events) {
     d.next_run_id ? [el("dt", {}, "Continued as"), el("dd", {}, link(d.next_run_id))] : null,
     d.reset_from ? [el("dt", {}, "Reset from"), el("dd", { id: "reset-from" }, link(d.reset_from))] : null,
     d.reset_to ? [el("dt", {}, "Reset to"), el("dd", { id: "reset-to" }, link(d.reset_to))] : null,
+    scheduledBy(d) ? [el("dt", {}, "Started by"), el("dd", { id: "scheduled-by" }, "schedule ",
+      el("a", { href: scheduleHref(scheduledBy(d)), class: "mono" }, scheduledBy(d)))] : null,
     d.parent ? [el("dt", {}, "Parent"), el("dd", {},
       el("a", { href: runHref(d.parent.workflow_id, d.parent.run_id), id: "parent-link" }, d.parent.workflow_id))] : null);
   const out = [el("div", { class: "grid" },
@@ -380,6 +385,12 @@ function runDetails(id, d, events) {
       el("table", {}, el("tbody", {}, d.unread_signals.map((u) => el("tr", {}, el("td", {}, u.signal_name), el("td", {}, u.count)))))));
   }
   return out;
+}
+
+// The schedule that started a run: the search attribute each action sets.
+function scheduledBy(d) {
+  const attribute = (d.search_attributes || {}).TemporalScheduledById;
+  return attribute && attribute.type === "Keyword" ? attribute.value : null;
 }
 
 function closeSection([name, fields]) {
@@ -676,7 +687,7 @@ async function schedulePage(id) {
     shown = text;
     head.replaceChildren(el("h1", {}, id, " ", scheduleBadge(s.paused, s.note)));
     if (actionsFor !== s.paused) {
-      actions.replaceChildren(...scheduleActions(id, s, message));
+      actions.replaceChildren(...scheduleActions(id, s, message, render));
       actionsFor = s.paused;
     }
     details.replaceChildren(...scheduleDetails(s));
@@ -740,7 +751,7 @@ function scheduleDetails(s) {
 
 const OVERLAPS = ["skip", "buffer-one", "buffer-all", "cancel-other", "terminate-other", "allow-all"];
 
-function scheduleActions(id, s, message) {
+function scheduleActions(id, s, message, render) {
   const act = async (button, method, path, body, done) => {
     button.disabled = true;
     try {
@@ -773,12 +784,15 @@ function scheduleActions(id, s, message) {
     yes.addEventListener("click", async () => {
       close();
       remove.disabled = true;
+      // No refresh of this page may ask for the schedule once it is gone.
+      await stopRefresh();
       try {
         await api("DELETE", schedulePath(id));
         location.hash = "#/schedules";
       } catch (error) {
         message.replaceChildren(failure(error));
         remove.disabled = false;
+        every(render);
       }
     });
     no.addEventListener("click", close);
@@ -795,10 +809,19 @@ function scheduleActions(id, s, message) {
 // ---- routing and live updates -----------------------------------------
 
 function every(render) {
-  // At most once a second, and only while the page is seen.
+  // At most once a second, one at a time, and only while the page is seen.
   refreshTimer = setInterval(() => {
-    if (document.visibilityState === "visible") render();
+    if (document.visibilityState === "visible" && !refreshing) {
+      refreshing = render().finally(() => { refreshing = null; });
+    }
   }, REFRESH_MS);
+}
+
+// Stops the page's refresh, once the one in flight has answered.
+async function stopRefresh() {
+  if (refreshTimer) clearInterval(refreshTimer);
+  refreshTimer = null;
+  if (refreshing) await refreshing.catch(() => {});
 }
 
 function route() {
