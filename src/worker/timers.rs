@@ -288,8 +288,18 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner, _hold
             let Some(shared) = reach(shared, shutdown) else {
                 return;
             };
-            if let Some(until) = scan(&shared, inner, read_until) {
+            if let Some((until, overdue)) = scan(&shared, inner, read_until) {
                 read_until = until;
+                // Delivered at once, in the index's order, without the
+                // queue: after a restart these can be every run in flight,
+                // and the first of them start loading while the thread
+                // delivers the rest.
+                for run_id in overdue {
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
+                    let _ = shared.deliver(run_id, RunMsg::Wake);
+                }
             }
             next_scan = clock.instant() + SCAN_EVERY;
         }
@@ -341,8 +351,10 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner, _hold
 }
 
 /// Reads the wake-ups due before the horizon from the index into the queue.
-/// Returns how far it read, or `None` to read from the same place again.
-fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<u64> {
+/// Returns how far it read and the runs whose wake-up is already due (on
+/// the system clock; the caller delivers those), or `None` to read from the
+/// same place again.
+fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<(u64, Vec<RunId>)> {
     let clock = &inner.clock;
     let until = if clock.is_virtual() {
         u64::MAX
@@ -361,18 +373,27 @@ fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<u64> {
     // Made before taking the lock: after a restart this can be every run
     // in the file, and `schedule` callers wait on the lock meanwhile.
     let (now, now_at) = (clock.now(), clock.instant());
-    let due: Vec<(Instant, RunId)> = wakeups
-        .into_iter()
-        .filter_map(|(wake, run_id)| {
-            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(wake);
-            let at = now_at.checked_add(at.duration_since(now).unwrap_or_default())?;
-            Some((at, run_id))
-        })
-        .collect();
-    let mut queue = inner.lock();
-    for (at, run_id) in due {
-        clock.note_due(at);
-        queue.push(at, run_id, RunMsg::Wake);
+    let now_ms = millis(now);
+    let mut overdue = Vec::new();
+    let mut due = Vec::new();
+    for (wake, run_id) in wakeups {
+        // A virtual clock's due times all go through the queue: each is
+        // registered with the clock, which must not skip past it.
+        if wake <= now_ms && !clock.is_virtual() {
+            overdue.push(run_id);
+            continue;
+        }
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(wake);
+        if let Some(at) = now_at.checked_add(at.duration_since(now).unwrap_or_default()) {
+            due.push((at, run_id));
+        }
     }
-    Some(until)
+    if !due.is_empty() {
+        let mut queue = inner.lock();
+        for (at, run_id) in due {
+            clock.note_due(at);
+            queue.push(at, run_id, RunMsg::Wake);
+        }
+    }
+    Some((until, overdue))
 }
