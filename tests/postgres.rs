@@ -426,3 +426,127 @@ async fn a_schema_of_layout_1_is_migrated_unless_an_engine_of_that_build_writes_
     assert_eq!(result, "Hello, a! Hello, b!");
     engine.shutdown().await.expect("shutdown");
 }
+
+const COUNTER: WorkflowDef<u32, u32> = WorkflowDef::new("Counter");
+const ADD: steadfast::UpdateDef<u32, u32> = steadfast::UpdateDef::new("add");
+const TOTAL: steadfast::QueryDef<u32> = steadfast::QueryDef::new("total");
+const STOP: SignalDef<()> = SignalDef::new("stop");
+
+/// Adds what each update brings; answers its total; stops on a signal.
+async fn counter(ctx: WorkflowContext, start: u32) -> Result<u32, WorkflowError> {
+    let total = std::sync::Arc::new(std::sync::Mutex::new(start));
+    let (sum, read) = (total.clone(), total.clone());
+    ctx.handle_query(TOTAL, move || *read.lock().unwrap());
+    ctx.handle_update(
+        ADD,
+        |_: &u32| Ok(()),
+        move |_ctx, n: u32| {
+            let sum = sum.clone();
+            async move {
+                let mut sum = sum.lock().unwrap();
+                *sum += n;
+                Ok(*sum)
+            }
+        },
+    );
+    ctx.recv_signal(STOP).await?;
+    let total = *total.lock().unwrap();
+    Ok(total)
+}
+
+/// Retries a call while its run's shard moves between the engines (it
+/// was refused, nothing done: the caller is told to retry).
+async fn retrying<T, E: std::fmt::Display, Fut: std::future::Future<Output = Result<T, E>>>(
+    mut call: impl FnMut() -> Fut,
+) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match call().await {
+            Ok(value) => return value,
+            Err(e) if e.to_string().contains("retry") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_queries_and_terminations_reach_the_run_in_the_other_engine() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let schema = support::postgres::fresh_schema("calls");
+    let counting = |schema: &str| {
+        Engine::builder()
+            .workflow(COUNTER, counter)
+            .postgres_schema(schema)
+    };
+    let first = counting(&schema).postgres(&url).await.expect("open");
+    let second = counting(&schema)
+        .postgres(&url)
+        .await
+        .expect("open a second");
+    // Once both own shards.
+    let c = sql(&url, &schema).await;
+    support::eventually(Duration::from_secs(30), || async {
+        let owners: i64 = c
+            .query_one(
+                "SELECT count(DISTINCT owner) FROM shards WHERE owner IS NOT NULL",
+                &[],
+            )
+            .await
+            .expect("owners")
+            .get(0);
+        let free: i64 = c
+            .query_one("SELECT count(*) FROM shards WHERE owner IS NULL", &[])
+            .await
+            .expect("free")
+            .get(0);
+        (owners == 2 && free == 0).then_some(())
+    })
+    .await;
+    for i in 0..12u32 {
+        let id = format!("counter-{i}");
+        // Started (with an update) from one engine, whichever owns it.
+        let (handle, total) = retrying(|| {
+            first.update_with_start(
+                COUNTER,
+                id.clone(),
+                10,
+                WorkflowOptions::default(),
+                ADD,
+                i,
+                steadfast::UpdateOptions::new(),
+            )
+        })
+        .await;
+        assert_eq!(total, 10 + i);
+        // Updated and queried from the other.
+        let total = retrying(|| second.update(&id, ADD, 100)).await;
+        assert_eq!(total, 110 + i);
+        let asked = retrying(|| second.query(&id, TOTAL)).await;
+        assert_eq!(asked, 110 + i);
+        assert_eq!(retrying(|| first.query(&id, TOTAL)).await, 110 + i);
+        if i % 2 == 0 {
+            retrying(|| second.signal(&id, STOP, ())).await;
+            let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
+                .await
+                .expect("in time")
+                .expect("result");
+            assert_eq!(result, 110 + i);
+        } else {
+            retrying(|| second.terminate(&id, "enough")).await;
+            let description = first.describe(&id).await.expect("describe");
+            assert_eq!(description.status, steadfast::WorkflowStatus::Terminated);
+            match second.terminate(&id, "again").await {
+                Err(steadfast::ClientError::WorkflowClosed { .. }) => {}
+                other => panic!("a second terminate: {other:?}"),
+            }
+        }
+        let history = second.history(&id).await.expect("history");
+        support::assert_history_well_formed(&history);
+    }
+    first.shutdown().await.expect("shutdown");
+    second.shutdown().await.expect("shutdown");
+}

@@ -189,6 +189,14 @@ impl Engine {
         let outcome = match started {
             Ok(Started::New(run_id)) => match answer.await {
                 Ok(result) => (run_id, (update_id, result?)),
+                // Started in another process's shard (PostgreSQL shared by
+                // several): the update is accepted in the run's history,
+                // and its owner answers it by its ID.
+                Err(_) if !self.shared.store.owns(&workflow_id) => {
+                    let outcome =
+                        send(&self.shared, &workflow_id, update_id, name, payload).await?;
+                    (run_id, outcome)
+                }
                 Err(_) => return Err(not_live_error(&self.shared, &workflow_id, run_id).await),
             },
             Ok(Started::Existing(run_id)) => {

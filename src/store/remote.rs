@@ -120,6 +120,9 @@ pub(crate) enum StoreEvent {
     /// them over, its lease ran out, or it handed them over): every run of
     /// them is dropped from memory without writing anything.
     Lost(Vec<u32>),
+    /// This process acquired shards: their wake-ups are to be read now
+    /// (the next [`Store::wakeups`](super::Store::wakeups) reads them whole).
+    Acquired,
     /// A request for a run of a shard this process owns.
     Message(InboxMessage),
 }

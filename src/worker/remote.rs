@@ -96,6 +96,9 @@ pub(crate) fn spawn_events(shared: &Arc<Shared>, mut events: mpsc::UnboundedRece
             };
             match event {
                 StoreEvent::Lost(shards) => shared.drop_unowned(&shards),
+                // The runs the last owner left resume now, not at the
+                // timer thread's next read of the wake-ups.
+                StoreEvent::Acquired => shared.timers.rescan(),
                 StoreEvent::Message(message) => take(&shared, message),
             }
         }

@@ -53,6 +53,8 @@ struct Queue {
     timers: HashMap<(RunId, u32), (Instant, u64)>,
     arrivals: u64,
     stopped: bool,
+    /// Read the wake-up index now (see [`Timers::rescan`]).
+    rescan: bool,
 }
 
 impl Queue {
@@ -213,6 +215,14 @@ impl Timers {
         }
     }
 
+    /// Has the thread read the wake-up index now rather than at its next
+    /// scan (a store shared by processes acquired shards, whose overdue
+    /// wake-ups its next read takes whole).
+    pub(crate) fn rescan(&self) {
+        self.inner.lock().rescan = true;
+        self.inner.changed.notify_one();
+    }
+
     /// Stops the thread and waits for it, so that it holds nothing of the
     /// engine afterwards (the file closes with the engine's last user, not
     /// with a delivery in flight). Quick: the thread is waiting, or busy
@@ -310,6 +320,9 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner, _hold
                     return;
                 }
                 let now = clock.instant();
+                if std::mem::take(&mut queue.rescan) {
+                    next_scan = now;
+                }
                 let first = queue.due.first_key_value().map(|((at, _), _)| *at);
                 if first.is_some_and(|at| at <= now) || now >= next_scan {
                     break;

@@ -401,6 +401,7 @@ impl Leases {
             tracing::debug!(shards = ?acquired, "acquired shards");
             self.ownership.gain(&acquired);
             self.ownership.acquired.notify_one();
+            let _ = self.ownership.events.send(StoreEvent::Acquired);
         }
         Ok(())
     }
