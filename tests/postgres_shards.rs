@@ -4,7 +4,9 @@
 //! - both make progress on the workflows started from either (the shards
 //!   split between them), and a signal sent from one to a run the other
 //!   owns is delivered exactly once;
-//! - one killed with SIGKILL: the other takes over its runs and every
+//! - one killed with SIGKILL: the other takes over its runs (at once: it
+//!   sees the killed one's process gone; a process of another machine is
+//!   taken over once its lease runs out, as the paused one below), and every
 //!   workflow completes exactly once, no history with a gap or a
 //!   duplicate event ID, no step run again once a later step began;
 //! - one stopped with SIGSTOP past its lease while the other takes over,

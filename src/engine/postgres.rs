@@ -64,7 +64,9 @@ impl EngineBuilder {
     /// - A process killed (SIGKILL) loses nothing acknowledged: once its
     ///   lease runs out, the others take its shards over and resume its
     ///   runs, and the activity attempts it had running are retried under
-    ///   their retry policy, as after a crash on a file.
+    ///   their retry policy, as after a crash on a file. On the same
+    ///   machine a member whose process has exited is noticed at once (by
+    ///   its PID), so a restart after a crash does not wait for the lease.
     /// - Every write of an owner is fenced by its lease: a process paused
     ///   past its lease (SIGSTOP) or cut off from the database, once it
     ///   resumes, writes nothing more to the shards it lost (its writes are

@@ -7,14 +7,17 @@
 //! owner, with an epoch (raised by every acquisition) and a lease end, all
 //! by the database's clock. Once a second the lease task of each process,
 //! on a session of its own:
-//! 1. renews its members row and every lease it still holds, in one
+//! 1. ends the leases of members on this machine whose process has exited
+//!    (a crash and restart need not wait for the lease; a member on
+//!    another machine, or a paused process, is left to its lease);
+//! 2. renews its members row and every lease it still holds, in one
 //!    `UPDATE` each; a shard whose lease it no longer holds (ran out, taken
 //!    over) is lost: the engine drops that shard's runs from memory;
-//! 2. reads the live members (heartbeat within the lease) and computes the
+//! 3. reads the live members (heartbeat within the lease) and computes the
 //!    shards it should own: rendezvous hashing of (member, shard), so that
 //!    members agree without talking and a member joining or leaving moves
 //!    only its share;
-//! 3. hands over the shards it holds and should not (they are lost here
+//! 4. hands over the shards it holds and should not (they are lost here
 //!    first, then released), and acquires those it should own whose lease
 //!    ran out or was released; an acquired shard's wake-ups are read whole
 //!    on the next scan ([`Ownership::take_fresh`]) and its inbox drained.
@@ -304,9 +307,7 @@ impl Leases {
             .await
             .map_err(db_err)?;
         if beat == 0 {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default();
+            let host = host_identity();
             c.execute(
                 "INSERT INTO members (member_id, host, pid) VALUES ($1, $2, $3) \
                  ON CONFLICT (member_id) DO UPDATE SET heartbeat_at = now()",
@@ -323,6 +324,7 @@ impl Leases {
             .await
             .map_err(db_err)?;
         }
+        self.end_dead_neighbours(c).await?;
         let held: Vec<(i32, i64)> = c
             .query(
                 "UPDATE shards SET lease_until = now() + $2::bigint * interval '1 millisecond' \
@@ -409,4 +411,87 @@ impl Leases {
     fn tell_lost(&self, shards: Vec<i32>) {
         self.ownership.tell_lost(shards);
     }
+
+    /// Ends at once the leases of members on this machine (the same boot
+    /// and process namespace) whose process is gone: a process restarted
+    /// after a crash, or a neighbour killed, need not wait for the lease.
+    /// A member whose process exists (running, or stopped: paused past its
+    /// lease it loses its shards by the lease alone) is left to its lease;
+    /// so is every member of another machine.
+    async fn end_dead_neighbours(&self, c: &Client) -> Result<(), StoreError> {
+        let Some(host) = local_identity() else {
+            return Ok(());
+        };
+        let rows = c
+            .query(
+                "SELECT member_id, pid FROM members WHERE host = $1 AND member_id <> $2",
+                &[&host, &self.ownership.me],
+            )
+            .await
+            .map_err(db_err)?;
+        let dead: Vec<uuid::Uuid> = rows
+            .iter()
+            .filter(|r| {
+                let pid: i32 = r.get(1);
+                pid > 0 && gone(pid)
+            })
+            .map(|r| r.get(0))
+            .collect();
+        if dead.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(members = ?dead, "members on this machine whose process is gone: their leases end now");
+        c.execute(
+            "UPDATE shards SET lease_until = now() - interval '1 millisecond' \
+             WHERE owner = ANY($1)",
+            &[&dead],
+        )
+        .await
+        .map_err(db_err)?;
+        c.execute("DELETE FROM members WHERE member_id = ANY($1)", &[&dead])
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+/// Whether process `pid` of this machine has exited (no longer listed, or
+/// exited and not reaped yet).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| matches!(state, 'Z' | 'X')),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// What names this process's machine in its members row: the host name,
+/// with the boot and the process namespace where the machine tells them
+/// (two members with the same identity see each other's processes).
+fn host_identity() -> String {
+    let name = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    match local_identity() {
+        Some(local) => local,
+        None => name,
+    }
+}
+
+/// The host name, boot ID and process namespace, on Linux; `None` where
+/// they cannot be read (then no member is ever taken for dead early).
+fn local_identity() -> Option<String> {
+    let name = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!(
+        "{name}/{}/{}",
+        boot.trim(),
+        namespace.to_string_lossy()
+    ))
 }
