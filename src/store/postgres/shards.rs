@@ -495,3 +495,44 @@ fn local_identity() -> Option<String> {
         namespace.to_string_lossy()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::desired;
+
+    /// Live members split the shards without talking: every shard has
+    /// exactly one desired owner, each member a fair share, and a member
+    /// leaving moves only its own shards.
+    #[test]
+    fn rendezvous_splits_every_shard_once_and_a_leaver_moves_only_its_own() {
+        // Fixed IDs: the split is a pure function of them.
+        let members: Vec<uuid::Uuid> = [
+            0x6f1e_0c2a_9b4d_4e21_8a3f_5c7d_1e2b_3a4cu128,
+            0x0d9c_8b7a_6f5e_4d3c_9b2a_1f0e_d9c8_b7a6,
+            0xa1b2_c3d4_e5f6_4a7b_8c9d_0e1f_2a3b_4c5d,
+        ]
+        .into_iter()
+        .map(uuid::Uuid::from_u128)
+        .collect();
+        let shares: Vec<_> = members.iter().map(|m| desired(*m, &members, 64)).collect();
+        for shard in 0..64 {
+            let owners = shares.iter().filter(|s| s.contains(&shard)).count();
+            assert_eq!(owners, 1, "shard {shard} has one desired owner");
+        }
+        for share in &shares {
+            assert!(
+                (8..=40).contains(&share.len()),
+                "a share of {} of 64 shards among 3 members",
+                share.len()
+            );
+        }
+        let two = &members[..2];
+        for (i, member) in two.iter().enumerate() {
+            let after = desired(*member, two, 64);
+            assert!(
+                shares[i].is_subset(&after),
+                "a member keeps its shards when another leaves"
+            );
+        }
+    }
+}
