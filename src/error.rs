@@ -550,6 +550,22 @@ pub enum UpdateError {
         /// How the run closed.
         status: WorkflowStatus,
     },
+    /// The run is paused ([`Engine::pause_workflow`](crate::Engine::pause_workflow)):
+    /// as in Temporal, a paused run takes no new update. Nothing was
+    /// written; send it again once the run is unpaused. (An update ID the
+    /// run accepted before the pause still answers its outcome.)
+    #[error(
+        "update {update_name:?} of workflow {workflow_id:?} was rejected: the run is paused \
+         ({reason}); unpause it (unpause_workflow) and send the update again"
+    )]
+    Paused {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The update's name.
+        update_name: String,
+        /// The pause's reason.
+        reason: String,
+    },
     /// The result does not decode as the definition's output type.
     #[error(transparent)]
     Payload(#[from] PayloadError),

@@ -242,3 +242,60 @@ async fn a_pause_survives_a_kill_and_a_reopen() {
     assert_eq!(handle.result().await.unwrap(), "worked(short)");
     engine.shutdown().await.unwrap();
 }
+
+const COUNTER: WorkflowDef<(), u32> = WorkflowDef::new("Pause.Counter");
+const ADD: steadfast::UpdateDef<u32, u32> = steadfast::UpdateDef::new("add");
+
+/// Adds each update's number; returns the total on `go`.
+async fn counter(ctx: WorkflowContext, _: ()) -> Result<u32, WorkflowError> {
+    let total = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let handled = total.clone();
+    ctx.handle_update(
+        ADD,
+        |_: &u32| Ok(()),
+        move |_ctx, n: u32| {
+            let total = handled.clone();
+            async move { Ok(total.fetch_add(n, Ordering::SeqCst) + n) }
+        },
+    );
+    ctx.recv_signal(GO).await?;
+    Ok(total.load(Ordering::SeqCst))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_run_rejects_new_updates_and_takes_them_again_once_unpaused() {
+    let db = support::temp_db();
+    let engine = Engine::builder()
+        .workflow(COUNTER, counter)
+        .open_db(&db.path)
+        .await
+        .unwrap();
+    let run = engine
+        .start_workflow(COUNTER, "counter", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let add = |n: u32, id: &str| {
+        engine.update_with_options(
+            "counter",
+            ADD,
+            n,
+            steadfast::UpdateOptions::new().with_update_id(id),
+        )
+    };
+    assert_eq!(add(2, "first").await.unwrap(), 2);
+    engine.pause_workflow("counter", "look").await.unwrap();
+    let before = engine.history("counter").await.unwrap();
+    match add(3, "second").await {
+        Err(steadfast::UpdateError::Paused { reason, .. }) => assert_eq!(reason, "look"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing of it was written; an update accepted before the pause still
+    // answers its outcome.
+    assert_eq!(engine.history("counter").await.unwrap(), before);
+    assert_eq!(add(2, "first").await.unwrap(), 2);
+    engine.unpause_workflow("counter", "go on").await.unwrap();
+    assert_eq!(add(3, "second").await.unwrap(), 5);
+    engine.signal("counter", GO, "end".into()).await.unwrap();
+    assert_eq!(run.result().await.unwrap(), 5);
+    engine.shutdown().await.unwrap();
+}

@@ -14,9 +14,13 @@ impl Engine {
     /// begins and no durable timer fires. They are held, not lost: a timer
     /// that comes due during the pause fires at the unpause, and an attempt
     /// scheduled or due during the pause begins then. Attempts already
-    /// running go on, and their outcomes are recorded; queries answer;
-    /// signals, updates, cancellation and termination are taken as usual;
-    /// run and execution timeouts keep running (as in Temporal). Durable:
+    /// running go on, and their outcomes are recorded; queries answer
+    /// (unlike Temporal: a query only reads); signals, cancellation and
+    /// termination are taken as usual; a new update is rejected with
+    /// [`UpdateError::Paused`](crate::UpdateError::Paused), nothing
+    /// written, as in Temporal (an update ID accepted before the pause
+    /// still answers its outcome); run and execution timeouts keep running
+    /// (as in Temporal). Durable:
     /// a paused run stays paused across restarts. Pausing a paused run
     /// keeps its first reason and succeeds.
     ///

@@ -119,6 +119,7 @@ impl From<UpdateError> for ApiError {
             UpdateError::InvalidInput { .. } => (S::BAD_REQUEST, "bad_payload"),
             UpdateError::Failed { .. } => (S::UNPROCESSABLE_ENTITY, "update_failed"),
             UpdateError::Aborted { .. } => (S::CONFLICT, "update_aborted"),
+            UpdateError::Paused { .. } => (S::CONFLICT, "workflow_paused"),
             _ => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         ApiError::new(status, code, e.to_string())

@@ -8,8 +8,8 @@
 //! and the fold gives the run no due time but its deadlines), an activity
 //! the code schedules is recorded as waiting, and a local activity is held
 //! in memory. Attempts already running go on and their outcomes are
-//! recorded; signals, queries, updates, cancellation and termination work
-//! as usual. The unpause arms every held due time again, so what came due
+//! recorded; signals, queries, cancellation and termination work as
+//! usual; a new update is rejected (`UpdateError::Paused`, as in Temporal). The unpause arms every held due time again, so what came due
 //! during the pause acts at once, and starts the held local activities.
 
 use tracing::info;

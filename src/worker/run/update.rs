@@ -67,6 +67,15 @@ impl RunActor {
             let _ = reply.send(Err(err.into()));
             return;
         }
+        if let Some(reason) = &self.state.paused {
+            // As in Temporal: a paused run takes no new update.
+            let _ = reply.send(Err(UpdateError::Paused {
+                workflow_id,
+                update_name: name,
+                reason: reason.clone(),
+            }));
+            return;
+        }
         let span = tracing::info_span!("update_validator", %workflow_id, update = %name);
         let validated = span.in_scope(|| self.machine.validate_update(&name, &input));
         if let Err(refusal) = validated {
