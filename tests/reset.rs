@@ -4,8 +4,10 @@
 //! now, the old run closes as reset (Terminated, naming the new run;
 //! `describe` links both ways; a handle follows it), and signals received
 //! after the point are delivered again. This rescues a run parked on
-//! nondeterminism without redeploying the old code. Points that are not
-//! boundaries, closed runs and unknown IDs get typed errors.
+//! nondeterminism without redeploying the old code. A closed run (failed,
+//! completed, terminated, ...) is reset too, as in Temporal: it stays
+//! closed as it was and a new run starts from the point. Points that are
+//! not boundaries and unknown IDs get typed errors.
 
 mod support;
 
@@ -199,18 +201,254 @@ async fn a_reset_to_an_event_id_keeps_the_prefix_and_can_drop_later_signals() {
             .reset_to,
         Some(new_run)
     );
-    // The chain's latest run is closed now.
-    assert!(matches!(
-        engine
-            .reset_workflow("order", ResetOptions::new(ResetTo::FirstWorkflowTask, "x"))
-            .await,
-        Err(ClientError::WorkflowClosed { .. })
-    ));
     assert!(matches!(
         engine
             .reset_workflow("nobody", ResetOptions::new(ResetTo::FirstWorkflowTask, "x"))
             .await,
         Err(ClientError::NotFound { .. })
     ));
+    engine.shutdown().await.unwrap();
+}
+
+const CHECKOUT: WorkflowDef<(), String> = WorkflowDef::new("Reset.Checkout");
+
+/// Fails on the signal `bad`, completes on any other.
+async fn checkout(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    let card = ctx.recv_signal(GO).await?;
+    if card == "bad" {
+        return Err(WorkflowError::new("card declined"));
+    }
+    Ok(format!("paid with {card}"))
+}
+
+async fn open_checkout(path: &std::path::Path) -> Engine {
+    Engine::builder()
+        .workflow(CHECKOUT, checkout)
+        .open_db(path)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_is_reset_it_stays_failed_and_a_new_run_goes_on_from_the_point() {
+    let db = support::temp_db();
+    let engine = open_checkout(&db.path).await;
+    let failed = engine
+        .start_workflow(CHECKOUT, "checkout", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine.signal("checkout", GO, "bad".into()).await.unwrap();
+    assert!(failed.result().await.is_err());
+    let failed_history = engine.history("checkout").await.unwrap();
+
+    // Reset to the first task without the signal that failed it.
+    let new_run = engine
+        .reset_workflow(
+            "checkout",
+            ResetOptions::new(ResetTo::FirstWorkflowTask, "retry the payment").exclude_signals(),
+        )
+        .await
+        .unwrap();
+    assert_ne!(new_run, failed.run_id());
+    // The failed run stays failed, its history as it was.
+    let old = engine
+        .describe_run("checkout", failed.run_id())
+        .await
+        .unwrap();
+    assert_eq!(old.status, WorkflowStatus::Failed);
+    assert_eq!(old.reset_to, Some(new_run));
+    assert!(
+        failed.result().await.is_err(),
+        "a closed run keeps its outcome"
+    );
+    let new = engine.describe("checkout").await.unwrap();
+    assert_eq!(
+        (new.run_id, new.reset_from),
+        (new_run, Some(failed.run_id()))
+    );
+    assert_eq!(new.status, WorkflowStatus::Running);
+    let history = engine.history("checkout").await.unwrap();
+    assert_eq!(history[0], failed_history[0]);
+    assert!(matches!(
+        history[1].kind,
+        EventKind::WorkflowResetFrom { reset_event_id: 1, previous_run_id, .. }
+            if previous_run_id == failed.run_id()
+    ));
+
+    engine.signal("checkout", GO, "visa".into()).await.unwrap();
+    let handle = engine
+        .get_workflow_handle(CHECKOUT, "checkout")
+        .await
+        .unwrap();
+    assert_eq!(handle.run_id(), new_run);
+    assert_eq!(handle.result().await.unwrap(), "paid with visa");
+    support::assert_history_well_formed(&engine.history("checkout").await.unwrap());
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completed_and_terminated_runs_are_reset_and_later_signals_are_reapplied() {
+    let db = support::temp_db();
+    let engine = open_checkout(&db.path).await;
+    let done = engine
+        .start_workflow(CHECKOUT, "done", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine.signal("done", GO, "cash".into()).await.unwrap();
+    assert_eq!(done.result().await.unwrap(), "paid with cash");
+    // The signal after the point is delivered again: the new run pays again.
+    let again = engine
+        .reset_workflow(
+            "done",
+            ResetOptions::new(ResetTo::FirstWorkflowTask, "again"),
+        )
+        .await
+        .unwrap();
+    let handle = engine.get_workflow_handle(CHECKOUT, "done").await.unwrap();
+    assert_eq!(handle.run_id(), again);
+    assert_eq!(handle.result().await.unwrap(), "paid with cash");
+    assert_eq!(
+        engine
+            .describe_run("done", done.run_id())
+            .await
+            .unwrap()
+            .status,
+        WorkflowStatus::Completed
+    );
+
+    engine
+        .start_workflow(CHECKOUT, "ended", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine.terminate("ended", "by hand").await.unwrap();
+    // A terminated run's last good task is its last boundary.
+    let revived = engine
+        .reset_workflow(
+            "ended",
+            ResetOptions::new(ResetTo::LastWorkflowTask, "undo"),
+        )
+        .await
+        .unwrap();
+    engine.signal("ended", GO, "card".into()).await.unwrap();
+    let handle = engine.get_workflow_handle(CHECKOUT, "ended").await.unwrap();
+    assert_eq!(handle.run_id(), revived);
+    assert_eq!(handle.result().await.unwrap(), "paid with card");
+    engine.shutdown().await.unwrap();
+
+    // Durable: after a restart the chain is as it was.
+    let engine = open_checkout(&db.path).await;
+    let described = engine.describe("ended").await.unwrap();
+    assert_eq!(
+        (described.run_id, described.status),
+        (revived, WorkflowStatus::Completed)
+    );
+    engine.shutdown().await.unwrap();
+}
+
+const TALLY: WorkflowDef<(), u32> = WorkflowDef::new("Reset.Tally");
+const ADD: steadfast::UpdateDef<u32, u32> = steadfast::UpdateDef::new("add");
+const DONE: SignalDef<()> = SignalDef::new("done");
+
+/// Adds each update's number to a total; returns it on `done`.
+async fn tally(ctx: WorkflowContext, _: ()) -> Result<u32, WorkflowError> {
+    let total = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let handled = total.clone();
+    ctx.handle_update(
+        ADD,
+        |n: &u32| {
+            if *n == 0 {
+                Err("add at least one".to_string())
+            } else {
+                Ok(())
+            }
+        },
+        move |_ctx, n: u32| {
+            let total = handled.clone();
+            async move { Ok(total.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n) }
+        },
+    );
+    ctx.recv_signal(DONE).await?;
+    Ok(total.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+async fn open_tally(path: &std::path::Path) -> Engine {
+    Engine::builder()
+        .workflow(TALLY, tally)
+        .open_db(path)
+        .await
+        .unwrap()
+}
+
+fn accepted_updates(history: &[steadfast::Event]) -> Vec<String> {
+    history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::WorkflowUpdateAccepted { update_id, .. } => Some(update_id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_accepted_after_the_point_run_again_in_the_new_run_unless_excluded() {
+    let db = support::temp_db();
+    let engine = open_tally(&db.path).await;
+    engine
+        .start_workflow(TALLY, "tally", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let add = |n| {
+        engine.update_with_options(
+            "tally",
+            ADD,
+            n,
+            steadfast::UpdateOptions::new().with_update_id(format!("add-{n}")),
+        )
+    };
+    assert_eq!(add(2).await.unwrap(), 2);
+    assert_eq!(add(3).await.unwrap(), 5);
+    let before = accepted_updates(&engine.history("tally").await.unwrap());
+    assert_eq!(before, ["add-2", "add-3"]);
+
+    // Both updates are accepted again after the point, in order; their
+    // handlers run again, so the new run's total is theirs again.
+    engine
+        .reset_workflow(
+            "tally",
+            ResetOptions::new(ResetTo::FirstWorkflowTask, "redo"),
+        )
+        .await
+        .unwrap();
+    let history = engine.history("tally").await.unwrap();
+    assert_eq!(accepted_updates(&history), before);
+    // A caller asking again with the same update ID gets the new run's
+    // outcome, without a third run of the handler.
+    assert_eq!(add(3).await.unwrap(), 5);
+    support::eventually(Duration::from_secs(30), || async {
+        let history = engine.history("tally").await.unwrap();
+        (history
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::WorkflowUpdateCompleted { .. }))
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(add(4).await.unwrap(), 9);
+
+    // Excluded: the new run starts from nothing.
+    engine
+        .reset_workflow(
+            "tally",
+            ResetOptions::new(ResetTo::FirstWorkflowTask, "clean").exclude_updates(),
+        )
+        .await
+        .unwrap();
+    assert!(accepted_updates(&engine.history("tally").await.unwrap()).is_empty());
+    assert_eq!(add(1).await.unwrap(), 1);
+    engine.signal("tally", DONE, ()).await.unwrap();
+    let handle = engine.get_workflow_handle(TALLY, "tally").await.unwrap();
+    assert_eq!(handle.result().await.unwrap(), 1);
+    support::assert_history_well_formed(&engine.history("tally").await.unwrap());
     engine.shutdown().await.unwrap();
 }

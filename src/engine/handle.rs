@@ -89,7 +89,9 @@ pub struct WorkflowDescription {
     pub paused: Option<PauseReason>,
     /// The run this one was reset from, when a reset started it.
     pub reset_from: Option<RunId>,
-    /// The run that replaced this one, once it was reset.
+    /// The run that replaced this one, once it was reset. For a run reset
+    /// after it closed (nothing more is recorded in its history), shown
+    /// while the run reset from it is the ID's latest.
     pub reset_to: Option<RunId>,
 }
 
@@ -474,6 +476,17 @@ pub(crate) async fn describe_run(
         (close.next_run_id, close.reset_to)
     } else {
         (None, None)
+    };
+    // A closed run reset afterwards records nothing more: the ID's latest
+    // run names it if it was reset from it.
+    let reset_to = match reset_to {
+        None if record.status.is_closed() => match shared.store.current_run(workflow_id).await? {
+            Some((latest, latest_record)) if latest_record.reset_from == Some(run_id) => {
+                Some(latest)
+            }
+            _ => None,
+        },
+        known => known,
     };
     let paused = if record.status.is_closed() {
         None

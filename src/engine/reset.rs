@@ -4,14 +4,19 @@
 //! workflow ID starts, in the same commit, with the history up to the
 //! boundary; its code replays that copy and runs the rest under the code
 //! registered now. This is how a run parked on nondeterminism is rescued
-//! without redeploying the old code.
+//! without redeploying the old code. A closed run (a failed one, say) is
+//! reset the same way, except that it stays closed as it was: only the new
+//! run is written.
 
 use tokio::sync::oneshot;
 
 use super::Engine;
+use crate::codec;
 use crate::error::ClientError;
-use crate::history::{EventId, ResetRefusal, RunId, WorkflowStatus, boundaries, reset_history};
-use crate::store::RunRecord;
+use crate::history::{
+    Event, EventId, Reapply, ResetRefusal, RunId, WorkflowStatus, boundaries, reset_history,
+};
+use crate::store::{EncodedRecord, ReuseRule, RunRecord, WAKE_NOW, WriteOp, WriteOutcome};
 use crate::worker::{ResetRun, RunMsg};
 use crate::workflow::ParkReason;
 
@@ -38,13 +43,13 @@ pub enum ResetTo {
 }
 
 /// What [`Engine::reset_workflow`] does: where to, why, and whether the
-/// signals received after the point are delivered again to the new run
-/// (by default they are, as in Temporal).
+/// signals and updates received after the point are delivered again to the
+/// new run (by default both are, as in Temporal).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResetOptions {
     to: ResetTo,
     reason: String,
-    reapply_signals: bool,
+    reapply: Reapply,
 }
 
 impl ResetOptions {
@@ -53,14 +58,29 @@ impl ResetOptions {
         ResetOptions {
             to,
             reason: reason.into(),
-            reapply_signals: true,
+            reapply: Reapply {
+                signals: true,
+                updates: true,
+            },
         }
     }
 
     /// Drops the signals received after the reset point instead of
     /// delivering them to the new run (Temporal's `--reapply-exclude Signal`).
     pub fn exclude_signals(mut self) -> Self {
-        self.reapply_signals = false;
+        self.reapply.signals = false;
+        self
+    }
+
+    /// Drops the updates accepted after the reset point instead of
+    /// accepting them again in the new run (Temporal's `--reapply-exclude
+    /// Update`). By default each is accepted again there, under its update
+    /// ID and with its input, after the point in the order received, and
+    /// its handler runs again under the code registered now (its validator
+    /// does not: it passed already); its outcome in the old run is not
+    /// copied.
+    pub fn exclude_updates(mut self) -> Self {
+        self.reapply.updates = false;
         self
     }
 }
@@ -71,15 +91,25 @@ impl Engine {
     /// (its last event, `WorkflowReset`, names the new run; `describe`
     /// shows the link both ways) and the new run starts in the same
     /// commit, with the old history up to the boundary and a
-    /// `WorkflowResetFrom` event after it; signals received after the
-    /// point are delivered to it again unless
-    /// [`ResetOptions::exclude_signals`]. Its code replays the copy and
+    /// `WorkflowResetFrom` event after it; signals received and updates
+    /// accepted after the point are delivered to it again unless
+    /// [`ResetOptions::exclude_signals`] or
+    /// [`ResetOptions::exclude_updates`]. Its code replays the copy and
     /// runs everything after under the code registered now: activities
     /// after the point run again (with the new run's idempotency keys),
     /// its run timeout counts from the reset (the execution timeout still
     /// spans the chain), and it starts unpaused. A handle's
     /// [`result`](crate::WorkflowHandle::result) follows the reset to the
     /// new run.
+    ///
+    /// The latest run may also have closed (completed, failed, timed out,
+    /// terminated, cancelled): as in Temporal, the usual case is resetting
+    /// a failed run. That run stays closed as it was (nothing is added to
+    /// its history; a handle on it still answers its outcome) and the new
+    /// run starts from the point, provided no other run of the ID is open;
+    /// the ID's reuse policy does not apply. `describe` links both ways
+    /// (`reset_to` on the closed run while the run reset from it is the
+    /// ID's latest).
     ///
     /// ```no_run
     /// # use steadfast::{ClientError, Engine, ResetOptions, ResetTo};
@@ -94,11 +124,11 @@ impl Engine {
     ///
     /// # Errors
     /// [`ClientError::NotFound`] for an unknown ID;
-    /// [`ClientError::WorkflowClosed`] when the latest run has closed;
     /// [`ClientError::NotAResetPoint`] for an event that is not a boundary
     /// (the error lists them); [`ClientError::ResetRefused`] for a run with
-    /// open child workflows (at the point or now), or one that kept moving
-    /// on while being reset; [`ClientError::Parked`] for a run no actor can
+    /// open child workflows (at the point or now), one that kept moving
+    /// on while being reset, or a closed run whose ID has another run open
+    /// meanwhile; [`ClientError::Parked`] for a run no actor can
     /// load (terminate it instead); storage errors.
     pub async fn reset_workflow(
         &self,
@@ -108,12 +138,7 @@ impl Engine {
         self.writable("reset")?;
         for _ in 0..RESET_ATTEMPTS {
             let (run_id, record) = self.current_run(workflow_id).await?;
-            if record.status.is_closed() {
-                return Err(ClientError::WorkflowClosed {
-                    workflow_id: workflow_id.to_string(),
-                    status: record.status,
-                });
-            }
+            let closed = record.status.is_closed();
             let history = self.shared.store.history(run_id, workflow_id).await?;
             let point = self.reset_point(workflow_id, run_id, &record, &history, options.to)?;
             let now = self.shared.clock.now();
@@ -121,7 +146,7 @@ impl Engine {
                 run_id,
                 &history,
                 point,
-                options.reapply_signals,
+                options.reapply,
                 &options.reason,
                 now,
             )
@@ -136,6 +161,11 @@ impl Engine {
                 reset_from: Some(run_id),
                 ..record
             };
+            if closed {
+                return self
+                    .reset_closed(workflow_id, run_id, next_run_id, next_record, events)
+                    .await;
+            }
             let (ack, answer) = oneshot::channel();
             let msg = RunMsg::Reset(Box::new(ResetRun {
                 expect_last: history.last().map_or(0, |e| e.event_id),
@@ -164,6 +194,61 @@ impl Engine {
                       (pause_workflow) and reset it again"
                 .to_string(),
         })
+    }
+
+    /// Starts the new run of a reset of a closed run: the closed run stays
+    /// as it closed, and the new run is written as a start that any other
+    /// open run of the ID refuses (the ID's reuse policy does not apply, as
+    /// in Temporal). Its actor loads it from the file, as a continued run's.
+    async fn reset_closed(
+        &self,
+        workflow_id: &str,
+        run_id: RunId,
+        next_run_id: RunId,
+        next_record: RunRecord,
+        events: Vec<Event>,
+    ) -> Result<RunId, ClientError> {
+        let encoded = events
+            .iter()
+            .map(|e| codec::encode(e).map_err(|e| ClientError::Storage(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (workflow_type, task_queue) = (
+            next_record.workflow_type.clone(),
+            next_record.task_queue.clone(),
+        );
+        let op = WriteOp::Start {
+            run_id: next_run_id,
+            record: EncodedRecord::new(next_record)?,
+            events: encoded,
+            reuse: ReuseRule::Allow,
+            wake: WAKE_NOW,
+        };
+        let outcome = match self.shared.store.write(op).await {
+            Ok(outcome) => outcome,
+            // The outcome is unknown: the file says.
+            Err(err) => match self.current_run(workflow_id).await {
+                Ok((latest, _)) if latest == next_run_id => WriteOutcome::Started,
+                _ => return Err(err.into()),
+            },
+        };
+        match outcome {
+            WriteOutcome::Started => {
+                crate::metrics::workflow_started(&workflow_type, &task_queue);
+                let _ = self.shared.deliver(next_run_id, RunMsg::Wake);
+                Ok(next_run_id)
+            }
+            WriteOutcome::AlreadyRunning(open) => Err(ClientError::ResetRefused {
+                workflow_id: workflow_id.to_string(),
+                message: format!(
+                    "run {run_id} is closed, but run {open} of the same ID is open; a closed \
+                     run is reset only while no run of its ID is open: reset the open run, \
+                     or terminate it and reset again"
+                ),
+            }),
+            other => Err(ClientError::Storage(format!(
+                "the store answered a reset's start with {other:?}"
+            ))),
+        }
     }
 
     /// The boundary `to` names in the run's history.

@@ -36,7 +36,7 @@ pub use failure::{Failure, RetryState};
 pub use ids::{MAX_WORKFLOW_ID_LEN, RunId};
 pub use json::{HISTORY_JSON_FORMAT, HISTORY_JSON_VERSION, HistoryJsonError, WorkflowHistory};
 pub use payload::{DEFAULT_MAX_PAYLOAD_BYTES, Payload, PayloadError};
-pub(crate) use reset::{ResetRefusal, boundaries, reset_history};
+pub(crate) use reset::{Reapply, ResetRefusal, boundaries, reset_history};
 pub use search_attributes::{
     MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
     SearchAttributeValue, SearchAttributes,

@@ -100,16 +100,28 @@ pub(crate) enum ResetRefusal {
     OpenChildren { at: EventId },
 }
 
+/// What a reset delivers again to the new run of what the old run received
+/// after the point (Temporal's reapply types; both by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reapply {
+    /// The signals, each delivered alone.
+    pub(crate) signals: bool,
+    /// The accepted updates: accepted again under the same update ID, so
+    /// their handlers run again in the new run (Temporal turns them into
+    /// admitted updates of the new run).
+    pub(crate) updates: bool,
+}
+
 /// The first events of the run that resets `run_id` to boundary
 /// `reset_event_id`: its history up to that event, as it was, then a
-/// `WorkflowResetFrom`, then (with `reapply_signals`) every signal the run
-/// received after the point, in order, delivered alone. Times of the new
-/// events are `now`.
+/// `WorkflowResetFrom`, then what `reapply` names of what the run received
+/// after the point (signals, accepted updates), in the order received.
+/// Times of the new events are `now`.
 pub(crate) fn reset_history(
     run_id: RunId,
     history: &[Event],
     reset_event_id: EventId,
-    reapply_signals: bool,
+    reapply: Reapply,
     reason: &str,
     now: std::time::SystemTime,
 ) -> Result<Vec<Event>, ResetRefusal> {
@@ -139,28 +151,27 @@ pub(crate) fn reset_history(
         seed_run_id: seed_at(run_id, history, reset_event_id),
         reason: reason.to_string(),
     }];
-    if reapply_signals {
-        kinds.extend(after.iter().filter_map(|e| match &e.kind {
-            EventKind::WorkflowSignaled { signal_name, input } => {
-                Some(EventKind::WorkflowSignaled {
-                    signal_name: signal_name.clone(),
-                    input: input.clone(),
-                })
-            }
-            EventKind::WorkflowSignaledWithOptions {
-                signal_name,
-                input,
-                request_id,
-                ..
-            } => Some(EventKind::WorkflowSignaledWithOptions {
+    kinds.extend(after.iter().filter_map(|e| match &e.kind {
+        EventKind::WorkflowSignaled { signal_name, input } if reapply.signals => {
+            Some(EventKind::WorkflowSignaled {
                 signal_name: signal_name.clone(),
                 input: input.clone(),
-                request_id: request_id.clone(),
-                delivery: SignalDelivery::Alone,
-            }),
-            _ => None,
-        }));
-    }
+            })
+        }
+        EventKind::WorkflowSignaledWithOptions {
+            signal_name,
+            input,
+            request_id,
+            ..
+        } if reapply.signals => Some(EventKind::WorkflowSignaledWithOptions {
+            signal_name: signal_name.clone(),
+            input: input.clone(),
+            request_id: request_id.clone(),
+            delivery: SignalDelivery::Alone,
+        }),
+        EventKind::WorkflowUpdateAccepted { .. } if reapply.updates => Some(e.kind.clone()),
+        _ => None,
+    }));
     for kind in kinds {
         let event_id = events.len() as EventId + 1;
         events.push(Event {
@@ -196,6 +207,11 @@ mod tests {
 
     use super::*;
     use crate::history::Payload;
+
+    const ALL: Reapply = Reapply {
+        signals: true,
+        updates: true,
+    };
 
     fn history(kinds: Vec<EventKind>) -> Vec<Event> {
         kinds
@@ -259,7 +275,7 @@ mod tests {
     fn a_reset_keeps_the_prefix_links_the_runs_and_reapplies_later_signals() {
         let run = RunId::from_u128(9);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
-        let events = reset_history(run, &sample(), 3, true, "fix", now).unwrap();
+        let events = reset_history(run, &sample(), 3, ALL, "fix", now).unwrap();
         assert_eq!(events.len(), 6);
         assert_eq!(events[..3], sample()[..3]);
         assert!(matches!(
@@ -274,25 +290,78 @@ mod tests {
                 if signal_name == "b"
         ));
         assert!(events.iter().zip(1..).all(|(e, id)| e.event_id == id));
-        let without = reset_history(run, &sample(), 3, false, "fix", now).unwrap();
+        let without = reset_history(
+            run,
+            &sample(),
+            3,
+            Reapply {
+                signals: false,
+                updates: true,
+            },
+            "fix",
+            now,
+        )
+        .unwrap();
         assert_eq!(without.len(), 4);
         assert_eq!(
-            reset_history(run, &sample(), 4, true, "fix", now),
+            reset_history(run, &sample(), 4, ALL, "fix", now),
             Err(ResetRefusal::NotABoundary {
                 event_id: 4,
                 boundaries: vec![1, 3, 5, 7]
             })
         );
         // A reset of a reset run seeds its copy from the run that recorded it.
-        let again = reset_history(RunId::from_u128(10), &events, 5, true, "x", now).unwrap();
+        let again = reset_history(RunId::from_u128(10), &events, 5, ALL, "x", now).unwrap();
         assert!(matches!(
             again[5].kind,
             EventKind::WorkflowResetFrom { seed_run_id, .. } if seed_run_id == RunId::from_u128(10)
         ));
-        let before = reset_history(RunId::from_u128(10), &events, 3, true, "x", now).unwrap();
+        let before = reset_history(RunId::from_u128(10), &events, 3, ALL, "x", now).unwrap();
         assert!(matches!(
             before[3].kind,
             EventKind::WorkflowResetFrom { seed_run_id, .. } if seed_run_id == run
         ));
+    }
+
+    #[test]
+    fn updates_accepted_after_the_point_are_accepted_again_in_order_unless_excluded() {
+        let mut kinds: Vec<EventKind> = sample().into_iter().map(|e| e.kind).collect();
+        let accepted = EventKind::WorkflowUpdateAccepted {
+            update_id: "u-1".into(),
+            update_name: "add".into(),
+            input: Payload::encode(&3).unwrap(),
+        };
+        // After the signal `a` (event 5), before the second timer fires.
+        kinds.insert(5, accepted.clone());
+        kinds.insert(
+            6,
+            EventKind::WorkflowUpdateCompleted {
+                update_id: "u-1".into(),
+                outcome: crate::history::UpdateOutcome::Success {
+                    result: Payload::encode(&3).unwrap(),
+                },
+            },
+        );
+        let run = RunId::from_u128(9);
+        let now = SystemTime::UNIX_EPOCH;
+        let events = reset_history(run, &history(kinds.clone()), 3, ALL, "fix", now).unwrap();
+        let reapplied: Vec<&EventKind> = events[4..].iter().map(|e| &e.kind).collect();
+        assert_eq!(reapplied.len(), 3, "{reapplied:?}");
+        assert_eq!(reapplied[0].signal().map(|s| s.0), Some("a"));
+        assert_eq!(
+            reapplied[1], &accepted,
+            "accepted again, its completion not copied"
+        );
+        let signals_only = Reapply {
+            signals: true,
+            updates: false,
+        };
+        let without = reset_history(run, &history(kinds), 3, signals_only, "fix", now).unwrap();
+        assert!(
+            !without[4..]
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::WorkflowUpdateAccepted { .. }))
+        );
+        assert_eq!(without.len(), 6);
     }
 }

@@ -417,7 +417,7 @@ pub struct PauseRequest {
 
 /// `POST /api/v1/workflows/{workflow_id}/reset`: where to (exactly one of
 /// `event_id` and `type`), why, and whether to drop the signals received
-/// after the point.
+/// or the updates accepted after the point.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
@@ -430,7 +430,8 @@ pub struct ResetRequest {
     /// Why (required, as in Temporal).
     pub reason: String,
     /// `["Signal"]` drops the signals received after the point instead of
-    /// delivering them again (Temporal's `--reapply-exclude`).
+    /// delivering them again, `["Update"]` the updates accepted after it,
+    /// `["All"]` both (Temporal's `--reapply-exclude`).
     #[serde(default)]
     pub reapply_exclude: Vec<String>,
 }

@@ -118,10 +118,12 @@ pub fn reset_options(request: &ResetRequest) -> Result<ResetOptions, ClientError
     for excluded in &request.reapply_exclude {
         match excluded.as_str() {
             "Signal" => options = options.exclude_signals(),
+            "Update" => options = options.exclude_updates(),
+            "All" => options = options.exclude_signals().exclude_updates(),
             other => {
                 return invalid(format!(
-                    "reapply exclusion {other:?} is not one this engine knows; use Signal \
-                     (updates are not reapplied)"
+                    "reapply exclusion {other:?} is not one this engine knows; use Signal, \
+                     Update or All"
                 ));
             }
         }

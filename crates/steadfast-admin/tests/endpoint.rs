@@ -939,7 +939,7 @@ async fn pause_unpause_and_reset_through_the_endpoint() {
         ),
         (
             "reset",
-            Some(r#"{"reason": "r", "event_id": 1, "reapply_exclude": ["Update"]}"#),
+            Some(r#"{"reason": "r", "event_id": 1, "reapply_exclude": ["Nexus"]}"#),
             400,
             "invalid_argument",
         ),
@@ -987,6 +987,21 @@ async fn pause_unpause_and_reset_through_the_endpoint() {
     assert_eq!(described.json()["paused"]["reason"], "look");
     let listed = call(address, "GET", "/api/v1/workflows", None, None).await;
     assert_eq!(listed.json()["executions"][0]["paused"]["reason"], "look");
+    // A paused run takes no new update, as in Temporal.
+    let update = call(
+        address,
+        "POST",
+        "/api/v1/workflows/p-1/update",
+        Some(r#"{"name": "count", "input": 1}"#),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (update.status, update.code()),
+        (409, "workflow_paused".into()),
+        "{:?}",
+        update.json()
+    );
     let unpaused = call(address, "POST", "/api/v1/workflows/p-1/unpause", None, None).await;
     assert_eq!(unpaused.status, 200, "{:?}", unpaused.json());
     let described = call(address, "GET", "/api/v1/workflows/p-1", None, None).await;
@@ -1026,6 +1041,31 @@ async fn pause_unpause_and_reset_through_the_endpoint() {
         (closed.status, closed.code()),
         (409, "workflow_closed".into())
     );
+    // A closed run is reset too: it stays closed, a new run starts.
+    let reset = call(
+        address,
+        "POST",
+        "/api/v1/workflows/p-1/reset",
+        Some(r#"{"type": "FirstWorkflowTask", "reason": "once more", "reapply_exclude": ["Signal"]}"#),
+        None,
+    )
+    .await;
+    assert_eq!(reset.status, 200, "{:?}", reset.json());
+    let again = reset.json()["run_id"].as_str().unwrap().to_string();
+    let described = call(address, "GET", "/api/v1/workflows/p-1", None, None).await;
+    assert_eq!(described.json()["run_id"], again.as_str());
+    assert_eq!(described.json()["status"], "Running");
+    assert_eq!(described.json()["reset_from"], new_run.as_str());
+    let completed = call(
+        address,
+        "GET",
+        &format!("/api/v1/workflows/p-1?run_id={new_run}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(completed.json()["status"], "Completed");
+    assert_eq!(completed.json()["reset_to"], again.as_str());
     server.shutdown().await;
     engine.shutdown().await.unwrap();
 }

@@ -89,9 +89,10 @@ pub enum WorkflowCommand {
     Cancel(IdArgs),
     /// Terminates the running run: no more of its code runs.
     Terminate(TerminateArgs),
-    /// Resets the running run to a workflow task boundary: a new run
-    /// re-runs everything after it under the application's current code
-    /// (`temporal workflow reset`).
+    /// Resets the latest run, running or closed, to a workflow task
+    /// boundary: a new run re-runs everything after it under the
+    /// application's current code (`temporal workflow reset`). A closed run
+    /// stays closed; a running one closes as reset.
     Reset(ResetArgs),
     /// Pauses the running run: no activity attempt begins and no timer
     /// fires until it is unpaused (`temporal workflow pause`).
@@ -139,6 +140,12 @@ pub enum ReapplyExclude {
     /// The signals received after the reset point.
     #[value(name = "Signal")]
     Signal,
+    /// The updates accepted after the reset point.
+    #[value(name = "Update")]
+    Update,
+    /// Both: nothing received after the point is delivered again.
+    #[value(name = "All")]
+    All,
 }
 
 #[derive(Debug, Args)]
@@ -160,7 +167,8 @@ pub struct ResetArgs {
     /// Why; recorded in both runs' histories.
     #[arg(long)]
     pub reason: String,
-    /// Do not deliver these again to the new run (default: signals are).
+    /// Do not deliver these again to the new run (default: signals and
+    /// updates are).
     #[arg(long, value_enum)]
     pub reapply_exclude: Vec<ReapplyExclude>,
 }

@@ -96,6 +96,8 @@ async fn reset(target: &Target, args: ResetArgs, out: Output) -> Result<String, 
         .iter()
         .map(|e| match e {
             ReapplyExclude::Signal => "Signal",
+            ReapplyExclude::Update => "Update",
+            ReapplyExclude::All => "All",
         })
         .collect();
     let body = json!({

@@ -301,7 +301,8 @@ async fn pause_and_reset_change_the_file_and_the_app_goes_on_from_them() {
         reset.starts_with("Reset: workflow waiting, new run "),
         "{reset}"
     );
-    let refused = cli(
+    // A closed run is reset too: it stays completed, a new run starts.
+    let again = stdout(&cli(
         &[
             "workflow",
             "reset",
@@ -311,14 +312,14 @@ async fn pause_and_reset_change_the_file_and_the_app_goes_on_from_them() {
             "1",
             "--reason",
             "x",
+            "--reapply-exclude",
+            "Signal",
         ],
         &path,
-    );
-    assert_eq!(refused.status.code(), Some(1));
+    ));
     assert!(
-        stderr(&refused).contains("is closed"),
-        "{}",
-        stderr(&refused)
+        again.starts_with("Reset: workflow done, new run "),
+        "{again}"
     );
 
     // The app opens the file and runs the new run, unpaused, to its end.
@@ -336,5 +337,8 @@ async fn pause_and_reset_change_the_file_and_the_app_goes_on_from_them() {
         .await
         .unwrap();
     assert_eq!(handle.result().await.unwrap(), "Hi, Cy!");
+    engine.signal("done", NAME, "Bo".into()).await.unwrap();
+    let handle = engine.get_workflow_handle(GREETER, "done").await.unwrap();
+    assert_eq!(handle.result().await.unwrap(), "Hello, Bo!");
     engine.shutdown().await.unwrap();
 }

@@ -665,5 +665,37 @@ async fn reset_pause_and_unpause() {
         .await;
     assert_eq!(closed.status.code(), Some(1));
     assert!(stderr(&closed).contains("is closed"), "{}", stderr(&closed));
+    // A closed run is reset too: it stays completed, a new run starts.
+    let completed = app.engine.describe("r-1").await.unwrap().run_id;
+    let reset = stdout(
+        &app.cli(&[
+            "workflow",
+            "reset",
+            "-w",
+            "r-1",
+            "--type",
+            "FirstWorkflowTask",
+            "--reason",
+            "once more",
+            "--reapply-exclude",
+            "Signal",
+            "-o",
+            "json",
+        ])
+        .await,
+    );
+    let reset: Value = serde_json::from_str(&reset).unwrap();
+    let again = app.engine.describe("r-1").await.unwrap();
+    assert_eq!(reset["run_id"], again.run_id.to_string().as_str());
+    assert_eq!(again.reset_from, Some(completed));
+    assert_eq!(again.status, steadfast::WorkflowStatus::Running);
+    assert_eq!(
+        app.engine
+            .describe_run("r-1", completed)
+            .await
+            .unwrap()
+            .status,
+        steadfast::WorkflowStatus::Completed
+    );
     app.engine.shutdown().await.unwrap();
 }
