@@ -21,7 +21,7 @@
 //! | `steadfast_workflow_completed` | counter | `workflow_type`, `task_queue` | a run returned its result |
 //! | `steadfast_workflow_failed` | counter | `workflow_type`, `task_queue` | a run returned an error |
 //! | `steadfast_workflow_canceled` | counter | `workflow_type`, `task_queue` | a run ended cancelled |
-//! | `steadfast_workflow_terminated` | counter | `workflow_type`, `task_queue` | a run in memory was terminated (one terminated while not in memory is not counted) |
+//! | `steadfast_workflow_terminated` | counter | `workflow_type`, `task_queue` | a run was terminated: by a client (also one no actor could load, closed in the file directly), by a reset, or by its parent's close policy |
 //! | `steadfast_workflow_timed_out` | counter | `workflow_type`, `task_queue` | a run hit its run or execution timeout |
 //! | `steadfast_workflow_continue_as_new` | counter | `workflow_type`, `task_queue` | a run continued as new |
 //! | `steadfast_workflow_parked` | counter | `reason` (`nondeterminism`, `panic`, `unrunnable`, `disk_full`, `storage`, `foreign_future`) | a run went from making progress to parked (a parked run loaded again that parks again, before committing a step, is not counted again) |
@@ -34,10 +34,18 @@
 //! | `steadfast_sticky_cache_total_forced_eviction` | counter | none | an idle run left memory because more than `max_cached_runs` were in it |
 //! | `steadfast_store_commit_latency` | histogram (seconds) | none | one group commit of the store, from its first write to its fsync's end |
 //! | `steadfast_store_commit_batch_size` | histogram (requests) | none | how many requests one group commit carried |
+//! | `steadfast_sticky_cache_size` | gauge | none | runs in memory now (running, loading or parked), at most about `max_cached_runs` plus those busy |
+//! | `steadfast_worker_task_slots_used` | gauge | `worker_type` (`ActivityWorker`), `task_queue` | activity attempts holding a slot of the queue's worker now |
+//! | `steadfast_worker_task_slots_available` | gauge | `worker_type` (`ActivityWorker`), `task_queue` | free activity slots of the queue's worker now (only for a worker with `max_concurrent_activities`) |
+//!
+//! A gauge is set when its value changes, so a recorder installed after the
+//! engine opened reads it from the next change on.
 
 use std::time::Duration;
 
-use ::metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use ::metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 
 use crate::history::WorkflowStatus;
 use crate::workflow::ParkReason;
@@ -50,8 +58,7 @@ pub const WORKFLOW_COMPLETED: &str = "steadfast_workflow_completed";
 pub const WORKFLOW_FAILED: &str = "steadfast_workflow_failed";
 /// Runs that ended cancelled (counter; `workflow_type`, `task_queue`).
 pub const WORKFLOW_CANCELED: &str = "steadfast_workflow_canceled";
-/// Runs in memory that were terminated (counter; `workflow_type`,
-/// `task_queue`).
+/// Runs that were terminated (counter; `workflow_type`, `task_queue`).
 pub const WORKFLOW_TERMINATED: &str = "steadfast_workflow_terminated";
 /// Runs that timed out (counter; `workflow_type`, `task_queue`).
 pub const WORKFLOW_TIMED_OUT: &str = "steadfast_workflow_timed_out";
@@ -79,6 +86,13 @@ pub const STICKY_CACHE_FORCED_EVICTION: &str = "steadfast_sticky_cache_total_for
 pub const STORE_COMMIT_LATENCY: &str = "steadfast_store_commit_latency";
 /// Requests per group commit (histogram).
 pub const STORE_COMMIT_BATCH_SIZE: &str = "steadfast_store_commit_batch_size";
+/// Runs in memory now (gauge).
+pub const STICKY_CACHE_SIZE: &str = "steadfast_sticky_cache_size";
+/// Activity slots held now (gauge; `worker_type`, `task_queue`).
+pub const WORKER_TASK_SLOTS_USED: &str = "steadfast_worker_task_slots_used";
+/// Activity slots free now (gauge; `worker_type`, `task_queue`; only for a
+/// worker that limits its concurrent activities).
+pub const WORKER_TASK_SLOTS_AVAILABLE: &str = "steadfast_worker_task_slots_available";
 
 /// Gives the installed recorder each metric's unit and description (the
 /// Prometheus exporter prints them as `# HELP` lines). Call it once after
@@ -93,7 +107,7 @@ pub fn describe() {
         (WORKFLOW_COMPLETED, "Runs that returned their result"),
         (WORKFLOW_FAILED, "Runs that returned an error"),
         (WORKFLOW_CANCELED, "Runs that ended cancelled"),
-        (WORKFLOW_TERMINATED, "Runs in memory that were terminated"),
+        (WORKFLOW_TERMINATED, "Runs that were terminated"),
         (
             WORKFLOW_TIMED_OUT,
             "Runs that hit their run or execution timeout",
@@ -145,6 +159,17 @@ pub fn describe() {
         STORE_COMMIT_BATCH_SIZE,
         Unit::Count,
         "Requests carried by one group commit"
+    );
+    describe_gauge!(STICKY_CACHE_SIZE, Unit::Count, "Runs in memory now");
+    describe_gauge!(
+        WORKER_TASK_SLOTS_USED,
+        Unit::Count,
+        "Activity slots of a task queue's worker held now"
+    );
+    describe_gauge!(
+        WORKER_TASK_SLOTS_AVAILABLE,
+        Unit::Count,
+        "Activity slots of a task queue's worker free now"
     );
 }
 
@@ -236,4 +261,21 @@ pub(crate) fn cache_eviction() {
 pub(crate) fn committed(requests: usize, took: Duration) {
     histogram!(STORE_COMMIT_LATENCY).record(took.as_secs_f64());
     histogram!(STORE_COMMIT_BATCH_SIZE).record(requests as f64);
+}
+
+pub(crate) fn cache_size(runs: usize) {
+    gauge!(STICKY_CACHE_SIZE).set(runs as f64);
+}
+
+/// The activity slots of `task_queue`'s worker now: `used`, and of `limit`
+/// (when it has one) the rest.
+pub(crate) fn activity_slots(task_queue: &str, used: usize, limit: Option<usize>) {
+    let labels = [
+        ("worker_type", "ActivityWorker".to_string()),
+        ("task_queue", task_queue.to_string()),
+    ];
+    gauge!(WORKER_TASK_SLOTS_USED, &labels).set(used as f64);
+    if let Some(limit) = limit {
+        gauge!(WORKER_TASK_SLOTS_AVAILABLE, &labels).set(limit.saturating_sub(used) as f64);
+    }
 }

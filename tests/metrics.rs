@@ -6,13 +6,16 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ::metrics::{Key, KeyName, Metadata, SharedString, Unit};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use steadfast::{
-    ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, ResultOrParked,
-    RetryPolicy, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, metrics,
+    ActivityContext, ActivityDef, ActivityError, ActivityOptions, ChildWorkflowOptions, Engine,
+    ResultOrParked, RetryPolicy, SignalDef, Worker, WorkflowContext, WorkflowDef, WorkflowError,
+    WorkflowOptions, metrics,
 };
 
 const WORK: WorkflowDef<u32, u32> = WorkflowDef::new("Work");
@@ -22,6 +25,32 @@ const FLAKY: ActivityDef<u32, u32> = ActivityDef::new("flaky");
 const GO: SignalDef<String> = SignalDef::new("go");
 
 static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+const HOLDER: WorkflowDef<(), ()> = WorkflowDef::new("Holder");
+const GATE: ActivityDef<(), ()> = ActivityDef::new("gate");
+const PARENT: WorkflowDef<(), ()> = WorkflowDef::new("Parent");
+static GATE_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Runs until the test opens the gate.
+async fn gate(_ctx: ActivityContext, (): ()) -> Result<(), ActivityError> {
+    while !GATE_OPEN.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+async fn holder(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    let options = ActivityOptions::start_to_close(Duration::from_secs(60));
+    Ok(ctx.execute_activity(GATE, (), options).await?)
+}
+
+/// Starts a waiter as its child and returns: its close terminates the
+/// child (the default parent-close policy) in the parent's commit.
+async fn parent(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    ctx.start_child_workflow(WAITER, "orphan", (), ChildWorkflowOptions::new())
+        .await?;
+    Ok(())
+}
 
 /// Fails its first call, then doubles.
 async fn flaky(_ctx: ActivityContext, n: u32) -> Result<u32, ActivityError> {
@@ -56,13 +85,7 @@ impl Totals {
     /// (`name{k=v,...}`, labels sorted).
     fn read(&mut self, recorder: &metrics_util::debugging::Snapshotter) {
         for (key, _, _, value) in recorder.snapshot().into_vec() {
-            let key = key.key();
-            let mut labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            labels.sort();
-            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            let name = key_name(key.key());
             match (self.0.get_mut(&name), value) {
                 (Some(DebugValue::Counter(n)), DebugValue::Counter(more)) => *n += more,
                 (Some(DebugValue::Histogram(v)), DebugValue::Histogram(more)) => v.extend(more),
@@ -81,6 +104,72 @@ fn counter(values: &HashMap<String, DebugValue>, key: &str) -> u64 {
     }
 }
 
+/// Gauges as last set (the debugging recorder's snapshot sets each back
+/// to zero, so a gauge set once and read twice would read 0 the second
+/// time): `name{k=v,...}`, labels sorted, to its value's bits.
+type Gauges = Arc<Mutex<HashMap<String, Arc<AtomicU64>>>>;
+
+/// The debugging recorder, with gauges kept as last set.
+struct Recorder {
+    inner: DebuggingRecorder,
+    gauges: Gauges,
+}
+
+fn key_name(key: &Key) -> String {
+    let mut labels: Vec<String> = key
+        .labels()
+        .map(|l| format!("{}={}", l.key(), l.value()))
+        .collect();
+    labels.sort();
+    format!("{}{{{}}}", key.name(), labels.join(","))
+}
+
+impl ::metrics::Recorder for Recorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, text: SharedString) {
+        self.inner.describe_counter(key, unit, text)
+    }
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, text: SharedString) {
+        self.inner.describe_gauge(key, unit, text)
+    }
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, text: SharedString) {
+        self.inner.describe_histogram(key, unit, text)
+    }
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> ::metrics::Counter {
+        self.inner.register_counter(key, metadata)
+    }
+    fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> ::metrics::Gauge {
+        let mut gauges = self.gauges.lock().unwrap();
+        let value = gauges.entry(key_name(key)).or_default().clone();
+        ::metrics::Gauge::from_arc(value)
+    }
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> ::metrics::Histogram {
+        self.inner.register_histogram(key, metadata)
+    }
+}
+
+/// Waits (30 s at most) until the gauge `key` is `value`.
+async fn settle(gauges: &Gauges, key: &str, value: f64) {
+    settle_to(gauges, key, &format!("{value}"), |v| v == value).await;
+}
+
+/// Waits (30 s at most) until the gauge `key` is set and passes `check`.
+async fn settle_to(gauges: &Gauges, key: &str, what: &str, check: impl Fn(f64) -> bool) {
+    let read = || {
+        gauges
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|v| f64::from_bits(v.load(Ordering::SeqCst)))
+    };
+    for _ in 0..6000 {
+        if read().is_some_and(&check) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{key} never became {what}: {:?}", read());
+}
+
 fn samples(values: &HashMap<String, DebugValue>, key: &str) -> Vec<f64> {
     match values.get(key) {
         Some(DebugValue::Histogram(v)) => v.iter().map(|f| f.into_inner()).collect(),
@@ -90,11 +179,14 @@ fn samples(values: &HashMap<String, DebugValue>, key: &str) -> Vec<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_and_histograms_count_what_the_workflows_did() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    recorder
-        .install()
-        .expect("the only recorder of this process");
+    let inner = DebuggingRecorder::new();
+    let snapshotter = inner.snapshotter();
+    let gauges = Gauges::default();
+    ::metrics::set_global_recorder(Recorder {
+        inner,
+        gauges: gauges.clone(),
+    })
+    .expect("the only recorder of this process");
     metrics::describe();
 
     let db = support::temp_db();
@@ -106,7 +198,14 @@ async fn counters_and_histograms_count_what_the_workflows_did() {
             Ok::<(), WorkflowError>(())
         })
         .workflow(WAITER, waiter)
+        .workflow(PARENT, parent)
         .activity(FLAKY, flaky)
+        .worker(
+            Worker::new("limited")
+                .workflow(HOLDER, holder)
+                .activity(GATE, gate)
+                .max_concurrent_activities(2),
+        )
         .max_cached_runs(1)
         .open(&db.path)
         .await
@@ -158,6 +257,48 @@ async fn counters_and_histograms_count_what_the_workflows_did() {
         .await
         .unwrap();
     assert_eq!(later.result().await.unwrap(), "now");
+
+    // Gauges: one of the limited queue's two slots held while its attempt
+    // runs, both free after.
+    let held = engine
+        .start_workflow(
+            HOLDER,
+            "holder",
+            (),
+            WorkflowOptions::new().with_task_queue("limited"),
+        )
+        .await
+        .unwrap();
+    let slots = |name: &str| {
+        format!(
+            "steadfast_worker_task_slots_{name}{{task_queue=limited,worker_type=ActivityWorker}}"
+        )
+    };
+    settle(&gauges, &slots("used"), 1.0).await;
+    settle(&gauges, &slots("available"), 1.0).await;
+    GATE_OPEN.store(true, Ordering::SeqCst);
+    held.result().await.unwrap();
+    settle(&gauges, &slots("used"), 0.0).await;
+    settle(&gauges, &slots("available"), 2.0).await;
+    // Every run closed but the parked one (which stays in memory, unless it
+    // was evicted before it parked): the closed ones left memory.
+    settle_to(&gauges, "steadfast_sticky_cache_size{}", "at most 1", |v| {
+        v <= 1.0
+    })
+    .await;
+
+    // A child terminated by its parent's close, in the parent's commit
+    // (never by its own actor), is counted too.
+    let parent = engine
+        .start_workflow(PARENT, "parent", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    parent.result().await.unwrap();
+    support::eventually(Duration::from_secs(30), || async {
+        let d = engine.describe("orphan").await.unwrap();
+        (d.status == steadfast::WorkflowStatus::Terminated).then_some(())
+    })
+    .await;
     engine.shutdown().await.unwrap();
 
     totals.read(&snapshotter);
@@ -166,12 +307,13 @@ async fn counters_and_histograms_count_what_the_workflows_did() {
         format!("steadfast_{name}{{task_queue=default,workflow_type={workflow_type}}}")
     };
     assert_eq!(counter(&values, &by("workflow_started", "Work")), 2);
-    assert_eq!(counter(&values, &by("workflow_started", "Waiter")), 2);
+    assert_eq!(counter(&values, &by("workflow_started", "Waiter")), 3);
     assert_eq!(counter(&values, &by("workflow_started", "Broken")), 1);
     assert_eq!(counter(&values, &by("workflow_completed", "Work")), 1);
     assert_eq!(counter(&values, &by("workflow_completed", "Waiter")), 1);
     assert_eq!(counter(&values, &by("workflow_failed", "Work")), 1);
     assert_eq!(counter(&values, &by("workflow_canceled", "Waiter")), 1);
+    assert_eq!(counter(&values, &by("workflow_terminated", "Waiter")), 1);
     assert_eq!(
         counter(&values, "steadfast_workflow_parked{reason=panic}"),
         1

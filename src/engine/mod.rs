@@ -1050,7 +1050,7 @@ impl Engine {
 
     /// Terminates the current run, unless it continued as new meanwhile.
     async fn terminate_once(&self, workflow_id: &str, reason: &str) -> Result<(), ClientError> {
-        let (run_id, _) = self.current_run(workflow_id).await?;
+        let (run_id, record) = self.current_run(workflow_id).await?;
         let (ack, answer) = oneshot::channel();
         let msg = RunMsg::Terminate {
             reason: reason.to_string(),
@@ -1096,6 +1096,11 @@ impl Engine {
                     });
                 }
                 Ok(_) => {
+                    crate::metrics::workflow_closed(
+                        WorkflowStatus::Terminated,
+                        &record.workflow_type,
+                        &record.task_queue,
+                    );
                     self.shared
                         .closed_without_actor(run_id, WorkflowStatus::Terminated);
                     crate::worker::notify_parent_of_close(

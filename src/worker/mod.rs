@@ -304,6 +304,36 @@ pub(crate) type Inbox = mpsc::UnboundedSender<(RunMsg, Hold)>;
 /// children owe it (see [`run::reconcile`]).
 type LoadedRun = (RunRecord, Vec<Event>, Vec<RunMsg>);
 
+/// The lock of the runs in memory; letting it go sets the cache size
+/// gauge when the number changed.
+struct RunsGuard<'a> {
+    runs: MutexGuard<'a, HashMap<RunId, RunSlot>>,
+    cached: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for RunsGuard<'_> {
+    type Target = HashMap<RunId, RunSlot>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.runs
+    }
+}
+
+impl std::ops::DerefMut for RunsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.runs
+    }
+}
+
+impl Drop for RunsGuard<'_> {
+    fn drop(&mut self) {
+        let len = self.runs.len();
+        if self.cached.swap(len, Ordering::Relaxed) != len {
+            crate::metrics::cache_size(len);
+        }
+    }
+}
+
 /// Everything the engine's tasks share.
 pub(crate) struct Shared {
     pub(crate) store: Box<dyn Store>,
@@ -314,6 +344,9 @@ pub(crate) struct Shared {
     /// Runs in memory, by run ID. Every message to a run goes through this
     /// map under its lock, which is what makes eviction race-free.
     runs: Mutex<HashMap<RunId, RunSlot>>,
+    /// How many entries `runs` had when its lock was last let go: the
+    /// `steadfast_sticky_cache_size` gauge, set when it changes.
+    cached: AtomicUsize,
     /// Runs counted as parked (`steadfast_workflow_parked`) that have not
     /// committed a step since: a parked run loaded again (by a wake-up, a
     /// message) that parks again is the same park, not counted twice.
@@ -377,6 +410,7 @@ impl Shared {
             queues,
             registrations,
             runs: Mutex::new(HashMap::new()),
+            cached: AtomicUsize::new(0),
             timers,
             clock,
             shutdown,
@@ -408,9 +442,12 @@ impl Shared {
         self.timers.stop();
     }
 
-    fn runs(&self) -> MutexGuard<'_, HashMap<RunId, RunSlot>> {
-        // Nothing panics while holding this lock; recover if it ever did.
-        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    fn runs(&self) -> RunsGuard<'_> {
+        RunsGuard {
+            // Nothing panics while holding this lock; recover if it ever did.
+            runs: self.runs.lock().unwrap_or_else(|p| p.into_inner()),
+            cached: &self.cached,
+        }
     }
 
     /// True when some worker serves `task_queue`.

@@ -14,6 +14,8 @@ use crate::workflow::WorkflowFn;
 /// One task queue's worker and its limits.
 pub(crate) struct TaskQueue {
     worker: Worker,
+    /// The slots held now, for the slot gauges.
+    in_use: Arc<SlotCount>,
     /// Free activity slots, when the worker limits concurrency.
     slots: Option<Arc<Semaphore>>,
     /// Spacing between attempt starts, and the earliest next start, when the
@@ -55,16 +57,36 @@ fn lock(handoff: &Mutex<Handoff>) -> std::sync::MutexGuard<'_, Handoff> {
     handoff.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How many slots of a queue are held, for the slot gauges
+/// (`steadfast_worker_task_slots_used`/`_available`).
+#[derive(Debug)]
+struct SlotCount {
+    task_queue: String,
+    limit: Option<usize>,
+    held: Mutex<usize>,
+}
+
+impl SlotCount {
+    /// One more slot held (`+1`) or one freed (`-1`); sets the gauges.
+    fn change(&self, by: isize) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        *held = held.saturating_add_signed(by);
+        crate::metrics::activity_slots(&self.task_queue, *held, self.limit);
+    }
+}
+
 /// Held while an attempt runs; frees its slot when dropped.
 #[derive(Debug)]
 pub(crate) struct Slot {
     permit: Option<OwnedSemaphorePermit>,
     /// The queue's handoff, with the clock to hold for a waiter.
     handoff: Option<(Arc<Mutex<Handoff>>, Clock)>,
+    count: Arc<SlotCount>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.count.change(-1);
         let Some(permit) = self.permit.take() else {
             return;
         };
@@ -133,7 +155,13 @@ impl TaskQueue {
             (spacing, Mutex::new(clock.instant()))
         });
         let handoff = (slots.is_some() && clock.is_virtual()).then(Arc::default);
+        let in_use = Arc::new(SlotCount {
+            task_queue: worker.task_queue.clone(),
+            limit: slots.as_ref().and(worker.max_concurrent_activities),
+            held: Mutex::new(0),
+        });
         TaskQueue {
+            in_use,
             worker,
             slots,
             rate,
@@ -170,7 +198,9 @@ impl TaskQueue {
     }
 
     fn slot(&self, permit: Option<OwnedSemaphorePermit>) -> Slot {
+        self.in_use.change(1);
         Slot {
+            count: self.in_use.clone(),
             permit,
             handoff: self
                 .handoff

@@ -236,6 +236,21 @@ impl RunActor {
                 // Its next commit is refused and it stops (terminated) or
                 // reloads (cancelled); a message makes that happen now.
                 for run_id in terminated {
+                    // Closed in the file by this commit, not by its actor:
+                    // counted here, with the child's labels.
+                    let child_id = self
+                        .state
+                        .children
+                        .values()
+                        .find(|c| c.run_id == Some(run_id))
+                        .map_or_else(String::new, |c| c.workflow_id.clone());
+                    if let Ok(Some(child)) = self.shared.store.run(run_id, &child_id).await {
+                        crate::metrics::workflow_closed(
+                            WorkflowStatus::Terminated,
+                            &child.workflow_type,
+                            &child.task_queue,
+                        );
+                    }
                     self.shared
                         .closed_without_actor(run_id, WorkflowStatus::Terminated);
                     let (ack, _) = oneshot::channel();
