@@ -55,6 +55,7 @@ pub(crate) fn router(engine: Engine, token: Token) -> Router {
             "/api/v1/schedules/{schedule_id}",
             get(schedule_describe)
                 .post(schedule_create)
+                .put(schedule_update)
                 .delete(schedule_delete),
         )
         .route(
@@ -486,6 +487,16 @@ async fn schedule_describe(
 ) -> Answer {
     let id = schedule_id(path)?;
     ok(&schedules::describe(&engine, &id).await?)
+}
+
+async fn schedule_update(
+    State(engine): State<Engine>,
+    path: Result<Path<String>, PathRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let id = schedule_id(path)?;
+    let request: schedules::CreateScheduleRequest = body(bytes)?;
+    ok(&schedules::update(&engine, &id, &request).await?)
 }
 
 async fn schedule_create(

@@ -117,7 +117,8 @@ pub struct BackfillRequest {
 pub struct ScheduleDone {
     /// The schedule.
     pub schedule_id: String,
-    /// `created`, `paused`, `unpaused`, `triggered`, `backfilled`, `deleted`.
+    /// `created`, `updated`, `paused`, `unpaused`, `triggered`,
+    /// `backfilled`, `deleted`.
     pub outcome: String,
 }
 
@@ -467,6 +468,28 @@ fn done(schedule_id: &str, outcome: &str) -> ScheduleDone {
         schedule_id: schedule_id.to_string(),
         outcome: outcome.to_string(),
     }
+}
+
+/// Replaces a schedule's configuration (spec, action, policies, state:
+/// paused, note, remaining actions) with the one a create body describes,
+/// as Temporal's `UpdateSchedule` replaces the whole schedule; its
+/// progress (recent and running actions, counters) stays.
+///
+/// # Errors
+/// As [`ScheduleHandle::update`](steadfast::ScheduleHandle::update), and
+/// [`ScheduleError::InvalidArgument`] for a field that does not parse
+/// (nothing is changed then).
+pub async fn update(
+    engine: &Engine,
+    schedule_id: &str,
+    request: &CreateScheduleRequest,
+) -> Result<ScheduleDone, ScheduleError> {
+    let schedule = schedule_from_request(schedule_id, request)?;
+    engine
+        .schedule_handle(schedule_id)
+        .update(|current| *current = schedule.clone())
+        .await?;
+    Ok(done(schedule_id, "updated"))
 }
 
 /// Creates the schedule a request describes.

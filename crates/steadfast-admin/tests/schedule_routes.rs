@@ -170,6 +170,65 @@ async fn every_schedule_route_answers_as_documented() {
     )
     .await;
     assert_eq!(unpaused.json()["outcome"], "unpaused");
+
+    // An update replaces the whole configuration; the progress stays.
+    const UPDATE: &str = r#"{
+        "workflow_type": "Greeter",
+        "workflow_id": "greet-daily",
+        "input": "Hi",
+        "cron": ["30 6 * * *"],
+        "overlap": "allow-all",
+        "paused": true,
+        "note": "updated by a test"
+    }"#;
+    let updated = call(
+        address,
+        "PUT",
+        "/api/v1/schedules/hourly",
+        Some(UPDATE),
+        None,
+    )
+    .await;
+    assert_eq!(updated.status, 200, "{:?}", updated.json());
+    assert_eq!(updated.json()["outcome"], "updated");
+    let d = call(address, "GET", "/api/v1/schedules/hourly", None, None)
+        .await
+        .json();
+    assert_eq!(d["cron"][0], "30 6 * * *");
+    assert_eq!(d["overlap"], "allow-all");
+    assert_eq!(d["workflow_id"], "greet-daily");
+    assert_eq!(d["input"], "Hi");
+    assert_eq!(
+        (d["paused"].as_bool(), d["note"].as_str()),
+        (Some(true), Some("updated by a test"))
+    );
+    assert_eq!(d["info"]["action_count"], 4, "the progress stays");
+    // A body that does not parse changes nothing; an unknown ID is a 404.
+    let bad = call(
+        address,
+        "PUT",
+        "/api/v1/schedules/hourly",
+        Some(r#"{"workflow_type": "Greeter", "cron": ["not cron"]}"#),
+        None,
+    )
+    .await;
+    assert_eq!((bad.status, bad.code()), (400, "invalid_spec".into()));
+    let after = call(address, "GET", "/api/v1/schedules/hourly", None, None)
+        .await
+        .json();
+    assert_eq!(after["cron"], d["cron"]);
+    let unknown = call(
+        address,
+        "PUT",
+        "/api/v1/schedules/nobody",
+        Some(UPDATE),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (404, "schedule_not_found".into())
+    );
     let deleted = call(address, "DELETE", "/api/v1/schedules/hourly", None, None).await;
     assert_eq!(deleted.json()["outcome"], "deleted");
     let gone = call(address, "GET", "/api/v1/schedules/hourly", None, None).await;

@@ -286,6 +286,10 @@ pub struct TerminateArgs {
 pub enum ScheduleCommand {
     /// Creates a schedule that starts a workflow on a cron or an interval.
     Create(Box<ScheduleCreateArgs>),
+    /// Replaces a schedule's spec, action, policies and state with the
+    /// flags' (the flags of create; what is left out takes its default);
+    /// its progress stays (`temporal schedule update`).
+    Update(Box<ScheduleCreateArgs>),
     /// Lists schedules with their next and last actions.
     List,
     /// Describes a schedule: spec, policies, next and recent actions.

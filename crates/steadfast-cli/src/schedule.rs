@@ -25,6 +25,12 @@ pub async fn run(
             let done = call(target, ScheduleCall::Create { id, body }).await?;
             finished(done, out, "Schedule created")
         }
+        ScheduleCommand::Update(args) => {
+            let id = args.schedule_id.clone();
+            let body = create_body(*args)?;
+            let done = call(target, ScheduleCall::Update { id, body }).await?;
+            finished(done, out, "Schedule updated")
+        }
         ScheduleCommand::List => list(target, out).await,
         ScheduleCommand::Describe(ScheduleIdArgs { schedule_id }) => {
             describe(target, schedule_id, out).await

@@ -77,6 +77,12 @@ pub enum ScheduleCall {
         id: String,
         body: Value,
     },
+    /// `body` is the endpoint's create body, the schedule's new whole
+    /// configuration.
+    Update {
+        id: String,
+        body: Value,
+    },
     List,
     Describe {
         id: String,
@@ -186,6 +192,9 @@ async fn schedule_endpoint(client: &AdminClient, call: ScheduleCall) -> Result<V
         ScheduleCall::Create { id, body } => {
             client.call(Method::POST, &schedule(&id), Some(&body)).await
         }
+        ScheduleCall::Update { id, body } => {
+            client.call(Method::PUT, &schedule(&id), Some(&body)).await
+        }
         ScheduleCall::List => client.call(Method::GET, "/api/v1/schedules", None).await,
         ScheduleCall::Describe { id } => client.call(Method::GET, &schedule(&id), None).await,
         ScheduleCall::Pause { id, pause, note } => {
@@ -224,6 +233,14 @@ async fn schedule_file(engine: &Engine, call: ScheduleCall) -> Result<Value, Cli
             let request = body(b)?;
             to_json(
                 &schedules::create(engine, &id, &request)
+                    .await
+                    .map_err(schedule_error)?,
+            )
+        }
+        ScheduleCall::Update { id, body: b } => {
+            let request = body(b)?;
+            to_json(
+                &schedules::update(engine, &id, &request)
                     .await
                     .map_err(schedule_error)?,
             )

@@ -177,6 +177,53 @@ async fn schedule_commands_against_a_running_app() {
 
     let unpaused = cli(&["schedule", "unpause", "-s", "nightly"]).await;
     assert_eq!(stdout(&unpaused), "Schedule unpaused: nightly\n");
+
+    // Update replaces the configuration with the flags'; progress stays.
+    let updated = cli(&[
+        "schedule",
+        "update",
+        "-s",
+        "nightly",
+        "--interval",
+        "6h",
+        "--type",
+        "Report",
+        "-w",
+        "report-6h",
+        "--notes",
+        "every six hours",
+    ])
+    .await;
+    assert_eq!(
+        stdout(&updated),
+        "Schedule updated: nightly\n",
+        "{}",
+        stderr(&updated)
+    );
+    let d = json(&cli(&["schedule", "describe", "-s", "nightly", "-o", "json"]).await);
+    assert_eq!(d["workflow_id"], "report-6h");
+    assert_eq!(d["intervals"][0]["every"], "6h");
+    assert!(d["cron"].as_array().unwrap().is_empty());
+    assert_eq!(d["overlap"], "skip", "left out: the default");
+    assert_eq!(d["note"], "every six hours");
+    assert_eq!(d["info"]["action_count"], 3);
+    let unknown = cli(&[
+        "schedule",
+        "update",
+        "-s",
+        "nobody",
+        "--interval",
+        "1h",
+        "--type",
+        "Report",
+    ])
+    .await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("schedule_not_found"),
+        "{}",
+        stderr(&unknown)
+    );
     let deleted = cli(&["schedule", "delete", "-s", "nightly"]).await;
     assert_eq!(stdout(&deleted), "Schedule deleted: nightly\n");
 
