@@ -6,7 +6,8 @@
 //! form completes a waiting run and the page follows it live, a
 //! token-guarded endpoint refuses the page's requests until the token is
 //! entered; on the `admin` example, the reset button (once confirmed)
-//! starts a new run that the page then shows, and the schedules page shows
+//! starts a new run that the page then shows, of a running and of a
+//! closed run, and the schedules page shows
 //! the demo schedule's next actions, triggers an action whose run it links,
 //! pauses, unpauses and deletes the schedule; and the pages log no console
 //! errors.
@@ -563,6 +564,36 @@ async fn the_reset_button_asks_then_starts_a_new_run_that_the_page_shows() {
         tab.wait_for_element_with_custom_timeout("h1 .badge.Terminated", Duration::from_secs(20))
             .expect("the old run is terminated");
         assert_eq!(inner_text(&tab, "#reset-to"), new_run);
+
+        // A closed run can be reset too (and has no other action): it stays
+        // closed, and the page follows the new run, which completes.
+        tab.navigate_to(&format!("{url}#/workflows/demo-completed"))
+            .expect("navigate");
+        tab.wait_for_element_with_custom_timeout("h1 .badge.Completed", Duration::from_secs(20))
+            .expect("demo-completed is completed");
+        expect_element(&tab, "#reset", &errors);
+        assert!(tab.find_element("#signal-send").is_err());
+        let closed_run = inner_text(&tab, "#summary dd.mono");
+        tab.wait_for_element("#reset-reason")
+            .unwrap()
+            .type_into("run it again")
+            .unwrap();
+        tab.wait_for_element("#reset").unwrap().click().unwrap();
+        assert!(inner_text(&tab, "#reset-confirmation").contains("closed run"));
+        tab.wait_for_element("#reset-confirm")
+            .unwrap()
+            .click()
+            .unwrap();
+        let rerun = tab
+            .wait_for_element_with_custom_timeout("#reset-new-run", Duration::from_secs(20))
+            .and_then(|e| e.get_inner_text())
+            .expect("the notice names the new run");
+        tab.wait_for_element_with_custom_timeout("#reset-from", Duration::from_secs(20))
+            .expect("the new run's page");
+        assert_eq!(inner_text(&tab, "#reset-from"), closed_run);
+        assert_eq!(inner_text(&tab, "#summary dd.mono"), rerun);
+        tab.wait_for_element_with_custom_timeout("h1 .badge.Completed", Duration::from_secs(20))
+            .expect("the new run completes");
         errors.lock().unwrap().clone()
     })
     .await

@@ -305,7 +305,9 @@ async function runPage(id, run) {
     const pausedBy = described.paused && described.paused.kind === "Requested" ? described.paused.reason : null;
     const key = described.run_id + described.status + (pausedBy === null ? "" : " paused");
     if (actionsFor !== key) {
-      actions.replaceChildren(...(described.status === "Running" && !run ? runActions(id, pausedBy, message) : []));
+      // A closed run can only be reset; an earlier run of the chain not at
+      // all (the routes act on the workflow's latest run).
+      actions.replaceChildren(...(run ? [] : runActions(id, pausedBy, message, described.status !== "Running")));
       actionsFor = key;
     }
     if (events) {
@@ -441,7 +443,7 @@ function pendingSection(d) {
     el("h2", {}, "Pending timers"), timers, children, updates);
 }
 
-function runActions(id, pausedBy, message) {
+function runActions(id, pausedBy, message, closed) {
   // `done` is the notice's text, or a function of the answer giving its nodes.
   const act = async (button, method, path, body, done) => {
     button.disabled = true;
@@ -513,17 +515,19 @@ function runActions(id, pausedBy, message) {
     });
     no.addEventListener("click", close);
     confirmReset.replaceChildren(
-      el("span", {}, "Terminate this run and start a new one from its " + point + "?"), yes, no);
+      el("span", {}, (closed ? "Start a new run from this closed run's " : "Terminate this run and start a new one from its ")
+        + point + "?"), yes, no);
     confirmReset.hidden = false;
     reset.disabled = true;
   });
+  const resetRow = el("div", { class: "row" }, el("label", { class: "field" }, "Reset to", resetTo),
+    el("label", { class: "field" }, "Event", resetEvent),
+    el("label", { class: "field" }, "Reason", resetReason), reset);
+  if (closed) return [el("h2", {}, "Actions"), el("div", { class: "actions card" }, resetRow, confirmReset)];
   return [el("h2", {}, "Actions"), el("div", { class: "actions card" }, signalForm,
     el("div", { class: "row" }, cancel, el("label", { class: "field" }, "Reason", reason), terminate),
     el("div", { class: "row" }, el("label", { class: "field" }, "Pause reason", pauseReason), pause),
-    el("div", { class: "row" }, el("label", { class: "field" }, "Reset to", resetTo),
-      el("label", { class: "field" }, "Event", resetEvent),
-      el("label", { class: "field" }, "Reason", resetReason), reset),
-    confirmReset)];
+    resetRow, confirmReset)];
 }
 
 // The history as bars over time: each activity from its scheduling to its
