@@ -151,12 +151,32 @@ CREATE TABLE inbox_replies (
     body bytea NOT NULL
 );
 CREATE INDEX runs_shard_wake ON runs (shard, wake) WHERE status = 0 AND wake IS NOT NULL;
+"#;
 
+/// The layout-1 functions a migration to layout 2 replaces.
+const DROP_LAYOUT_1_FUNCTIONS: &str = "
+DROP FUNCTION start_run(uuid, text, integer, text, smallint, bigint, bigint, bytea, bytea, \
+    bytea[], smallint, bigint);
+DROP FUNCTION append_events(uuid, bigint, bytea[], bigint, bytea, smallint, bigint, bytea);
+";
+
+/// The revision of [`FUNCTIONS`], kept in `meta` as `functions_revision`
+/// (absent: 0). The functions keep their signatures within a layout, so an
+/// open that finds an older revision replaces them (`CREATE OR REPLACE`)
+/// and every process on the schema, of any build of the layout, calls the
+/// newer ones; one that finds a newer revision leaves them. 1: `start_run`
+/// decides again when another starter committed the same new workflow ID
+/// meanwhile (before, both started a run).
+pub(crate) const FUNCTIONS_REVISION: u32 = 1;
+
+/// The functions (layout 2: fenced, hinting other owners, the hot path),
+/// of [`FUNCTIONS_REVISION`].
+const FUNCTIONS: &str = r#"
 -- True when p_me owns p_shard under the epoch it believes it holds
 -- (p_epochs[shard + 1]) and its lease has not run out by the database's
 -- clock; the shard's row is then locked (FOR SHARE) until the end of the
 -- transaction, so that no takeover commits in between.
-CREATE FUNCTION fenced(p_shard integer, p_me uuid, p_epochs bigint[])
+CREATE OR REPLACE FUNCTION fenced(p_shard integer, p_me uuid, p_epochs bigint[])
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM 1 FROM shards WHERE shard_id = p_shard AND owner = p_me
@@ -166,7 +186,7 @@ END $$;
 
 -- Tells a run's owner, when that is not p_me, of a change it did not
 -- make: an inbox row of p_kind (0 wake, 2 event, 3 reload) and a hint.
-CREATE FUNCTION hint_owner(p_shard integer, p_workflow text, p_run uuid, p_me uuid,
+CREATE OR REPLACE FUNCTION hint_owner(p_shard integer, p_workflow text, p_run uuid, p_me uuid,
                            p_kind smallint, p_body bytea)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -177,22 +197,14 @@ BEGIN
         PERFORM pg_notify(current_schema(), p_shard::text);
     END IF;
 END $$;
-"#;
 
-/// The layout-1 functions a migration to layout 2 replaces.
-const DROP_LAYOUT_1_FUNCTIONS: &str = "
-DROP FUNCTION start_run(uuid, text, integer, text, smallint, bigint, bigint, bytea, bytea, \
-    bytea[], smallint, bigint);
-DROP FUNCTION append_events(uuid, bigint, bytea[], bigint, bytea, smallint, bigint, bytea);
-";
-
-/// The hot-path functions (layout 2: fenced, and hinting other owners).
-const FUNCTIONS: &str = r#"
 -- Outcomes: 0 started, 1 already running (o_run), 2 reuse rejected
 -- (o_status), 3 the run ID is stored already, 4 the latest run has no row.
 -- Any process may start a run; one started in a shard p_me does not own
--- is hinted to its owner.
-CREATE FUNCTION start_run(
+-- is hinted to its owner. Two starters of a new ID both find no row: the
+-- second's insert waits for the first's commit and inserts nothing, and
+-- the second then checks again against the row the first committed.
+CREATE OR REPLACE FUNCTION start_run(
     p_run uuid, p_workflow text, p_shard integer, p_type text, p_status smallint,
     p_start bigint, p_close bigint, p_order bytea, p_record bytea,
     p_events bytea[], p_reuse smallint, p_wake bigint, p_me uuid,
@@ -201,31 +213,39 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_prev uuid;
 BEGIN
-    SELECT latest_run INTO v_prev FROM workflows WHERE workflow_id = p_workflow FOR UPDATE;
-    IF FOUND THEN
-        o_run := v_prev;
-        SELECT status INTO o_status FROM runs WHERE run_id = v_prev;
-        IF NOT FOUND THEN
-            o_outcome := 4;
+    LOOP
+        SELECT latest_run INTO v_prev FROM workflows WHERE workflow_id = p_workflow FOR UPDATE;
+        IF FOUND THEN
+            o_run := v_prev;
+            SELECT status INTO o_status FROM runs WHERE run_id = v_prev;
+            IF NOT FOUND THEN
+                o_outcome := 4;
+                RETURN;
+            END IF;
+            IF o_status = 0 THEN
+                o_outcome := 1;
+                RETURN;
+            END IF;
+            -- Reuse rules: 0 allow, 1 allow if the last did not complete, 2 reject.
+            IF p_reuse = 2 OR (p_reuse = 1 AND o_status = 1) THEN
+                o_outcome := 2;
+                RETURN;
+            END IF;
+        END IF;
+        PERFORM 1 FROM runs WHERE run_id = p_run;
+        IF FOUND THEN
+            o_outcome := 3;
             RETURN;
         END IF;
-        IF o_status = 0 THEN
-            o_outcome := 1;
-            RETURN;
+        IF v_prev IS NOT NULL THEN
+            UPDATE workflows SET latest_run = p_run WHERE workflow_id = p_workflow;
+            EXIT;
         END IF;
-        -- Reuse rules: 0 allow, 1 allow if the last did not complete, 2 reject.
-        IF p_reuse = 2 OR (p_reuse = 1 AND o_status = 1) THEN
-            o_outcome := 2;
-            RETURN;
-        END IF;
-    END IF;
-    PERFORM 1 FROM runs WHERE run_id = p_run;
-    IF FOUND THEN
-        o_outcome := 3;
-        RETURN;
-    END IF;
-    INSERT INTO workflows (workflow_id, shard, latest_run) VALUES (p_workflow, p_shard, p_run)
-        ON CONFLICT (workflow_id) DO UPDATE SET latest_run = EXCLUDED.latest_run;
+        INSERT INTO workflows (workflow_id, shard, latest_run)
+            VALUES (p_workflow, p_shard, p_run) ON CONFLICT (workflow_id) DO NOTHING;
+        EXIT WHEN FOUND;
+        -- Another starter committed the ID meanwhile: decide against its run.
+    END LOOP;
     INSERT INTO runs (run_id, workflow_id, shard, workflow_type, status, start_ns, close_ns,
                       list_order, wake, last_event, record)
         VALUES (p_run, p_workflow, p_shard, p_type, p_status, p_start, p_close, p_order,
@@ -245,7 +265,7 @@ END $$;
 -- p_deliver: an event another run's commit writes into this run (a
 -- signal, a cancellation request): not fenced, and hinted to the run's
 -- owner when that is another process.
-CREATE FUNCTION append_events(
+CREATE OR REPLACE FUNCTION append_events(
     p_run uuid, p_expect bigint, p_events bytea[], p_wake bigint,
     p_record bytea, p_status smallint, p_close bigint, p_order bytea,
     p_me uuid, p_epochs bigint[], p_deliver boolean,
@@ -343,6 +363,7 @@ pub(crate) async fn prepare(
             ("schema_version", SCHEMA_VERSION),
             ("format_version", format),
             ("shard_count", SHARD_COUNT),
+            ("functions_revision", FUNCTIONS_REVISION),
         ] {
             txn.execute(
                 "INSERT INTO meta (key, value) VALUES ($1, $2)",
@@ -411,11 +432,20 @@ pub(crate) async fn prepare(
             .await
             .map_err(db_err)?;
         txn.batch_execute(LAYOUT_2).await.map_err(db_err)?;
-        txn.batch_execute(FUNCTIONS).await.map_err(db_err)?;
         add_shards(&txn, shards).await?;
         txn.execute(
             "UPDATE meta SET value = $1 WHERE key = 'schema_version'",
             &[&SCHEMA_VERSION.to_string()],
+        )
+        .await
+        .map_err(db_err)?;
+    }
+    if version("functions_revision").await?.unwrap_or(0) < FUNCTIONS_REVISION {
+        txn.batch_execute(FUNCTIONS).await.map_err(db_err)?;
+        txn.execute(
+            "INSERT INTO meta (key, value) VALUES ('functions_revision', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&FUNCTIONS_REVISION.to_string()],
         )
         .await
         .map_err(db_err)?;
