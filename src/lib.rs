@@ -71,7 +71,7 @@
 //! | Search attributes, memo | [`WorkflowOptions::with_search_attribute`], [`WorkflowOptions::with_memo`], [`WorkflowContext::upsert_search_attributes`] ([`SearchAttributes`], [`SearchAttributeValue`]) |
 //! | Delete a workflow execution | [`Engine::delete`] (a closed workflow; a running one is refused with [`ClientError::StillRunning`]) |
 //! | Continue-as-new | [`WorkflowContext::continue_as_new`] ([`ContinueAsNewOptions`]), one commit; [`WorkflowHandle::result`] follows the chain, [`WorkflowDescription::previous_run_id`]/[`next_run_id`](WorkflowDescription::next_run_id); [`WorkflowContext::continue_as_new_suggested`], [`history_length`](WorkflowContext::history_length), [`history_bytes`](WorkflowContext::history_bytes) |
-//! | Child workflows, parent-close policy, child cancellation types | [`WorkflowContext::start_child_workflow`] ([`ChildWorkflowOptions`], [`ParentClosePolicy`], [`ChildWorkflowCancellationType`]) gives a [`ChildWorkflowHandle`] once the start is durable (one commit); [`WorkflowContext::execute_child_workflow`]; [`ChildWorkflowError`]; [`WorkflowDescription::pending_children`], [`WorkflowDescription::parent`] |
+//! | Child workflows, parent-close policy, child cancellation types | [`WorkflowContext::start_child_workflow`] ([`ChildWorkflowOptions`], [`ParentClosePolicy`], [`ChildWorkflowCancellationType`]) gives a [`ChildWorkflowHandle`] once the start is durable (one commit), with [`ChildWorkflowHandle::signal`] and [`ChildWorkflowHandle::cancel`]; the parent's own cancellation follows each child's cancellation type; [`WorkflowContext::execute_child_workflow`]; [`ChildWorkflowError`]; [`WorkflowDescription::pending_children`], [`WorkflowDescription::parent`] |
 //! | Signal and cancel an external workflow | [`WorkflowContext::signal_external_workflow`], [`WorkflowContext::cancel_external_workflow`] (one commit with the delivery; [`ExternalWorkflowFuture`], [`ExternalWorkflowError`]) |
 //! | Sticky workflow cache | [`EngineBuilder::max_cached_runs`] |
 //! | History JSON, `WorkflowReplayer` | [`Engine::workflow_history`], [`WorkflowHistory`] (`to_json`/`from_json`), [`Replayer`] |
@@ -194,7 +194,6 @@ pub use store::FaultInjector;
 #[doc(hidden)]
 pub use store::{CutImage, CutMode, PowerCut};
 pub use worker::{DEFAULT_TASK_QUEUE, Worker};
-pub use workflow::UpdateDef;
 pub use workflow::{
     ActivityFailure, ActivityFuture, Cancelled, ChildResultFuture, ChildWorkflowCancellationType,
     ChildWorkflowError, ChildWorkflowHandle, ChildWorkflowOptions, ContinueAsNewOptions,
@@ -204,6 +203,7 @@ pub use workflow::{
     SignalDef, SignalError, SignalFuture, StartChildFuture, TimerFuture, WorkflowContext,
     WorkflowDef, WorkflowError,
 };
+pub use workflow::UpdateDef;
 
 /// Compiles the README's Rust blocks as doctests, so they stay true.
 #[cfg(doctest)]

@@ -285,6 +285,49 @@ async fn unread_signals_move_to_the_next_run() {
 }
 
 #[tokio::test]
+async fn signals_recorded_after_the_point_where_a_replayed_run_continues_move_with_it() {
+    let db = temp_db();
+    // A first version of the collector that reads nothing: the signals
+    // are recorded in its history, unread.
+    const NEVER: SignalDef<()> = SignalDef::new("never");
+    let engine = Engine::builder()
+        .workflow(
+            COLLECTOR,
+            |ctx: WorkflowContext, _: (Vec<u64>, u64, u64)| async move {
+                ctx.recv_signal(NEVER).await?;
+                Ok(Vec::new())
+            },
+        )
+        .open(&db.path)
+        .await
+        .unwrap();
+    engine
+        .start_workflow(
+            COLLECTOR,
+            "collect-late",
+            (Vec::new(), 1, 3),
+            WorkflowOptions::default(),
+        )
+        .await
+        .unwrap();
+    for i in 0..3u64 {
+        engine.signal("collect-late", ITEM, i).await.unwrap();
+    }
+    engine.shutdown().await.unwrap();
+    // Replayed by the collector, the code continues as new at the first
+    // signal (a new command, past the recorded ones): the two
+    // after it in the history are not this run's to read, and move to the
+    // next run with the close (none lost).
+    let engine = open(&db.path).await;
+    let handle = engine
+        .get_workflow_handle(COLLECTOR, "collect-late")
+        .await
+        .unwrap();
+    assert_eq!(handle.result().await.unwrap(), vec![0, 1, 2]);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn the_size_hints_suggest_continuing_and_attributes_carry_over() {
     let db = temp_db();
     let engine = builder()

@@ -6,7 +6,9 @@
 //! a target that does not exist or is closed is a typed error in the
 //! sender, the same on replay; replay checks the commands (a changed one
 //! parks the run with the diff), and histories holding the new events
-//! replay and round-trip through JSON.
+//! replay and round-trip through JSON. A child's handle signals the
+//! child by the same path (`ChildWorkflowHandle::signal`), and a run may
+//! signal itself.
 
 mod support;
 
@@ -96,10 +98,18 @@ async fn probe(
     out.push(outcome(wrong_run));
     let by_run = ctx.cancel_external_workflow(closed, Some(closed_run)).await;
     out.push(outcome(by_run));
+    // A run may signal itself, and receives it like any signal; it may
+    // not cancel itself this way.
     let own = ctx
         .signal_external_workflow(ctx.workflow_id(), None, ITEM, 1)
         .await;
     out.push(match own {
+        Ok(run_id) if run_id == ctx.run_id() => "own-run".into(),
+        other => outcome(other),
+    });
+    out.push(format!("received {}", ctx.recv_signal(ITEM).await?));
+    let own_cancel = ctx.cancel_external_workflow(ctx.workflow_id(), None).await;
+    out.push(match own_cancel {
         Err(ExternalWorkflowError::NotDelivered { .. }) => "own".into(),
         other => outcome(other),
     });
@@ -127,8 +137,61 @@ async fn canceller(
     Ok(2)
 }
 
+/// Collects `item` signals until `LAST`, continuing as new after the
+/// first (carrying what it got), so the signals span two runs.
+const CONTINUING_RECEIVER: WorkflowDef<Vec<u32>, Vec<u32>> =
+    WorkflowDef::new("continuing_receiver");
+
+async fn continuing_receiver(
+    ctx: WorkflowContext,
+    mut items: Vec<u32>,
+) -> Result<Vec<u32>, WorkflowError> {
+    loop {
+        let item = ctx.recv_signal(ITEM).await?;
+        if item == LAST {
+            return Ok(items);
+        }
+        items.push(item);
+        if items.len() == 1 {
+            return Err(ctx.continue_as_new(CONTINUING_RECEIVER, items));
+        }
+    }
+}
+
+/// Starts a continuing receiver as its child, signals it `1, 2, 3, LAST`
+/// through the child's handle, and returns the child's result, whether
+/// the first signal reached the child's first run, and what a signal to
+/// the closed child gives.
+const CHILD_SIGNALLER: WorkflowDef<(), (Vec<u32>, bool, String)> =
+    WorkflowDef::new("child_signaller");
+
+async fn child_signaller(
+    ctx: WorkflowContext,
+    (): (),
+) -> Result<(Vec<u32>, bool, String), WorkflowError> {
+    let id = format!("{}/receiver", ctx.workflow_id());
+    let child = ctx
+        .start_child_workflow(
+            CONTINUING_RECEIVER,
+            id,
+            Vec::new(),
+            steadfast::ChildWorkflowOptions::new(),
+        )
+        .await?;
+    let mut runs = Vec::new();
+    for item in [1, 2, 3, LAST] {
+        runs.push(child.signal(ITEM, item).await?);
+    }
+    let items = child.result().await?;
+    let first = runs[0] == child.first_execution_run_id();
+    let after_close = outcome(child.signal(ITEM, 9).await);
+    Ok((items, first, after_close))
+}
+
 fn builder() -> EngineBuilder {
     Engine::builder()
+        .workflow(CONTINUING_RECEIVER, continuing_receiver)
+        .workflow(CHILD_SIGNALLER, child_signaller)
         .workflow(RECEIVER, receiver)
         .workflow(SLEEPER, sleeper)
         .workflow(SENDER, sender)
@@ -138,6 +201,8 @@ fn builder() -> EngineBuilder {
 
 fn replayer() -> steadfast::Replayer {
     steadfast::Replayer::new()
+        .workflow(CONTINUING_RECEIVER, continuing_receiver)
+        .workflow(CHILD_SIGNALLER, child_signaller)
         .workflow(RECEIVER, receiver)
         .workflow(SLEEPER, sleeper)
         .workflow(SENDER, sender)
@@ -224,6 +289,61 @@ async fn a_signal_to_another_workflow_is_delivered_once_with_its_outcome_in_the_
 }
 
 #[tokio::test]
+async fn a_child_handles_signal_is_delivered_once_to_the_childs_current_run() {
+    let db = temp_db();
+    let engine = builder().open_db(&db.path).await.unwrap();
+    let parent = engine
+        .start_workflow(CHILD_SIGNALLER, "cs", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    let (items, first, after_close) = parent.result().await.unwrap();
+    // The child continued as new after the first signal: the later ones
+    // reached it whether they landed in its first run before that close
+    // was committed (then moved with it) or in the next.
+    assert_eq!(items, [1, 2, 3]);
+    assert!(first);
+    assert_eq!(after_close, "closed:Completed");
+    let sent = engine.history("cs").await.unwrap();
+    support::assert_history_well_formed(&sent);
+    let k = kinds(&sent);
+    let count = |kind: &str| k.iter().filter(|k| *k == kind).count();
+    assert_eq!(count("SignalExternalWorkflowInitiated"), 5);
+    assert_eq!(count("ExternalWorkflowSignaled"), 4);
+    assert_eq!(count("SignalExternalWorkflowFailed"), 1);
+    // Each signal once, with the sender's request ID.
+    let mut ids = Vec::new();
+    let first = sent.iter().find_map(|e| match e.kind {
+        EventKind::ChildWorkflowStarted { run_id, .. } => Some(run_id),
+        _ => None,
+    });
+    let mut run = first;
+    while let Some(run_id) = run {
+        let history = engine
+            .workflow_run_history("cs/receiver", run_id)
+            .await
+            .unwrap();
+        replayer().replay(&history).unwrap();
+        // Signals a continue-as-new moved carry no request ID: they are
+        // the next run's copies of signals its predecessor got.
+        ids.extend(request_ids(&history.events).into_iter().flatten());
+        run = history.events.iter().find_map(|e| match &e.kind {
+            EventKind::WorkflowContinuedAsNew { new_run_id, .. } => Some(*new_run_id),
+            _ => None,
+        });
+    }
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    assert!(
+        ids.iter().all(|id| id.starts_with("steadfast-external/")),
+        "{ids:?}"
+    );
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 4);
+    replayer()
+        .replay(&engine.workflow_history("cs").await.unwrap())
+        .unwrap();
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_missing_or_closed_target_is_a_typed_error_in_the_sender() {
     let db = temp_db();
     let engine = builder().open_db(&db.path).await.unwrap();
@@ -249,26 +369,32 @@ async fn a_missing_or_closed_target_is_a_typed_error_in_the_sender() {
             "closed:Completed",
             "not-found",
             "closed:Completed",
+            "own-run",
+            "received 1",
             "own",
             "refused"
         ]
     );
     let history = engine.history("probe").await.unwrap();
     let k = kinds(&history);
-    assert_eq!(
-        k.iter()
-            .filter(|k| *k == "SignalExternalWorkflowFailed")
-            .count(),
-        4
-    );
-    assert!(k.contains(&"RequestCancelExternalWorkflowFailed".to_string()));
+    let count = |kind: &str| k.iter().filter(|k| *k == kind).count();
+    assert_eq!(count("SignalExternalWorkflowFailed"), 3);
+    assert_eq!(count("RequestCancelExternalWorkflowFailed"), 2);
     // The refused cancellation (an empty ID) recorded nothing.
+    assert_eq!(count("RequestCancelExternalWorkflowInitiated"), 2);
+    // The signal to itself: the command, the signal in its own history
+    // with the sender's request ID, then the outcome, in one commit.
+    let sent = k
+        .iter()
+        .rposition(|k| k == "SignalExternalWorkflowInitiated")
+        .unwrap();
     assert_eq!(
-        k.iter()
-            .filter(|k| *k == "RequestCancelExternalWorkflowInitiated")
-            .count(),
-        1
+        k[sent + 1..sent + 3],
+        ["WorkflowSignaledWithOptions", "ExternalWorkflowSignaled"],
+        "{k:?}"
     );
+    assert_eq!(request_ids(&history).len(), 1);
+    support::assert_history_well_formed(&history);
     // Nothing reached the closed run.
     assert_eq!(
         request_ids(&engine.history("closed").await.unwrap()).len(),

@@ -27,9 +27,11 @@ pub enum ExternalFailedCause {
         /// How it closed.
         status: WorkflowStatus,
     },
-    /// The target is the sending run itself: its own history is being
-    /// written by the step, so it is refused (use a signal handler or a
-    /// plain variable instead).
+    /// A cancellation request whose target is the sending run itself:
+    /// refused (a workflow ends itself by returning its cancellation
+    /// error). A run may signal itself: the signal is written to its own
+    /// history in the commit, before the outcome (earlier builds refused
+    /// own-run signals too; their recorded outcomes stay and replay).
     OwnRun,
     /// The target's records could not be read (a damaged file): nothing
     /// was delivered rather than risk a wrong delivery.
@@ -48,7 +50,7 @@ impl std::fmt::Display for ExternalFailedCause {
             }
             ExternalFailedCause::OwnRun => write!(
                 f,
-                "it is the sending run itself; a workflow cannot signal or cancel its own run this way"
+                "it is the sending run itself; a workflow cannot cancel its own run this way (return its cancellation error instead)"
             ),
             ExternalFailedCause::Unreadable { message } => {
                 write!(f, "its records could not be read: {message}")

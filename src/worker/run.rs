@@ -1353,7 +1353,6 @@ impl RunActor {
             let _ = reply.send(self.answer_query(&name, &input));
         }
         self.warn_long_history(&step.events);
-        self.request_child_cancels(&step.events);
         if self.record.status.is_closed() {
             crate::metrics::workflow_closed(
                 self.record.status,

@@ -19,6 +19,7 @@ use std::time::Duration;
 use futures::future::FusedFuture;
 use serde::de::DeserializeOwned;
 
+use super::external::ExternalWorkflowFuture;
 use super::replay::{Resolution, RunCore, lock};
 use crate::WorkflowIdReusePolicy;
 use crate::history::{
@@ -72,6 +73,17 @@ pub(crate) fn resolution(kind: &EventKind) -> Option<(u32, Resolution)> {
 /// `ChildWorkflowCancellationType` (temporalio/features
 /// `child_workflow/cancel_*`). Set with
 /// [`ChildWorkflowOptions::with_cancellation_type`].
+///
+/// The parent's own cancellation does the same to each child still open
+/// (Temporal's SDKs cancel a child with the scope that started it), in
+/// the activation that sees the request, in start order: an abandoned
+/// child is not told and its `result()` resolves as
+/// [`ChildWorkflowError::ParentCancelled`] at once, a try-cancelled one is
+/// told and resolves so at once, a wait-cancellation-requested one once
+/// its request is recorded, and a wait-cancellation-completed one (the
+/// default) with its own close. Children still open when the parent then
+/// closes get their [`ParentClosePolicy`] in the closing commit, whatever
+/// their cancellation type.
 ///
 /// Except for [`Abandon`](Self::Abandon) the request is a command recorded
 /// in the parent's history (`ChildWorkflowCancelRequested`), delivered to the
@@ -133,8 +145,9 @@ pub struct ChildWorkflowOptions {
     pub search_attributes: SearchAttributes,
     /// The child's memo (JSON).
     pub memo: Option<crate::history::Payload>,
-    /// What [`ChildWorkflowHandle::cancel`] does and waits for. Not
-    /// recorded with the start: it is the code's, as in Temporal.
+    /// What [`ChildWorkflowHandle::cancel`], and the parent's own
+    /// cancellation, do to the child and wait for. Not recorded with the
+    /// start: it is the code's, as in Temporal.
     pub cancellation_type: ChildWorkflowCancellationType,
 }
 
@@ -321,8 +334,12 @@ pub enum ChildWorkflowError {
         /// The child's workflow ID.
         workflow_id: String,
     },
-    /// This (the parent) workflow was cancelled while waiting; the child
-    /// itself goes on (cancel it with [`ChildWorkflowHandle::cancel`]).
+    /// This (the parent) workflow was cancelled and, as the child's
+    /// [`ChildWorkflowCancellationType`] says, no longer waits for the
+    /// child's close: an abandoned child was not told and runs on; a
+    /// try-cancelled or wait-cancellation-requested one was asked to
+    /// cancel. What becomes of it when the parent closes is its
+    /// [`ParentClosePolicy`].
     #[error("the wait for child workflow {workflow_id:?} ended: the parent workflow was cancelled")]
     ParentCancelled {
         /// The child's workflow ID.
@@ -482,7 +499,8 @@ impl<O> FusedFuture for StartChildFuture<O> {
 }
 
 /// A started child workflow, typed by its output: its IDs, its
-/// [`result`](Self::result), and [`cancel`](Self::cancel).
+/// [`result`](Self::result), [`signal`](Self::signal) and
+/// [`cancel`](Self::cancel).
 pub struct ChildWorkflowHandle<O> {
     core: Arc<Mutex<RunCore>>,
     seq: u32,
@@ -540,6 +558,46 @@ impl<O> ChildWorkflowHandle<O> {
         }
     }
 
+    /// Signals the child (Temporal's `ChildWorkflowHandle.signal`), as
+    /// [`WorkflowContext::signal_external_workflow`](crate::WorkflowContext::signal_external_workflow)
+    /// does, by the same command and path: this run's record of it
+    /// (`SignalExternalWorkflowInitiated`), the signal in the child's
+    /// history and the outcome are one commit, and the signal carries a
+    /// request ID made of this run and event, so it is delivered exactly
+    /// once whatever stops the process. It goes to the latest run of the
+    /// child's workflow ID: the child's current run if it continued as
+    /// new. Resolves to that run, or to
+    /// [`ExternalWorkflowError::Closed`](crate::ExternalWorkflowError::Closed)
+    /// once the child closed (its ID could then be reused by another
+    /// workflow, which would get the signal: signal a closed child's ID no
+    /// more).
+    ///
+    /// ```no_run
+    /// # use steadfast::{ChildWorkflowOptions, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
+    /// const APPROVE: SignalDef<String> = SignalDef::new("approve");
+    /// const ORDER: WorkflowDef<(), String> = WorkflowDef::new("order");
+    /// # async fn wf(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    /// let order = ctx
+    ///     .start_child_workflow(ORDER, "order-17", (), ChildWorkflowOptions::new())
+    ///     .await?;
+    /// order.signal(APPROVE, "ok".to_string()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn signal<T: serde::Serialize>(
+        &self,
+        signal: crate::SignalDef<T>,
+        input: T,
+    ) -> ExternalWorkflowFuture {
+        let input = crate::history::Payload::encode(&input).map_err(|e| e.to_string());
+        super::external::signal(
+            &self.core,
+            self.workflow_id.clone(),
+            None,
+            signal.name(),
+            input,
+        )
+    }
+
     /// Asks the child to cancel (as a client's
     /// [`Engine::cancel`](crate::Engine::cancel) would), as the
     /// [`ChildWorkflowCancellationType`] of its options says: by default
@@ -549,23 +607,11 @@ impl<O> ChildWorkflowHandle<O> {
     /// [`Cancelled`](ChildWorkflowError::Cancelled), which its
     /// [`result`](Self::result) then reports. The other types resolve
     /// `result()` as [`ChildWorkflowError::CancelRequested`] sooner. Does
-    /// nothing once the child's close is recorded, or when asked twice.
+    /// nothing once the child's close is recorded, or when asked twice
+    /// (also after the parent's own cancellation asked it, see
+    /// [`ChildWorkflowCancellationType`]).
     pub fn cancel(&self) {
-        let mut core = lock(&self.core);
-        if !core.is_pending(result_key(self.seq))
-            || !core.request_child_cancel(self.seq, self.cancellation)
-        {
-            return;
-        }
-        if self.cancellation != ChildWorkflowCancellationType::Abandon {
-            core.command(EventKind::ChildWorkflowCancelRequested { seq: self.seq });
-        }
-        if matches!(
-            self.cancellation,
-            ChildWorkflowCancellationType::Abandon | ChildWorkflowCancellationType::TryCancel
-        ) {
-            core.stop_waiting_for_child(self.seq);
-        }
+        lock(&self.core).cancel_child(self.seq, self.cancellation, false);
     }
 }
 
@@ -651,6 +697,7 @@ pub(crate) fn start<I: serde::Serialize, O>(
         .unwrap_or_else(|| guard.task_queue.clone());
     let seq = guard.next_seq();
     guard.track(seq, super::replay::Awaited::ChildStart);
+    guard.set_child_cancellation_type(seq, options.cancellation_type);
     guard.command(EventKind::StartChildWorkflowInitiated {
         seq,
         workflow_id: workflow_id.clone(),

@@ -138,6 +138,9 @@ impl WorkflowContext {
     /// made of this run and event, so it is delivered exactly once whatever
     /// stops the process. A target that does not exist or is closed gives
     /// [`ExternalWorkflowError`]; replay checks the call like any command.
+    /// A run may signal itself (as in Temporal): the signal is written to
+    /// its own history in the same commit, before the outcome, and is
+    /// received like any other.
     ///
     /// ```no_run
     /// # use steadfast::{SignalDef, WorkflowContext, WorkflowError};

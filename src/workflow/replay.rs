@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
+use super::child::ChildWorkflowCancellationType;
 use super::context::WorkflowContext;
 use super::definition::{QueryFn, WorkflowFn, WorkflowFuture};
 use super::error::NondeterminismError;
@@ -167,9 +168,14 @@ pub(crate) struct RunCore {
     /// Child workflows' closes once taken, by result key: every wait on
     /// one child's result sees it.
     child_results: HashMap<u32, Resolution>,
-    /// The children the code asked to cancel, by start seq, with the
-    /// cancellation type each was asked with.
-    cancelled_children: HashMap<u32, crate::workflow::ChildWorkflowCancellationType>,
+    /// The children the code asked to cancel, by start seq: the
+    /// cancellation type each was asked with, and whether the ask was this
+    /// run's own cancellation (its wait then ends as the parent's).
+    cancelled_children: HashMap<u32, (ChildWorkflowCancellationType, bool)>,
+    /// Each child's cancellation type, by start seq, as its start gave it
+    /// (the code's, not recorded): what this run's own cancellation does
+    /// to the child.
+    child_cancellation_types: HashMap<u32, ChildWorkflowCancellationType>,
 }
 
 impl std::fmt::Debug for RunCore {
@@ -240,6 +246,7 @@ impl RunCore {
             handlers: Handlers::default(),
             child_results: HashMap::new(),
             cancelled_children: HashMap::new(),
+            child_cancellation_types: HashMap::new(),
         }
     }
 
@@ -254,28 +261,65 @@ impl RunCore {
         Some(resolution)
     }
 
-    /// Marks a child as asked to cancel; false when it was already.
-    pub(crate) fn request_child_cancel(
+    /// Notes the cancellation type child `seq` was started with.
+    pub(crate) fn set_child_cancellation_type(
         &mut self,
         seq: u32,
-        cancellation: crate::workflow::ChildWorkflowCancellationType,
-    ) -> bool {
-        if self.cancelled_children.contains_key(&seq) {
-            return false;
-        }
-        self.cancelled_children.insert(seq, cancellation);
-        true
+        cancellation: ChildWorkflowCancellationType,
+    ) {
+        self.child_cancellation_types.insert(seq, cancellation);
     }
 
-    /// Resolves a child's result as asked to cancel: its close is no
-    /// longer awaited (it is recorded, not seen by the code).
-    pub(crate) fn stop_waiting_for_child(&mut self, seq: u32) {
-        if self.torn_down {
+    /// Asks child `seq` to cancel as `cancellation` says, once: unless it
+    /// abandons the child, the request is a command (delivered by the
+    /// commit that records it); abandon and try-cancel stop the wait for
+    /// the child's close at once. `by_parent` when this run's own
+    /// cancellation asks: the wait then ends as
+    /// [`Resolution::Cancelled`] (the parent's), else as
+    /// [`Resolution::ChildCancelRequested`]. Nothing happens once the
+    /// child's close is recorded, or when it was asked before.
+    pub(crate) fn cancel_child(
+        &mut self,
+        seq: u32,
+        cancellation: ChildWorkflowCancellationType,
+        by_parent: bool,
+    ) {
+        let key = super::child::result_key(seq);
+        if self.torn_down
+            || !self.pending.contains_key(&key)
+            || self.cancelled_children.contains_key(&seq)
+        {
             return;
         }
+        self.cancelled_children
+            .insert(seq, (cancellation, by_parent));
+        if cancellation != ChildWorkflowCancellationType::Abandon {
+            let kind = EventKind::ChildWorkflowCancelRequested { seq };
+            if by_parent {
+                self.parent_cancel_command(kind);
+            } else {
+                self.command(kind);
+            }
+        }
+        if matches!(
+            cancellation,
+            ChildWorkflowCancellationType::Abandon | ChildWorkflowCancellationType::TryCancel
+        ) {
+            self.stop_waiting_for_child(seq);
+        }
+    }
+
+    /// Ends the wait for child `seq`'s close (it is recorded, not seen by
+    /// the code): as the parent's cancellation when this run's own asked
+    /// the child to cancel, else as the child's cancel request.
+    fn stop_waiting_for_child(&mut self, seq: u32) {
         let key = super::child::result_key(seq);
+        let resolution = match self.cancelled_children.get(&seq) {
+            Some((_, true)) => Resolution::Cancelled,
+            _ => Resolution::ChildCancelRequested,
+        };
         if self.pending.remove(&key).is_some() {
-            self.results.insert(key, Resolution::ChildCancelRequested);
+            self.results.insert(key, resolution);
             if let Some(waker) = self.wakers.remove(&key) {
                 waker.wake();
             }
@@ -285,13 +329,31 @@ impl RunCore {
     /// True when the code cancelled child `seq` waiting for the request
     /// to reach it.
     fn waits_for_child_cancel_request(&self, seq: u32) -> bool {
-        self.cancelled_children.get(&seq)
-            == Some(&crate::workflow::ChildWorkflowCancellationType::WaitCancellationRequested)
+        self.cancelled_children.get(&seq).map(|(t, _)| *t)
+            == Some(ChildWorkflowCancellationType::WaitCancellationRequested)
     }
 
-    /// True while a command's outcome (or a child's close) is awaited.
-    pub(crate) fn is_pending(&self, key: u32) -> bool {
-        self.pending.contains_key(&key)
+    /// A child's cancellation request issued by this run's own
+    /// cancellation, matched against the history when it records one. A
+    /// history written before a run's cancellation asked its children
+    /// through commands (store format 14 and older, whose engine asked
+    /// every child after the commit, recording nothing) lacks it: there it
+    /// is left out, as a timer cancellation such a history lacks.
+    fn parent_cancel_command(&mut self, kind: EventKind) {
+        if self.nondeterminism.is_some() {
+            return;
+        }
+        let at = self
+            .expected
+            .iter()
+            .position(|e| !matches!(e.kind, EventKind::PatchRecorded { .. }));
+        match at.map(|i| (i, &self.expected[i].kind)) {
+            None if self.expected.is_empty() => self.new_commands.push(kind),
+            Some((i, recorded)) if *recorded == kind => {
+                self.expected.drain(..=i);
+            }
+            _ => {}
+        }
     }
 
     /// Marks an activity or timer as waiting for its outcome.
@@ -464,18 +526,33 @@ impl RunCore {
 
     fn deliver_cancel(&mut self) {
         self.cancel_epoch = self.cancel_epoch.saturating_add(1);
-        // A child's close is still awaited: the engine asks each child to
-        // cancel, and the wait ends with the child's own close (Temporal's
-        // default, wait-cancellation-completed). A delivery to another
-        // workflow has its outcome in the commit that made it, so it is
-        // awaited too.
-        let (children, cancelled): (BTreeMap<u32, Awaited>, BTreeMap<u32, Awaited>) =
+        // Each open child is asked to cancel as its cancellation type says
+        // (Temporal's SDKs cancel a child with the scope it was started
+        // in): the requests are commands, in seq order, and the waits for
+        // the children's closes end (or not) as `cancel_child` says. A
+        // delivery to another workflow has its outcome in the commit that
+        // made it, so it is still awaited.
+        let (kept, cancelled): (BTreeMap<u32, Awaited>, BTreeMap<u32, Awaited>) =
             std::mem::take(&mut self.pending)
                 .into_iter()
                 .partition(|(_, awaited)| {
                     matches!(awaited, Awaited::ChildResult | Awaited::External)
                 });
-        self.pending = children;
+        self.pending = kept;
+        let children: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, awaited)| **awaited == Awaited::ChildResult)
+            .map(|(key, _)| super::child::seq_of(*key))
+            .collect();
+        for seq in children {
+            let cancellation = self
+                .child_cancellation_types
+                .get(&seq)
+                .copied()
+                .unwrap_or_default();
+            self.cancel_child(seq, cancellation, true);
+        }
         for seq in cancelled.into_keys() {
             self.resolve(seq, Resolution::Cancelled);
         }
@@ -978,8 +1055,34 @@ impl WorkflowMachine {
             machine.observe(event);
             machine.apply(event);
         }
+        machine.carry_late_signals();
         machine.check_history_consumed();
         machine
+    }
+
+    /// A continue-as-new the code issued before the end of its history
+    /// (so not recorded yet) moves the signals the history holds after
+    /// that point too: they arrived while the close was being committed,
+    /// which the store then refused (the run reloaded from the file), and
+    /// belong to the next run, after those unread at the close, in order.
+    fn carry_late_signals(&mut self) {
+        let mut core = lock(&self.core);
+        let unread = core.unread_in_order();
+        let late = |kind: Option<&mut EventKind>| {
+            if let Some(EventKind::WorkflowContinuedAsNew { signals, .. }) = kind
+                && signals.len() < unread.len()
+            {
+                *signals = unread.clone();
+            }
+        };
+        let new = matches!(
+            core.new_commands.last(),
+            Some(EventKind::WorkflowContinuedAsNew { .. })
+        );
+        if new {
+            late(core.new_commands.last_mut());
+            late(self.finished.as_mut());
+        }
     }
 
     fn unrunnable(run_id: RunId, message: &str) -> Self {

@@ -48,7 +48,14 @@ pub(super) async fn external(
     for request in &op.requests {
         let result = deliver(txn, statements, op, request).await?;
         if let Ok((run_id, Some(event))) = &result {
-            delivered.push((*run_id, event.clone()));
+            if *run_id == op.run_id {
+                // A signal to the sender itself: written at the sender's
+                // next event, its outcome after it.
+                next_outcome = event.event_id.saturating_add(1);
+                outcomes.push(event.clone());
+            } else {
+                delivered.push((*run_id, event.clone()));
+            }
         }
         if !sender_open {
             continue;
@@ -133,7 +140,8 @@ async fn deliver(
     if record.workflow_id != request.workflow_id {
         return Ok(Err(ExternalFailedCause::NotFound));
     }
-    if run_id == op.run_id {
+    // A run may signal itself (as in Temporal), not cancel itself.
+    if run_id == op.run_id && !matches!(request.action, ExternalAction::Signal { .. }) {
         return Ok(Err(ExternalFailedCause::OwnRun));
     }
     if record.status.is_closed() {

@@ -33,7 +33,14 @@ pub(super) fn external(t: &mut Tables<'_>, op: &ExternalOp) -> Result<WriteOutco
     for request in &op.requests {
         let result = deliver(t, op, request)?;
         if let Ok((run_id, Some(event))) = &result {
-            delivered.push((*run_id, event.clone()));
+            if *run_id == op.run_id {
+                // A signal to the sender itself: written at the sender's
+                // next event, its outcome after it.
+                next_outcome = event.event_id.saturating_add(1);
+                outcomes.push(event.clone());
+            } else {
+                delivered.push((*run_id, event.clone()));
+            }
         }
         if !sender_open {
             continue;
@@ -99,7 +106,8 @@ fn deliver(
     if record.workflow_id != request.workflow_id {
         return Ok(Err(ExternalFailedCause::NotFound));
     }
-    if key == op.run_id.as_u128() {
+    // A run may signal itself (as in Temporal), not cancel itself.
+    if key == op.run_id.as_u128() && !matches!(request.action, ExternalAction::Signal { .. }) {
         return Ok(Err(ExternalFailedCause::OwnRun));
     }
     let open = t.running.get(key).map_err(redb_err)?.is_some();

@@ -1,7 +1,6 @@
 //! A run's child workflows, as its actor deals with them: committing their
 //! starts with the step that initiates them, feeding the outcomes back,
-//! telling a parent that its child closed, asking children to cancel, and
-//! reconciling with children whose close is durable but not yet recorded
+//! telling a parent that its child closed, and reconciling with children whose close is durable but not yet recorded
 //! in the parent (a crash between the two commits).
 
 use std::sync::Arc;
@@ -337,33 +336,6 @@ impl RunActor {
         };
         let _ = self.shared.deliver(parent.run_id, msg);
     }
-
-    /// Asks every open child to cancel once this run's own cancellation
-    /// request is durable. (A `ChildWorkflowCancelRequested` is delivered
-    /// by the commit that records it, see `external`.)
-    pub(super) fn request_child_cancels(&self, events: &[Event]) {
-        let cancelled = events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::WorkflowCancelRequested { .. }));
-        if cancelled {
-            for seq in self.state.children.keys() {
-                self.cancel_child(*seq);
-            }
-        }
-    }
-
-    fn cancel_child(&self, seq: u32) {
-        if let Some(child) = self.state.children.get(&seq)
-            && child.run_id.is_some()
-        {
-            let shared = self.shared.clone();
-            let workflow_id = child.workflow_id.clone();
-            let parent_run_id = self.run_id;
-            self.shared.tracker.spawn(async move {
-                cancel_child(shared, workflow_id, parent_run_id, seq).await;
-            });
-        }
-    }
 }
 
 /// Delivers a cancellation request to the current run of a child's chain,
@@ -411,8 +383,11 @@ async fn cancel_child(shared: Arc<Shared>, workflow_id: String, parent_run_id: R
 /// `ChildClosed` for each open child whose chain's last run has closed
 /// (durable, and not yet recorded here because the process stopped
 /// between the two commits), and, for open children this run asked to
-/// cancel (or all, when it was cancelled), the request delivered again
-/// (a run delivers only the first).
+/// cancel, the request delivered again (a run delivers only the first;
+/// a history of this build has it already, since its commit delivered it,
+/// but an older build delivered it after the commit). This run's own
+/// cancellation asks its children through such commands, as each one's
+/// cancellation type says, so an abandoned child is not asked.
 pub(crate) async fn reconcile(
     shared: &Arc<Shared>,
     run_id: RunId,
@@ -433,7 +408,7 @@ pub(crate) async fn reconcile(
                     });
                 }
             }
-            Ok(None) if child.cancel_requested || state.cancel_requested => {
+            Ok(None) if child.cancel_requested => {
                 let (shared, workflow_id, seq) = (shared.clone(), child.workflow_id.clone(), *seq);
                 shared.clone().tracker.spawn(async move {
                     cancel_child(shared, workflow_id, run_id, seq).await;

@@ -138,9 +138,6 @@ impl RunActor {
         self.state.apply(&event);
         self.machine.observe(&event);
         self.sync_record();
-        if cancel {
-            self.request_child_cancels(std::slice::from_ref(&event));
-        }
         self.activate(step, &event);
     }
 }
