@@ -566,6 +566,37 @@ pub enum UpdateError {
         /// The pause's reason.
         reason: String,
     },
+    /// The run has as many updates in flight (accepted, their handler not
+    /// returned) as it takes at once (Temporal's `maxInFlightUpdates`,
+    /// see [`EngineBuilder::update_limits`](crate::EngineBuilder::update_limits)).
+    /// Nothing was written: send it again once one completes.
+    #[error(
+        "workflow {workflow_id:?} has {limit} updates in flight, the most a run takes at once; send update {update_id:?} again once one of them completes"
+    )]
+    TooManyInFlight {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The update ID refused.
+        update_id: String,
+        /// The limit.
+        limit: u32,
+    },
+    /// The run has taken as many updates as one run takes in all
+    /// (Temporal's `maxTotalUpdates`, see
+    /// [`EngineBuilder::update_limits`](crate::EngineBuilder::update_limits)).
+    /// Nothing was written: the workflow should continue as new, and its
+    /// next run takes updates again.
+    #[error(
+        "the current run of workflow {workflow_id:?} has taken {limit} updates, the most one run takes; refused update {update_id:?} (the workflow should continue as new, its next run takes more)"
+    )]
+    TooManyUpdates {
+        /// The workflow ID.
+        workflow_id: String,
+        /// The update ID refused.
+        update_id: String,
+        /// The limit.
+        limit: u32,
+    },
     /// The result does not decode as the definition's output type.
     #[error(transparent)]
     Payload(#[from] PayloadError),

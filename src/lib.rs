@@ -62,7 +62,7 @@
 //! | Nondeterminism error (workflow task failure) | [`NondeterminismError`]; the run is parked, see [`WorkflowDescription::parked`] |
 //! | Signal, signal-with-start | [`SignalDef`], [`Engine::signal`], [`Engine::signal_with_start`], [`WorkflowContext::recv_signal`] |
 //! | Query (with an argument) | [`QueryDef`], [`Engine::query`] ([`query_with`](Engine::query_with)), [`WorkflowContext::handle_query`] ([`handle_query_with`](WorkflowContext::handle_query_with)) |
-//! | Update (with a validator), update-with-start | [`UpdateDef`], [`Engine::update`], [`Engine::update_with_start`] (atomic), [`WorkflowContext::handle_update`]; [`WorkflowDescription::pending_updates`] ([`PendingUpdateInfo`]) |
+//! | Update (with a validator), update-with-start, update limits | [`UpdateDef`], [`Engine::update`], [`Engine::update_with_start`] (atomic), [`WorkflowContext::handle_update`]; [`WorkflowDescription::pending_updates`] ([`PendingUpdateInfo`]); [`EngineBuilder::update_limits`] (10 in flight, 2,000 per run, as Temporal) |
 //! | Signal handlers | [`WorkflowContext::handle_signal`] |
 //! | Cancel, terminate | [`Engine::cancel`] (waits return [`Cancelled`]), [`Engine::terminate`] |
 //! | Heartbeat | [`ActivityContext::heartbeat`], [`ActivityContext::heartbeat_details`], [`ActivityContext::is_cancelled`] |
@@ -203,7 +203,7 @@ pub use workflow::{
     SignalDef, SignalError, SignalFuture, StartChildFuture, TimerFuture, WorkflowContext,
     WorkflowDef, WorkflowError,
 };
-pub use workflow::UpdateDef;
+pub use workflow::{DEFAULT_MAX_IN_FLIGHT_UPDATES, DEFAULT_MAX_UPDATES_PER_RUN, UpdateDef};
 
 /// Compiles the README's Rust blocks as doctests, so they stay true.
 #[cfg(doctest)]

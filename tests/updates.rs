@@ -584,3 +584,93 @@ async fn describe_shows_the_updates_accepted_and_not_completed_also_after_a_rest
     assert!(d.pending_updates.is_empty());
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn updates_past_the_runs_limits_are_refused_with_a_typed_error_and_write_nothing() {
+    // The defaults are Temporal's.
+    assert_eq!(steadfast::DEFAULT_MAX_IN_FLIGHT_UPDATES, 10);
+    assert_eq!(steadfast::DEFAULT_MAX_UPDATES_PER_RUN, 2000);
+    let db = temp_db();
+    let engine = builder().update_limits(2, 3).open(&db.path).await.unwrap();
+    engine
+        .start_workflow(WAITER, "limited", 0, WorkflowOptions::new())
+        .await
+        .unwrap();
+    let hold = |id: &'static str| {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let options = UpdateOptions::new().with_update_id(id);
+            engine
+                .update_with_options("limited", HOLD, (), options)
+                .await
+        })
+    };
+    let accepted_now = |n: usize| {
+        let engine = engine.clone();
+        async move {
+            support::eventually(Duration::from_secs(10), || async {
+                let history = engine.history("limited").await.unwrap();
+                (accepted(&history).len() == n).then_some(())
+            })
+            .await
+        }
+    };
+    let a = hold("a");
+    accepted_now(1).await;
+    let b = hold("b");
+    accepted_now(2).await;
+    // Two in flight: a third is refused, before its validator, writing
+    // nothing.
+    match hold("c").await.unwrap() {
+        Err(UpdateError::TooManyInFlight {
+            update_id, limit, ..
+        }) => {
+            assert_eq!((update_id.as_str(), limit), ("c", 2));
+        }
+        other => panic!("expected TooManyInFlight, got {other:?}"),
+    }
+    assert_eq!(
+        accepted(&engine.history("limited").await.unwrap()),
+        ["a", "b"]
+    );
+    // One completes: the third is taken now.
+    engine.signal("limited", RELEASE, 1).await.unwrap();
+    let first = futures::future::select(a, b).await.factor_first().0;
+    assert_eq!(first.unwrap().unwrap(), 1);
+    let c = hold("c");
+    accepted_now(3).await;
+    // Three in all: the run takes no more, however many are in flight.
+    engine.signal("limited", RELEASE, 2).await.unwrap();
+    engine.signal("limited", RELEASE, 3).await.unwrap();
+    // Handlers take releases in no promised order.
+    let c_value = c.await.unwrap().unwrap();
+    assert!([2, 3].contains(&c_value), "{c_value}");
+    let err = hold("d").await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, UpdateError::TooManyUpdates { limit: 3, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("continue as new"), "{err}");
+    // An update ID the run accepted is still answered with its outcome.
+    let again = engine
+        .update_with_options(
+            "limited",
+            HOLD,
+            (),
+            UpdateOptions::new().with_update_id("c"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, c_value);
+    // The next run of the chain counts from zero.
+    engine.signal("limited", NEXT, ()).await.unwrap();
+    let d = hold("d");
+    support::eventually(Duration::from_secs(10), || async {
+        let history = engine.history("limited").await.ok()?;
+        (accepted(&history) == ["d"]).then_some(())
+    })
+    .await;
+    engine.signal("limited", RELEASE, 4).await.unwrap();
+    assert_eq!(d.await.unwrap().unwrap(), 4);
+    engine.shutdown().await.unwrap();
+}

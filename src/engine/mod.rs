@@ -255,6 +255,23 @@ impl EngineBuilder {
         self
     }
 
+    /// Sets how many updates a run takes: `in_flight` at once (accepted,
+    /// their handler not returned) and `per_run` in all. One more is
+    /// refused before anything is written, with
+    /// [`UpdateError::TooManyInFlight`](crate::UpdateError::TooManyInFlight)
+    /// (retry once one completes) or
+    /// [`UpdateError::TooManyUpdates`](crate::UpdateError::TooManyUpdates)
+    /// (the run should continue as new); an update ID the run has already
+    /// accepted is answered as ever. Default: 10 and 2,000
+    /// ([`DEFAULT_MAX_IN_FLIGHT_UPDATES`](crate::DEFAULT_MAX_IN_FLIGHT_UPDATES),
+    /// [`DEFAULT_MAX_UPDATES_PER_RUN`](crate::DEFAULT_MAX_UPDATES_PER_RUN)),
+    /// Temporal's limits. Zero is taken as one.
+    pub fn update_limits(mut self, in_flight: u32, per_run: u32) -> Self {
+        self.history_limits.max_in_flight_updates = in_flight.max(1);
+        self.history_limits.max_updates_per_run = per_run.max(1);
+        self
+    }
+
     /// Sets how many runs are kept in memory at most (Temporal's sticky
     /// workflow cache). Past it, runs that wait only on timers or messages
     /// leave memory and are replayed from their history when they next have

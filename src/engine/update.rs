@@ -89,7 +89,10 @@ impl Engine {
     /// [`UpdateError::InvalidInput`] when the input is not of the handler's
     /// type, [`UpdateError::Failed`] when the handler returned an error,
     /// [`UpdateError::Aborted`] when the run closed before the handler
-    /// returned; [`ClientError::NotFound`], [`ClientError::WorkflowClosed`],
+    /// returned, [`UpdateError::TooManyInFlight`] and
+    /// [`UpdateError::TooManyUpdates`] over the run's limits (nothing
+    /// written; see [`EngineBuilder::update_limits`](crate::EngineBuilder::update_limits));
+    /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`],
     /// [`ClientError::PayloadTooLarge`], storage errors (inside
     /// [`UpdateError::Client`]); a payload error when the result does not
     /// decode as `O`.

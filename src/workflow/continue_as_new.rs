@@ -72,12 +72,16 @@ pub(crate) struct ContinueAsNew {
     pub(crate) options: ContinueAsNewOptions,
 }
 
-/// When the engine suggests continuing as new, and when it warns.
+/// What a run's history may grow to: when the engine suggests continuing
+/// as new, when it warns, and how many updates a run takes (in flight,
+/// and in all).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct HistoryLimits {
     pub(crate) suggest_events: u64,
     pub(crate) suggest_bytes: u64,
     pub(crate) warn_events: u64,
+    pub(crate) max_in_flight_updates: u32,
+    pub(crate) max_updates_per_run: u32,
 }
 
 impl Default for HistoryLimits {
@@ -86,6 +90,8 @@ impl Default for HistoryLimits {
             suggest_events: DEFAULT_SUGGEST_CONTINUE_AS_NEW_EVENTS,
             suggest_bytes: DEFAULT_SUGGEST_CONTINUE_AS_NEW_BYTES,
             warn_events: DEFAULT_WARN_HISTORY_EVENTS,
+            max_in_flight_updates: super::update::DEFAULT_MAX_IN_FLIGHT_UPDATES,
+            max_updates_per_run: super::update::DEFAULT_MAX_UPDATES_PER_RUN,
         }
     }
 }

@@ -31,6 +31,7 @@ pub use local_activity::{LocalActivityFuture, LocalActivityOptions};
 pub use replay::ParkReason;
 pub(crate) use update::Refusal;
 pub use update::UpdateDef;
+pub use update::{DEFAULT_MAX_IN_FLIGHT_UPDATES, DEFAULT_MAX_UPDATES_PER_RUN};
 
 pub(crate) use definition::{QueryFault, WorkflowFn, erase};
 pub(crate) use replay::WorkflowMachine;

@@ -24,6 +24,16 @@ use super::error::WorkflowError;
 use super::replay::{RunCore, lock};
 use crate::history::{EventKind, Payload, PayloadError, UpdateOutcome};
 
+/// Updates a run takes at once by default: accepted, their handler not
+/// returned (Temporal's `history.maxInFlightUpdates`). One more is refused
+/// with [`UpdateError::TooManyInFlight`](crate::UpdateError::TooManyInFlight).
+pub const DEFAULT_MAX_IN_FLIGHT_UPDATES: u32 = 10;
+/// Updates one run takes in all by default (Temporal's
+/// `history.maxTotalUpdates`). One more is refused with
+/// [`UpdateError::TooManyUpdates`](crate::UpdateError::TooManyUpdates);
+/// the run's successor after a continue-as-new counts from zero.
+pub const DEFAULT_MAX_UPDATES_PER_RUN: u32 = 2000;
+
 /// An update's name with its input and result types. An update is a
 /// tracked write: the caller gets the handler's result.
 ///

@@ -1,7 +1,9 @@
 //! Updates at the run's actor: validate in-process, accept durably, and
 //! answer each caller with the handler's recorded outcome.
 //!
-//! A rejected update writes nothing and is answered at once. An accepted
+//! A rejected update writes nothing and is answered at once, and so is one
+//! over the run's limits (in flight, in all: Temporal's 10 and 2,000 by
+//! default, see `EngineBuilder::update_limits`). An accepted
 //! one is a `WorkflowUpdateAccepted` event in the step that validated it;
 //! its callers (the first, and any later one with the same update ID, also
 //! after a restart) are answered once the `WorkflowUpdateCompleted` the
@@ -76,6 +78,10 @@ impl RunActor {
             }));
             return;
         }
+        if let Some(err) = self.over_update_limit(&update_id) {
+            let _ = reply.send(Err(err));
+            return;
+        }
         let span = tracing::info_span!("update_validator", %workflow_id, update = %name);
         let validated = span.in_scope(|| self.machine.validate_update(&name, &input));
         if let Err(refusal) = validated {
@@ -109,6 +115,37 @@ impl RunActor {
         );
         step.updates.waiters.push((update_id, reply));
         self.activate(step, &event);
+    }
+
+    /// The refusal of a new update the run cannot take: as many in flight
+    /// as it takes at once, or as many in all as one run takes (counting
+    /// the step's own). Checked before the validator, as Temporal admits.
+    fn over_update_limit(&self, update_id: &str) -> Option<UpdateError> {
+        let limits = self.shared.history_limits;
+        let total = self.state.updates.len();
+        let in_flight = self
+            .state
+            .updates
+            .values()
+            .filter(|s| matches!(s, UpdateStatus::Accepted { .. }))
+            .count();
+        let workflow_id = self.record.workflow_id.clone();
+        let update_id = update_id.to_string();
+        if total >= limits.max_updates_per_run as usize {
+            return Some(UpdateError::TooManyUpdates {
+                workflow_id,
+                update_id,
+                limit: limits.max_updates_per_run,
+            });
+        }
+        if in_flight >= limits.max_in_flight_updates as usize {
+            return Some(UpdateError::TooManyInFlight {
+                workflow_id,
+                update_id,
+                limit: limits.max_in_flight_updates,
+            });
+        }
+        None
     }
 
     /// After a commit: answers the callers whose update has a durable
