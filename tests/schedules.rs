@@ -464,3 +464,78 @@ async fn a_read_only_engine_reads_schedules_and_refuses_changes() {
     ));
     engine.shutdown().await.unwrap();
 }
+
+/// Completes with "fine" when told to, fails otherwise.
+const FLIP: WorkflowDef<bool, String> = WorkflowDef::new("Flip");
+
+async fn flip(_ctx: WorkflowContext, ok: bool) -> Result<String, WorkflowError> {
+    if ok {
+        Ok("fine".to_string())
+    } else {
+        Err(WorkflowError::new("told to fail"))
+    }
+}
+
+fn flip_action(ok: bool) -> ScheduleAction {
+    ScheduleAction::start_workflow(FLIP, "flip", &ok, WorkflowOptions::new()).unwrap()
+}
+
+#[tokio::test]
+async fn describe_shows_the_last_completion_result_and_the_last_failure() {
+    let db = temp_db();
+    let env = TestEngine::open_path_at(builder().workflow(FLIP, flip), &db.path, start_time())
+        .await
+        .unwrap();
+    let schedule = Schedule::new(
+        flip_action(true),
+        ScheduleSpec::interval(ScheduleIntervalSpec::new(Duration::from_secs(3600))),
+    )
+    .with_state(ScheduleState::paused("triggered by hand"));
+    let handle = env.create_schedule("flip", schedule).await.unwrap();
+    let d = handle.describe().await.unwrap();
+    assert_eq!(
+        (d.info.last_completion_result, d.info.last_failure),
+        (None, None)
+    );
+
+    // Each trigger under its own second, so each action has its own ID.
+    let act = |ok: bool| {
+        let (env, handle) = (&env, &handle);
+        async move {
+            handle.update(|s| s.action = flip_action(ok)).await.unwrap();
+            handle.trigger(None).await.unwrap();
+            sleep(env, SECOND).await;
+        }
+    };
+    act(true).await;
+    let d = handle.describe().await.unwrap();
+    let fine = d
+        .info
+        .last_completion_result
+        .map(|p| p.decode::<String>().unwrap());
+    assert_eq!(fine.as_deref(), Some("fine"));
+    assert_eq!(d.info.last_failure, None);
+
+    act(false).await;
+    let d = handle.describe().await.unwrap();
+    assert_eq!(
+        d.info.last_failure.map(|f| f.message),
+        Some("told to fail".to_string())
+    );
+    let fine = d
+        .info
+        .last_completion_result
+        .map(|p| p.decode::<String>().unwrap());
+    assert_eq!(
+        fine.as_deref(),
+        Some("fine"),
+        "kept from the earlier success"
+    );
+
+    // A success clears the failure.
+    act(true).await;
+    let d = handle.describe().await.unwrap();
+    assert_eq!(d.info.last_failure, None);
+    assert_eq!(d.info.action_count, 3);
+    env.shutdown().await.unwrap();
+}

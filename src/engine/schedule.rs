@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime};
 
 use super::{Engine, check_workflow_id, scheduler};
 use crate::error::ClientError;
-use crate::history::MAX_WORKFLOW_ID_LEN;
+use crate::history::{Event, EventKind, Failure, MAX_WORKFLOW_ID_LEN, WorkflowStatus};
 use crate::schedule::progress;
 use crate::schedule::record::{ActionRecord, ScheduleRecord, SpecRecord};
 use crate::schedule::{
     BufferedAction, MAX_BUFFERED_ACTIONS, MIN_CATCHUP_WINDOW, Schedule, ScheduleBackfill,
-    ScheduleDescription, ScheduleError, ScheduleListEntry, ScheduleOverlapPolicy, ScheduleSpec,
+    ScheduleDescription, ScheduleError, ScheduleInfo, ScheduleListEntry, ScheduleOverlapPolicy,
+    ScheduleSpec,
 };
 use crate::store::{EncodedSchedule, ScheduleOp, StoreError, WriteOp, WriteOutcome};
 
@@ -153,7 +154,52 @@ impl Engine {
             }
         }
         record.running = running;
-        Ok(ScheduleDescription::from_record(&record))
+        let mut description = ScheduleDescription::from_record(&record);
+        self.last_outcomes(&mut description.info).await?;
+        Ok(description)
+    }
+
+    /// Fills in the last completion result and the last failure from the
+    /// recent actions' workflows, newest first (each action's workflow ID
+    /// is its own, so the ID's latest run is where its chain ended).
+    async fn last_outcomes(&self, info: &mut ScheduleInfo) -> Result<(), ClientError> {
+        let mut closed_seen = false;
+        for action in info.recent_actions.iter().rev() {
+            let workflow_id = &action.workflow.workflow_id;
+            let Some((run_id, run)) = self.shared.store.current_run(workflow_id).await? else {
+                continue;
+            };
+            let failure = match run.status {
+                WorkflowStatus::Completed | WorkflowStatus::Failed | WorkflowStatus::TimedOut => {
+                    match self.shared.store.last_event(run_id, workflow_id).await? {
+                        Some(Event {
+                            kind: EventKind::WorkflowCompleted { result },
+                            ..
+                        }) => {
+                            info.last_completion_result = Some(result);
+                            break;
+                        }
+                        Some(Event {
+                            kind: EventKind::WorkflowFailed { failure },
+                            ..
+                        }) => failure,
+                        Some(Event {
+                            kind: EventKind::WorkflowTimedOut { timeout },
+                            ..
+                        }) => {
+                            Failure::new(timeout.clone(), format!("the workflow hit its {timeout}"))
+                        }
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            };
+            if !closed_seen {
+                info.last_failure = Some(failure);
+            }
+            closed_seen = true;
+        }
+        Ok(())
     }
 
     /// Every schedule, in ID order.

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use super::record::{RecentAction, ScheduleRecord};
 use super::{CompiledSpec, Schedule, ScheduleAction, SchedulePolicy, ScheduleSpec, ScheduleState};
-use crate::history::RunId;
+use crate::history::{Failure, Payload, RunId};
 
 /// How many upcoming action times a description lists.
 pub(crate) const NEXT_ACTION_TIMES: usize = 5;
@@ -46,6 +46,15 @@ pub struct ScheduleInfo {
     pub created_at: SystemTime,
     /// When it was last changed by a call (pause, update, …).
     pub last_updated_at: Option<SystemTime>,
+    /// The result of the most recent action whose workflow completed
+    /// (Temporal's last completion result), among the recent actions;
+    /// read from their workflows' histories at `describe`.
+    pub last_completion_result: Option<Payload>,
+    /// The failure of the most recent action whose workflow closed, when it
+    /// failed or timed out (Temporal's last failure: a later success clears
+    /// it; a cancelled or terminated workflow neither sets nor clears it),
+    /// among the recent actions.
+    pub last_failure: Option<Failure>,
 }
 
 /// A workflow a schedule started.
@@ -170,6 +179,8 @@ impl ScheduleDescription {
                 next_action_times: next_times(record, compiled.as_ref()),
                 created_at: record.created_at,
                 last_updated_at: record.updated_at,
+                last_completion_result: None,
+                last_failure: None,
             },
         }
     }

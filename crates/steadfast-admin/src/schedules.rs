@@ -184,6 +184,13 @@ pub struct ScheduleInfoBody {
     pub created_at: String,
     /// When a call last changed it.
     pub last_updated_at: Option<String>,
+    /// The result of the most recent action whose workflow completed.
+    #[serde(default)]
+    pub last_completion_result: Option<Value>,
+    /// The failure (`type: message`) of the most recent action whose
+    /// workflow closed, if it failed or timed out.
+    #[serde(default)]
+    pub last_failure: Option<String>,
 }
 
 /// A workflow a schedule started.
@@ -445,6 +452,11 @@ impl From<&ScheduleDescription> for ScheduleBody {
                 next_action_times: i.next_action_times.iter().map(|t| time_text(*t)).collect(),
                 created_at: time_text(i.created_at),
                 last_updated_at: i.last_updated_at.map(time_text),
+                last_completion_result: i.last_completion_result.as_ref().map(payload_value),
+                last_failure: i
+                    .last_failure
+                    .as_ref()
+                    .map(|f| format!("{}: {}", f.error_type, f.message)),
             },
         }
     }

@@ -252,6 +252,14 @@ async fn describe(target: &Target, id: String, out: Output) -> Result<String, Cl
                 "LastUpdatedAt",
                 i.last_updated_at.clone().unwrap_or_default(),
             ),
+            (
+                "LastCompletionResult",
+                i.last_completion_result
+                    .as_ref()
+                    .map(Value::to_string)
+                    .unwrap_or_default(),
+            ),
+            ("LastFailure", i.last_failure.clone().unwrap_or_default()),
         ],
     );
     if !i.next_action_times.is_empty() {

@@ -168,7 +168,23 @@ async fn schedule_commands_against_a_running_app() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(count, 3);
+    // The last completion result: the newest action's workflow's result.
+    let mut last = serde_json::Value::Null;
+    for _ in 0..500 {
+        let d = json(&cli(&["schedule", "describe", "-s", "nightly", "-o", "json"]).await);
+        last = d["info"]["last_completion_result"].clone();
+        if !last.is_null() {
+            assert!(d["info"]["last_failure"].is_null());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(last, "report nightly");
     let described = stdout(&cli(&["schedule", "describe", "-s", "nightly"]).await);
+    assert!(
+        described.contains("LastCompletionResult") && described.contains("\"report nightly\""),
+        "{described}"
+    );
     assert!(described.contains("Recent actions:"), "{described}");
     assert!(
         described.contains("report-nightly-2026-01-01T01:30:00Z"),
