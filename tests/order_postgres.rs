@@ -4,7 +4,9 @@
 //! exactly once: one run, completed, the start any copy acknowledged being
 //! that run; no activity ran again once a later one had started, and the
 //! last logged attempt of each is the one its history completed. Running it
-//! once more prints the stored result without running anything.
+//! once more prints the stored result without running anything. Two
+//! copies started at once with the same workflow ID finish it together:
+//! either may be killed at any moment, and the other finishes it.
 //!
 //! The test re-runs this binary as the example's process (`child_order`,
 //! which returns at once unless its variable is set): the child parses the
@@ -340,5 +342,63 @@ async fn the_order_example_on_postgres_killed_at_random_finishes_once() {
     assert_eq!(read_log(&log), log_before, "{context}: nothing ran again");
     printed.extend(lines);
 
+    assert_finished_once(&url, &schema, &log, &printed, &context).await;
+}
+
+/// Two copies started at once on the same database with the same workflow
+/// ID finish it together: either may be killed at any moment (and started
+/// again), and when one is killed for good the other finishes the
+/// workflow; the workflow ran once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_the_order_example_finish_it_whichever_is_killed() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let seed = seed_from_env(SEED_ENV);
+    let kills: usize = std::env::var(KILLS_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    eprintln!("{SEED_ENV}={seed}");
+    let context = format!("{SEED_ENV}={seed}");
+    let mut rng = SplitMix(seed);
+    let schema = support::postgres::fresh_schema("order_pair");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let log = dir.path().join("order.log");
+    let args = example_args(&url, &schema, &log);
+
+    let mut copies = [
+        Some(OrderProcess::spawn(&args)),
+        Some(OrderProcess::spawn(&args)),
+    ];
+    let mut printed = Vec::new();
+    // Kill either at random and start it again; the last kill is for good.
+    for round in 0..=kills {
+        tokio::time::sleep(Duration::from_millis(rng.between(200, 1500))).await;
+        let victim = (rng.next_u64() % 2) as usize;
+        let copy = copies[victim].take().expect("a copy");
+        printed.extend(copy.kill());
+        eprintln!(
+            "killed copy {victim}; log so far: {}",
+            read_log(&log).join(", ")
+        );
+        if round < kills {
+            copies[victim] = Some(OrderProcess::spawn(&args));
+        }
+    }
+    let survivor = copies
+        .into_iter()
+        .flatten()
+        .next()
+        .expect("one copy runs on");
+    // The survivor takes the killed copy's shards over once their lease
+    // (5 s by default) runs out.
+    let (success, lines) = survivor.wait(Duration::from_secs(90)).await;
+    assert!(success, "{context}: the surviving copy failed: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l == RESULT_LINE),
+        "{context}: {lines:?}"
+    );
+    printed.extend(lines);
     assert_finished_once(&url, &schema, &log, &printed, &context).await;
 }
