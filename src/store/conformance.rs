@@ -1098,10 +1098,17 @@ mod postgres {
             before
         );
         assert!(!store.owns("fenced"), "the store no longer owns the shard");
-        // Its lease task finds the shard lost at its next renewal.
-        let lost = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
-            .await
-            .expect("told in time");
+        // The engine is told (after the acquisitions of the open).
+        let lost = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match events.recv().await {
+                    Some(StoreEvent::Acquired) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .expect("told in time");
         match lost {
             Some(StoreEvent::Lost(shards)) => assert!(shards.contains(&(shard as u32))),
             other => panic!("expected Lost, got {other:?}"),

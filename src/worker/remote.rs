@@ -31,12 +31,20 @@ impl Shared {
     /// Hands the messages queued for a run of another process's shard to
     /// that process and forgets the run here.
     pub(super) fn hand_over(self: &Arc<Self>, run_id: RunId, workflow_id: &str) {
-        let queued = match self.runs().remove(&run_id) {
-            Some(slot) => match slot.actor {
-                Actor::Loading(queued) => queued,
+        let queued = {
+            let mut runs = self.runs();
+            // Only a run being loaded: an actor that went live meanwhile
+            // (this process acquired the shard) keeps its messages.
+            if !matches!(
+                runs.get(&run_id).map(|slot| &slot.actor),
+                Some(Actor::Loading(_))
+            ) {
+                return;
+            }
+            match runs.remove(&run_id).map(|slot| slot.actor) {
+                Some(Actor::Loading(queued)) => queued,
                 _ => Vec::new(),
-            },
-            None => Vec::new(),
+            }
         };
         for (msg, _hold) in queued {
             forward(self, workflow_id.to_string(), run_id, msg);
