@@ -1,9 +1,13 @@
 //! Promise: engines sharing a PostgreSQL schema race without breaking the
 //! rules one engine keeps: two starts of the same new workflow ID at the
 //! same moment, from two engines, start one run; the other start is
-//! refused with `ClientError::AlreadyStarted` naming that run.
+//! refused with `ClientError::AlreadyStarted` naming that run; a shard
+//! locked by a stopped transaction of another process does not stall the
+//! renewal of the leases of the process that would take it.
 
 mod support;
+
+use std::time::Duration;
 
 use steadfast::{
     ClientError, Engine, EngineBuilder, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
@@ -73,4 +77,76 @@ async fn two_engines_starting_one_new_workflow_id_at_once_start_one_run() {
     }
     first.shutdown().await.expect("shutdown");
     second.shutdown().await.expect("shutdown");
+}
+
+/// A paused owner holds its shard's row locked inside a transaction (as
+/// every fenced write does until it commits); its lease runs out. The
+/// other process cannot take that shard while the lock is held, but its
+/// own leases stay renewed: its runs go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_locked_by_a_stopped_transaction_does_not_stall_the_survivors_leases() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let schema = support::postgres::fresh_schema("locked_shard");
+    let lease = Duration::from_secs(1);
+    let engine = builder(&schema)
+        .shard_lease(lease)
+        .postgres(&url)
+        .await
+        .expect("open");
+    let handle = engine
+        .start_workflow(WAITER, "survivor", (), WorkflowOptions::default())
+        .await
+        .expect("start");
+    let sql = |url: String| async move {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+    };
+    let admin = sql(url.clone()).await;
+    let shard: i32 = admin
+        .query_one(
+            &format!("SELECT shard FROM {schema}.workflows WHERE workflow_id = 'survivor'"),
+            &[],
+        )
+        .await
+        .expect("shard")
+        .get(0);
+    let other = (shard + 1) % 64;
+    // Another process owns `other` (its lease runs for a moment) ...
+    admin
+        .execute(
+            &format!(
+                "UPDATE {schema}.shards SET owner = gen_random_uuid(), epoch = epoch + 1, \
+                 lease_until = now() + interval '500 milliseconds' WHERE shard_id = $1"
+            ),
+            &[&other],
+        )
+        .await
+        .expect("another owner");
+    // ... and stops inside a transaction that has its row locked.
+    let paused = sql(url.clone()).await;
+    paused.batch_execute("BEGIN").await.expect("begin");
+    paused
+        .execute(
+            &format!("SELECT 1 FROM {schema}.shards WHERE shard_id = $1 FOR SHARE"),
+            &[&other],
+        )
+        .await
+        .expect("lock");
+    // Past the other's lease and several of the survivor's.
+    tokio::time::sleep(lease * 4).await;
+    engine
+        .signal("survivor", GO, ())
+        .await
+        .expect("the survivor's signal is written");
+    tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .expect("the survivor's run goes on")
+        .expect("result");
+    paused.batch_execute("ROLLBACK").await.expect("rollback");
+    engine.shutdown().await.expect("shutdown");
 }

@@ -190,7 +190,7 @@ impl PgStore {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready) = oneshot::channel();
         let (stopped_tx, stopped) = std::sync::mpsc::channel();
-        let writer = writer::Writer::new(target.clone(), health.clone(), ownership.clone());
+        let writer = writer::Writer::new(target.clone(), health.clone(), ownership.clone(), lease);
         handle.spawn(async move {
             writer.run(rx, ready_tx).await;
             let _ = stopped_tx.send(());

@@ -167,20 +167,26 @@ DROP FUNCTION append_events(uuid, bigint, bytea[], bigint, bytea, smallint, bigi
 /// newer ones; one that finds a newer revision leaves them. 1: `start_run`
 /// decides again when another starter committed the same new workflow ID
 /// meanwhile (before, both started a run).
-pub(crate) const FUNCTIONS_REVISION: u32 = 1;
+/// 2: `fenced` locks the shard's row `FOR KEY SHARE` (not `FOR SHARE`),
+/// so a lease renewal never waits for a writer nor deadlocks with one (an
+/// acquisition locks `FOR UPDATE SKIP LOCKED`), and compares the lease
+/// with the statement's clock (not the transaction's start).
+pub(crate) const FUNCTIONS_REVISION: u32 = 2;
 
 /// The functions (layout 2: fenced, hinting other owners, the hot path),
 /// of [`FUNCTIONS_REVISION`].
 const FUNCTIONS: &str = r#"
 -- True when p_me owns p_shard under the epoch it believes it holds
 -- (p_epochs[shard + 1]) and its lease has not run out by the database's
--- clock; the shard's row is then locked (FOR SHARE) until the end of the
--- transaction, so that no takeover commits in between.
+-- clock at this statement; the shard's row is then locked (FOR KEY SHARE)
+-- until the end of the transaction, so that no takeover commits in between:
+-- an acquisition locks the row FOR UPDATE, which waits for (or skips) it,
+-- while a renewal's UPDATE does not, so renewing never waits for a writer.
 CREATE OR REPLACE FUNCTION fenced(p_shard integer, p_me uuid, p_epochs bigint[])
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM 1 FROM shards WHERE shard_id = p_shard AND owner = p_me
-        AND epoch = p_epochs[p_shard + 1] AND lease_until > now() FOR SHARE;
+        AND epoch = p_epochs[p_shard + 1] AND lease_until > clock_timestamp() FOR KEY SHARE;
     RETURN FOUND;
 END $$;
 
@@ -440,7 +446,31 @@ pub(crate) async fn prepare(
         .await
         .map_err(db_err)?;
     }
-    if version("functions_revision").await?.unwrap_or(0) < FUNCTIONS_REVISION {
+    let revision = version("functions_revision").await?.unwrap_or(0);
+    if revision < FUNCTIONS_REVISION {
+        if revision < 2 {
+            // Processes of a build before revision 2 acquire shards with a
+            // plain UPDATE, which would not wait for revision 2's fencing
+            // lock: none may be running when it is installed.
+            let live = txn
+                .query_one(
+                    "SELECT count(*) FROM members WHERE heartbeat_at > now() - interval '1 minute'",
+                    &[],
+                )
+                .await
+                .map_err(db_err)?
+                .get::<_, i64>(0);
+            if live > 0 {
+                return Ok(Err(OpenError::Database {
+                    message: format!(
+                        "the PostgreSQL schema {schema} is in use by {live} process(es) of an \
+                         earlier steadfast, whose shard takeovers would not wait for this \
+                         build's fencing; stop them (or wait a minute after they stopped), \
+                         then open the schema with this build"
+                    ),
+                }));
+            }
+        }
         txn.batch_execute(FUNCTIONS).await.map_err(db_err)?;
         txn.execute(
             "INSERT INTO meta (key, value) VALUES ('functions_revision', $1) \

@@ -23,13 +23,21 @@
 //!    on the next scan ([`Ownership::take_fresh`]) and its inbox drained.
 //!
 //! Every write of an owner is fenced: the write transaction checks, with
-//! the shard's row locked (`FOR SHARE`), that this process owns the shard
+//! the shard's row locked (`FOR KEY SHARE`), that this process owns the shard
 //! under the epoch it believes it holds and that its lease has not run out
 //! by the database's clock (`fenced` in [`super::schema`]). A process
 //! paused past its lease and resumed therefore writes nothing: its writes
 //! answer [`StoreError::ShardLost`], and its lease task finds the shards
 //! lost at its next round. A takeover cannot commit between a fenced
-//! check and its commit, since it updates the locked row.
+//! check and its commit: an acquisition locks the row `FOR UPDATE`, which
+//! conflicts with that lock; it skips (`SKIP LOCKED`) a row locked so and
+//! tries again next round, so a process paused inside a transaction delays
+//! the takeover of its shards until the server ends that transaction (the
+//! writer's sessions have an `idle_in_transaction_session_timeout` of
+//! about a lease), and never the renewal of anyone's leases: a renewal's
+//! `UPDATE` does not conflict with `FOR KEY SHARE` (nor deadlocks with its
+//! own writer), and the lease session has a `lock_timeout` of a quarter
+//! lease.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -253,7 +261,16 @@ impl Leases {
         let done = loop {
             let result = async {
                 if client.as_ref().is_none_or(Client::is_closed) {
-                    client = Some(self.target.connect().await?);
+                    let c = self.target.connect().await?;
+                    // No statement of the lease task waits long for a
+                    // lock: the next round renews in time.
+                    c.batch_execute(&format!(
+                        "SET lock_timeout = {}",
+                        (self.lease_ms() / 4).max(100)
+                    ))
+                    .await
+                    .map_err(db_err)?;
+                    client = Some(c);
                 }
                 let c = client.as_ref().ok_or(StoreError::Closed)?;
                 self.round(c, rounds).await
@@ -390,7 +407,9 @@ impl Leases {
             .query(
                 "UPDATE shards SET owner = $1, epoch = epoch + 1, \
                  lease_until = now() + $3::bigint * interval '1 millisecond' \
-                 WHERE shard_id = ANY($2) AND (owner IS NULL OR lease_until < now()) \
+                 WHERE shard_id IN (SELECT shard_id FROM shards \
+                     WHERE shard_id = ANY($2) AND (owner IS NULL OR lease_until < now()) \
+                     ORDER BY shard_id FOR UPDATE SKIP LOCKED) \
                  RETURNING shard_id, epoch",
                 &[&me, &missing, &lease],
             )

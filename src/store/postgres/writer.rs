@@ -61,6 +61,8 @@ pub(super) struct Writer {
     health: Arc<Mutex<Health>>,
     session: Option<Session>,
     ownership: Arc<Ownership>,
+    /// The sessions' `idle_in_transaction_session_timeout`, in ms.
+    idle_timeout_ms: u64,
 }
 
 /// Both hot-path statements, by name (see [`super::schema`]), and what
@@ -79,12 +81,16 @@ impl Writer {
         target: Target,
         health: Arc<Mutex<Health>>,
         ownership: Arc<Ownership>,
+        lease: std::time::Duration,
     ) -> Self {
         Writer {
             target,
             health,
             session: None,
             ownership,
+            // At least two seconds: a loaded machine's pauses between
+            // statements are not taken for a stopped process.
+            idle_timeout_ms: lease.max(std::time::Duration::from_secs(2)).as_millis() as u64,
         }
     }
 
@@ -131,6 +137,16 @@ impl Writer {
     /// Keeps `client` as the session, with the hot-path statements
     /// prepared on it.
     async fn keep(&mut self, client: Client) -> Result<(), StoreError> {
+        // A process stopped inside a transaction (paused, cut off) keeps
+        // its shards' rows locked: the server ends it after about a lease,
+        // so that the shards' next owner may take them.
+        client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {}",
+                self.idle_timeout_ms
+            ))
+            .await
+            .map_err(db_err)?;
         let start_run = client
             .prepare(
                 "SELECT o_outcome, o_run, o_status FROM start_run($1::uuid, $2::text, \
