@@ -170,8 +170,12 @@ DROP FUNCTION append_events(uuid, bigint, bytea[], bigint, bytea, smallint, bigi
 /// 2: `fenced` locks the shard's row `FOR KEY SHARE` (not `FOR SHARE`),
 /// so a lease renewal never waits for a writer nor deadlocks with one (an
 /// acquisition locks `FOR UPDATE SKIP LOCKED`), and compares the lease
-/// with the statement's clock (not the transaction's start).
-pub(crate) const FUNCTIONS_REVISION: u32 = 2;
+/// with the statement's clock (not the transaction's start). 3:
+/// `hint_owner` locks the shard's row the same way when this process owns
+/// it, so a start committed just as another process acquires the shard is
+/// read by the acquirer's first scan (before, it could be loaded by
+/// neither).
+pub(crate) const FUNCTIONS_REVISION: u32 = 3;
 
 /// The functions (layout 2: fenced, hinting other owners, the hot path),
 /// of [`FUNCTIONS_REVISION`].
@@ -192,11 +196,16 @@ END $$;
 
 -- Tells a run's owner, when that is not p_me, of a change it did not
 -- make: an inbox row of p_kind (0 wake, 2 event, 3 reload) and a hint.
+-- When p_me owns the shard, its row is locked (FOR KEY SHARE) to the end
+-- of the transaction, so that no acquisition, and no acquirer's first read
+-- of the shard's wake-ups, comes between this check and the commit (the
+-- run would be loaded by neither process).
 CREATE OR REPLACE FUNCTION hint_owner(p_shard integer, p_workflow text, p_run uuid, p_me uuid,
                            p_kind smallint, p_body bytea)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM shards WHERE shard_id = p_shard AND owner = p_me AND lease_until > now();
+    PERFORM 1 FROM shards WHERE shard_id = p_shard AND owner = p_me
+        AND lease_until > clock_timestamp() FOR KEY SHARE;
     IF NOT FOUND THEN
         INSERT INTO inbox (request, shard, workflow_id, run_id, kind, body)
             VALUES (gen_random_uuid(), p_shard, p_workflow, p_run, p_kind, p_body);
