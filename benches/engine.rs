@@ -7,7 +7,8 @@
 //! engine -- WORKLOAD...` runs the named ones (`floor`, `sequential`,
 //! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`,
 //! `local`, `starts`, `signals`, `long_history`, `open`, `repair`, and on
-//! PostgreSQL `pg_floor`, `pg_sequential`, `pg_fanout`, `pg_timers`: see
+//! PostgreSQL `pg_floor`, `pg_sequential`, `pg_fanout`, `pg_timers`,
+//! `pg_fanout_two`, `pg_takeover`: see
 //! `engine/postgres.rs` for the server they use).
 //! The machine's facts go to stderr. `STEADFAST_BENCH_LARGE=1` runs the
 //! large forms of `recovery` (100,000 workflows), `idle` (1,000,000
@@ -82,6 +83,8 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("pg_sequential", postgres::sequential),
     ("pg_fanout", postgres::fanout),
     ("pg_timers", postgres::timers),
+    ("pg_fanout_two", postgres::fanout_two),
+    ("pg_takeover", postgres::takeover),
 ];
 
 fn main() {

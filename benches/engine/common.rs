@@ -30,6 +30,7 @@ pub fn run_child() -> Option<BenchResult> {
         "recovery" => crate::recovery::child(),
         "idle" => crate::idle::child(),
         "open" => crate::open::child(),
+        "pg_member" => crate::postgres::member(),
         "repair" => crate::repair::child(),
         other => Err(format!("unknown child role {other:?}").into()),
     })

@@ -8,6 +8,12 @@
 //! - `pg_fanout`: 1,000 workflows × 3 no-op activities, all started at once.
 //! - `pg_timers`: 1,000 workflows sleep 1 s, their timers due within one
 //!   second; lateness of the step after the timer.
+//! - `pg_fanout_two`: 10,000 workflows × 3 no-op activities across two
+//!   processes sharing the schema, half started by each (a `pg_fanout`
+//!   line with `processes: 2`).
+//! - `pg_takeover`: two processes share a schema, one is killed with
+//!   SIGKILL: the time from the kill to each of its runs' first step
+//!   resumed in the other, and the runs left stranded.
 //!
 //! The server: `STEADFAST_BENCH_PG_URL` when set (a schema of the bench's
 //! own is created and dropped in it), otherwise a throwaway cluster of the
@@ -17,6 +23,7 @@
 //! defaults: `fsync` and `synchronous_commit` on. Without PostgreSQL the
 //! workloads say so on stderr and print nothing.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -336,6 +343,336 @@ pub fn timers() -> BenchResult {
                 json!(common::round(common::percentile(&late, 99.0), 3)),
             ),
             ("floor_ms", json!(common::round(1000.0 / rate, 3))),
+        ]);
+        Ok(())
+    })
+}
+
+/// The lease of the two-process workloads' members.
+const MEMBER_LEASE_ENV: &str = "STEADFAST_BENCH_PG_LEASE_MS";
+
+/// The child role of the two-process workloads (`pg_member`): opens the
+/// schema with the lease it is given, reports `open`, waits for the go
+/// file, then in mode `fanout` starts its workflows and awaits them
+/// (reporting `done`), or in mode `steps` starts slow-step workflows (if
+/// given any) and reports each step `step WORKFLOW N` as it begins; then
+/// serves until killed or the stop file appears.
+pub fn member() -> BenchResult {
+    let url = common::child_var("STEADFAST_BENCH_PG_MEMBER_URL")?;
+    let schema = common::child_var("STEADFAST_BENCH_PG_MEMBER_SCHEMA")?;
+    let mode = common::child_var("STEADFAST_BENCH_PG_MEMBER_MODE")?;
+    let ids: Vec<String> = common::child_var("STEADFAST_BENCH_PG_MEMBER_IDS")?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let go = std::path::PathBuf::from(common::child_var("STEADFAST_BENCH_PG_MEMBER_GO")?);
+    let lease = Duration::from_millis(common::child_var(MEMBER_LEASE_ENV)?.parse()?);
+    common::runtime()?.block_on(async {
+        let engine = Engine::builder()
+            .postgres_schema(&schema)
+            .shard_lease(lease)
+            .workflow(FANOUT, fanout_workflow)
+            .activity(NOOP, common::noop)
+            .workflow(STEPS_WORKFLOW, steps_workflow)
+            .activity(SLOW_STEP, slow_step)
+            .postgres(&url)
+            .await?;
+        println!("open");
+        while !go.exists() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        match mode.as_str() {
+            "fanout" => {
+                run_fanout(&engine, ids.into_iter()).await?;
+                println!("done");
+            }
+            _ => {
+                for id in ids {
+                    engine
+                        .start_workflow(STEPS_WORKFLOW, id, TAKEOVER_STEPS, WorkflowOptions::new())
+                        .await?;
+                }
+                println!("started");
+            }
+        }
+        let stop = go.with_extension("stop");
+        while !stop.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        engine.shutdown().await?;
+        Ok::<_, steadfast::Error>(())
+    })?;
+    Ok(())
+}
+
+const STEPS_WORKFLOW: WorkflowDef<u32, u32> = WorkflowDef::new("PgTakeoverSteps");
+const SLOW_STEP: ActivityDef<u32, ()> = ActivityDef::new("slow_step");
+const TAKEOVER_STEPS: u32 = 40;
+const TAKEOVER_WORKFLOWS: usize = 200;
+const STEP_TIME: Duration = Duration::from_millis(50);
+
+async fn steps_workflow(ctx: WorkflowContext, steps: u32) -> Result<u32, WorkflowError> {
+    for step in 1..=steps {
+        ctx.execute_activity(SLOW_STEP, step, common::noop_options())
+            .await?;
+    }
+    Ok(steps)
+}
+
+async fn slow_step(ctx: ActivityContext, step: u32) -> Result<(), ActivityError> {
+    println!("step {} {step}", ctx.workflow_id());
+    tokio::time::sleep(STEP_TIME).await;
+    Ok(())
+}
+
+/// Two members on one schema (and a go file for them, in a folder removed
+/// when this drops).
+struct Pair {
+    _dir: tempfile::TempDir,
+    go: std::path::PathBuf,
+    children: Vec<(std::process::Child, common::ChildLines)>,
+}
+
+impl Pair {
+    /// Starts two members, member `i` with `ids[i]`, and waits until both
+    /// are open.
+    fn start(
+        server: &Server,
+        mode: &str,
+        ids: [Vec<String>; 2],
+        lease: Duration,
+    ) -> Result<Pair, Box<dyn std::error::Error>> {
+        let dir = common::temp_dir()?;
+        let go = dir.path().join("go");
+        let lease_ms = lease.as_millis().to_string();
+        let mut children = Vec::new();
+        for ids in ids {
+            let ids = ids.join(",");
+            let (child, lines) = common::spawn_child(
+                "pg_member",
+                &[
+                    ("STEADFAST_BENCH_PG_MEMBER_URL", server.url.as_ref()),
+                    ("STEADFAST_BENCH_PG_MEMBER_SCHEMA", server.schema.as_ref()),
+                    ("STEADFAST_BENCH_PG_MEMBER_MODE", mode.as_ref()),
+                    ("STEADFAST_BENCH_PG_MEMBER_IDS", ids.as_ref()),
+                    ("STEADFAST_BENCH_PG_MEMBER_GO", go.as_os_str()),
+                    (MEMBER_LEASE_ENV, lease_ms.as_ref()),
+                ],
+            )?;
+            children.push((child, lines));
+        }
+        let mut pair = Pair {
+            _dir: dir,
+            go,
+            children,
+        };
+        for i in 0..2 {
+            pair.wait_for(i, |line| line == "open")?;
+        }
+        Ok(pair)
+    }
+
+    /// Waits for a line of member `i` matching `want`; returns when it
+    /// arrived.
+    fn wait_for(
+        &mut self,
+        i: usize,
+        mut want: impl FnMut(&str) -> bool,
+    ) -> Result<Instant, Box<dyn std::error::Error>> {
+        let (child, lines) = &mut self.children[i];
+        loop {
+            match lines.recv_timeout(Duration::from_secs(120)) {
+                Ok((at, line)) if want(&line) => return Ok(at),
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    let status = child.wait()?;
+                    return Err(format!("member {i} stopped reporting ({e}; {status})").into());
+                }
+            }
+        }
+    }
+
+    fn go(&self) -> std::io::Result<()> {
+        std::fs::write(&self.go, b"go")
+    }
+
+    /// Tells the members to shut down and waits for them.
+    fn stop(mut self) -> BenchResult {
+        std::fs::write(self.go.with_extension("stop"), b"stop")?;
+        for (child, _) in &mut self.children {
+            if child.try_wait()?.is_none() {
+                child.wait()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.children {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// `pg_fanout_two`: 10,000 workflows × 3 no-op activities, half started by
+/// each of two processes sharing the schema (each run advanced by the
+/// owner of its shard, wherever it was started); from the go to the last
+/// result.
+pub fn fanout_two() -> BenchResult {
+    with_server("pg_fanout_two", |server| async move {
+        let (rate, _) = measure_floor(&server).await?;
+        let workflows = 10_000usize;
+        let ids = [0, 1].map(|member| {
+            (0..workflows / 2)
+                .map(|i| format!("fanout-{member}-{i}"))
+                .collect()
+        });
+        let lease = Duration::from_secs(2);
+        let mut pair = Pair::start(&server, "fanout", ids, lease)?;
+        // Once both members hold their share of the shards (a member
+        // joining takes its share within a lease round or two).
+        tokio::time::sleep(lease * 2).await;
+        let start = Instant::now();
+        pair.go()?;
+        let mut last = start;
+        for i in 0..2 {
+            last = last.max(pair.wait_for(i, |line| line == "done")?);
+        }
+        let secs = (last - start).as_secs_f64();
+        pair.stop()?;
+        let completions = (workflows as f64) * f64::from(FANOUT_ACTIVITIES) / secs;
+        common::emit(&[
+            ("workload", json!("pg_fanout")),
+            ("workflows", json!(workflows)),
+            ("processes", json!(2)),
+            ("completions_per_s", json!(completions.round() as u64)),
+            (
+                "workflows_per_s",
+                json!((workflows as f64 / secs).round() as u64),
+            ),
+            ("floor_commits_per_s", json!(rate.round() as u64)),
+            (
+                "completions_per_floor_commit",
+                json!(common::round(completions / rate, 2)),
+            ),
+        ]);
+        Ok(())
+    })
+}
+
+/// `pg_takeover`: two processes share a schema (default lease, 5 s); one
+/// starts 200 workflows of 40 steps of 50 ms, spread over both by their
+/// shards; once every workflow has run a few steps, one member is killed
+/// with SIGKILL. For each workflow whose last step before the kill ran in
+/// the killed member: the time from the kill to its next step beginning in
+/// the survivor (p50, p99, max), and the runs left unfinished (stranded).
+pub fn takeover() -> BenchResult {
+    with_server("pg_takeover", |server| async move {
+        let lease = Duration::from_secs(5);
+        let ids: Vec<String> = (0..TAKEOVER_WORKFLOWS)
+            .map(|i| format!("takeover-{i}"))
+            .collect();
+        let mut pair = Pair::start(&server, "steps", [ids, Vec::new()], lease)?;
+        tokio::time::sleep(lease * 2).await;
+        pair.go()?;
+        // Which member ran each workflow's latest step, until every
+        // workflow has run 5 steps.
+        let mut last_in: HashMap<String, usize> = HashMap::new();
+        let mut steps: HashMap<String, u32> = HashMap::new();
+        let parse = |line: &str| {
+            let mut words = line.strip_prefix("step ")?.split(' ');
+            Some((
+                words.next()?.to_string(),
+                words.next()?.parse::<u32>().ok()?,
+            ))
+        };
+        let (victim, survivor) = (0usize, 1usize);
+        // Workflows that reached their last step (in either member).
+        let mut finished: HashSet<String> = HashSet::new();
+        'until_ready: loop {
+            for i in 0..2 {
+                while let Ok((_, line)) = pair.children[i].1.try_recv() {
+                    if let Some((id, step)) = parse(&line) {
+                        if step == TAKEOVER_STEPS {
+                            finished.insert(id.clone());
+                        }
+                        last_in.insert(id.clone(), i);
+                        steps.insert(id, step);
+                    }
+                }
+            }
+            if steps.len() == TAKEOVER_WORKFLOWS && steps.values().all(|s| *s >= 5) {
+                break 'until_ready;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        pair.children[victim].0.kill()?;
+        let killed_at = Instant::now();
+        pair.children[victim].0.wait()?;
+        // Lines the victim printed before it died still count as its.
+        while let Ok((_, line)) = pair.children[victim].1.try_recv() {
+            if let Some((id, step)) = parse(&line) {
+                if step == TAKEOVER_STEPS {
+                    finished.insert(id.clone());
+                }
+                last_in.insert(id.clone(), victim);
+                steps.insert(id, step);
+            }
+        }
+        let orphans: HashSet<String> = last_in
+            .iter()
+            .filter(|(id, member)| **member == victim && !finished.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut resumed: HashMap<String, f64> = HashMap::new();
+        let deadline = killed_at + lease * 6;
+        while finished.len() < TAKEOVER_WORKFLOWS && Instant::now() < deadline {
+            let Ok((at, line)) = pair.children[survivor]
+                .1
+                .recv_timeout(Duration::from_millis(200))
+            else {
+                continue;
+            };
+            if let Some((id, step)) = parse(&line) {
+                if orphans.contains(&id) && !resumed.contains_key(&id) {
+                    resumed.insert(id.clone(), (at - killed_at).as_secs_f64());
+                }
+                if step == TAKEOVER_STEPS {
+                    finished.insert(id);
+                }
+            }
+        }
+        pair.stop()?;
+        let mut times: Vec<f64> = resumed.values().copied().collect();
+        times.sort_by(f64::total_cmp);
+        let stranded = TAKEOVER_WORKFLOWS - finished.len();
+        common::emit(&[
+            ("workload", json!("pg_takeover")),
+            ("workflows", json!(TAKEOVER_WORKFLOWS)),
+            ("taken_over", json!(orphans.len())),
+            ("lease_s", json!(lease.as_secs_f64())),
+            (
+                "kill_to_first_resumed_step_s",
+                json!(times.first().map(|t| common::round(*t, 3))),
+            ),
+            (
+                "p50_s",
+                json!(common::round(common::percentile(&times, 50.0), 3)),
+            ),
+            (
+                "p99_s",
+                json!(common::round(common::percentile(&times, 99.0), 3)),
+            ),
+            ("max_s", json!(times.last().map(|t| common::round(*t, 3)))),
+            ("not_resumed", json!(orphans.len() - resumed.len())),
+            ("stranded", json!(stranded)),
         ]);
         Ok(())
     })
