@@ -220,12 +220,20 @@ impl InboxTask {
             .keys()
             .copied()
             .collect();
+        // Fenced as a write: only shards held under the epoch this process
+        // believes it holds, with a lease running by the database's clock
+        // (a process paused past its lease takes nothing, deletes nothing).
+        let me = self.ownership.me;
+        let epochs = self.ownership.epochs();
         let rows = c
             .query(
-                "SELECT request, shard, workflow_id, run_id, kind, body FROM inbox \
-                 WHERE shard = ANY($1) AND NOT (request = ANY($2)) \
-                 ORDER BY created_at, request LIMIT $3",
-                &[&owned, &taken, &BATCH],
+                "SELECT i.request, i.shard, i.workflow_id, i.run_id, i.kind, i.body \
+                 FROM inbox i JOIN shards s ON s.shard_id = i.shard \
+                 WHERE i.shard = ANY($1) AND NOT (i.request = ANY($2)) \
+                 AND s.owner = $4 AND s.epoch = ($5::bigint[])[i.shard + 1] \
+                 AND s.lease_until > clock_timestamp() \
+                 ORDER BY i.created_at, i.request LIMIT $3",
+                &[&owned, &taken, &BATCH, &me, &epochs],
             )
             .await
             .map_err(db_err)?;
@@ -285,9 +293,14 @@ impl InboxTask {
             }
         }
         if !hints.is_empty() {
-            c.execute("DELETE FROM inbox WHERE request = ANY($1)", &[&hints])
-                .await
-                .map_err(db_err)?;
+            c.execute(
+                "DELETE FROM inbox i USING shards s WHERE i.request = ANY($1) \
+                 AND s.shard_id = i.shard AND s.owner = $2 \
+                 AND s.epoch = ($3::bigint[])[i.shard + 1] AND s.lease_until > clock_timestamp()",
+                &[&hints, &me, &epochs],
+            )
+            .await
+            .map_err(db_err)?;
         }
         Ok(())
     }
