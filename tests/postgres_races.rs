@@ -3,7 +3,8 @@
 //! same moment, from two engines, start one run; the other start is
 //! refused with `ClientError::AlreadyStarted` naming that run; a shard
 //! locked by a stopped transaction of another process does not stall the
-//! renewal of the leases of the process that would take it.
+//! renewal of the leases of the process that would take it; an inbox
+//! request its owner cannot decode is answered with a failure.
 
 mod support;
 
@@ -148,5 +149,59 @@ async fn a_shard_locked_by_a_stopped_transaction_does_not_stall_the_survivors_le
         .expect("the survivor's run goes on")
         .expect("result");
     paused.batch_execute("ROLLBACK").await.expect("rollback");
+    engine.shutdown().await.expect("shutdown");
+}
+
+/// A request in the inbox that its owner cannot decode (a process of
+/// another build sent it) is answered with a failure, so its sender is
+/// told instead of waiting for ever.
+#[tokio::test]
+async fn an_inbox_request_that_does_not_decode_is_answered_with_a_failure() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let schema = support::postgres::fresh_schema("bad_request");
+    let engine = builder(&schema).postgres(&url).await.expect("open");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    // Shard 0 is the engine's (it is the only process); the sender is a
+    // process that waits for the answer.
+    let request: String = client
+        .query_one(
+            &format!(
+                "INSERT INTO {schema}.inbox (request, shard, workflow_id, run_id, sender, kind, body) \
+                 VALUES (gen_random_uuid(), 0, 'w', gen_random_uuid(), gen_random_uuid(), 1, \
+                 '\\xdeadbeef'::bytea) RETURNING request::text"
+            ),
+            &[],
+        )
+        .await
+        .expect("insert")
+        .get(0);
+    client
+        .batch_execute(&format!("NOTIFY {schema}, '0'"))
+        .await
+        .expect("notify");
+    let (c, r, sc) = (&client, &request, &schema);
+    support::eventually(Duration::from_secs(20), move || async move {
+        c.query_opt(
+            &format!("SELECT 1 FROM {sc}.inbox_replies WHERE request::text = $1"),
+            &[r],
+        )
+        .await
+        .expect("replies")
+        .map(|_| ())
+    })
+    .await;
+    let left = client
+        .query_opt(
+            &format!("SELECT 1 FROM {schema}.inbox WHERE request::text = $1"),
+            &[&request],
+        )
+        .await
+        .expect("inbox");
+    assert!(left.is_none(), "the answered request leaves the inbox");
     engine.shutdown().await.expect("shutdown");
 }

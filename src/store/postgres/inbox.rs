@@ -251,8 +251,15 @@ impl InboxTask {
                 (1, Some(bytes)) => match codec::decode::<RemoteRequest>(bytes) {
                     Ok(request) => Some(InboxBody::Request(request)),
                     Err(error) => {
-                        tracing::warn!(%error, %request, "an inbox request does not decode; it is dropped");
-                        None
+                        // Its sender waits: it is told, not left hanging.
+                        tracing::warn!(%error, %request, "an inbox request does not decode; it is refused");
+                        let reply = RemoteReply::Failed(format!(
+                            "the run's owner could not decode the request ({error}); \
+                             it was not carried out (are both processes of builds that \
+                             share this schema's store format?)"
+                        ));
+                        answer(c, request, Some(&reply), &self.target.schema).await?;
+                        continue;
                     }
                 },
                 (2, Some(bytes)) => match codec::decode::<Event>(bytes) {

@@ -47,6 +47,9 @@ pub const DEFAULT_SCHEMA: &str = "steadfast";
 
 /// Longest wait between retries while the database fails.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long a call for a run another process owns waits for its answer
+/// (past the longest lease, so that a takeover answers it first).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Classifies a PostgreSQL error. Every failure of the database or of the
 /// connection to it is a storage failure: the same call may succeed once
@@ -491,7 +494,31 @@ impl Store for PgStore {
                 return Err(e);
             }
             self.mailbox.sent.notify_one();
-            answer.await.map_err(|_| StoreError::Closed)
+            match tokio::time::timeout(FORWARD_TIMEOUT, answer).await {
+                Ok(answer) => answer.map_err(|_| StoreError::Closed),
+                Err(_) => {
+                    self.mailbox.forget(key);
+                    // Taken back if still unread: then nothing was done.
+                    let withdrawn = match self.reader().await {
+                        Ok(c) => c
+                            .execute("DELETE FROM inbox WHERE request = $1", &[&key])
+                            .await
+                            .is_ok_and(|n| n == 1),
+                        Err(_) => false,
+                    };
+                    let outcome = if withdrawn {
+                        "nothing was done; retry the call"
+                    } else {
+                        "it may have been carried out: read the run's history before retrying"
+                    };
+                    Err(StoreError::Database(format!(
+                        "no process answered within {}s the request for workflow \
+                         {workflow_id:?} sent to the owner of its shard {shard} (paused, cut \
+                         off or overloaded); {outcome}",
+                        FORWARD_TIMEOUT.as_secs()
+                    )))
+                }
+            }
         })
     }
 
