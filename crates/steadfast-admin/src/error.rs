@@ -120,6 +120,12 @@ impl From<UpdateError> for ApiError {
             UpdateError::Failed { .. } => (S::UNPROCESSABLE_ENTITY, "update_failed"),
             UpdateError::Aborted { .. } => (S::CONFLICT, "update_aborted"),
             UpdateError::Paused { .. } => (S::CONFLICT, "workflow_paused"),
+            // Worth retrying once an update in flight completes.
+            UpdateError::TooManyInFlight { .. } => {
+                (S::TOO_MANY_REQUESTS, "updates_in_flight_limit")
+            }
+            // Not before the workflow continues as new.
+            UpdateError::TooManyUpdates { .. } => (S::CONFLICT, "updates_per_run_limit"),
             _ => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         ApiError::new(status, code, e.to_string())
@@ -194,5 +200,37 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update_error(e: UpdateError) -> (StatusCode, &'static str) {
+        let api = ApiError::from(e);
+        (api.status, api.code)
+    }
+
+    #[test]
+    fn update_limits_answer_their_own_codes() {
+        let in_flight = UpdateError::TooManyInFlight {
+            workflow_id: "w".into(),
+            update_id: "u".into(),
+            limit: 10,
+        };
+        assert_eq!(
+            update_error(in_flight),
+            (StatusCode::TOO_MANY_REQUESTS, "updates_in_flight_limit")
+        );
+        let per_run = UpdateError::TooManyUpdates {
+            workflow_id: "w".into(),
+            update_id: "u".into(),
+            limit: 2_000,
+        };
+        assert_eq!(
+            update_error(per_run),
+            (StatusCode::CONFLICT, "updates_per_run_limit")
+        );
     }
 }
