@@ -50,6 +50,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How long a call for a run another process owns waits for its answer
 /// (past the longest lease, so that a takeover answers it first).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often the wake-up scan also reads every overdue wake-up of the
+/// owned shards again (a backstop for a hint gone missing).
+const OVERDUE_SWEEP: Duration = Duration::from_secs(5);
 
 /// Classifies a PostgreSQL error. Every failure of the database or of the
 /// connection to it is a storage failure: the same call may succeed once
@@ -115,6 +118,8 @@ pub(crate) struct PgStore {
     events: Mutex<Option<mpsc::UnboundedReceiver<StoreEvent>>>,
     /// Stops the lease task, which releases the shards, and says when done.
     leases_stop: Mutex<Option<oneshot::Sender<std::sync::mpsc::Sender<()>>>>,
+    /// When the wake-up scan last read the overdue wake-ups again.
+    last_sweep: Mutex<std::time::Instant>,
 }
 
 impl PgStore {
@@ -255,6 +260,7 @@ impl PgStore {
             mailbox,
             events: Mutex::new(Some(events_rx)),
             leases_stop: Mutex::new(Some(leases_stop)),
+            last_sweep: Mutex::new(std::time::Instant::now()),
         })
     }
 
@@ -387,7 +393,23 @@ impl Store for PgStore {
                 .into_iter()
                 .filter(|s| !fresh.contains(s))
                 .collect();
-            let read = reads::wakeups(&c, (from, to), &owned, &fresh).await;
+            // The backstop: now and then the owned shards' overdue
+            // wake-ups are read again, so that no run of an owned shard
+            // stays unloaded whatever hint went missing.
+            let overdue_before = {
+                let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+                if last.elapsed() >= OVERDUE_SWEEP {
+                    *last = std::time::Instant::now();
+                    SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .map_or(i64::MIN, |d| {
+                            i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+                        })
+                } else {
+                    i64::MIN
+                }
+            };
+            let read = reads::wakeups(&c, (from, to), &owned, &fresh, overdue_before).await;
             if read.is_err() {
                 self.ownership.give_back_fresh(fresh);
             }

@@ -134,14 +134,17 @@ pub(super) async fn history(
 
 /// The wake-ups of the shards this process owns: in `[from, to)` for
 /// `owned`, and every one before `to` for `fresh` (shards just acquired,
-/// whose overdue wake-ups are the runs their last owner left), in time order.
+/// whose overdue wake-ups are the runs their last owner left), and for
+/// `owned` also every one before `overdue_before` (the backstop sweep:
+/// `i64::MIN` for none), in time order.
 pub(super) async fn wakeups(
     c: &Client,
     (from, to): (u64, u64),
     owned: &[i32],
     fresh: &[i32],
+    overdue_before: i64,
 ) -> Result<Vec<(u64, RunId)>, StoreError> {
-    if (from >= to || owned.is_empty()) && fresh.is_empty() {
+    if (from >= to || owned.is_empty()) && fresh.is_empty() && overdue_before == i64::MIN {
         return Ok(Vec::new());
     }
     let from = i64::try_from(from).unwrap_or(i64::MAX);
@@ -154,9 +157,9 @@ pub(super) async fn wakeups(
         .query(
             "SELECT wake, run_id FROM runs WHERE status = 0 AND wake IS NOT NULL \
              AND (wake < $2 OR $3) \
-             AND ((shard = ANY($4) AND wake >= $1) OR shard = ANY($5)) \
+             AND ((shard = ANY($4) AND (wake >= $1 OR wake < $6)) OR shard = ANY($5)) \
              ORDER BY wake, run_id",
-            &[&from, &to, &unbounded, &owned, &fresh],
+            &[&from, &to, &unbounded, &owned, &fresh, &overdue_before],
         )
         .await
         .map_err(db_err)?;
