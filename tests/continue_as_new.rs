@@ -16,7 +16,7 @@ use steadfast::{
     ContinueAsNewOptions, Engine, EngineBuilder, EventKind, ListFilter, SearchAttributes,
     SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
 };
-use support::{child_report, spawn_crash_child, temp_db};
+use support::{OpenDb, child_report, spawn_crash_child, temp_db};
 
 /// Counts to `target`, one timer step at a time, continuing as new every
 /// five steps: (count, target) in, the final count out.
@@ -89,7 +89,7 @@ fn builder() -> EngineBuilder {
 }
 
 async fn open(path: &Path) -> Engine {
-    builder().open(path).await.expect("open")
+    builder().open_db(path).await.expect("open")
 }
 
 #[tokio::test]
@@ -298,7 +298,7 @@ async fn signals_recorded_after_the_point_where_a_replayed_run_continues_move_wi
                 Ok(Vec::new())
             },
         )
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     engine
@@ -332,7 +332,7 @@ async fn the_size_hints_suggest_continuing_and_attributes_carry_over() {
     let db = temp_db();
     let engine = builder()
         .suggest_continue_as_new_at(20, u64::MAX)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     let handle = engine
@@ -422,7 +422,7 @@ async fn the_execution_timeout_spans_the_chain() {
     let db = temp_db();
     let engine = builder()
         .workflow(FOREVER, forever)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     let options = WorkflowOptions::default()
@@ -467,7 +467,7 @@ async fn a_run_past_the_warning_size_is_named_in_a_warning() {
     let engine = builder()
         .workflow(LONG, long)
         .warn_history_events(40)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     let run = engine

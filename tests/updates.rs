@@ -15,7 +15,7 @@ use steadfast::{
     EngineBuilder, EventKind, QueryDef, Replayer, SignalDef, UpdateDef, UpdateError, UpdateOptions,
     UpdateOutcome, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
 };
-use support::{child_report, spawn_crash_child, temp_db};
+use support::{OpenDb, child_report, spawn_crash_child, temp_db};
 
 const SUBSCRIPTION: WorkflowDef<(), (String, u32)> = WorkflowDef::new("Updates.Subscription");
 /// Returns a plan's price; the handler records how often it ran.
@@ -124,7 +124,7 @@ fn completed(history: &[steadfast::Event]) -> Vec<(String, UpdateOutcome)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_returns_its_handlers_result_and_is_recorded() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let run = engine
         .start_workflow(SUBSCRIPTION, "sub-1", (), WorkflowOptions::new())
         .await
@@ -176,7 +176,7 @@ async fn an_update_returns_its_handlers_result_and_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_typed_and_write_nothing() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     engine
         .start_workflow(SUBSCRIPTION, "sub-2", (), WorkflowOptions::new())
         .await
@@ -269,7 +269,7 @@ async fn an_update_id_given_twice_returns_the_first_outcome_also_after_a_restart
     let db = temp_db();
     let options = UpdateOptions::new().with_update_id("plan-1");
     {
-        let engine = builder().open(&db.path).await.unwrap();
+        let engine = builder().open_db(&db.path).await.unwrap();
         engine
             .start_workflow(SUBSCRIPTION, "sub-3", (), WorkflowOptions::new())
             .await
@@ -290,7 +290,7 @@ async fn an_update_id_given_twice_returns_the_first_outcome_also_after_a_restart
         );
         engine.shutdown().await.unwrap();
     }
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     assert_eq!(
         engine
             .update_with_options("sub-3", CHANGE_PLAN, "basic".into(), options.clone())
@@ -320,7 +320,7 @@ async fn an_update_id_given_twice_returns_the_first_outcome_also_after_a_restart
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_in_flight_when_the_run_closes_or_continues_are_aborted() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     engine
         .start_workflow(WAITER, "waiter", 0, WorkflowOptions::new())
         .await
@@ -401,7 +401,7 @@ async fn updates_in_flight_when_the_run_closes_or_continues_are_aborted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn histories_with_updates_replay_and_a_changed_handler_is_caught() {
     let db = temp_db();
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     engine
         .start_workflow(SUBSCRIPTION, "sub-4", (), WorkflowOptions::new())
         .await
@@ -456,7 +456,7 @@ async fn child_update_in_flight() {
     let engine = Engine::builder()
         .workflow(SUBSCRIPTION, subscription)
         .activity(SLOW, stuck)
-        .open(Path::new(&db))
+        .open_db(Path::new(&db))
         .await
         .unwrap();
     engine
@@ -486,7 +486,7 @@ async fn a_kill_between_acceptance_and_completion_loses_no_update() {
         "{lines:?}"
     );
 
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let history = engine.history("crashy").await.unwrap();
     assert_eq!(accepted(&history), ["crash-1"]);
     assert!(completed(&history).is_empty());
@@ -516,7 +516,7 @@ async fn a_kill_between_acceptance_and_completion_loses_no_update() {
 async fn describe_shows_the_updates_accepted_and_not_completed_also_after_a_restart() {
     let db = temp_db();
     {
-        let engine = builder().open(&db.path).await.unwrap();
+        let engine = builder().open_db(&db.path).await.unwrap();
         engine
             .start_workflow(WAITER, "pending", 0, WorkflowOptions::new())
             .await
@@ -554,7 +554,7 @@ async fn describe_shows_the_updates_accepted_and_not_completed_also_after_a_rest
         assert!(pending[0].accepted_event_id < pending[1].accepted_event_id);
         engine.shutdown().await.unwrap();
     }
-    let engine = builder().open(&db.path).await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
     let pending = engine.describe("pending").await.unwrap().pending_updates;
     let ids: Vec<&str> = pending.iter().map(|u| u.update_id.as_str()).collect();
     assert_eq!(
@@ -591,7 +591,11 @@ async fn updates_past_the_runs_limits_are_refused_with_a_typed_error_and_write_n
     assert_eq!(steadfast::DEFAULT_MAX_IN_FLIGHT_UPDATES, 10);
     assert_eq!(steadfast::DEFAULT_MAX_UPDATES_PER_RUN, 2000);
     let db = temp_db();
-    let engine = builder().update_limits(2, 3).open(&db.path).await.unwrap();
+    let engine = builder()
+        .update_limits(2, 3)
+        .open_db(&db.path)
+        .await
+        .unwrap();
     engine
         .start_workflow(WAITER, "limited", 0, WorkflowOptions::new())
         .await
