@@ -57,10 +57,6 @@ const COUNT_ENV: &str = "PGT_WORKFLOWS";
 const LOG_ENV: &str = "PGT_LOG";
 const STOP_ENV: &str = "PGT_STOP";
 
-/// The reason of the `Parked` answer a call gets when it meets a run whose
-/// actor has just stopped (see `until_acknowledged`).
-const ACTOR_STOPPED: &str = "its actor stopped";
-
 const MEMBERS: usize = 3;
 /// The members' shard lease: short, so that takeovers are quick.
 const LEASE: Duration = Duration::from_secs(2);
@@ -166,15 +162,6 @@ where
         match call().await {
             Ok(()) => return,
             Err(ClientError::Storage(_) | ClientError::NotFound { .. }) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            // A known engine bug, not the caller's: a call that meets a
-            // run whose actor was just dropped because its shard moved to
-            // another member is answered `Parked` ("fix the cause and open
-            // the engine again") instead of a retryable error. Retried and
-            // reported, so the rest of the test still checks everything.
-            Err(ClientError::Parked { reason, .. }) if reason == ACTOR_STOPPED => {
-                child_report("parked-while-moving");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("a member's call failed: {e}"),
@@ -448,17 +435,6 @@ async fn three_processes_share_the_workflows_through_kills_and_pauses() {
         members.printed.extend(lines);
     }
     let (starts, signals, _) = members.progress();
-    let parked = members
-        .lines()
-        .iter()
-        .filter(|l| *l == "parked-while-moving")
-        .count();
-    if parked > 0 {
-        eprintln!(
-            "{context}: {parked} calls were answered Parked ({ACTOR_STOPPED}) while their \
-             run's shard moved, and retried (an engine bug)"
-        );
-    }
     let checks = Checks {
         count,
         starts,

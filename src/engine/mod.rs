@@ -1326,6 +1326,11 @@ async fn not_live(shared: &Shared, workflow_id: &str, run_id: RunId) -> ClientEr
                 // and the run resumes by itself.
                 Some(ParkReason::DiskFull(message)) => ClientError::DiskFull { message },
                 Some(ParkReason::Storage(message)) => ClientError::Storage(message),
+                // Its shard moved to another process while the call was on
+                // its way: nothing to fix, the same call reaches it there.
+                None if !shared.store.owns(workflow_id) => ClientError::Storage(format!(
+                    "workflow {workflow_id:?} moved to another process while the call was on its way; send it again"
+                )),
                 reason => ClientError::Parked {
                     workflow_id: workflow_id.to_string(),
                     reason: reason
