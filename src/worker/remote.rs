@@ -139,7 +139,7 @@ fn take(shared: &Arc<Shared>, message: InboxMessage) {
     };
     let shared = shared.clone();
     shared.tracker.clone().spawn(async move {
-        let reply = call(&shared, &workflow_id, run_id, request_body).await;
+        let reply = call(&shared, run_id, request_body).await;
         // Refused because this process lost the shard meanwhile: the row
         // stays for the shard's next owner, which delivers it again.
         if !matches!(reply, RemoteReply::Done | RemoteReply::Answer(_) | RemoteReply::Updated(_))
@@ -154,74 +154,32 @@ fn take(shared: &Arc<Shared>, message: InboxMessage) {
 }
 
 /// Makes a call another process forwarded, as a local one.
-async fn call(
-    shared: &Arc<Shared>,
-    workflow_id: &str,
-    run_id: RunId,
-    request: RemoteRequest,
-) -> RemoteReply {
-    let acked = |answer: Result<Result<(), ClientError>, oneshot::error::RecvError>| match answer {
-        Ok(Ok(())) => RemoteReply::Done,
-        Ok(Err(e)) => reply_of(e),
-        Err(_) => RemoteReply::Gone,
-    };
+async fn call(shared: &Arc<Shared>, run_id: RunId, request: RemoteRequest) -> RemoteReply {
     match request {
         RemoteRequest::Signal {
             name,
             input,
             request_id,
         } => {
-            let (ack, answer) = oneshot::channel();
-            let msg = RunMsg::Signal {
+            acked(shared, run_id, |ack| RunMsg::Signal {
                 name,
                 input,
                 request_id,
                 ack,
-            };
-            if shared.deliver(run_id, msg).is_err() {
-                return RemoteReply::Gone;
-            }
-            acked(answer.await)
+            })
+            .await
         }
         RemoteRequest::Cancel { reason } => {
-            let (ack, answer) = oneshot::channel();
-            if shared
-                .deliver(run_id, RunMsg::Cancel { reason, ack })
-                .is_err()
-            {
-                return RemoteReply::Gone;
-            }
-            acked(answer.await)
+            acked(shared, run_id, |ack| RunMsg::Cancel { reason, ack }).await
         }
         RemoteRequest::Terminate { reason } => {
-            let (ack, answer) = oneshot::channel();
-            if shared
-                .deliver(run_id, RunMsg::Terminate { reason, ack })
-                .is_err()
-            {
-                return RemoteReply::Gone;
-            }
-            acked(answer.await)
+            acked(shared, run_id, |ack| RunMsg::Terminate { reason, ack }).await
         }
         RemoteRequest::Pause { reason } => {
-            let (ack, answer) = oneshot::channel();
-            if shared
-                .deliver(run_id, RunMsg::Pause { reason, ack })
-                .is_err()
-            {
-                return RemoteReply::Gone;
-            }
-            acked(answer.await)
+            acked(shared, run_id, |ack| RunMsg::Pause { reason, ack }).await
         }
         RemoteRequest::Unpause { reason } => {
-            let (ack, answer) = oneshot::channel();
-            if shared
-                .deliver(run_id, RunMsg::Unpause { reason, ack })
-                .is_err()
-            {
-                return RemoteReply::Gone;
-            }
-            acked(answer.await)
+            acked(shared, run_id, |ack| RunMsg::Unpause { reason, ack }).await
         }
         RemoteRequest::Query { name, input } => {
             let (reply, answer) = oneshot::channel();
@@ -268,13 +226,30 @@ async fn call(
                 kind,
             };
             let _ = shared.deliver(run_id, msg);
-            let _ = workflow_id;
             RemoteReply::Done
         }
         RemoteRequest::Recorded { event } => {
             let _ = shared.deliver(run_id, RunMsg::Recorded { event });
             RemoteReply::Done
         }
+    }
+}
+
+/// Delivers a message answered by an acknowledgement (a signal, cancel,
+/// terminate, pause or unpause) and waits for it.
+async fn acked(
+    shared: &Arc<Shared>,
+    run_id: RunId,
+    msg: impl FnOnce(super::Ack) -> RunMsg,
+) -> RemoteReply {
+    let (ack, answer) = oneshot::channel();
+    if shared.deliver(run_id, msg(ack)).is_err() {
+        return RemoteReply::Gone;
+    }
+    match answer.await {
+        Ok(Ok(())) => RemoteReply::Done,
+        Ok(Err(e)) => reply_of(e),
+        Err(_) => RemoteReply::Gone,
     }
 }
 
