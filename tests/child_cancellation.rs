@@ -20,7 +20,8 @@ use std::time::Duration;
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, ChildWorkflowCancellationType,
     ChildWorkflowError, ChildWorkflowOptions, Engine, EngineBuilder, EventKind, ParentClosePolicy,
-    SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
+    SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowIdReusePolicy, WorkflowOptions,
+    WorkflowStatus,
 };
 use support::{OpenDb, child_report, spawn_crash_child, temp_db};
 
@@ -544,11 +545,16 @@ async fn crash_child_cancelling_parent() {
         return;
     };
     let engine = crash_builder().open_db(Path::new(&db)).await.unwrap();
-    match engine
-        .start_workflow(KILLED_PARENT, "kp", (), WorkflowOptions::default())
-        .await
-    {
-        Ok(_) | Err(steadfast::ClientError::AlreadyStarted { .. }) => {}
+    // Once: a round killed after the parent closed must not start a second
+    // parent, whose children would meet the first's still cleaning up.
+    let once =
+        WorkflowOptions::default().with_id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate);
+    match engine.start_workflow(KILLED_PARENT, "kp", (), once).await {
+        Ok(_)
+        | Err(
+            steadfast::ClientError::AlreadyStarted { .. }
+            | steadfast::ClientError::IdReuseRejected { .. },
+        ) => {}
         Err(e) => panic!("{e}"),
     }
     child_report("started");
