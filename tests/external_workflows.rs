@@ -7,8 +7,9 @@
 //! sender, the same on replay; replay checks the commands (a changed one
 //! parks the run with the diff), and histories holding the new events
 //! replay and round-trip through JSON. A child's handle signals the
-//! child by the same path (`ChildWorkflowHandle::signal`), and a run may
-//! signal itself.
+//! child by the same path (`ChildWorkflowHandle::signal`), naming its run,
+//! so a closed child's reused ID never gets it; a run may signal itself and
+//! ask itself to cancel.
 
 mod support;
 
@@ -98,8 +99,8 @@ async fn probe(
     out.push(outcome(wrong_run));
     let by_run = ctx.cancel_external_workflow(closed, Some(closed_run)).await;
     out.push(outcome(by_run));
-    // A run may signal itself, and receives it like any signal; it may
-    // not cancel itself this way.
+    // A run may signal itself, and receives it like any signal, and ask
+    // itself to cancel (see `SELF_CANCEL`).
     let own = ctx
         .signal_external_workflow(ctx.workflow_id(), None, ITEM, 1)
         .await;
@@ -110,7 +111,7 @@ async fn probe(
     out.push(format!("received {}", ctx.recv_signal(ITEM).await?));
     let own_cancel = ctx.cancel_external_workflow(ctx.workflow_id(), None).await;
     out.push(match own_cancel {
-        Err(ExternalWorkflowError::NotDelivered { .. }) => "own".into(),
+        Ok(run_id) if run_id == ctx.run_id() && ctx.is_cancel_requested() => "own-cancel".into(),
         other => outcome(other),
     });
     let empty = ctx.cancel_external_workflow("", None).await;
@@ -188,8 +189,47 @@ async fn child_signaller(
     Ok((items, first, after_close))
 }
 
+/// Starts an hour's timer, asks its own run to cancel, and waits for the
+/// timer: the cancellation ends the wait. Its failure says what it saw.
+const SELF_CANCEL: WorkflowDef<(), ()> = WorkflowDef::new("self_cancel");
+
+async fn self_cancel(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    let timer = ctx.sleep(Duration::from_secs(3600));
+    let before = ctx.is_cancel_requested();
+    let got = ctx.cancel_external_workflow(ctx.workflow_id(), None).await;
+    let own = matches!(got, Ok(run_id) if run_id == ctx.run_id());
+    let after = ctx.is_cancel_requested();
+    let waited = timer.await.is_err();
+    Err(WorkflowError::new(format!(
+        "before {before}, own {own}, after {after}, timer cancelled {waited}"
+    )))
+}
+
+/// Lets a parent go on.
+const GO: SignalDef<()> = SignalDef::new("go");
+
+/// Starts a receiver child, ends it through its handle, waits for `go`
+/// (meanwhile the test reuses the child's ID), then signals the closed
+/// child through its handle again: the outcome.
+const REUSED_CHILD: WorkflowDef<(), String> = WorkflowDef::new("reused_child");
+
+async fn reused_child(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    let id = format!("{}/child", ctx.workflow_id());
+    let child = ctx
+        .start_child_workflow(RECEIVER, id, (), steadfast::ChildWorkflowOptions::new())
+        .await?;
+    child.signal(ITEM, 4).await?;
+    child.signal(ITEM, LAST).await?;
+    let items = child.result().await?;
+    ctx.recv_signal(GO).await?;
+    let late = outcome(child.signal(ITEM, 5).await);
+    Ok(format!("{items:?} then {late}"))
+}
+
 fn builder() -> EngineBuilder {
     Engine::builder()
+        .workflow(SELF_CANCEL, self_cancel)
+        .workflow(REUSED_CHILD, reused_child)
         .workflow(CONTINUING_RECEIVER, continuing_receiver)
         .workflow(CHILD_SIGNALLER, child_signaller)
         .workflow(RECEIVER, receiver)
@@ -201,6 +241,8 @@ fn builder() -> EngineBuilder {
 
 fn replayer() -> steadfast::Replayer {
     steadfast::Replayer::new()
+        .workflow(SELF_CANCEL, self_cancel)
+        .workflow(REUSED_CHILD, reused_child)
         .workflow(CONTINUING_RECEIVER, continuing_receiver)
         .workflow(CHILD_SIGNALLER, child_signaller)
         .workflow(RECEIVER, receiver)
@@ -371,7 +413,7 @@ async fn a_missing_or_closed_target_is_a_typed_error_in_the_sender() {
             "closed:Completed",
             "own-run",
             "received 1",
-            "own",
+            "own-cancel",
             "refused"
         ]
     );
@@ -379,7 +421,7 @@ async fn a_missing_or_closed_target_is_a_typed_error_in_the_sender() {
     let k = kinds(&history);
     let count = |kind: &str| k.iter().filter(|k| *k == kind).count();
     assert_eq!(count("SignalExternalWorkflowFailed"), 3);
-    assert_eq!(count("RequestCancelExternalWorkflowFailed"), 2);
+    assert_eq!(count("RequestCancelExternalWorkflowFailed"), 1);
     // The refused cancellation (an empty ID) recorded nothing.
     assert_eq!(count("RequestCancelExternalWorkflowInitiated"), 2);
     // The signal to itself: the command, the signal in its own history
@@ -403,6 +445,124 @@ async fn a_missing_or_closed_target_is_a_typed_error_in_the_sender() {
     replayer()
         .replay(&engine.workflow_history("probe").await.unwrap())
         .unwrap();
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_run_asks_itself_to_cancel_and_ends_cancelled_the_same_on_replay() {
+    let db = temp_db();
+    let engine = builder().open_db(&db.path).await.unwrap();
+    let run = engine
+        .start_workflow(SELF_CANCEL, "self", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    let failure = match run.result().await {
+        Err(steadfast::ResultError::Cancelled { failure, .. }) => failure,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        failure.message,
+        "before false, own true, after true, timer cancelled true"
+    );
+    let history = engine.history("self").await.unwrap();
+    support::assert_history_well_formed(&history);
+    let k = kinds(&history);
+    // The request, the run's own WorkflowCancelRequested and the outcome,
+    // one after the other (one commit); then the close.
+    let at = k
+        .iter()
+        .position(|k| k == "RequestCancelExternalWorkflowInitiated")
+        .unwrap();
+    assert_eq!(
+        k[at + 1..at + 3],
+        ["WorkflowCancelRequested", "ExternalWorkflowCancelRequested"],
+        "{k:?}"
+    );
+    assert_eq!(k.last().map(String::as_str), Some("WorkflowCancelled"));
+    let outcome_run = history.iter().find_map(|e| match e.kind {
+        EventKind::ExternalWorkflowCancelRequested { run_id, .. } => Some(run_id),
+        _ => None,
+    });
+    assert_eq!(outcome_run, Some(run.run_id()));
+    // Replay takes the same path from the recorded events, also after a
+    // round trip through JSON; and a reopened engine reads it alike.
+    let saved = engine.workflow_history("self").await.unwrap();
+    replayer().replay(&saved).unwrap();
+    let back = steadfast::WorkflowHistory::from_json(&saved.to_json().unwrap()).unwrap();
+    replayer().replay(&back).unwrap();
+    engine.shutdown().await.unwrap();
+    let engine = builder().open_db(&db.path).await.unwrap();
+    assert!(matches!(
+        engine
+            .get_workflow_handle(SELF_CANCEL, "self")
+            .await
+            .unwrap()
+            .result()
+            .await,
+        Err(steadfast::ResultError::Cancelled { .. })
+    ));
+    assert_eq!(engine.history("self").await.unwrap(), history);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_child_handles_signal_never_reaches_a_new_workflow_that_reuses_a_closed_childs_id() {
+    let db = temp_db();
+    let engine = builder().open_db(&db.path).await.unwrap();
+    let parent = engine
+        .start_workflow(REUSED_CHILD, "ru", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    // The child's close reaches the parent before the parent waits for
+    // `go` (its result is the parent's next wait).
+    let child = support::eventually(Duration::from_secs(30), || async {
+        engine.get_workflow_handle(RECEIVER, "ru/child").await.ok()
+    })
+    .await;
+    assert_eq!(child.result().await.unwrap(), vec![4]);
+    // Another workflow takes the closed child's ID (the default reuse
+    // policy allows it).
+    let stranger = engine
+        .start_workflow(RECEIVER, "ru/child", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    engine.signal("ru", GO, ()).await.unwrap();
+    assert_eq!(parent.result().await.unwrap(), "[4] then not-found");
+    engine.signal("ru/child", ITEM, LAST).await.unwrap();
+    assert_eq!(stranger.result().await.unwrap(), Vec::<u32>::new());
+    let history = engine.history("ru").await.unwrap();
+    support::assert_history_well_formed(&history);
+    // The handle's commands name the child's run.
+    let first = history.iter().find_map(|e| match e.kind {
+        EventKind::ChildWorkflowStarted { run_id, .. } => Some(run_id),
+        _ => None,
+    });
+    let targets: Vec<Option<RunId>> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SignalExternalWorkflowInitiated { run_id, .. } => Some(*run_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(targets, vec![first; 3]);
+    let k = kinds(&history);
+    assert_eq!(
+        k.iter()
+            .filter(|k| *k == "SignalExternalWorkflowFailed")
+            .count(),
+        1
+    );
+    let saved = engine.workflow_history("ru").await.unwrap();
+    replayer().replay(&saved).unwrap();
+    // A history recorded before handles named the child's run (their
+    // commands had none) replays under today's code.
+    let mut older = saved.clone();
+    for event in &mut older.events {
+        if let EventKind::SignalExternalWorkflowInitiated { run_id, .. } = &mut event.kind {
+            *run_id = None;
+        }
+    }
+    replayer().replay(&older).unwrap();
     engine.shutdown().await.unwrap();
 }
 

@@ -27,11 +27,12 @@ pub enum ExternalFailedCause {
         /// How it closed.
         status: WorkflowStatus,
     },
-    /// A cancellation request whose target is the sending run itself:
-    /// refused (a workflow ends itself by returning its cancellation
-    /// error). A run may signal itself: the signal is written to its own
-    /// history in the commit, before the outcome (earlier builds refused
-    /// own-run signals too; their recorded outcomes stay and replay).
+    /// A signal or cancellation request whose target was the sending run
+    /// itself, as earlier builds refused them (first signals, later only
+    /// cancellation requests); their recorded outcomes stay and replay.
+    /// Today a run may signal itself and ask itself to cancel, as in
+    /// Temporal: the signal or `WorkflowCancelRequested` is written to its
+    /// own history in the commit, before the outcome.
     OwnRun,
     /// The target's records could not be read (a damaged file): nothing
     /// was delivered rather than risk a wrong delivery.
@@ -50,7 +51,7 @@ impl std::fmt::Display for ExternalFailedCause {
             }
             ExternalFailedCause::OwnRun => write!(
                 f,
-                "it is the sending run itself; a workflow cannot cancel its own run this way (return its cancellation error instead)"
+                "it is the sending run itself, which this run's engine did not deliver to (a newer one does)"
             ),
             ExternalFailedCause::Unreadable { message } => {
                 write!(f, "its records could not be read: {message}")

@@ -41,7 +41,7 @@ pub use search_attributes::{
     MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
     SearchAttributeValue, SearchAttributes,
 };
-pub(crate) use state::{INTERRUPTED, MutableState, PendingChild};
+pub(crate) use state::{INTERRUPTED, MutableState};
 pub use state::{PendingActivityInfo, PendingTimerInfo};
 pub(crate) use update::UpdateStatus;
 pub use update::{PendingUpdateInfo, UpdateOutcome};

@@ -98,6 +98,10 @@ pub(crate) struct MutableState {
     /// Child workflows started and not closed, by the start's seq. Kept as
     /// they were when the run closes: what its parent-close policy applies to.
     pub(crate) children: BTreeMap<u32, PendingChild>,
+    /// Every child this run started, open or closed, by its first run:
+    /// its start's seq and workflow ID (a child handle's signal names the
+    /// first run, and goes to the child by its seq, also once it closed).
+    pub(crate) child_runs: BTreeMap<RunId, (u32, String)>,
     /// The parent, when this run is (part of) a child workflow.
     pub(crate) parent: Option<ParentInfo>,
     /// While an operator has the run paused: the reason given. No attempt
@@ -128,6 +132,7 @@ impl Default for MutableState {
             next_run_id: None,
             updates: BTreeMap::new(),
             children: BTreeMap::new(),
+            child_runs: BTreeMap::new(),
             parent: None,
             paused: None,
             reset_to: None,
@@ -325,6 +330,8 @@ impl MutableState {
             EventKind::ChildWorkflowStarted { seq, run_id } => {
                 if let Some(child) = self.children.get_mut(seq) {
                     child.run_id = Some(*run_id);
+                    self.child_runs
+                        .insert(*run_id, (*seq, child.workflow_id.clone()));
                 }
             }
             EventKind::StartChildWorkflowFailed { seq, .. }

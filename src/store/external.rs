@@ -55,6 +55,28 @@ pub(crate) enum ExternalAction {
     /// that names the sender and that seq as its parent gets it (an ID
     /// reused by an unrelated workflow is left alone).
     CancelChild,
+    /// A signal to the sender's child started at `child_seq` (a child
+    /// handle's): delivered to the latest run of the child's workflow ID
+    /// only when that run names the sender and that seq as its parent, so
+    /// a child that continued as new gets it and a closed child's reused
+    /// ID does not (Temporal's `child_workflow_only`).
+    SignalChild {
+        child_seq: u32,
+        signal_name: String,
+        input: Payload,
+    },
+}
+
+impl ExternalAction {
+    /// The seq of the child a request is for (`seq`: the request's own,
+    /// a child cancellation's), `None` for a request to any workflow.
+    pub(crate) fn child_seq(&self, seq: u32) -> Option<u32> {
+        match self {
+            ExternalAction::CancelChild => Some(seq),
+            ExternalAction::SignalChild { child_seq, .. } => Some(*child_seq),
+            ExternalAction::Signal { .. } | ExternalAction::Cancel => None,
+        }
+    }
 }
 
 /// What an [`ExternalOp`] did, besides `inner`'s own outcome.

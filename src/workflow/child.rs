@@ -564,13 +564,17 @@ impl<O> ChildWorkflowHandle<O> {
     /// (`SignalExternalWorkflowInitiated`), the signal in the child's
     /// history and the outcome are one commit, and the signal carries a
     /// request ID made of this run and event, so it is delivered exactly
-    /// once whatever stops the process. It goes to the latest run of the
-    /// child's workflow ID: the child's current run if it continued as
-    /// new. Resolves to that run, or to
+    /// once whatever stops the process. It targets the child's run (the
+    /// command names the child's first run ID), and reaches the child
+    /// whichever run of its chain is current (one that continued as new
+    /// gets it), only while that run is this run's child, as Temporal's
+    /// signal to a child (`child_workflow_only`) does. Resolves to the run
+    /// that got it, or to
     /// [`ExternalWorkflowError::Closed`](crate::ExternalWorkflowError::Closed)
-    /// once the child closed (its ID could then be reused by another
-    /// workflow, which would get the signal: signal a closed child's ID no
-    /// more).
+    /// once the child closed, or
+    /// [`ExternalWorkflowError::NotFound`](crate::ExternalWorkflowError::NotFound)
+    /// when its workflow ID now belongs to another workflow: a reused ID
+    /// never gets a signal meant for this child.
     ///
     /// ```no_run
     /// # use steadfast::{ChildWorkflowOptions, SignalDef, WorkflowContext, WorkflowDef, WorkflowError};
@@ -592,7 +596,7 @@ impl<O> ChildWorkflowHandle<O> {
         super::external::signal(
             &self.core,
             self.workflow_id.clone(),
-            None,
+            Some(self.run_id),
             signal.name(),
             input,
         )

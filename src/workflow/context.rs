@@ -168,6 +168,14 @@ impl WorkflowContext {
     /// this run's record of it), not when the target ends; a run asked
     /// twice sees one request. A target that does not exist or is closed
     /// gives [`ExternalWorkflowError`].
+    ///
+    /// A run may ask itself to cancel (its own workflow ID, with its run ID
+    /// or `None`), as Temporal allows: its own history gets
+    /// `WorkflowCancelRequested` in the same commit, before the outcome;
+    /// this future resolves to its run ID, and from then on the run is
+    /// being cancelled as by [`Engine::cancel`](crate::Engine::cancel)
+    /// (its other waits end with a cancellation error). Replay repeats it
+    /// from the recorded events.
     pub fn cancel_external_workflow(
         &self,
         workflow_id: impl Into<String>,

@@ -60,8 +60,7 @@ pub enum ExternalWorkflowError {
     },
     /// The request was refused before anything was recorded (an empty or
     /// too long workflow ID, an input that does not encode), or could not
-    /// be delivered (a cancellation request to this run itself, or the
-    /// target's records are damaged).
+    /// be delivered (the target's records are damaged).
     #[error("the request to workflow {workflow_id:?} was not delivered: {message}")]
     NotDelivered {
         /// The target's workflow ID.

@@ -745,7 +745,10 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
         (ChildWorkflowCancelRequested { seq: a }, ChildWorkflowCancelRequested { seq: b }) => {
             a == b
         }
-        // The seq, the target and the signal's name; not the input.
+        // The seq, the target and the signal's name; not the input. A
+        // history without a run ID where the code names one is a child
+        // handle's signal as recorded by builds whose handles named no run
+        // (delivered to the child's ID): they replay under today's code.
         (
             SignalExternalWorkflowInitiated {
                 seq: a,
@@ -761,7 +764,7 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
                 signal_name: nb,
                 ..
             },
-        ) => a == b && ia == ib && ra == rb && na == nb,
+        ) => a == b && ia == ib && (ra == rb || ra.is_none()) && na == nb,
         (
             RequestCancelExternalWorkflowInitiated {
                 seq: a,

@@ -62,10 +62,11 @@ pub(super) async fn external(
         }
         let seq = request.seq;
         let kind = match (&request.action, result) {
-            (ExternalAction::Signal { .. }, Ok((run_id, _))) => {
-                EventKind::ExternalWorkflowSignaled { seq, run_id }
-            }
-            (ExternalAction::Signal { .. }, Err(cause)) => {
+            (
+                ExternalAction::Signal { .. } | ExternalAction::SignalChild { .. },
+                Ok((run_id, _)),
+            ) => EventKind::ExternalWorkflowSignaled { seq, run_id },
+            (ExternalAction::Signal { .. } | ExternalAction::SignalChild { .. }, Err(cause)) => {
                 EventKind::SignalExternalWorkflowFailed { seq, cause }
             }
             (ExternalAction::Cancel | ExternalAction::CancelChild, Ok((run_id, _))) => {
@@ -140,10 +141,9 @@ async fn deliver(
     if record.workflow_id != request.workflow_id {
         return Ok(Err(ExternalFailedCause::NotFound));
     }
-    // A run may signal itself (as in Temporal), not cancel itself.
-    if run_id == op.run_id && !matches!(request.action, ExternalAction::Signal { .. }) {
-        return Ok(Err(ExternalFailedCause::OwnRun));
-    }
+    // A run may signal itself and ask itself to cancel, as in Temporal
+    // (a request to its own run is written to its history in this commit,
+    // before the outcome; a child request never targets the sender).
     if record.status.is_closed() {
         return Ok(Err(ExternalFailedCause::Closed {
             run_id,
@@ -162,16 +162,22 @@ async fn deliver(
         }));
     }
     let child = matches!(request.action, ExternalAction::CancelChild);
-    if child
+    // A request to a child reaches only a run that names the sender and
+    // that child's seq as its parent: a child that closed, whose ID another
+    // workflow reuses, is not found (Temporal's `child_workflow_only`).
+    if let Some(child_seq) = request.action.child_seq(request.seq)
         && !state
             .parent
             .as_ref()
-            .is_some_and(|p| p.run_id == op.run_id && p.seq == request.seq)
+            .is_some_and(|p| p.run_id == op.run_id && p.seq == child_seq)
     {
         return Ok(Err(ExternalFailedCause::NotFound));
     }
     let kind = match &request.action {
-        ExternalAction::Signal { signal_name, input } => {
+        ExternalAction::Signal { signal_name, input }
+        | ExternalAction::SignalChild {
+            signal_name, input, ..
+        } => {
             let request_id = external_signal_request_id(op.run_id, request.initiated);
             if state.signal_request_ids.contains(&request_id) {
                 return Ok(Ok((run_id, None)));

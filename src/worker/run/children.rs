@@ -285,6 +285,11 @@ impl RunActor {
             if let EventKind::ChildWorkflowStarted { run_id, .. } = event.kind {
                 let _ = self.shared.deliver(run_id, RunMsg::Wake);
             }
+            // The run asked itself to cancel: as a client's cancellation,
+            // the attempts are told.
+            if matches!(event.kind, EventKind::WorkflowCancelRequested { .. }) {
+                self.cancel_attempts();
+            }
             self.activate(&mut step, &event);
         }
         step

@@ -3,10 +3,8 @@
 //! the step that initiates them, telling the targets' actors, and taking in
 //! what another run's step wrote to this one.
 
-use std::collections::BTreeMap;
-
 use super::{RunActor, RunMsg, Step};
-use crate::history::{Event, EventKind, PendingChild};
+use crate::history::{Event, EventKind, MutableState};
 use crate::store::{
     ExternalAction, ExternalOp, ExternalRequest, StoreError, WriteOp, WriteOutcome,
 };
@@ -25,8 +23,10 @@ pub(super) fn initiates(events: &[Event]) -> bool {
 
 /// The deliveries the events of a step ask for, in their order: its
 /// signals and cancellation requests to other workflows, and its requests
-/// to cancel a child (`children` names each child's workflow ID by seq).
-fn requests(events: &[Event], children: &BTreeMap<u32, PendingChild>) -> Vec<ExternalRequest> {
+/// to cancel or signal a child (`state` names each child's workflow ID by
+/// seq, and by first run).
+fn requests(events: &[Event], state: &MutableState) -> Vec<ExternalRequest> {
+    let children = &state.children;
     events
         .iter()
         .filter_map(|event| match &event.kind {
@@ -46,16 +46,38 @@ fn requests(events: &[Event], children: &BTreeMap<u32, PendingChild>) -> Vec<Ext
                 run_id,
                 signal_name,
                 input,
-            } => Some(ExternalRequest {
-                seq: *seq,
-                initiated: event.event_id,
-                workflow_id: workflow_id.clone(),
-                run_id: *run_id,
-                action: ExternalAction::Signal {
-                    signal_name: signal_name.clone(),
-                    input: input.clone(),
-                },
-            }),
+            } => {
+                // A signal to an open child's first run (a child handle's)
+                // goes to the child, whichever run of its chain is the
+                // latest, and only while it is this run's child.
+                let child = run_id
+                    .and_then(|r| state.child_runs.get(&r))
+                    .filter(|(_, id)| id == workflow_id);
+                let (run_id, action) = match child {
+                    Some((child_seq, _)) => (
+                        None,
+                        ExternalAction::SignalChild {
+                            child_seq: *child_seq,
+                            signal_name: signal_name.clone(),
+                            input: input.clone(),
+                        },
+                    ),
+                    None => (
+                        *run_id,
+                        ExternalAction::Signal {
+                            signal_name: signal_name.clone(),
+                            input: input.clone(),
+                        },
+                    ),
+                };
+                Some(ExternalRequest {
+                    seq: *seq,
+                    initiated: event.event_id,
+                    workflow_id: workflow_id.clone(),
+                    run_id,
+                    action,
+                })
+            }
             EventKind::RequestCancelExternalWorkflowInitiated {
                 seq,
                 workflow_id,
@@ -82,7 +104,7 @@ impl RunActor {
         op: WriteOp,
         events: &[Event],
     ) -> Result<(WriteOutcome, Vec<Event>), StoreError> {
-        let requests = requests(events, &self.state.children);
+        let requests = requests(events, &self.state);
         if requests.is_empty() {
             return Ok((self.shared.store.write(op).await?, Vec::new()));
         }
