@@ -30,6 +30,8 @@
 //! - 13 (store format): four event kinds appended (pause, unpause, reset,
 //!   reset-from); run records are version 3: they gained `paused` and
 //!   `reset_from` (`store::record::RunRecordV2` keeps version 2).
+//! - 15 (store format): the event kind `LocalActivityBackoff` appended at
+//!   the end of `EventKind` (index 45); record versions stay.
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -446,6 +448,14 @@ mod tests {
                 seed_run_id: crate::history::RunId::from_u128(7),
                 reason: "r".into(),
             },
+            EventKind::LocalActivityBackoff {
+                seq: 1,
+                activity_type: "a".into(),
+                attempt: 1,
+                failure: crate::history::Failure::new("T", "m"),
+                next_attempt_at: std::time::SystemTime::UNIX_EPOCH,
+                original_scheduled_time: std::time::SystemTime::UNIX_EPOCH,
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -504,6 +514,8 @@ mod tests {
             EventKind::WorkflowUnpaused { .. } => 42,
             EventKind::WorkflowReset { .. } => 43,
             EventKind::WorkflowResetFrom { .. } => 44,
+            // Format 15.
+            EventKind::LocalActivityBackoff { .. } => 45,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {

@@ -191,6 +191,14 @@ pub fn seed_records() -> Vec<Vec<u8>> {
             attempt: 2,
             result: Ok(payload(&"hi")),
         },
+        EventKind::LocalActivityBackoff {
+            seq: 1,
+            activity_type: "greet".into(),
+            attempt: 1,
+            failure: Failure::new("Boom", "local"),
+            next_attempt_at: std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(90),
+            original_scheduled_time: std::time::SystemTime::UNIX_EPOCH,
+        },
         update_accepted(1),
         update_completed(2),
         update_completed(3),
@@ -1008,6 +1016,7 @@ fn set_seq(kind: &mut EventKind, value: u32) {
         | EventKind::TimerCanceled { seq }
         | EventKind::ActivityCancelRequested { seq }
         | EventKind::LocalActivityRecorded { seq, .. }
+        | EventKind::LocalActivityBackoff { seq, .. }
         | EventKind::SideEffectRecorded { seq, .. } => *seq = value,
         _ => {}
     }

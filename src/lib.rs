@@ -52,7 +52,7 @@
 //! | Workflow definition | [`WorkflowDef`] + an async fn of ([`WorkflowContext`], input) |
 //! | Activity definition | [`ActivityDef`] + an async (or blocking) fn of ([`ActivityContext`], input) |
 //! | Activity options, retry policy | [`ActivityOptions`], [`RetryPolicy`] (Temporal's defaults) |
-//! | Local activity | [`WorkflowContext::execute_local_activity`] ([`LocalActivityOptions`]): one event when it ends, retried in place |
+//! | Local activity | [`WorkflowContext::execute_local_activity`] ([`LocalActivityOptions`]): one event when it ends, retried in place; a backoff over `local_retry_threshold` is a durable timer; [`LocalActivityFuture::cancel`] with its cancellation type |
 //! | Activity cancellation types | [`ActivityFuture::cancel`], [`ActivityCancellationType`] on [`ActivityOptions::with_cancellation_type`] |
 //! | Activity failure: retry state, error type, details | [`ActivityFailure::retry_state`], [`ActivityFailure::error_type`], [`ActivityFailure::details`] ([`ActivityError::with_details`]); a workflow's: [`Failure::details`] in [`ResultError::Failed`] ([`WorkflowError::with_details`]) |
 //! | Workflow ID, Run ID | a `String` you choose, [`RunId`] |

@@ -501,6 +501,28 @@ pub enum EventKind {
         /// Why, as the operator gave it.
         reason: String,
     },
+    /// Attempt `attempt` of a local activity failed and the backoff before
+    /// the next one is longer than its `local_retry_threshold` (Temporal's
+    /// marker plus timer): the next attempt, `attempt + 1`, begins at
+    /// `next_attempt_at`, also after a restart, with schedule-to-close
+    /// still counted from `original_scheduled_time`. Not an activation:
+    /// the code goes on waiting for the activity's `LocalActivityRecorded`.
+    /// Store format 15.
+    LocalActivityBackoff {
+        /// Command sequence number.
+        seq: u32,
+        /// The activity's registered name.
+        activity_type: String,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Its failure (retry state `InProgress`).
+        failure: Failure,
+        /// When the next attempt begins.
+        next_attempt_at: SystemTime,
+        /// When the code asked for the local activity (its first attempt's
+        /// schedule time).
+        original_scheduled_time: SystemTime,
+    },
 }
 
 /// A signal a run received and did not read, moved to the next run of a
@@ -625,6 +647,11 @@ impl EventKind {
                         Err(failure) => failure.error_type.len() + failure.message.len(),
                     }
             }
+            EventKind::LocalActivityBackoff {
+                activity_type,
+                failure,
+                ..
+            } => activity_type.len() + failure.error_type.len() + failure.message.len(),
             EventKind::ActivityFailed { failure, .. }
             | EventKind::WorkflowFailed { failure }
             | EventKind::WorkflowCancelled { failure } => {
@@ -806,6 +833,14 @@ impl EventKind {
                 reset_event_id,
                 ..
             } => format!("WorkflowResetFrom(run {previous_run_id}, event {reset_event_id})"),
+            EventKind::LocalActivityBackoff {
+                seq,
+                activity_type,
+                attempt,
+                ..
+            } => format!(
+                "LocalActivityBackoff(seq {seq}, activity {activity_type:?}, attempt {attempt})"
+            ),
         }
     }
 }

@@ -61,6 +61,19 @@ pub(crate) struct PendingChild {
     pub(crate) cancel_requested: bool,
 }
 
+/// A local activity's next attempt after a backoff over its retry
+/// threshold, as its `LocalActivityBackoff` event says.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LocalBackoff {
+    /// The attempt that begins then.
+    pub(crate) attempt: u32,
+    /// When it begins.
+    pub(crate) at: SystemTime,
+    /// When the code asked for the local activity (schedule-to-close
+    /// counts from it).
+    pub(crate) scheduled_at: SystemTime,
+}
+
 /// A run's state as its history so far says.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct MutableState {
@@ -102,6 +115,11 @@ pub(crate) struct MutableState {
     /// its start's seq and workflow ID (a child handle's signal names the
     /// first run, and goes to the child by its seq, also once it closed).
     pub(crate) child_runs: BTreeMap<RunId, (u32, String)>,
+    /// Local activities waiting out a recorded backoff
+    /// (`LocalActivityBackoff`) for their next attempt, by seq; gone once
+    /// their end is recorded (or the run is asked to cancel, which ends
+    /// the code's wait on them).
+    pub(crate) local_backoffs: BTreeMap<u32, LocalBackoff>,
     /// The parent, when this run is (part of) a child workflow.
     pub(crate) parent: Option<ParentInfo>,
     /// While an operator has the run paused: the reason given. No attempt
@@ -133,6 +151,7 @@ impl Default for MutableState {
             updates: BTreeMap::new(),
             children: BTreeMap::new(),
             child_runs: BTreeMap::new(),
+            local_backoffs: BTreeMap::new(),
             parent: None,
             paused: None,
             reset_to: None,
@@ -267,13 +286,28 @@ impl MutableState {
                 self.cancel_requested = true;
                 self.activities.clear();
                 self.timers.clear();
+                self.local_backoffs.clear();
+            }
+            EventKind::LocalActivityBackoff {
+                seq,
+                attempt,
+                next_attempt_at,
+                original_scheduled_time,
+                ..
+            } => {
+                let backoff = LocalBackoff {
+                    attempt: attempt.saturating_add(1),
+                    at: *next_attempt_at,
+                    scheduled_at: *original_scheduled_time,
+                };
+                self.local_backoffs.insert(*seq, backoff);
+            }
+            EventKind::LocalActivityRecorded { seq, .. } => {
+                self.local_backoffs.remove(seq);
             }
             // Visibility, not run state: search attributes are kept in the
             // run record, since those given at start are not in history.
-            // A local activity is in history only once it ended: nothing
-            // of the run's state waits for it.
             EventKind::SideEffectRecorded { .. }
-            | EventKind::LocalActivityRecorded { .. }
             | EventKind::PatchRecorded { .. }
             | EventKind::SearchAttributesUpserted { .. } => {}
             EventKind::WorkflowCompleted { .. } => self.close(WorkflowStatus::Completed, at),
@@ -424,7 +458,7 @@ impl MutableState {
     }
 
     /// The earliest time the run needs the engine while idle: a timer, a
-    /// retry or a deadline. While paused only a deadline (timeouts keep
+    /// retry (a local activity's recorded backoff too) or a deadline. While paused only a deadline (timeouts keep
     /// running, as in Temporal): timers and retries are held until the
     /// unpause, which acts on those that came due meanwhile.
     pub(crate) fn next_due(&self) -> Option<SystemTime> {
@@ -436,6 +470,7 @@ impl MutableState {
             .values()
             .copied()
             .chain(self.activities.values().filter_map(|p| p.retry_at))
+            .chain(self.local_backoffs.values().map(|b| b.at))
             .chain(deadlines)
             .min()
     }

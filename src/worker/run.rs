@@ -25,6 +25,7 @@ mod activity_cancel;
 mod local_activity;
 mod pause;
 
+pub(crate) use activity_cancel::ACTIVITY_CANCELLED;
 pub(crate) use pause::ResetRun;
 
 use super::attempt::{self, Attempt, AttemptOutcome, Begin};
@@ -82,12 +83,16 @@ pub(crate) enum RunMsg {
         attempt: u32,
         details: Payload,
     },
-    /// A local activity ended (its last attempt's outcome).
+    /// A local activity's task ended: its last attempt's outcome, or a
+    /// backoff over its retry threshold (with its request, for the attempt
+    /// after it).
     LocalActivityDone {
         seq: u32,
-        attempt: u32,
-        result: Result<Payload, Failure>,
+        end: Box<crate::worker::local_activity::LocalEnd>,
+        retry: Option<Box<crate::workflow::LocalRequest>>,
     },
+    /// A local activity's recorded backoff is over.
+    LocalRetryDue { seq: u32 },
     /// A durable timer is due.
     TimerDue { seq: u32 },
     /// The delay before a retry is over.
@@ -256,7 +261,10 @@ struct RunActor {
     watch: Arc<watch::Sender<RunState>>,
     /// Local activities in flight (or about to start), by seq: what tells
     /// each to stop. Not in history until they end.
-    locals: BTreeMap<u32, CancellationToken>,
+    locals: BTreeMap<u32, local_activity::LocalSlot>,
+    /// Local activities waiting out a recorded backoff (no task runs for
+    /// them), by seq: their requests, for the next attempt.
+    local_waiting: BTreeMap<u32, crate::workflow::LocalRequest>,
     /// Callers of accepted updates waiting for their handler's outcome,
     /// by update ID (answered after the commit that records it).
     update_waiters: Vec<(String, UpdateReply)>,
@@ -330,6 +338,7 @@ pub(super) fn prepare(
         waiting: BTreeMap::new(),
         watch: Arc::new(watch::channel(RunState::Running).0),
         locals: BTreeMap::new(),
+        local_waiting: BTreeMap::new(),
         update_waiters: Vec::new(),
         held_locals: Vec::new(),
     };
@@ -502,11 +511,10 @@ impl RunActor {
                 attempt,
                 details,
             } => self.record_heartbeat(step, seq, attempt, details),
-            RunMsg::LocalActivityDone {
-                seq,
-                attempt,
-                result,
-            } => self.local_done(step, seq, attempt, result),
+            RunMsg::LocalActivityDone { seq, end, retry } => {
+                self.local_done(step, seq, *end, retry.map(|r| *r))
+            }
+            RunMsg::LocalRetryDue { seq } => self.local_retry_due(seq),
             RunMsg::TimerDue { seq } => {
                 // Held while paused: the unpause arms it again.
                 if let Some(due) = self.state.timers.get(&seq)
@@ -659,6 +667,7 @@ impl RunActor {
         for (at, timeout) in &self.state.deadlines {
             timers.schedule(*at, self.run_id, RunMsg::RunTimeout { timeout });
         }
+        self.arm_local_backoffs();
     }
 
     /// True when no attempt is in flight or waiting for a slot in memory:
@@ -971,10 +980,9 @@ impl RunActor {
     }
 
     fn absorb(&mut self, step: &mut Step, commands: Vec<EventKind>) {
-        self.take_local_requests(step);
-        // Activities a cancellation ended, recorded after the activation's
-        // commands, so history keeps the code's order.
-        let mut ended = Vec::new();
+        // Activities (and local activities) a cancellation ended, recorded
+        // after the activation's commands, so history keeps the code's order.
+        let mut ended = self.take_local_requests(step);
         for kind in commands {
             let kind = match kind {
                 EventKind::WorkflowContinuedAsNew { .. } => self.continue_as_new(step, kind),

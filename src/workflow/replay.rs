@@ -163,6 +163,10 @@ pub(crate) struct RunCore {
     local_requests: Vec<super::LocalRequest>,
     /// Each local activity's type, by seq, to check its recorded end.
     local_types: HashMap<u32, String>,
+    /// Local activities the code cancelled, with the cancellation type,
+    /// not yet taken by the engine (on replay too: the engine must not
+    /// run again one the code gave up on, nor leave one it waits for).
+    local_cancels: Vec<(u32, crate::activity::ActivityCancellationType)>,
     /// The update and signal handlers the code registered.
     pub(crate) handlers: Handlers,
     /// Child workflows' closes once taken, by result key: every wait on
@@ -243,6 +247,7 @@ impl RunCore {
             upserted: SearchAttributes::new(),
             local_requests: Vec::new(),
             local_types: HashMap::new(),
+            local_cancels: Vec::new(),
             handlers: Handlers::default(),
             child_results: HashMap::new(),
             cancelled_children: HashMap::new(),
@@ -500,6 +505,26 @@ impl RunCore {
         self.local_types
             .insert(request.seq, request.activity_type.clone());
         self.local_requests.push(request);
+    }
+
+    /// The code cancelled local activity `seq` with `cancellation`: the
+    /// engine is told (it tells the attempt, unless it abandons it); unless
+    /// it waits for the activity's end, the future resolves as cancelled
+    /// now. Nothing is recorded: the code cancels at the same point on
+    /// replay. Nothing happens for one already resolved.
+    pub(crate) fn cancel_local(
+        &mut self,
+        seq: u32,
+        cancellation: crate::activity::ActivityCancellationType,
+    ) {
+        if self.torn_down || self.pending.get(&seq) != Some(&Awaited::LocalActivity) {
+            return;
+        }
+        self.local_cancels.push((seq, cancellation));
+        if cancellation.resolves_at_once() {
+            self.pending.remove(&seq);
+            self.results.insert(seq, Resolution::Cancelled);
+        }
     }
 
     /// True while the code waits on something the engine resolves: an
@@ -1136,31 +1161,22 @@ impl WorkflowMachine {
                 },
             ),
             EventKind::TimerFired { seq } => (*seq, Resolution::TimerFired),
+            // Not an activation: the code goes on waiting for the end.
+            EventKind::LocalActivityBackoff {
+                seq, activity_type, ..
+            } => {
+                self.check_local(event, *seq, activity_type);
+                return;
+            }
             EventKind::LocalActivityRecorded {
                 seq,
                 activity_type,
                 attempt,
                 result,
             } => {
-                // The code must have asked for this local activity here.
-                let core = lock(&self.core);
-                if core.local_types.get(seq) != Some(activity_type) {
-                    let nde = NondeterminismError {
-                        workflow_id: core.workflow_id.clone(),
-                        run_id: core.run_id,
-                        event_id: event.event_id,
-                        history: event.kind.describe(),
-                        code: match core.local_types.get(seq) {
-                            Some(other) => format!("a local activity {other:?} at seq {seq}"),
-                            None => format!("no local activity at seq {seq}"),
-                        },
-                    };
-                    drop(core);
-                    self.tear_down();
-                    self.parked = Some(nde.into());
+                if !self.check_local(event, *seq, activity_type) {
                     return;
                 }
-                drop(core);
                 let resolution = match result {
                     Ok(value) => Resolution::ActivityCompleted(value.clone()),
                     Err(failure) => Resolution::ActivityFailed {
@@ -1309,6 +1325,30 @@ impl WorkflowMachine {
             }
         }
         self.poll();
+    }
+
+    /// Checks that the code asked for local activity `seq` of this type,
+    /// as a local activity's event says; parks the run when it did not.
+    fn check_local(&mut self, event: &Event, seq: u32, activity_type: &str) -> bool {
+        let core = lock(&self.core);
+        let asked = core.local_types.get(&seq);
+        if asked.map(String::as_str) == Some(activity_type) {
+            return true;
+        }
+        let nde = NondeterminismError {
+            workflow_id: core.workflow_id.clone(),
+            run_id: core.run_id,
+            event_id: event.event_id,
+            history: event.kind.describe(),
+            code: match asked {
+                Some(other) => format!("a local activity {other:?} at seq {seq}"),
+                None => format!("no local activity at seq {seq}"),
+            },
+        };
+        drop(core);
+        self.tear_down();
+        self.parked = Some(nde.into());
+        false
     }
 
     /// Starts the handler of an accepted update, then runs the code.
@@ -1536,6 +1576,17 @@ impl WorkflowMachine {
             .into_iter()
             .filter(|r| core.pending.get(&r.seq) == Some(&Awaited::LocalActivity))
             .collect()
+    }
+
+    /// The local activities the code cancelled since the last call, with
+    /// their cancellation types, in order.
+    pub(crate) fn take_local_cancels(
+        &mut self,
+    ) -> Vec<(u32, crate::activity::ActivityCancellationType)> {
+        if self.parked.is_some() {
+            return Vec::new();
+        }
+        std::mem::take(&mut lock(&self.core).local_cancels)
     }
 
     /// The type of the local activity at `seq`, as the code asked for it.

@@ -103,7 +103,13 @@ use crate::store::StoreError;
 ///   Formats 11 to 13 are brought to 14 on open by setting the version
 ///   alone; older formats by their migration to 11 and that, in one
 ///   transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 14;
+/// - 15: the same tables; histories may hold the event kind
+///   `LocalActivityBackoff` (index 45: a local activity's backoff longer
+///   than its `local_retry_threshold`, waited for as a durable timer),
+///   which a format-14 build cannot decode. Formats 11 to 14 are brought to
+///   15 on open by setting the version alone; older formats by their
+///   migration to 11 and that, in one transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 15;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -142,6 +148,10 @@ pub(crate) const STORE_FORMAT_V12: u32 = 12;
 /// Format 12's tables with format 13's event kinds and run records;
 /// opened by setting the version to the current one.
 pub(crate) const STORE_FORMAT_V13: u32 = 13;
+
+/// Store format 14 (schedules), read and brought to the current format on
+/// open by setting the version alone.
+pub(crate) const STORE_FORMAT_V14: u32 = 14;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");
