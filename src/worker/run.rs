@@ -271,6 +271,12 @@ struct RunActor {
     /// Local activities asked for while the run is paused: they start at
     /// the unpause (a reload asks for them again, from replay).
     held_locals: Vec<crate::workflow::LocalRequest>,
+    /// The wake hint this actor last committed for the run (its start's or
+    /// its last append's), or `None` when it does not know it (loaded from
+    /// the file, or the last commit was of another kind or failed). Lets a
+    /// step that needs the engine "now" keep a hint that is already past
+    /// instead of rewriting it (see [`RunActor::step_wake`]).
+    committed_wake: Option<u64>,
 }
 
 /// A run replayed from its history, with the step that resuming it needs
@@ -307,9 +313,13 @@ impl PreparedRun {
             || external::initiates(&self.step.events)
     }
 
-    /// When the run next needs the engine, for the `running` index.
-    pub(crate) fn wake(&self) -> u64 {
-        self.actor.wake_hint()
+    /// When the run next needs the engine, for the `running` index; the
+    /// caller commits it with the run's start (the actor then knows the
+    /// hint stored for it).
+    pub(crate) fn wake(&mut self) -> u64 {
+        let wake = self.actor.wake_hint();
+        self.actor.committed_wake = Some(wake);
+        wake
     }
 }
 
@@ -341,6 +351,7 @@ pub(super) fn prepare(
         local_waiting: BTreeMap::new(),
         update_waiters: Vec::new(),
         held_locals: Vec::new(),
+        committed_wake: None,
     };
     actor.watch_foreign_wakes();
     let mut step = Step::default();
@@ -696,6 +707,33 @@ impl RunActor {
                 })
                 .unwrap_or(1),
             None => WAKE_NEVER,
+        }
+    }
+
+    /// The hint an append commits: [`wake_hint`](Self::wake_hint), except
+    /// that a run which needs the engine now and whose committed hint is a
+    /// due time already past keeps that hint. Both mean "load it at once"
+    /// to every reader of the hints (an open, or a shard's new owner,
+    /// delivers every hint at or before its clock's now at once; the timer
+    /// thread has read past it), so the step need not move the run's
+    /// `running` and `wakeups` entries: a timer's firing or a retry's
+    /// attempt then writes its history alone, two tables fewer in its
+    /// commit. A wrong belief about the stored hint costs nothing: the
+    /// store writes the past time, which means the same.
+    fn step_wake(&self, committed: Option<u64>) -> u64 {
+        let wake = self.wake_hint();
+        if wake != WAKE_NOW {
+            return wake;
+        }
+        let now_ms = self
+            .shared
+            .clock
+            .now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        match committed {
+            Some(past) if past != WAKE_NEVER && past <= now_ms => past,
+            _ => WAKE_NOW,
         }
     }
 
@@ -1493,6 +1531,8 @@ impl RunActor {
             None
         };
         let expect_next = events.first().map_or(0, |e| e.event_id);
+        // Known again only once this commit is durable as an append.
+        let committed = self.committed_wake.take();
         let op = match (next_run, record) {
             // The close and the next run's start, in one commit (a
             // continue-as-new, or a reset: closed as Terminated).
@@ -1528,11 +1568,19 @@ impl RunActor {
                 record,
                 expect_next,
                 events: encoded,
-                wake: self.wake_hint(),
+                wake: self.step_wake(committed),
             },
         };
+        let wake = match &op {
+            WriteOp::Append { wake, .. } => Some(*wake),
+            _ => None,
+        };
         // A close applies its children's parent-close policies with it.
-        self.write_close_with_children(op, events).await
+        let written = self.write_close_with_children(op, events).await;
+        if written.is_ok() {
+            self.committed_wake = wake;
+        }
+        written
     }
 
     fn answer_query(&self, name: &str, input: &Payload) -> Result<Payload, ClientError> {
