@@ -205,6 +205,39 @@ async fn self_cancel(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> 
     )))
 }
 
+/// Waits until told to stop, then says so.
+const STOPPABLE: ActivityDef<(), String> = ActivityDef::new("stoppable");
+
+/// Set once a `STOPPABLE` attempt was told to stop.
+static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+async fn stoppable(ctx: ActivityContext, (): ()) -> Result<String, ActivityError> {
+    ctx.cancelled().await;
+    TOLD.store(true, std::sync::atomic::Ordering::SeqCst);
+    Err(ActivityError::retryable("told to stop"))
+}
+
+/// Starts an activity, asks its own run to cancel, and waits for the
+/// activity: the running attempt is told, as by a client's cancel.
+const SELF_CANCEL_ACTIVITY: WorkflowDef<(), ()> = WorkflowDef::new("self_cancel_activity");
+
+async fn self_cancel_activity(ctx: WorkflowContext, (): ()) -> Result<(), WorkflowError> {
+    let options = ActivityOptions::start_to_close(Duration::from_secs(3600));
+    let running = ctx.execute_activity(STOPPABLE, (), options);
+    // Once the attempt runs (a timer lets the step commit first).
+    ctx.sleep(Duration::from_millis(200)).await?;
+    ctx.cancel_external_workflow(ctx.workflow_id(), None)
+        .await?;
+    // The wait on the activity ends with the cancellation; the run then
+    // cleans up for an hour (a timer started now runs), so the attempt is
+    // told by the cancellation, not by the run's close.
+    if running.await.is_ok() {
+        return Err(WorkflowError::new("the activity was not cancelled"));
+    }
+    ctx.sleep(Duration::from_secs(3600)).await?;
+    Ok(())
+}
+
 /// Lets a parent go on.
 const GO: SignalDef<()> = SignalDef::new("go");
 
@@ -229,6 +262,8 @@ async fn reused_child(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowEr
 fn builder() -> EngineBuilder {
     Engine::builder()
         .workflow(SELF_CANCEL, self_cancel)
+        .workflow(SELF_CANCEL_ACTIVITY, self_cancel_activity)
+        .activity(STOPPABLE, stoppable)
         .workflow(REUSED_CHILD, reused_child)
         .workflow(CONTINUING_RECEIVER, continuing_receiver)
         .workflow(CHILD_SIGNALLER, child_signaller)
@@ -242,6 +277,7 @@ fn builder() -> EngineBuilder {
 fn replayer() -> steadfast::Replayer {
     steadfast::Replayer::new()
         .workflow(SELF_CANCEL, self_cancel)
+        .workflow(SELF_CANCEL_ACTIVITY, self_cancel_activity)
         .workflow(REUSED_CHILD, reused_child)
         .workflow(CONTINUING_RECEIVER, continuing_receiver)
         .workflow(CHILD_SIGNALLER, child_signaller)
@@ -502,6 +538,57 @@ async fn a_run_asks_itself_to_cancel_and_ends_cancelled_the_same_on_replay() {
         Err(steadfast::ResultError::Cancelled { .. })
     ));
     assert_eq!(engine.history("self").await.unwrap(), history);
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_run_that_asks_itself_to_cancel_tells_its_running_activity() {
+    let db = temp_db();
+    let engine = builder().open_db(&db.path).await.unwrap();
+    let run = engine
+        .start_workflow(
+            SELF_CANCEL_ACTIVITY,
+            "self-activity",
+            (),
+            WorkflowOptions::default(),
+        )
+        .await
+        .unwrap();
+    // The running attempt is told while the run still runs.
+    support::eventually(Duration::from_secs(10), || async {
+        TOLD.load(std::sync::atomic::Ordering::SeqCst).then_some(())
+    })
+    .await;
+    let d = engine.describe("self-activity").await.unwrap();
+    assert_eq!(d.status, WorkflowStatus::Running);
+    engine
+        .terminate("self-activity", "the test is done")
+        .await
+        .unwrap();
+    assert!(matches!(
+        run.result().await,
+        Err(steadfast::ResultError::Terminated { .. })
+    ));
+    let history = engine.history("self-activity").await.unwrap();
+    support::assert_history_well_formed(&history);
+    let k = kinds(&history);
+    let at = k
+        .iter()
+        .position(|k| k == "RequestCancelExternalWorkflowInitiated")
+        .unwrap();
+    assert_eq!(
+        k[at + 1..],
+        [
+            "WorkflowCancelRequested",
+            "ExternalWorkflowCancelRequested",
+            "TimerStarted",
+            "WorkflowTerminated"
+        ],
+        "{k:?}"
+    );
+    replayer()
+        .replay(&engine.workflow_history("self-activity").await.unwrap())
+        .unwrap();
     engine.shutdown().await.unwrap();
 }
 

@@ -259,3 +259,38 @@ async fn a_kill_9_during_a_long_backoff_resumes_with_the_next_attempt_at_its_tim
         .unwrap();
     engine.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_threshold_makes_an_hours_backoff_a_timer_on_virtual_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("attempts.log");
+    let env = steadfast::testing::TestEngine::open(builder(log.clone()))
+        .await
+        .unwrap();
+    // An hour's backoff under the default threshold of a minute.
+    let run = env
+        .start_workflow(CALL, "hour", (3_600_000, 60_000), WorkflowOptions::new())
+        .await
+        .unwrap();
+    env.sleep(Duration::from_secs(60)).await;
+    let waiting = env.history("hour").await.unwrap();
+    assert_eq!(kinds(&waiting), ["WorkflowStarted", "LocalActivityBackoff"]);
+    let next_at = match &waiting[1].kind {
+        EventKind::LocalActivityBackoff {
+            next_attempt_at, ..
+        } => *next_attempt_at,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        next_at.duration_since(waiting[1].timestamp).unwrap(),
+        Duration::from_secs(3600)
+    );
+    env.sleep(Duration::from_secs(3600)).await;
+    assert_eq!(run.result().await.unwrap(), "done on attempt 2");
+    let history = env.history("hour").await.unwrap();
+    assert_eq!(check_backoff_history(&history), next_at);
+    let seen = attempts(&log);
+    assert_eq!(seen.iter().map(|(a, _)| *a).collect::<Vec<_>>(), [1, 2]);
+    assert!(seen[1].1 >= millis(next_at), "{seen:?} {next_at:?}");
+    env.shutdown().await.unwrap();
+}
