@@ -30,8 +30,15 @@
 //! - 13 (store format): four event kinds appended (pause, unpause, reset,
 //!   reset-from); run records are version 3: they gained `paused` and
 //!   `reset_from` (`store::record::RunRecordV2` keeps version 2).
+//! - 14 (store format): schedule records, version 1.
 //! - 15 (store format): the event kind `LocalActivityBackoff` appended at
 //!   the end of `EventKind` (index 45); record versions stay.
+//! - 16 (store format): three event kinds appended (a cancellation request
+//!   deferred by a pause, a schedule's start context, a child's new parent
+//!   after a reset); schedule records
+//!   are version 2: they gained `pause_on_failure`, the last completion
+//!   result and the last failure (`schedule::record::ScheduleRecordV1`
+//!   keeps version 1).
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -456,6 +463,15 @@ mod tests {
                 next_attempt_at: std::time::SystemTime::UNIX_EPOCH,
                 original_scheduled_time: std::time::SystemTime::UNIX_EPOCH,
             },
+            EventKind::WorkflowCancelRequestDeferred { reason: "r".into() },
+            EventKind::WorkflowStartedBySchedule {
+                schedule_id: "s".into(),
+                last_completion_result: Some(payload()),
+                last_failure: Some(failure()),
+            },
+            EventKind::ParentWorkflowReset {
+                parent_run_id: crate::history::RunId::from_u128(7),
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -516,6 +532,10 @@ mod tests {
             EventKind::WorkflowResetFrom { .. } => 44,
             // Format 15.
             EventKind::LocalActivityBackoff { .. } => 45,
+            // Format 16.
+            EventKind::WorkflowCancelRequestDeferred { .. } => 46,
+            EventKind::WorkflowStartedBySchedule { .. } => 47,
+            EventKind::ParentWorkflowReset { .. } => 48,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {

@@ -247,6 +247,16 @@ async fn every_kind_of_event_round_trips() {
         .await
         .unwrap();
 
+    // A cancellation held by a pause, delivered at the unpause (format 15).
+    let run = engine
+        .start_workflow(WAIT_FOREVER, "json-held", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine.pause_workflow("json-held", "hold").await.unwrap();
+    engine.cancel("json-held").await.unwrap();
+    engine.unpause_workflow("json-held", "go").await.unwrap();
+    assert!(run.result().await.is_err());
+
     let mut seen = BTreeSet::new();
     let history = engine
         .workflow_run_history("json-reset", reset_from)
@@ -275,6 +285,7 @@ async fn every_kind_of_event_round_trips() {
         "json-terminated",
         "json-timed-out",
         "json-reset",
+        "json-held",
     ] {
         let history = engine.workflow_history(id).await.unwrap();
         assert_eq!(history.events, engine.history(id).await.unwrap());
@@ -322,6 +333,7 @@ async fn every_kind_of_event_round_trips() {
         "WorkflowUnpaused",
         "WorkflowReset",
         "WorkflowResetFrom",
+        "WorkflowCancelRequestDeferred",
     ]
     .into_iter()
     .map(String::from)

@@ -299,3 +299,84 @@ async fn a_paused_run_rejects_new_updates_and_takes_them_again_once_unpaused() {
     assert_eq!(run.result().await.unwrap(), 5);
     engine.shutdown().await.unwrap();
 }
+
+/// A cancellation request sent to a paused run is held, as Temporal holds
+/// it: the call answers as usual, the run goes on paused (signals still
+/// recorded), the request survives a reopen, a second one adds nothing,
+/// and the code sees the first one at the unpause.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_sent_to_a_paused_run_is_held_until_the_unpause() {
+    let db = support::temp_db();
+    let engine = builder().open_db(&db.path).await.unwrap();
+    engine
+        .start_workflow(SCHEDULES, "held-cancel", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine
+        .pause_workflow("held-cancel", "investigate")
+        .await
+        .unwrap();
+    engine.cancel("held-cancel").await.unwrap();
+    let kinds = |history: Vec<steadfast::Event>| -> Vec<EventKind> {
+        history.into_iter().map(|e| e.kind).collect()
+    };
+    let held = kinds(engine.history("held-cancel").await.unwrap());
+    assert!(
+        matches!(
+            held.last(),
+            Some(EventKind::WorkflowCancelRequestDeferred { reason }) if reason == "cancelled by a client"
+        ),
+        "{held:?}"
+    );
+    assert!(
+        !held
+            .iter()
+            .any(|k| matches!(k, EventKind::WorkflowCancelRequested { .. })),
+        "the code has not seen it: {held:?}"
+    );
+    // Still a running, paused run that takes signals; a second cancel adds nothing.
+    engine.cancel("held-cancel").await.unwrap();
+    let described = engine.describe("held-cancel").await.unwrap();
+    assert_eq!(described.status, steadfast::WorkflowStatus::Running);
+    assert_eq!(described.paused, requested("investigate"));
+    engine.shutdown().await.unwrap();
+
+    // Durable: the reopened run still holds it.
+    let engine = builder().open_db(&db.path).await.unwrap();
+    let before = engine.history("held-cancel").await.unwrap();
+    assert_eq!(before.len(), held.len(), "{:?}", kinds(before.clone()));
+    engine
+        .unpause_workflow("held-cancel", "go on")
+        .await
+        .unwrap();
+    let result = engine
+        .get_workflow_handle(SCHEDULES, "held-cancel")
+        .await
+        .unwrap()
+        .result()
+        .await;
+    assert!(
+        matches!(result, Err(steadfast::ResultError::Cancelled { .. })),
+        "{result:?}"
+    );
+    let after = kinds(engine.history("held-cancel").await.unwrap());
+    let unpaused = after
+        .iter()
+        .position(|k| matches!(k, EventKind::WorkflowUnpaused { .. }))
+        .expect("unpaused");
+    assert!(
+        matches!(
+            &after[unpaused + 1],
+            EventKind::WorkflowCancelRequested { reason } if reason == "cancelled by a client"
+        ),
+        "the request is delivered with the unpause: {after:?}"
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|k| matches!(k, EventKind::WorkflowCancelRequested { .. }))
+            .count(),
+        1
+    );
+    engine.shutdown().await.unwrap();
+}

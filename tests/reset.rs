@@ -452,3 +452,145 @@ async fn updates_accepted_after_the_point_run_again_in_the_new_run_unless_exclud
     support::assert_history_well_formed(&engine.history("tally").await.unwrap());
     engine.shutdown().await.unwrap();
 }
+
+const KID: WorkflowDef<(), String> = WorkflowDef::new("Reset.Kid");
+const FAMILY: WorkflowDef<(), String> = WorkflowDef::new("Reset.Family");
+const KID_DONE: SignalDef<String> = SignalDef::new("kid.done");
+
+/// Waits for `kid.done`, then answers it.
+async fn kid(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    Ok(ctx.recv_signal(KID_DONE).await?)
+}
+
+/// Starts a child (default policy: Terminate), then waits for its result.
+async fn family(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    let child = ctx
+        .start_child_workflow(
+            KID,
+            "family-kid",
+            (),
+            steadfast::ChildWorkflowOptions::new(),
+        )
+        .await?;
+    let answer = child.result().await?;
+    Ok(format!("kid said {answer}"))
+}
+
+async fn open_family(path: &std::path::Path) -> Engine {
+    Engine::builder()
+        .workflow(FAMILY, family)
+        .workflow(KID, kid)
+        .open_db(path)
+        .await
+        .unwrap()
+}
+
+async fn wait_for_status(engine: &Engine, workflow_id: &str, status: WorkflowStatus) {
+    for _ in 0..500 {
+        if engine
+            .describe(workflow_id)
+            .await
+            .is_ok_and(|d| d.status == status)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{workflow_id} never became {status:?}");
+}
+
+/// A reset of a run with an open child started before the point keeps the
+/// child (Temporal refuses or breaks such resets): the child is not
+/// terminated by the old run's close, names the new run as its parent, its
+/// close reaches the new run, and the new run's own close applies the
+/// child's parent-close policy; also across a reopen.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_hands_the_open_children_to_the_new_run() {
+    let db = support::temp_db();
+    let engine = open_family(&db.path).await;
+    let handle = engine
+        .start_workflow(FAMILY, "family", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let old_run = handle.run_id();
+    wait_for_status(&engine, "family-kid", WorkflowStatus::Running).await;
+    let started = engine
+        .history("family")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| matches!(e.kind, EventKind::ChildWorkflowStarted { .. }))
+        .expect("the child started")
+        .event_id;
+    let new_run = engine
+        .reset_workflow(
+            "family",
+            ResetOptions::new(ResetTo::EventId(started), "keep the kid"),
+        )
+        .await
+        .unwrap();
+    assert_ne!(new_run, old_run);
+    let kid = engine.describe("family-kid").await.unwrap();
+    assert_eq!(kid.status, WorkflowStatus::Running, "not terminated");
+    assert_eq!(kid.parent.as_ref().map(|p| p.run_id), Some(new_run));
+    let described = engine.describe("family").await.unwrap();
+    assert_eq!(described.run_id, new_run);
+    assert_eq!(described.pending_children.len(), 1);
+    assert!(
+        engine
+            .history("family-kid")
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| matches!(
+                e.kind,
+                EventKind::ParentWorkflowReset { parent_run_id } if parent_run_id == new_run
+            ))
+    );
+    engine.shutdown().await.unwrap();
+
+    // After a reopen, the child's close reaches the new run.
+    let engine = open_family(&db.path).await;
+    engine
+        .signal("family-kid", KID_DONE, "hello".into())
+        .await
+        .unwrap();
+    let result = engine
+        .get_workflow_handle(FAMILY, "family")
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(result, "kid said hello");
+
+    // A second family, reset the same way, then terminated: the kid it
+    // inherited gets the new run's parent-close policy (Terminate).
+    engine
+        .start_workflow(FAMILY, "family", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    wait_for_status(&engine, "family-kid", WorkflowStatus::Running).await;
+    let started = engine
+        .history("family")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| matches!(e.kind, EventKind::ChildWorkflowStarted { .. }))
+        .unwrap()
+        .event_id;
+    engine
+        .reset_workflow(
+            "family",
+            ResetOptions::new(ResetTo::EventId(started), "again"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.describe("family-kid").await.unwrap().status,
+        WorkflowStatus::Running
+    );
+    engine.terminate("family", "stop all").await.unwrap();
+    wait_for_status(&engine, "family-kid", WorkflowStatus::Terminated).await;
+    engine.shutdown().await.unwrap();
+}

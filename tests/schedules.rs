@@ -539,3 +539,109 @@ async fn describe_shows_the_last_completion_result_and_the_last_failure() {
     assert_eq!(d.info.action_count, 3);
     env.shutdown().await.unwrap();
 }
+
+/// Counts on from the last completion result the schedule passes it, and
+/// fails when the count reaches its input; answers the count and the last
+/// failure's message it was given.
+const COUNT: WorkflowDef<u32, (u32, Option<String>)> = WorkflowDef::new("Count");
+
+async fn count(ctx: WorkflowContext, fail_at: u32) -> Result<(u32, Option<String>), WorkflowError> {
+    let previous: Option<(u32, Option<String>)> = ctx.last_completion_result()?;
+    let n = previous.map_or(0, |(n, _)| n) + 1;
+    if n == fail_at {
+        return Err(WorkflowError::new(format!("failed at {n}")));
+    }
+    Ok((n, ctx.last_failure().map(|f| f.message)))
+}
+
+fn count_schedule(fail_at: u32) -> Schedule {
+    let action =
+        ScheduleAction::start_workflow(COUNT, "count", &fail_at, WorkflowOptions::new()).unwrap();
+    Schedule::new(
+        action,
+        ScheduleSpec::interval(ScheduleIntervalSpec::new(SECOND)),
+    )
+    .with_policy(SchedulePolicy::default().pause_on_failure(true))
+}
+
+#[tokio::test]
+async fn the_last_result_reaches_the_next_action_and_a_failure_pauses_the_schedule() {
+    let db = temp_db();
+    let env = TestEngine::open_path_at(builder().workflow(COUNT, count), &db.path, start_time())
+        .await
+        .unwrap();
+    let handle = env
+        .create_schedule("count", count_schedule(3))
+        .await
+        .unwrap();
+    assert!(
+        handle
+            .describe()
+            .await
+            .unwrap()
+            .schedule
+            .policy
+            .pause_on_failure
+    );
+    sleep(&env, Duration::from_secs(6)).await;
+    // 1 and 2 completed, 3 failed: the schedule paused itself, and took no
+    // action since.
+    let d = handle.describe().await.unwrap();
+    assert_eq!(d.info.action_count, 3, "{d:?}");
+    assert!(d.schedule.state.paused);
+    let third = &d.info.recent_actions[2].workflow.workflow_id;
+    assert!(
+        d.schedule.state.note.contains("paused on failure")
+            && d.schedule.state.note.contains(third.as_str())
+            && d.schedule.state.note.contains("failed at 3"),
+        "{}",
+        d.schedule.state.note
+    );
+    let results: Vec<_> = runs_of(&env, "count").await;
+    assert_eq!(
+        results.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [
+            WorkflowStatus::Completed,
+            WorkflowStatus::Completed,
+            WorkflowStatus::Failed
+        ]
+    );
+    // The first action had nothing passed to it: no extra event.
+    let first = env.history(&results[0].workflow_id).await.unwrap();
+    assert!(!first.iter().any(|e| matches!(
+        e.kind,
+        steadfast::EventKind::WorkflowStartedBySchedule { .. }
+    )));
+    let second = env.history(&results[1].workflow_id).await.unwrap();
+    assert!(matches!(
+        &second[1].kind,
+        steadfast::EventKind::WorkflowStartedBySchedule { schedule_id, last_failure: None, .. }
+            if schedule_id == "count"
+    ));
+
+    // Unpaused with an input that no longer fails: the next action counts
+    // on from the last completion (2) and is given the last failure; the
+    // one after it, after a success, is not.
+    handle.update(|s| *s = count_schedule(0)).await.unwrap();
+    handle.unpause("fixed").await.unwrap();
+    sleep(&env, Duration::from_secs(2)).await;
+    let runs = runs_of(&env, "count").await;
+    assert!(runs.len() >= 5, "{runs:?}");
+    let result = |i: usize| {
+        let id = runs[i].workflow_id.clone();
+        let env = &env;
+        async move {
+            env.get_workflow_handle(COUNT, id)
+                .await
+                .unwrap()
+                .result()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(result(3).await, (3, Some("failed at 3".to_string())));
+    assert_eq!(result(4).await, (4, None));
+    let d = handle.describe().await.unwrap();
+    assert!(!d.schedule.state.paused);
+    env.shutdown().await.unwrap();
+}

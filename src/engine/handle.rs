@@ -466,7 +466,13 @@ pub(crate) async fn describe_run(
         .await
         .unwrap_or_default();
     let links = MutableState::fold(&second);
-    let (previous_run_id, parent) = (links.previous_run_id, links.parent);
+    let (previous_run_id, mut parent) = (links.previous_run_id, links.parent);
+    if parent.is_some() {
+        // A reset of the parent may have named another parent run since
+        // (`ParentWorkflowReset`): the whole history says.
+        let history = shared.store.history(run_id, workflow_id).await?;
+        parent = MutableState::fold(&history).parent;
+    }
     let (next_run_id, reset_to) = if matches!(
         record.status,
         WorkflowStatus::ContinuedAsNew | WorkflowStatus::Terminated

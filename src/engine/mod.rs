@@ -1028,6 +1028,10 @@ impl Engine {
     /// activities, and ends as `Cancelled` if it then returns an error (or
     /// `Completed` if it returns a value). Pending activity attempts are
     /// told through [`ActivityContext::is_cancelled`] (Temporal's try-cancel).
+    /// A run paused by [`pause_workflow`](Self::pause_workflow) holds the
+    /// request (recorded as `WorkflowCancelRequestDeferred`, so it survives
+    /// restarts) and sees it at the unpause, as Temporal does; the call
+    /// answers the same either way.
     ///
     /// # Errors
     /// [`ClientError::NotFound`], [`ClientError::WorkflowClosed`].

@@ -15,8 +15,9 @@ impl Engine {
     /// that comes due during the pause fires at the unpause, and an attempt
     /// scheduled or due during the pause begins then. Attempts already
     /// running go on, and their outcomes are recorded; queries answer
-    /// (unlike Temporal: a query only reads); signals, cancellation and
-    /// termination are taken as usual; a new update is rejected with
+    /// (unlike Temporal: a query only reads); signals and termination are
+    /// taken as usual; a cancellation request is held and seen by the code
+    /// at the unpause (as in Temporal); a new update is rejected with
     /// [`UpdateError::Paused`](crate::UpdateError::Paused), nothing
     /// written, as in Temporal (an update ID accepted before the pause
     /// still answers its outcome); run and execution timeouts keep running

@@ -102,6 +102,16 @@ impl Engine {
     /// [`result`](crate::WorkflowHandle::result) follows the reset to the
     /// new run.
     ///
+    /// Child workflows of an open run: those started before the point and
+    /// still open go on as the new run's children (the reset's commit
+    /// writes `ParentWorkflowReset` into each, naming the new run: their
+    /// closes are reported there, and its parent-close policies and
+    /// cancellation reach them; Temporal refuses or breaks such resets,
+    /// temporalio/temporal#3141). Those started after the point get their
+    /// parent-close policy as the old run closes (the new run's code starts
+    /// them again); those that closed after the point are recorded in the
+    /// new run when it loads.
+    ///
     /// The latest run may also have closed (completed, failed, timed out,
     /// terminated, cancelled): as in Temporal, the usual case is resetting
     /// a failed run. That run stays closed as it was (nothing is added to
@@ -125,9 +135,9 @@ impl Engine {
     /// # Errors
     /// [`ClientError::NotFound`] for an unknown ID;
     /// [`ClientError::NotAResetPoint`] for an event that is not a boundary
-    /// (the error lists them); [`ClientError::ResetRefused`] for a run with
-    /// open child workflows (at the point or now), one that kept moving
-    /// on while being reset, or a closed run whose ID has another run open
+    /// (the error lists them); [`ClientError::ResetRefused`] for a run that
+    /// kept moving on while being reset, a closed run with child workflows
+    /// open in its history, or a closed run whose ID has another run open
     /// meanwhile; [`ClientError::Parked`] for a run no actor can
     /// load (terminate it instead); storage errors.
     pub async fn reset_workflow(
@@ -149,6 +159,7 @@ impl Engine {
                 options.reapply,
                 &options.reason,
                 now,
+                !closed,
             )
             .map_err(|refusal| refused(workflow_id, refusal))?;
             let next_run_id = RunId::new_time_ordered();
@@ -301,8 +312,9 @@ fn refused(workflow_id: &str, refusal: ResetRefusal) -> ClientError {
         ResetRefusal::OpenChildren { at } => ClientError::ResetRefused {
             workflow_id: workflow_id.to_string(),
             message: format!(
-                "it has child workflows open (as of event {at}), whose closes would not reach \
-                 the new run; wait for them to close (or terminate them), then reset"
+                "the run is closed and its history has child workflows open (as of event \
+                 {at}); a closed run hands no children to a new run: terminate them (or wait \
+                 for them to close), then reset"
             ),
         },
     }

@@ -94,6 +94,9 @@ impl Engine {
             missed_catchup_window: 0,
             overlap_skipped: 0,
             buffer_dropped: 0,
+            pause_on_failure: schedule.policy.pause_on_failure,
+            last_completion_result: None,
+            last_failure: None,
         };
         let op = ScheduleOp {
             schedule_id: schedule_id.clone(),
@@ -513,6 +516,7 @@ impl ScheduleHandle {
                 r.action = action_record(&schedule);
                 r.overlap = schedule.policy.overlap;
                 r.catchup_window = schedule.policy.catchup_window;
+                r.pause_on_failure = schedule.policy.pause_on_failure;
                 r.paused = schedule.state.paused;
                 r.notes = schedule.state.note.clone();
                 r.remaining_actions = schedule.state.remaining_actions;

@@ -18,10 +18,10 @@ use super::Engine;
 use super::shutdown::Owner;
 use crate::clock::{Clock, Hold};
 use crate::codec;
-use crate::history::{Event, EventKind, RunId, SearchAttributeValue, WorkflowStatus};
-use crate::schedule::progress::{self, Step};
+use crate::history::{Event, EventKind, Failure, RunId, SearchAttributeValue, WorkflowStatus};
+use crate::schedule::progress::{self, ActionOutcome, Step};
 use crate::schedule::record::ScheduleRecord;
-use crate::schedule::{CompiledSpec, ScheduleError, ScheduleSpec};
+use crate::schedule::{CompiledSpec, ScheduleError, ScheduleOverlapPolicy, ScheduleSpec};
 use crate::store::{
     EncodedRecord, EncodedSchedule, RunRecord, ScheduleOp, ScheduledStart, StoreError, WAKE_NOW,
     WriteOp, WriteOutcome,
@@ -233,14 +233,8 @@ async fn step(
                 }));
             }
         };
-        let mut running = Vec::with_capacity(record.running.len());
-        for (workflow_id, run_id) in &record.running {
-            if let Some(run) = shared.store.run(*run_id, workflow_id).await?
-                && !run.status.is_closed()
-            {
-                running.push((workflow_id.clone(), *run_id));
-            }
-        }
+        let mut record = record;
+        let running = settle_running(shared, &mut record).await?;
         cancelled.retain(|id| running.iter().any(|(w, _)| w == id));
         let now = shared.clock.now();
         let expect = record.revision;
@@ -276,6 +270,56 @@ async fn step(
     Err(ScheduleError::Client(crate::ClientError::Storage(format!(
         "schedule {schedule_id:?} kept changing while it took a step; it tries again"
     ))))
+}
+
+/// The record's running workflows that are still open, each as its
+/// chain's latest run (a workflow that continued as new or was reset goes
+/// on in another run, and still runs for the overlap policy); the ends of
+/// those that closed are taken into `record` (last completion result, last
+/// failure, pause on failure), oldest start first.
+async fn settle_running(
+    shared: &Arc<Shared>,
+    record: &mut ScheduleRecord,
+) -> Result<Vec<(String, RunId)>, StoreError> {
+    let mut running = Vec::with_capacity(record.running.len());
+    for (workflow_id, run_id) in record.running.clone() {
+        match shared.store.run(run_id, &workflow_id).await? {
+            Some(run) if !run.status.is_closed() => {
+                running.push((workflow_id, run_id));
+                continue;
+            }
+            // Gone (deleted): nothing to take in.
+            None => continue,
+            Some(_) => {}
+        }
+        let Some((latest, run)) = shared.store.current_run(&workflow_id).await? else {
+            continue;
+        };
+        if !run.status.is_closed() {
+            running.push((workflow_id, latest));
+            continue;
+        }
+        let outcome = match shared.store.last_event(latest, &workflow_id).await? {
+            Some(Event {
+                kind: EventKind::WorkflowCompleted { result },
+                ..
+            }) => ActionOutcome::Completed(result),
+            Some(Event {
+                kind: EventKind::WorkflowFailed { failure },
+                ..
+            }) => ActionOutcome::Failed(failure, WorkflowStatus::Failed),
+            Some(Event {
+                kind: EventKind::WorkflowTimedOut { timeout },
+                ..
+            }) => ActionOutcome::Failed(
+                Failure::new(timeout.clone(), format!("the workflow hit its {timeout}")),
+                WorkflowStatus::TimedOut,
+            ),
+            _ => ActionOutcome::Other,
+        };
+        progress::record_outcome(record, &workflow_id, outcome);
+    }
+    Ok(running)
 }
 
 /// Commits a step's record with its starts, and wakes the started runs.
@@ -317,6 +361,7 @@ async fn commit(
             &record,
             &workflow_id,
             action.nominal,
+            action.overlap,
             run_id,
             now,
         )?);
@@ -357,22 +402,39 @@ fn scheduled_start(
     record: &ScheduleRecord,
     workflow_id: &str,
     nominal: SystemTime,
+    overlap: ScheduleOverlapPolicy,
     run_id: RunId,
     now: SystemTime,
 ) -> Result<ScheduledStart, StoreError> {
     let action = &record.action;
-    let event = Event {
-        event_id: 1,
-        timestamp: now,
-        kind: EventKind::WorkflowStarted {
-            workflow_type: action.workflow_type.clone(),
-            workflow_id: workflow_id.to_string(),
-            task_queue: action.task_queue.clone(),
-            input: action.input.clone(),
-            run_timeout: action.run_timeout,
-            execution_timeout: action.execution_timeout,
-        },
-    };
+    let mut kinds = vec![EventKind::WorkflowStarted {
+        workflow_type: action.workflow_type.clone(),
+        workflow_id: workflow_id.to_string(),
+        task_queue: action.task_queue.clone(),
+        input: action.input.clone(),
+        run_timeout: action.run_timeout,
+        execution_timeout: action.execution_timeout,
+    }];
+    // What the schedule passes on (Temporal's last completion result and
+    // last failure), except to overlapping runs: under AllowAll there is
+    // no "last" (as in Temporal).
+    let passes = record.last_completion_result.is_some() || record.last_failure.is_some();
+    if passes && overlap != ScheduleOverlapPolicy::AllowAll {
+        kinds.push(EventKind::WorkflowStartedBySchedule {
+            schedule_id: record.schedule_id.clone(),
+            last_completion_result: record.last_completion_result.clone(),
+            last_failure: record.last_failure.clone(),
+        });
+    }
+    let mut events = Vec::with_capacity(kinds.len());
+    for (kind, event_id) in kinds.into_iter().zip(1..) {
+        let event = Event {
+            event_id,
+            timestamp: now,
+            kind,
+        };
+        events.push(codec::encode(&event).map_err(StoreError::encode)?);
+    }
     let mut search_attributes = action.search_attributes.clone();
     search_attributes.insert(
         SCHEDULED_BY_ID,
@@ -389,7 +451,7 @@ fn scheduled_start(
         status: WorkflowStatus::Running,
         start_time: now,
         close_time: None,
-        history_len: 1,
+        history_len: events.len() as u64,
         search_attributes,
         memo: action.memo.clone(),
         paused: None,
@@ -398,7 +460,7 @@ fn scheduled_start(
     Ok(ScheduledStart {
         run_id,
         record: EncodedRecord::new(run)?,
-        events: vec![codec::encode(&event).map_err(StoreError::encode)?],
+        events,
         // Loaded at the next open if the process stops before it is woken.
         wake: WAKE_NOW,
     })
@@ -416,7 +478,9 @@ fn next(record: &ScheduleRecord, spec: &CompiledSpec, more: bool, now: SystemTim
         spec.next_after(record.high_water)
             .map(|nominal| spec.due(&record.schedule_id, nominal))
     };
-    let watch = if record.buffer.is_empty() {
+    // Under pause_on_failure, every close is looked at when it happens,
+    // so a failure pauses the schedule (and shows) at once.
+    let watch = if record.buffer.is_empty() && !record.pause_on_failure {
         Vec::new()
     } else {
         record.running.clone()

@@ -41,7 +41,7 @@ pub use search_attributes::{
     MAX_SEARCH_ATTRIBUTE_NAME_LEN, MAX_SEARCH_ATTRIBUTE_VALUE_BYTES, MAX_SEARCH_ATTRIBUTES,
     SearchAttributeValue, SearchAttributes,
 };
-pub(crate) use state::{INTERRUPTED, MutableState};
+pub(crate) use state::{INTERRUPTED, MutableState, PendingChild};
 pub use state::{PendingActivityInfo, PendingTimerInfo};
 pub(crate) use update::UpdateStatus;
 pub use update::{PendingUpdateInfo, UpdateOutcome};
@@ -523,6 +523,43 @@ pub enum EventKind {
         /// schedule time).
         original_scheduled_time: SystemTime,
     },
+    /// Cancellation of the run was requested while it was paused: held,
+    /// as Temporal holds it, until the unpause, when the engine records the
+    /// `WorkflowCancelRequested` the code then sees. The code never sees
+    /// this event itself. Only the first request is held (a second one, or
+    /// one after the run was asked to cancel already, records nothing).
+    /// Store format 16.
+    WorkflowCancelRequestDeferred {
+        /// Why, as given by the caller.
+        reason: String,
+    },
+    /// Event 2 of a run a schedule started when the schedule had something
+    /// to pass on (Temporal's `last_completion_result` and
+    /// `continued_failure` of the start): read by the code through
+    /// [`WorkflowContext::last_completion_result`](crate::WorkflowContext::last_completion_result)
+    /// and [`WorkflowContext::last_failure`](crate::WorkflowContext::last_failure).
+    /// Not a command; the code never sees it as an activation. Store
+    /// format 16.
+    WorkflowStartedBySchedule {
+        /// The schedule that started the run.
+        schedule_id: String,
+        /// The result of the schedule's most recent action whose workflow
+        /// completed, as of this start.
+        last_completion_result: Option<Payload>,
+        /// The failure of the schedule's most recent action whose workflow
+        /// failed or timed out, unless one completed since.
+        last_failure: Option<Failure>,
+    },
+    /// This child's parent was reset while the child was open and started
+    /// before the reset point: written by the reset's commit, it names the
+    /// run the child belongs to from here on (its close is reported there,
+    /// and that run's parent-close policy and cancellation reach it). The
+    /// child keeps its start seq. Not a command; the code never sees it.
+    /// Store format 16.
+    ParentWorkflowReset {
+        /// The parent's run that replaced the one named before.
+        parent_run_id: RunId,
+    },
 }
 
 /// A signal a run received and did not read, moved to the next run of a
@@ -700,6 +737,17 @@ impl EventKind {
                         .map(|s| s.signal_name.len() + s.input.len())
                         .sum::<usize>()
             }
+            EventKind::WorkflowStartedBySchedule {
+                schedule_id,
+                last_completion_result,
+                last_failure,
+            } => {
+                schedule_id.len()
+                    + last_completion_result.as_ref().map_or(0, Payload::len)
+                    + last_failure
+                        .as_ref()
+                        .map_or(0, |f| f.message.len() + f.error_type.len())
+            }
             _ => 0,
         };
         payloads as u64 + 16
@@ -841,6 +889,15 @@ impl EventKind {
             } => format!(
                 "LocalActivityBackoff(seq {seq}, activity {activity_type:?}, attempt {attempt})"
             ),
+            EventKind::WorkflowCancelRequestDeferred { .. } => {
+                "WorkflowCancelRequestDeferred".to_string()
+            }
+            EventKind::WorkflowStartedBySchedule { schedule_id, .. } => {
+                format!("WorkflowStartedBySchedule({schedule_id:?})")
+            }
+            EventKind::ParentWorkflowReset { parent_run_id } => {
+                format!("ParentWorkflowReset(parent run {parent_run_id})")
+            }
         }
     }
 }

@@ -58,6 +58,7 @@ fn leading(kind: &EventKind) -> bool {
         EventKind::WorkflowStarted { .. }
             | EventKind::WorkflowContinuedFrom { .. }
             | EventKind::WorkflowStartedAsChild { .. }
+            | EventKind::WorkflowStartedBySchedule { .. }
             | EventKind::WorkflowSignaledWithOptions {
                 delivery: SignalDelivery::BeforeStart,
                 ..
@@ -95,8 +96,8 @@ pub(crate) enum ResetRefusal {
         event_id: EventId,
         boundaries: Vec<EventId>,
     },
-    /// The run has child workflows open at the reset point or now: their
-    /// closes would reach the reset run, not the new one.
+    /// A closed run has child workflows open at the reset point or now:
+    /// no commit closes it again to hand them to the new run.
     OpenChildren { at: EventId },
 }
 
@@ -116,7 +117,11 @@ pub(crate) struct Reapply {
 /// `reset_event_id`: its history up to that event, as it was, then a
 /// `WorkflowResetFrom`, then what `reapply` names of what the run received
 /// after the point (signals, accepted updates), in the order received.
-/// Times of the new events are `now`.
+/// Times of the new events are `now`. With `inherit_children` (the reset
+/// of an open run), children open at the point go on as the new run's
+/// (the reset's commit names it their parent); otherwise (a closed run,
+/// which no commit closes again) a child open at the point or now refuses
+/// the reset.
 pub(crate) fn reset_history(
     run_id: RunId,
     history: &[Event],
@@ -124,6 +129,7 @@ pub(crate) fn reset_history(
     reapply: Reapply,
     reason: &str,
     now: std::time::SystemTime,
+    inherit_children: bool,
 ) -> Result<Vec<Event>, ResetRefusal> {
     let points = boundaries(history);
     if !points.contains(&reset_event_id) {
@@ -137,10 +143,10 @@ pub(crate) fn reset_history(
         .position(|e| e.event_id == reset_event_id)
         .map_or(0, |i| i + 1);
     let (kept, after) = history.split_at(cut);
-    if !MutableState::fold(kept).children.is_empty() {
+    if !inherit_children && !MutableState::fold(kept).children.is_empty() {
         return Err(ResetRefusal::OpenChildren { at: reset_event_id });
     }
-    if !MutableState::fold(history).children.is_empty() {
+    if !inherit_children && !MutableState::fold(history).children.is_empty() {
         let last = history.last().map_or(0, |e| e.event_id);
         return Err(ResetRefusal::OpenChildren { at: last });
     }
@@ -275,7 +281,7 @@ mod tests {
     fn a_reset_keeps_the_prefix_links_the_runs_and_reapplies_later_signals() {
         let run = RunId::from_u128(9);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
-        let events = reset_history(run, &sample(), 3, ALL, "fix", now).unwrap();
+        let events = reset_history(run, &sample(), 3, ALL, "fix", now, true).unwrap();
         assert_eq!(events.len(), 6);
         assert_eq!(events[..3], sample()[..3]);
         assert!(matches!(
@@ -300,23 +306,24 @@ mod tests {
             },
             "fix",
             now,
+            true,
         )
         .unwrap();
         assert_eq!(without.len(), 4);
         assert_eq!(
-            reset_history(run, &sample(), 4, ALL, "fix", now),
+            reset_history(run, &sample(), 4, ALL, "fix", now, true),
             Err(ResetRefusal::NotABoundary {
                 event_id: 4,
                 boundaries: vec![1, 3, 5, 7]
             })
         );
         // A reset of a reset run seeds its copy from the run that recorded it.
-        let again = reset_history(RunId::from_u128(10), &events, 5, ALL, "x", now).unwrap();
+        let again = reset_history(RunId::from_u128(10), &events, 5, ALL, "x", now, true).unwrap();
         assert!(matches!(
             again[5].kind,
             EventKind::WorkflowResetFrom { seed_run_id, .. } if seed_run_id == RunId::from_u128(10)
         ));
-        let before = reset_history(RunId::from_u128(10), &events, 3, ALL, "x", now).unwrap();
+        let before = reset_history(RunId::from_u128(10), &events, 3, ALL, "x", now, true).unwrap();
         assert!(matches!(
             before[3].kind,
             EventKind::WorkflowResetFrom { seed_run_id, .. } if seed_run_id == run
@@ -344,7 +351,7 @@ mod tests {
         );
         let run = RunId::from_u128(9);
         let now = SystemTime::UNIX_EPOCH;
-        let events = reset_history(run, &history(kinds.clone()), 3, ALL, "fix", now).unwrap();
+        let events = reset_history(run, &history(kinds.clone()), 3, ALL, "fix", now, true).unwrap();
         let reapplied: Vec<&EventKind> = events[4..].iter().map(|e| &e.kind).collect();
         assert_eq!(reapplied.len(), 3, "{reapplied:?}");
         assert_eq!(reapplied[0].signal().map(|s| s.0), Some("a"));
@@ -356,7 +363,8 @@ mod tests {
             signals: true,
             updates: false,
         };
-        let without = reset_history(run, &history(kinds), 3, signals_only, "fix", now).unwrap();
+        let without =
+            reset_history(run, &history(kinds), 3, signals_only, "fix", now, true).unwrap();
         assert!(
             !without[4..]
                 .iter()

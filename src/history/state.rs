@@ -98,6 +98,11 @@ pub(crate) struct MutableState {
     /// recorded them.
     pub(crate) unread_signals: Vec<UnreadSignals>,
     pub(crate) cancel_requested: bool,
+    /// A cancellation request held while the run was paused (its reason),
+    /// until the engine records the `WorkflowCancelRequested` the code
+    /// sees: at the unpause, or at once in a run that is not paused (a
+    /// reset's copy).
+    pub(crate) cancel_deferred: Option<String>,
     /// The run's own run timeout, as its start gave it (a continue-as-new
     /// gives the next run the same).
     pub(crate) run_timeout: Option<std::time::Duration>,
@@ -145,6 +150,7 @@ impl Default for MutableState {
             signal_request_ids: BTreeSet::new(),
             unread_signals: Vec::new(),
             cancel_requested: false,
+            cancel_deferred: None,
             run_timeout: None,
             previous_run_id: None,
             next_run_id: None,
@@ -284,6 +290,7 @@ impl MutableState {
                 // Everything pending is resolved as cancelled for the
                 // workflow (Temporal's try-cancel).
                 self.cancel_requested = true;
+                self.cancel_deferred = None;
                 self.activities.clear();
                 self.timers.clear();
                 self.local_backoffs.clear();
@@ -304,6 +311,19 @@ impl MutableState {
             }
             EventKind::LocalActivityRecorded { seq, .. } => {
                 self.local_backoffs.remove(seq);
+            }
+            // Only the first request counts, as for a delivered one.
+            EventKind::WorkflowCancelRequestDeferred { reason } => {
+                if !self.cancel_requested && self.cancel_deferred.is_none() {
+                    self.cancel_deferred = Some(reason.clone());
+                }
+            }
+            // What the code reads at start; nothing of the run's state.
+            EventKind::WorkflowStartedBySchedule { .. } => {}
+            EventKind::ParentWorkflowReset { parent_run_id } => {
+                if let Some(parent) = &mut self.parent {
+                    parent.run_id = *parent_run_id;
+                }
             }
             // Visibility, not run state: search attributes are kept in the
             // run record, since those given at start are not in history.
@@ -951,6 +971,55 @@ mod tests {
         assert_eq!(state.status, WorkflowStatus::Terminated);
         assert_eq!(state.reset_to, Some(RunId::from_u128(7)));
         assert!(state.timers.is_empty());
+    }
+
+    #[test]
+    fn a_held_cancellation_keeps_the_first_reason_and_leaves_pending_work_alone() {
+        let state = MutableState::fold(&history(vec![
+            started(None),
+            EventKind::TimerStarted {
+                seq: 1,
+                fire_at: at(300),
+            },
+            EventKind::WorkflowPaused { reason: "p".into() },
+            EventKind::WorkflowCancelRequestDeferred {
+                reason: "first".into(),
+            },
+            EventKind::WorkflowCancelRequestDeferred {
+                reason: "second".into(),
+            },
+        ]));
+        assert_eq!(state.cancel_deferred.as_deref(), Some("first"));
+        assert!(!state.cancel_requested);
+        assert_eq!(state.timers.len(), 1, "the code has not seen it");
+        let mut delivered = state.clone();
+        delivered.apply(&Event {
+            event_id: 6,
+            timestamp: at(200),
+            kind: EventKind::WorkflowCancelRequested {
+                reason: "first".into(),
+            },
+        });
+        assert!(delivered.cancel_requested && delivered.cancel_deferred.is_none());
+    }
+
+    #[test]
+    fn a_parent_reset_names_the_childs_new_parent_run() {
+        let state = MutableState::fold(&history(vec![
+            started(None),
+            EventKind::WorkflowStartedAsChild {
+                parent_workflow_id: "p".into(),
+                parent_run_id: RunId::from_u128(1),
+                seq: 3,
+                parent_close_policy: ParentClosePolicy::Terminate,
+            },
+            EventKind::ParentWorkflowReset {
+                parent_run_id: RunId::from_u128(2),
+            },
+        ]));
+        let parent = state.parent.expect("a child");
+        assert_eq!((parent.run_id, parent.seq), (RunId::from_u128(2), 3));
+        assert_eq!(parent.workflow_id, "p");
     }
 
     #[test]

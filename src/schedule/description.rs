@@ -154,6 +154,7 @@ impl ScheduleDescription {
                 policy: SchedulePolicy {
                     overlap: record.overlap,
                     catchup_window: record.catchup_window,
+                    pause_on_failure: record.pause_on_failure,
                 },
                 state: ScheduleState {
                     paused: record.paused,

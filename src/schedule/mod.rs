@@ -170,6 +170,11 @@ pub struct SchedulePolicy {
     /// counted in [`ScheduleInfo::missed_catchup_window`]. Default one year,
     /// at least [`MIN_CATCHUP_WINDOW`].
     pub catchup_window: Duration,
+    /// Pause the schedule when a workflow it started fails or times out
+    /// (Temporal's `pause_on_failure`; a cancelled or terminated one does
+    /// not pause it). The pause's note names the workflow; unpause to go
+    /// on. Default off.
+    pub pause_on_failure: bool,
 }
 
 impl Default for SchedulePolicy {
@@ -177,6 +182,7 @@ impl Default for SchedulePolicy {
         SchedulePolicy {
             overlap: ScheduleOverlapPolicy::Skip,
             catchup_window: DEFAULT_CATCHUP_WINDOW,
+            pause_on_failure: false,
         }
     }
 }
@@ -191,6 +197,12 @@ impl SchedulePolicy {
     /// With this catch-up window.
     pub fn catchup_window(mut self, window: Duration) -> Self {
         self.catchup_window = window;
+        self
+    }
+
+    /// Pausing on a failed or timed-out action, or not.
+    pub fn pause_on_failure(mut self, pause: bool) -> Self {
+        self.pause_on_failure = pause;
         self
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::CompiledSpec;
 use super::overlap::{self, BufferedAction};
 use super::record::{RECENT_ACTIONS, RecentAction, ScheduleRecord};
-use crate::history::RunId;
+use crate::history::{Failure, Payload, RunId, WorkflowStatus};
 
 /// Most spec times one step takes, so that a long outage is caught up in
 /// bounded steps (the next one follows at once).
@@ -120,6 +120,47 @@ pub(crate) fn step(
     }
 }
 
+/// How an action's workflow ended, as a schedule takes it in.
+#[derive(Debug)]
+pub(crate) enum ActionOutcome {
+    Completed(Payload),
+    /// Failed or timed out: the failure, and the status for the note.
+    Failed(Failure, WorkflowStatus),
+    /// Cancelled or terminated: neither sets nor clears anything.
+    Other,
+}
+
+/// Takes in the end of an action's workflow (Temporal's rules): a
+/// completion is the last completion result and clears the last failure;
+/// a failure or timeout is the last failure and, under `pause_on_failure`,
+/// pauses the schedule with a note naming the workflow. True when the
+/// record changed.
+pub(crate) fn record_outcome(
+    record: &mut ScheduleRecord,
+    workflow_id: &str,
+    outcome: ActionOutcome,
+) -> bool {
+    match outcome {
+        ActionOutcome::Completed(result) => {
+            record.last_completion_result = Some(result);
+            record.last_failure = None;
+            true
+        }
+        ActionOutcome::Failed(failure, status) => {
+            if record.pause_on_failure && !record.paused {
+                record.paused = true;
+                record.notes = format!(
+                    "paused on failure: workflow {workflow_id:?} {status:?}: {}",
+                    failure.message
+                );
+            }
+            record.last_failure = Some(failure);
+            true
+        }
+        ActionOutcome::Other => false,
+    }
+}
+
 /// Records in `record` the start of `action` as `workflow_id`/`run_id`.
 pub(crate) fn record_start(
     record: &mut ScheduleRecord,
@@ -195,6 +236,27 @@ mod tests {
         let s = step(record, &spec, at(105), Vec::new());
         assert_eq!(s.starts.len(), 2);
         assert_eq!(s.record.remaining_actions, Some(0));
+    }
+
+    #[test]
+    fn a_failure_pauses_under_pause_on_failure_and_a_completion_clears_it() {
+        let (mut record, _) = every_second();
+        let done = || ActionOutcome::Completed(Payload::encode(&1).unwrap());
+        let failed =
+            || ActionOutcome::Failed(Failure::new("Boom", "it broke"), WorkflowStatus::Failed);
+        assert!(record_outcome(&mut record, "s-1", failed()));
+        assert!(!record.paused, "pause_on_failure is off");
+        assert!(record.last_failure.is_some());
+        assert!(record_outcome(&mut record, "s-2", done()));
+        assert_eq!(record.last_failure, None);
+        assert!(!record_outcome(&mut record, "s-3", ActionOutcome::Other));
+        assert!(record.last_completion_result.is_some());
+        record.pause_on_failure = true;
+        record_outcome(&mut record, "s-4", failed());
+        assert!(record.paused);
+        assert!(record.notes.contains("\"s-4\"") && record.notes.contains("it broke"));
+        // The result stays for the next action.
+        assert!(record.last_completion_result.is_some());
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The persisted form of a schedule (record version 1, store format 13):
-//! its configuration and its progress in one record, rewritten, in the
-//! same commit, with every start it makes.
+//! The persisted form of a schedule (record version 2 since store format
+//! 16; version 1, store formats 14 and 15, reads through the frozen
+//! [`ScheduleRecordV1`]): its configuration and its progress in one
+//! record, rewritten, in the same commit, with every start it makes.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,14 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::overlap::{BufferedAction, ScheduleOverlapPolicy};
 use super::spec::{ScheduleIntervalSpec, ScheduleSpec};
-use crate::codec::Record;
-use crate::history::{Payload, RunId, SearchAttributes};
+use crate::codec::{self, CodecError, Record};
+use crate::history::{Failure, Payload, RunId, SearchAttributes};
 
 /// How many recent actions a schedule keeps (Temporal's `RecentActionCount`).
 pub(crate) const RECENT_ACTIONS: usize = 10;
 
-/// One schedule as stored (record version 1). Never change a field in
-/// place: a change adds a record version (see `codec`).
+/// One schedule as stored (record version 2: version 1's fields, then
+/// `pause_on_failure`, `last_completion_result` and `last_failure`). Never
+/// change a field in place: a change adds a record version (see `codec`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ScheduleRecord {
     pub(crate) schedule_id: String,
@@ -46,9 +48,88 @@ pub(crate) struct ScheduleRecord {
     pub(crate) missed_catchup_window: u64,
     pub(crate) overlap_skipped: u64,
     pub(crate) buffer_dropped: u64,
+    /// Pause the schedule when an action's workflow fails or times out
+    /// (Temporal's `SchedulePolicies.pause_on_failure`). Version 2.
+    pub(crate) pause_on_failure: bool,
+    /// The result of the most recent action whose workflow completed, as
+    /// the schedule's steps found it: passed to the next start. Version 2.
+    pub(crate) last_completion_result: Option<Payload>,
+    /// The failure of the most recent action whose workflow failed or
+    /// timed out, cleared by a completion: passed to the next start.
+    /// Version 2.
+    pub(crate) last_failure: Option<Failure>,
 }
 
-impl Record for ScheduleRecord {}
+/// Version 2 since store format 16; version 1 reads through
+/// [`ScheduleRecordV1`], as a schedule that does not pause on failure and
+/// has passed nothing on yet.
+impl Record for ScheduleRecord {
+    const VERSION: u8 = 2;
+
+    fn decode_older(version: u8, body: &[u8]) -> Result<Self, CodecError> {
+        match version {
+            1 => Ok(codec::decode_exact::<ScheduleRecordV1>(body)?.into()),
+            found => Err(CodecError::NewerVersion {
+                found,
+                supported: Self::VERSION,
+            }),
+        }
+    }
+}
+
+/// A schedule as store formats 14 and 15 wrote it (record version 1). Frozen:
+/// never change it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ScheduleRecordV1 {
+    pub(crate) schedule_id: String,
+    pub(crate) revision: u64,
+    pub(crate) spec: SpecRecord,
+    pub(crate) action: ActionRecord,
+    pub(crate) overlap: ScheduleOverlapPolicy,
+    pub(crate) catchup_window: Duration,
+    pub(crate) paused: bool,
+    pub(crate) notes: String,
+    pub(crate) remaining_actions: Option<u64>,
+    pub(crate) created_at: SystemTime,
+    pub(crate) updated_at: Option<SystemTime>,
+    pub(crate) high_water: SystemTime,
+    pub(crate) buffer: Vec<BufferedAction>,
+    pub(crate) running: Vec<(String, RunId)>,
+    pub(crate) recent: Vec<RecentAction>,
+    pub(crate) action_count: u64,
+    pub(crate) missed_catchup_window: u64,
+    pub(crate) overlap_skipped: u64,
+    pub(crate) buffer_dropped: u64,
+}
+
+impl From<ScheduleRecordV1> for ScheduleRecord {
+    fn from(v1: ScheduleRecordV1) -> Self {
+        ScheduleRecord {
+            schedule_id: v1.schedule_id,
+            revision: v1.revision,
+            spec: v1.spec,
+            action: v1.action,
+            overlap: v1.overlap,
+            catchup_window: v1.catchup_window,
+            paused: v1.paused,
+            notes: v1.notes,
+            remaining_actions: v1.remaining_actions,
+            created_at: v1.created_at,
+            updated_at: v1.updated_at,
+            high_water: v1.high_water,
+            buffer: v1.buffer,
+            running: v1.running,
+            recent: v1.recent,
+            action_count: v1.action_count,
+            missed_catchup_window: v1.missed_catchup_window,
+            overlap_skipped: v1.overlap_skipped,
+            buffer_dropped: v1.buffer_dropped,
+            pause_on_failure: false,
+            last_completion_result: None,
+            last_failure: None,
+        }
+    }
+}
 
 #[cfg(test)]
 impl ScheduleRecord {
@@ -84,7 +165,64 @@ impl ScheduleRecord {
             missed_catchup_window: 0,
             overlap_skipped: 0,
             buffer_dropped: 0,
+            pause_on_failure: false,
+            last_completion_result: None,
+            last_failure: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Written as store format 14 wrote it, to check the decoder.
+    impl Record for ScheduleRecordV1 {}
+
+    /// A version-1 record (store format 14) reads as a schedule that does
+    /// not pause on failure and has passed nothing on; a version-2 record
+    /// keeps the new fields.
+    #[test]
+    fn version_1_records_decode_and_version_2_round_trips() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut record = ScheduleRecord::sample("s", 3, at);
+        let r = record.clone();
+        let v1 = ScheduleRecordV1 {
+            schedule_id: r.schedule_id,
+            revision: r.revision,
+            spec: r.spec,
+            action: r.action,
+            overlap: r.overlap,
+            catchup_window: r.catchup_window,
+            paused: r.paused,
+            notes: r.notes,
+            remaining_actions: r.remaining_actions,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            high_water: r.high_water,
+            buffer: r.buffer,
+            running: r.running,
+            recent: r.recent,
+            action_count: r.action_count,
+            missed_catchup_window: r.missed_catchup_window,
+            overlap_skipped: r.overlap_skipped,
+            buffer_dropped: r.buffer_dropped,
+        };
+        let bytes = codec::encode(&v1).expect("encodes");
+        assert_eq!(bytes[0], 1);
+        assert_eq!(
+            codec::decode::<ScheduleRecord>(&bytes).expect("a version-1 record"),
+            record
+        );
+        record.pause_on_failure = true;
+        record.last_completion_result = Some(Payload::encode(&7).expect("a payload"));
+        record.last_failure = Some(Failure::new("Boom", "it broke"));
+        let bytes = codec::encode(&record).expect("encodes");
+        assert_eq!(bytes[0], 2);
+        assert_eq!(
+            codec::decode::<ScheduleRecord>(&bytes).expect("decodes"),
+            record
+        );
     }
 }
 

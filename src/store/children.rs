@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use super::ops::{EncodedRecord, ReuseRule, WriteOp};
-use crate::history::{ParentClosePolicy, RunId};
+use crate::history::{Event, EventKind, MutableState, ParentClosePolicy, RunId};
 
 /// A parent's append (as `WriteOp::Append`, conditional the same way) with
 /// the starts its events initiate. Refused as a whole, writing nothing,
@@ -67,4 +67,79 @@ pub(crate) struct ChildCloseOp {
     pub(crate) workflow_id: String,
     pub(crate) seq: u32,
     pub(crate) policy: ParentClosePolicy,
+    /// A reset's close hands the child to the new run instead of applying
+    /// its policy: the child gets `ParentWorkflowReset` naming this run
+    /// (whatever its policy, abandon included).
+    pub(crate) reparent_to: Option<RunId>,
+}
+
+/// What a closing parent does to one open run of its child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChildActionKind {
+    /// `WorkflowTerminated`, closing it (policy Terminate).
+    Terminate,
+    /// A cancellation request (policy RequestCancel).
+    Cancel,
+    /// `ParentWorkflowReset`: the child goes on, now the new run's.
+    Reparent,
+}
+
+/// What a closing parent's commit writes into a child's open run, decided
+/// from the run's folded `state` (both stores decide the same way): only
+/// a run that names `parent_run` and `seq` as its parent is touched (an ID
+/// reused by an unrelated workflow is left alone); a request to cancel is
+/// state, so a run that has (or holds) one gets nothing more. The event
+/// takes the ID after the stored history, at time `at`.
+pub(crate) fn child_action(
+    state: &MutableState,
+    parent_run: RunId,
+    seq: u32,
+    policy: ParentClosePolicy,
+    reparent_to: Option<RunId>,
+    at: SystemTime,
+) -> Option<(ChildActionKind, Event)> {
+    let ours = state
+        .parent
+        .as_ref()
+        .is_some_and(|p| p.run_id == parent_run && p.seq == seq);
+    if !ours || state.status.is_closed() {
+        return None;
+    }
+    let (action, kind) = match (reparent_to, policy) {
+        (Some(parent_run_id), _) => (
+            ChildActionKind::Reparent,
+            EventKind::ParentWorkflowReset { parent_run_id },
+        ),
+        (None, ParentClosePolicy::Terminate) => (
+            ChildActionKind::Terminate,
+            EventKind::WorkflowTerminated {
+                reason: format!(
+                    "its parent workflow's run {parent_run} closed (parent-close policy Terminate)"
+                ),
+            },
+        ),
+        (None, ParentClosePolicy::RequestCancel) => {
+            if state.cancel_requested || state.cancel_deferred.is_some() {
+                return None;
+            }
+            (
+                ChildActionKind::Cancel,
+                super::cancel_request(
+                    state,
+                    format!(
+                        "its parent workflow's run {parent_run} closed (parent-close policy RequestCancel)"
+                    ),
+                ),
+            )
+        }
+        (None, ParentClosePolicy::Abandon) => return None,
+    };
+    Some((
+        action,
+        Event {
+            event_id: state.next_event_id(),
+            timestamp: at,
+            kind,
+        },
+    ))
 }

@@ -7,7 +7,7 @@
 use std::time::SystemTime;
 
 use super::ops::{WriteOp, WriteOutcome};
-use crate::history::{Event, EventId, Payload, RunId};
+use crate::history::{Event, EventId, EventKind, Payload, RunId};
 
 /// A sender's step (`inner`: its `Append`, `StartChildren`, `CloseParent`
 /// or `ContinueAsNew`, refused as a whole, writing nothing, when it would
@@ -89,4 +89,17 @@ pub(crate) struct ExternalOutcome {
     /// The events written to targets, each with its run: what their
     /// actors, if live, have to take in.
     pub(crate) delivered: Vec<(RunId, Event)>,
+}
+
+/// The event a cancellation request delivered by a commit writes into its
+/// target's history: `WorkflowCancelRequested`, or, while the target is
+/// paused, `WorkflowCancelRequestDeferred`, which its actor turns into the
+/// request the code sees at the unpause (as Temporal holds a paused run's
+/// cancellation).
+pub(crate) fn cancel_request(target: &crate::history::MutableState, reason: String) -> EventKind {
+    if target.paused.is_some() {
+        EventKind::WorkflowCancelRequestDeferred { reason }
+    } else {
+        EventKind::WorkflowCancelRequested { reason }
+    }
 }

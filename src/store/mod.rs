@@ -34,9 +34,13 @@ pub(crate) use self::redb::STORE_FORMAT_VERSION;
 pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore};
 #[cfg(feature = "fault-injection")]
 pub use self::redb::{CutImage, CutMode, FaultInjector, PowerCut};
-pub(crate) use children::{ChildCloseOp, ChildStartOp, CloseParentOp, StartChildrenOp};
+pub(crate) use children::{
+    ChildActionKind, ChildCloseOp, ChildStartOp, CloseParentOp, StartChildrenOp, child_action,
+};
 pub(crate) use contract::Store;
-pub(crate) use external::{ExternalAction, ExternalOp, ExternalOutcome, ExternalRequest};
+pub(crate) use external::{
+    ExternalAction, ExternalOp, ExternalOutcome, ExternalRequest, cancel_request,
+};
 pub(crate) use ops::{ContinueAsNewOp, EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 pub(crate) use query::{Query, QueryPage, Suffix};
 pub(crate) use record::{RunRecord, WAKE_NEVER, WAKE_NOW};

@@ -144,10 +144,12 @@ pub(crate) enum WriteOutcome {
     /// `Ok(run_id)`, `StartChildWorkflowFailed` with the cause for `Err`.
     ChildrenStarted(Vec<Result<RunId, crate::history::StartChildFailedCause>>),
     /// A close with open children was made, with what it did to them:
-    /// the runs it terminated and those it asked to cancel.
+    /// the runs it terminated, those it asked to cancel, and (a reset's
+    /// close) those it handed to the new run, each with the event written.
     ParentClosed {
         terminated: Vec<RunId>,
         cancel_requested: Vec<RunId>,
+        reparented: Vec<(RunId, crate::history::Event)>,
     },
     /// A step with deliveries to other workflows was made (see
     /// [`super::external::ExternalOutcome`]).

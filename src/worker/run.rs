@@ -493,6 +493,8 @@ impl RunActor {
             step.effects.push(Effect::Timer { seq: *seq, at: *at });
         }
         self.absorb_commands(step);
+        // A request a reset copied while the copy ends unpaused.
+        self.deliver_deferred_cancel(step);
         for (seq, attempt, first) in interrupted {
             let failure = Failure::new(
                 INTERRUPTED,
@@ -608,8 +610,14 @@ impl RunActor {
                     return;
                 }
                 step.acks.push(ack);
-                if self.state.cancel_requested {
+                if self.state.cancel_requested || self.state.cancel_deferred.is_some() {
                     // A cancellation request is state: only the first is delivered.
+                    return;
+                }
+                if self.state.paused.is_some() {
+                    // Held, as Temporal holds it, until the unpause: the
+                    // code sees it then (see `pause::deliver_deferred_cancel`).
+                    self.push(step, EventKind::WorkflowCancelRequestDeferred { reason });
                     return;
                 }
                 // Try-cancel: the attempts are told, and the workflow sees
@@ -1575,8 +1583,10 @@ impl RunActor {
             WriteOp::Append { wake, .. } => Some(*wake),
             _ => None,
         };
-        // A close applies its children's parent-close policies with it.
-        let written = self.write_close_with_children(op, events).await;
+        // A close applies its children's parent-close policies with it; a
+        // reset's close hands those the new run keeps to it instead.
+        let inherits = next_run.filter(|_| self.state.reset_to.is_some());
+        let written = self.write_close_with_children(op, events, inherits).await;
         if written.is_ok() {
             self.committed_wake = wake;
         }

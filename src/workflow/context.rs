@@ -86,6 +86,40 @@ impl WorkflowContext {
         lock(&self.core).run_id
     }
 
+    /// For a run a schedule started: the result of the schedule's most
+    /// recent action whose workflow completed before this one started
+    /// (Temporal's `LastCompletionResult`), decoded as `T`. `Ok(None)` for
+    /// the schedule's first action, a run no schedule started, and a start
+    /// under the overlap policy `AllowAll` (as in Temporal: runs overlap,
+    /// so there is no "last"). Not carried to a continued run.
+    ///
+    /// ```
+    /// # use steadfast::{WorkflowContext, WorkflowError};
+    /// // A report that counts on from where the previous one ended.
+    /// async fn report(ctx: WorkflowContext, _: ()) -> Result<u64, WorkflowError> {
+    ///     let previous: u64 = ctx.last_completion_result()?.unwrap_or(0);
+    ///     Ok(previous + 1)
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`PayloadError`] when the result does not decode as `T`.
+    pub fn last_completion_result<T: DeserializeOwned>(&self) -> Result<Option<T>, PayloadError> {
+        lock(&self.core)
+            .last_completion_result
+            .as_ref()
+            .map(Payload::decode)
+            .transpose()
+    }
+
+    /// For a run a schedule started: the failure of the schedule's most
+    /// recent action whose workflow failed or timed out, unless one
+    /// completed since (Temporal's last failure, `continued_failure`).
+    /// `None` otherwise, as for [`last_completion_result`](Self::last_completion_result).
+    pub fn last_failure(&self) -> Option<crate::history::Failure> {
+        lock(&self.core).last_failure.clone()
+    }
+
     // ----- Activities -----
 
     /// Schedules an activity and returns a future of its result.

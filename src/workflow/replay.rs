@@ -180,6 +180,11 @@ pub(crate) struct RunCore {
     /// (the code's, not recorded): what this run's own cancellation does
     /// to the child.
     child_cancellation_types: HashMap<u32, ChildWorkflowCancellationType>,
+    /// What the schedule that started this run passed on
+    /// (`WorkflowStartedBySchedule`): the last completion result and the
+    /// last failure of its earlier actions.
+    pub(crate) last_completion_result: Option<Payload>,
+    pub(crate) last_failure: Option<Failure>,
 }
 
 impl std::fmt::Debug for RunCore {
@@ -252,6 +257,8 @@ impl RunCore {
             child_results: HashMap::new(),
             cancelled_children: HashMap::new(),
             child_cancellation_types: HashMap::new(),
+            last_completion_result: None,
+            last_failure: None,
         }
     }
 
@@ -1047,6 +1054,14 @@ impl WorkflowMachine {
                     } => core.deliver_signal(signal_name, input.clone()),
                     EventKind::WorkflowContinuedFrom { .. }
                     | EventKind::WorkflowStartedAsChild { .. } => {}
+                    EventKind::WorkflowStartedBySchedule {
+                        last_completion_result,
+                        last_failure,
+                        ..
+                    } => {
+                        core.last_completion_result = last_completion_result.clone();
+                        core.last_failure = last_failure.clone();
+                    }
                     _ => break,
                 }
                 core.observe(first);

@@ -59,6 +59,10 @@ pub struct CreateScheduleRequest {
     /// The catch-up window, e.g. `1h`; default one year.
     #[serde(default)]
     pub catchup_window: Option<String>,
+    /// Pause the schedule when an action's workflow fails or times out;
+    /// default false.
+    #[serde(default)]
+    pub pause_on_failure: bool,
     /// Created paused.
     #[serde(default)]
     pub paused: bool,
@@ -151,6 +155,9 @@ pub struct ScheduleBody {
     pub overlap: String,
     /// The catch-up window.
     pub catchup_window: String,
+    /// Whether a failed or timed-out action pauses the schedule.
+    #[serde(default)]
+    pub pause_on_failure: bool,
     /// Paused or not.
     pub paused: bool,
     /// The note of the last pause or unpause.
@@ -377,6 +384,7 @@ pub fn schedule_from_request(
     if let Some(window) = &request.catchup_window {
         policy = policy.catchup_window(duration_field("catchup_window", window)?);
     }
+    policy = policy.pause_on_failure(request.pause_on_failure);
     let mut state = if request.paused {
         ScheduleState::paused(request.note.clone().unwrap_or_default())
     } else {
@@ -431,6 +439,7 @@ impl From<&ScheduleDescription> for ScheduleBody {
             end_at: s.spec.end_at.map(time_text),
             overlap: s.policy.overlap.to_string(),
             catchup_window: duration_text(s.policy.catchup_window),
+            pause_on_failure: s.policy.pause_on_failure,
             paused: s.state.paused,
             note: s.state.note.clone(),
             remaining_actions: s.state.remaining_actions,

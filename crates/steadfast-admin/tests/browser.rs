@@ -633,6 +633,7 @@ async fn the_schedules_page_shows_next_actions_and_triggers_one_whose_run_it_lin
         expect_element(&tab, "#next-actions li", &errors);
         assert!(inner_text(&tab, "#next-actions").contains(&next));
         assert_eq!(inner_text(&tab, "#schedule-overlap"), "skip");
+        assert_eq!(inner_text(&tab, "#schedule-pause-on-failure"), "no");
         assert!(inner_text(&tab, "#schedule-spec").contains("1h"));
         let actions_before = tab
             .find_elements("#recent-actions tbody tr")

@@ -25,6 +25,7 @@ const CREATE: &str = r#"{
     "time_zone": "Asia/Kolkata",
     "overlap": "buffer-one",
     "catchup_window": "1h",
+    "pause_on_failure": true,
     "note": "made by a test"
 }"#;
 
@@ -79,6 +80,7 @@ async fn every_schedule_route_answers_as_documented() {
     assert_eq!(d["cron"][0], "0 * * * *");
     assert_eq!(d["overlap"], "buffer-one");
     assert_eq!(d["catchup_window"], "1h");
+    assert_eq!(d["pause_on_failure"], true);
     assert_eq!(d["note"], "made by a test");
     assert_eq!(d["input"], "Hello");
     assert_eq!(d["info"]["next_action_times"].as_array().unwrap().len(), 5);

@@ -713,6 +713,7 @@ function scheduleDetails(s) {
     row("Not after", when(s.end_at)),
     row("Overlap policy", el("span", { class: "mono", id: "schedule-overlap" }, s.overlap)),
     row("Catch-up window", s.catchup_window),
+    row("Pause on failure", el("span", { id: "schedule-pause-on-failure" }, s.pause_on_failure ? "yes" : "no")),
     row("Actions left", s.remaining_actions === null ? "unlimited" : s.remaining_actions));
   const state = el("dl", { class: "summary", id: "schedule-state" },
     row("State", s.paused ? "paused" : "active"),
@@ -723,7 +724,10 @@ function scheduleDetails(s) {
     row("Buffered", i.buffer_size),
     row("Dropped (buffer full)", i.buffer_dropped),
     row("Created", when(i.created_at)),
-    row("Last changed", when(i.last_updated_at)));
+    row("Last changed", when(i.last_updated_at)),
+    row("Last result", i.last_completion_result === null || i.last_completion_result === undefined
+      ? null : el("span", { class: "mono", id: "schedule-last-result" }, JSON.stringify(i.last_completion_result))),
+    row("Last failure", i.last_failure ? el("span", { id: "schedule-last-failure" }, i.last_failure) : null));
   const action = el("dl", { class: "summary", id: "schedule-action" },
     row("Workflow type", s.workflow_type),
     row("Workflow ID", el("span", { class: "mono" }, s.workflow_id, el("span", { class: "muted" }, "-<time>"))),

@@ -393,6 +393,9 @@ pub struct ScheduleCreateArgs {
     /// How late a missed action may still be taken after downtime (`1h`).
     #[arg(long)]
     pub catchup_window: Option<String>,
+    /// Pause the schedule when an action's workflow fails or times out.
+    #[arg(long)]
+    pub pause_on_failure: bool,
     /// Create it paused.
     #[arg(long)]
     pub paused: bool,

@@ -159,6 +159,7 @@ fn create_body(args: ScheduleCreateArgs) -> Result<Value, CliError> {
         "end_at": args.end_time,
         "overlap": args.overlap_policy,
         "catchup_window": args.catchup_window,
+        "pause_on_failure": args.pause_on_failure,
         "paused": args.paused,
         "note": args.notes,
         "remaining_actions": args.remaining_actions,
@@ -235,6 +236,7 @@ async fn describe(target: &Target, id: String, out: Output) -> Result<String, Cl
             ("EndTime", s.end_at.clone().unwrap_or_default()),
             ("OverlapPolicy", s.overlap.clone()),
             ("CatchupWindow", s.catchup_window.clone()),
+            ("PauseOnFailure", s.pause_on_failure.to_string()),
             ("Paused", s.paused.to_string()),
             ("Notes", s.note.clone()),
             (

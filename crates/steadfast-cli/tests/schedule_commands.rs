@@ -123,6 +123,7 @@ async fn schedule_commands_against_a_running_app() {
     let d = json(&cli(&["schedule", "describe", "-s", "nightly", "-o", "json"]).await);
     assert_eq!(d["workflow_id"], "report-nightly");
     assert_eq!(d["input"], "nightly");
+    assert_eq!(d["pause_on_failure"], false, "off unless asked for");
     // 02:30 in Paris in winter is 01:30 UTC.
     let next = d["info"]["next_action_times"][0]
         .as_str()
@@ -208,6 +209,7 @@ async fn schedule_commands_against_a_running_app() {
         "report-6h",
         "--notes",
         "every six hours",
+        "--pause-on-failure",
     ])
     .await;
     assert_eq!(
@@ -222,7 +224,10 @@ async fn schedule_commands_against_a_running_app() {
     assert!(d["cron"].as_array().unwrap().is_empty());
     assert_eq!(d["overlap"], "skip", "left out: the default");
     assert_eq!(d["note"], "every six hours");
+    assert_eq!(d["pause_on_failure"], true);
     assert_eq!(d["info"]["action_count"], 3);
+    let described = stdout(&cli(&["schedule", "describe", "-s", "nightly"]).await);
+    assert!(described.contains("PauseOnFailure"), "{described}");
     let unknown = cli(&[
         "schedule",
         "update",

@@ -11,7 +11,10 @@ use crate::codec;
 use crate::history::{
     Event, EventKind, MutableState, ParentClosePolicy, RunId, StartChildFailedCause, WorkflowStatus,
 };
-use crate::store::{CloseParentOp, ReuseRule, StartChildrenOp, StoreError, WAKE_NOW, WriteOutcome};
+use crate::store::{
+    ChildActionKind, CloseParentOp, ReuseRule, StartChildrenOp, StoreError, WAKE_NOW, WriteOutcome,
+    child_action,
+};
 
 /// Generations of children a close reaches at most (as the redb store).
 const MAX_GENERATIONS: usize = 16;
@@ -171,8 +174,8 @@ pub(super) async fn refusal(
 struct ChildAction {
     run_id: RunId,
     workflow_id: String,
-    terminate: bool,
-    event_id: u64,
+    kind: ChildActionKind,
+    event: Event,
     bytes: Vec<u8>,
 }
 
@@ -197,9 +200,11 @@ pub(super) async fn close_parent(
     }
     let mut terminated = Vec::new();
     let mut cancel_requested = Vec::new();
+    let mut reparented = Vec::new();
     for action in actions {
-        let outcome = if action.terminate {
-            let event = (action.event_id, op.at, action.bytes.as_slice());
+        let event_id = action.event.event_id;
+        let outcome = if action.kind == ChildActionKind::Terminate {
+            let event = (event_id, op.at, action.bytes.as_slice());
             close(
                 txn,
                 statements,
@@ -212,16 +217,8 @@ pub(super) async fn close_parent(
         } else {
             // Loaded on the next open, should the process stop before the
             // child's actor hears of it.
-            let events = [(action.event_id, action.bytes)];
-            deliver(
-                txn,
-                statements,
-                action.run_id,
-                action.event_id,
-                &events,
-                WAKE_NOW,
-            )
-            .await?
+            let events = [(event_id, action.bytes)];
+            deliver(txn, statements, action.run_id, event_id, &events, WAKE_NOW).await?
         };
         // Decided from rows locked in this transaction: only damage gets
         // here, after the close was written, so the batch must not commit.
@@ -231,15 +228,16 @@ pub(super) async fn close_parent(
                 action.run_id
             )));
         }
-        if action.terminate {
-            terminated.push(action.run_id);
-        } else {
-            cancel_requested.push(action.run_id);
+        match action.kind {
+            ChildActionKind::Terminate => terminated.push(action.run_id),
+            ChildActionKind::Cancel => cancel_requested.push(action.run_id),
+            ChildActionKind::Reparent => reparented.push((action.run_id, action.event)),
         }
     }
     Ok(Ok(WriteOutcome::ParentClosed {
         terminated,
         cancel_requested,
+        reparented,
     }))
 }
 
@@ -250,15 +248,18 @@ async fn decide_children(
     op: &CloseParentOp,
 ) -> Result<Vec<ChildAction>, StoreError> {
     let mut actions: Vec<ChildAction> = Vec::new();
-    let mut generation: Vec<(RunId, String, u32, ParentClosePolicy)> = op
+    let mut generation: Vec<(RunId, String, u32, ParentClosePolicy, Option<RunId>)> = op
         .children
         .iter()
-        .map(|c| (op.run_id, c.workflow_id.clone(), c.seq, c.policy))
+        .map(|c| {
+            let (id, seq) = (c.workflow_id.clone(), c.seq);
+            (op.run_id, id, seq, c.policy, c.reparent_to)
+        })
         .collect();
     for _ in 0..MAX_GENERATIONS {
         let mut next = Vec::new();
-        for (parent_run, workflow_id, seq, policy) in generation {
-            if policy == ParentClosePolicy::Abandon {
+        for (parent_run, workflow_id, seq, policy, reparent_to) in generation {
+            if policy == ParentClosePolicy::Abandon && reparent_to.is_none() {
                 continue;
             }
             let latest = txn
@@ -283,49 +284,23 @@ async fn decide_children(
             let Some(state) = fold_run(txn, run_id).await? else {
                 continue;
             };
-            let ours = state
-                .parent
-                .as_ref()
-                .is_some_and(|p| p.run_id == parent_run && p.seq == seq);
-            if !ours || state.status.is_closed() {
+            let Some((kind, event)) =
+                child_action(&state, parent_run, seq, policy, reparent_to, op.at)
+            else {
                 continue;
-            }
-            let terminate = policy == ParentClosePolicy::Terminate;
-            if !terminate && state.cancel_requested {
-                continue;
-            }
-            let event_id = state.next_event_id();
-            let kind = if terminate {
-                EventKind::WorkflowTerminated {
-                    reason: format!(
-                        "its parent workflow's run {parent_run} closed (parent-close policy Terminate)"
-                    ),
-                }
-            } else {
-                EventKind::WorkflowCancelRequested {
-                    reason: format!(
-                        "its parent workflow's run {parent_run} closed (parent-close policy RequestCancel)"
-                    ),
-                }
-            };
-            let event = Event {
-                event_id,
-                timestamp: op.at,
-                kind,
             };
             let bytes = codec::encode(&event).map_err(StoreError::encode)?;
-            if terminate {
-                next.extend(
-                    state.children.iter().map(|(seq, c)| {
-                        (run_id, c.workflow_id.clone(), *seq, c.parent_close_policy)
-                    }),
-                );
+            if kind == ChildActionKind::Terminate {
+                next.extend(state.children.iter().map(|(seq, c)| {
+                    let id = c.workflow_id.clone();
+                    (run_id, id, *seq, c.parent_close_policy, None)
+                }));
             }
             actions.push(ChildAction {
                 run_id,
                 workflow_id,
-                terminate,
-                event_id,
+                kind,
+                event,
                 bytes,
             });
         }

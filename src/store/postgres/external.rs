@@ -190,8 +190,8 @@ async fn deliver(
             }
         }
         ExternalAction::Cancel | ExternalAction::CancelChild => {
-            // A request is state: the run has it already.
-            if state.cancel_requested {
+            // A request is state: the run has it already (or holds it).
+            if state.cancel_requested || state.cancel_deferred.is_some() {
                 return Ok(Ok((run_id, None)));
             }
             let by = if child {
@@ -199,9 +199,8 @@ async fn deliver(
             } else {
                 "workflow"
             };
-            EventKind::WorkflowCancelRequested {
-                reason: format!("requested by {by} {:?} (run {})", op.workflow_id, op.run_id),
-            }
+            let reason = format!("requested by {by} {:?} (run {})", op.workflow_id, op.run_id);
+            crate::store::cancel_request(&state, reason)
         }
     };
     let event = Event {

@@ -10,7 +10,8 @@ use crate::history::{
     Event, EventKind, MutableState, ParentClosePolicy, RunId, StartChildFailedCause, WorkflowStatus,
 };
 use crate::store::{
-    CloseParentOp, ReuseRule, RunRecord, StartChildrenOp, StoreError, WAKE_NOW, WriteOutcome,
+    ChildActionKind, CloseParentOp, ReuseRule, RunRecord, StartChildrenOp, StoreError, WAKE_NOW,
+    WriteOutcome, child_action,
 };
 
 /// Generations of children a close reaches at most: its children, theirs
@@ -174,9 +175,9 @@ pub(super) fn refusal(
 struct ChildAction {
     run_id: RunId,
     workflow_id: String,
-    terminate: bool,
-    /// The encoded event appended to the child, with its ID.
-    event_id: u64,
+    kind: ChildActionKind,
+    /// The event appended to the child, and its encoding.
+    event: Event,
     bytes: Vec<u8>,
 }
 
@@ -200,10 +201,11 @@ pub(super) fn close_parent(
     }
     let mut terminated = Vec::new();
     let mut cancel_requested = Vec::new();
+    let mut reparented = Vec::new();
     for action in actions {
         let key = action.run_id.as_u128();
-        if action.terminate {
-            let event = (action.event_id, op.at, action.bytes.as_slice());
+        if action.kind == ChildActionKind::Terminate {
+            let event = (action.event.event_id, op.at, action.bytes.as_slice());
             close(
                 t,
                 action.run_id,
@@ -214,17 +216,22 @@ pub(super) fn close_parent(
             terminated.push(action.run_id);
         } else {
             t.history
-                .insert((key, action.event_id), action.bytes.as_slice())
+                .insert((key, action.event.event_id), action.bytes.as_slice())
                 .map_err(redb_err)?;
             // Loaded on the next open, should the process stop before the
             // child's actor hears of it.
             set_wake(t, key, Some(WAKE_NOW))?;
-            cancel_requested.push(action.run_id);
+            if action.kind == ChildActionKind::Cancel {
+                cancel_requested.push(action.run_id);
+            } else {
+                reparented.push((action.run_id, action.event));
+            }
         }
     }
     Ok(WriteOutcome::ParentClosed {
         terminated,
         cancel_requested,
+        reparented,
     })
 }
 
@@ -233,15 +240,18 @@ pub(super) fn close_parent(
 /// reports the damage).
 fn decide_children(t: &Tables<'_>, op: &CloseParentOp) -> Result<Vec<ChildAction>, StoreError> {
     let mut actions: Vec<ChildAction> = Vec::new();
-    let mut generation: Vec<(RunId, String, u32, ParentClosePolicy)> = op
+    let mut generation: Vec<(RunId, String, u32, ParentClosePolicy, Option<RunId>)> = op
         .children
         .iter()
-        .map(|c| (op.run_id, c.workflow_id.clone(), c.seq, c.policy))
+        .map(|c| {
+            let (id, seq) = (c.workflow_id.clone(), c.seq);
+            (op.run_id, id, seq, c.policy, c.reparent_to)
+        })
         .collect();
     for _ in 0..MAX_GENERATIONS {
         let mut next = Vec::new();
-        for (parent_run, workflow_id, seq, policy) in generation {
-            if policy == ParentClosePolicy::Abandon {
+        for (parent_run, workflow_id, seq, policy, reparent_to) in generation {
+            if policy == ParentClosePolicy::Abandon && reparent_to.is_none() {
                 continue;
             }
             let Some(key) = t
@@ -264,51 +274,27 @@ fn decide_children(t: &Tables<'_>, op: &CloseParentOp) -> Result<Vec<ChildAction
             let Some(state) = fold_run(t, key)? else {
                 continue;
             };
-            let ours = state
-                .parent
-                .as_ref()
-                .is_some_and(|p| p.run_id == parent_run && p.seq == seq);
-            if !decodes || !ours || state.status.is_closed() {
+            if !decodes {
                 continue;
             }
-            let terminate = policy == ParentClosePolicy::Terminate;
-            if !terminate && state.cancel_requested {
-                // A request is state: the child has it already.
+            let Some((kind, event)) =
+                child_action(&state, parent_run, seq, policy, reparent_to, op.at)
+            else {
                 continue;
-            }
-            let event_id = state.next_event_id();
-            let kind = if terminate {
-                EventKind::WorkflowTerminated {
-                    reason: format!(
-                        "its parent workflow's run {parent_run} closed (parent-close policy Terminate)"
-                    ),
-                }
-            } else {
-                EventKind::WorkflowCancelRequested {
-                    reason: format!(
-                        "its parent workflow's run {parent_run} closed (parent-close policy RequestCancel)"
-                    ),
-                }
-            };
-            let event = Event {
-                event_id,
-                timestamp: op.at,
-                kind,
             };
             let bytes = codec::encode(&event).map_err(StoreError::encode)?;
-            if terminate {
+            if kind == ChildActionKind::Terminate {
                 // Its own open children are dealt with as its close would.
-                next.extend(
-                    state.children.iter().map(|(seq, c)| {
-                        (run_id, c.workflow_id.clone(), *seq, c.parent_close_policy)
-                    }),
-                );
+                next.extend(state.children.iter().map(|(seq, c)| {
+                    let id = c.workflow_id.clone();
+                    (run_id, id, *seq, c.parent_close_policy, None)
+                }));
             }
             actions.push(ChildAction {
                 run_id,
                 workflow_id,
-                terminate,
-                event_id,
+                kind,
+                event,
                 bytes,
             });
         }

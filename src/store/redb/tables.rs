@@ -109,7 +109,17 @@ use crate::store::StoreError;
 ///   which a format-14 build cannot decode. Formats 11 to 14 are brought to
 ///   15 on open by setting the version alone; older formats by their
 ///   migration to 11 and that, in one transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 15;
+/// - 16: the same tables; histories may hold three more event kinds
+///   (index 46 `WorkflowCancelRequestDeferred`, a cancellation request
+///   held while the run is paused; index 47 `WorkflowStartedBySchedule`,
+///   what a schedule passes to the workflow it starts; index 48
+///   `ParentWorkflowReset`, a child's new parent run after a reset that
+///   kept it) and schedules may be of record version 2
+///   (`pause_on_failure`, the last completion result and the last
+///   failure), which a format-15 build cannot decode. Formats 11 to 15 are
+///   brought to 16 on open by setting the version alone; older formats by
+///   their migration to 11 and that, in one transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 16;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -152,6 +162,9 @@ pub(crate) const STORE_FORMAT_V13: u32 = 13;
 /// Store format 14 (schedules), read and brought to the current format on
 /// open by setting the version alone.
 pub(crate) const STORE_FORMAT_V14: u32 = 14;
+/// Format 14 with format 15's event kind (`LocalActivityBackoff`); opened
+/// by setting the version to the current one.
+pub(crate) const STORE_FORMAT_V15: u32 = 15;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use super::{RunActor, RunMsg, Step};
+use super::{NextRun, RunActor, RunMsg, Step};
 use crate::codec;
 use crate::error::ClientError;
 use crate::history::ParentClosePolicy;
@@ -196,18 +196,37 @@ impl RunActor {
         &mut self,
         op: WriteOp,
         events: &[Event],
+        reset_to: Option<&NextRun>,
     ) -> Result<Vec<Event>, StoreError> {
+        // A reset's new run keeps the children open at its point that are
+        // open still (the same start, by seq and run): they become its
+        // children. The others (started after the point) get their
+        // policies, as at any close.
+        let inherited = reset_to.map(|next| {
+            let kept = MutableState::fold(&next.events).children;
+            let keeps = move |seq: &u32, child: &crate::history::PendingChild| {
+                kept.get(seq)
+                    .is_some_and(|k| k.run_id == child.run_id && k.workflow_id == child.workflow_id)
+            };
+            (next.run_id, keeps)
+        });
         let children: Vec<ChildCloseOp> = if self.record.status.is_closed() {
             self.state
                 .children
                 .iter()
-                .filter(|(_, c)| {
-                    c.run_id.is_some() && c.parent_close_policy != ParentClosePolicy::Abandon
-                })
-                .map(|(seq, c)| ChildCloseOp {
-                    workflow_id: c.workflow_id.clone(),
-                    seq: *seq,
-                    policy: c.parent_close_policy,
+                .filter(|(_, c)| c.run_id.is_some())
+                .filter_map(|(seq, c)| {
+                    let reparent_to = inherited
+                        .as_ref()
+                        .and_then(|(run, keeps)| keeps(seq, c).then_some(*run));
+                    let dealt_with = reparent_to.is_some()
+                        || c.parent_close_policy != ParentClosePolicy::Abandon;
+                    dealt_with.then(|| ChildCloseOp {
+                        workflow_id: c.workflow_id.clone(),
+                        seq: *seq,
+                        policy: c.parent_close_policy,
+                        reparent_to,
+                    })
                 })
                 .collect()
         } else {
@@ -230,7 +249,14 @@ impl RunActor {
             WriteOutcome::ParentClosed {
                 terminated,
                 cancel_requested,
+                reparented,
             } => {
+                // Their actors take the new parent in (or, behind the file,
+                // load it).
+                for (run_id, event) in reparented {
+                    let event = Box::new(event);
+                    let _ = self.shared.deliver(run_id, RunMsg::Recorded { event });
+                }
                 // Durable: an actor of such a run is behind the file now.
                 // Its next commit is refused and it stops (terminated) or
                 // reloads (cancelled); a message makes that happen now.
@@ -355,12 +381,14 @@ async fn cancel_child(shared: Arc<Shared>, workflow_id: String, parent_run_id: R
         if record.status.is_closed() {
             return;
         }
-        let first = shared
+        // The whole history: a reset of the parent may have named a new
+        // parent run since the start (`ParentWorkflowReset`).
+        let history = shared
             .store
-            .history_page(run_id, &workflow_id, 1, 3)
+            .history(run_id, &workflow_id)
             .await
             .unwrap_or_default();
-        let ours = MutableState::fold(&first)
+        let ours = MutableState::fold(&history)
             .parent
             .is_some_and(|p| p.run_id == parent_run_id && p.seq == seq);
         if !ours {
@@ -435,12 +463,14 @@ pub(crate) async fn notify_parent_of_close(
     workflow_id: &str,
     close: &EventKind,
 ) {
-    let first = shared
+    // The whole history: a reset of the parent may have named a new parent
+    // run since the start (`ParentWorkflowReset`).
+    let history = shared
         .store
-        .history_page(run_id, workflow_id, 1, 3)
+        .history(run_id, workflow_id)
         .await
         .unwrap_or_default();
-    if let Some(parent) = MutableState::fold(&first).parent
+    if let Some(parent) = MutableState::fold(&history).parent
         && let Some(kind) = parent_event_for_close(parent.seq, close)
     {
         let msg = RunMsg::ChildClosed {

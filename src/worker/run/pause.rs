@@ -8,9 +8,12 @@
 //! and the fold gives the run no due time but its deadlines), an activity
 //! the code schedules is recorded as waiting, and a local activity is held
 //! in memory. Attempts already running go on and their outcomes are
-//! recorded; signals, queries, cancellation and termination work as
-//! usual; a new update is rejected (`UpdateError::Paused`, as in Temporal). The unpause arms every held due time again, so what came due
-//! during the pause acts at once, and starts the held local activities.
+//! recorded; signals, queries and termination work as usual; a
+//! cancellation request is held (`WorkflowCancelRequestDeferred`, as
+//! Temporal holds it) and recorded for the code at the unpause; a new
+//! update is rejected (`UpdateError::Paused`, as in Temporal). The unpause
+//! arms every held due time again, so what came due during the pause acts
+//! at once, and starts the held local activities.
 
 use tracing::info;
 
@@ -68,6 +71,26 @@ impl RunActor {
         info!(workflow_id = %self.record.workflow_id, run_id = %self.run_id, %reason, "run unpaused");
         self.push(step, EventKind::WorkflowUnpaused { reason });
         step.unpaused = true;
+        self.deliver_deferred_cancel(step);
+    }
+
+    /// Records the cancellation request a pause held, once the run is no
+    /// longer paused (at the unpause, in the same commit; or when a reset
+    /// copied a held request into a run that starts unpaused): the code
+    /// sees it as any other, and the attempts are told.
+    pub(super) fn deliver_deferred_cancel(&mut self, step: &mut Step) {
+        if self.state.paused.is_some()
+            || self.state.cancel_requested
+            || self.state.status.is_closed()
+        {
+            return;
+        }
+        let Some(reason) = self.state.cancel_deferred.clone() else {
+            return;
+        };
+        self.cancel_attempts();
+        let event = self.push(step, EventKind::WorkflowCancelRequested { reason });
+        self.activate(step, &event);
     }
 
     /// After a durable unpause: every timer and retry due time is armed
