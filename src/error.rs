@@ -151,6 +151,25 @@ pub enum OpenError {
         /// The schema.
         schema: String,
     },
+    /// The PostgreSQL schema holds more than one open run of some workflow
+    /// IDs (made by a bug of an earlier build), so it cannot be given the
+    /// index that keeps one open run per ID (schema layout 3). Nothing was
+    /// changed.
+    #[error(
+        "the PostgreSQL schema {schema} has more than one open run of {count} workflow ID(s), \
+         among them {workflow_ids:?}; it cannot take the index that keeps one open run per ID. \
+         With the build that wrote the schema, terminate every open run of these IDs but the \
+         one their workflows.latest_run names (list them with SELECT workflow_id, run_id FROM \
+         {schema}.runs WHERE status = 0 AND workflow_id = ANY(...)), then open it again"
+    )]
+    DuplicateOpenRuns {
+        /// The schema.
+        schema: String,
+        /// Some of the workflow IDs with more than one open run (at most 20).
+        workflow_ids: Vec<String>,
+        /// How many workflow IDs have more than one open run.
+        count: u64,
+    },
     /// PostgreSQL could not be reached, or refused to set up steadfast's
     /// schema.
     #[error("PostgreSQL: {message}")]

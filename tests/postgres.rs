@@ -5,7 +5,9 @@
 //! `OpenError::NewerSchema`, an older format is raised; two engines share
 //! a schema, each reaching the other's runs; an unreachable server and a
 //! bad schema name are typed errors; when the server drops the engine's
-//! sessions, the engine connects again and its runs go on.
+//! sessions, the engine connects again and its runs go on; a schema of
+//! layout 2 gets the index that keeps one open run per workflow ID, unless
+//! it holds duplicates, which a typed error names..
 //!
 //! The storage contract itself runs on PostgreSQL in the store's
 //! conformance suite, and the engine's files for signals, timers, retries,
@@ -405,7 +407,7 @@ async fn a_schema_of_layout_1_is_migrated_unless_an_engine_of_that_build_writes_
         .await
         .expect("meta")
         .get(0);
-    assert_eq!(layout, "2");
+    assert_eq!(layout, "3");
     let handle = engine
         .start_workflow(
             TWO_GREETINGS,
@@ -549,4 +551,90 @@ async fn updates_queries_and_terminations_reach_the_run_in_the_other_engine() {
     }
     first.shutdown().await.expect("shutdown");
     second.shutdown().await.expect("shutdown");
+}
+
+/// A schema of layout 2 (before the index `runs_one_open`) is migrated on
+/// open; one holding two open runs of a workflow ID (an earlier build's
+/// race) is refused with `OpenError::DuplicateOpenRuns` naming the ID and
+/// left as it was, and opens once the duplicate is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_of_layout_2_gets_one_open_run_per_id_or_names_its_duplicates() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let schema = support::postgres::fresh_schema("layout_2");
+    let engine = builder(&schema).postgres(&url).await.expect("create");
+    engine
+        .start_workflow(
+            TWO_GREETINGS,
+            "twice",
+            "a".to_string(),
+            WorkflowOptions::default(),
+        )
+        .await
+        .expect("start");
+    engine.shutdown().await.expect("shutdown");
+    let c = sql(&url, &schema).await;
+    // As layout 2 had it: no index, and (made by a race of that build) a
+    // second open run of one ID.
+    c.batch_execute(
+        "DROP INDEX runs_one_open; ALTER TABLE inbox DROP COLUMN deliveries; \
+         UPDATE meta SET value = '2' WHERE key = 'schema_version'; \
+         INSERT INTO runs (run_id, workflow_id, shard, workflow_type, status, start_ns, close_ns, \
+             list_order, wake, last_event, record) \
+         SELECT gen_random_uuid(), workflow_id, shard, workflow_type, status, start_ns, close_ns, \
+             list_order, NULL, last_event, record FROM runs WHERE workflow_id = 'twice'",
+    )
+    .await
+    .expect("a layout-2 schema with a duplicate");
+    match builder(&schema).postgres(&url).await {
+        Err(OpenError::DuplicateOpenRuns {
+            schema: named,
+            workflow_ids,
+            count,
+        }) => {
+            assert_eq!(named, schema);
+            assert_eq!(workflow_ids, vec!["twice".to_string()]);
+            assert_eq!(count, 1);
+        }
+        other => panic!("expected DuplicateOpenRuns, got {other:?}"),
+    }
+    let layout: String = c
+        .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+        .await
+        .expect("meta")
+        .get(0);
+    assert_eq!(layout, "2", "a refused migration changes nothing");
+    // Closed by hand (the run the ID does not name), it opens, migrated.
+    c.execute(
+        "UPDATE runs SET status = 4 WHERE workflow_id = 'twice' \
+         AND run_id <> (SELECT latest_run FROM workflows WHERE workflow_id = 'twice')",
+        &[],
+    )
+    .await
+    .expect("close the duplicate");
+    let engine = builder(&schema).postgres(&url).await.expect("migrated");
+    let layout: String = c
+        .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+        .await
+        .expect("meta")
+        .get(0);
+    assert_eq!(layout, "3");
+    // The index holds: a second open run of the ID cannot be written.
+    let refused = c
+        .execute(
+            "INSERT INTO runs (run_id, workflow_id, shard, workflow_type, status, start_ns, \
+             close_ns, list_order, wake, last_event, record) \
+             SELECT gen_random_uuid(), workflow_id, shard, workflow_type, 0, start_ns, NULL, \
+             list_order, NULL, last_event, record FROM runs WHERE workflow_id = 'twice' \
+             AND status = 0",
+            &[],
+        )
+        .await;
+    assert!(refused.is_err(), "a second open run of one ID is refused");
+    engine
+        .signal("twice", GO, "b".into())
+        .await
+        .expect("signal");
+    engine.shutdown().await.expect("shutdown");
 }

@@ -4,15 +4,18 @@
 //! refused with `ClientError::AlreadyStarted` naming that run; a shard
 //! locked by a stopped transaction of another process does not stall the
 //! renewal of the leases of the process that would take it; an inbox
-//! request its owner cannot decode is answered with a failure.
+//! request its owner cannot decode is answered with a failure; a child
+//! start racing another starter of the same new workflow ID is recorded in
+//! the parent as `StartChildWorkflowFailed` naming the other's run (as on
+//! a redb file), and fails nothing else of the parent's step.
 
 mod support;
 
 use std::time::Duration;
 
 use steadfast::{
-    ClientError, Engine, EngineBuilder, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
-    WorkflowOptions,
+    ChildWorkflowError, ChildWorkflowOptions, ClientError, Engine, EngineBuilder,
+    ParentClosePolicy, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
 
 const GO: SignalDef<()> = SignalDef::new("go");
@@ -24,9 +27,27 @@ async fn waiter(ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
     Ok(())
 }
 
+/// Waits for `GO`, then starts a child named by its input and answers
+/// how that went.
+const SPAWNER: WorkflowDef<String, String> = WorkflowDef::new("Spawner");
+
+async fn spawner(ctx: WorkflowContext, child_id: String) -> Result<String, WorkflowError> {
+    ctx.recv_signal(GO).await?;
+    let options = ChildWorkflowOptions::new().with_parent_close_policy(ParentClosePolicy::Abandon);
+    match ctx
+        .start_child_workflow(WAITER, child_id, (), options)
+        .await
+    {
+        Ok(_) => Ok("started".into()),
+        Err(ChildWorkflowError::AlreadyStarted { run_id, .. }) => Ok(format!("running {run_id}")),
+        Err(other) => Ok(format!("other {other}")),
+    }
+}
+
 fn builder(schema: &str) -> EngineBuilder {
     Engine::builder()
         .workflow(WAITER, waiter)
+        .workflow(SPAWNER, spawner)
         .postgres_schema(schema)
 }
 
@@ -203,5 +224,97 @@ async fn an_inbox_request_that_does_not_decode_is_answered_with_a_failure() {
         .await
         .expect("inbox");
     assert!(left.is_none(), "the answered request leaves the inbox");
+    engine.shutdown().await.expect("shutdown");
+}
+
+/// Another starter (a session of the test's own, as another process's
+/// `start_run` would) inserts the child's new workflow ID while the
+/// parent's step decides its children, and commits once the parent's
+/// start of that ID waits for it. The parent records the child start as
+/// failed, naming the other's run; the signal that made the step is
+/// acknowledged (the step was not failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_start_racing_another_starter_records_start_child_failed() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let schema = support::postgres::fresh_schema("child_race");
+    let engine = builder(&schema).postgres(&url).await.expect("open");
+    let parent = engine
+        .start_workflow(
+            SPAWNER,
+            "parent",
+            "kid".to_string(),
+            WorkflowOptions::default(),
+        )
+        .await
+        .expect("start");
+    let (other, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    other
+        .batch_execute(&format!("SET search_path TO {schema}; BEGIN"))
+        .await
+        .expect("begin");
+    // The other starter's run of "kid", not committed yet (its shard is
+    // the parent's: both are this engine's, the only process).
+    let theirs: uuid::Uuid = other
+        .query_one(
+            "WITH w AS (INSERT INTO workflows (workflow_id, shard, latest_run) \
+             SELECT 'kid', shard, gen_random_uuid() FROM workflows WHERE workflow_id = 'parent' \
+             RETURNING shard, latest_run) \
+             INSERT INTO runs (run_id, workflow_id, shard, workflow_type, status, start_ns, \
+             close_ns, list_order, wake, last_event, record) \
+             SELECT latest_run, 'kid', shard, 'Waiter', 0, 0, NULL, '\\x00'::bytea, NULL, 0, \
+             '\\x00'::bytea FROM w RETURNING run_id",
+            &[],
+        )
+        .await
+        .expect("the other starter's run")
+        .get(0);
+    let signal = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.signal("parent", GO, ()).await })
+    };
+    // The parent's step waits on the other's uncommitted ID.
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let name = format!("steadfast {schema}");
+    let (a, n) = (&admin, &name);
+    support::eventually(Duration::from_secs(30), move || async move {
+        let waiting: i64 = a
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[n],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        (waiting > 0).then_some(())
+    })
+    .await;
+    other.batch_execute("COMMIT").await.expect("commit");
+    tokio::time::timeout(Duration::from_secs(30), signal)
+        .await
+        .expect("the signal is answered")
+        .expect("the signal task")
+        .expect("the signal's step is written, not failed");
+    let outcome = tokio::time::timeout(Duration::from_secs(30), parent.result())
+        .await
+        .expect("the parent completes")
+        .expect("result");
+    assert_eq!(outcome, format!("running {theirs}"));
+    let history = engine.history("parent").await.expect("history");
+    assert!(
+        history.iter().any(|e| matches!(
+            e.kind,
+            steadfast::EventKind::StartChildWorkflowFailed { .. }
+        )),
+        "the parent records the failed start: {history:#?}"
+    );
     engine.shutdown().await.expect("shutdown");
 }

@@ -47,6 +47,10 @@ pub struct WorkflowDescription {
     pub status: WorkflowStatus,
     /// Why a running run cannot make progress (nondeterminism, a panic, an
     /// unregistered type), if it cannot. Cleared when fixed code reopens it.
+    /// On a PostgreSQL schema several processes share, only the process
+    /// that owns the run's shard gives a verdict found by replaying (its
+    /// code decides); described from another process, a run not parked
+    /// in memory there shows `None`, its pending work read from its history.
     pub parked: Option<ParkReason>,
     /// When the run started.
     pub start_time: SystemTime,
@@ -550,12 +554,22 @@ async fn from_file(
         Err(err) => return Err(err.into()),
     };
     let state = MutableState::fold(&history);
+    // Only the run's owner replays it: another process's code (another
+    // build, another set of workers) could find a verdict the owner does
+    // not, so a run of another process's shard has none here.
+    let owned = shared.store.owns(workflow_id);
     Ok(RunSnapshot {
         activities: state.pending_activities(),
         timers: state.pending_timers(),
         children: state.pending_children(),
         updates: state.pending_updates(),
-        parked: published.or_else(|| shared.replay_parked(run_id, record, &history)),
+        parked: published.or_else(|| {
+            if owned {
+                shared.replay_parked(run_id, record, &history)
+            } else {
+                None
+            }
+        }),
         paused: state.paused.clone(),
         history_len: state.last_event_id,
     })

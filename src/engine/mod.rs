@@ -17,6 +17,10 @@ mod scheduler;
 mod shutdown;
 mod signal_options;
 mod start_many;
+mod terminate;
+
+pub(crate) use reset::{remote_options as remote_reset_options, reset_run};
+pub(crate) use terminate::terminate_run;
 mod update;
 
 use std::collections::HashMap;
@@ -48,16 +52,12 @@ use crate::history::{
     SignalDelivery, WorkflowStatus,
 };
 use crate::store::{
-    Backend, EncodedRecord, RedbStore, ReuseRule, RunRecord, StoreError, WriteOp, WriteOutcome,
+    Backend, EncodedRecord, RedbStore, ReuseRule, RunRecord, WriteOp, WriteOutcome,
 };
 use crate::worker::{DEFAULT_TASK_QUEUE, Kind, RunMsg, Shared, Worker};
 use crate::workflow::{
     ParkReason, QueryDef, SignalDef, WorkflowContext, WorkflowDef, WorkflowError,
 };
-
-/// How often a terminate of a run without an actor reads the history again
-/// when the run moved on under it.
-const CLOSE_ATTEMPTS: usize = 5;
 
 /// Runs kept in memory by default; see [`EngineBuilder::max_cached_runs`].
 pub const DEFAULT_MAX_CACHED_RUNS: usize = 10_000;
@@ -487,6 +487,14 @@ pub struct Engine {
     owner: Arc<shutdown::Owner>,
     /// Opened with [`EngineBuilder::read_only`]: calls that write are refused.
     read_only: bool,
+}
+
+#[cfg(test)]
+impl Engine {
+    /// What the engine's tasks share, for the crate's own tests.
+    pub(crate) fn shared_for_tests(&self) -> &Arc<Shared> {
+        &self.shared
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -1071,75 +1079,8 @@ impl Engine {
 
     /// Terminates the current run, unless it continued as new meanwhile.
     async fn terminate_once(&self, workflow_id: &str, reason: &str) -> Result<(), ClientError> {
-        let (run_id, record) = self.current_run(workflow_id).await?;
-        let (ack, answer) = oneshot::channel();
-        let msg = RunMsg::Terminate {
-            reason: reason.to_string(),
-            ack,
-        };
-        match self.ask(workflow_id, run_id, msg, answer).await {
-            Err(ClientError::Parked { .. }) => {}
-            other => return other?,
-        }
-        // No actor can take it (the run's records could not be loaded):
-        // close it in the file directly, after the history as stored now.
-        // The close is conditional: if the run moved on meanwhile (an actor
-        // loaded it again and appended), read again and retry.
-        for _ in 0..CLOSE_ATTEMPTS {
-            let last = self.shared.store.history_len(run_id, workflow_id).await?;
-            let Some(event_id) = last.checked_add(1) else {
-                return Err(ClientError::Corrupt {
-                    workflow_id: workflow_id.to_string(),
-                    message: format!("its history ends at event {last}, the last there can be"),
-                });
-            };
-            let at = self.shared.clock.now();
-            let event = Event {
-                event_id,
-                timestamp: at,
-                kind: EventKind::WorkflowTerminated {
-                    reason: reason.to_string(),
-                },
-            };
-            let op = WriteOp::Close {
-                run_id,
-                workflow_id: workflow_id.to_string(),
-                event_id,
-                at,
-                event: codec::encode(&event).map_err(|e| ClientError::Storage(e.to_string()))?,
-                status: WorkflowStatus::Terminated,
-            };
-            match self.shared.store.write(op).await {
-                Ok(WriteOutcome::AlreadyClosed(status)) => {
-                    return Err(ClientError::WorkflowClosed {
-                        workflow_id: workflow_id.to_string(),
-                        status,
-                    });
-                }
-                Ok(_) => {
-                    crate::metrics::workflow_closed(
-                        WorkflowStatus::Terminated,
-                        &record.workflow_type,
-                        &record.task_queue,
-                    );
-                    self.shared
-                        .closed_without_actor(run_id, WorkflowStatus::Terminated);
-                    crate::worker::notify_parent_of_close(
-                        &self.shared,
-                        run_id,
-                        workflow_id,
-                        &event.kind,
-                    )
-                    .await;
-                    return Ok(());
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ClientError::Storage(format!(
-            "workflow {workflow_id:?} kept changing while it was terminated; try again"
-        )))
+        let (run_id, _) = self.current_run(workflow_id).await?;
+        terminate::terminate_run(&self.shared, workflow_id, run_id, reason).await
     }
 
     fn handle<O>(&self, workflow_id: String, run_id: RunId) -> WorkflowHandle<O> {

@@ -8,6 +8,8 @@
 //! reset the same way, except that it stays closed as it was: only the new
 //! run is written.
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 
 use super::Engine;
@@ -16,8 +18,11 @@ use crate::error::ClientError;
 use crate::history::{
     Event, EventId, Reapply, ResetRefusal, RunId, WorkflowStatus, boundaries, reset_history,
 };
-use crate::store::{EncodedRecord, ReuseRule, RunRecord, WAKE_NOW, WriteOp, WriteOutcome};
-use crate::worker::{ResetRun, RunMsg};
+use crate::store::{
+    EncodedRecord, RemoteReply, RemoteRequest, RemoteResetTo, ReuseRule, RunRecord, WAKE_NOW,
+    WriteOp, WriteOutcome,
+};
+use crate::worker::{ResetRun, RunMsg, Shared};
 use crate::workflow::ParkReason;
 
 /// How often a reset is prepared again when the run moved on meanwhile.
@@ -139,162 +144,260 @@ impl Engine {
     /// kept moving on while being reset, a closed run with child workflows
     /// open in its history, or a closed run whose ID has another run open
     /// meanwhile; [`ClientError::Parked`] for a run no actor can
-    /// load (terminate it instead); storage errors.
+    /// load (terminate it instead); storage errors. On a PostgreSQL schema
+    /// several processes share, a run another process owns is reset by
+    /// that process (with its code); its refusals reach the caller as
+    /// [`ClientError::Storage`] carrying the owner's message.
     pub async fn reset_workflow(
         &self,
         workflow_id: &str,
         options: ResetOptions,
     ) -> Result<RunId, ClientError> {
         self.writable("reset")?;
-        for _ in 0..RESET_ATTEMPTS {
-            let (run_id, record) = self.current_run(workflow_id).await?;
-            let closed = record.status.is_closed();
-            let history = self.shared.store.history(run_id, workflow_id).await?;
-            let point = self.reset_point(workflow_id, run_id, &record, &history, options.to)?;
-            let now = self.shared.clock.now();
-            let events = reset_history(
+        reset_run(&self.shared, workflow_id, options).await
+    }
+}
+
+/// Resets the latest run of `workflow_id` (see [`Engine::reset_workflow`]):
+/// here when this process owns the run's shard, else by its owner, which
+/// replays it with its own code and writes it (the call is forwarded).
+pub(crate) async fn reset_run(
+    shared: &Arc<Shared>,
+    workflow_id: &str,
+    options: ResetOptions,
+) -> Result<RunId, ClientError> {
+    for _ in 0..RESET_ATTEMPTS {
+        let (run_id, record) = current_run(shared, workflow_id).await?;
+        if !shared.store.owns(workflow_id) {
+            return forward_reset(shared, workflow_id, run_id, &options).await;
+        }
+        let closed = record.status.is_closed();
+        let history = shared.store.history(run_id, workflow_id).await?;
+        let point = reset_point(shared, workflow_id, run_id, &record, &history, options.to)?;
+        let now = shared.clock.now();
+        let events = reset_history(
+            run_id,
+            &history,
+            point,
+            options.reapply,
+            &options.reason,
+            now,
+            !closed,
+        )
+        .map_err(|refusal| refused(workflow_id, refusal))?;
+        let next_run_id = RunId::new_time_ordered();
+        let next_record = RunRecord {
+            status: WorkflowStatus::Running,
+            start_time: now,
+            close_time: None,
+            history_len: events.len() as u64,
+            paused: None,
+            reset_from: Some(run_id),
+            ..record
+        };
+        if closed {
+            return reset_closed(
+                shared,
+                workflow_id,
                 run_id,
-                &history,
-                point,
-                options.reapply,
-                &options.reason,
-                now,
-                !closed,
-            )
-            .map_err(|refusal| refused(workflow_id, refusal))?;
-            let next_run_id = RunId::new_time_ordered();
-            let next_record = RunRecord {
-                status: WorkflowStatus::Running,
-                start_time: now,
-                close_time: None,
-                history_len: events.len() as u64,
-                paused: None,
-                reset_from: Some(run_id),
-                ..record
-            };
-            if closed {
-                return self
-                    .reset_closed(workflow_id, run_id, next_run_id, next_record, events)
-                    .await;
-            }
-            let (ack, answer) = oneshot::channel();
-            let msg = RunMsg::Reset(Box::new(ResetRun {
-                expect_last: history.last().map_or(0, |e| e.event_id),
-                reset_event_id: point,
-                reason: options.reason.clone(),
                 next_run_id,
                 next_record,
-                next_events: events,
-                ack,
-            }));
-            match self.ask(workflow_id, run_id, msg, answer).await? {
-                Ok(()) => return Ok(next_run_id),
-                // Moved on (or the outcome is unknown): the file says.
-                Err(ClientError::Storage(_)) => {
-                    let (latest, _) = self.current_run(workflow_id).await?;
-                    if latest == next_run_id {
-                        return Ok(next_run_id);
-                    }
-                }
-                Err(other) => return Err(other),
-            }
+                events,
+            )
+            .await;
         }
-        Err(ClientError::ResetRefused {
-            workflow_id: workflow_id.to_string(),
-            message: "the run kept moving on while it was being reset; pause it \
-                      (pause_workflow) and reset it again"
-                .to_string(),
-        })
-    }
-
-    /// Starts the new run of a reset of a closed run: the closed run stays
-    /// as it closed, and the new run is written as a start that any other
-    /// open run of the ID refuses (the ID's reuse policy does not apply, as
-    /// in Temporal). Its actor loads it from the file, as a continued run's.
-    async fn reset_closed(
-        &self,
-        workflow_id: &str,
-        run_id: RunId,
-        next_run_id: RunId,
-        next_record: RunRecord,
-        events: Vec<Event>,
-    ) -> Result<RunId, ClientError> {
-        let encoded = events
-            .iter()
-            .map(|e| codec::encode(e).map_err(|e| ClientError::Storage(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (workflow_type, task_queue) = (
-            next_record.workflow_type.clone(),
-            next_record.task_queue.clone(),
-        );
-        let op = WriteOp::Start {
-            run_id: next_run_id,
-            record: EncodedRecord::new(next_record)?,
-            events: encoded,
-            reuse: ReuseRule::Allow,
-            wake: WAKE_NOW,
+        let (ack, answer) = oneshot::channel();
+        let msg = RunMsg::Reset(Box::new(ResetRun {
+            expect_last: history.last().map_or(0, |e| e.event_id),
+            reset_event_id: point,
+            reason: options.reason.clone(),
+            next_run_id,
+            next_record,
+            next_events: events,
+            ack,
+        }));
+        let answered = match shared.deliver(run_id, msg) {
+            Ok(()) => answer.await.ok(),
+            Err(_) => None,
         };
-        let outcome = match self.shared.store.write(op).await {
-            Ok(outcome) => outcome,
-            // The outcome is unknown: the file says.
-            Err(err) => match self.current_run(workflow_id).await {
-                Ok((latest, _)) if latest == next_run_id => WriteOutcome::Started,
-                _ => return Err(err.into()),
-            },
+        let answered = match answered {
+            Some(answered) => answered,
+            None => return Err(super::not_live(shared, workflow_id, run_id).await),
         };
-        match outcome {
-            WriteOutcome::Started => {
-                crate::metrics::workflow_started(&workflow_type, &task_queue);
-                let _ = self.shared.deliver(next_run_id, RunMsg::Wake);
-                Ok(next_run_id)
+        match answered {
+            Ok(()) => return Ok(next_run_id),
+            // Moved on (or the outcome is unknown): the file says.
+            Err(ClientError::Storage(_)) => {
+                let (latest, _) = current_run(shared, workflow_id).await?;
+                if latest == next_run_id {
+                    return Ok(next_run_id);
+                }
             }
-            WriteOutcome::AlreadyRunning(open) => Err(ClientError::ResetRefused {
-                workflow_id: workflow_id.to_string(),
-                message: format!(
-                    "run {run_id} is closed, but run {open} of the same ID is open; a closed \
+            Err(other) => return Err(other),
+        }
+    }
+    Err(ClientError::ResetRefused {
+        workflow_id: workflow_id.to_string(),
+        message: "the run kept moving on while it was being reset; pause it \
+                  (pause_workflow) and reset it again"
+            .to_string(),
+    })
+}
+
+async fn current_run(
+    shared: &Shared,
+    workflow_id: &str,
+) -> Result<(RunId, RunRecord), ClientError> {
+    shared
+        .store
+        .current_run(workflow_id)
+        .await?
+        .ok_or_else(|| ClientError::NotFound {
+            workflow_id: workflow_id.to_string(),
+        })
+}
+
+/// Has the owner of the run's shard (another process) reset it, and
+/// answers the new run's ID.
+async fn forward_reset(
+    shared: &Shared,
+    workflow_id: &str,
+    run_id: RunId,
+    options: &ResetOptions,
+) -> Result<RunId, ClientError> {
+    let request = RemoteRequest::Reset {
+        to: match options.to {
+            ResetTo::EventId(id) => RemoteResetTo::EventId(id),
+            ResetTo::FirstWorkflowTask => RemoteResetTo::FirstWorkflowTask,
+            ResetTo::LastWorkflowTask => RemoteResetTo::LastWorkflowTask,
+        },
+        reason: options.reason.clone(),
+        reapply_signals: options.reapply.signals,
+        reapply_updates: options.reapply.updates,
+    };
+    match shared.store.forward(workflow_id, run_id, request).await? {
+        RemoteReply::ResetTo(next) => Ok(next),
+        RemoteReply::Failed(message) => Err(ClientError::Storage(format!(
+            "the run's owner (another process) answered: {message}"
+        ))),
+        RemoteReply::Gone => Err(ClientError::Storage(format!(
+            "workflow {workflow_id:?} moved to another process while the reset was on its way; \
+             send it again"
+        ))),
+        other => Err(ClientError::Storage(format!(
+            "the run's owner (another process) answered a reset with {other:?}"
+        ))),
+    }
+}
+
+/// The options of a reset another process forwarded.
+pub(crate) fn remote_options(
+    to: RemoteResetTo,
+    reason: String,
+    reapply_signals: bool,
+    reapply_updates: bool,
+) -> ResetOptions {
+    ResetOptions {
+        to: match to {
+            RemoteResetTo::EventId(id) => ResetTo::EventId(id),
+            RemoteResetTo::FirstWorkflowTask => ResetTo::FirstWorkflowTask,
+            RemoteResetTo::LastWorkflowTask => ResetTo::LastWorkflowTask,
+        },
+        reason,
+        reapply: Reapply {
+            signals: reapply_signals,
+            updates: reapply_updates,
+        },
+    }
+}
+
+/// Starts the new run of a reset of a closed run: the closed run stays
+/// as it closed, and the new run is written as a start that any other
+/// open run of the ID refuses (the ID's reuse policy does not apply, as
+/// in Temporal). Its actor loads it from the file, as a continued run's.
+async fn reset_closed(
+    shared: &Arc<Shared>,
+    workflow_id: &str,
+    run_id: RunId,
+    next_run_id: RunId,
+    next_record: RunRecord,
+    events: Vec<Event>,
+) -> Result<RunId, ClientError> {
+    let encoded = events
+        .iter()
+        .map(|e| codec::encode(e).map_err(|e| ClientError::Storage(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (workflow_type, task_queue) = (
+        next_record.workflow_type.clone(),
+        next_record.task_queue.clone(),
+    );
+    let op = WriteOp::Start {
+        run_id: next_run_id,
+        record: EncodedRecord::new(next_record)?,
+        events: encoded,
+        reuse: ReuseRule::Allow,
+        wake: WAKE_NOW,
+    };
+    let outcome = match shared.store.write(op).await {
+        Ok(outcome) => outcome,
+        // The outcome is unknown: the file says.
+        Err(err) => match current_run(shared, workflow_id).await {
+            Ok((latest, _)) if latest == next_run_id => WriteOutcome::Started,
+            _ => return Err(err.into()),
+        },
+    };
+    match outcome {
+        WriteOutcome::Started => {
+            crate::metrics::workflow_started(&workflow_type, &task_queue);
+            let _ = shared.deliver(next_run_id, RunMsg::Wake);
+            Ok(next_run_id)
+        }
+        WriteOutcome::AlreadyRunning(open) => Err(ClientError::ResetRefused {
+            workflow_id: workflow_id.to_string(),
+            message: format!(
+                "run {run_id} is closed, but run {open} of the same ID is open; a closed \
                      run is reset only while no run of its ID is open: reset the open run, \
                      or terminate it and reset again"
-                ),
-            }),
-            other => Err(ClientError::Storage(format!(
-                "the store answered a reset's start with {other:?}"
-            ))),
-        }
+            ),
+        }),
+        other => Err(ClientError::Storage(format!(
+            "the store answered a reset's start with {other:?}"
+        ))),
     }
+}
 
-    /// The boundary `to` names in the run's history.
-    fn reset_point(
-        &self,
-        workflow_id: &str,
-        run_id: RunId,
-        record: &RunRecord,
-        history: &[crate::history::Event],
-        to: ResetTo,
-    ) -> Result<EventId, ClientError> {
-        let points = boundaries(history);
-        let not_a_point = |event_id| ClientError::NotAResetPoint {
-            workflow_id: workflow_id.to_string(),
-            event_id,
-            boundaries: points.clone(),
-        };
-        match to {
-            ResetTo::EventId(id) if points.contains(&id) => Ok(id),
-            ResetTo::EventId(id) => Err(not_a_point(id)),
-            ResetTo::FirstWorkflowTask => points.first().copied().ok_or_else(|| not_a_point(1)),
-            ResetTo::LastWorkflowTask => {
-                // Diverged at event D under today's code: the last task
-                // that completed well is the last boundary before D.
-                let diverged = match self.shared.replay_parked(run_id, record, history) {
-                    Some(ParkReason::Nondeterminism(e)) if e.event_id > 0 => Some(e.event_id),
-                    _ => None,
-                };
-                points
-                    .iter()
-                    .rev()
-                    .find(|p| diverged.is_none_or(|d| **p < d))
-                    .copied()
-                    .ok_or_else(|| not_a_point(diverged.unwrap_or(1)))
-            }
+/// The boundary `to` names in the run's history.
+fn reset_point(
+    shared: &Shared,
+    workflow_id: &str,
+    run_id: RunId,
+    record: &RunRecord,
+    history: &[crate::history::Event],
+    to: ResetTo,
+) -> Result<EventId, ClientError> {
+    let points = boundaries(history);
+    let not_a_point = |event_id| ClientError::NotAResetPoint {
+        workflow_id: workflow_id.to_string(),
+        event_id,
+        boundaries: points.clone(),
+    };
+    match to {
+        ResetTo::EventId(id) if points.contains(&id) => Ok(id),
+        ResetTo::EventId(id) => Err(not_a_point(id)),
+        ResetTo::FirstWorkflowTask => points.first().copied().ok_or_else(|| not_a_point(1)),
+        ResetTo::LastWorkflowTask => {
+            // Diverged at event D under today's code: the last task
+            // that completed well is the last boundary before D.
+            let diverged = match shared.replay_parked(run_id, record, history) {
+                Some(ParkReason::Nondeterminism(e)) if e.event_id > 0 => Some(e.event_id),
+                _ => None,
+            };
+            points
+                .iter()
+                .rev()
+                .find(|p| diverged.is_none_or(|d| **p < d))
+                .copied()
+                .ok_or_else(|| not_a_point(diverged.unwrap_or(1)))
         }
     }
 }

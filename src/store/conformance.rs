@@ -1006,7 +1006,7 @@ mod redb {
 /// The tests' throwaway PostgreSQL cluster, shared with the integration tests.
 #[cfg(all(test, feature = "postgres"))]
 #[path = "../../tests/support/postgres.rs"]
-mod cluster;
+pub(crate) mod cluster;
 
 /// The PostgreSQL store, each test in a new schema of the binary's
 /// throwaway cluster (see `tests/support/postgres.rs`).

@@ -184,6 +184,12 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
         true
     }
 
+    /// The shard of `workflow_id` (the unit of ownership between processes
+    /// sharing a store): always 0 for a file, which is one shard.
+    fn shard_of(&self, _workflow_id: &str) -> u32 {
+        0
+    }
+
     /// Hands a call for a run of another process's shard to that process
     /// through the store, and waits for its answer. A file never needs it.
     fn forward<'a>(

@@ -8,7 +8,7 @@
 
 mod children;
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod contract;
 mod external;
 mod ops;
@@ -44,7 +44,9 @@ pub(crate) use external::{
 pub(crate) use ops::{ContinueAsNewOp, EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 pub(crate) use query::{Query, QueryPage, Suffix};
 pub(crate) use record::{RunRecord, WAKE_NEVER, WAKE_NOW};
-pub(crate) use remote::{InboxBody, InboxMessage, RemoteReply, RemoteRequest, StoreEvent};
+pub(crate) use remote::{
+    InboxBody, InboxMessage, RemoteReply, RemoteRequest, RemoteResetTo, StoreEvent,
+};
 pub(crate) use schedule::{EncodedSchedule, ScheduleOp, ScheduledStart};
 
 /// A failure inside the store. Cloned to every caller of a failed group commit.

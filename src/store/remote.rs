@@ -58,9 +58,26 @@ pub(crate) enum RemoteRequest {
     Unpause {
         reason: String,
     },
+    /// A reset of the run (`Engine::reset_workflow`), made by the owner
+    /// with its code: answered with the new run's ID.
+    Reset {
+        to: RemoteResetTo,
+        reason: String,
+        reapply_signals: bool,
+        reapply_updates: bool,
+    },
 }
 
 impl Record for RemoteRequest {}
+
+/// Where a forwarded reset resets the run to (`ResetTo`, as persisted).
+// Persisted by position: never reorder; new variants at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RemoteResetTo {
+    EventId(u64),
+    FirstWorkflowTask,
+    LastWorkflowTask,
+}
 
 /// The owner's answer to a [`RemoteRequest`].
 // Persisted by position: never reorder; new variants at the end.
@@ -83,6 +100,8 @@ pub(crate) enum RemoteReply {
     UnknownQuery { query_name: String },
     /// An update was refused or failed before its handler's outcome.
     UpdateRefused(String),
+    /// A reset was made: the new run's ID.
+    ResetTo(RunId),
 }
 
 impl Record for RemoteReply {}
@@ -95,6 +114,10 @@ pub(crate) struct InboxMessage {
     pub(crate) workflow_id: String,
     pub(crate) run_id: RunId,
     pub(crate) body: InboxBody,
+    /// Taken before by a process that did not answer it (it died, or
+    /// lost the shard, after the call's effect was perhaps made): a
+    /// request whose effect is found made is answered as done.
+    pub(crate) redelivered: bool,
 }
 
 /// What an inbox row asks of its run.

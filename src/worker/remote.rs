@@ -51,20 +51,44 @@ impl Shared {
         }
     }
 
-    /// Drops from memory every run in memory whose shard this process no
-    /// longer owns: its actor stops (its attempts are told to stop), and
-    /// nothing more is written for it here.
-    pub(super) fn drop_unowned(&self, shards: &[u32]) {
-        let mut runs = self.runs();
-        let before = runs.len();
-        runs.retain(|_, slot| {
-            slot.workflow_id
-                .as_deref()
-                .is_none_or(|workflow_id| self.store.owns(workflow_id))
-        });
-        let dropped = before - runs.len();
-        if dropped > 0 {
-            tracing::info!(runs = dropped, ?shards, "runs of shards lost left memory");
+    /// Drops from memory every run of the shards this process lost (and
+    /// their due times): its actor stops (its attempts are told to stop),
+    /// and nothing more is written for it here. Exactly the lost shards'
+    /// runs, whatever ownership says by now: a shard lost and acquired
+    /// again before this runs has been advanced by another process
+    /// meanwhile, so what memory holds of it is stale either way. A run
+    /// of a shard owned again is loaded afresh from the store at once.
+    pub(super) fn drop_unowned(self: &Arc<Self>, shards: &[u32]) {
+        let dropped: Vec<(RunId, String)> = {
+            let mut runs = self.runs();
+            let lost: Vec<(RunId, String)> = runs
+                .iter()
+                .filter_map(|(run_id, slot)| {
+                    let workflow_id = slot.workflow_id.as_deref()?;
+                    shards
+                        .contains(&self.store.shard_of(workflow_id))
+                        .then(|| (*run_id, workflow_id.to_string()))
+                })
+                .collect();
+            for (run_id, _) in &lost {
+                runs.remove(run_id);
+            }
+            lost
+        };
+        if dropped.is_empty() {
+            return;
+        }
+        tracing::info!(
+            runs = dropped.len(),
+            ?shards,
+            "runs of shards lost left memory"
+        );
+        let ids: std::collections::HashSet<RunId> = dropped.iter().map(|(id, _)| *id).collect();
+        self.timers.forget_runs(&ids);
+        for (run_id, workflow_id) in dropped {
+            if self.store.owns(&workflow_id) {
+                let _ = self.deliver(run_id, RunMsg::Wake);
+            }
         }
     }
 
@@ -121,6 +145,7 @@ fn take(shared: &Arc<Shared>, message: InboxMessage) {
         workflow_id,
         run_id,
         body,
+        redelivered,
     } = message;
     let request_body = match body {
         InboxBody::Wake => {
@@ -139,7 +164,15 @@ fn take(shared: &Arc<Shared>, message: InboxMessage) {
     };
     let shared = shared.clone();
     shared.tracker.clone().spawn(async move {
-        let reply = call(&shared, run_id, request_body).await;
+        // What to look for in the history, should the call find its
+        // effect made by the process that took it before.
+        let effect = redelivered.then(|| Effect::of(&request_body)).flatten();
+        let mut reply = call(&shared, &workflow_id, run_id, request_body).await;
+        if let (Some(effect), RemoteReply::Closed(_)) = (&effect, &reply)
+            && effect.made(&shared, &workflow_id, run_id).await
+        {
+            reply = RemoteReply::Done;
+        }
         // Refused because this process lost the shard meanwhile: the row
         // stays for the shard's next owner, which delivers it again.
         if !matches!(reply, RemoteReply::Done | RemoteReply::Answer(_) | RemoteReply::Updated(_))
@@ -153,8 +186,63 @@ fn take(shared: &Arc<Shared>, message: InboxMessage) {
     });
 }
 
+/// The effect a cancellation or a termination leaves in the run's
+/// history. Neither event carries the request's ID, so a request taken
+/// again after its first taker died unanswered (its effect perhaps
+/// committed, and the run closed since) recognises its effect by it: a
+/// cancellation requested, a termination with its reason. The call itself
+/// is idempotent already (a second cancellation request is not recorded,
+/// a closed run is not terminated again); this makes its answer the one
+/// the first taker would have given.
+enum Effect {
+    CancelRequested,
+    Terminated { reason: String },
+}
+
+impl Effect {
+    fn of(request: &RemoteRequest) -> Option<Self> {
+        match request {
+            RemoteRequest::Cancel { .. } => Some(Effect::CancelRequested),
+            RemoteRequest::Terminate { reason } => Some(Effect::Terminated {
+                reason: reason.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether the run's history holds the effect.
+    async fn made(&self, shared: &Shared, workflow_id: &str, run_id: RunId) -> bool {
+        use crate::history::EventKind;
+        match self {
+            Effect::CancelRequested => shared
+                .store
+                .history(run_id, workflow_id)
+                .await
+                .is_ok_and(|history| {
+                    history
+                        .iter()
+                        .any(|e| matches!(e.kind, EventKind::WorkflowCancelRequested { .. }))
+                }),
+            Effect::Terminated { reason } => shared
+                .store
+                .last_event(run_id, workflow_id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|e| {
+                    matches!(&e.kind, EventKind::WorkflowTerminated { reason: r } if r == reason)
+                }),
+        }
+    }
+}
+
 /// Makes a call another process forwarded, as a local one.
-async fn call(shared: &Arc<Shared>, run_id: RunId, request: RemoteRequest) -> RemoteReply {
+async fn call(
+    shared: &Arc<Shared>,
+    workflow_id: &str,
+    run_id: RunId,
+    request: RemoteRequest,
+) -> RemoteReply {
     match request {
         RemoteRequest::Signal {
             name,
@@ -172,8 +260,13 @@ async fn call(shared: &Arc<Shared>, run_id: RunId, request: RemoteRequest) -> Re
         RemoteRequest::Cancel { reason } => {
             acked(shared, run_id, |ack| RunMsg::Cancel { reason, ack }).await
         }
+        // As a local terminate: a run parked here without an actor is
+        // closed in the store directly (only its owner may write it).
         RemoteRequest::Terminate { reason } => {
-            acked(shared, run_id, |ack| RunMsg::Terminate { reason, ack }).await
+            match crate::engine::terminate_run(shared, workflow_id, run_id, &reason).await {
+                Ok(()) => RemoteReply::Done,
+                Err(e) => reply_of(e),
+            }
         }
         RemoteRequest::Pause { reason } => {
             acked(shared, run_id, |ack| RunMsg::Pause { reason, ack }).await
@@ -231,6 +324,19 @@ async fn call(shared: &Arc<Shared>, run_id: RunId, request: RemoteRequest) -> Re
         RemoteRequest::Recorded { event } => {
             let _ = shared.deliver(run_id, RunMsg::Recorded { event });
             RemoteReply::Done
+        }
+        RemoteRequest::Reset {
+            to,
+            reason,
+            reapply_signals,
+            reapply_updates,
+        } => {
+            let options =
+                crate::engine::remote_reset_options(to, reason, reapply_signals, reapply_updates);
+            match crate::engine::reset_run(shared, workflow_id, options).await {
+                Ok(next) => RemoteReply::ResetTo(next),
+                Err(e) => reply_of(e),
+            }
         }
     }
 }
@@ -379,5 +485,71 @@ fn answer_with(answer: Answer, workflow_id: &str, reply: RemoteReply) {
             });
         }
         Answer::None => {}
+    }
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::store::conformance::cluster;
+    use crate::{Engine, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions};
+
+    const GO: SignalDef<()> = SignalDef::new("go");
+    const WAITER: WorkflowDef<(), u32> = WorkflowDef::new("Waiter");
+
+    async fn waiter(ctx: WorkflowContext, _: ()) -> Result<u32, WorkflowError> {
+        ctx.recv_signal(GO).await?;
+        Ok(7)
+    }
+
+    /// A shard lost and acquired again before the engine acts on the loss
+    /// (the loss is told while this process owns the shard once more):
+    /// its runs leave memory all the same, since another process may have
+    /// advanced them meanwhile, and are loaded afresh from the store.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_of_a_shard_lost_and_owned_again_are_loaded_afresh() {
+        let Some(url) = cluster::url() else {
+            return;
+        };
+        let schema = cluster::fresh_schema("lost_again");
+        let engine = Engine::builder()
+            .workflow(WAITER, waiter)
+            .postgres_schema(&schema)
+            .postgres(&url)
+            .await
+            .expect("open");
+        let handle = engine
+            .start_workflow(WAITER, "stale", (), WorkflowOptions::default())
+            .await
+            .expect("start");
+        let shared = engine.shared_for_tests().clone();
+        let run_id = handle.run_id();
+        let before = shared.watch(run_id).expect("the run is in memory");
+        assert!(
+            shared.store.owns("stale"),
+            "the only process owns every shard"
+        );
+        shared.drop_unowned(&[shared.store.shard_of("stale")]);
+        // The actor that held the run is gone: the run is out of memory,
+        // or in it again under a fresh slot.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while shared
+            .watch(run_id)
+            .is_some_and(|now| now.same_channel(&before))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the stale actor of a shard lost stayed in memory"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        engine.signal("stale", GO, ()).await.expect("signal");
+        let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
+            .await
+            .expect("the run loaded afresh completes")
+            .expect("result");
+        assert_eq!(result, 7);
+        engine.shutdown().await.expect("shutdown");
     }
 }

@@ -204,6 +204,28 @@ impl Timers {
         });
     }
 
+    /// Drops every due time of `runs`, on any clock: runs whose shard this
+    /// process lost are no longer its own, and a stale firing would load
+    /// one again here (or, acquired back meanwhile, hand a fresh actor a
+    /// message meant for the old one). Costs one pass over the queue, once
+    /// per shard lost.
+    pub(crate) fn forget_runs(&self, runs: &std::collections::HashSet<RunId>) {
+        if runs.is_empty() {
+            return;
+        }
+        let clock = &self.inner.clock;
+        let mut queue = self.inner.lock();
+        let queue = &mut *queue;
+        queue.due.retain(|(at, _), due| {
+            let keep = !runs.contains(&due.run_id);
+            if !keep {
+                clock.clear_due(*at);
+            }
+            keep
+        });
+        queue.timers.retain(|(run_id, _), _| !runs.contains(run_id));
+    }
+
     /// Forgets the firing of a durable timer the workflow cancelled, so the
     /// thread never delivers it and a virtual clock is not drawn to it.
     pub(crate) fn cancel(&self, run_id: RunId, seq: u32) {

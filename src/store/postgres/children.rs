@@ -19,19 +19,70 @@ use crate::store::{
 /// Generations of children a close reaches at most (as the redb store).
 const MAX_GENERATIONS: usize = 16;
 
+/// How often a parent's step is decided again when another starter took
+/// one of its children's IDs meanwhile (each time that ID is decided as
+/// taken, so more than a few means the IDs keep being taken).
+const RACES: usize = 8;
+
+/// What one decision of a parent's step came to.
+enum Decided {
+    Done(OpResult),
+    /// Another starter committed a child's (new) workflow ID between the
+    /// decision and the child's start: decide again.
+    Raced,
+}
+
 /// Applies a parent's step and its children's starts: the outcomes are
 /// decided first (reads only), then the parent's append with the outcome
 /// events after its own (refused before it writes), then the starts.
+///
+/// A child's new workflow ID has no row to lock while the outcomes are
+/// decided, so another starter (another process's `start_run`) may commit
+/// it before the child's start: that start then finds the ID taken. The
+/// step is undone to a savepoint and decided again, which finds the
+/// other's run and records `StartChildWorkflowFailed` in the parent, as the
+/// redb store does (its single writer never races).
 pub(super) async fn start_children(
     txn: &Transaction<'_>,
     statements: &Statements<'_>,
     op: &StartChildrenOp,
 ) -> Result<OpResult, StoreError> {
+    for _ in 0..RACES {
+        txn.batch_execute("SAVEPOINT start_children")
+            .await
+            .map_err(db_err)?;
+        match decide_and_start(txn, statements, op).await? {
+            Decided::Done(result) => {
+                txn.batch_execute("RELEASE SAVEPOINT start_children")
+                    .await
+                    .map_err(db_err)?;
+                return Ok(result);
+            }
+            Decided::Raced => {
+                txn.batch_execute("ROLLBACK TO SAVEPOINT start_children")
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+    }
+    Err(StoreError::Database(format!(
+        "the children's workflow IDs of run {} kept being taken by other starters while its \
+         step was written; it is written again",
+        op.run_id
+    )))
+}
+
+/// One decision and write of a parent's step with its children's starts.
+async fn decide_and_start(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    op: &StartChildrenOp,
+) -> Result<Decided, StoreError> {
     let conflict = |message: &str| {
-        Ok(Err(StoreError::Conflict {
+        Ok(Decided::Done(Err(StoreError::Conflict {
             run_id: op.run_id,
             message: message.to_string(),
-        }))
+        })))
     };
     if op
         .record
@@ -65,10 +116,10 @@ pub(super) async fn start_children(
                     .await
                     .map_err(db_err)?;
                 if stored.is_some() {
-                    return Ok(Err(StoreError::Conflict {
+                    return Ok(Decided::Done(Err(StoreError::Conflict {
                         run_id: child.run_id,
                         message: "a run with this ID is already stored".into(),
-                    }));
+                    })));
                 }
                 started.push((workflow_id, child.run_id));
                 EventKind::ChildWorkflowStarted {
@@ -100,7 +151,7 @@ pub(super) async fn start_children(
     {
         Ok(WriteOutcome::Appended) => {}
         Ok(other) => return conflict(&format!("unexpected append outcome {other:?}")),
-        Err(refusal) => return Ok(Err(refusal)),
+        Err(refusal) => return Ok(Decided::Done(Err(refusal))),
     }
     let mut answer = Vec::with_capacity(op.starts.len());
     for (child, (event, _)) in op.starts.iter().zip(&outcomes) {
@@ -118,17 +169,24 @@ pub(super) async fn start_children(
                     child.wake,
                 )
                 .await?;
-                if !matches!(outcome, Ok(WriteOutcome::Started)) {
-                    return Err(StoreError::Database(format!(
-                        "child run {} could not start after its parent's step: {outcome:?}",
-                        child.run_id
-                    )));
+                match outcome {
+                    Ok(WriteOutcome::Started) => {}
+                    // Taken by another starter since the decision.
+                    Ok(WriteOutcome::AlreadyRunning(_) | WriteOutcome::ReuseRejected(_)) => {
+                        return Ok(Decided::Raced);
+                    }
+                    other => {
+                        return Err(StoreError::Database(format!(
+                            "child run {} could not start after its parent's step: {other:?}",
+                            child.run_id
+                        )));
+                    }
                 }
                 answer.push(Ok(child.run_id));
             }
         }
     }
-    Ok(Ok(WriteOutcome::ChildrenStarted(answer)))
+    Ok(Decided::Done(Ok(WriteOutcome::ChildrenStarted(answer))))
 }
 
 /// Why the workflow ID refuses a new run, if it does (as the redb store).

@@ -225,18 +225,30 @@ impl InboxTask {
         // (a process paused past its lease takes nothing, deletes nothing).
         let me = self.ownership.me;
         let epochs = self.ownership.epochs();
-        let rows = c
+        // Each row taken counts a delivery, so that the next taker of a
+        // row left unanswered knows it was delivered before.
+        let mut rows = c
             .query(
-                "SELECT i.request, i.shard, i.workflow_id, i.run_id, i.kind, i.body \
-                 FROM inbox i JOIN shards s ON s.shard_id = i.shard \
-                 WHERE i.shard = ANY($1) AND NOT (i.request = ANY($2)) \
-                 AND s.owner = $4 AND s.epoch = ($5::bigint[])[i.shard + 1] \
-                 AND s.lease_until > clock_timestamp() \
-                 ORDER BY i.created_at, i.request LIMIT $3",
+                "UPDATE inbox u SET deliveries = u.deliveries + 1 FROM ( \
+                     SELECT i.request FROM inbox i JOIN shards s ON s.shard_id = i.shard \
+                     WHERE i.shard = ANY($1) AND NOT (i.request = ANY($2)) \
+                     AND s.owner = $4 AND s.epoch = ($5::bigint[])[i.shard + 1] \
+                     AND s.lease_until > clock_timestamp() \
+                     ORDER BY i.created_at, i.request LIMIT $3) picked \
+                 WHERE u.request = picked.request \
+                 RETURNING u.request, u.shard, u.workflow_id, u.run_id, u.kind, u.body, \
+                     u.deliveries, u.created_at",
                 &[&owned, &taken, &BATCH, &me, &epochs],
             )
             .await
             .map_err(db_err)?;
+        // In the order they were sent (RETURNING keeps none).
+        rows.sort_by_key(|row| {
+            (
+                row.get::<_, std::time::SystemTime>(7),
+                row.get::<_, uuid::Uuid>(0),
+            )
+        });
         let mut hints = Vec::new();
         for row in rows {
             let request: uuid::Uuid = row.get(0);
@@ -245,6 +257,7 @@ impl InboxTask {
             let run_id = run_id_of(row.get(3));
             let kind: i16 = row.get(4);
             let body: Option<&[u8]> = row.get(5);
+            let redelivered = row.get::<_, i32>(6) > 1;
             let body = match (kind, body) {
                 (0, _) => Some(InboxBody::Wake),
                 (3, _) => Some(InboxBody::Reload),
@@ -293,6 +306,7 @@ impl InboxTask {
                     workflow_id,
                     run_id,
                     body,
+                    redelivered,
                 };
                 if self.events.send(StoreEvent::Message(message)).is_err() {
                     return Ok(());

@@ -487,6 +487,10 @@ impl Store for PgStore {
             .owns_shard(self.ownership.shard_of(workflow_id))
     }
 
+    fn shard_of(&self, workflow_id: &str) -> u32 {
+        self.ownership.shard_of(workflow_id) as u32
+    }
+
     fn forward<'a>(
         &'a self,
         workflow_id: &'a str,

@@ -35,6 +35,11 @@
 //! to the two hot-path functions. A layout-1 schema is migrated on open
 //! (see [`prepare`]).
 //!
+//! Layout 3 adds the unique index `runs_one_open` (`runs(workflow_id)` of
+//! open runs): at most one open run per workflow ID, whatever writes the
+//! rows; and `inbox.deliveries`, how many times a row was taken. A layout-2 schema is migrated on open, unless it holds such
+//! duplicates: then [`OpenError::DuplicateOpenRuns`] names them.
+//!
 //! The two writes on the hot path are functions of the schema
 //! (`start_run`, `append_events`), so that each is one statement that
 //! decides its own outcome: a batch of them is pipelined in one
@@ -47,7 +52,7 @@ use crate::error::OpenError;
 use crate::store::StoreError;
 
 /// The layout of the tables and functions below.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 /// Shards of a new schema (fixed at creation, as Temporal's history shards).
 pub(crate) const SHARD_COUNT: u32 = 64;
 /// Most shards a schema may have.
@@ -153,6 +158,20 @@ CREATE TABLE inbox_replies (
 CREATE INDEX runs_shard_wake ON runs (shard, wake) WHERE status = 0 AND wake IS NOT NULL;
 "#;
 
+/// What layout 3 adds: at most one open run per workflow ID, kept by the
+/// database itself (every write that opens a run already checks the ID's
+/// latest run under its row lock; the index makes a bug or a hand-made row
+/// that breaks the rule fail its transaction instead of forking the ID);
+/// and how many times an inbox row was taken, so that a request taken
+/// again after its taker died unanswered is known as such.
+const LAYOUT_3: &str = "
+CREATE UNIQUE INDEX runs_one_open ON runs (workflow_id) WHERE status = 0;
+ALTER TABLE inbox ADD COLUMN deliveries integer NOT NULL DEFAULT 0;
+";
+
+/// Most workflow IDs a refused migration to layout 3 names.
+const DUPLICATES_NAMED: i64 = 20;
+
 /// The layout-1 functions a migration to layout 2 replaces.
 const DROP_LAYOUT_1_FUNCTIONS: &str = "
 DROP FUNCTION start_run(uuid, text, integer, text, smallint, bigint, bigint, bytea, bytea, \
@@ -174,8 +193,11 @@ DROP FUNCTION append_events(uuid, bigint, bytea[], bigint, bytea, smallint, bigi
 /// `hint_owner` locks the shard's row the same way when this process owns
 /// it, so a start committed just as another process acquires the shard is
 /// read by the acquirer's first scan (before, it could be loaded by
-/// neither).
-pub(crate) const FUNCTIONS_REVISION: u32 = 3;
+/// neither). 4: `start_run` answers `o_status` 0 with outcome 0 when it
+/// hinted the start to another owner (`hinted_owner`), so that a process
+/// whose lease ran out unnoticed (paused past it) does not run the start
+/// itself (before, it did, while its writes were refused).
+pub(crate) const FUNCTIONS_REVISION: u32 = 4;
 
 /// The functions (layout 2: fenced, hinting other owners, the hot path),
 /// of [`FUNCTIONS_REVISION`].
@@ -200,23 +222,37 @@ END $$;
 -- of the transaction, so that no acquisition, and no acquirer's first read
 -- of the shard's wake-ups, comes between this check and the commit (the
 -- run would be loaded by neither process).
+-- hinted_owner answers true when it hinted another owner (p_me does not
+-- own the shard by the database: another member does, or p_me's lease ran
+-- out); hint_owner is the same without the answer.
+CREATE OR REPLACE FUNCTION hinted_owner(p_shard integer, p_workflow text, p_run uuid, p_me uuid,
+                           p_kind smallint, p_body bytea)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM shards WHERE shard_id = p_shard AND owner = p_me
+        AND lease_until > clock_timestamp() FOR KEY SHARE;
+    IF FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO inbox (request, shard, workflow_id, run_id, kind, body)
+        VALUES (gen_random_uuid(), p_shard, p_workflow, p_run, p_kind, p_body);
+    PERFORM pg_notify(current_schema(), p_shard::text);
+    RETURN true;
+END $$;
+
 CREATE OR REPLACE FUNCTION hint_owner(p_shard integer, p_workflow text, p_run uuid, p_me uuid,
                            p_kind smallint, p_body bytea)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM shards WHERE shard_id = p_shard AND owner = p_me
-        AND lease_until > clock_timestamp() FOR KEY SHARE;
-    IF NOT FOUND THEN
-        INSERT INTO inbox (request, shard, workflow_id, run_id, kind, body)
-            VALUES (gen_random_uuid(), p_shard, p_workflow, p_run, p_kind, p_body);
-        PERFORM pg_notify(current_schema(), p_shard::text);
-    END IF;
+    PERFORM hinted_owner(p_shard, p_workflow, p_run, p_me, p_kind, p_body);
 END $$;
 
 -- Outcomes: 0 started, 1 already running (o_run), 2 reuse rejected
 -- (o_status), 3 the run ID is stored already, 4 the latest run has no row.
 -- Any process may start a run; one started in a shard p_me does not own
--- is hinted to its owner. Two starters of a new ID both find no row: the
+-- (by the database: its lease may have run out unnoticed) is hinted to its
+-- owner, and then answers o_status 0 with outcome 0 (NULL when p_me owns
+-- it), so that p_me does not run it. Two starters of a new ID both find no row: the
 -- second's insert waits for the first's commit and inserts nothing, and
 -- the second then checks again against the row the first committed.
 CREATE OR REPLACE FUNCTION start_run(
@@ -267,8 +303,9 @@ BEGIN
                 CASE WHEN p_status = 0 THEN p_wake END, cardinality(p_events), p_record);
     INSERT INTO history (run_id, event_id, event)
         SELECT p_run, e.n, e.event FROM unnest(p_events) WITH ORDINALITY AS e(event, n);
-    IF p_status = 0 THEN
-        PERFORM hint_owner(p_shard, p_workflow, p_run, p_me, 0::smallint, NULL);
+    o_status := NULL;
+    IF p_status = 0 AND hinted_owner(p_shard, p_workflow, p_run, p_me, 0::smallint, NULL) THEN
+        o_status := 0;
     END IF;
     o_outcome := 0;
 END $$;
@@ -372,6 +409,7 @@ pub(crate) async fn prepare(
     if !exists {
         txn.batch_execute(CREATE).await.map_err(db_err)?;
         txn.batch_execute(LAYOUT_2).await.map_err(db_err)?;
+        txn.batch_execute(LAYOUT_3).await.map_err(db_err)?;
         txn.batch_execute(FUNCTIONS).await.map_err(db_err)?;
         add_shards(&txn, SHARD_COUNT).await?;
         for (key, value) in [
@@ -448,6 +486,28 @@ pub(crate) async fn prepare(
             .map_err(db_err)?;
         txn.batch_execute(LAYOUT_2).await.map_err(db_err)?;
         add_shards(&txn, shards).await?;
+    }
+    if layout < 3 {
+        // Runs of an earlier build's race (two open runs of one ID) would
+        // make the index fail: named, for the operator to close, instead.
+        let rows = txn
+            .query(
+                "SELECT workflow_id, count(*) OVER () FROM runs WHERE status = 0 \
+                 GROUP BY workflow_id HAVING count(*) > 1 ORDER BY workflow_id LIMIT $1",
+                &[&DUPLICATES_NAMED],
+            )
+            .await
+            .map_err(db_err)?;
+        if let Some(first) = rows.first() {
+            return Ok(Err(OpenError::DuplicateOpenRuns {
+                schema: schema.to_string(),
+                workflow_ids: rows.iter().map(|r| r.get::<_, String>(0)).collect(),
+                count: u64::try_from(first.get::<_, i64>(1)).unwrap_or(0),
+            }));
+        }
+        txn.batch_execute(LAYOUT_3).await.map_err(db_err)?;
+    }
+    if layout < SCHEMA_VERSION {
         txn.execute(
             "UPDATE meta SET value = $1 WHERE key = 'schema_version'",
             &[&SCHEMA_VERSION.to_string()],

@@ -424,7 +424,18 @@ pub(super) async fn start(
     let other = row.get::<_, Option<uuid::Uuid>>(1).map(super::run_id_of);
     let other_status = row.get::<_, Option<i16>>(2).and_then(super::status_of);
     Ok(match (outcome, other, other_status) {
-        (0, _, _) => Ok(WriteOutcome::Started),
+        (0, _, hinted) => {
+            // Hinted to another owner while this process believed it owned
+            // the shard (its lease ran out unnoticed, or it was taken
+            // over): the shard is lost here, so the engine leaves the run
+            // to its owner instead of running it where nothing is written.
+            let shard = statements.ownership.shard_of(&record.workflow_id);
+            if hinted.is_some() && statements.ownership.owns_shard(shard) {
+                let epoch = statements.epochs.get(shard as usize).copied().unwrap_or(0);
+                statements.ownership.refused(shard, epoch);
+            }
+            Ok(WriteOutcome::Started)
+        }
         (1, Some(other), _) => Ok(WriteOutcome::AlreadyRunning(other)),
         (2, _, Some(status)) => Ok(WriteOutcome::ReuseRejected(status)),
         (3, _, _) => Err(StoreError::Conflict {
