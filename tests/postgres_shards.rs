@@ -6,7 +6,8 @@
 //!   owns is delivered exactly once;
 //! - one killed with SIGKILL: the other takes over its runs (at once: it
 //!   sees the killed one's process gone; a process of another machine is
-//!   taken over once its lease runs out, as the paused one below), and every
+//!   taken over once its lease runs out, as `tests/postgres_lease.rs`
+//!   checks with a process in a PID namespace of its own), and every
 //!   workflow completes exactly once, no history with a gap or a
 //!   duplicate event ID, no step run again once a later step began;
 //! - one stopped with SIGSTOP past its lease while the other takes over,

@@ -114,9 +114,28 @@ pub struct CrashChild {
 /// tests read their inputs from such variables and return at once without
 /// them, so they pass as no-ops in the normal test run.
 pub fn spawn_crash_child(test_name: &str, env: &[(&str, &std::ffi::OsStr)]) -> CrashChild {
+    spawn_crash_child_under(&[], test_name, env)
+}
+
+/// As [`spawn_crash_child`], run by the command `wrapper` (its program and
+/// arguments, the test binary's path and arguments appended), for example
+/// `unshare --pid --fork` to run the child in a process namespace of its
+/// own. [`CrashChild::id`] is then the wrapper's process ID.
+pub fn spawn_crash_child_under(
+    wrapper: &[&str],
+    test_name: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> CrashChild {
     use std::io::BufRead;
     let exe = std::env::current_exe().expect("locate the test binary");
-    let mut command = std::process::Command::new(exe);
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = std::process::Command::new(program);
+            command.args(args).arg(exe);
+            command
+        }
+        None => std::process::Command::new(exe),
+    };
     command
         .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .stdin(std::process::Stdio::null())
