@@ -32,7 +32,6 @@ use super::attempt::{self, Attempt, AttemptOutcome, Begin};
 use super::queue::Slot;
 use super::{RunSnapshot, RunState, Shared};
 use crate::activity::retry;
-use crate::clock::Hold;
 use crate::codec;
 use crate::error::ClientError;
 use crate::history::{
@@ -395,7 +394,7 @@ pub(super) fn replay(
 pub(super) fn start(
     prepared: PreparedRun,
     state: Arc<watch::Sender<RunState>>,
-    rx: mpsc::UnboundedReceiver<(RunMsg, Hold)>,
+    rx: mpsc::UnboundedReceiver<super::Mail>,
     committed: bool,
 ) {
     let PreparedRun { mut actor, step } = prepared;
@@ -411,7 +410,7 @@ pub(super) fn start(
                 let live = if committed {
                     actor.after_commit(step)
                 } else {
-                    actor.finish(step).await
+                    Box::pin(actor.finish(step)).await
                 };
                 drop(hold);
                 if live {
@@ -424,14 +423,14 @@ pub(super) fn start(
 }
 
 impl RunActor {
-    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<(RunMsg, Hold)>) {
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<super::Mail>) {
         loop {
             // An idle run (no attempt in flight) may leave memory; its timers
             // and messages load it again.
             if self.idle() && self.shared.try_evict(self.run_id, &rx) {
                 return;
             }
-            let Some((msg, hold)) = rx.recv().await else {
+            let Some((msg, hold)) = rx.recv().await.map(|mail| *mail) else {
                 return;
             };
             let mut step = Step::default();
@@ -439,23 +438,25 @@ impl RunActor {
             let mut more_holds = Vec::new();
             self.handle(msg, &mut step);
             // Messages that queued up meanwhile share the commit.
-            while let Ok((msg, hold)) = rx.try_recv() {
+            while let Ok((msg, hold)) = rx.try_recv().map(|mail| *mail) {
                 if hold.is_held() {
                     more_holds.push(hold);
                 }
                 self.handle(msg, &mut step);
             }
             while !step.held_signals.is_empty() {
-                step = self.reopen(step).await;
-                while let Ok((msg, hold)) = rx.try_recv() {
+                step = Box::pin(self.reopen(step)).await;
+                while let Ok((msg, hold)) = rx.try_recv().map(|mail| *mail) {
                     if hold.is_held() {
                         more_holds.push(hold);
                     }
                     self.handle(msg, &mut step);
                 }
             }
-            // The holds go once the step's effects are registered.
-            let live = self.finish(step).await;
+            // The holds go once the step's effects are registered. The
+            // commit's future is boxed: held inline it made every idle
+            // run's task ~3 KiB (see `start`).
+            let live = Box::pin(self.finish(step)).await;
             drop((hold, more_holds));
             if !live {
                 return;

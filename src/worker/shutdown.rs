@@ -118,7 +118,7 @@ impl Shared {
                     } => {
                         let (reply, answer) = tokio::sync::oneshot::channel();
                         let msg = (RunMsg::Describe { reply }, self.clock.hold());
-                        tx.send(msg).ok().map(|()| answer)
+                        tx.send(Box::new(msg)).ok().map(|()| answer)
                     }
                     _ => None,
                 })
