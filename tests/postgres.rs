@@ -3,7 +3,9 @@
 //! closing and resumes on the next open; a schema written by a newer build
 //! (a newer layout or a newer store format) is refused with
 //! `OpenError::NewerSchema`, an older format is raised; two engines share
-//! a schema, each reaching the other's runs; an unreachable server and a
+//! a schema, each reaching the other's runs; schemas of layouts 1 and 2
+//! are migrated on open (layout 2's counts kept, and kept whole by the
+//! folds of layout 3's count changes); an unreachable server and a
 //! bad schema name are typed errors; when the server drops the engine's
 //! sessions, the engine connects again and its runs go on; a schema of
 //! layout 2 gets the index that keeps one open run per workflow ID, unless
@@ -407,7 +409,7 @@ async fn a_schema_of_layout_1_is_migrated_unless_an_engine_of_that_build_writes_
         .await
         .expect("meta")
         .get(0);
-    assert_eq!(layout, "3");
+    assert_eq!(layout, "4");
     let handle = engine
         .start_workflow(
             TWO_GREETINGS,
@@ -426,6 +428,87 @@ async fn a_schema_of_layout_1_is_migrated_unless_an_engine_of_that_build_writes_
         .expect("in time")
         .expect("result");
     assert_eq!(result, "Hello, a! Hello, b!");
+    engine.shutdown().await.expect("shutdown");
+}
+
+/// Starts `workflow_id`, signals it and waits for its result.
+async fn greet_twice(engine: &Engine, workflow_id: &str) {
+    let handle = engine
+        .start_workflow(
+            TWO_GREETINGS,
+            workflow_id,
+            "a".to_string(),
+            WorkflowOptions::default(),
+        )
+        .await
+        .expect("start");
+    engine
+        .signal(workflow_id, GO, "b".into())
+        .await
+        .expect("signal");
+    let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .expect("in time")
+        .expect("result");
+    assert_eq!(result, "Hello, a! Hello, b!");
+}
+
+#[tokio::test]
+async fn a_schema_of_layout_2_is_migrated_keeping_its_counts_which_later_folds_keep_whole() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let schema = support::postgres::fresh_schema("layout_2");
+    let c = sql(&url, &schema).await;
+    c.batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    // Its counts: 2 completed runs, 1 failed.
+    c.batch_execute(include_str!("fixtures/postgres-layout-2.sql"))
+        .await
+        .expect("the layout-2 fixture loads");
+    let engine = builder(&schema).postgres(&url).await.expect("migrate");
+    let layout: String = c
+        .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+        .await
+        .expect("meta")
+        .get(0);
+    assert_eq!(layout, "4");
+    let counts = engine.count_workflows().await.expect("count");
+    assert_eq!(
+        (
+            counts.get(steadfast::WorkflowStatus::Completed),
+            counts.get(steadfast::WorkflowStatus::Failed),
+            counts.total()
+        ),
+        (2, 1, 3),
+        "the migration keeps the counts"
+    );
+    // Runs completed across several folds (one at most each second, after
+    // a commit) are each counted once.
+    for round in 0..3 {
+        greet_twice(&engine, &format!("after-{round}")).await;
+        let counts = engine.count_workflows().await.expect("count");
+        assert_eq!(
+            (
+                counts.get(steadfast::WorkflowStatus::Completed),
+                counts.get(steadfast::WorkflowStatus::Running),
+                counts.total()
+            ),
+            (3 + round, 0, 4 + round),
+            "round {round}"
+        );
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let folded: i64 = c
+        .query_one("SELECT runs FROM status_counts WHERE status = 1", &[])
+        .await
+        .expect("the folded count")
+        .get(0);
+    assert!(
+        folded > 2,
+        "the changes were folded into status_counts ({folded} completed there)"
+    );
     engine.shutdown().await.expect("shutdown");
 }
 
@@ -619,7 +702,7 @@ async fn a_schema_of_layout_2_gets_one_open_run_per_id_or_names_its_duplicates()
         .await
         .expect("meta")
         .get(0);
-    assert_eq!(layout, "3");
+    assert_eq!(layout, "4");
     // The index holds: a second open run of the ID cannot be written.
     let refused = c
         .execute(

@@ -180,15 +180,10 @@ pub(super) async fn any_closed_by(c: &Client, cutoff: SystemTime) -> Result<bool
     Ok(row.is_some())
 }
 
-/// The number of runs of each status, from the counts the schema keeps.
+/// The number of runs of each status, from the counts the schema keeps
+/// (folded, and changed since).
 pub(super) async fn counts(c: &Client) -> Result<Vec<(WorkflowStatus, u64)>, StoreError> {
-    let rows = c
-        .query(
-            "SELECT status, runs FROM status_counts ORDER BY status",
-            &[],
-        )
-        .await
-        .map_err(db_err)?;
+    let rows = c.query(super::schema::COUNTS, &[]).await.map_err(db_err)?;
     let mut counts: Vec<(WorkflowStatus, u64)> = (0..=6)
         .filter_map(super::status_of)
         .map(|s| (s, 0))

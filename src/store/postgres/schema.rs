@@ -6,7 +6,7 @@
 //! [`OpenError::NewerSchema`]; an older store format is raised on open (the
 //! tables do not change with it, only what events may hold).
 //!
-//! Layout 1 (`FORMAT.md`, "PostgreSQL"), kept by layout 2:
+//! Layout 1 (`FORMAT.md`, "PostgreSQL"), kept by layouts 2 and 3:
 //! - `meta(key, value)`: `schema_version`, `format_version`, `shard_count`.
 //! - `workflows(workflow_id PK, shard, latest_run)`: the latest run of an ID.
 //! - `runs(run_id PK, workflow_id, shard, workflow_type, status, start_ns,
@@ -21,7 +21,7 @@
 //! - `status_counts(status PK, runs)`: the number of runs of each status,
 //!   kept by a trigger on `runs` in the same transaction as every change
 //!   of a run's status, so `counts` reads seven rows whatever the number
-//!   of runs.
+//!   of runs (layout 4: plus the changes not folded yet).
 //!
 //! `shard` is `hash(workflow_id) % shard_count`, kept from the first layout
 //! so that ownership by shard needs no rewrite of the rows.
@@ -39,6 +39,12 @@
 //! open runs): at most one open run per workflow ID, whatever writes the
 //! rows; and `inbox.deliveries`, how many times a row was taken. A layout-2 schema is migrated on open, unless it holds such
 //! duplicates: then [`OpenError::DuplicateOpenRuns`] names them.
+//! Layout 4 keeps the counts as changes ([`LAYOUT_4`]):
+//! `status_changes(from_status, to_status)`, one row inserted by the
+//! trigger for each run inserted (`from_status` NULL), deleted
+//! (`to_status` NULL) or changing status, folded into `status_counts` by
+//! `fold_status_changes()`; the counts are both summed. A layout-3 schema
+//! is migrated on open by adding them.
 //!
 //! The two writes on the hot path are functions of the schema
 //! (`start_run`, `append_events`), so that each is one statement that
@@ -52,7 +58,7 @@ use crate::error::OpenError;
 use crate::store::StoreError;
 
 /// The layout of the tables and functions below.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 /// Shards of a new schema (fixed at creation, as Temporal's history shards).
 pub(crate) const SHARD_COUNT: u32 = 64;
 /// Most shards a schema may have.
@@ -171,6 +177,61 @@ ALTER TABLE inbox ADD COLUMN deliveries integer NOT NULL DEFAULT 0;
 
 /// Most workflow IDs a refused migration to layout 3 names.
 const DUPLICATES_NAMED: i64 = 20;
+
+/// What layout 4 adds: the counts' changes as rows of their own, each
+/// inserted by the transaction that makes it and folded into
+/// `status_counts` about once a second by one process at a time
+/// ([`FOLD`]); the counts are `status_counts` plus the changes not folded
+/// yet. Writers then share no row: before, every start and close updated
+/// `status_counts`' rows, which serialised the writers of every process on
+/// the schema (each waited for the other's commit) and could deadlock two
+/// of them.
+const LAYOUT_4: &str = r#"
+CREATE TABLE IF NOT EXISTS status_changes (
+    from_status smallint,
+    to_status smallint
+);
+CREATE OR REPLACE FUNCTION count_statuses() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO status_changes (from_status, to_status) VALUES (NULL, NEW.status);
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO status_changes (from_status, to_status) VALUES (OLD.status, NULL);
+    ELSE
+        INSERT INTO status_changes (from_status, to_status) VALUES (OLD.status, NEW.status);
+    END IF;
+    RETURN NULL;
+END $$;
+-- Moves every committed change into status_counts, in one process at a
+-- time (another one folding meanwhile: nothing to do now). A change
+-- committed during the fold is not in its snapshot and stays for the next.
+CREATE OR REPLACE FUNCTION fold_status_changes() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('steadfast-fold:' || current_schema())) THEN
+        RETURN;
+    END IF;
+    WITH gone AS (DELETE FROM status_changes RETURNING from_status, to_status),
+    moved AS (
+        SELECT status, sum(n) AS n FROM (
+            SELECT to_status AS status, 1 AS n FROM gone WHERE to_status IS NOT NULL
+            UNION ALL
+            SELECT from_status, -1 FROM gone WHERE from_status IS NOT NULL
+        ) AS m GROUP BY status
+    )
+    UPDATE status_counts c SET runs = c.runs + moved.n FROM moved WHERE c.status = moved.status;
+END $$;
+"#;
+
+/// Folds the counts' changes into `status_counts` (layout 4).
+pub(super) const FOLD: &str = "SELECT fold_status_changes()";
+
+/// The number of runs of each status (layout 4): the folded counts plus
+/// the changes since, in one snapshot.
+pub(super) const COUNTS: &str = "SELECT status, sum(runs)::bigint FROM (\
+    SELECT status, runs FROM status_counts \
+    UNION ALL SELECT to_status, 1 FROM status_changes WHERE to_status IS NOT NULL \
+    UNION ALL SELECT from_status, -1 FROM status_changes WHERE from_status IS NOT NULL\
+    ) AS c GROUP BY status ORDER BY status";
 
 /// The layout-1 functions a migration to layout 2 replaces.
 const DROP_LAYOUT_1_FUNCTIONS: &str = "
@@ -410,6 +471,7 @@ pub(crate) async fn prepare(
         txn.batch_execute(CREATE).await.map_err(db_err)?;
         txn.batch_execute(LAYOUT_2).await.map_err(db_err)?;
         txn.batch_execute(LAYOUT_3).await.map_err(db_err)?;
+        txn.batch_execute(LAYOUT_4).await.map_err(db_err)?;
         txn.batch_execute(FUNCTIONS).await.map_err(db_err)?;
         add_shards(&txn, SHARD_COUNT).await?;
         for (key, value) in [
@@ -506,6 +568,12 @@ pub(crate) async fn prepare(
             }));
         }
         txn.batch_execute(LAYOUT_3).await.map_err(db_err)?;
+    }
+    if layout < 4 {
+        // Processes of layouts 2 and 3 still running keep working on it (the
+        // trigger is the schema's); only their counts miss the changes not
+        // folded yet, until they are restarted with this build.
+        txn.batch_execute(LAYOUT_4).await.map_err(db_err)?;
     }
     if layout < SCHEMA_VERSION {
         txn.execute(
