@@ -4,16 +4,23 @@
 //! it, applies them all in one transaction, commits, and only then answers
 //! each caller. Starts and appends, the ops of the hot path, are one call
 //! each of a function of the schema that decides its own outcome (see
-//! [`super::schema`]), sent back to back (pipelined: one round trip for a
-//! run of them); the rarer ops read what they need first and run one after
-//! another. A refused op answers its refusal and writes nothing; any other
-//! failure rolls the whole transaction back and every caller is told.
+//! [`super::schema`]), sent back to back (pipelined); a batch of only
+//! those is sent with its `BEGIN` and `COMMIT` as one round trip (a
+//! statement that fails aborts the transaction, and the `COMMIT` behind it
+//! then rolls back). The rarer ops read what they need first and run one
+//! after another. A refused op answers its refusal and writes nothing; any
+//! other failure rolls the whole transaction back and every caller is
+//! told, but a deadlock or serialisation failure, which rolled back
+//! everything, is tried again first.
+//!
+//! About once a second after a commit the writer folds the counts' changes
+//! ([`super::schema::FOLD`]) in a statement of its own.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
@@ -33,6 +40,13 @@ use crate::store::{
 const MAX_BATCH: usize = 4096;
 /// Most statements sent back to back before their answers are read.
 const PIPELINE: usize = 256;
+/// How often the counts' changes are folded, at most.
+const FOLD_EVERY: Duration = Duration::from_secs(1);
+/// How many times a batch rolled back by a deadlock or a serialisation
+/// failure is tried again before its callers are told.
+const ROLLED_BACK_RETRIES: usize = 3;
+/// The index of a pipelined `BEGIN` or `COMMIT`, which answers no caller.
+const CONTROL: usize = usize::MAX;
 /// Runs one sweep removes at most, and history rows (the same bounds as
 /// the redb store's, so a sweep holds the writer about as long).
 pub(super) const SWEEP_MAX_RUNS: i64 = 32;
@@ -63,6 +77,10 @@ pub(super) struct Writer {
     ownership: Arc<Ownership>,
     /// The sessions' `idle_in_transaction_session_timeout`, in ms.
     idle_timeout_ms: u64,
+    /// When the counts' changes were last folded, and whether a commit
+    /// came since.
+    folded_at: Instant,
+    unfolded: bool,
 }
 
 /// Both hot-path statements, by name (see [`super::schema`]), and what
@@ -91,6 +109,8 @@ impl Writer {
             // At least two seconds: a loaded machine's pauses between
             // statements are not taken for a stopped process.
             idle_timeout_ms: lease.max(std::time::Duration::from_secs(2)).as_millis() as u64,
+            folded_at: Instant::now(),
+            unfolded: false,
         }
     }
 
@@ -119,7 +139,25 @@ impl Writer {
                 // A caller that stopped waiting has nothing to be told.
                 let _ = request.reply.send(answer);
             }
+            self.fold_if_due().await;
         }
+    }
+
+    /// Folds the counts' changes when a commit came since the last fold a
+    /// while ago; a failure leaves them for the next (the counts add
+    /// them up meanwhile).
+    async fn fold_if_due(&mut self) {
+        if !self.unfolded || self.folded_at.elapsed() < FOLD_EVERY {
+            return;
+        }
+        let Some(session) = self.session.as_ref().filter(|s| !s.client.is_closed()) else {
+            return;
+        };
+        if let Err(error) = session.client.batch_execute(super::schema::FOLD).await {
+            tracing::debug!(%error, "folding the PostgreSQL counts' changes failed");
+        }
+        self.folded_at = Instant::now();
+        self.unfolded = false;
     }
 
     /// Connects the writer's session (the schema is prepared already).
@@ -185,12 +223,22 @@ impl Writer {
     }
 
     async fn commit(&mut self, batch: &[Request]) -> Vec<OpResult> {
-        let result = self.try_commit(batch).await;
+        let mut result = self.try_commit(batch).await;
+        for _ in 0..ROLLED_BACK_RETRIES {
+            match &result {
+                Err(err) if rolled_back(err) => {
+                    tracing::warn!(error = %err, ops = batch.len(), "a PostgreSQL commit was rolled back; trying it again");
+                    result = self.try_commit(batch).await;
+                }
+                _ => break,
+            }
+        }
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(answers) => {
                 health.failures = 0;
                 health.last = None;
+                self.unfolded = true;
                 answers
             }
             Err(err) => {
@@ -216,26 +264,19 @@ impl Writer {
             epochs: &epochs,
             ownership: &ownership,
         };
-        let txn = session.client.transaction().await.map_err(db_err)?;
-        let mut answers: Vec<Option<OpResult>> = batch.iter().map(|_| None).collect();
-        let mut pending: Vec<(usize, OpFuture<'_>)> = Vec::new();
-        for (i, request) in batch.iter().enumerate() {
-            match pipelined(&txn, &statements, &request.op) {
-                Some(future) => {
-                    pending.push((i, future));
-                    if pending.len() >= PIPELINE {
-                        flush(&mut pending, &mut answers).await?;
-                    }
-                }
-                None => {
-                    flush(&mut pending, &mut answers).await?;
-                    answers[i] = Some(apply(&txn, &statements, &request.op).await?);
-                }
-            }
-        }
-        flush(&mut pending, &mut answers).await?;
-        drop(pending);
-        txn.commit().await.map_err(db_err)?;
+        let whole = batch
+            .iter()
+            .all(|request| matches!(request.op, WriteOp::Start { .. } | WriteOp::Append { .. }));
+        let answers = if whole {
+            let client = &session.client;
+            let futures = batch
+                .iter()
+                .filter_map(|request| pipelined(client, &statements, &request.op))
+                .collect();
+            in_one_round_trip(client, futures).await?
+        } else {
+            step_by_step(&mut session.client, &statements, batch).await?
+        };
         // A write refused by its fence: the shard is lost (the engine
         // drops its runs now, not at the next lease renewal).
         for answer in answers.iter().flatten() {
@@ -250,6 +291,76 @@ impl Writer {
             .map(|a| a.unwrap_or(Err(StoreError::Closed)))
             .collect())
     }
+}
+
+/// Whether a failed commit was rolled back whole by the server for a
+/// reason that may not come again (a deadlock, a serialisation failure),
+/// so that the same batch may be tried again: [`db_err`] puts the
+/// SQLSTATE first.
+fn rolled_back(err: &StoreError) -> bool {
+    matches!(err, StoreError::Database(m) if m.starts_with("40P01") || m.starts_with("40001"))
+}
+
+/// A batch of pipelined ops only: `BEGIN`, the ops and `COMMIT` sent back
+/// to back (one round trip when the batch fits in one pipeline).
+async fn in_one_round_trip<'a>(
+    client: &'a Client,
+    futures: Vec<OpFuture<'a>>,
+) -> Result<Vec<Option<OpResult>>, StoreError> {
+    let control = |sql: &'static str| -> OpFuture<'a> {
+        Box::pin(async move {
+            client.batch_execute(sql).await.map_err(db_err)?;
+            Ok(Ok(WriteOutcome::Appended))
+        })
+    };
+    let mut answers: Vec<Option<OpResult>> = futures.iter().map(|_| None).collect();
+    let mut pending: Vec<(usize, OpFuture<'a>)> = vec![(CONTROL, control("BEGIN"))];
+    for (i, future) in futures.into_iter().enumerate() {
+        pending.push((i, future));
+        if pending.len() >= PIPELINE
+            && let Err(e) = flush(&mut pending, &mut answers).await
+        {
+            // No COMMIT was sent behind the failed statement: end the
+            // aborted transaction before the next batch.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+    }
+    pending.push((CONTROL, control("COMMIT")));
+    // A failed op aborted the transaction: the COMMIT sent behind it
+    // rolled it back, and the failure is the batch's.
+    flush(&mut pending, &mut answers).await?;
+    Ok(answers)
+}
+
+/// Any batch: in a transaction, the pipelined ops sent back to back
+/// between the others, each of which waits for its statements in turn.
+async fn step_by_step(
+    client: &mut Client,
+    statements: &Statements<'_>,
+    batch: &[Request],
+) -> Result<Vec<Option<OpResult>>, StoreError> {
+    let txn = client.transaction().await.map_err(db_err)?;
+    let mut answers: Vec<Option<OpResult>> = batch.iter().map(|_| None).collect();
+    let mut pending: Vec<(usize, OpFuture<'_>)> = Vec::new();
+    for (i, request) in batch.iter().enumerate() {
+        match pipelined(txn.client(), statements, &request.op) {
+            Some(future) => {
+                pending.push((i, future));
+                if pending.len() >= PIPELINE {
+                    flush(&mut pending, &mut answers).await?;
+                }
+            }
+            None => {
+                flush(&mut pending, &mut answers).await?;
+                answers[i] = Some(apply(&txn, statements, &request.op).await?);
+            }
+        }
+    }
+    flush(&mut pending, &mut answers).await?;
+    drop(pending);
+    txn.commit().await.map_err(db_err)?;
+    Ok(answers)
 }
 
 /// Waits for the pipelined ops, sent in their order: each future is
@@ -268,7 +379,10 @@ async fn flush(
             if let Some(future) = slot {
                 match Pin::new(future).poll(cx) {
                     Poll::Ready(Ok(answer)) => {
-                        answers[*i] = Some(answer);
+                        // CONTROL (a BEGIN or COMMIT) answers no caller.
+                        if let Some(answer_slot) = answers.get_mut(*i) {
+                            *answer_slot = Some(answer);
+                        }
                         *slot = None;
                     }
                     Poll::Ready(Err(e)) => {
@@ -285,10 +399,11 @@ async fn flush(
     failed.map_or(Ok(()), Err)
 }
 
-/// The op as one pipelined statement, when it is a start or an append;
-/// `None` for the ops that read before they write.
+/// The op as one pipelined statement on `client` (in its transaction),
+/// when it is a start or an append; `None` for the ops that read before
+/// they write.
 fn pipelined<'a>(
-    txn: &'a Transaction<'_>,
+    client: &'a Client,
     statements: &'a Statements<'_>,
     op: &'a WriteOp,
 ) -> Option<OpFuture<'a>> {
@@ -299,8 +414,8 @@ fn pipelined<'a>(
             events,
             reuse,
             wake,
-        } => Some(Box::pin(start(
-            txn, statements, *run_id, record, events, *reuse, *wake,
+        } => Some(Box::pin(start_on(
+            client, statements, *run_id, record, events, *reuse, *wake,
         ))),
         WriteOp::Append {
             run_id,
@@ -308,14 +423,13 @@ fn pipelined<'a>(
             expect_next,
             events,
             wake,
-        } => Some(Box::pin(append(
-            txn,
+        } => Some(Box::pin(append_on(
+            client,
             statements,
-            *run_id,
-            record.as_ref(),
-            *expect_next,
+            (*run_id, record.as_ref(), *expect_next),
             events,
             *wake,
+            false,
         ))),
         _ => None,
     }
@@ -328,7 +442,7 @@ pub(super) fn apply<'a>(
     op: &'a WriteOp,
 ) -> OpFuture<'a> {
     Box::pin(async move {
-        if let Some(future) = pipelined(txn, statements, op) {
+        if let Some(future) = pipelined(txn.client(), statements, op) {
             return future.await;
         }
         match op {
@@ -389,6 +503,28 @@ fn record_columns(run_id: RunId, record: &RunRecord) -> (i16, Option<i64>, Vec<u
 
 pub(super) async fn start(
     txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    run_id: RunId,
+    encoded: &EncodedRecord,
+    events: &[Vec<u8>],
+    reuse: ReuseRule,
+    wake: u64,
+) -> Result<OpResult, StoreError> {
+    start_on(
+        txn.client(),
+        statements,
+        run_id,
+        encoded,
+        events,
+        reuse,
+        wake,
+    )
+    .await
+}
+
+/// [`start`] on a client inside its transaction.
+async fn start_on(
+    txn: &Client,
     statements: &Statements<'_>,
     run_id: RunId,
     encoded: &EncodedRecord,
@@ -533,6 +669,18 @@ pub(super) async fn deliver(
 
 async fn append_as(
     txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    run: (RunId, Option<&EncodedRecord>, u64),
+    events: &[(u64, Vec<u8>)],
+    wake: u64,
+    delivery: bool,
+) -> Result<OpResult, StoreError> {
+    append_on(txn.client(), statements, run, events, wake, delivery).await
+}
+
+/// [`append_as`] on a client inside its transaction.
+async fn append_on(
+    txn: &Client,
     statements: &Statements<'_>,
     (run_id, record, expect_next): (RunId, Option<&EncodedRecord>, u64),
     events: &[(u64, Vec<u8>)],
