@@ -14,6 +14,11 @@
 //! reads the index a slice at a time as the horizon moves on. Its first read
 //! also takes every overdue wake-up: that is how runs resume after a restart.
 //!
+//! On the system clock a second thread reads the index (it waits for the
+//! store, a round trip and a query on PostgreSQL, a few ms under load) and
+//! puts what it read in the queue, so that the timer thread never stops
+//! delivering while a read is under way.
+//!
 //! Time comes from the engine's [`Clock`]. On a virtual clock the thread
 //! keeps every due time in memory (no horizon: skipping needs the next one,
 //! and a test engine holds few runs), registers each with the clock, holds
@@ -55,6 +60,8 @@ struct Queue {
     stopped: bool,
     /// Read the wake-up index now (see [`Timers::rescan`]).
     rescan: bool,
+    /// The timer thread asks the scan thread for a read of the index.
+    scan_wanted: bool,
 }
 
 impl Queue {
@@ -100,8 +107,11 @@ struct Inner {
     /// or a virtual clock advanced.
     changed: Condvar,
     clock: Clock,
-    /// The thread, taken by the first [`Timers::stop`].
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Signalled when a read of the index is wanted or the threads must
+    /// stop.
+    scan_changed: Condvar,
+    /// The threads, taken by the first [`Timers::stop`].
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Inner {
@@ -141,7 +151,8 @@ impl Timers {
             queue: Mutex::default(),
             changed: Condvar::new(),
             clock,
-            thread: Mutex::default(),
+            scan_changed: Condvar::new(),
+            threads: Mutex::default(),
         });
         (
             Timers {
@@ -245,23 +256,21 @@ impl Timers {
         self.inner.changed.notify_one();
     }
 
-    /// Stops the thread and waits for it, so that it holds nothing of the
-    /// engine afterwards (the file closes with the engine's last user, not
-    /// with a delivery in flight). Quick: the thread is waiting, or busy
-    /// with one delivery or one read of the index. Later calls do nothing.
+    /// Stops the threads and waits for them, so that they hold nothing of
+    /// the engine afterwards (the file closes with the engine's last user,
+    /// not with a delivery in flight). Quick: each thread is waiting, or
+    /// busy with one delivery or one read of the index. Later calls do
+    /// nothing.
     pub(crate) fn stop(&self) {
         self.inner.lock().stopped = true;
         self.inner.changed.notify_one();
-        let thread = self
-            .inner
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(thread) = thread
-            && thread.thread().id() != std::thread::current().id()
-        {
-            let _ = thread.join();
+        self.inner.scan_changed.notify_one();
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for thread in threads {
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -290,13 +299,33 @@ impl TimerQueue {
             drop(woken.lock());
             woken.changed.notify_all();
         }));
+        let scanner = if inner.clock.is_virtual() {
+            None
+        } else {
+            let (shared, shutdown, inner) = (shared.clone(), shutdown.clone(), inner.clone());
+            let runtime = runtime.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("steadfast-timers-scan".into())
+                    .spawn(move || {
+                        let _runtime = runtime.enter();
+                        scan_thread(&shared, &shutdown, &inner);
+                    })?,
+            )
+        };
         let thread = std::thread::Builder::new()
             .name("steadfast-timers".into())
             .spawn(move || {
                 let _runtime = runtime.enter();
                 run(&shared, &shutdown, &thread_inner, hold);
+                // However it ended (the engine gone, shut down, stopped),
+                // the scan thread ends with it.
+                thread_inner.lock().stopped = true;
+                thread_inner.scan_changed.notify_one();
             })?;
-        *inner.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        let mut threads = inner.threads.lock().unwrap_or_else(|p| p.into_inner());
+        threads.push(thread);
+        threads.extend(scanner);
         Ok(())
     }
 }
@@ -314,7 +343,12 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner, _hold
     let mut read_until = 0u64;
     let mut next_scan = clock.instant();
     loop {
-        if clock.instant() >= next_scan {
+        if clock.instant() >= next_scan && !clock.is_virtual() {
+            // Read by the scan thread, which puts what is due in the queue.
+            inner.lock().scan_wanted = true;
+            inner.scan_changed.notify_one();
+            next_scan = clock.instant() + SCAN_EVERY;
+        } else if clock.instant() >= next_scan {
             // The thread starts once `shared` exists, so this fails only
             // when the engine is gone or shutting down.
             let Some(shared) = reach(shared, shutdown) else {
@@ -385,6 +419,41 @@ fn run(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner, _hold
     }
 }
 
+/// The scan thread's loop (system clock only): reads the wake-up index
+/// each time the timer thread asks, puts what is due later in the queue
+/// and delivers what is overdue.
+fn scan_thread(shared: &Weak<Shared>, shutdown: &CancellationToken, inner: &Inner) {
+    // Wake-ups before this time (ms since the epoch) have been read.
+    let mut read_until = 0u64;
+    loop {
+        {
+            let mut queue = inner.lock();
+            while !queue.scan_wanted && !queue.stopped {
+                queue = inner
+                    .scan_changed
+                    .wait(queue)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            if queue.stopped {
+                return;
+            }
+            queue.scan_wanted = false;
+        }
+        let Some(shared) = reach(shared, shutdown) else {
+            return;
+        };
+        if let Some((until, overdue)) = scan(&shared, inner, read_until) {
+            read_until = until;
+            for run_id in overdue {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                let _ = shared.deliver(run_id, RunMsg::Wake);
+            }
+        }
+    }
+}
+
 /// Reads the wake-ups due before the horizon from the index into the queue.
 /// Returns how far it read and the runs whose wake-up is already due (on
 /// the system clock; the caller delivers those), or `None` to read from the
@@ -425,9 +494,16 @@ fn scan(shared: &Shared, inner: &Inner, read_until: u64) -> Option<(u64, Vec<Run
     }
     if !due.is_empty() {
         let mut queue = inner.lock();
+        let mut earliest = false;
         for (at, run_id) in due {
             clock.note_due(at);
-            queue.push(at, run_id, RunMsg::Wake);
+            earliest |= queue.push(at, run_id, RunMsg::Wake).0;
+        }
+        drop(queue);
+        // Read by the scan thread: the timer thread may be waiting for a
+        // later due time.
+        if earliest {
+            inner.changed.notify_one();
         }
     }
     Some((until, overdue))
