@@ -213,13 +213,42 @@ pub async fn fanout_workflow(ctx: WorkflowContext, activities: u32) -> Result<u3
 
 pub const FANOUT_ACTIVITIES: u32 = 3;
 
+/// How many times a start that answers `ClientError::Storage` (its
+/// commit failed, nothing of it written) is made again.
+const START_RETRIES: u32 = 20;
+
+/// Starts `id`, again while it answers `Storage`, as a client should.
+async fn start_retrying(
+    engine: &Engine,
+    id: String,
+) -> Result<steadfast::WorkflowHandle<u32>, steadfast::ClientError> {
+    let mut tries = 0;
+    loop {
+        match engine
+            .start_workflow(
+                FANOUT,
+                id.clone(),
+                FANOUT_ACTIVITIES,
+                WorkflowOptions::new(),
+            )
+            .await
+        {
+            Err(steadfast::ClientError::Storage(message)) if tries < START_RETRIES => {
+                tries += 1;
+                eprintln!("# start of {id} answered Storage ({message}); starting it again");
+                tokio::time::sleep(Duration::from_millis(10 * u64::from(tries))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Starts `ids` at once on `engine` and waits for every result.
 pub async fn run_fanout(
     engine: &Engine,
     ids: impl Iterator<Item = String>,
 ) -> Result<(), steadfast::Error> {
-    let starts =
-        ids.map(|id| engine.start_workflow(FANOUT, id, FANOUT_ACTIVITIES, WorkflowOptions::new()));
+    let starts = ids.map(|id| start_retrying(engine, id));
     let handles = join_all(starts)
         .await
         .into_iter()
