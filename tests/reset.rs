@@ -594,3 +594,77 @@ async fn a_reset_hands_the_open_children_to_the_new_run() {
     wait_for_status(&engine, "family-kid", WorkflowStatus::Terminated).await;
     engine.shutdown().await.unwrap();
 }
+
+/// A child kept by its parent's reset and then reset itself still names
+/// the parent's new run: its new run's close reaches that run (whose
+/// `child.result()` resolves), and that run's parent-close policy reaches
+/// it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_child_reset_afterwards_still_belongs_to_the_new_parent_run() {
+    async fn reset_family_then_kid(engine: &Engine) -> steadfast::RunId {
+        wait_for_status(engine, "family-kid", WorkflowStatus::Running).await;
+        let started = engine
+            .history("family")
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| matches!(e.kind, EventKind::ChildWorkflowStarted { .. }))
+            .expect("the child started")
+            .event_id;
+        let new_parent = engine
+            .reset_workflow(
+                "family",
+                ResetOptions::new(ResetTo::EventId(started), "keep the kid"),
+            )
+            .await
+            .unwrap();
+        let old_kid = engine.describe("family-kid").await.unwrap().run_id;
+        let new_kid = engine
+            .reset_workflow(
+                "family-kid",
+                ResetOptions::new(ResetTo::FirstWorkflowTask, "redo the kid"),
+            )
+            .await
+            .unwrap();
+        assert_ne!(new_kid, old_kid);
+        let kid = engine.describe("family-kid").await.unwrap();
+        assert_eq!(kid.run_id, new_kid);
+        assert_eq!(kid.status, WorkflowStatus::Running);
+        assert_eq!(
+            kid.parent.as_ref().map(|p| p.run_id),
+            Some(new_parent),
+            "the parent's new run, not the one the kid started under"
+        );
+        new_parent
+    }
+
+    let db = support::temp_db();
+    let engine = open_family(&db.path).await;
+    let handle = engine
+        .start_workflow(FAMILY, "family", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let new_parent = reset_family_then_kid(&engine).await;
+    assert_ne!(new_parent, handle.run_id());
+    engine
+        .signal("family-kid", KID_DONE, "again".into())
+        .await
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .expect("the new parent run hears of the reset kid's close")
+        .unwrap();
+    assert_eq!(result, "kid said again");
+    assert_eq!(engine.describe("family").await.unwrap().run_id, new_parent);
+
+    // The parent's new run closing applies its policy (Terminate) to the
+    // kid's reset run.
+    engine
+        .start_workflow(FAMILY, "family", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    reset_family_then_kid(&engine).await;
+    engine.terminate("family", "stop all").await.unwrap();
+    wait_for_status(&engine, "family-kid", WorkflowStatus::Terminated).await;
+    engine.shutdown().await.unwrap();
+}

@@ -111,8 +111,9 @@ impl Engine {
     /// still open go on as the new run's children (the reset's commit
     /// writes `ParentWorkflowReset` into each, naming the new run: their
     /// closes are reported there, and its parent-close policies and
-    /// cancellation reach them; Temporal refuses or breaks such resets,
-    /// temporalio/temporal#3141). Those started after the point get their
+    /// cancellation reach them, also once such a child is reset itself:
+    /// its new run carries that link; Temporal refuses or breaks such
+    /// resets, temporalio/temporal#3141). Those started after the point get their
     /// parent-close policy as the old run closes (the new run's code starts
     /// them again); those that closed after the point are recorded in the
     /// new run when it loads.

@@ -115,8 +115,10 @@ pub(crate) struct Reapply {
 
 /// The first events of the run that resets `run_id` to boundary
 /// `reset_event_id`: its history up to that event, as it was, then a
-/// `WorkflowResetFrom`, then what `reapply` names of what the run received
-/// after the point (signals, accepted updates), in the order received.
+/// `WorkflowResetFrom`, then the last `ParentWorkflowReset` after the
+/// point (a child keeps its parent's latest run), then what `reapply`
+/// names of what the run received after the point (signals, accepted
+/// updates), in the order received.
 /// Times of the new events are `now`. With `inherit_children` (the reset
 /// of an open run), children open at the point go on as the new run's
 /// (the reset's commit names it their parent); otherwise (a closed run,
@@ -157,6 +159,18 @@ pub(crate) fn reset_history(
         seed_run_id: seed_at(run_id, history, reset_event_id),
         reason: reason.to_string(),
     }];
+    // A child's parent may have been reset after the point, naming its new
+    // run (`ParentWorkflowReset`): the copy names that run again, or the new
+    // run would report its close to, and take its parent-close policy from,
+    // a closed parent run. Only the last counts (the fold keeps the last);
+    // the code never sees it, so replay is unchanged.
+    kinds.extend(
+        after
+            .iter()
+            .rev()
+            .find(|e| matches!(e.kind, EventKind::ParentWorkflowReset { .. }))
+            .map(|e| e.kind.clone()),
+    );
     kinds.extend(after.iter().filter_map(|e| match &e.kind {
         EventKind::WorkflowSignaled { signal_name, input } if reapply.signals => {
             Some(EventKind::WorkflowSignaled {
@@ -328,6 +342,30 @@ mod tests {
             before[3].kind,
             EventKind::WorkflowResetFrom { seed_run_id, .. } if seed_run_id == run
         ));
+    }
+
+    #[test]
+    fn the_last_parent_link_after_the_point_is_carried_into_the_copy() {
+        let mut kinds: Vec<EventKind> = sample().into_iter().map(|e| e.kind).collect();
+        let link = |n| EventKind::ParentWorkflowReset {
+            parent_run_id: RunId::from_u128(n),
+        };
+        kinds.insert(3, link(1));
+        kinds.insert(5, link(2));
+        let now = SystemTime::UNIX_EPOCH;
+        let events =
+            reset_history(RunId::from_u128(9), &history(kinds), 1, ALL, "x", now, true).unwrap();
+        let links: Vec<&EventKind> = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::ParentWorkflowReset { .. }))
+            .map(|e| &e.kind)
+            .collect();
+        assert_eq!(links, vec![&link(2)], "the last only");
+        assert!(matches!(
+            events[1].kind,
+            EventKind::WorkflowResetFrom { .. }
+        ));
+        assert_eq!(events[2].kind, link(2), "before the reapplied signals");
     }
 
     #[test]
