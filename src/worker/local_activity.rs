@@ -89,6 +89,18 @@ pub(crate) fn cancelled_before_attempt() -> Failure {
     .with_retry_state(RetryState::CancelRequested)
 }
 
+/// The recorded end of a local activity the workflow cancelled while an
+/// attempt after a recorded backoff ran (try-cancel, wait-cancellation-
+/// requested or abandon): that attempt's own end is not recorded.
+pub(crate) fn cancelled_during_attempt() -> Failure {
+    Failure::new(
+        super::run::ACTIVITY_CANCELLED,
+        "the workflow cancelled the local activity while this attempt ran; its end is not recorded",
+    )
+    .with_non_retryable(true)
+    .with_retry_state(RetryState::CancelRequested)
+}
+
 /// Runs a local activity's attempts. `None` when it was stopped first
 /// (its run closed or was cancelled): nothing to record.
 pub(super) async fn run(work: &LocalWork) -> Option<LocalEnd> {

@@ -18,7 +18,9 @@ use tracing::{Instrument, info_span};
 use super::{RunActor, RunMsg, Step};
 use crate::activity::ActivityCancellationType;
 use crate::history::{EventKind, Failure, RetryState};
-use crate::worker::local_activity::{self, LocalEnd, LocalWork, cancelled_before_attempt};
+use crate::worker::local_activity::{
+    self, LocalEnd, LocalWork, cancelled_before_attempt, cancelled_during_attempt,
+};
 use crate::workflow::LocalRequest;
 
 /// A local activity asked for and not ended: what stops it with nothing
@@ -68,10 +70,16 @@ impl RunActor {
     }
 
     /// The code cancelled local activity `seq`, as `cancellation` says.
-    /// One waiting out a recorded backoff never begins its next attempt:
-    /// its end is recorded now (`ActivityCancelled`), whatever the type,
-    /// so that the run no longer waits for that time. Otherwise the
-    /// running attempt is told (unless abandoned), and only a
+    /// One with a recorded backoff has its end recorded now
+    /// (`ActivityCancelled`, the attempt after the backoff) unless it is
+    /// wait-cancellation-completed with that attempt running (then the
+    /// attempt's own end is recorded, as below): whether that attempt had
+    /// begun or not, for otherwise nothing would ever close the backoff's
+    /// entry, the run's wake hint would stay at its past time, and a
+    /// reload (whose replayed attempt has not begun) would record this end
+    /// after later events. A running attempt's later end is dropped (its
+    /// slot is gone); it is told unless abandoned. Otherwise the running
+    /// attempt is told (unless abandoned), and only a
     /// wait-cancellation-completed one keeps its end recorded.
     fn cancel_local(
         &mut self,
@@ -79,18 +87,29 @@ impl RunActor {
         cancellation: ActivityCancellationType,
     ) -> Option<EventKind> {
         let running = self.locals.get(&seq).is_some_and(|slot| slot.started);
-        if !running && let Some(backoff) = self.state.local_backoffs.get(&seq) {
+        let awaits_end =
+            running && cancellation == ActivityCancellationType::WaitCancellationCompleted;
+        if !awaits_end && let Some(backoff) = self.state.local_backoffs.get(&seq) {
             let attempt = backoff.attempt;
             if let Some(slot) = self.locals.remove(&seq) {
-                slot.stop.cancel();
+                // An abandoned running attempt runs on, untold; its end
+                // is dropped with its slot either way.
+                if !running || cancellation != ActivityCancellationType::Abandon {
+                    slot.stop.cancel();
+                }
             }
             self.local_waiting.remove(&seq);
             let activity_type = self.machine.local_activity_type(seq).unwrap_or_default();
+            let failure = if running {
+                cancelled_during_attempt()
+            } else {
+                cancelled_before_attempt()
+            };
             return Some(EventKind::LocalActivityRecorded {
                 seq,
                 activity_type,
                 attempt,
-                result: Err(cancelled_before_attempt()),
+                result: Err(failure),
             });
         }
         let slot = self.locals.get(&seq)?;
