@@ -7,7 +7,7 @@
 use std::time::SystemTime;
 
 use super::ops::{WriteOp, WriteOutcome};
-use crate::history::{Event, EventId, EventKind, Payload, RunId};
+use crate::history::{Event, EventId, EventKind, ExternalFailedCause, Payload, RunId};
 
 /// A sender's step (`inner`: its `Append`, `StartChildren`, `CloseParent`
 /// or `ContinueAsNew`, refused as a whole, writing nothing, when it would
@@ -75,6 +75,26 @@ impl ExternalAction {
             ExternalAction::CancelChild => Some(seq),
             ExternalAction::SignalChild { child_seq, .. } => Some(*child_seq),
             ExternalAction::Signal { .. } | ExternalAction::Cancel => None,
+        }
+    }
+
+    /// The event the sender's history records for a request's result: the
+    /// target run it reached, or why it reached none. Both stores write it
+    /// after the delivery, in the same commit.
+    pub(crate) fn outcome(
+        &self,
+        seq: u32,
+        result: Result<RunId, ExternalFailedCause>,
+    ) -> EventKind {
+        let signal = matches!(
+            self,
+            ExternalAction::Signal { .. } | ExternalAction::SignalChild { .. }
+        );
+        match (signal, result) {
+            (true, Ok(run_id)) => EventKind::ExternalWorkflowSignaled { seq, run_id },
+            (true, Err(cause)) => EventKind::SignalExternalWorkflowFailed { seq, cause },
+            (false, Ok(run_id)) => EventKind::ExternalWorkflowCancelRequested { seq, run_id },
+            (false, Err(cause)) => EventKind::RequestCancelExternalWorkflowFailed { seq, cause },
         }
     }
 }

@@ -60,22 +60,9 @@ pub(super) async fn external(
         if !sender_open {
             continue;
         }
-        let seq = request.seq;
-        let kind = match (&request.action, result) {
-            (
-                ExternalAction::Signal { .. } | ExternalAction::SignalChild { .. },
-                Ok((run_id, _)),
-            ) => EventKind::ExternalWorkflowSignaled { seq, run_id },
-            (ExternalAction::Signal { .. } | ExternalAction::SignalChild { .. }, Err(cause)) => {
-                EventKind::SignalExternalWorkflowFailed { seq, cause }
-            }
-            (ExternalAction::Cancel | ExternalAction::CancelChild, Ok((run_id, _))) => {
-                EventKind::ExternalWorkflowCancelRequested { seq, run_id }
-            }
-            (ExternalAction::Cancel | ExternalAction::CancelChild, Err(cause)) => {
-                EventKind::RequestCancelExternalWorkflowFailed { seq, cause }
-            }
-        };
+        let kind = request
+            .action
+            .outcome(request.seq, result.map(|(run_id, _)| run_id));
         let event = Event {
             event_id: next_outcome,
             timestamp: op.at,
