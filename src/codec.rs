@@ -39,6 +39,9 @@
 //!   are version 2: they gained `pause_on_failure`, the last completion
 //!   result and the last failure (`schedule::record::ScheduleRecordV1`
 //!   keeps version 1).
+//! - 17 (store format): the event kind `SignalChildWorkflowInitiated`
+//!   appended (index 49), a child handle's signal, told apart from a
+//!   signal to a named run; record versions stay.
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -472,6 +475,14 @@ mod tests {
             EventKind::ParentWorkflowReset {
                 parent_run_id: crate::history::RunId::from_u128(7),
             },
+            EventKind::SignalChildWorkflowInitiated {
+                seq: 2,
+                child_seq: 1,
+                workflow_id: "w".into(),
+                run_id: crate::history::RunId::from_u128(7),
+                signal_name: "s".into(),
+                input: payload(),
+            },
         ];
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
@@ -536,6 +547,8 @@ mod tests {
             EventKind::WorkflowCancelRequestDeferred { .. } => 46,
             EventKind::WorkflowStartedBySchedule { .. } => 47,
             EventKind::ParentWorkflowReset { .. } => 48,
+            // Format 17.
+            EventKind::SignalChildWorkflowInitiated { .. } => 49,
         };
         let standard = bincode::config::standard();
         for (listed, kind) in kinds.iter().enumerate() {

@@ -850,7 +850,7 @@ pub fn child_event(what: u8, arg: u8) -> EventKind {
 
 /// How many event kinds of signals and cancellations sent to other
 /// workflows [`external_event`] makes.
-pub const EXTERNAL_EVENT_KINDS: u8 = 6;
+pub const EXTERNAL_EVENT_KINDS: u8 = 7;
 
 /// An event of a signal or cancellation sent to another workflow, made
 /// from two bytes: which kind (`what`, modulo [`EXTERNAL_EVENT_KINDS`]) and
@@ -888,7 +888,15 @@ pub fn external_event(what: u8, arg: u8) -> EventKind {
             run_id: target_run,
         },
         4 => EventKind::ExternalWorkflowCancelRequested { seq, run_id },
-        _ => EventKind::RequestCancelExternalWorkflowFailed { seq, cause },
+        5 => EventKind::RequestCancelExternalWorkflowFailed { seq, cause },
+        _ => EventKind::SignalChildWorkflowInitiated {
+            seq,
+            child_seq: u32::from(arg % 3),
+            workflow_id,
+            run_id,
+            signal_name: "go".into(),
+            input: odd_payload(arg),
+        },
     }
 }
 

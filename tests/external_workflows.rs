@@ -385,7 +385,8 @@ async fn a_child_handles_signal_is_delivered_once_to_the_childs_current_run() {
     support::assert_history_well_formed(&sent);
     let k = kinds(&sent);
     let count = |kind: &str| k.iter().filter(|k| *k == kind).count();
-    assert_eq!(count("SignalExternalWorkflowInitiated"), 5);
+    assert_eq!(count("SignalChildWorkflowInitiated"), 5);
+    assert_eq!(count("SignalExternalWorkflowInitiated"), 0);
     assert_eq!(count("ExternalWorkflowSignaled"), 4);
     assert_eq!(count("SignalExternalWorkflowFailed"), 1);
     // Each signal once, with the sender's request ID.
@@ -619,7 +620,7 @@ async fn a_child_handles_signal_never_reaches_a_new_workflow_that_reuses_a_close
     assert_eq!(stranger.result().await.unwrap(), Vec::<u32>::new());
     let history = engine.history("ru").await.unwrap();
     support::assert_history_well_formed(&history);
-    // The handle's commands name the child's run.
+    // The handle's commands name the child's start and run.
     let first = history.iter().find_map(|e| match e.kind {
         EventKind::ChildWorkflowStarted { run_id, .. } => Some(run_id),
         _ => None,
@@ -627,7 +628,7 @@ async fn a_child_handles_signal_never_reaches_a_new_workflow_that_reuses_a_close
     let targets: Vec<Option<RunId>> = history
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::SignalExternalWorkflowInitiated { run_id, .. } => Some(*run_id),
+            EventKind::SignalChildWorkflowInitiated { run_id, .. } => Some(Some(*run_id)),
             _ => None,
         })
         .collect();
@@ -641,15 +642,156 @@ async fn a_child_handles_signal_never_reaches_a_new_workflow_that_reuses_a_close
     );
     let saved = engine.workflow_history("ru").await.unwrap();
     replayer().replay(&saved).unwrap();
-    // A history recorded before handles named the child's run (their
-    // commands had none) replays under today's code.
-    let mut older = saved.clone();
+    // Histories of builds before store format 17, which recorded a
+    // handle's signal as a signal to the child's ID (naming no run, and
+    // later the child's first run), replay under today's code.
+    for named in [false, true] {
+        replayer()
+            .replay(&as_before_format_17(&saved, named))
+            .unwrap_or_else(|e| panic!("named run {named}: {e}"));
+    }
+    engine.shutdown().await.unwrap();
+}
+
+/// `history` as a build before store format 17 recorded it: each child
+/// handle's signal as a `SignalExternalWorkflowInitiated` to the child's
+/// workflow ID, naming the child's first run when `named` (as builds did
+/// from the commit that made handles name it) and no run otherwise.
+fn as_before_format_17(
+    history: &steadfast::WorkflowHistory,
+    named: bool,
+) -> steadfast::WorkflowHistory {
+    let mut older = history.clone();
     for event in &mut older.events {
-        if let EventKind::SignalExternalWorkflowInitiated { run_id, .. } = &mut event.kind {
-            *run_id = None;
+        if let EventKind::SignalChildWorkflowInitiated {
+            seq,
+            workflow_id,
+            run_id,
+            signal_name,
+            input,
+            ..
+        } = &event.kind
+        {
+            event.kind = EventKind::SignalExternalWorkflowInitiated {
+                seq: *seq,
+                workflow_id: workflow_id.clone(),
+                run_id: named.then_some(*run_id),
+                signal_name: signal_name.clone(),
+                input: input.clone(),
+            };
         }
     }
-    replayer().replay(&older).unwrap();
+    older
+}
+
+/// Starts a continuing receiver as its child and signals it `1` through
+/// its handle (the child then continues as new). Once `go` comes (the
+/// test sends it when the child's second run is current), signals the
+/// child's first run by its run ID, then the child through its handle,
+/// and ends the child. Returns the first signal's outcome, whether the
+/// handle's reached a later run than the first, and the child's result.
+const FIRST_RUN_SIGNALLER: WorkflowDef<(), (String, bool, Vec<u32>)> =
+    WorkflowDef::new("first_run_signaller");
+
+async fn first_run_signaller(
+    ctx: WorkflowContext,
+    (): (),
+) -> Result<(String, bool, Vec<u32>), WorkflowError> {
+    let id = format!("{}/receiver", ctx.workflow_id());
+    let child = ctx
+        .start_child_workflow(
+            CONTINUING_RECEIVER,
+            id.clone(),
+            Vec::new(),
+            steadfast::ChildWorkflowOptions::new(),
+        )
+        .await?;
+    let first = child.first_execution_run_id();
+    child.signal(ITEM, 1).await?;
+    ctx.recv_signal(GO).await?;
+    let by_run = ctx.signal_external_workflow(id, Some(first), ITEM, 2).await;
+    let by_handle = child.signal(ITEM, 3).await?;
+    child.signal(ITEM, LAST).await?;
+    let items = child.result().await?;
+    Ok((outcome(by_run), by_handle != first, items))
+}
+
+#[tokio::test]
+async fn a_signal_naming_a_childs_first_run_reaches_that_run_only_and_the_handles_its_successor() {
+    let db = temp_db();
+    let engine = builder()
+        .workflow(FIRST_RUN_SIGNALLER, first_run_signaller)
+        .open_db(&db.path)
+        .await
+        .unwrap();
+    let parent = engine
+        .start_workflow(FIRST_RUN_SIGNALLER, "fr", (), WorkflowOptions::default())
+        .await
+        .unwrap();
+    // The child's first run got `1` and continued as new.
+    support::eventually(Duration::from_secs(30), || async {
+        let history = engine.history("fr/receiver").await.ok()?;
+        history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::WorkflowContinuedFrom { .. }))
+            .then_some(())
+    })
+    .await;
+    engine.signal("fr", GO, ()).await.unwrap();
+    // As Temporal's signal to a run ID: the closed first run gets nothing
+    // (its successor neither); the handle's signal reaches the successor.
+    let (by_run, later, items) = parent.result().await.unwrap();
+    assert_eq!(by_run, "closed:ContinuedAsNew");
+    assert!(later);
+    assert_eq!(items, [1, 3]);
+    let history = engine.history("fr").await.unwrap();
+    support::assert_history_well_formed(&history);
+    let first = history.iter().find_map(|e| match e.kind {
+        EventKind::ChildWorkflowStarted { run_id, .. } => Some(run_id),
+        _ => None,
+    });
+    let commands: Vec<String> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SignalExternalWorkflowInitiated { run_id, .. } => {
+                Some(format!("run {}", *run_id == first))
+            }
+            EventKind::SignalChildWorkflowInitiated {
+                run_id, child_seq, ..
+            } => Some(format!("child {} {child_seq}", Some(*run_id) == first)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        ["child true 1", "run true", "child true 1", "child true 1"]
+    );
+    let saved = engine.workflow_history("fr").await.unwrap();
+    let replayer = replayer().workflow(FIRST_RUN_SIGNALLER, first_run_signaller);
+    replayer.replay(&saved).unwrap();
+    // The same history under code that signals the child's ID instead of
+    // its first run is a changed command.
+    let changed = steadfast::Replayer::new().workflow(
+        FIRST_RUN_SIGNALLER,
+        |ctx: WorkflowContext, (): ()| async move {
+            let id = format!("{}/receiver", ctx.workflow_id());
+            let child = ctx
+                .start_child_workflow(
+                    CONTINUING_RECEIVER,
+                    id.clone(),
+                    Vec::new(),
+                    steadfast::ChildWorkflowOptions::new(),
+                )
+                .await?;
+            child.signal(ITEM, 1).await?;
+            ctx.recv_signal(GO).await?;
+            let _ = ctx.signal_external_workflow(id, None, ITEM, 2).await;
+            Ok((String::new(), false, Vec::new()))
+        },
+    );
+    let err = changed.replay(&saved).unwrap_err().to_string();
+    assert!(err.contains("latest run"), "{err}");
+    assert!(err.contains(&format!("run {}", first.unwrap())), "{err}");
     engine.shutdown().await.unwrap();
 }
 

@@ -5,7 +5,8 @@
 //! discarded, and the run resumes and completes once code that matches is
 //! deployed. Changes made through `ctx.patched(..)` replay old runs on the
 //! old branch and run new ones on the new branch. A panicking workflow is
-//! parked the same way.
+//! parked the same way. A signal to another workflow is checked by its
+//! target, run ID included.
 
 mod support;
 
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, Event,
-    EventKind, ParkReason, WorkflowContext, WorkflowDef, WorkflowDescription, WorkflowError,
-    WorkflowOptions, WorkflowStatus,
+    EventKind, ParkReason, RunId, SignalDef, WorkflowContext, WorkflowDef, WorkflowDescription,
+    WorkflowError, WorkflowOptions, WorkflowStatus,
 };
+use support::OpenDb;
 
 const ACTIVITY_A: ActivityDef<String, String> = ActivityDef::new("A");
 const ACTIVITY_B: ActivityDef<String, String> = ActivityDef::new("B");
@@ -422,5 +424,147 @@ async fn a_panicking_workflow_is_parked_not_failed() {
     let description = engine.describe("panicky").await.unwrap();
     assert_eq!(description.status, WorkflowStatus::Completed);
     assert_eq!(description.parked, None);
+    engine.shutdown().await.unwrap();
+}
+
+// ----- a signal to another workflow that now names a run -----
+
+const PING: SignalDef<u32> = SignalDef::new("ping");
+const DONE: SignalDef<()> = SignalDef::new("done");
+
+/// Collects `ping`s until a 0.
+const INBOX: WorkflowDef<(), Vec<u32>> = WorkflowDef::new("Inbox");
+
+async fn inbox(ctx: WorkflowContext, _: ()) -> Result<Vec<u32>, WorkflowError> {
+    let mut got = Vec::new();
+    loop {
+        match ctx.recv_signal(PING).await? {
+            0 => return Ok(got),
+            n => got.push(n),
+        }
+    }
+}
+
+/// Signals the inbox (by its ID and run), then waits for `done`.
+const NOTIFY: WorkflowDef<(String, RunId), String> = WorkflowDef::new("Notify");
+
+/// Signals the inbox's latest run.
+async fn notify_latest(
+    ctx: WorkflowContext,
+    (target, _run): (String, RunId),
+) -> Result<String, WorkflowError> {
+    ctx.signal_external_workflow(target, None, PING, 1).await?;
+    ctx.recv_signal(DONE).await?;
+    Ok("done".into())
+}
+
+/// The same, naming the inbox's run: another command.
+async fn notify_run(
+    ctx: WorkflowContext,
+    (target, run): (String, RunId),
+) -> Result<String, WorkflowError> {
+    ctx.signal_external_workflow(target, Some(run), PING, 1)
+        .await?;
+    ctx.recv_signal(DONE).await?;
+    Ok("done".into())
+}
+
+#[tokio::test]
+async fn a_signal_to_another_workflow_that_now_names_its_run_parks_with_the_diff() {
+    let db = support::temp_db();
+    let id = "notify-nde";
+    let engine = Engine::builder()
+        .workflow(INBOX, inbox)
+        .workflow(NOTIFY, notify_latest)
+        .open_db(&db.path)
+        .await
+        .unwrap();
+    let target = engine
+        .start_workflow(INBOX, "inbox-nde", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let run_id = engine
+        .start_workflow(
+            NOTIFY,
+            id,
+            ("inbox-nde".to_string(), target.run_id()),
+            WorkflowOptions::new(),
+        )
+        .await
+        .unwrap()
+        .run_id();
+    let recorded = support::eventually(Duration::from_secs(10), || async {
+        let history = engine.history(id).await.ok()?;
+        history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ExternalWorkflowSignaled { .. }))
+            .then_some(history)
+    })
+    .await;
+    engine.shutdown().await.unwrap();
+    let initiated = recorded
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::SignalExternalWorkflowInitiated { .. }))
+        .unwrap()
+        .event_id;
+
+    // Code that names the target's run where history named none.
+    let engine = Engine::builder()
+        .workflow(INBOX, inbox)
+        .workflow(NOTIFY, notify_run)
+        .open_db(&db.path)
+        .await
+        .unwrap();
+    engine.signal(id, DONE, ()).await.unwrap();
+    let description = wait_for_parked(&engine, id).await;
+    assert_eq!(description.status, WorkflowStatus::Running);
+    let error = match description.parked {
+        Some(ParkReason::Nondeterminism(error)) => error,
+        other => panic!("expected a nondeterminism park, got {other:?}"),
+    };
+    assert_eq!(error.run_id, run_id);
+    assert_eq!(error.event_id, initiated, "it names the signal's command");
+    assert!(
+        error.history.contains("SignalExternalWorkflowInitiated")
+            && error.history.contains("latest run"),
+        "it says what history holds: {}",
+        error.history
+    );
+    assert!(
+        error.code.contains("SignalExternalWorkflowInitiated")
+            && error.code.contains(&format!("run {}", target.run_id())),
+        "it says what the code did: {}",
+        error.code
+    );
+    // Nothing sent again: the inbox got the one signal.
+    let pings = |history: &[Event]| {
+        history
+            .iter()
+            .filter(|e| {
+                matches!(&e.kind,
+                    EventKind::WorkflowSignaled { signal_name, .. }
+                    | EventKind::WorkflowSignaledWithOptions { signal_name, .. }
+                        if signal_name == "ping")
+            })
+            .count()
+    };
+    assert_eq!(pings(&engine.history("inbox-nde").await.unwrap()), 1);
+    engine.shutdown().await.unwrap();
+
+    // The original code resumes it.
+    let engine = Engine::builder()
+        .workflow(INBOX, inbox)
+        .workflow(NOTIFY, notify_latest)
+        .open_db(&db.path)
+        .await
+        .unwrap();
+    let handle = engine.get_workflow_handle(NOTIFY, id).await.unwrap();
+    assert_eq!(handle.result().await.unwrap(), "done");
+    engine.signal("inbox-nde", PING, 0).await.unwrap();
+    let inbox = engine
+        .get_workflow_handle(INBOX, "inbox-nde")
+        .await
+        .unwrap();
+    assert_eq!(inbox.result().await.unwrap(), [1]);
     engine.shutdown().await.unwrap();
 }

@@ -560,6 +560,30 @@ pub enum EventKind {
         /// The parent's run that replaced the one named before.
         parent_run_id: RunId,
     },
+    /// The workflow signals its child through the child's handle
+    /// (`ChildWorkflowHandle::signal`, Temporal's signal with
+    /// `child_workflow_only`): delivered to whichever run of the child's
+    /// chain is current, only while that run names this run and
+    /// `child_seq` as its parent. Committed with its outcome
+    /// (`ExternalWorkflowSignaled` or `SignalExternalWorkflowFailed`) and
+    /// the child's signal event, as `SignalExternalWorkflowInitiated` is,
+    /// which builds before store format 17 recorded such a signal as
+    /// (with no run ID, and later with the child's first run). Store
+    /// format 17.
+    SignalChildWorkflowInitiated {
+        /// Command sequence number.
+        seq: u32,
+        /// The child's start seq (`StartChildWorkflowInitiated`).
+        child_seq: u32,
+        /// The child's workflow ID.
+        workflow_id: String,
+        /// The child's first run.
+        run_id: RunId,
+        /// The signal's name.
+        signal_name: String,
+        /// The signal's payload.
+        input: Payload,
+    },
 }
 
 /// A signal a run received and did not read, moved to the next run of a
@@ -625,6 +649,7 @@ impl EventKind {
                 | EventKind::ChildWorkflowCancelRequested { .. }
                 | EventKind::SignalExternalWorkflowInitiated { .. }
                 | EventKind::RequestCancelExternalWorkflowInitiated { .. }
+                | EventKind::SignalChildWorkflowInitiated { .. }
         )
     }
 
@@ -722,6 +747,12 @@ impl EventKind {
                 failure.error_type.len() + failure.message.len()
             }
             EventKind::SignalExternalWorkflowInitiated {
+                workflow_id,
+                signal_name,
+                input,
+                ..
+            }
+            | EventKind::SignalChildWorkflowInitiated {
                 workflow_id,
                 signal_name,
                 input,
@@ -848,13 +879,34 @@ impl EventKind {
             EventKind::WorkflowStartedAsChild {
                 parent_workflow_id, ..
             } => format!("WorkflowStartedAsChild(parent {parent_workflow_id:?})"),
+            // The run ID too: a command that names a run and one that names
+            // none are different commands.
             EventKind::SignalExternalWorkflowInitiated {
                 seq,
+                workflow_id,
+                run_id: Some(run_id),
+                signal_name,
+                ..
+            } => format!(
+                "SignalExternalWorkflowInitiated(seq {seq}, signal {signal_name:?}, ID {workflow_id:?}, run {run_id})"
+            ),
+            EventKind::SignalExternalWorkflowInitiated {
+                seq,
+                workflow_id,
+                run_id: None,
+                signal_name,
+                ..
+            } => format!(
+                "SignalExternalWorkflowInitiated(seq {seq}, signal {signal_name:?}, ID {workflow_id:?}, latest run)"
+            ),
+            EventKind::SignalChildWorkflowInitiated {
+                seq,
+                child_seq,
                 workflow_id,
                 signal_name,
                 ..
             } => format!(
-                "SignalExternalWorkflowInitiated(seq {seq}, signal {signal_name:?}, ID {workflow_id:?})"
+                "SignalChildWorkflowInitiated(seq {seq}, signal {signal_name:?}, child seq {child_seq}, ID {workflow_id:?})"
             ),
             EventKind::ExternalWorkflowSignaled { seq, run_id } => {
                 format!("ExternalWorkflowSignaled(seq {seq}, run {run_id})")
@@ -863,8 +915,15 @@ impl EventKind {
                 format!("SignalExternalWorkflowFailed(seq {seq})")
             }
             EventKind::RequestCancelExternalWorkflowInitiated {
-                seq, workflow_id, ..
-            } => format!("RequestCancelExternalWorkflowInitiated(seq {seq}, ID {workflow_id:?})"),
+                seq,
+                workflow_id,
+                run_id,
+            } => {
+                let run = run_id.map_or_else(|| "latest run".to_string(), |r| format!("run {r}"));
+                format!(
+                    "RequestCancelExternalWorkflowInitiated(seq {seq}, ID {workflow_id:?}, {run})"
+                )
+            }
             EventKind::ExternalWorkflowCancelRequested { seq, run_id } => {
                 format!("ExternalWorkflowCancelRequested(seq {seq}, run {run_id})")
             }

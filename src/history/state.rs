@@ -116,10 +116,6 @@ pub(crate) struct MutableState {
     /// Child workflows started and not closed, by the start's seq. Kept as
     /// they were when the run closes: what its parent-close policy applies to.
     pub(crate) children: BTreeMap<u32, PendingChild>,
-    /// Every child this run started, open or closed, by its first run:
-    /// its start's seq and workflow ID (a child handle's signal names the
-    /// first run, and goes to the child by its seq, also once it closed).
-    pub(crate) child_runs: BTreeMap<RunId, (u32, String)>,
     /// Local activities waiting out a recorded backoff
     /// (`LocalActivityBackoff`) for their next attempt, by seq; gone once
     /// their end is recorded (or the run is asked to cancel, which ends
@@ -156,7 +152,6 @@ impl Default for MutableState {
             next_run_id: None,
             updates: BTreeMap::new(),
             children: BTreeMap::new(),
-            child_runs: BTreeMap::new(),
             local_backoffs: BTreeMap::new(),
             parent: None,
             paused: None,
@@ -384,8 +379,6 @@ impl MutableState {
             EventKind::ChildWorkflowStarted { seq, run_id } => {
                 if let Some(child) = self.children.get_mut(seq) {
                     child.run_id = Some(*run_id);
-                    self.child_runs
-                        .insert(*run_id, (*seq, child.workflow_id.clone()));
                 }
             }
             EventKind::StartChildWorkflowFailed { seq, .. }
@@ -414,6 +407,7 @@ impl MutableState {
             // Each is committed with its outcome (and the delivery to the
             // target, in the target's history): nothing stays pending.
             EventKind::SignalExternalWorkflowInitiated { .. }
+            | EventKind::SignalChildWorkflowInitiated { .. }
             | EventKind::ExternalWorkflowSignaled { .. }
             | EventKind::SignalExternalWorkflowFailed { .. }
             | EventKind::RequestCancelExternalWorkflowInitiated { .. }

@@ -560,16 +560,17 @@ impl<O> ChildWorkflowHandle<O> {
 
     /// Signals the child (Temporal's `ChildWorkflowHandle.signal`), as
     /// [`WorkflowContext::signal_external_workflow`](crate::WorkflowContext::signal_external_workflow)
-    /// does, by the same command and path: this run's record of it
-    /// (`SignalExternalWorkflowInitiated`), the signal in the child's
+    /// does, by the same path: this run's record of it
+    /// (`SignalChildWorkflowInitiated`), the signal in the child's
     /// history and the outcome are one commit, and the signal carries a
     /// request ID made of this run and event, so it is delivered exactly
-    /// once whatever stops the process. It targets the child's run (the
-    /// command names the child's first run ID), and reaches the child
+    /// once whatever stops the process. It targets the child (the
+    /// command names the child's start and first run ID), and reaches it
     /// whichever run of its chain is current (one that continued as new
     /// gets it), only while that run is this run's child, as Temporal's
-    /// signal to a child (`child_workflow_only`) does. Resolves to the run
-    /// that got it, or to
+    /// signal to a child (`child_workflow_only`) does; a
+    /// `signal_external_workflow` naming the child's first run reaches that
+    /// run only. Resolves to the run that got it, or to
     /// [`ExternalWorkflowError::Closed`](crate::ExternalWorkflowError::Closed)
     /// once the child closed, or
     /// [`ExternalWorkflowError::NotFound`](crate::ExternalWorkflowError::NotFound)
@@ -593,10 +594,11 @@ impl<O> ChildWorkflowHandle<O> {
         input: T,
     ) -> ExternalWorkflowFuture {
         let input = crate::history::Payload::encode(&input).map_err(|e| e.to_string());
-        super::external::signal(
+        super::external::signal_child(
             &self.core,
+            self.seq,
             self.workflow_id.clone(),
-            Some(self.run_id),
+            self.run_id,
             signal.name(),
             input,
         )

@@ -2,7 +2,8 @@
 //! (Temporal's `SignalExternalWorkflow` and `RequestCancelExternalWorkflow`),
 //! as the code sees it: the future of a delivery and its error.
 //!
-//! Each is one command (`SignalExternalWorkflowInitiated`,
+//! Each is one command (`SignalExternalWorkflowInitiated`, a child
+//! handle's `SignalChildWorkflowInitiated`,
 //! `RequestCancelExternalWorkflowInitiated`) whose delivery into the
 //! target's history and whose outcome in this run's (`ExternalWorkflowSignaled`,
 //! `ExternalWorkflowCancelRequested`, or a `…Failed` with its cause) the
@@ -201,6 +202,32 @@ pub(crate) fn signal(
     initiate(core, workflow_id.clone(), |seq| {
         EventKind::SignalExternalWorkflowInitiated {
             seq,
+            workflow_id,
+            run_id,
+            signal_name: signal_name.to_string(),
+            input,
+        }
+    })
+}
+
+/// Records a signal to this run's child of `child_seq` (a child handle's)
+/// as a command.
+pub(crate) fn signal_child(
+    core: &Arc<Mutex<RunCore>>,
+    child_seq: u32,
+    workflow_id: String,
+    run_id: RunId,
+    signal_name: &str,
+    input: Result<Payload, String>,
+) -> ExternalWorkflowFuture {
+    let input = match input {
+        Ok(input) => input,
+        Err(message) => return refused(core, workflow_id, message),
+    };
+    initiate(core, workflow_id.clone(), |seq| {
+        EventKind::SignalChildWorkflowInitiated {
+            seq,
+            child_seq,
             workflow_id,
             run_id,
             signal_name: signal_name.to_string(),

@@ -777,10 +777,8 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
         (ChildWorkflowCancelRequested { seq: a }, ChildWorkflowCancelRequested { seq: b }) => {
             a == b
         }
-        // The seq, the target and the signal's name; not the input. A
-        // history without a run ID where the code names one is a child
-        // handle's signal as recorded by builds whose handles named no run
-        // (delivered to the child's ID): they replay under today's code.
+        // The seq, the target (its run ID, or none) and the signal's name;
+        // not the input.
         (
             SignalExternalWorkflowInitiated {
                 seq: a,
@@ -796,7 +794,46 @@ fn same_command(history: &EventKind, code: &EventKind) -> bool {
                 signal_name: nb,
                 ..
             },
-        ) => a == b && ia == ib && (ra == rb || ra.is_none()) && na == nb,
+        ) => a == b && ia == ib && ra == rb && na == nb,
+        (
+            SignalChildWorkflowInitiated {
+                seq: a,
+                child_seq: ca,
+                workflow_id: ia,
+                run_id: ra,
+                signal_name: na,
+                ..
+            },
+            SignalChildWorkflowInitiated {
+                seq: b,
+                child_seq: cb,
+                workflow_id: ib,
+                run_id: rb,
+                signal_name: nb,
+                ..
+            },
+        ) => a == b && ca == cb && ia == ib && ra == rb && na == nb,
+        // A child handle's signal as builds before store format 17
+        // recorded it: as a signal to the child's workflow ID, naming no
+        // run (before the handles named one) or the child's first run.
+        // Such a history replays under today's handle; it cannot be told
+        // from code that signalled the child's ID (or first run) itself.
+        (
+            SignalExternalWorkflowInitiated {
+                seq: a,
+                workflow_id: ia,
+                run_id: ra,
+                signal_name: na,
+                ..
+            },
+            SignalChildWorkflowInitiated {
+                seq: b,
+                workflow_id: ib,
+                run_id: rb,
+                signal_name: nb,
+                ..
+            },
+        ) => a == b && ia == ib && ra.is_none_or(|r| r == *rb) && na == nb,
         (
             RequestCancelExternalWorkflowInitiated {
                 seq: a,

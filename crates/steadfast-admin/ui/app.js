@@ -550,7 +550,7 @@ function timeline(events, d) {
     else if (name === "TimerStarted") rows.set("t" + f.seq, { label: "timer " + f.seq, cls: "timer", from: at, to: null });
     else if ((name === "TimerFired" || name === "TimerCanceled") && rows.has("t" + f.seq)) rows.get("t" + f.seq).to = at;
     else if (name === "WorkflowSignaled" || name === "WorkflowSignaledWithOptions") signals.push({ at, label: f.signal_name });
-    else if (name === "SignalExternalWorkflowInitiated") sent.push({ at, label: "signal " + f.signal_name + " to " + f.workflow_id });
+    else if (name === "SignalExternalWorkflowInitiated" || name === "SignalChildWorkflowInitiated") sent.push({ at, label: "signal " + f.signal_name + " to " + f.workflow_id });
     else if (name === "RequestCancelExternalWorkflowInitiated") sent.push({ at, label: "cancel " + f.workflow_id });
   }
   const list = [...rows.values()];

@@ -8,7 +8,7 @@ use super::tables::{
     FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_V3, STORE_FORMAT_V4,
     STORE_FORMAT_V5, STORE_FORMAT_V6, STORE_FORMAT_V7, STORE_FORMAT_V8, STORE_FORMAT_V9,
     STORE_FORMAT_V10, STORE_FORMAT_V11, STORE_FORMAT_V12, STORE_FORMAT_V13, STORE_FORMAT_V14,
-    STORE_FORMAT_V15, STORE_FORMAT_VERSION,
+    STORE_FORMAT_V15, STORE_FORMAT_V16, STORE_FORMAT_VERSION,
 };
 use super::{counts, visibility};
 use crate::error::OpenError;
@@ -79,13 +79,13 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
             migrate_v2(txn, v)?;
             Ok(Ok(()))
         }
-        // Formats 11 to 15 have today's tables (but `schedules` before 14,
+        // Formats 11 to 16 have today's tables (but `schedules` before 14,
         // which the first schedule creates); only their event kinds (and,
         // before 13, their run record versions; before 16, their schedule
         // record versions) are fewer.
         Some(
             v @ (STORE_FORMAT_V11 | STORE_FORMAT_V12 | STORE_FORMAT_V13 | STORE_FORMAT_V14
-            | STORE_FORMAT_V15),
+            | STORE_FORMAT_V15 | STORE_FORMAT_V16),
         ) => {
             set_current(txn, v)?;
             Ok(Ok(()))
@@ -128,8 +128,8 @@ fn migrate_v2(txn: redb::WriteTransaction, found: u32) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Brings a file of formats 11 to 15 to the current format by its version
-/// alone (formats 12, 13, 15 and 16 add event kinds, 13 a run record
+/// Brings a file of formats 11 to 16 to the current format by its version
+/// alone (formats 12, 13, 15, 16 and 17 add event kinds, 13 a run record
 /// version, 16 a schedule record version, format 14 a table the first
 /// schedule creates), so that an older build
 /// refuses it instead of misreading the new records or missing the

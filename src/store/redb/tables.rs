@@ -119,7 +119,15 @@ use crate::store::StoreError;
 ///   failure), which a format-15 build cannot decode. Formats 11 to 15 are
 ///   brought to 16 on open by setting the version alone; older formats by
 ///   their migration to 11 and that, in one transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 16;
+/// - 17: the same tables; histories may hold the event kind
+///   `SignalChildWorkflowInitiated` (index 49: a child handle's signal,
+///   delivered to the child's current run, where format 16 recorded it as
+///   a `SignalExternalWorkflowInitiated` naming the child's first run and
+///   could not tell it from a signal to that run alone), which a format-16
+///   build cannot decode. Formats 11 to 16 are brought to 17 on open by
+///   setting the version alone; older formats by their migration to 11 and
+///   that, in one transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 17;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -165,6 +173,9 @@ pub(crate) const STORE_FORMAT_V14: u32 = 14;
 /// Format 14 with format 15's event kind (`LocalActivityBackoff`); opened
 /// by setting the version to the current one.
 pub(crate) const STORE_FORMAT_V15: u32 = 15;
+/// Format 15 with format 16's event kinds and schedule records; opened by
+/// setting the version to the current one.
+pub(crate) const STORE_FORMAT_V16: u32 = 16;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");

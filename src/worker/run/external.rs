@@ -15,6 +15,7 @@ pub(super) fn initiates(events: &[Event]) -> bool {
         matches!(
             e.kind,
             EventKind::SignalExternalWorkflowInitiated { .. }
+                | EventKind::SignalChildWorkflowInitiated { .. }
                 | EventKind::RequestCancelExternalWorkflowInitiated { .. }
                 | EventKind::ChildWorkflowCancelRequested { .. }
         )
@@ -24,7 +25,7 @@ pub(super) fn initiates(events: &[Event]) -> bool {
 /// The deliveries the events of a step ask for, in their order: its
 /// signals and cancellation requests to other workflows, and its requests
 /// to cancel or signal a child (`state` names each child's workflow ID by
-/// seq, and by first run).
+/// seq).
 fn requests(events: &[Event], state: &MutableState) -> Vec<ExternalRequest> {
     let children = &state.children;
     events
@@ -40,44 +41,46 @@ fn requests(events: &[Event], state: &MutableState) -> Vec<ExternalRequest> {
                     action: ExternalAction::CancelChild,
                 })
             }
+            // A signal to a named run goes to that run only (Temporal's
+            // `SignalExternalWorkflowExecution` with a run ID), whether or
+            // not it is a child's.
             EventKind::SignalExternalWorkflowInitiated {
                 seq,
                 workflow_id,
                 run_id,
                 signal_name,
                 input,
-            } => {
-                // A signal to an open child's first run (a child handle's)
-                // goes to the child, whichever run of its chain is the
-                // latest, and only while it is this run's child.
-                let child = run_id
-                    .and_then(|r| state.child_runs.get(&r))
-                    .filter(|(_, id)| id == workflow_id);
-                let (run_id, action) = match child {
-                    Some((child_seq, _)) => (
-                        None,
-                        ExternalAction::SignalChild {
-                            child_seq: *child_seq,
-                            signal_name: signal_name.clone(),
-                            input: input.clone(),
-                        },
-                    ),
-                    None => (
-                        *run_id,
-                        ExternalAction::Signal {
-                            signal_name: signal_name.clone(),
-                            input: input.clone(),
-                        },
-                    ),
-                };
-                Some(ExternalRequest {
-                    seq: *seq,
-                    initiated: event.event_id,
-                    workflow_id: workflow_id.clone(),
-                    run_id,
-                    action,
-                })
-            }
+            } => Some(ExternalRequest {
+                seq: *seq,
+                initiated: event.event_id,
+                workflow_id: workflow_id.clone(),
+                run_id: *run_id,
+                action: ExternalAction::Signal {
+                    signal_name: signal_name.clone(),
+                    input: input.clone(),
+                },
+            }),
+            // A child handle's signal goes to the child, whichever run of
+            // its chain is the latest, and only while it is this run's
+            // child.
+            EventKind::SignalChildWorkflowInitiated {
+                seq,
+                child_seq,
+                workflow_id,
+                signal_name,
+                input,
+                ..
+            } => Some(ExternalRequest {
+                seq: *seq,
+                initiated: event.event_id,
+                workflow_id: workflow_id.clone(),
+                run_id: None,
+                action: ExternalAction::SignalChild {
+                    child_seq: *child_seq,
+                    signal_name: signal_name.clone(),
+                    input: input.clone(),
+                },
+            }),
             EventKind::RequestCancelExternalWorkflowInitiated {
                 seq,
                 workflow_id,
