@@ -7,6 +7,8 @@
 //! required); replay feeds the recorded result without running it; and a
 //! kill -9 of the process mid-local-activity runs it again after the
 //! restart (at least once).
+//! Each engine runs on a redb file, or on PostgreSQL with
+//! `STEADFAST_TEST_STORE=postgres` (as `.ci/run` runs this file too).
 
 mod support;
 
@@ -22,7 +24,9 @@ use steadfast::{
     LocalActivityOptions, Replayer, RetryPolicy, RetryState, SignalDef, WorkflowContext,
     WorkflowDef, WorkflowError, WorkflowOptions,
 };
-use support::{append_synced, assert_history_well_formed, read_log, spawn_crash_child, temp_db};
+use support::{
+    OpenDb, append_synced, assert_history_well_formed, read_log, spawn_crash_child, temp_db,
+};
 
 /// How the local activity behaves.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -139,7 +143,7 @@ fn kinds(history: &[steadfast::Event]) -> Vec<String> {
 async fn a_local_activity_is_one_event_and_retries_in_place() {
     let db = temp_db();
     let runs = Arc::new(AtomicU32::new(0));
-    let engine = builder(&runs).open(&db.path).await.unwrap();
+    let engine = builder(&runs).open_db(&db.path).await.unwrap();
     assert_eq!(
         run(&engine, "local-one", Mode::SucceedOn(1), 0).await,
         Seen::Value("done on attempt 1".into())
@@ -188,7 +192,7 @@ async fn a_local_activity_is_one_event_and_retries_in_place() {
 async fn final_failures_and_timeouts_follow_temporals_local_activity_rules() {
     let db = temp_db();
     let runs = Arc::new(AtomicU32::new(0));
-    let engine = builder(&runs).open(&db.path).await.unwrap();
+    let engine = builder(&runs).open_db(&db.path).await.unwrap();
     assert_eq!(
         run(&engine, "local-fatal", Mode::Fatal, 0).await,
         Seen::Failed {
@@ -263,7 +267,7 @@ async fn replay_feeds_the_recorded_result_without_running_it() {
     };
     let engine = builder(&runs)
         .workflow(AFTER, after)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     engine
@@ -281,7 +285,7 @@ async fn replay_feeds_the_recorded_result_without_running_it() {
     // Reopened: the first local activity's result comes from history.
     let engine = builder(&runs)
         .workflow(AFTER, after)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     engine.signal("local-after", GO, ()).await.unwrap();
@@ -359,7 +363,7 @@ async fn child_mid_local_activity() {
         return;
     };
     let log = PathBuf::from(std::env::var_os(LOG_ENV).expect("the log path is set"));
-    let engine = crash_engine(log, true).open(&db).await.unwrap();
+    let engine = crash_engine(log, true).open_db(&db).await.unwrap();
     engine
         .start_workflow(CRASH, "local-crash", (), WorkflowOptions::new())
         .await
@@ -387,7 +391,7 @@ async fn a_kill_mid_local_activity_runs_it_again_after_the_restart() {
     // open (its wake hint says "now"), its code asks again, and it runs
     // again, from attempt 1.
     let engine = crash_engine(log.clone(), false)
-        .open(&db.path)
+        .open_db(&db.path)
         .await
         .unwrap();
     let handle = engine

@@ -9,6 +9,8 @@
 //! wait-cancellation-requested, abandon) has its end recorded at once, so
 //! a reopen leaves the history as it was and the run waits for its next
 //! timer, not for the backoff's past time.
+//! Each engine runs on a redb file, or on PostgreSQL with
+//! `STEADFAST_TEST_STORE=postgres` (as `.ci/run` runs this file too).
 
 mod support;
 
@@ -21,7 +23,7 @@ use steadfast::{
     EngineBuilder, Event, EventKind, LocalActivityOptions, Replayer, RetryPolicy, RetryState,
     SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
-use support::{assert_history_well_formed, temp_db};
+use support::{OpenDb, assert_history_well_formed, temp_db};
 
 /// How the cancelled local activity was called.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -133,7 +135,7 @@ async fn run(engine: &Engine, case: Case) -> (String, Vec<Event>) {
 async fn each_cancellation_type_resolves_and_records_as_temporal_does() {
     let db = temp_db();
     let seen: Seen = Arc::default();
-    let engine = builder(&seen).open(&db.path).await.unwrap();
+    let engine = builder(&seen).open_db(&db.path).await.unwrap();
     let timer_only = [
         "WorkflowStarted",
         "TimerStarted",
@@ -302,7 +304,7 @@ async fn a_cancel_while_the_attempt_after_a_recorded_backoff_runs_is_recorded_at
     let db = temp_db();
     let seen: Seen = Arc::default();
     let cases = [Retried::TryCancel, Retried::WaitRequested, Retried::Abandon];
-    let engine = retried_builder(&seen).open(&db.path).await.unwrap();
+    let engine = retried_builder(&seen).open_db(&db.path).await.unwrap();
     let mut histories = Vec::new();
     for case in cases {
         let id = format!("{case:?}");
@@ -328,7 +330,7 @@ async fn a_cancel_while_the_attempt_after_a_recorded_backoff_runs_is_recorded_at
 
     // Reopened: each run waits for its day's timer; brought into memory by
     // a signal, it replays and records nothing but that signal.
-    let engine = retried_builder(&seen).open(&db.path).await.unwrap();
+    let engine = retried_builder(&seen).open_db(&db.path).await.unwrap();
     for (id, before) in &histories {
         let description = engine.describe(id).await.unwrap();
         assert_eq!(description.pending_timers.len(), 1, "{id}");

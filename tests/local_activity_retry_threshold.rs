@@ -5,6 +5,8 @@
 //! the first again) begins at its time, also after a kill -9 during the
 //! backoff; a shorter one stays a sleep with nothing recorded. Histories holding the
 //! new event replay and round-trip through JSON.
+//! Each engine runs on a redb file, or on PostgreSQL with
+//! `STEADFAST_TEST_STORE=postgres` (as `.ci/run` runs this file too).
 
 mod support;
 
@@ -17,7 +19,9 @@ use steadfast::{
     LocalActivityOptions, Replayer, RetryPolicy, RetryState, WorkflowContext, WorkflowDef,
     WorkflowError, WorkflowOptions,
 };
-use support::{append_synced, assert_history_well_formed, read_log, spawn_crash_child, temp_db};
+use support::{
+    OpenDb, append_synced, assert_history_well_formed, read_log, spawn_crash_child, temp_db,
+};
 
 const DB_ENV: &str = "STEADFAST_LOCAL_BACKOFF_DB";
 const LOG_ENV: &str = "STEADFAST_LOCAL_BACKOFF_LOG";
@@ -147,7 +151,7 @@ fn check_backoff_history(history: &[Event]) -> SystemTime {
 async fn a_backoff_over_the_threshold_is_recorded_and_waited_for_as_a_timer() {
     let db = temp_db();
     let log = db.dir.path().join("attempts.log");
-    let engine = builder(log.clone()).open(&db.path).await.unwrap();
+    let engine = builder(log.clone()).open_db(&db.path).await.unwrap();
     // A 1.5 s backoff over a 100 ms threshold: recorded.
     let run = engine
         .start_workflow(CALL, "long", (1_500, 100), WorkflowOptions::new())
@@ -211,7 +215,7 @@ async fn child_in_local_backoff() {
         return;
     };
     let log = PathBuf::from(std::env::var_os(LOG_ENV).expect("the log path is set"));
-    let engine = builder(log).open(&db).await.unwrap();
+    let engine = builder(log).open_db(&db).await.unwrap();
     engine
         .start_workflow(CALL, "killed", (4_000, 200), WorkflowOptions::new())
         .await
@@ -246,7 +250,7 @@ async fn a_kill_9_during_a_long_backoff_resumes_with_the_next_attempt_at_its_tim
 
     // Reopened: the run resumes with attempt 2 (not attempt 1 again), at
     // the recorded time.
-    let engine = builder(log.clone()).open(&db.path).await.unwrap();
+    let engine = builder(log.clone()).open_db(&db.path).await.unwrap();
     let handle = engine.get_workflow_handle(CALL, "killed").await.unwrap();
     assert_eq!(handle.result().await.unwrap(), "done on attempt 2");
     let history = engine.history("killed").await.unwrap();
