@@ -668,3 +668,141 @@ async fn a_kept_child_reset_afterwards_still_belongs_to_the_new_parent_run() {
     wait_for_status(&engine, "family-kid", WorkflowStatus::Terminated).await;
     engine.shutdown().await.unwrap();
 }
+
+const LONER: WorkflowDef<(), String> = WorkflowDef::new("Reset.Loner");
+const MODE: SignalDef<String> = SignalDef::new("mode");
+
+/// Starts a child it abandons at its close, then fails when told `fail`,
+/// or waits for the child's result when told anything else.
+async fn loner(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    let options = steadfast::ChildWorkflowOptions::new()
+        .with_parent_close_policy(steadfast::ParentClosePolicy::Abandon);
+    let child = ctx
+        .start_child_workflow(KID, "loner-kid", (), options)
+        .await?;
+    if ctx.recv_signal(MODE).await? == "fail" {
+        return Err(WorkflowError::new("gave up on the kid"));
+    }
+    let answer = child.result().await?;
+    Ok(format!("kid said {answer}"))
+}
+
+async fn open_loner(path: &std::path::Path) -> Engine {
+    Engine::builder()
+        .workflow(LONER, loner)
+        .workflow(KID, kid)
+        .open_db(path)
+        .await
+        .unwrap()
+}
+
+/// Starts `loner`, waits for its child, fails it, and resets it (without
+/// the `fail` signal) to the child's start; returns the new run.
+async fn fail_and_reset_loner(engine: &Engine, kid_done_first: bool) -> steadfast::RunId {
+    let failed = engine
+        .start_workflow(LONER, "loner", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    wait_for_status(engine, "loner-kid", WorkflowStatus::Running).await;
+    engine.signal("loner", MODE, "fail".into()).await.unwrap();
+    assert!(failed.result().await.is_err());
+    assert_eq!(
+        engine.describe("loner-kid").await.unwrap().status,
+        WorkflowStatus::Running,
+        "abandoned, not closed, by the parent's close"
+    );
+    if kid_done_first {
+        // Closes after its parent: its close reaches no open run.
+        engine
+            .signal("loner-kid", KID_DONE, "late".into())
+            .await
+            .unwrap();
+        wait_for_status(engine, "loner-kid", WorkflowStatus::Completed).await;
+    }
+    let started = engine
+        .history("loner")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| matches!(e.kind, EventKind::ChildWorkflowStarted { .. }))
+        .expect("the child started")
+        .event_id;
+    let options =
+        ResetOptions::new(ResetTo::EventId(started), "wait for the kid").exclude_signals();
+    let new_run = engine.reset_workflow("loner", options).await.unwrap();
+    assert_ne!(new_run, failed.run_id());
+    new_run
+}
+
+/// A reset of a closed (failed) run whose child is still open (abandoned
+/// by the close) hands the child to the new run, as the reset of an open
+/// run does: `describe` shows it as the new run's child and the child
+/// names the new run as its parent; its close, after a reopen, reaches
+/// the new run, whose wait on it resolves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_of_a_closed_run_hands_its_open_children_to_the_new_run() {
+    let db = support::temp_db();
+    let engine = open_loner(&db.path).await;
+    let new_run = fail_and_reset_loner(&engine, false).await;
+    let kid = engine.describe("loner-kid").await.unwrap();
+    assert_eq!(kid.status, WorkflowStatus::Running);
+    assert_eq!(kid.parent.as_ref().map(|p| p.run_id), Some(new_run));
+    assert!(
+        engine
+            .history("loner-kid")
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| matches!(
+                e.kind,
+                EventKind::ParentWorkflowReset { parent_run_id } if parent_run_id == new_run
+            ))
+    );
+    let described = engine.describe("loner").await.unwrap();
+    assert_eq!(described.run_id, new_run);
+    assert_eq!(described.status, WorkflowStatus::Running);
+    assert_eq!(described.pending_children.len(), 1);
+    assert_eq!(described.pending_children[0].workflow_id, "loner-kid");
+    engine.shutdown().await.unwrap();
+
+    let engine = open_loner(&db.path).await;
+    engine.signal("loner", MODE, "wait".into()).await.unwrap();
+    engine
+        .signal("loner-kid", KID_DONE, "hello".into())
+        .await
+        .unwrap();
+    let handle = engine.get_workflow_handle(LONER, "loner").await.unwrap();
+    assert_eq!(handle.run_id(), new_run);
+    let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .expect("the new run hears of the kid's close")
+        .unwrap();
+    assert_eq!(result, "kid said hello");
+    engine.shutdown().await.unwrap();
+}
+
+/// A child open at the point that closed after its parent (its close
+/// reached no open run) is not handed over: the new run records its close
+/// when it loads, and its wait on it resolves with that result.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_of_a_closed_run_records_a_child_that_closed_after_it() {
+    let db = support::temp_db();
+    let engine = open_loner(&db.path).await;
+    let new_run = fail_and_reset_loner(&engine, true).await;
+    let kid_history = engine.history("loner-kid").await.unwrap();
+    assert!(
+        !kid_history
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ParentWorkflowReset { .. })),
+        "a closed child is left as it closed: {kid_history:?}"
+    );
+    engine.signal("loner", MODE, "wait".into()).await.unwrap();
+    let handle = engine.get_workflow_handle(LONER, "loner").await.unwrap();
+    assert_eq!(handle.run_id(), new_run);
+    let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .expect("the new run records the kid's close")
+        .unwrap();
+    assert_eq!(result, "kid said late");
+    engine.shutdown().await.unwrap();
+}

@@ -16,11 +16,12 @@ use super::Engine;
 use crate::codec;
 use crate::error::ClientError;
 use crate::history::{
-    Event, EventId, Reapply, ResetRefusal, RunId, WorkflowStatus, boundaries, reset_history,
+    Event, EventId, MutableState, Reapply, ResetRefusal, RunId, WorkflowStatus, boundaries,
+    reset_history,
 };
 use crate::store::{
-    EncodedRecord, RemoteReply, RemoteRequest, RemoteResetTo, ReuseRule, RunRecord, WAKE_NOW,
-    WriteOp, WriteOutcome,
+    ChildCloseOp, CloseParentOp, EncodedRecord, RemoteReply, RemoteRequest, RemoteResetTo,
+    ReuseRule, RunRecord, WAKE_NOW, WriteOp, WriteOutcome,
 };
 use crate::worker::{ResetRun, RunMsg, Shared};
 use crate::workflow::ParkReason;
@@ -183,7 +184,6 @@ pub(crate) async fn reset_run(
             options.reapply,
             &options.reason,
             now,
-            !closed,
         )
         .map_err(|refusal| refused(workflow_id, refusal))?;
         let next_run_id = RunId::new_time_ordered();
@@ -316,6 +316,12 @@ pub(crate) fn remote_options(
 /// as it closed, and the new run is written as a start that any other
 /// open run of the ID refuses (the ID's reuse policy does not apply, as
 /// in Temporal). Its actor loads it from the file, as a continued run's.
+/// The children open at the point that are still open (abandoned by the
+/// old run's close, or still closing) go on as the new run's, as at a
+/// reset of an open run: the start's commit writes `ParentWorkflowReset`
+/// into each (Temporal forwards such a child's close along the closed
+/// parent's reset link instead); the new run records the closes of the
+/// others when it loads.
 async fn reset_closed(
     shared: &Arc<Shared>,
     workflow_id: &str,
@@ -332,12 +338,33 @@ async fn reset_closed(
         next_record.workflow_type.clone(),
         next_record.task_queue.clone(),
     );
-    let op = WriteOp::Start {
+    let start = WriteOp::Start {
         run_id: next_run_id,
         record: EncodedRecord::new(next_record)?,
         events: encoded,
         reuse: ReuseRule::Allow,
         wake: WAKE_NOW,
+    };
+    let children: Vec<ChildCloseOp> = MutableState::fold(&events)
+        .children
+        .into_iter()
+        .filter(|(_, c)| c.run_id.is_some())
+        .map(|(seq, c)| ChildCloseOp {
+            workflow_id: c.workflow_id,
+            seq,
+            policy: c.parent_close_policy,
+            reparent_to: Some(next_run_id),
+        })
+        .collect();
+    let op = if children.is_empty() {
+        start
+    } else {
+        WriteOp::CloseParent(Box::new(CloseParentOp {
+            close: start,
+            run_id,
+            children,
+            at: shared.clock.now(),
+        }))
     };
     let outcome = match shared.store.write(op).await {
         Ok(outcome) => outcome,
@@ -348,7 +375,15 @@ async fn reset_closed(
         },
     };
     match outcome {
-        WriteOutcome::Started => {
+        WriteOutcome::Started | WriteOutcome::ParentClosed { .. } => {
+            // The kept children's actors take the new parent in (or,
+            // behind the file, load it).
+            if let WriteOutcome::ParentClosed { reparented, .. } = outcome {
+                for (child, event) in reparented {
+                    let event = Box::new(event);
+                    let _ = shared.deliver(child, RunMsg::Recorded { event });
+                }
+            }
             crate::metrics::workflow_started(&workflow_type, &task_queue);
             let _ = shared.deliver(next_run_id, RunMsg::Wake);
             Ok(next_run_id)
@@ -412,14 +447,6 @@ fn refused(workflow_id: &str, refusal: ResetRefusal) -> ClientError {
             workflow_id: workflow_id.to_string(),
             event_id,
             boundaries,
-        },
-        ResetRefusal::OpenChildren { at } => ClientError::ResetRefused {
-            workflow_id: workflow_id.to_string(),
-            message: format!(
-                "the run is closed and its history has child workflows open (as of event \
-                 {at}); a closed run hands no children to a new run: terminate them (or wait \
-                 for them to close), then reset"
-            ),
         },
     }
 }

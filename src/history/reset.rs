@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 
-use super::{Event, EventId, EventKind, MutableState, RunId, SignalDelivery};
+use super::{Event, EventId, EventKind, RunId, SignalDelivery};
 
 /// True for an event that wakes the workflow code: a boundary (see the
 /// module).
@@ -96,9 +96,6 @@ pub(crate) enum ResetRefusal {
         event_id: EventId,
         boundaries: Vec<EventId>,
     },
-    /// A closed run has child workflows open at the reset point or now:
-    /// no commit closes it again to hand them to the new run.
-    OpenChildren { at: EventId },
 }
 
 /// What a reset delivers again to the new run of what the old run received
@@ -119,11 +116,10 @@ pub(crate) struct Reapply {
 /// point (a child keeps its parent's latest run), then what `reapply`
 /// names of what the run received after the point (signals, accepted
 /// updates), in the order received.
-/// Times of the new events are `now`. With `inherit_children` (the reset
-/// of an open run), children open at the point go on as the new run's
-/// (the reset's commit names it their parent); otherwise (a closed run,
-/// which no commit closes again) a child open at the point or now refuses
-/// the reset.
+/// Times of the new events are `now`. Children open at the point are open
+/// in the copy too: the reset's commit hands those still open to the new
+/// run (it names it their parent), of an open run and of a closed one
+/// alike; the new run records the closes of the others when it loads.
 pub(crate) fn reset_history(
     run_id: RunId,
     history: &[Event],
@@ -131,7 +127,6 @@ pub(crate) fn reset_history(
     reapply: Reapply,
     reason: &str,
     now: std::time::SystemTime,
-    inherit_children: bool,
 ) -> Result<Vec<Event>, ResetRefusal> {
     let points = boundaries(history);
     if !points.contains(&reset_event_id) {
@@ -145,13 +140,6 @@ pub(crate) fn reset_history(
         .position(|e| e.event_id == reset_event_id)
         .map_or(0, |i| i + 1);
     let (kept, after) = history.split_at(cut);
-    if !inherit_children && !MutableState::fold(kept).children.is_empty() {
-        return Err(ResetRefusal::OpenChildren { at: reset_event_id });
-    }
-    if !inherit_children && !MutableState::fold(history).children.is_empty() {
-        let last = history.last().map_or(0, |e| e.event_id);
-        return Err(ResetRefusal::OpenChildren { at: last });
-    }
     let mut events: Vec<Event> = kept.to_vec();
     let mut kinds = vec![EventKind::WorkflowResetFrom {
         previous_run_id: run_id,
@@ -295,7 +283,7 @@ mod tests {
     fn a_reset_keeps_the_prefix_links_the_runs_and_reapplies_later_signals() {
         let run = RunId::from_u128(9);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
-        let events = reset_history(run, &sample(), 3, ALL, "fix", now, true).unwrap();
+        let events = reset_history(run, &sample(), 3, ALL, "fix", now).unwrap();
         assert_eq!(events.len(), 6);
         assert_eq!(events[..3], sample()[..3]);
         assert!(matches!(
@@ -320,24 +308,23 @@ mod tests {
             },
             "fix",
             now,
-            true,
         )
         .unwrap();
         assert_eq!(without.len(), 4);
         assert_eq!(
-            reset_history(run, &sample(), 4, ALL, "fix", now, true),
+            reset_history(run, &sample(), 4, ALL, "fix", now),
             Err(ResetRefusal::NotABoundary {
                 event_id: 4,
                 boundaries: vec![1, 3, 5, 7]
             })
         );
         // A reset of a reset run seeds its copy from the run that recorded it.
-        let again = reset_history(RunId::from_u128(10), &events, 5, ALL, "x", now, true).unwrap();
+        let again = reset_history(RunId::from_u128(10), &events, 5, ALL, "x", now).unwrap();
         assert!(matches!(
             again[5].kind,
             EventKind::WorkflowResetFrom { seed_run_id, .. } if seed_run_id == RunId::from_u128(10)
         ));
-        let before = reset_history(RunId::from_u128(10), &events, 3, ALL, "x", now, true).unwrap();
+        let before = reset_history(RunId::from_u128(10), &events, 3, ALL, "x", now).unwrap();
         assert!(matches!(
             before[3].kind,
             EventKind::WorkflowResetFrom { seed_run_id, .. } if seed_run_id == run
@@ -353,8 +340,7 @@ mod tests {
         kinds.insert(3, link(1));
         kinds.insert(5, link(2));
         let now = SystemTime::UNIX_EPOCH;
-        let events =
-            reset_history(RunId::from_u128(9), &history(kinds), 1, ALL, "x", now, true).unwrap();
+        let events = reset_history(RunId::from_u128(9), &history(kinds), 1, ALL, "x", now).unwrap();
         let links: Vec<&EventKind> = events
             .iter()
             .filter(|e| matches!(e.kind, EventKind::ParentWorkflowReset { .. }))
@@ -389,7 +375,7 @@ mod tests {
         );
         let run = RunId::from_u128(9);
         let now = SystemTime::UNIX_EPOCH;
-        let events = reset_history(run, &history(kinds.clone()), 3, ALL, "fix", now, true).unwrap();
+        let events = reset_history(run, &history(kinds.clone()), 3, ALL, "fix", now).unwrap();
         let reapplied: Vec<&EventKind> = events[4..].iter().map(|e| &e.kind).collect();
         assert_eq!(reapplied.len(), 3, "{reapplied:?}");
         assert_eq!(reapplied[0].signal().map(|s| s.0), Some("a"));
@@ -401,8 +387,7 @@ mod tests {
             signals: true,
             updates: false,
         };
-        let without =
-            reset_history(run, &history(kinds), 3, signals_only, "fix", now, true).unwrap();
+        let without = reset_history(run, &history(kinds), 3, signals_only, "fix", now).unwrap();
         assert!(
             !without[4..]
                 .iter()

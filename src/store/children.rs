@@ -43,7 +43,9 @@ pub(crate) struct ChildStartOp {
     pub(crate) at: SystemTime,
 }
 
-/// A run's close (`close`: its `Append` or `ContinueAsNew`) with the
+/// A run's close (`close`: its `Append` or `ContinueAsNew`; or, for the
+/// reset of a closed run, the new run's `Start`, whose refusal as
+/// `AlreadyRunning` is answered as such, writing nothing) with the
 /// parent-close policy of each of its open children, applied in the same
 /// commit: a child to terminate gets `WorkflowTerminated` (closing it), one
 /// to cancel gets `WorkflowCancelRequested` (and the wake hint `WAKE_NOW`),

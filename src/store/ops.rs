@@ -95,7 +95,9 @@ pub(crate) enum WriteOp {
     StartChildren(Box<super::children::StartChildrenOp>),
     /// A step that closes a run with open children: the close (an
     /// `Append` or a `ContinueAsNew`) and each child's parent-close policy,
-    /// in one commit (see [`super::children`]).
+    /// in one commit (see [`super::children`]); also the reset of a closed
+    /// run with open children: the new run's `Start` and the children
+    /// handed to it.
     CloseParent(Box<super::children::CloseParentOp>),
     /// A step that signals or asks to cancel other workflows: the step (any
     /// of the ops above), each delivery into its target's history, and

@@ -237,7 +237,8 @@ struct ChildAction {
     bytes: Vec<u8>,
 }
 
-/// Applies a close with its children's parent-close policies: every
+/// Applies a close with its children's parent-close policies (or the
+/// start of a closed run's reset, with the children it keeps): every
 /// decision first, then the close (refused before it writes), then the
 /// children's events.
 pub(super) async fn close_parent(
@@ -247,7 +248,10 @@ pub(super) async fn close_parent(
 ) -> Result<OpResult, StoreError> {
     let actions = decide_children(txn, op).await?;
     match apply(txn, statements, &op.close).await? {
-        Ok(WriteOutcome::Appended | WriteOutcome::ContinuedAsNew) => {}
+        Ok(WriteOutcome::Appended | WriteOutcome::ContinuedAsNew | WriteOutcome::Started) => {}
+        // The reset of a closed run whose ID has another run open: the
+        // start wrote nothing, so neither do the children.
+        Ok(refused @ WriteOutcome::AlreadyRunning(_)) => return Ok(Ok(refused)),
         Ok(other) => {
             return Ok(Err(StoreError::Conflict {
                 run_id: op.run_id,

@@ -182,7 +182,8 @@ struct ChildAction {
 }
 
 /// Applies a close with its children's parent-close policies (see
-/// `CloseParentOp`). Every decision is made, and every event encoded,
+/// `CloseParentOp`; or the start of a closed run's reset, with the
+/// children it keeps). Every decision is made, and every event encoded,
 /// before the first write; then the close (refused before it writes), then
 /// the children's events.
 pub(super) fn close_parent(
@@ -191,7 +192,10 @@ pub(super) fn close_parent(
 ) -> Result<WriteOutcome, StoreError> {
     let actions = decide_children(t, op)?;
     match apply(t, &op.close)? {
-        WriteOutcome::Appended | WriteOutcome::ContinuedAsNew => {}
+        WriteOutcome::Appended | WriteOutcome::ContinuedAsNew | WriteOutcome::Started => {}
+        // The reset of a closed run whose ID has another run open: the
+        // start wrote nothing, so neither do the children.
+        refused @ WriteOutcome::AlreadyRunning(_) => return Ok(refused),
         other => {
             return Err(StoreError::Conflict {
                 run_id: op.run_id,
