@@ -380,3 +380,111 @@ async fn a_cancel_sent_to_a_paused_run_is_held_until_the_unpause() {
     );
     engine.shutdown().await.unwrap();
 }
+
+const LOCAL_WORK: ActivityDef<String, String> = ActivityDef::new("Pause.LocalWork");
+const LOCAL: WorkflowDef<(), String> = WorkflowDef::new("Pause.Local");
+
+/// Runs of `local_work`, counted apart from `work`'s.
+static LOCAL_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+async fn local_work(_ctx: ActivityContext, input: String) -> Result<String, ActivityError> {
+    LOCAL_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(format!("locally({input})"))
+}
+
+/// A signal, then a local activity that waits for its end when cancelled;
+/// a cancellation of the run is caught and answered.
+async fn local(ctx: WorkflowContext, _: ()) -> Result<String, WorkflowError> {
+    let input = ctx.recv_signal(GO).await?;
+    let options = steadfast::LocalActivityOptions::start_to_close(Duration::from_secs(5))
+        .with_cancellation_type(steadfast::ActivityCancellationType::WaitCancellationCompleted);
+    match ctx.execute_local_activity(LOCAL_WORK, input, options).await {
+        Ok(out) => Ok(out),
+        Err(_) if ctx.is_cancel_requested() => Ok("cancelled before it ran".to_string()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn local_builder() -> EngineBuilder {
+    builder()
+        .workflow(LOCAL, local)
+        .activity(LOCAL_WORK, local_work)
+}
+
+/// A local activity the code asks for while the run is paused is held;
+/// a cancellation sent meanwhile is held too, and at the unpause the
+/// cancellation wins: it is recorded with the unpause, the run's
+/// cancellation ends the code's wait on the local activity (whatever its
+/// cancellation type), and the held local activity never runs; also when
+/// the held request comes from a replay after a reopen.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_activity_held_by_a_pause_does_not_run_when_a_held_cancel_comes_with_the_unpause() {
+    held_local_then_cancel(false).await;
+    held_local_then_cancel(true).await;
+}
+
+async fn held_local_then_cancel(reopen: bool) {
+    let db = support::temp_db();
+    let mut engine = local_builder().open_db(&db.path).await.unwrap();
+    let runs_before = LOCAL_RUNS.load(Ordering::SeqCst);
+    engine
+        .start_workflow(LOCAL, "held-local", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    engine
+        .pause_workflow("held-local", "investigate")
+        .await
+        .unwrap();
+    // The code asks for the local activity: held.
+    engine.signal("held-local", GO, "x".into()).await.unwrap();
+    engine.cancel("held-local").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(LOCAL_RUNS.load(Ordering::SeqCst), runs_before, "held");
+    if reopen {
+        // Reopened, the replayed code asks again, and it is held again.
+        engine.shutdown().await.unwrap();
+        engine = local_builder().open_db(&db.path).await.unwrap();
+    }
+    engine
+        .unpause_workflow("held-local", "go on")
+        .await
+        .unwrap();
+    let result = engine
+        .get_workflow_handle(LOCAL, "held-local")
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(result, "cancelled before it ran");
+    assert_eq!(
+        LOCAL_RUNS.load(Ordering::SeqCst),
+        runs_before,
+        "the held local activity never ran (reopen: {reopen})"
+    );
+    let kinds: Vec<EventKind> = engine
+        .history("held-local")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let unpaused = kinds
+        .iter()
+        .position(|k| matches!(k, EventKind::WorkflowUnpaused { .. }))
+        .expect("unpaused");
+    assert!(
+        matches!(
+            kinds[unpaused + 1],
+            EventKind::WorkflowCancelRequested { .. }
+        ),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::LocalActivityRecorded { .. })),
+        "{kinds:?}"
+    );
+    engine.shutdown().await.unwrap();
+}

@@ -13,7 +13,9 @@
 //! Temporal holds it) and recorded for the code at the unpause; a new
 //! update is rejected (`UpdateError::Paused`, as in Temporal). The unpause
 //! arms every held due time again, so what came due during the pause acts
-//! at once, and starts the held local activities.
+//! at once, and starts the held local activities, unless a held
+//! cancellation is delivered with it: that ends the code's waits on them,
+//! and they never start.
 
 use tracing::info;
 
@@ -88,7 +90,12 @@ impl RunActor {
         let Some(reason) = self.state.cancel_deferred.clone() else {
             return;
         };
+        // The cancellation wins over what the pause held: the code's waits
+        // on local activities end with it (whatever their cancellation
+        // type), so a held one never starts, though the unpause in this
+        // step starts the rest of what was held.
         self.cancel_attempts();
+        self.held_locals.clear();
         let event = self.push(step, EventKind::WorkflowCancelRequested { reason });
         self.activate(step, &event);
     }
