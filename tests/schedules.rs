@@ -645,3 +645,149 @@ async fn the_last_result_reaches_the_next_action_and_a_failure_pauses_the_schedu
     assert!(!d.schedule.state.paused);
     env.shutdown().await.unwrap();
 }
+
+/// Sleeps for the given milliseconds of workflow time, then fails.
+const DOOMED: WorkflowDef<u64, ()> = WorkflowDef::new("Doomed");
+
+async fn doomed(ctx: WorkflowContext, millis: u64) -> Result<(), WorkflowError> {
+    ctx.sleep(Duration::from_millis(millis)).await?;
+    Err(WorkflowError::new("doomed"))
+}
+
+/// The actions buffered behind a run that fails under `pause_on_failure`
+/// are dropped with the pause, as in Temporal (its scheduler does not take
+/// a buffered automated start while paused); a triggered one buffered with
+/// them still starts, since a trigger acts while paused. After the
+/// unpause, none of the dropped ones starts.
+#[tokio::test]
+async fn a_pause_on_failure_drops_the_actions_buffered_behind_the_failed_run() {
+    for overlap in [
+        ScheduleOverlapPolicy::BufferOne,
+        ScheduleOverlapPolicy::BufferAll,
+    ] {
+        let db = temp_db();
+        let env =
+            TestEngine::open_path_at(builder().workflow(DOOMED, doomed), &db.path, start_time())
+                .await
+                .unwrap();
+        let action =
+            ScheduleAction::start_workflow(DOOMED, "doomed", &2500u64, WorkflowOptions::new())
+                .unwrap();
+        let schedule = Schedule::new(
+            action,
+            ScheduleSpec::interval(ScheduleIntervalSpec::new(SECOND)),
+        )
+        .with_policy(
+            SchedulePolicy::default()
+                .overlap(overlap)
+                .pause_on_failure(true),
+        );
+        let handle = env.create_schedule("doomed", schedule).await.unwrap();
+        // Second 1's run fails at 3.5; second 2's waits behind it, then a
+        // trigger (under buffer-all, so it waits too), then second 3's
+        // (buffered, or skipped under buffer-one).
+        sleep(&env, Duration::from_secs(2)).await;
+        let d = handle.describe().await.unwrap();
+        assert_eq!((d.info.action_count, d.info.buffer_size), (1, 1), "{d:?}");
+        handle
+            .trigger(Some(ScheduleOverlapPolicy::BufferAll))
+            .await
+            .unwrap();
+        sleep(&env, Duration::from_secs(10)).await;
+        let d = handle.describe().await.unwrap();
+        assert!(d.schedule.state.paused, "{overlap}: {d:?}");
+        assert!(d.schedule.state.note.contains("paused on failure"));
+        assert_eq!(d.info.buffer_size, 0, "{overlap}: dropped");
+        let runs = runs_of(&env, "doomed").await;
+        let ids: Vec<&str> = runs.iter().map(|r| r.workflow_id.as_str()).collect();
+        assert_eq!(
+            runs.len(),
+            2,
+            "{overlap}: the first and the trigger: {ids:?}"
+        );
+        assert_eq!(
+            runs[0].workflow_id,
+            scheduled_workflow_id("doomed", nominal(1))
+        );
+        assert!(
+            runs.iter().all(|r| r.status == WorkflowStatus::Failed),
+            "{overlap}: {runs:?}"
+        );
+        let buffered = [nominal(2), nominal(3)].map(|n| scheduled_workflow_id("doomed", n));
+        assert!(!ids.iter().any(|id| buffered.iter().any(|b| b == id)));
+        assert_eq!(d.info.action_count, 2);
+
+        // Unpaused, the spec acts again from now; the dropped ones stay dropped.
+        handle.unpause("fixed").await.unwrap();
+        sleep(&env, Duration::from_millis(1200)).await;
+        let runs = runs_of(&env, "doomed").await;
+        assert_eq!(runs.len(), 3, "{overlap}: {runs:?}");
+        assert!(!runs.iter().any(|r| buffered.contains(&r.workflow_id)));
+        env.shutdown().await.unwrap();
+    }
+}
+
+/// The last completion result and last failure are kept in the schedule:
+/// `describe` shows them after retention deleted the workflows (and
+/// histories) they came from.
+#[tokio::test]
+async fn the_last_result_and_failure_outlive_their_workflows_under_retention() {
+    let db = temp_db();
+    let builder = builder()
+        .workflow(FLIP, flip)
+        .retention(Duration::from_secs(2));
+    let env = TestEngine::open_path_at(builder, &db.path, start_time())
+        .await
+        .unwrap();
+    let schedule = Schedule::new(
+        flip_action(true),
+        ScheduleSpec::interval(ScheduleIntervalSpec::new(Duration::from_secs(3600))),
+    )
+    .with_state(ScheduleState::paused("triggered by hand"));
+    let handle = env.create_schedule("kept", schedule).await.unwrap();
+    // Acts, then waits until retention removed the action's workflow.
+    let act = |ok: bool| {
+        let (env, handle) = (&env, &handle);
+        async move {
+            handle.update(|s| s.action = flip_action(ok)).await.unwrap();
+            handle.trigger(None).await.unwrap();
+            sleep(env, SECOND).await;
+            let d = handle.describe().await.unwrap();
+            let id = d
+                .info
+                .recent_actions
+                .last()
+                .unwrap()
+                .workflow
+                .workflow_id
+                .clone();
+            sleep(env, Duration::from_secs(5)).await;
+            support::eventually(HUNG, || async {
+                env.history(&id).await.is_err().then_some(())
+            })
+            .await;
+        }
+    };
+    act(true).await;
+    let d = handle.describe().await.unwrap();
+    let fine = d
+        .info
+        .last_completion_result
+        .map(|p| p.decode::<String>().unwrap());
+    assert_eq!(fine.as_deref(), Some("fine"), "kept after retention");
+    assert_eq!(d.info.last_failure, None);
+
+    act(false).await;
+    let d = handle.describe().await.unwrap();
+    assert_eq!(
+        d.info.last_failure.map(|f| f.message),
+        Some("told to fail".to_string())
+    );
+    let fine = d
+        .info
+        .last_completion_result
+        .map(|p| p.decode::<String>().unwrap());
+    assert_eq!(fine.as_deref(), Some("fine"));
+    assert!(runs_of(&env, "kept").await.is_empty(), "all removed");
+    env.shutdown().await.unwrap();
+}

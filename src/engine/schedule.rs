@@ -10,13 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use super::{Engine, check_workflow_id, scheduler};
 use crate::error::ClientError;
-use crate::history::{Event, EventKind, Failure, MAX_WORKFLOW_ID_LEN, WorkflowStatus};
+use crate::history::MAX_WORKFLOW_ID_LEN;
 use crate::schedule::progress;
 use crate::schedule::record::{ActionRecord, ScheduleRecord, SpecRecord};
 use crate::schedule::{
     BufferedAction, MAX_BUFFERED_ACTIONS, MIN_CATCHUP_WINDOW, Schedule, ScheduleBackfill,
-    ScheduleDescription, ScheduleError, ScheduleInfo, ScheduleListEntry, ScheduleOverlapPolicy,
-    ScheduleSpec,
+    ScheduleDescription, ScheduleError, ScheduleListEntry, ScheduleOverlapPolicy, ScheduleSpec,
 };
 use crate::store::{EncodedSchedule, ScheduleOp, StoreError, WriteOp, WriteOutcome};
 
@@ -146,63 +145,16 @@ impl Engine {
         schedule_id: &str,
     ) -> Result<ScheduleDescription, ScheduleError> {
         let mut record = self.read_schedule(schedule_id).await?;
-        // The record lists the runs open at the driver's last step; those
-        // closed since are left out.
-        let mut running = Vec::with_capacity(record.running.len());
-        for (workflow_id, run_id) in record.running.drain(..) {
-            if let Some(run) = self.shared.store.run(run_id, &workflow_id).await?
-                && !run.status.is_closed()
-            {
-                running.push((workflow_id, run_id));
-            }
-        }
-        record.running = running;
-        let mut description = ScheduleDescription::from_record(&record);
-        self.last_outcomes(&mut description.info).await?;
-        Ok(description)
-    }
-
-    /// Fills in the last completion result and the last failure from the
-    /// recent actions' workflows, newest first (each action's workflow ID
-    /// is its own, so the ID's latest run is where its chain ended).
-    async fn last_outcomes(&self, info: &mut ScheduleInfo) -> Result<(), ClientError> {
-        let mut closed_seen = false;
-        for action in info.recent_actions.iter().rev() {
-            let workflow_id = &action.workflow.workflow_id;
-            let Some((run_id, run)) = self.shared.store.current_run(workflow_id).await? else {
-                continue;
-            };
-            let failure = match run.status {
-                WorkflowStatus::Completed | WorkflowStatus::Failed | WorkflowStatus::TimedOut => {
-                    match self.shared.store.last_event(run_id, workflow_id).await? {
-                        Some(Event {
-                            kind: EventKind::WorkflowCompleted { result },
-                            ..
-                        }) => {
-                            info.last_completion_result = Some(result);
-                            break;
-                        }
-                        Some(Event {
-                            kind: EventKind::WorkflowFailed { failure },
-                            ..
-                        }) => failure,
-                        Some(Event {
-                            kind: EventKind::WorkflowTimedOut { timeout },
-                            ..
-                        }) => {
-                            Failure::new(timeout.clone(), format!("the workflow hit its {timeout}"))
-                        }
-                        _ => continue,
-                    }
-                }
-                _ => continue,
-            };
-            if !closed_seen {
-                info.last_failure = Some(failure);
-            }
-            closed_seen = true;
-        }
-        Ok(())
+        // The record is as of the driver's last step: the runs that closed
+        // since are taken in as its next step takes them, on this copy
+        // (nothing is written): the running list, the last completion
+        // result and the last failure. Those two are stored in the record,
+        // so they outlive the histories they came from (retention). A
+        // pause on failure shows once the driver has committed it.
+        let (paused, notes) = (record.paused, record.notes.clone());
+        record.running = scheduler::settle_running(&self.shared, &mut record).await?;
+        (record.paused, record.notes) = (paused, notes);
+        Ok(ScheduleDescription::from_record(&record))
     }
 
     /// Every schedule, in ID order.

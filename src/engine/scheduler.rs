@@ -107,8 +107,7 @@ pub(super) async fn spawn_all(owner: &Arc<Owner>) -> Result<(), StoreError> {
 struct Next {
     /// The next action's due time.
     due: Option<SystemTime>,
-    /// Running workflows whose close the schedule waits for (buffered
-    /// actions behind them).
+    /// Running workflows whose close the schedule takes in.
     watch: Vec<(String, RunId)>,
 }
 
@@ -277,7 +276,7 @@ async fn step(
 /// on in another run, and still runs for the overlap policy); the ends of
 /// those that closed are taken into `record` (last completion result, last
 /// failure, pause on failure), oldest start first.
-async fn settle_running(
+pub(super) async fn settle_running(
     shared: &Arc<Shared>,
     record: &mut ScheduleRecord,
 ) -> Result<Vec<(String, RunId)>, StoreError> {
@@ -478,12 +477,12 @@ fn next(record: &ScheduleRecord, spec: &CompiledSpec, more: bool, now: SystemTim
         spec.next_after(record.high_water)
             .map(|nominal| spec.due(&record.schedule_id, nominal))
     };
-    // Under pause_on_failure, every close is looked at when it happens,
-    // so a failure pauses the schedule (and shows) at once.
-    let watch = if record.buffer.is_empty() && !record.pause_on_failure {
-        Vec::new()
-    } else {
-        record.running.clone()
-    };
-    Next { due, watch }
+    // Every close is taken in when it happens: the actions buffered behind
+    // it may start, a failure pauses under pause_on_failure (and shows at
+    // once), and the last completion result and last failure are stored
+    // before retention may delete the history they come from.
+    Next {
+        due,
+        watch: record.running.clone(),
+    }
 }

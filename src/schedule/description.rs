@@ -47,13 +47,14 @@ pub struct ScheduleInfo {
     /// When it was last changed by a call (pause, update, …).
     pub last_updated_at: Option<SystemTime>,
     /// The result of the most recent action whose workflow completed
-    /// (Temporal's last completion result), among the recent actions;
-    /// read from their workflows' histories at `describe`.
+    /// (Temporal's last completion result): what the next action is
+    /// given. Kept in the schedule's record, so it stays after retention
+    /// deleted that workflow's history.
     pub last_completion_result: Option<Payload>,
     /// The failure of the most recent action whose workflow closed, when it
     /// failed or timed out (Temporal's last failure: a later success clears
-    /// it; a cancelled or terminated workflow neither sets nor clears it),
-    /// among the recent actions.
+    /// it; a cancelled or terminated workflow neither sets nor clears it).
+    /// Kept in the record as the result is.
     pub last_failure: Option<Failure>,
 }
 
@@ -180,8 +181,8 @@ impl ScheduleDescription {
                 next_action_times: next_times(record, compiled.as_ref()),
                 created_at: record.created_at,
                 last_updated_at: record.updated_at,
-                last_completion_result: None,
-                last_failure: None,
+                last_completion_result: record.last_completion_result.clone(),
+                last_failure: record.last_failure.clone(),
             },
         }
     }

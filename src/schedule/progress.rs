@@ -91,33 +91,88 @@ pub(crate) fn step(
             taken += 1;
         }
     }
-    let buffer = std::mem::take(&mut record.buffer);
-    let before = buffer.clone();
-    let plan = overlap::plan(buffer, !record.running.is_empty());
-    record.overlap_skipped += plan.skipped;
-    record.buffer_dropped += plan.dropped;
-    if plan.skipped > 0 || plan.dropped > 0 || !plan.start.is_empty() || plan.keep != before {
+    let before = record.buffer.clone();
+    let decided = decide_buffer(&mut record);
+    if !decided.start.is_empty() || decided.counted || record.buffer != before {
         changed = true;
     }
-    record.buffer = plan.keep;
-    let terminate = if plan.terminate_running {
+    let terminate = if decided.terminate_running {
         record.running.clone()
     } else {
         Vec::new()
     };
-    let cancel = if plan.cancel_running {
+    let cancel = if decided.cancel_running {
         record.running.clone()
     } else {
         Vec::new()
     };
     Step {
         record,
-        starts: plan.start,
+        starts: decided.start,
         cancel,
         terminate,
         changed,
         more,
     }
+}
+
+/// What [`decide_buffer`] decided.
+struct Decided {
+    start: Vec<BufferedAction>,
+    cancel_running: bool,
+    terminate_running: bool,
+    /// An action was counted as skipped or dropped.
+    counted: bool,
+}
+
+/// Decides the record's buffer (Temporal's `ProcessBuffer`, taken again
+/// while it frees the slot): the overlap plan, except that a paused
+/// schedule starts no action of its spec: one the plan would start now is
+/// dropped (Temporal drops a buffered automated start it cannot take while
+/// paused, `service/worker/scheduler/workflow.go` `processBuffer` with
+/// `canTakeScheduledAction`), and the plan is taken again for the actions
+/// behind it, since nothing started. Triggered and backfilled actions
+/// start while paused, as in Temporal. Those still waiting behind a
+/// running workflow stay buffered (the pause may end before it closes).
+fn decide_buffer(record: &mut ScheduleRecord) -> Decided {
+    let mut decided = Decided {
+        start: Vec::new(),
+        cancel_running: false,
+        terminate_running: false,
+        counted: false,
+    };
+    let mut running = !record.running.is_empty();
+    let mut buffer = std::mem::take(&mut record.buffer);
+    loop {
+        let plan = overlap::plan(buffer, running);
+        record.overlap_skipped += plan.skipped;
+        record.buffer_dropped += plan.dropped;
+        decided.counted |= plan.skipped > 0 || plan.dropped > 0;
+        decided.cancel_running |= plan.cancel_running;
+        decided.terminate_running |= plan.terminate_running;
+        let (go, held): (Vec<_>, Vec<_>) = plan
+            .start
+            .into_iter()
+            .partition(|action| action.manual || !record.paused);
+        running |= !go.is_empty();
+        decided.start.extend(go);
+        buffer = plan.keep;
+        if held.is_empty() {
+            break;
+        }
+        for action in &held {
+            tracing::info!(
+                schedule_id = record.schedule_id,
+                nominal = ?action.nominal,
+                "a buffered action was dropped: the schedule is paused"
+            );
+        }
+        if running || buffer.is_empty() {
+            break;
+        }
+    }
+    record.buffer = buffer;
+    decided
 }
 
 /// How an action's workflow ended, as a schedule takes it in.
@@ -198,7 +253,7 @@ pub(crate) fn workflow_id(prefix: &str, nominal: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::{ScheduleOverlapPolicy, ScheduleSpec};
+    use crate::schedule::{BufferedAction, ScheduleOverlapPolicy, ScheduleSpec};
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
@@ -236,6 +291,44 @@ mod tests {
         let s = step(record, &spec, at(105), Vec::new());
         assert_eq!(s.starts.len(), 2);
         assert_eq!(s.record.remaining_actions, Some(0));
+    }
+
+    #[test]
+    fn a_paused_schedule_drops_its_buffered_actions_as_they_come_up_but_starts_manual_ones() {
+        let (mut record, spec) = every_second();
+        let buffered = |secs, overlap, manual| BufferedAction {
+            nominal: at(secs),
+            overlap,
+            manual,
+        };
+        record.paused = true;
+        record.buffer = vec![
+            buffered(101, ScheduleOverlapPolicy::BufferAll, false),
+            buffered(102, ScheduleOverlapPolicy::BufferAll, false),
+            buffered(103, ScheduleOverlapPolicy::BufferAll, true),
+            buffered(104, ScheduleOverlapPolicy::BufferAll, false),
+        ];
+        // Behind a running workflow they wait: the pause may end first.
+        let running = vec![("s-1".to_string(), RunId::from_u128(1))];
+        let s = step(record.clone(), &spec, at(105), running.clone());
+        record.running = running;
+        assert!(s.starts.is_empty());
+        assert_eq!(s.record.buffer, record.buffer);
+        // Once it closed: the spec's two are dropped, the triggered one
+        // starts, and the one behind it waits for that one.
+        let s = step(record.clone(), &spec, at(105), Vec::new());
+        assert_eq!(s.starts, vec![record.buffer[2].clone()]);
+        assert_eq!(s.record.buffer, vec![record.buffer[3].clone()]);
+        assert!(s.changed);
+        assert_eq!((s.record.overlap_skipped, s.record.buffer_dropped), (0, 0));
+        // Buffer one: the one waiting is dropped.
+        record.buffer = vec![buffered(101, ScheduleOverlapPolicy::BufferOne, false)];
+        let s = step(record.clone(), &spec, at(105), Vec::new());
+        assert!(s.starts.is_empty() && s.record.buffer.is_empty() && s.changed);
+        // Unpaused, it would have started.
+        record.paused = false;
+        let s = step(record, &spec, at(101), Vec::new());
+        assert_eq!(s.starts.len(), 1);
     }
 
     #[test]
