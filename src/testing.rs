@@ -166,6 +166,32 @@ impl TestEngine {
         Self::open_with(builder, path.as_ref(), None, Some(start)).await
     }
 
+    /// As [`open_path_at`](Self::open_path_at), on the PostgreSQL
+    /// database at `url` instead of a file, in the builder's schema
+    /// ([`EngineBuilder::postgres_schema`]), which is kept afterwards (open
+    /// it again to test a downtime). [`path`](Self::path) is then the
+    /// schema's name. Shard leases are timed by the database's clock, not
+    /// the virtual one.
+    ///
+    /// # Errors
+    /// As [`EngineBuilder::postgres`]; [`OpenError::Thread`] when the
+    /// clock's thread cannot be started.
+    #[cfg(feature = "postgres")]
+    pub async fn open_postgres_at(
+        builder: EngineBuilder,
+        url: &str,
+        start: SystemTime,
+    ) -> Result<TestEngine, OpenError> {
+        let schema = PathBuf::from(builder.schema_name());
+        let (builder, clock) = Self::on_virtual_clock(builder, None, Some(start))?;
+        let engine = builder.postgres(url).await?;
+        Ok(TestEngine {
+            engine,
+            clock,
+            path: schema,
+        })
+    }
+
     async fn open_in(
         builder: EngineBuilder,
         path: &Path,
@@ -180,6 +206,23 @@ impl TestEngine {
         dir: Option<PathBuf>,
         start: Option<SystemTime>,
     ) -> Result<TestEngine, OpenError> {
+        let (builder, clock) = Self::on_virtual_clock(builder, dir, start)?;
+        let engine = builder.open(path).await?;
+        Ok(TestEngine {
+            engine,
+            clock,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The builder on a new virtual clock, with what the engine leaves
+    /// behind (the clock's thread, `dir`) dropped once it has stopped, or
+    /// at once if the open fails.
+    fn on_virtual_clock(
+        builder: EngineBuilder,
+        dir: Option<PathBuf>,
+        start: Option<SystemTime>,
+    ) -> Result<(EngineBuilder, Clock), OpenError> {
         // Made before the clock, so a failed start still cleans up.
         let mut cleanup = Cleanup {
             clock: Clock::system(),
@@ -194,18 +237,8 @@ impl TestEngine {
             source,
         })?;
         cleanup.clock = clock.clone();
-        // The engine drops it once it has stopped, or at once if the open
-        // fails.
-        let engine = builder
-            .clock(clock.clone())
-            .on_close(Box::new(cleanup))
-            .open(path)
-            .await?;
-        Ok(TestEngine {
-            engine,
-            clock,
-            path: path.to_path_buf(),
-        })
+        let builder = builder.clock(clock.clone()).on_close(Box::new(cleanup));
+        Ok((builder, clock))
     }
 
     /// The engine, for code that takes an `&Engine`.

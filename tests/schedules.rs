@@ -4,7 +4,9 @@
 //! pause with a note and unpause, trigger (also while paused), backfill,
 //! a limit on actions, describe with next and recent actions, list,
 //! update and delete, each refusal a typed error; and schedules persist
-//! across a reopen.
+//! across a reopen. With `STEADFAST_TEST_STORE=postgres` the test engines
+//! run on PostgreSQL (`TestEngine::open_postgres_at`); the read-only
+//! engine reads a file either way.
 
 mod support;
 
@@ -43,11 +45,25 @@ fn start_time() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000) + Duration::from_millis(500)
 }
 
+/// A test engine at `start` on the store this run uses (see
+/// `support::STORE_VAR`): the file at `path`, or on PostgreSQL the schema
+/// that stands for it.
+async fn open_env(builder: EngineBuilder, path: &std::path::Path, start: SystemTime) -> TestEngine {
+    if support::on_postgres() {
+        let url = support::postgres::url().expect("PostgreSQL is installed");
+        let builder = builder.postgres_schema(support::postgres::schema_for(path));
+        return TestEngine::open_postgres_at(builder, &url, start)
+            .await
+            .unwrap();
+    }
+    TestEngine::open_path_at(builder, path, start)
+        .await
+        .unwrap()
+}
+
 async fn test_engine() -> (TestEngine, support::TempDb) {
     let db = temp_db();
-    let env = TestEngine::open_path_at(builder(), &db.path, start_time())
-        .await
-        .unwrap();
+    let env = open_env(builder(), &db.path, start_time()).await;
     (env, db)
 }
 
@@ -287,9 +303,7 @@ async fn backfill_takes_the_actions_of_a_past_range_once() {
 #[tokio::test]
 async fn the_catchup_window_bounds_what_downtime_makes_up_for() {
     let db = temp_db();
-    let env = TestEngine::open_path_at(builder(), &db.path, start_time())
-        .await
-        .unwrap();
+    let env = open_env(builder(), &db.path, start_time()).await;
     let schedule = every_second(0, ScheduleOverlapPolicy::AllowAll).with_policy(
         SchedulePolicy::default()
             .overlap(ScheduleOverlapPolicy::AllowAll)
@@ -300,9 +314,7 @@ async fn the_catchup_window_bounds_what_downtime_makes_up_for() {
     env.shutdown().await.unwrap();
     // Down for a minute: seconds 4 to 63 passed without the engine.
     let reopened = start_time() + Duration::from_secs(63);
-    let env = TestEngine::open_path_at(builder(), &db.path, reopened)
-        .await
-        .unwrap();
+    let env = open_env(builder(), &db.path, reopened).await;
     sleep(&env, SECOND / 10).await;
     let d = env.describe_schedule("catchup").await.unwrap();
     // The reopen is at 63.5: 54 to 63 are at most 10 s old, taken; 4 to 53
@@ -483,9 +495,7 @@ fn flip_action(ok: bool) -> ScheduleAction {
 #[tokio::test]
 async fn describe_shows_the_last_completion_result_and_the_last_failure() {
     let db = temp_db();
-    let env = TestEngine::open_path_at(builder().workflow(FLIP, flip), &db.path, start_time())
-        .await
-        .unwrap();
+    let env = open_env(builder().workflow(FLIP, flip), &db.path, start_time()).await;
     let schedule = Schedule::new(
         flip_action(true),
         ScheduleSpec::interval(ScheduleIntervalSpec::new(Duration::from_secs(3600))),
@@ -567,9 +577,7 @@ fn count_schedule(fail_at: u32) -> Schedule {
 #[tokio::test]
 async fn the_last_result_reaches_the_next_action_and_a_failure_pauses_the_schedule() {
     let db = temp_db();
-    let env = TestEngine::open_path_at(builder().workflow(COUNT, count), &db.path, start_time())
-        .await
-        .unwrap();
+    let env = open_env(builder().workflow(COUNT, count), &db.path, start_time()).await;
     let handle = env
         .create_schedule("count", count_schedule(3))
         .await
@@ -666,10 +674,7 @@ async fn a_pause_on_failure_drops_the_actions_buffered_behind_the_failed_run() {
         ScheduleOverlapPolicy::BufferAll,
     ] {
         let db = temp_db();
-        let env =
-            TestEngine::open_path_at(builder().workflow(DOOMED, doomed), &db.path, start_time())
-                .await
-                .unwrap();
+        let env = open_env(builder().workflow(DOOMED, doomed), &db.path, start_time()).await;
         let action =
             ScheduleAction::start_workflow(DOOMED, "doomed", &2500u64, WorkflowOptions::new())
                 .unwrap();
@@ -736,9 +741,7 @@ async fn the_last_result_and_failure_outlive_their_workflows_under_retention() {
     let builder = builder()
         .workflow(FLIP, flip)
         .retention(Duration::from_secs(2));
-    let env = TestEngine::open_path_at(builder, &db.path, start_time())
-        .await
-        .unwrap();
+    let env = open_env(builder, &db.path, start_time()).await;
     let schedule = Schedule::new(
         flip_action(true),
         ScheduleSpec::interval(ScheduleIntervalSpec::new(Duration::from_secs(3600))),

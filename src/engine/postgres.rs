@@ -19,6 +19,11 @@ impl EngineBuilder {
         self
     }
 
+    /// The schema [`postgres`](Self::postgres) opens.
+    pub(crate) fn schema_name(&self) -> &str {
+        &self.postgres_schema
+    }
+
     /// Sets how long this process's lease on its PostgreSQL shards lasts
     /// (renewed every second, or every fifth of the lease when shorter):
     /// after a crash, the other processes sharing the schema take over its
