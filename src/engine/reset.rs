@@ -108,16 +108,18 @@ impl Engine {
     /// [`result`](crate::WorkflowHandle::result) follows the reset to the
     /// new run.
     ///
-    /// Child workflows of an open run: those started before the point and
-    /// still open go on as the new run's children (the reset's commit
-    /// writes `ParentWorkflowReset` into each, naming the new run: their
-    /// closes are reported there, and its parent-close policies and
-    /// cancellation reach them, also once such a child is reset itself:
-    /// its new run carries that link; Temporal refuses or breaks such
-    /// resets, temporalio/temporal#3141). Those started after the point get their
-    /// parent-close policy as the old run closes (the new run's code starts
-    /// them again); those that closed after the point are recorded in the
-    /// new run when it loads.
+    /// Child workflows: those started before the point and still open go
+    /// on as the new run's children, of an open run and of a closed one
+    /// (whose close abandoned them, or which they outlived) alike: the
+    /// reset's commit writes `ParentWorkflowReset` into each, naming the
+    /// new run, so their closes are reported there, and its parent-close
+    /// policies and cancellation reach them, also once such a child is
+    /// reset itself: its new run carries that link (Temporal keeps them
+    /// too, `history.allowResetWithPendingChildren`, and forwards their
+    /// closes along the closed run's reset link). Those started after the
+    /// point get their parent-close policy as an open old run closes (the
+    /// new run's code starts them again); those that closed after the
+    /// point are recorded in the new run when it loads.
     ///
     /// The latest run may also have closed (completed, failed, timed out,
     /// terminated, cancelled): as in Temporal, the usual case is resetting
@@ -143,9 +145,8 @@ impl Engine {
     /// [`ClientError::NotFound`] for an unknown ID;
     /// [`ClientError::NotAResetPoint`] for an event that is not a boundary
     /// (the error lists them); [`ClientError::ResetRefused`] for a run that
-    /// kept moving on while being reset, a closed run with child workflows
-    /// open in its history, or a closed run whose ID has another run open
-    /// meanwhile; [`ClientError::Parked`] for a run no actor can
+    /// kept moving on while being reset, or a closed run whose ID has
+    /// another run open meanwhile; [`ClientError::Parked`] for a run no actor can
     /// load (terminate it instead); storage errors. On a PostgreSQL schema
     /// several processes share, a run another process owns is reset by
     /// that process (with its code); its refusals reach the caller as
