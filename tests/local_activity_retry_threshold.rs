@@ -298,3 +298,60 @@ async fn the_default_threshold_makes_an_hours_backoff_a_timer_on_virtual_time() 
     assert!(seen[1].1 >= millis(next_at), "{seen:?} {next_at:?}");
     env.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_shows_a_local_activity_waiting_out_a_recorded_backoff() {
+    let db = temp_db();
+    let log = db.dir.path().join("attempts.log");
+    let engine = builder(log.clone()).open_db(&db.path).await.unwrap();
+    // An hour's backoff over a 100 ms threshold.
+    let run = engine
+        .start_workflow(CALL, "shown", (3_600_000, 100), WorkflowOptions::new())
+        .await
+        .unwrap();
+    let next_at = support::eventually(Duration::from_secs(30), || async {
+        let history = engine.history("shown").await.ok()?;
+        history.iter().find_map(|e| match e.kind {
+            EventKind::LocalActivityBackoff {
+                next_attempt_at, ..
+            } => Some(next_attempt_at),
+            _ => None,
+        })
+    })
+    .await;
+    let check = |d: steadfast::WorkflowDescription| {
+        assert_eq!(d.pending_activities.len(), 1, "{:?}", d.pending_activities);
+        let a = &d.pending_activities[0];
+        assert!(a.local);
+        assert_eq!((a.seq, a.activity_type.as_str()), (1, "backoff.flaky"));
+        assert_eq!(a.attempt, 2, "the next attempt");
+        assert_eq!(a.next_attempt_at, Some(next_at));
+        let failure = a
+            .last_failure
+            .as_ref()
+            .expect("the first attempt's failure");
+        assert_eq!(failure.error_type, "Flaky");
+        assert_eq!(failure.message, "first attempt");
+        assert!(!a.cancel_requested);
+    };
+    // From the live run, then from the file after a restart.
+    check(engine.describe("shown").await.unwrap());
+    engine.shutdown().await.unwrap();
+    let engine = builder(log.clone()).open_db(&db.path).await.unwrap();
+    check(engine.describe("shown").await.unwrap());
+    // Its end takes it off the list.
+    engine.cancel("shown").await.unwrap();
+    let handle = engine.get_workflow_handle(CALL, "shown").await.unwrap();
+    assert!(handle.result().await.is_err());
+    assert!(
+        engine
+            .describe("shown")
+            .await
+            .unwrap()
+            .pending_activities
+            .is_empty()
+    );
+    drop(run);
+    engine.shutdown().await.unwrap();
+    assert_eq!(attempts(&log).len(), 1, "attempt 2 never began");
+}

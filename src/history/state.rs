@@ -72,6 +72,10 @@ pub(crate) struct LocalBackoff {
     /// When the code asked for the local activity (schedule-to-close
     /// counts from it).
     pub(crate) scheduled_at: SystemTime,
+    /// The local activity's registered name (what `describe` shows).
+    pub(crate) activity_type: String,
+    /// The failure of the attempt before (what `describe` shows).
+    pub(crate) last_failure: Failure,
 }
 
 /// A run's state as its history so far says.
@@ -292,15 +296,18 @@ impl MutableState {
             }
             EventKind::LocalActivityBackoff {
                 seq,
+                activity_type,
                 attempt,
+                failure,
                 next_attempt_at,
                 original_scheduled_time,
-                ..
             } => {
                 let backoff = LocalBackoff {
                     attempt: attempt.saturating_add(1),
                     at: *next_attempt_at,
                     scheduled_at: *original_scheduled_time,
+                    activity_type: activity_type.clone(),
+                    last_failure: failure.clone(),
                 };
                 self.local_backoffs.insert(*seq, backoff);
             }
@@ -491,18 +498,35 @@ impl MutableState {
 
     /// The pending activities as `describe` shows them.
     pub(crate) fn pending_activities(&self) -> Vec<PendingActivityInfo> {
-        self.activities
+        let activities = self.activities.iter().map(|(seq, p)| PendingActivityInfo {
+            seq: *seq,
+            activity_type: p.activity_type.clone(),
+            attempt: p.attempt,
+            next_attempt_at: p.retry_at,
+            last_failure: p.last_failure.clone(),
+            last_heartbeat: p.last_heartbeat.clone(),
+            cancel_requested: p.cancel_requested,
+            local: false,
+        });
+        // A local activity is pending to an operator only while it waits
+        // out a recorded backoff: its attempts run inside the workflow's
+        // step and leave nothing in history until it ends.
+        let local = self
+            .local_backoffs
             .iter()
-            .map(|(seq, p)| PendingActivityInfo {
+            .map(|(seq, b)| PendingActivityInfo {
                 seq: *seq,
-                activity_type: p.activity_type.clone(),
-                attempt: p.attempt,
-                next_attempt_at: p.retry_at,
-                last_failure: p.last_failure.clone(),
-                last_heartbeat: p.last_heartbeat.clone(),
-                cancel_requested: p.cancel_requested,
-            })
-            .collect()
+                activity_type: b.activity_type.clone(),
+                attempt: b.attempt,
+                next_attempt_at: Some(b.at),
+                last_failure: Some(b.last_failure.clone()),
+                last_heartbeat: None,
+                cancel_requested: false,
+                local: true,
+            });
+        let mut pending: Vec<PendingActivityInfo> = activities.chain(local).collect();
+        pending.sort_by_key(|a| a.seq);
+        pending
     }
 
     /// The pending child workflows as `describe` shows them (none once the
@@ -583,6 +607,15 @@ pub struct PendingActivityInfo {
     pub last_heartbeat: Option<Payload>,
     /// True once the workflow cancelled it (it runs on to its end).
     pub cancel_requested: bool,
+    /// True for a local activity
+    /// ([`execute_local_activity`](crate::WorkflowContext::execute_local_activity)),
+    /// shown only while it waits out a backoff longer than its
+    /// `local_retry_threshold` (recorded as `LocalActivityBackoff`):
+    /// `attempt` is the next one, `next_attempt_at` when it begins (once
+    /// that is past, the attempt may be running: a local activity's
+    /// attempts leave nothing in history until it ends) and
+    /// `last_failure` the failure of the attempt before.
+    pub local: bool,
 }
 
 /// A durable timer that has not fired, as [`describe`](crate::Engine::describe) shows it.

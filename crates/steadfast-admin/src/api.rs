@@ -296,6 +296,10 @@ pub struct PendingActivity {
     pub last_failure: Option<Failure>,
     /// The last recorded heartbeat details.
     pub last_heartbeat: Option<Value>,
+    /// True for a local activity waiting out a recorded backoff (absent
+    /// from endpoints older than it: read as false).
+    #[serde(default)]
+    pub local: bool,
 }
 
 /// A failure as history records it.
@@ -682,6 +686,7 @@ fn pending_activity(a: &PendingActivityInfo) -> PendingActivity {
             retry_state: format!("{:?}", f.retry_state),
         }),
         last_heartbeat: a.last_heartbeat.as_ref().map(payload_value),
+        local: a.local,
     }
 }
 

@@ -264,6 +264,42 @@ async fn describe_shows_pending_children_and_the_parent() {
 }
 
 #[tokio::test]
+async fn describe_shows_a_local_activity_waiting_out_a_recorded_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let server = loopback(&engine).await;
+    let address = tcp(&server);
+    engine
+        .start_workflow(LOCAL_BACKOFF, "la-1", (), WorkflowOptions::new())
+        .await
+        .unwrap();
+    eventually("the local activity's backoff", || async move {
+        let described = call(address, "GET", "/api/v1/workflows/la-1", None, None).await;
+        described.json()["pending_activities"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let described = call(address, "GET", "/api/v1/workflows/la-1", None, None).await;
+    let a = described.json()["pending_activities"][0].clone();
+    assert_eq!(a["local"], true, "{a}");
+    assert_eq!(a["activity_type"], "admin.flaky");
+    assert_eq!(a["attempt"], 2);
+    let next = a["next_attempt_at"]
+        .as_str()
+        .expect("the next attempt's time");
+    let started = described.json()["start_time"].as_str().unwrap().to_string();
+    assert!(
+        parse_time(next).unwrap() > parse_time(&started).unwrap(),
+        "{next} after {started}"
+    );
+    assert_eq!(a["last_failure"]["error_type"], "Flaky");
+    assert_eq!(a["last_failure"]["message"], "not yet");
+    server.shutdown().await;
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn describe_shows_pending_updates() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path()).await;

@@ -412,7 +412,7 @@ function pendingSection(d) {
     ? el("table", { id: "pending-activities" },
       el("thead", {}, el("tr", {}, ["Seq", "Activity", "Attempt", "Next attempt", "Last failure", "Last heartbeat"].map((h) => el("th", {}, h)))),
       el("tbody", {}, d.pending_activities.map((a) => el("tr", {},
-        el("td", {}, a.seq), el("td", {}, a.activity_type), el("td", {}, a.attempt),
+        el("td", {}, a.seq), el("td", {}, a.local ? a.activity_type + " (local)" : a.activity_type), el("td", {}, a.attempt),
         el("td", {}, a.next_attempt_at ? when(a.next_attempt_at) : "running"),
         el("td", {}, a.last_failure ? a.last_failure.error_type + ": " + a.last_failure.message : ""),
         el("td", { class: "mono" }, a.last_heartbeat === null ? "" : JSON.stringify(a.last_heartbeat))))))

@@ -291,9 +291,14 @@ async fn describe(target: &Target, args: RunArgs, out: Output) -> Result<String,
             .pending_activities
             .iter()
             .map(|a| {
+                let kind = if a.local {
+                    format!("{} (local)", a.activity_type)
+                } else {
+                    a.activity_type.clone()
+                };
                 vec![
                     a.seq.to_string(),
-                    a.activity_type.clone(),
+                    kind,
                     a.attempt.to_string(),
                     a.next_attempt_at
                         .clone()

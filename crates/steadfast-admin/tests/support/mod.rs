@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use steadfast::{
-    ChildWorkflowOptions, Engine, QueryDef, SignalDef, UpdateDef, WorkflowContext, WorkflowDef,
-    WorkflowError,
+    ActivityContext, ActivityDef, ActivityError, ChildWorkflowOptions, Engine,
+    LocalActivityOptions, QueryDef, RetryPolicy, SignalDef, UpdateDef, WorkflowContext,
+    WorkflowDef, WorkflowError,
 };
 
 pub const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
@@ -62,10 +63,30 @@ async fn parent(ctx: WorkflowContext, child_id: String) -> Result<String, Workfl
         .await?)
 }
 
+/// Calls local activity `admin.flaky`, which always fails, with an hour's
+/// backoff over a 100 ms `local_retry_threshold`: it waits out a recorded
+/// backoff (`LocalActivityBackoff`).
+pub const LOCAL_BACKOFF: WorkflowDef<(), String> = WorkflowDef::new("LocalBackoff");
+const FLAKY: ActivityDef<(), String> = ActivityDef::new("admin.flaky");
+
+async fn local_backoff(ctx: WorkflowContext, (): ()) -> Result<String, WorkflowError> {
+    let policy = RetryPolicy::default().with_initial_interval(Duration::from_secs(3600));
+    let options = LocalActivityOptions::start_to_close(Duration::from_secs(30))
+        .with_retry_policy(policy)
+        .with_local_retry_threshold(Duration::from_millis(100));
+    Ok(ctx.execute_local_activity(FLAKY, (), options).await?)
+}
+
+async fn flaky(_ctx: ActivityContext, (): ()) -> Result<String, ActivityError> {
+    Err(ActivityError::retryable("not yet").with_type("Flaky"))
+}
+
 pub async fn engine(dir: &Path) -> Engine {
     Engine::builder()
         .workflow(GREETER, greeter)
         .workflow(PARENT, parent)
+        .workflow(LOCAL_BACKOFF, local_backoff)
+        .activity(FLAKY, flaky)
         .open(dir.join("admin.steadfast"))
         .await
         .expect("engine opens")
