@@ -3,9 +3,10 @@
 //! closing and resumes on the next open; a schema written by a newer build
 //! (a newer layout or a newer store format) is refused with
 //! `OpenError::NewerSchema`, an older format is raised; two engines share
-//! a schema, each reaching the other's runs; schemas of layouts 1 and 2
-//! are migrated on open (layout 2's counts kept, and kept whole by the
-//! folds of layout 3's count changes); an unreachable server and a
+//! a schema, each reaching the other's runs; schemas of layouts 1, 2 and
+//! 3 are migrated on open (layout 2's counts kept, and kept whole by the
+//! folds of layout 4's count changes; a layout-3 schema and its runs as
+//! that build wrote them go on); an unreachable server and a
 //! bad schema name are typed errors; when the server drops the engine's
 //! sessions, the engine connects again and its runs go on; a schema of
 //! layout 2 gets the index that keeps one open run per workflow ID, unless
@@ -508,6 +509,124 @@ async fn a_schema_of_layout_2_is_migrated_keeping_its_counts_which_later_folds_k
     assert!(
         folded > 2,
         "the changes were folded into status_counts ({folded} completed there)"
+    );
+    engine.shutdown().await.expect("shutdown");
+}
+
+/// The workflows of `tests/fixtures/postgres-layout-3.sql`, as the program
+/// that wrote it had them: greets, waits for a signal, greets its value.
+const GREETER: WorkflowDef<String, String> = WorkflowDef::new("Greeter");
+/// Fails at once (the action of the fixture's paused schedule).
+const FAILER: WorkflowDef<(), ()> = WorkflowDef::new("Failer");
+
+async fn greeter(ctx: WorkflowContext, name: String) -> Result<String, WorkflowError> {
+    let options = ActivityOptions::start_to_close(Duration::from_secs(10));
+    let first = ctx.execute_activity(GREET, name, options.clone()).await?;
+    let other = ctx.recv_signal(GO).await?;
+    let second = ctx.execute_activity(GREET, other, options).await?;
+    Ok(format!("{first} {second}"))
+}
+
+async fn failer(_ctx: WorkflowContext, _: ()) -> Result<(), WorkflowError> {
+    Err(WorkflowError::from(std::io::Error::other("on purpose")))
+}
+
+#[tokio::test]
+async fn a_schema_of_layout_3_written_by_its_build_is_migrated_and_its_runs_go_on() {
+    let Some(url) = support::postgres::url() else {
+        return;
+    };
+    let schema = support::postgres::fresh_schema("layout_3");
+    let c = sql(&url, &schema).await;
+    c.batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    // Two Greeters completed, a Failer failed, a Greeter open waiting for
+    // its signal, a paused schedule; all shards released.
+    c.batch_execute(include_str!("fixtures/postgres-layout-3.sql"))
+        .await
+        .expect("the layout-3 fixture loads");
+    let engine = Engine::builder()
+        .workflow(GREETER, greeter)
+        .workflow(FAILER, failer)
+        .activity(GREET, greet)
+        .postgres_schema(&schema)
+        .postgres(&url)
+        .await
+        .expect("migrate");
+    let meta = |key: &'static str| {
+        let c = &c;
+        async move {
+            c.query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await
+                .expect("meta")
+                .get::<_, String>(0)
+                .parse::<u32>()
+                .expect("a number")
+        }
+    };
+    assert_eq!(meta("schema_version").await, 4);
+    assert_eq!(meta("functions_revision").await, 4);
+    // Format 16 as written, raised to this build's (not lower).
+    assert!(meta("format_version").await >= 16);
+    let counts = engine.count_workflows().await.expect("count");
+    assert_eq!(
+        (
+            counts.get(steadfast::WorkflowStatus::Running),
+            counts.get(steadfast::WorkflowStatus::Completed),
+            counts.get(steadfast::WorkflowStatus::Failed),
+            counts.total()
+        ),
+        (1, 2, 1, 4),
+        "the migration keeps the counts"
+    );
+    // The closed runs read as their build wrote them.
+    for id in ["done-1", "done-2"] {
+        let handle = engine
+            .get_workflow_handle(GREETER, id)
+            .await
+            .expect("handle");
+        assert_eq!(
+            handle.result().await.expect("result"),
+            "Hello, a! Hello, b!"
+        );
+    }
+    let failed = engine.describe("failed-1").await.expect("describe");
+    assert_eq!(failed.status, steadfast::WorkflowStatus::Failed);
+    // The open run replays its history with this build and goes on.
+    engine
+        .signal("open-1", GO, "d".to_string())
+        .await
+        .expect("signal");
+    let handle = engine
+        .get_workflow_handle(GREETER, "open-1")
+        .await
+        .expect("handle");
+    let result = tokio::time::timeout(Duration::from_secs(30), handle.result())
+        .await
+        .expect("in time")
+        .expect("result");
+    assert_eq!(result, "Hello, c! Hello, d!");
+    let history = engine.history("open-1").await.expect("history");
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::ActivityCompleted { .. }))
+            .count(),
+        2,
+        "the activity done before the migration ran once: {history:#?}"
+    );
+    // The schedule is there, paused as it was.
+    let schedule = engine.describe_schedule("hourly").await.expect("schedule");
+    assert!(schedule.schedule.state.paused);
+    assert_eq!(schedule.info.action_count, 0);
+    let counts = engine.count_workflows().await.expect("count");
+    assert_eq!(
+        (
+            counts.get(steadfast::WorkflowStatus::Completed),
+            counts.total()
+        ),
+        (3, 4)
     );
     engine.shutdown().await.expect("shutdown");
 }
