@@ -423,6 +423,21 @@ pub enum ClientError {
         /// The call refused.
         call: &'static str,
     },
+    /// A process of a newer steadfast raised the store format of the
+    /// PostgreSQL schema this engine shares: its histories may hold events
+    /// this build cannot read, so this process took back its shards (the
+    /// newer processes advance their runs) and writes nothing more.
+    #[error(
+        "a process of a newer steadfast raised the shared PostgreSQL schema's store format to \
+         {found} (this build writes {supported}); this process gave up its shards and writes \
+         nothing: upgrade it and restart it"
+    )]
+    NewerFormat {
+        /// The schema's store format now.
+        found: u32,
+        /// The newest this build reads.
+        supported: u32,
+    },
 }
 
 impl From<StoreError> for ClientError {
@@ -442,6 +457,9 @@ impl From<StoreError> for ClientError {
                 ClientError::Storage(m)
             }
             StoreError::ReadOnly => ClientError::ReadOnly { call: "this call" },
+            StoreError::NewerFormat { found, supported } => {
+                ClientError::NewerFormat { found, supported }
+            }
             other @ (StoreError::Conflict { .. }
             | StoreError::ScheduleConflict { .. }
             | StoreError::Broken

@@ -445,9 +445,11 @@ impl EngineBuilder {
         }
         // A store shared with other processes tells of shards lost and of
         // calls for this process's runs (none for a file).
-        if let Some(events) = shared.store.events() {
-            crate::worker::spawn_events(&shared, events);
-        }
+        let hints = shared.store.events().map(|events| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            crate::worker::spawn_events(&shared, events, tx);
+            rx
+        });
         // Unfinished runs resume lazily: the timer thread's first read of the
         // wake-up index loads those with work now, and later reads load the
         // others when they are due. Opening waits for no replay.
@@ -457,8 +459,14 @@ impl EngineBuilder {
             self.on_close,
         ));
         if !self.read_only {
-            // Each stored schedule's driver catches up from its high-water
-            // mark (within its catch-up window) and goes on.
+            // Schedules move between the processes sharing a store with
+            // their shards.
+            if let Some(hints) = hints {
+                scheduler::follow(&owner, hints);
+            }
+            // Each stored schedule's driver (of a shard this process owns)
+            // catches up from its high-water mark (within its catch-up
+            // window) and goes on.
             scheduler::spawn_all(&owner)
                 .await
                 .map_err(|e| unreadable(format!("its schedules could not be read: {e}")))?;

@@ -102,6 +102,7 @@ impl Engine {
             expect: None,
             record: Some(EncodedSchedule::new(&record)?),
             starts: Vec::new(),
+            driver: false,
         };
         match self
             .shared
@@ -259,6 +260,7 @@ impl Engine {
                 expect: Some(expect),
                 record: Some(EncodedSchedule::new(&record)?),
                 starts: Vec::new(),
+                driver: false,
             };
             match self
                 .shared
@@ -290,6 +292,7 @@ impl Engine {
                 expect: Some(record.revision),
                 record: None,
                 starts: Vec::new(),
+                driver: false,
             };
             match self
                 .shared

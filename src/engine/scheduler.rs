@@ -3,6 +3,12 @@
 //! takes a step (`schedule::progress`) and commits the starts it makes with
 //! the schedule's new record, in one store operation.
 //!
+//! In a store several processes share, only the owner of a schedule ID's
+//! shard drives the schedule ([`spawn`], [`follow`]), and its writes are
+//! fenced by that shard as the owner's other writes: one process at a
+//! time starts a schedule's actions, and the next owner of the shard
+//! takes over from the stored record.
+//!
 //! The file is the truth: a driver keeps nothing between steps but when to
 //! look again, so a crash (or a call racing a step) loses nothing. A step
 //! whose write finds the record changed (its revision moved) is taken again
@@ -26,7 +32,7 @@ use crate::store::{
     EncodedRecord, EncodedSchedule, RunRecord, ScheduleOp, ScheduledStart, StoreError, WAKE_NOW,
     WriteOp, WriteOutcome,
 };
-use crate::worker::{RunMsg, Shared};
+use crate::worker::{RunMsg, ScheduleHint, Shared};
 
 /// The search attribute naming the schedule that started a run (Temporal's).
 pub const SCHEDULED_BY_ID: &str = "TemporalScheduledById";
@@ -40,6 +46,9 @@ const STEP_ATTEMPTS: usize = 16;
 /// before it tries again, at first; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often a driver looks again at the runs it waits on that another
+/// process owns (their close is not heard here).
+const REMOTE_WATCH: Duration = Duration::from_secs(1);
 
 /// The running drivers, by schedule ID: where to send each a wake-up.
 /// A wake-up carries a hold of the clock, taken by whoever wakes the
@@ -60,11 +69,24 @@ impl Drivers {
             let _ = wake.send(clock.hold());
         }
     }
+
+    /// Wakes every driver (those of shards lost stop).
+    fn poke_all(&self, clock: &Clock) {
+        for wake in self.lock().values() {
+            let _ = wake.send(clock.hold());
+        }
+    }
 }
 
-/// Starts the driver of `schedule_id` unless it runs (then wakes it).
+/// Starts the driver of `schedule_id` unless it runs (then wakes it), if
+/// this process owns the schedule ID's shard: in a store several processes
+/// share, only that shard's owner drives the schedule (for a file, this
+/// process always does).
 pub(super) fn spawn(owner: &Arc<Owner>, schedule_id: String) {
     let shared = owner.shared.clone();
+    if !shared.store.owns(&schedule_id) {
+        return;
+    }
     let (wake, wakes) = {
         let mut drivers = owner.schedules.lock();
         if let Some(wake) = drivers.get(&schedule_id) {
@@ -103,6 +125,36 @@ pub(super) async fn spawn_all(owner: &Arc<Owner>) -> Result<(), StoreError> {
     }
 }
 
+/// Follows the store's hints (a store several processes share): shards
+/// acquired or lost start and stop drivers, and a schedule changed by a
+/// call in another process has its driver here take a step.
+pub(super) fn follow(owner: &Arc<Owner>, mut hints: mpsc::UnboundedReceiver<ScheduleHint>) {
+    let weak = Arc::downgrade(owner);
+    let shutdown = owner.shared.shutdown.clone();
+    owner.shared.tracker.spawn(async move {
+        loop {
+            let hint = tokio::select! {
+                hint = hints.recv() => hint,
+                _ = shutdown.cancelled() => return,
+            };
+            let (Some(hint), Some(owner)) = (hint, weak.upgrade()) else {
+                return;
+            };
+            match hint {
+                ScheduleHint::Rescan => {
+                    // Hints that came meanwhile are answered by this scan.
+                    while let Ok(ScheduleHint::Rescan) = hints.try_recv() {}
+                    owner.schedules.poke_all(&owner.shared.clock);
+                    if let Err(err) = spawn_all(&owner).await {
+                        tracing::warn!(error = %err, "reading the schedules of shards acquired failed; the next change of shards reads them again");
+                    }
+                }
+                ScheduleHint::Changed(schedule_id) => spawn(&owner, schedule_id),
+            }
+        }
+    });
+}
+
 /// When a driver looks next.
 struct Next {
     /// The next action's due time.
@@ -133,6 +185,13 @@ impl Driver {
         let mut hold = Some(hold);
         loop {
             if shared.shutdown.is_cancelled() {
+                return;
+            }
+            if !shared.store.owns(&schedule_id) {
+                // Its shard went to another process, which drives it now.
+                if let Some(owner) = self.owner.upgrade() {
+                    owner.schedules.lock().remove(&schedule_id);
+                }
                 return;
             }
             let next = {
@@ -171,7 +230,16 @@ impl Driver {
                 // One closed before it could be watched: step again now.
                 continue;
             }
-            let deadline = next.due.map(|due| {
+            // A run of another process's shard closes there, unheard here:
+            // looked at again now and then.
+            let due = match next.watch.iter().any(|(id, _)| !shared.store.owns(id)) {
+                true => {
+                    let poll = clock.now() + REMOTE_WATCH;
+                    Some(next.due.map_or(poll, |due| due.min(poll)))
+                }
+                false => next.due,
+            };
+            let deadline = due.map(|due| {
                 let wait = due.duration_since(clock.now()).unwrap_or(Duration::ZERO);
                 clock.instant() + wait
             });
@@ -371,6 +439,7 @@ async fn commit(
         expect: Some(expect),
         record: Some(EncodedSchedule::new(&record)?),
         starts,
+        driver: true,
     };
     match shared.store.write(WriteOp::Schedule(Box::new(op))).await? {
         WriteOutcome::ScheduleWritten(outcomes) => {

@@ -75,6 +75,25 @@ pub(crate) struct ChildCloseOp {
     pub(crate) reparent_to: Option<RunId>,
 }
 
+/// A child's last close (its `Append`, `CloseParent` or `External` op,
+/// as `close`) with the message its parent is owed: the parent's
+/// `ChildWorkflowCompleted` or `ChildWorkflowClosed` event `kind`. The op
+/// answers as `close` does. A file has one process, which tells the parent
+/// after the commit (and a parent loaded later finds the close by itself);
+/// in a store several processes share, the message is written into the
+/// parent's inbox in the close's own commit, so that it reaches the
+/// parent's owner (another process, perhaps) even when the child's
+/// process dies right after the commit, before any message it sends.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) struct TellParentOp {
+    pub(crate) close: WriteOp,
+    pub(crate) parent_workflow_id: String,
+    pub(crate) parent_run_id: RunId,
+    pub(crate) child_workflow_id: String,
+    pub(crate) kind: EventKind,
+}
+
 /// What a closing parent does to one open run of its child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ChildActionKind {

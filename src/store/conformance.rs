@@ -802,6 +802,7 @@ fn schedule_op(
         expect,
         record,
         starts,
+        driver: false,
     }))
 }
 

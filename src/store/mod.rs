@@ -35,7 +35,8 @@ pub(crate) use self::redb::{Backend, ReadOnlyStore, RedbStore};
 #[cfg(feature = "fault-injection")]
 pub use self::redb::{CutImage, CutMode, FaultInjector, PowerCut};
 pub(crate) use children::{
-    ChildActionKind, ChildCloseOp, ChildStartOp, CloseParentOp, StartChildrenOp, child_action,
+    ChildActionKind, ChildCloseOp, ChildStartOp, CloseParentOp, StartChildrenOp, TellParentOp,
+    child_action,
 };
 pub(crate) use contract::Store;
 pub(crate) use external::{
@@ -113,6 +114,14 @@ pub(crate) enum StoreError {
     )]
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     ShardLost { shard: u32 },
+    /// A process of a newer build raised the shared schema's store format
+    /// past this build's: nothing was written (see `ClientError::NewerFormat`).
+    #[error(
+        "the shared PostgreSQL schema's store format is {found}, newer than this build's \
+         {supported}; nothing was written (upgrade this process)"
+    )]
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    NewerFormat { found: u32, supported: u32 },
 }
 
 impl StoreError {

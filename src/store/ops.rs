@@ -103,6 +103,10 @@ pub(crate) enum WriteOp {
     /// of the ops above), each delivery into its target's history, and
     /// each outcome in the sender's, in one commit (see [`super::external`]).
     External(Box<super::external::ExternalOp>),
+    /// A child's last close (any op above that closes the run) with the
+    /// message its parent is owed, written in the same commit where other
+    /// processes share the store (see [`super::children::TellParentOp`]).
+    TellParent(Box<super::children::TellParentOp>),
     /// Create, change or remove a schedule, with the starts it makes, in
     /// one commit (see [`super::schedule`]).
     Schedule(Box<super::schedule::ScheduleOp>),

@@ -133,6 +133,9 @@ pub(crate) enum InboxBody {
     Reload,
     /// A call, answered with [`Store::answer`](super::Store::answer).
     Request(RemoteRequest),
+    /// The schedule of this ID (the message's workflow ID) was changed by
+    /// a call in another process: its driver here takes a step.
+    Schedule,
 }
 
 /// What a shared store tells its engine, besides answering calls.

@@ -38,6 +38,14 @@ pub(crate) struct ScheduleOp {
     /// The new record; `None` removes the schedule.
     pub(crate) record: Option<EncodedSchedule>,
     pub(crate) starts: Vec<ScheduledStart>,
+    /// Written by the schedule's driver (its step), not by a call. In a
+    /// store several processes share, only the owner of the schedule ID's
+    /// shard drives it: a driver's write is fenced like the owner's other
+    /// writes (refused with [`StoreError::ShardLost`] once the shard is
+    /// another process's), and a call's write made by another process
+    /// hints the owner in the same commit, so that its driver looks again.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) driver: bool,
 }
 
 /// One workflow start of a [`ScheduleOp`].

@@ -35,7 +35,7 @@ use crate::workflow::{self, ParkReason, WorkflowContext, WorkflowDef, WorkflowEr
 use queue::TaskQueue;
 pub(crate) use registration::{Kind, Signature};
 use registration::{Registration, Registrations};
-pub(crate) use remote::spawn_events;
+pub(crate) use remote::{ScheduleHint, spawn_events};
 pub(crate) use run::{Ack, PreparedRun, ResetRun, RunMsg, StartUpdate, notify_parent_of_close};
 pub(crate) use shutdown::Drain;
 use timers::Timers;

@@ -112,9 +112,25 @@ impl Shared {
     }
 }
 
+/// What the schedules' drivers (the engine's) hear of the store's events:
+/// only the owner of a schedule ID's shard drives that schedule.
+#[derive(Debug)]
+pub(crate) enum ScheduleHint {
+    /// Shards were acquired or lost: the drivers of schedules in shards
+    /// now owned start, those of shards lost stop.
+    Rescan,
+    /// A call in another process changed this schedule.
+    Changed(String),
+}
+
 /// Starts the task that acts on what the store tells: shards lost, and
-/// requests from other processes for this process's runs.
-pub(crate) fn spawn_events(shared: &Arc<Shared>, mut events: mpsc::UnboundedReceiver<StoreEvent>) {
+/// requests from other processes for this process's runs; what concerns
+/// schedules goes to `schedules`.
+pub(crate) fn spawn_events(
+    shared: &Arc<Shared>,
+    mut events: mpsc::UnboundedReceiver<StoreEvent>,
+    schedules: mpsc::UnboundedSender<ScheduleHint>,
+) {
     let weak = Arc::downgrade(shared);
     let shutdown = shared.shutdown.clone();
     shared.tracker.spawn(async move {
@@ -127,10 +143,23 @@ pub(crate) fn spawn_events(shared: &Arc<Shared>, mut events: mpsc::UnboundedRece
                 return;
             };
             match event {
-                StoreEvent::Lost(shards) => shared.drop_unowned(&shards),
+                StoreEvent::Lost(shards) => {
+                    shared.drop_unowned(&shards);
+                    let _ = schedules.send(ScheduleHint::Rescan);
+                }
                 // The runs the last owner left resume now, not at the
                 // timer thread's next read of the wake-ups.
-                StoreEvent::Acquired => shared.timers.rescan(),
+                StoreEvent::Acquired => {
+                    shared.timers.rescan();
+                    let _ = schedules.send(ScheduleHint::Rescan);
+                }
+                StoreEvent::Message(InboxMessage {
+                    workflow_id,
+                    body: InboxBody::Schedule,
+                    ..
+                }) => {
+                    let _ = schedules.send(ScheduleHint::Changed(workflow_id));
+                }
                 StoreEvent::Message(message) => take(&shared, message),
             }
         }
@@ -161,6 +190,8 @@ fn take(shared: &Arc<Shared>, message: InboxMessage) {
             return;
         }
         InboxBody::Request(request) => request,
+        // Taken by the events task before this.
+        InboxBody::Schedule => return,
     };
     let shared = shared.clone();
     shared.tracker.clone().spawn(async move {

@@ -1304,8 +1304,9 @@ impl RunActor {
                 Err(StoreError::Conflict { .. }) => {
                     return self.fell_behind(step).await.then_some(Vec::new());
                 }
-                Err(err @ StoreError::ShardLost { .. }) => {
-                    // Another process owns the run now (see `remote`):
+                Err(err @ (StoreError::ShardLost { .. } | StoreError::NewerFormat { .. })) => {
+                    // Another process owns the run now (see `remote`), or
+                    // will (a newer build took over the schema):
                     // nothing was written; the actor stops without a
                     // trace here, and its callers may retry there.
                     for ack in step.acks {

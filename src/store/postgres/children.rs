@@ -12,9 +12,47 @@ use crate::history::{
     Event, EventKind, MutableState, ParentClosePolicy, RunId, StartChildFailedCause, WorkflowStatus,
 };
 use crate::store::{
-    ChildActionKind, CloseParentOp, ReuseRule, StartChildrenOp, StoreError, WAKE_NOW, WriteOutcome,
-    child_action,
+    ChildActionKind, CloseParentOp, RemoteRequest, ReuseRule, StartChildrenOp, StoreError,
+    TellParentOp, WAKE_NOW, WriteOutcome, child_action,
 };
+
+/// Applies a child's last close and, once it is made, writes the message
+/// its parent is owed into the parent's inbox, in the same transaction: a
+/// request (kind 1) without a sender, so answered by no reply, delivered by
+/// the parent's owner whichever process it is, this one included (the
+/// actor also tells a parent of its own process at once; the parent takes
+/// a child's close in once). Nothing is lost if this process dies right
+/// after the commit, before any message it would send.
+pub(super) async fn tell_parent(
+    txn: &Transaction<'_>,
+    statements: &Statements<'_>,
+    op: &TellParentOp,
+) -> Result<OpResult, StoreError> {
+    let result = apply(txn, statements, &op.close).await?;
+    if result.is_err() {
+        return Ok(result);
+    }
+    let request = RemoteRequest::ChildClosed {
+        child_workflow_id: op.child_workflow_id.clone(),
+        kind: Box::new(op.kind.clone()),
+    };
+    let body = codec::encode(&request).map_err(StoreError::encode)?;
+    let shard = statements.ownership.shard_of(&op.parent_workflow_id);
+    txn.execute(
+        "WITH i AS (INSERT INTO inbox (request, shard, workflow_id, run_id, kind, body) \
+         VALUES (gen_random_uuid(), $1, $2, $3, 1, $4) RETURNING shard) \
+         SELECT pg_notify(current_schema(), i.shard::text) FROM i",
+        &[
+            &shard,
+            &op.parent_workflow_id,
+            &op.parent_run_id.as_uuid(),
+            &body,
+        ],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(result)
+}
 
 /// Generations of children a close reaches at most (as the redb store).
 const MAX_GENERATIONS: usize = 16;

@@ -27,7 +27,9 @@
 //! history, a close made by another run's commit (reload). They are
 //! deleted as soon as they are read: an owner that crashes before acting
 //! on one leaves nothing undone, since the next owner loads every open
-//! run of the shard with work due.
+//! run of the shard with work due (and drives every schedule of it: a
+//! hint that a schedule changed, kind 4, names the schedule ID as its
+//! workflow).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -261,6 +263,7 @@ impl InboxTask {
             let body = match (kind, body) {
                 (0, _) => Some(InboxBody::Wake),
                 (3, _) => Some(InboxBody::Reload),
+                (super::schedules::SCHEDULE_HINT, _) => Some(InboxBody::Schedule),
                 (1, Some(bytes)) => match codec::decode::<RemoteRequest>(bytes) {
                     Ok(request) => Some(InboxBody::Request(request)),
                     Err(error) => {

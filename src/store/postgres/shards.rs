@@ -7,6 +7,10 @@
 //! owner, with an epoch (raised by every acquisition) and a lease end, all
 //! by the database's clock. Once a second the lease task of each process,
 //! on a session of its own:
+//! 0. reads the schema's store format: once a process of a newer build
+//!    raised it past this build's (its histories may now hold events this
+//!    build cannot read), this process gives up every shard and its
+//!    members row, and writes nothing more ([`StoreError::NewerFormat`]);
 //! 1. ends the leases of members on this machine whose process has exited
 //!    (a crash and restart need not wait for the lease; a member on
 //!    another machine, or a paused process, is left to its lease);
@@ -40,6 +44,7 @@
 //! lease.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +62,8 @@ pub(crate) const MIN_LEASE: Duration = Duration::from_secs(1);
 pub(crate) const MAX_LEASE: Duration = Duration::from_secs(60);
 /// Members whose heartbeat is older than this many leases are removed.
 const FORGET_AFTER_LEASES: u32 = 20;
+/// The schema's store format (`meta`), read every round.
+const FORMAT: &str = "SELECT value::bigint FROM meta WHERE key = 'format_version'";
 
 /// The shards this process owns, as its lease task last saw them.
 #[derive(Debug)]
@@ -75,6 +82,10 @@ pub(crate) struct Ownership {
     events: mpsc::UnboundedSender<StoreEvent>,
     /// Forgets the requests taken from shards lost.
     mailbox: Arc<Mailbox>,
+    /// The schema's store format once a newer build raised it past this
+    /// build's (0 until then): this process then holds no shard and
+    /// writes nothing.
+    outdated: AtomicU32,
 }
 
 impl Ownership {
@@ -91,6 +102,19 @@ impl Ownership {
             acquired: Notify::new(),
             events,
             mailbox,
+            outdated: AtomicU32::new(0),
+        }
+    }
+
+    /// The refusal of every write once a newer build raised the schema's
+    /// store format past this build's.
+    pub(crate) fn outdated(&self) -> Option<StoreError> {
+        match self.outdated.load(Ordering::Acquire) {
+            0 => None,
+            found => Some(StoreError::NewerFormat {
+                found,
+                supported: crate::store::STORE_FORMAT_VERSION,
+            }),
         }
     }
 
@@ -312,10 +336,14 @@ impl Leases {
         }
     }
 
-    /// One round: heartbeat, renew, rebalance.
+    /// One round: heartbeat, renew, rebalance; or, once a newer build
+    /// raised the schema's store format, give everything up.
     async fn round(&self, c: &Client, rounds: u32) -> Result<(), StoreError> {
         let me = self.ownership.me;
         let lease = self.lease_ms();
+        if self.newer_format(c).await? {
+            return Ok(());
+        }
         let beat = c
             .execute(
                 "UPDATE members SET heartbeat_at = now() WHERE member_id = $1",
@@ -410,8 +438,14 @@ impl Leases {
                  WHERE shard_id IN (SELECT shard_id FROM shards \
                      WHERE shard_id = ANY($2) AND (owner IS NULL OR lease_until < now()) \
                      ORDER BY shard_id FOR UPDATE SKIP LOCKED) \
+                 AND (SELECT value::bigint FROM meta WHERE key = 'format_version') <= $4 \
                  RETURNING shard_id, epoch",
-                &[&me, &missing, &lease],
+                &[
+                    &me,
+                    &missing,
+                    &lease,
+                    &i64::from(crate::store::STORE_FORMAT_VERSION),
+                ],
             )
             .await
             .map_err(db_err)?
@@ -429,6 +463,50 @@ impl Leases {
 
     fn tell_lost(&self, shards: Vec<i32>) {
         self.ownership.tell_lost(shards);
+    }
+
+    /// Whether a process of a newer build raised the schema's store format
+    /// past this build's (the format is checked at open, and a newer
+    /// process may open after this one). Then the histories of any shard
+    /// may hold events this build cannot read: this process loses every
+    /// shard it holds, releases them and leaves the members (so that the
+    /// others, whose rendezvous no longer counts it, take its shards at
+    /// once), and from then on answers every write with
+    /// [`StoreError::NewerFormat`]. An acquisition checks the format in
+    /// its own statement as well, so no shard is taken between this read
+    /// and a newer process's open.
+    async fn newer_format(&self, c: &Client) -> Result<bool, StoreError> {
+        let found = c
+            .query_opt(FORMAT, &[])
+            .await
+            .map_err(db_err)?
+            .and_then(|r| u32::try_from(r.get::<_, i64>(0)).ok())
+            .unwrap_or(0);
+        let supported = crate::store::STORE_FORMAT_VERSION;
+        if found <= supported {
+            return Ok(false);
+        }
+        let first = self.ownership.outdated.swap(found, Ordering::AcqRel) == 0;
+        if first {
+            tracing::error!(
+                found,
+                supported,
+                "a process of a newer steadfast raised the shared schema's store format: this \
+                 process gives up its shards and writes nothing more; upgrade it"
+            );
+        }
+        self.tell_lost((0..self.ownership.count as i32).collect());
+        let me = self.ownership.me;
+        c.execute(
+            "UPDATE shards SET owner = NULL, lease_until = NULL WHERE owner = $1",
+            &[&me],
+        )
+        .await
+        .map_err(db_err)?;
+        c.execute("DELETE FROM members WHERE member_id = $1", &[&me])
+            .await
+            .map_err(db_err)?;
+        Ok(true)
     }
 
     /// Ends at once the leases of members on this machine (the same boot

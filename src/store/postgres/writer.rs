@@ -255,6 +255,10 @@ impl Writer {
 
     async fn try_commit(&mut self, batch: &[Request]) -> Result<Vec<OpResult>, StoreError> {
         let ownership = self.ownership.clone();
+        // A newer build raised the schema's format: nothing is written.
+        if let Some(refusal) = ownership.outdated() {
+            return Ok(batch.iter().map(|_| Err(refusal.clone())).collect());
+        }
         let epochs = ownership.epochs();
         let session = self.session().await?;
         let statements = Statements {
@@ -470,6 +474,7 @@ pub(super) fn apply<'a>(
             }
             WriteOp::CloseParent(op) => super::children::close_parent(txn, statements, op).await,
             WriteOp::External(op) => super::external::external(txn, statements, op).await,
+            WriteOp::TellParent(op) => super::children::tell_parent(txn, statements, op).await,
             WriteOp::Schedule(op) => super::schedules::write(txn, statements, op).await,
             WriteOp::Delete { workflow_id } => delete(txn, workflow_id).await,
             WriteOp::Sweep { cutoff } => sweep(txn, *cutoff).await,

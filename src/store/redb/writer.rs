@@ -238,6 +238,8 @@ pub(super) fn apply(t: &mut Tables<'_>, op: &WriteOp) -> Result<WriteOutcome, St
         WriteOp::StartChildren(op) => super::children::start_children(t, op),
         WriteOp::CloseParent(op) => super::children::close_parent(t, op),
         WriteOp::External(op) => super::external::external(t, op),
+        // One process: its actor tells the parent after the commit.
+        WriteOp::TellParent(op) => apply(t, &op.close),
         WriteOp::Schedule(op) => super::schedules::write(t, op),
         WriteOp::Delete { workflow_id } => visibility::delete_workflow(t, workflow_id),
         WriteOp::Sweep { cutoff } => retention::sweep(t, *cutoff),

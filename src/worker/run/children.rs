@@ -10,13 +10,13 @@ use tokio::sync::oneshot;
 use super::{NextRun, RunActor, RunMsg, Step};
 use crate::codec;
 use crate::error::ClientError;
-use crate::history::ParentClosePolicy;
 use crate::history::{
     ChildIdReuse, Event, EventKind, MutableState, RunId, WorkflowStatus, child_failure,
 };
+use crate::history::{ParentClosePolicy, ParentInfo};
 use crate::store::{
     ChildCloseOp, ChildStartOp, CloseParentOp, EncodedRecord, ReuseRule, RunRecord,
-    StartChildrenOp, StoreError, WAKE_NOW, WriteOp, WriteOutcome,
+    StartChildrenOp, StoreError, TellParentOp, WAKE_NOW, WriteOp, WriteOutcome,
 };
 use crate::worker::Shared;
 
@@ -346,21 +346,46 @@ impl RunActor {
         self.activate(step, &event);
     }
 
-    /// Tells the parent, if this run is a child's last, that the child
-    /// closed (the close is durable). Lost with the process, it is found
-    /// again when the parent is loaded (see [`reconcile`]).
-    pub(super) fn notify_parent(&self, events: &[Event]) {
-        let Some(parent) = &self.state.parent else {
-            return;
-        };
-        let Some(kind) = events
+    /// What this run's close owes its parent, if the run is a child's
+    /// last and `events` close it: the parent and its event.
+    fn parent_notice(&self, events: &[Event]) -> Option<(&ParentInfo, EventKind)> {
+        let parent = self.state.parent.as_ref()?;
+        let kind = events
             .iter()
             .rev()
             .find(|e| e.kind.is_close())
-            .and_then(|close| parent_event_for_close(parent.seq, &close.kind))
-        else {
+            .and_then(|close| parent_event_for_close(parent.seq, &close.kind))?;
+        Some((parent, kind))
+    }
+
+    /// A step's op, with the message its close owes the parent written in
+    /// the same commit (`TellParentOp`), when the step closes a child's
+    /// last run.
+    pub(super) fn with_parent_notice(&self, op: WriteOp, events: &[Event]) -> WriteOp {
+        match self.parent_notice(events) {
+            Some((parent, kind)) => WriteOp::TellParent(Box::new(TellParentOp {
+                close: op,
+                parent_workflow_id: parent.workflow_id.clone(),
+                parent_run_id: parent.run_id,
+                child_workflow_id: self.record.workflow_id.clone(),
+                kind,
+            })),
+            None => op,
+        }
+    }
+
+    /// Tells the parent, if this run is a child's last, that the child
+    /// closed (the close is durable). Lost with the process, it is found
+    /// again when the parent is loaded (see [`reconcile`]). A parent of
+    /// another process's shard is not told from here: the close's commit
+    /// wrote the message into its inbox (`TellParentOp`).
+    pub(super) fn notify_parent(&self, events: &[Event]) {
+        let Some((parent, kind)) = self.parent_notice(events) else {
             return;
         };
+        if !self.shared.store.owns(&parent.workflow_id) {
+            return;
+        }
         let msg = RunMsg::ChildClosed {
             child_workflow_id: self.record.workflow_id.clone(),
             kind: Box::new(kind),

@@ -107,6 +107,7 @@ impl RunActor {
         op: WriteOp,
         events: &[Event],
     ) -> Result<(WriteOutcome, Vec<Event>), StoreError> {
+        let op = self.with_parent_notice(op, events);
         let requests = requests(events, &self.state);
         if requests.is_empty() {
             return Ok((self.shared.store.write(op).await?, Vec::new()));
