@@ -8,7 +8,7 @@
 //! `fanout`, `timers`, `recovery`, `idle`, `replay`, `list`, `retention`,
 //! `local`, `starts`, `signals`, `long_history`, `open`, `repair`, and on
 //! PostgreSQL `pg_floor`, `pg_sequential`, `pg_fanout`, `pg_timers`,
-//! `pg_fanout_two`, `pg_takeover`: see
+//! `pg_fanout_two`, `pg_takeover`, `pg_takeover_stopped`: see
 //! `engine/postgres.rs` for the server they use).
 //! The machine's facts go to stderr. `STEADFAST_BENCH_LARGE=1` runs the
 //! large forms of `recovery` (100,000 workflows), `idle` (1,000,000
@@ -85,6 +85,7 @@ const WORKLOADS: &[(&str, Workload)] = &[
     ("pg_timers", postgres::timers),
     ("pg_fanout_two", postgres::fanout_two),
     ("pg_takeover", postgres::takeover),
+    ("pg_takeover_stopped", postgres::takeover_stopped),
 ];
 
 fn main() {

@@ -13,7 +13,13 @@
 //!   line with `processes: 2`).
 //! - `pg_takeover`: two processes share a schema, one is killed with
 //!   SIGKILL: the time from the kill to each of its runs' first step
-//!   resumed in the other, and the runs left stranded.
+//!   resumed in the other, and the runs left stranded (`"owner":
+//!   "sigkill"`; on one machine the survivor sees the process gone and
+//!   need not wait for its lease).
+//! - `pg_takeover_stopped`: the same with the owner stopped by SIGSTOP, so
+//!   that its shards are taken over only once its lease runs out (the
+//!   path of a paused process, or of one on another machine): a
+//!   `pg_takeover` line with `"owner": "sigstop"`.
 //!
 //! The server: `STEADFAST_BENCH_PG_URL` when set (a schema of the bench's
 //! own is created and dropped in it), otherwise a throwaway cluster of the
@@ -596,6 +602,18 @@ pub fn fanout_two() -> BenchResult {
     })
 }
 
+/// How the owner of the runs taken over goes away in `pg_takeover`.
+#[derive(Clone, Copy)]
+enum Gone {
+    /// Killed with SIGKILL: on the same machine, the survivor sees its
+    /// process gone and ends its leases at once.
+    Killed,
+    /// Stopped with SIGSTOP (a paused or cut-off process, or one of
+    /// another machine): its process is still there, so its shards are
+    /// taken over only once its lease runs out.
+    Stopped,
+}
+
 /// `pg_takeover`: two processes share a schema (default lease, 5 s); one
 /// starts 200 workflows of 40 steps of 50 ms, spread over both by their
 /// shards; once every workflow has run a few steps, one member is killed
@@ -603,6 +621,17 @@ pub fn fanout_two() -> BenchResult {
 /// the killed member: the time from the kill to its next step beginning in
 /// the survivor (p50, p99, max), and the runs left unfinished (stranded).
 pub fn takeover() -> BenchResult {
+    takeover_after(Gone::Killed)
+}
+
+/// `pg_takeover_stopped`: as `pg_takeover`, with the member stopped by
+/// SIGSTOP instead of killed: the lease-expiry path (a line with
+/// `"owner": "sigstop"`); the stopped member is killed at the end.
+pub fn takeover_stopped() -> BenchResult {
+    takeover_after(Gone::Stopped)
+}
+
+fn takeover_after(gone: Gone) -> BenchResult {
     with_server("pg_takeover", |server| async move {
         let lease = Duration::from_secs(5);
         let ids: Vec<String> = (0..TAKEOVER_WORKFLOWS)
@@ -642,9 +671,23 @@ pub fn takeover() -> BenchResult {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        pair.children[victim].0.kill()?;
+        let pid = pair.children[victim].0.id() as libc::pid_t;
+        let signal = match gone {
+            Gone::Killed => libc::SIGKILL,
+            Gone::Stopped => libc::SIGSTOP,
+        };
+        // SAFETY: kill(2) has no memory effects; the child is not reaped
+        // yet, so its process ID is still its own.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
         let killed_at = Instant::now();
-        pair.children[victim].0.wait()?;
+        if let Gone::Killed = gone {
+            pair.children[victim].0.wait()?;
+        } else {
+            // Whatever it printed before it stopped is read by now.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         // Lines the victim printed before it died still count as its.
         while let Ok((_, line)) = pair.children[victim].1.try_recv() {
             if let Some((id, step)) = parse(&line) {
@@ -678,12 +721,22 @@ pub fn takeover() -> BenchResult {
                 }
             }
         }
+        if let Gone::Stopped = gone {
+            // Never resumed: its work is the survivor's now.
+            pair.children[victim].0.kill()?;
+            pair.children[victim].0.wait()?;
+        }
         pair.stop()?;
         let mut times: Vec<f64> = resumed.values().copied().collect();
         times.sort_by(f64::total_cmp);
         let stranded = TAKEOVER_WORKFLOWS - finished.len();
+        let owner = match gone {
+            Gone::Killed => "sigkill",
+            Gone::Stopped => "sigstop",
+        };
         common::emit(&[
             ("workload", json!("pg_takeover")),
+            ("owner", json!(owner)),
             ("workflows", json!(TAKEOVER_WORKFLOWS)),
             ("taken_over", json!(orphans.len())),
             ("lease_s", json!(lease.as_secs_f64())),
