@@ -7,7 +7,10 @@
 use std::time::SystemTime;
 
 use super::ops::{WriteOp, WriteOutcome};
-use crate::history::{Event, EventId, EventKind, ExternalFailedCause, Payload, RunId};
+use crate::history::{
+    Event, EventId, EventKind, ExternalFailedCause, Payload, RunId, SignalDelivery,
+    external_signal_request_id,
+};
 
 /// A sender's step (`inner`: its `Append`, `StartChildren`, `CloseParent`
 /// or `ContinueAsNew`, refused as a whole, writing nothing, when it would
@@ -109,6 +112,103 @@ pub(crate) struct ExternalOutcome {
     /// The events written to targets, each with its run: what their
     /// actors, if live, have to take in.
     pub(crate) delivered: Vec<(RunId, Event)>,
+}
+
+/// Whether a delivery's target run can take it, as its run record says
+/// (decided before the target is folded, which a closed one need not be):
+/// a run of another workflow is `NotFound`, a closed one (`open` false:
+/// out of the store's open runs, or a closed status) `Closed`. Both
+/// stores decide this here.
+pub(crate) fn check_target_record(
+    request: &ExternalRequest,
+    run_id: RunId,
+    record: &super::RunRecord,
+    open: bool,
+) -> Result<(), ExternalFailedCause> {
+    if record.workflow_id != request.workflow_id {
+        return Err(ExternalFailedCause::NotFound);
+    }
+    // A run may signal itself and ask itself to cancel, as in Temporal
+    // (a request to its own run is written to its history in this commit,
+    // before the outcome; a child request never targets the sender).
+    if !open || record.status.is_closed() {
+        return Err(ExternalFailedCause::Closed {
+            run_id,
+            status: record.status,
+        });
+    }
+    Ok(())
+}
+
+/// What a delivery writes into its target run, decided from the target's
+/// folded state (`None`: its events do not decode): the event to append
+/// (at its next event ID, at the op's time), `Ok(None)` when it has it already (a signal whose
+/// request ID it holds, a cancellation request of a run asked to cancel
+/// before, or holding one), a success without a write, or why it gets
+/// nothing. Both stores decide this here, after [`check_target_record`].
+pub(crate) fn delivery(
+    op: &ExternalOp,
+    request: &ExternalRequest,
+    run_id: RunId,
+    state: Option<&crate::history::MutableState>,
+) -> Result<Option<Event>, ExternalFailedCause> {
+    let Some(state) = state else {
+        return Err(ExternalFailedCause::Unreadable {
+            message: format!("an event of run {run_id} does not decode"),
+        });
+    };
+    if state.status.is_closed() {
+        return Err(ExternalFailedCause::Closed {
+            run_id,
+            status: state.status,
+        });
+    }
+    // A request to a child reaches only a run that names the sender and
+    // that child's seq as its parent: a child that closed, whose ID another
+    // workflow reuses, is not found (Temporal's `child_workflow_only`).
+    if let Some(child_seq) = request.action.child_seq(request.seq)
+        && !state
+            .parent
+            .as_ref()
+            .is_some_and(|p| p.run_id == op.run_id && p.seq == child_seq)
+    {
+        return Err(ExternalFailedCause::NotFound);
+    }
+    let kind = match &request.action {
+        ExternalAction::Signal { signal_name, input }
+        | ExternalAction::SignalChild {
+            signal_name, input, ..
+        } => {
+            let request_id = external_signal_request_id(op.run_id, request.initiated);
+            if state.signal_request_ids.contains(&request_id) {
+                return Ok(None);
+            }
+            EventKind::WorkflowSignaledWithOptions {
+                signal_name: signal_name.clone(),
+                input: input.clone(),
+                request_id: Some(request_id),
+                delivery: SignalDelivery::Alone,
+            }
+        }
+        ExternalAction::Cancel | ExternalAction::CancelChild => {
+            // A request is state: the run has it already (or holds it).
+            if state.cancel_requested || state.cancel_deferred.is_some() {
+                return Ok(None);
+            }
+            let by = if matches!(request.action, ExternalAction::CancelChild) {
+                "its parent workflow"
+            } else {
+                "workflow"
+            };
+            let reason = format!("requested by {by} {:?} (run {})", op.workflow_id, op.run_id);
+            cancel_request(state, reason)
+        }
+    };
+    Ok(Some(Event {
+        event_id: state.next_event_id(),
+        timestamp: op.at,
+        kind,
+    }))
 }
 
 /// The event a cancellation request delivered by a commit writes into its

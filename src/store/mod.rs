@@ -41,6 +41,7 @@ pub(crate) use children::{
 pub(crate) use contract::Store;
 pub(crate) use external::{
     ExternalAction, ExternalOp, ExternalOutcome, ExternalRequest, cancel_request,
+    check_target_record, delivery,
 };
 pub(crate) use ops::{ContinueAsNewOp, EncodedRecord, ReuseRule, WriteOp, WriteOutcome};
 pub(crate) use query::{Query, QueryPage, Suffix};

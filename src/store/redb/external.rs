@@ -9,12 +9,9 @@ use super::redb_err;
 use super::tables;
 use super::writer::{Tables, apply, set_wake};
 use crate::codec;
-use crate::history::{
-    Event, EventKind, ExternalFailedCause, RunId, SignalDelivery, external_signal_request_id,
-};
+use crate::history::{Event, ExternalFailedCause, RunId};
 use crate::store::{
-    ExternalAction, ExternalOp, ExternalOutcome, ExternalRequest, RunRecord, StoreError, WAKE_NOW,
-    WriteOutcome,
+    ExternalOp, ExternalOutcome, ExternalRequest, RunRecord, StoreError, WAKE_NOW, WriteOutcome,
 };
 
 /// Applies a step and its deliveries. The step comes first, so that a
@@ -91,76 +88,15 @@ fn deliver(
         },
         None => return Ok(Err(ExternalFailedCause::NotFound)),
     };
-    if record.workflow_id != request.workflow_id {
-        return Ok(Err(ExternalFailedCause::NotFound));
-    }
-    // A run may signal itself and ask itself to cancel, as in Temporal
-    // (a request to its own run is written to its history in this commit,
-    // before the outcome; a child request never targets the sender).
     let open = t.running.get(key).map_err(redb_err)?.is_some();
-    if !open || record.status.is_closed() {
-        return Ok(Err(ExternalFailedCause::Closed {
-            run_id,
-            status: record.status,
-        }));
+    if let Err(cause) = crate::store::check_target_record(request, run_id, &record, open) {
+        return Ok(Err(cause));
     }
-    let Some(state) = fold_run(t, key)? else {
-        return Ok(Err(ExternalFailedCause::Unreadable {
-            message: format!("an event of run {run_id} does not decode"),
-        }));
-    };
-    if state.status.is_closed() {
-        return Ok(Err(ExternalFailedCause::Closed {
-            run_id,
-            status: state.status,
-        }));
-    }
-    let child = matches!(request.action, ExternalAction::CancelChild);
-    // A request to a child reaches only a run that names the sender and
-    // that child's seq as its parent: a child that closed, whose ID another
-    // workflow reuses, is not found (Temporal's `child_workflow_only`).
-    if let Some(child_seq) = request.action.child_seq(request.seq)
-        && !state
-            .parent
-            .as_ref()
-            .is_some_and(|p| p.run_id == op.run_id && p.seq == child_seq)
-    {
-        return Ok(Err(ExternalFailedCause::NotFound));
-    }
-    let kind = match &request.action {
-        ExternalAction::Signal { signal_name, input }
-        | ExternalAction::SignalChild {
-            signal_name, input, ..
-        } => {
-            let request_id = external_signal_request_id(op.run_id, request.initiated);
-            if state.signal_request_ids.contains(&request_id) {
-                return Ok(Ok((run_id, None)));
-            }
-            EventKind::WorkflowSignaledWithOptions {
-                signal_name: signal_name.clone(),
-                input: input.clone(),
-                request_id: Some(request_id),
-                delivery: SignalDelivery::Alone,
-            }
-        }
-        ExternalAction::Cancel | ExternalAction::CancelChild => {
-            // A request is state: the run has it already (or holds it).
-            if state.cancel_requested || state.cancel_deferred.is_some() {
-                return Ok(Ok((run_id, None)));
-            }
-            let by = if child {
-                "its parent workflow"
-            } else {
-                "workflow"
-            };
-            let reason = format!("requested by {by} {:?} (run {})", op.workflow_id, op.run_id);
-            crate::store::cancel_request(&state, reason)
-        }
-    };
-    let event = Event {
-        event_id: state.next_event_id(),
-        timestamp: op.at,
-        kind,
+    let state = fold_run(t, key)?;
+    let event = match crate::store::delivery(op, request, run_id, state.as_ref()) {
+        Ok(Some(event)) => event,
+        Ok(None) => return Ok(Ok((run_id, None))),
+        Err(cause) => return Ok(Err(cause)),
     };
     let bytes = codec::encode(&event).map_err(StoreError::encode)?;
     t.history
