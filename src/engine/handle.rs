@@ -22,9 +22,13 @@ const RESULT_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis
 /// The longest pause between reads while storage fails.
 const RESULT_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 /// First and longest pause between reads of a run that another process
-/// sharing the database advances, while a result waits for it.
+/// sharing the database advances, while a result waits for it, when the
+/// store gives no word of its close.
 const REMOTE_POLL_FIRST: std::time::Duration = std::time::Duration::from_millis(20);
 const REMOTE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest wait for the store's word of a remote run's close before
+/// reading it again anyway (the store has a backstop of its own).
+const REMOTE_HINT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What [`WorkflowHandle::describe`] and [`Engine::describe`](crate::Engine::describe) report.
 #[derive(Clone, Debug, PartialEq)]
@@ -298,6 +302,13 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
             if self.shared.shutdown.is_cancelled() {
                 return Err(ClientError::ShutDown.into());
             }
+            // Registered before the read, so that a close committed after
+            // it is told, not missed.
+            let closed_hint = if self.shared.store.owns(&self.workflow_id) {
+                None
+            } else {
+                self.shared.store.close_hint(run_id)
+            };
             let record = self
                 .read_waiting_out_failures(|| self.shared.store.run(run_id, &self.workflow_id))
                 .await?;
@@ -307,9 +318,22 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                 }
                 Some(_) if !self.shared.store.owns(&self.workflow_id) => {
                     // Advanced by another process sharing the database:
-                    // read again in a while.
+                    // read again once it may have closed, or in a while.
+                    let pause = match closed_hint {
+                        Some(hint) => {
+                            tokio::select! {
+                                _ = hint => {}
+                                _ = tokio::time::sleep(REMOTE_HINT_MAX) => {}
+                                _ = self.shared.shutdown.cancelled() => {
+                                    return Err(ClientError::ShutDown.into());
+                                }
+                            }
+                            continue;
+                        }
+                        None => remote_pause,
+                    };
                     tokio::select! {
-                        _ = tokio::time::sleep(remote_pause) => {}
+                        _ = tokio::time::sleep(pause) => {}
                         _ = self.shared.shutdown.cancelled() => {
                             return Err(ClientError::ShutDown.into());
                         }

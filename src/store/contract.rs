@@ -201,6 +201,16 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
         Box::pin(async { Err(StoreError::Closed) })
     }
 
+    /// Waits for word that a run another process advances may have
+    /// closed: registered at this call (so a close committed after it is
+    /// not missed), the future ends on that word or at the store's own
+    /// backstop, and the caller reads the run again to know. `None` for a
+    /// store that gives no such word (a file: every run is local), whose
+    /// caller reads again after a pause of its own.
+    fn close_hint(&self, _run_id: RunId) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
+
     /// What the store tells its engine (shards lost, calls for its runs
     /// from other processes); `None` for a file, which has nothing to tell.
     /// Taken once, by the engine's open.

@@ -39,6 +39,7 @@ use futures::StreamExt;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
+use super::closes::Closes;
 use super::shards::Ownership;
 use super::{Target, db_err, run_id_of};
 use crate::codec;
@@ -103,6 +104,8 @@ pub(crate) struct InboxTask {
     pub(crate) target: Target,
     pub(crate) ownership: Arc<Ownership>,
     pub(crate) mailbox: Arc<Mailbox>,
+    /// Woken by the other processes' word of closes (see [`super::closes`]).
+    pub(crate) closes: Arc<Closes>,
     pub(crate) events: mpsc::UnboundedSender<StoreEvent>,
 }
 
@@ -130,11 +133,17 @@ impl InboxTask {
         let (gone_tx, mut gone) = oneshot::channel::<()>();
         {
             let hint = hint.clone();
+            let closes = self.closes.clone();
             tokio::spawn(async move {
                 let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
                 while let Some(message) = messages.next().await {
                     match message {
-                        Ok(AsyncMessage::Notification(_)) => hint.notify_one(),
+                        Ok(AsyncMessage::Notification(note)) => {
+                            match super::closes::parse(note.payload()) {
+                                Some(runs) => closes.closed(runs),
+                                None => hint.notify_one(),
+                            }
+                        }
                         Ok(_) => {}
                         Err(error) => {
                             tracing::debug!(%error, "the inbox session ended");

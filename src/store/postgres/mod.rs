@@ -15,6 +15,7 @@
 //! inbox ([`inbox`]). One process alone owns every shard.
 
 mod children;
+mod closes;
 mod external;
 mod inbox;
 mod reads;
@@ -114,6 +115,8 @@ pub(crate) struct PgStore {
     ownership: Arc<shards::Ownership>,
     /// Requests sent to other processes, and taken from the inbox.
     mailbox: Arc<inbox::Mailbox>,
+    /// Results waited for here of runs another process advances.
+    closes: Arc<closes::Closes>,
     /// What the store tells the engine; taken by its open.
     events: Mutex<Option<mpsc::UnboundedReceiver<StoreEvent>>>,
     /// Stops the lease task, which releases the shards, and says when done.
@@ -195,10 +198,16 @@ impl PgStore {
             mailbox.clone(),
         ));
         let health = Arc::new(Mutex::new(Health::default()));
+        let closes = Arc::new(closes::Closes::default());
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready) = oneshot::channel();
         let (stopped_tx, stopped) = std::sync::mpsc::channel();
-        let writer = writer::Writer::new(target.clone(), health.clone(), ownership.clone(), lease);
+        let writer = writer::Writer::new(
+            target.clone(),
+            health.clone(),
+            (ownership.clone(), closes.clone()),
+            lease,
+        );
         handle.spawn(async move {
             writer.run(rx, ready_tx).await;
             let _ = stopped_tx.send(());
@@ -241,10 +250,17 @@ impl PgStore {
         // The engine's first wake-up scan reads everything due in the
         // shards held now; only later acquisitions need a whole read.
         ownership.take_fresh();
+        let teller = closes::Teller {
+            target: target.clone(),
+            closes: closes.clone(),
+            events: events_tx.clone(),
+        };
+        handle.spawn(teller.run());
         let inbox_task = inbox::InboxTask {
             target: target.clone(),
             ownership: ownership.clone(),
             mailbox: mailbox.clone(),
+            closes: closes.clone(),
             events: events_tx,
         };
         handle.spawn(inbox_task.run());
@@ -258,6 +274,7 @@ impl PgStore {
             health,
             ownership,
             mailbox,
+            closes,
             events: Mutex::new(Some(events_rx)),
             leases_stop: Mutex::new(Some(leases_stop)),
             last_sweep: Mutex::new(std::time::Instant::now()),
@@ -546,6 +563,13 @@ impl Store for PgStore {
                 }
             }
         })
+    }
+
+    fn close_hint(&self, run_id: RunId) -> Option<BoxFuture<'static, ()>> {
+        let closed = self.closes.wait(run_id);
+        Some(Box::pin(async move {
+            let _ = closed.await;
+        }))
     }
 
     fn events(&self) -> Option<mpsc::UnboundedReceiver<StoreEvent>> {

@@ -257,8 +257,15 @@ DROP FUNCTION append_events(uuid, bigint, bytea[], bigint, bytea, smallint, bigi
 /// neither). 4: `start_run` answers `o_status` 0 with outcome 0 when it
 /// hinted the start to another owner (`hinted_owner`), so that a process
 /// whose lease ran out unnoticed (paused past it) does not run the start
-/// itself (before, it did, while its writes were refused).
-pub(crate) const FUNCTIONS_REVISION: u32 = 4;
+/// itself (before, it did, while its writes were refused). 5:
+/// `hinted_owner` does not notify a start's hint (kind 0): its starter
+/// notifies after the commit, outside the transaction, coalesced (a
+/// transaction that notifies holds a database-wide lock through its
+/// commit, so every starting batch of every process waited for the
+/// others' `fsync`); a start made by a process of an earlier build on a
+/// schema of this revision reaches its owner by the owner's backstop read
+/// of its inbox (a second at most).
+pub(crate) const FUNCTIONS_REVISION: u32 = 5;
 
 /// The functions (layout 2: fenced, hinting other owners, the hot path),
 /// of [`FUNCTIONS_REVISION`].
@@ -278,7 +285,8 @@ BEGIN
 END $$;
 
 -- Tells a run's owner, when that is not p_me, of a change it did not
--- make: an inbox row of p_kind (0 wake, 2 event, 3 reload) and a hint.
+-- make: an inbox row of p_kind (0 wake, 2 event, 3 reload) and a hint
+-- (for a wake, the start's, sent by the starter after its commit).
 -- When p_me owns the shard, its row is locked (FOR KEY SHARE) to the end
 -- of the transaction, so that no acquisition, and no acquirer's first read
 -- of the shard's wake-ups, comes between this check and the commit (the
@@ -297,7 +305,10 @@ BEGIN
     END IF;
     INSERT INTO inbox (request, shard, workflow_id, run_id, kind, body)
         VALUES (gen_random_uuid(), p_shard, p_workflow, p_run, p_kind, p_body);
-    PERFORM pg_notify(current_schema(), p_shard::text);
+    -- A start's wake is notified by its starter after the commit.
+    IF p_kind <> 0 THEN
+        PERFORM pg_notify(current_schema(), p_shard::text);
+    END IF;
     RETURN true;
 END $$;
 

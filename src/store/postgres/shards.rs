@@ -44,7 +44,7 @@
 //! lease.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,6 +86,9 @@ pub(crate) struct Ownership {
     /// build's (0 until then): this process then holds no shard and
     /// writes nothing.
     outdated: AtomicU32,
+    /// Whether other live members share the schema (as the lease task
+    /// last read them): only then are closes told ([`super::closes`]).
+    others: AtomicBool,
 }
 
 impl Ownership {
@@ -102,6 +105,7 @@ impl Ownership {
             acquired: Notify::new(),
             events,
             mailbox,
+            others: AtomicBool::new(true),
             outdated: AtomicU32::new(0),
         }
     }
@@ -116,6 +120,11 @@ impl Ownership {
                 supported: crate::store::STORE_FORMAT_VERSION,
             }),
         }
+    }
+
+    /// Whether other processes shared the schema at the last lease round.
+    pub(crate) fn others(&self) -> bool {
+        self.others.load(Ordering::Relaxed)
     }
 
     /// A fenced write found `shard` owned by another process (or its lease
@@ -404,6 +413,9 @@ impl Leases {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        self.ownership
+            .others
+            .store(live.iter().any(|m| *m != me), Ordering::Relaxed);
         let want = desired(me, &live, self.ownership.count);
         let owned = self.ownership.owned();
         // Handed over: lost here first, so that nothing more is written

@@ -26,6 +26,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, Statement, Transaction};
 
+use super::closes::Closes;
 use super::shards::Ownership;
 use super::{Health, Target, db_err, nanos_column, status_code, wake_column};
 use crate::codec;
@@ -75,6 +76,8 @@ pub(super) struct Writer {
     health: Arc<Mutex<Health>>,
     session: Option<Session>,
     ownership: Arc<Ownership>,
+    /// Told of the closes each commit makes (see [`super::closes`]).
+    closes: Arc<Closes>,
     /// The sessions' `idle_in_transaction_session_timeout`, in ms.
     idle_timeout_ms: u64,
     /// When the counts' changes were last folded, and whether a commit
@@ -92,13 +95,16 @@ pub(super) struct Statements<'a> {
     pub(super) me: uuid::Uuid,
     pub(super) epochs: &'a [i64],
     pub(super) ownership: &'a Ownership,
+    /// The shards whose owner (another process) a start of this batch
+    /// hinted: told after the commit, outside the transaction.
+    pub(super) hinted: &'a Mutex<Vec<i32>>,
 }
 
 impl Writer {
     pub(super) fn new(
         target: Target,
         health: Arc<Mutex<Health>>,
-        ownership: Arc<Ownership>,
+        (ownership, closes): (Arc<Ownership>, Arc<Closes>),
         lease: std::time::Duration,
     ) -> Self {
         Writer {
@@ -106,6 +112,7 @@ impl Writer {
             health,
             session: None,
             ownership,
+            closes,
             // At least two seconds: a loaded machine's pauses between
             // statements are not taken for a stopped process.
             idle_timeout_ms: lease.max(std::time::Duration::from_secs(2)).as_millis() as u64,
@@ -235,10 +242,18 @@ impl Writer {
         }
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         match result {
-            Ok(answers) => {
+            Ok((answers, hinted)) => {
                 health.failures = 0;
                 health.last = None;
                 self.unfolded = true;
+                let mut closed = Vec::new();
+                for (request, answer) in batch.iter().zip(&answers) {
+                    if answer.is_ok() {
+                        super::closes::closed_by(&request.op, &mut closed);
+                    }
+                }
+                self.closes.committed(closed, self.ownership.others());
+                self.closes.hinted(hinted);
                 answers
             }
             Err(err) => {
@@ -253,13 +268,21 @@ impl Writer {
         }
     }
 
-    async fn try_commit(&mut self, batch: &[Request]) -> Result<Vec<OpResult>, StoreError> {
+    /// One try at a batch: each op's answer, and the shards hinted.
+    async fn try_commit(
+        &mut self,
+        batch: &[Request],
+    ) -> Result<(Vec<OpResult>, Vec<i32>), StoreError> {
         let ownership = self.ownership.clone();
         // A newer build raised the schema's format: nothing is written.
         if let Some(refusal) = ownership.outdated() {
-            return Ok(batch.iter().map(|_| Err(refusal.clone())).collect());
+            return Ok((
+                batch.iter().map(|_| Err(refusal.clone())).collect(),
+                Vec::new(),
+            ));
         }
         let epochs = ownership.epochs();
+        let hinted = Mutex::new(Vec::new());
         let session = self.session().await?;
         let statements = Statements {
             start_run: &session.start_run,
@@ -267,6 +290,7 @@ impl Writer {
             me: ownership.me,
             epochs: &epochs,
             ownership: &ownership,
+            hinted: &hinted,
         };
         let whole = batch
             .iter()
@@ -290,10 +314,14 @@ impl Writer {
                 ownership.refused(shard, epoch);
             }
         }
-        Ok(answers
+        let answers = answers
             .into_iter()
             .map(|a| a.unwrap_or(Err(StoreError::Closed)))
-            .collect())
+            .collect();
+        Ok((
+            answers,
+            hinted.into_inner().unwrap_or_else(|p| p.into_inner()),
+        ))
     }
 }
 
@@ -566,11 +594,19 @@ async fn start_on(
     let other_status = row.get::<_, Option<i16>>(2).and_then(super::status_of);
     Ok(match (outcome, other, other_status) {
         (0, _, hinted) => {
+            let shard = statements.ownership.shard_of(&record.workflow_id);
+            if hinted.is_some() {
+                // Its owner is notified after the commit (see `hinted_owner`).
+                statements
+                    .hinted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(shard);
+            }
             // Hinted to another owner while this process believed it owned
             // the shard (its lease ran out unnoticed, or it was taken
             // over): the shard is lost here, so the engine leaves the run
             // to its owner instead of running it where nothing is written.
-            let shard = statements.ownership.shard_of(&record.workflow_id);
             if hinted.is_some() && statements.ownership.owns_shard(shard) {
                 let epoch = statements.epochs.get(shard as usize).copied().unwrap_or(0);
                 statements.ownership.refused(shard, epoch);
