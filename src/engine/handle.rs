@@ -321,11 +321,23 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
                     // read again once it may have closed, or in a while.
                     let pause = match closed_hint {
                         Some(hint) => {
-                            tokio::select! {
-                                _ = hint => {}
-                                _ = tokio::time::sleep(REMOTE_HINT_MAX) => {}
+                            let told = tokio::select! {
+                                _ = hint => true,
+                                _ = tokio::time::sleep(REMOTE_HINT_MAX) => false,
                                 _ = self.shared.shutdown.cancelled() => {
                                     return Err(ClientError::ShutDown.into());
+                                }
+                            };
+                            if told {
+                                // Word of its close: the last event says
+                                // (one read, not the record's and then it).
+                                let last = self
+                                    .read_waiting_out_failures(|| {
+                                        self.shared.store.last_event(run_id, &self.workflow_id)
+                                    })
+                                    .await?;
+                                if last.as_ref().is_some_and(|e| e.kind.is_close()) {
+                                    return self.outcome_of(run_id, last);
                                 }
                             }
                             continue;
@@ -385,6 +397,16 @@ impl<O: DeserializeOwned> WorkflowHandle<O> {
         let last = self
             .read_waiting_out_failures(|| self.shared.store.last_event(run_id, &self.workflow_id))
             .await?;
+        self.outcome_of(run_id, last)
+    }
+
+    /// A closed run's outcome, or the run that continues it, from its
+    /// last event.
+    fn outcome_of(
+        &self,
+        run_id: RunId,
+        last: Option<crate::history::Event>,
+    ) -> Result<Ended<O>, ResultError> {
         let outcome = match last.map(|e| e.kind) {
             // A reset run goes on as its new run.
             Some(

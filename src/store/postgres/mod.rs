@@ -105,7 +105,7 @@ pub(crate) struct PgStore {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     /// The readers' session, opened again when it drops.
-    reader: tokio::sync::Mutex<Option<Arc<Client>>>,
+    reader: tokio::sync::Mutex<Option<Arc<reads::Reader>>>,
     /// Requests to the writer; `None` once closed.
     tx: Mutex<Option<mpsc::UnboundedSender<writer::Request>>>,
     /// Answered when the writer has stopped.
@@ -282,7 +282,7 @@ impl PgStore {
     }
 
     /// The readers' session, connected (again) if needed.
-    async fn reader(&self) -> Result<Arc<Client>, StoreError> {
+    async fn reader(&self) -> Result<Arc<reads::Reader>, StoreError> {
         let mut reader = self.reader.lock().await;
         if let Some(client) = reader.as_ref().filter(|c| !c.is_closed()) {
             return Ok(client.clone());
@@ -290,7 +290,7 @@ impl PgStore {
         let target = self.target.clone();
         let client = self
             .handle
-            .spawn(async move { target.connect().await })
+            .spawn(async move { reads::Reader::connect(&target).await })
             .await
             .map_err(|_| StoreError::Closed)??;
         let client = Arc::new(client);

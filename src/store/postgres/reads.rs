@@ -2,8 +2,8 @@
 
 use std::time::SystemTime;
 
-use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
 
 use super::{db_err, nanos_column, run_id_of, status_code};
 use crate::codec;
@@ -11,20 +11,63 @@ use crate::history::{Event, EventId, RunId, SearchAttributeValue, WorkflowStatus
 use crate::store::query::{SUFFIX_LEN, Suffix};
 use crate::store::{Query, QueryPage, RunRecord, StoreError};
 
+/// The readers' session, with the reads every step of a run makes
+/// prepared once on it (a read by text is parsed and planned each time,
+/// in a round trip of its own before the read's).
+#[derive(Debug)]
+pub(super) struct Reader {
+    client: Client,
+    current_run: Statement,
+    run: Statement,
+    history: Statement,
+    last_event: Statement,
+}
+
+impl std::ops::Deref for Reader {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Reader {
+    /// A new readers' session, its statements prepared.
+    pub(super) async fn connect(target: &super::Target) -> Result<Reader, StoreError> {
+        let client = target.connect().await?;
+        let current_run = client.prepare(CURRENT_RUN).await.map_err(db_err)?;
+        let run = client.prepare(RUN).await.map_err(db_err)?;
+        let history = client.prepare(HISTORY).await.map_err(db_err)?;
+        let last_event = client.prepare(LAST_EVENT).await.map_err(db_err)?;
+        Ok(Reader {
+            client,
+            current_run,
+            run,
+            history,
+            last_event,
+        })
+    }
+}
+
+const CURRENT_RUN: &str = "SELECT w.latest_run, r.record FROM workflows w \
+     LEFT JOIN runs r ON r.run_id = w.latest_run WHERE w.workflow_id = $1";
+const RUN: &str = "SELECT record FROM runs WHERE run_id = $1";
+const LAST_EVENT: &str =
+    "SELECT event FROM history WHERE run_id = $1 ORDER BY event_id DESC LIMIT 1";
+const HISTORY: &str = "SELECT event_id, event FROM history WHERE run_id = $1 AND event_id >= $2 \
+     ORDER BY event_id LIMIT $3";
+
 fn decode_record(workflow_id: &str, bytes: &[u8]) -> Result<RunRecord, StoreError> {
     codec::decode(bytes).map_err(|e| StoreError::corrupt(workflow_id, e))
 }
 
 pub(super) async fn current_run(
-    c: &Client,
+    c: &Reader,
     workflow_id: &str,
 ) -> Result<Option<(RunId, RunRecord)>, StoreError> {
     let row = c
-        .query_opt(
-            "SELECT w.latest_run, r.record FROM workflows w \
-             LEFT JOIN runs r ON r.run_id = w.latest_run WHERE w.workflow_id = $1",
-            &[&workflow_id],
-        )
+        .client
+        .query_opt(&c.current_run, &[&workflow_id])
         .await
         .map_err(db_err)?;
     let Some(row) = row else { return Ok(None) };
@@ -35,15 +78,13 @@ pub(super) async fn current_run(
 }
 
 pub(super) async fn run(
-    c: &Client,
+    c: &Reader,
     run_id: RunId,
     workflow_id: &str,
 ) -> Result<Option<RunRecord>, StoreError> {
     let row = c
-        .query_opt(
-            "SELECT record FROM runs WHERE run_id = $1",
-            &[&run_id.as_uuid()],
-        )
+        .client
+        .query_opt(&c.run, &[&run_id.as_uuid()])
         .await
         .map_err(db_err)?;
     row.map(|row| decode_record(workflow_id, row.get(0)))
@@ -64,15 +105,13 @@ pub(super) async fn history_len(c: &Client, run_id: RunId) -> Result<u64, StoreE
 }
 
 pub(super) async fn last_event(
-    c: &Client,
+    c: &Reader,
     run_id: RunId,
     workflow_id: &str,
 ) -> Result<Option<Event>, StoreError> {
     let row = c
-        .query_opt(
-            "SELECT event FROM history WHERE run_id = $1 ORDER BY event_id DESC LIMIT 1",
-            &[&run_id.as_uuid()],
-        )
+        .client
+        .query_opt(&c.last_event, &[&run_id.as_uuid()])
         .await
         .map_err(db_err)?;
     row.map(|row| {
@@ -85,7 +124,7 @@ pub(super) async fn last_event(
 /// Up to `limit` events from `from` on, checked as the redb store checks
 /// them: each stored under its own ID, numbered without gaps.
 pub(super) async fn history(
-    c: &Client,
+    c: &Reader,
     run_id: RunId,
     workflow_id: &str,
     from: EventId,
@@ -94,9 +133,9 @@ pub(super) async fn history(
     let from = from.max(1);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = c
+        .client
         .query(
-            "SELECT event_id, event FROM history WHERE run_id = $1 AND event_id >= $2 \
-             ORDER BY event_id LIMIT $3",
+            &c.history,
             &[
                 &run_id.as_uuid(),
                 &i64::try_from(from).unwrap_or(i64::MAX),
