@@ -9,6 +9,7 @@ mod external;
 mod future;
 mod local_activity;
 pub(crate) mod replay;
+mod seq_map;
 mod signal_handler;
 mod update;
 

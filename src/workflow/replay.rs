@@ -20,6 +20,7 @@ use super::child::ChildWorkflowCancellationType;
 use super::context::WorkflowContext;
 use super::definition::{QueryFn, WorkflowFn, WorkflowFuture};
 use super::error::NondeterminismError;
+use super::seq_map::SeqMap;
 use super::update::{self, Handlers, Polled, Refusal, Task};
 use crate::history::{
     CarriedSignal, Event, EventKind, Failure, Payload, RunId, SearchAttributes, SignalDelivery,
@@ -125,8 +126,8 @@ pub(crate) struct RunCore {
     expected: VecDeque<Event>,
     /// Commands issued past the end of the history.
     new_commands: Vec<EventKind>,
-    results: HashMap<u32, Resolution>,
-    wakers: HashMap<u32, Waker>,
+    results: SeqMap<Resolution>,
+    wakers: SeqMap<Waker>,
     patches: HashMap<String, bool>,
     nondeterminism: Option<NondeterminismError>,
     /// Activities and timers issued and not resolved: what a cancellation
@@ -162,7 +163,7 @@ pub(crate) struct RunCore {
     /// (on replay too: one whose end the history lacks runs again).
     local_requests: Vec<super::LocalRequest>,
     /// Each local activity's type, by seq, to check its recorded end.
-    local_types: HashMap<u32, String>,
+    local_types: SeqMap<String>,
     /// Local activities the code cancelled, with the cancellation type,
     /// not yet taken by the engine (on replay too: the engine must not
     /// run again one the code gave up on, nor leave one it waits for).
@@ -171,15 +172,15 @@ pub(crate) struct RunCore {
     pub(crate) handlers: Handlers,
     /// Child workflows' closes once taken, by result key: every wait on
     /// one child's result sees it.
-    child_results: HashMap<u32, Resolution>,
+    child_results: SeqMap<Resolution>,
     /// The children the code asked to cancel, by start seq: the
     /// cancellation type each was asked with, and whether the ask was this
     /// run's own cancellation (its wait then ends as the parent's).
-    cancelled_children: HashMap<u32, (ChildWorkflowCancellationType, bool)>,
+    cancelled_children: SeqMap<(ChildWorkflowCancellationType, bool)>,
     /// Each child's cancellation type, by start seq, as its start gave it
     /// (the code's, not recorded): what this run's own cancellation does
     /// to the child.
-    child_cancellation_types: HashMap<u32, ChildWorkflowCancellationType>,
+    child_cancellation_types: SeqMap<ChildWorkflowCancellationType>,
     /// What the schedule that started this run passed on
     /// (`WorkflowStartedBySchedule`): the last completion result and the
     /// last failure of its earlier actions.
@@ -234,8 +235,8 @@ impl RunCore {
             seeds: VecDeque::new(),
             expected,
             new_commands: Vec::new(),
-            results: HashMap::new(),
-            wakers: HashMap::new(),
+            results: SeqMap::default(),
+            wakers: SeqMap::default(),
             patches: HashMap::new(),
             nondeterminism: None,
             pending: BTreeMap::new(),
@@ -251,12 +252,12 @@ impl RunCore {
             torn_down: false,
             upserted: SearchAttributes::new(),
             local_requests: Vec::new(),
-            local_types: HashMap::new(),
+            local_types: SeqMap::default(),
             local_cancels: Vec::new(),
             handlers: Handlers::default(),
-            child_results: HashMap::new(),
-            cancelled_children: HashMap::new(),
-            child_cancellation_types: HashMap::new(),
+            child_results: SeqMap::default(),
+            cancelled_children: SeqMap::default(),
+            child_cancellation_types: SeqMap::default(),
             last_completion_result: None,
             last_failure: None,
         }
