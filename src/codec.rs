@@ -153,7 +153,7 @@ pub(crate) fn decode_exact<T: DeserializeOwned>(body: &[u8]) -> Result<T, CodecE
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::history::{Event, EventKind, Payload};
     use std::time::SystemTime;
@@ -253,10 +253,10 @@ mod tests {
         assert!(decode::<Event>(&huge).is_err());
     }
 
-    /// Enum variants are stored by position: these positions are the file
-    /// format (FORMAT.md) and never change.
-    #[test]
-    fn variant_positions_are_the_format() {
+    /// One event of every kind, each at its stored position: the list the
+    /// position test checks, and the JSON form's round trip reads
+    /// (`history::json`). A new kind goes at its end.
+    pub(crate) fn every_event_kind() -> Vec<EventKind> {
         use crate::history::{Failure, SearchAttributes, WorkflowStatus};
         let payload = || Payload::encode(&()).unwrap();
         let failure = || Failure {
@@ -278,7 +278,7 @@ mod tests {
             schedule_to_start_timeout: None,
             task_queue: None,
         };
-        let kinds = [
+        vec![
             EventKind::WorkflowStarted {
                 workflow_type: "T".into(),
                 workflow_id: "w".into(),
@@ -483,7 +483,23 @@ mod tests {
                 signal_name: "s".into(),
                 input: payload(),
             },
-        ];
+        ]
+    }
+
+    /// Enum variants are stored by position: these positions are the file
+    /// format (FORMAT.md) and never change.
+    #[test]
+    fn variant_positions_are_the_format() {
+        use crate::history::{Failure, WorkflowStatus};
+        let kinds = every_event_kind();
+        let payload = || Payload::encode(&()).unwrap();
+        let failure = || Failure {
+            error_type: "E".into(),
+            message: "m".into(),
+            non_retryable: false,
+            details: None,
+            retry_state: crate::history::RetryState::Unspecified,
+        };
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
         let position = |kind: &EventKind| match kind {
@@ -556,6 +572,8 @@ mod tests {
             let bytes = bincode::serde::encode_to_vec(kind, standard).unwrap();
             assert_eq!(usize::from(bytes[0]), position(kind), "{kind:?}");
         }
+        // Every kind is listed, the newest too: raise this with each new one.
+        assert_eq!(kinds.len(), 50, "every_event_kind lists every kind");
         // A run ID in an event (format 5): serde's `Uuid` bytes, a length
         // (16) and the 16 bytes, big-endian as the UUID reads.
         let from = EventKind::WorkflowContinuedFrom {

@@ -351,3 +351,69 @@ impl WorkflowHistory {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of event survives the JSON form and back unchanged: the
+    /// list is the codec's, which lists every kind (its test fails when
+    /// one is missing), so no kind can lack a JSON form or lose a field.
+    #[test]
+    fn every_kind_of_event_round_trips_through_json() {
+        let started = EventKind::WorkflowStarted {
+            workflow_type: "T".into(),
+            workflow_id: "w".into(),
+            task_queue: "q".into(),
+            input: crate::history::Payload::encode(&()).expect("a payload"),
+            run_timeout: None,
+            execution_timeout: None,
+        };
+        let kinds = crate::codec::tests::every_event_kind();
+        // A payload that is JSON `null` in an optional field (a schedule's
+        // last completion result of a workflow returning `()`, a failure's
+        // details, a memo) reads back as no payload: `Some(null)` and
+        // `None` are both `null` in this form (version 1). A known gap,
+        // left for a version 2 of the form; here such a field holds a
+        // payload that is not `null`.
+        let seven = crate::history::Payload::encode(&7).expect("a payload");
+        let rest = kinds
+            .into_iter()
+            .filter(|kind| !matches!(kind, EventKind::WorkflowStarted { .. }))
+            .map(|kind| match kind {
+                EventKind::WorkflowStartedBySchedule {
+                    schedule_id,
+                    last_completion_result: Some(_),
+                    last_failure,
+                } => EventKind::WorkflowStartedBySchedule {
+                    schedule_id,
+                    last_completion_result: Some(seven.clone()),
+                    last_failure,
+                },
+                other => other,
+            });
+        let events: Vec<Event> = std::iter::once(started)
+            .chain(rest)
+            .enumerate()
+            .map(|(i, kind)| Event {
+                event_id: i as u64 + 1,
+                timestamp: std::time::SystemTime::UNIX_EPOCH
+                    + std::time::Duration::from_millis(1_700_000_000_123 + i as u64),
+                kind,
+            })
+            .collect();
+        assert_eq!(events.len(), 50);
+        let history = WorkflowHistory {
+            workflow_id: "w".into(),
+            run_id: RunId::from_u128(1),
+            workflow_type: "T".into(),
+            events,
+        };
+        let json = history.to_json().expect("written");
+        let back = WorkflowHistory::from_json(&json).expect("read back");
+        for (written, read) in history.events.iter().zip(&back.events) {
+            assert_eq!(written, read, "changed by its JSON form");
+        }
+        assert_eq!(back, history);
+    }
+}
