@@ -737,6 +737,71 @@ async fn a_parent_whose_code_starts_another_child_on_replay_is_parked_with_the_d
     engine.shutdown().await.unwrap();
 }
 
+/// A child parked on nondeterminism has no actor: terminating it closes it
+/// in the store directly, and the close still reaches its waiting parent
+/// (in the close's own commit on PostgreSQL, then to the parent's actor).
+#[tokio::test]
+async fn terminating_a_parked_child_reaches_its_waiting_parent() {
+    let db = temp_db();
+    {
+        let engine = open(&db.path).await;
+        engine
+            .start_workflow(
+                OUTCOME,
+                "tpk",
+                (true, false, None),
+                WorkflowOptions::default(),
+            )
+            .await
+            .unwrap();
+        support::eventually(Duration::from_secs(10), || async {
+            let d = engine.describe("tpk/child").await.ok()?;
+            (!d.pending_timers.is_empty()).then_some(())
+        })
+        .await;
+        engine.shutdown().await.unwrap();
+    }
+    // The child's code now runs an activity where its history has a timer.
+    let engine = Engine::builder()
+        .workflow(
+            FAIL_OR_WAIT,
+            |ctx: WorkflowContext, _wait: bool| async move {
+                let options = ActivityOptions::start_to_close(Duration::from_secs(5));
+                ctx.execute_activity(APPEND, (0, 0), options).await?;
+                Ok(1)
+            },
+        )
+        .workflow(OUTCOME, outcome)
+        .activity(APPEND, append)
+        .open_db(&db.path)
+        .await
+        .unwrap();
+    support::eventually(Duration::from_secs(10), || async {
+        engine
+            .describe("tpk/child")
+            .await
+            .unwrap()
+            .parked
+            .map(|_| ())
+    })
+    .await;
+    engine.terminate("tpk/child", "stuck").await.unwrap();
+    let handle = engine.get_workflow_handle(OUTCOME, "tpk").await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(20), handle.result())
+        .await
+        .expect("the parent heard of its child's close")
+        .unwrap();
+    assert!(result.starts_with("terminated"), "{result}");
+    assert!(result.contains("stuck"), "{result}");
+    let history = engine.workflow_history("tpk").await.unwrap().events;
+    let closes = history
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::ChildWorkflowClosed { .. }))
+        .count();
+    assert_eq!(closes, 1, "{:?}", kinds(&history));
+    engine.shutdown().await.unwrap();
+}
+
 // ----- parent-close policies -----
 
 /// Sleeps an hour (a cancellation ends it Cancelled); with `nest`, first

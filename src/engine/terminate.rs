@@ -81,6 +81,9 @@ pub(crate) async fn terminate_run(
             event: codec::encode(&event).map_err(|e| ClientError::Storage(e.to_string()))?,
             status: WorkflowStatus::Terminated,
         };
+        // A child's close tells its parent in the same commit.
+        let (op, notice) =
+            crate::worker::close_telling_parent(shared, run_id, workflow_id, &event.kind, op).await;
         match shared.store.write(op).await {
             Ok(WriteOutcome::AlreadyClosed(status)) => {
                 return Err(ClientError::WorkflowClosed {
@@ -95,8 +98,9 @@ pub(crate) async fn terminate_run(
                     &record.task_queue,
                 );
                 shared.closed_without_actor(run_id, WorkflowStatus::Terminated);
-                crate::worker::notify_parent_of_close(shared, run_id, workflow_id, &event.kind)
-                    .await;
+                if let Some(notice) = notice {
+                    crate::worker::tell_parent_after_close(shared, notice);
+                }
                 return Ok(());
             }
             Err(StoreError::Conflict { .. }) => continue,

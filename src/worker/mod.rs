@@ -36,7 +36,9 @@ use queue::TaskQueue;
 pub(crate) use registration::{Kind, Signature};
 use registration::{Registration, Registrations};
 pub(crate) use remote::{ScheduleHint, spawn_events};
-pub(crate) use run::{Ack, PreparedRun, ResetRun, RunMsg, StartUpdate, notify_parent_of_close};
+pub(crate) use run::{
+    Ack, PreparedRun, ResetRun, RunMsg, StartUpdate, close_telling_parent, tell_parent_after_close,
+};
 pub(crate) use shutdown::Drain;
 use timers::Timers;
 

@@ -10,7 +10,7 @@
 mod children;
 mod external;
 
-pub(crate) use children::{notify_parent_of_close, reconcile};
+pub(crate) use children::{close_telling_parent, reconcile, tell_parent_after_close};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

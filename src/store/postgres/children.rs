@@ -29,7 +29,9 @@ pub(super) async fn tell_parent(
     op: &TellParentOp,
 ) -> Result<OpResult, StoreError> {
     let result = apply(txn, statements, &op.close).await?;
-    if result.is_err() {
+    // Refused, or closed before (a terminate meeting a close): this op
+    // closed nothing, so it owes the parent nothing.
+    if matches!(result, Err(_) | Ok(WriteOutcome::AlreadyClosed(_))) {
         return Ok(result);
     }
     let request = RemoteRequest::ChildClosed {

@@ -479,31 +479,70 @@ pub(crate) async fn reconcile(
     owed
 }
 
-/// Tells the parent of a run closed in the file without its actor (a
-/// terminate of a parked run) that its child closed, if the run is a
-/// child's last; as the actor's own close does.
-pub(crate) async fn notify_parent_of_close(
+/// What a run closed in the file without its actor (a terminate of a
+/// parked run) owes its parent, if it is a child's last run: the close op
+/// wrapped with the parent's message in the same commit (`TellParentOp`),
+/// as the actor's own close is, and the message to hand a parent of this
+/// process at once after the commit ([`tell_parent_after_close`]).
+pub(crate) async fn close_telling_parent(
     shared: &Arc<Shared>,
     run_id: RunId,
     workflow_id: &str,
     close: &EventKind,
-) {
+    op: WriteOp,
+) -> (WriteOp, Option<ParentNotice>) {
     // The whole history: a reset of the parent may have named a new parent
-    // run since the start (`ParentWorkflowReset`).
+    // run since the start (`ParentWorkflowReset`). Unreadable (the reason
+    // the run is parked, perhaps): no parent is known, and the parent
+    // finds the close when it is loaded (see [`reconcile`]).
     let history = shared
         .store
         .history(run_id, workflow_id)
         .await
         .unwrap_or_default();
-    if let Some(parent) = MutableState::fold(&history).parent
-        && let Some(kind) = parent_event_for_close(parent.seq, close)
-    {
-        let msg = RunMsg::ChildClosed {
-            child_workflow_id: workflow_id.to_string(),
-            kind: Box::new(kind),
-        };
-        let _ = shared.deliver(parent.run_id, msg);
+    let Some(parent) = MutableState::fold(&history).parent else {
+        return (op, None);
+    };
+    let Some(kind) = parent_event_for_close(parent.seq, close) else {
+        return (op, None);
+    };
+    let op = WriteOp::TellParent(Box::new(TellParentOp {
+        close: op,
+        parent_workflow_id: parent.workflow_id.clone(),
+        parent_run_id: parent.run_id,
+        child_workflow_id: workflow_id.to_string(),
+        kind: kind.clone(),
+    }));
+    let notice = ParentNotice {
+        parent_workflow_id: parent.workflow_id,
+        parent_run_id: parent.run_id,
+        child_workflow_id: workflow_id.to_string(),
+        kind,
+    };
+    (op, Some(notice))
+}
+
+/// The message a child's close owes its parent, as [`close_telling_parent`]
+/// found it.
+pub(crate) struct ParentNotice {
+    parent_workflow_id: String,
+    parent_run_id: RunId,
+    child_workflow_id: String,
+    kind: EventKind,
+}
+
+/// Hands a parent of this process the close its child's commit told it
+/// (durable in that commit already: a parent of another process's shard
+/// gets it from its inbox, and is not loaded here).
+pub(crate) fn tell_parent_after_close(shared: &Arc<Shared>, notice: ParentNotice) {
+    if !shared.store.owns(&notice.parent_workflow_id) {
+        return;
     }
+    let msg = RunMsg::ChildClosed {
+        child_workflow_id: notice.child_workflow_id,
+        kind: Box::new(notice.kind),
+    };
+    let _ = shared.deliver(notice.parent_run_id, msg);
 }
 
 /// The close event of the last run of a child's chain, from its first run
