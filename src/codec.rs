@@ -253,19 +253,27 @@ pub(crate) mod tests {
         assert!(decode::<Event>(&huge).is_err());
     }
 
-    /// One event of every kind, each at its stored position: the list the
-    /// position test checks, and the JSON form's round trip reads
-    /// (`history::json`). A new kind goes at its end.
-    pub(crate) fn every_event_kind() -> Vec<EventKind> {
-        use crate::history::{Failure, SearchAttributes, WorkflowStatus};
-        let payload = || Payload::encode(&()).unwrap();
-        let failure = || Failure {
+    /// The payload the samples below carry (JSON `null`).
+    fn payload() -> Payload {
+        Payload::encode(&()).unwrap()
+    }
+
+    /// The failure the samples below carry.
+    fn failure() -> crate::history::Failure {
+        crate::history::Failure {
             error_type: "E".into(),
             message: "m".into(),
             non_retryable: false,
             details: None,
             retry_state: crate::history::RetryState::Unspecified,
-        };
+        }
+    }
+
+    /// One event of every kind, each at its stored position: the list the
+    /// position test checks, and the JSON form's round trip reads
+    /// (`history::json`). A new kind goes at its end.
+    pub(crate) fn every_event_kind() -> Vec<EventKind> {
+        use crate::history::{SearchAttributes, WorkflowStatus};
         let options = crate::history::ActivityOptionsRecord {
             schedule_to_close_timeout: None,
             start_to_close_timeout: None,
@@ -490,16 +498,8 @@ pub(crate) mod tests {
     /// format (FORMAT.md) and never change.
     #[test]
     fn variant_positions_are_the_format() {
-        use crate::history::{Failure, WorkflowStatus};
+        use crate::history::WorkflowStatus;
         let kinds = every_event_kind();
-        let payload = || Payload::encode(&()).unwrap();
-        let failure = || Failure {
-            error_type: "E".into(),
-            message: "m".into(),
-            non_retryable: false,
-            details: None,
-            retry_state: crate::history::RetryState::Unspecified,
-        };
         // Exhaustive: a new variant does not compile until it is given its
         // position here (the next one, at the end).
         let position = |kind: &EventKind| match kind {

@@ -30,7 +30,7 @@ const SCRATCH_KEPT: usize = 64 * 1024;
 
 /// An encoded user value (JSON bytes), as kept in a workflow's history.
 // A boxed slice, not a `Vec`: 16 bytes, so that the failures and events
-// holding one stay small (the stored form is the same, see `StoredRef`).
+// holding one stay small (the stored form is the same, see `Bytes`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Payload(Box<[u8]>);
 
@@ -38,7 +38,7 @@ impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if !serializer.is_human_readable() {
             // The stored form (bincode): a byte string, as it always was.
-            return StoredRef(&self.0).serialize(serializer);
+            return serializer.serialize_newtype_struct("Payload", &Bytes(&self.0));
         }
         // The text is written as is (a raw value), so the bytes read back
         // are the bytes stored and an exported history imports equal.
@@ -63,21 +63,12 @@ impl<'de> Deserialize<'de> for Payload {
     }
 }
 
-/// The stored form: what the derived impl of `Payload(Vec<u8>)` wrote (a
-/// newtype of a sequence of bytes), so files keep their bytes (codec's tests
-/// pin them). Written and read as one byte string, not byte by byte: in
-/// bincode a byte string and a sequence of `u8` are the same bytes (a
-/// varint length, then the bytes), and reading the sequence one element
-/// at a time showed in profiles of a cold replay.
-struct StoredRef<'a>(&'a [u8]);
-
-impl Serialize for StoredRef<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_newtype_struct("Payload", &Bytes(self.0))
-    }
-}
-
-/// A byte string, written as one.
+/// The stored form's bytes: what the derived impl of `Payload(Vec<u8>)`
+/// wrote (a newtype, `Payload`, of a sequence of bytes), so files keep their
+/// bytes (codec's tests pin them). Written and read as one byte string, not
+/// byte by byte: in bincode a byte string and a sequence of `u8` are the
+/// same bytes (a varint length, then the bytes), and reading the sequence
+/// one element at a time showed in profiles of a cold replay.
 struct Bytes<'a>(&'a [u8]);
 
 impl Serialize for Bytes<'_> {

@@ -205,7 +205,8 @@ impl PgStore {
         let writer = writer::Writer::new(
             target.clone(),
             health.clone(),
-            (ownership.clone(), closes.clone()),
+            ownership.clone(),
+            closes.clone(),
             lease,
         );
         handle.spawn(async move {

@@ -104,7 +104,8 @@ impl Writer {
     pub(super) fn new(
         target: Target,
         health: Arc<Mutex<Health>>,
-        (ownership, closes): (Arc<Ownership>, Arc<Closes>),
+        ownership: Arc<Ownership>,
+        closes: Arc<Closes>,
         lease: std::time::Duration,
     ) -> Self {
         Writer {
