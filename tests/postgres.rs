@@ -24,6 +24,7 @@ use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, EventKind,
     OpenError, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
+use support::postgres::sql;
 
 const GREET: ActivityDef<String, String> = ActivityDef::new("greet");
 const GO: SignalDef<String> = SignalDef::new("go");
@@ -47,19 +48,6 @@ fn builder(schema: &str) -> EngineBuilder {
         .workflow(TWO_GREETINGS, two_greetings)
         .activity(GREET, greet)
         .postgres_schema(schema)
-}
-
-/// A session of the test's own on the cluster, in `schema`.
-async fn sql(url: &str, schema: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("SET search_path TO {schema}"))
-        .await
-        .expect("search path");
-    client
 }
 
 #[tokio::test]

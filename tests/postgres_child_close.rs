@@ -18,6 +18,7 @@ use steadfast::{
     ChildWorkflowOptions, Engine, EngineBuilder, WorkflowContext, WorkflowDef, WorkflowError,
     WorkflowOptions,
 };
+use support::postgres::shard_of;
 use support::{child_report, spawn_crash_child};
 
 /// Starts the child named by its input and returns the child's result.
@@ -45,16 +46,6 @@ fn builder(schema: &str) -> EngineBuilder {
         .workflow(CHILD, child)
         .postgres_schema(schema)
         .shard_lease(LEASE)
-}
-
-/// A workflow ID's shard among a new schema's 64 (FNV-1a, `FORMAT.md`).
-fn shard_of(id: &str) -> i32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in id.as_bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % 64) as i32
 }
 
 /// The other process: serves until killed (or told to stop).

@@ -26,6 +26,8 @@ use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, SignalDef,
     WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
 };
+use support::postgres::{shard_of, sql};
+use support::split;
 
 const GO: SignalDef<()> = SignalDef::new("go");
 /// Waits for a signal.
@@ -56,54 +58,6 @@ fn builder(schema: &str) -> EngineBuilder {
         .workflow(EAGER, eager)
         .activity(COUNT, count)
         .postgres_schema(schema)
-}
-
-/// A workflow ID's shard among a new schema's 64 (FNV-1a, `FORMAT.md`).
-fn shard_of(workflow_id: &str) -> i32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in workflow_id.as_bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % 64) as i32
-}
-
-/// A session of the test's own in `schema`.
-async fn sql(url: &str, schema: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("SET search_path TO {schema}"))
-        .await
-        .expect("search path");
-    client
-}
-
-/// Waits until the shards have split between two members, every one held.
-async fn split(c: &tokio_postgres::Client) {
-    support::eventually(Duration::from_secs(30), || async {
-        let owners: i64 = c
-            .query_one(
-                "SELECT count(DISTINCT owner) FROM shards WHERE owner IS NOT NULL \
-                 AND lease_until > now()",
-                &[],
-            )
-            .await
-            .expect("owners")
-            .get(0);
-        let free: i64 = c
-            .query_one(
-                "SELECT count(*) FROM shards WHERE owner IS NULL OR lease_until <= now()",
-                &[],
-            )
-            .await
-            .expect("free")
-            .get(0);
-        (owners == 2 && free == 0).then_some(())
-    })
-    .await;
 }
 
 /// The member that owns `workflow_id`'s shard.

@@ -21,6 +21,8 @@ use steadfast::{
     SchedulePolicy, ScheduleSpec, ScheduleState, WorkflowContext, WorkflowDef, WorkflowError,
     WorkflowOptions,
 };
+use support::postgres::{shard_of, sql};
+use support::split;
 use support::{child_report, spawn_crash_child};
 
 /// Does nothing: each run is one action of the schedule.
@@ -51,46 +53,6 @@ fn every_second() -> Schedule {
     let spec = ScheduleSpec::interval(ScheduleIntervalSpec::new(Duration::from_secs(1)));
     Schedule::new(action, spec)
         .with_policy(SchedulePolicy::default().overlap(ScheduleOverlapPolicy::AllowAll))
-}
-
-/// A schedule or workflow ID's shard among a new schema's 64 (FNV-1a,
-/// `FORMAT.md`).
-fn shard_of(id: &str) -> i32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in id.as_bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % 64) as i32
-}
-
-/// A session of the test's own in `schema`.
-async fn sql(url: &str, schema: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("SET search_path TO {schema}"))
-        .await
-        .expect("search path");
-    client
-}
-
-/// Waits until the shards have split between two members, every one held.
-async fn split(c: &tokio_postgres::Client) {
-    support::eventually(Duration::from_secs(30), || async {
-        let row = c
-            .query_one(
-                "SELECT count(DISTINCT owner) FILTER (WHERE lease_until > now()), \
-                 count(*) FILTER (WHERE owner IS NULL OR lease_until <= now()) FROM shards",
-                &[],
-            )
-            .await
-            .expect("owners");
-        (row.get::<_, i64>(0) == 2 && row.get::<_, i64>(1) == 0).then_some(())
-    })
-    .await;
 }
 
 /// The actions' runs: (workflow ID, start time in ns).

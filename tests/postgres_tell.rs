@@ -20,6 +20,8 @@ use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder,
     WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
 };
+use support::postgres::shard_of;
+use support::split;
 use tokio::sync::mpsc;
 
 /// Runs one activity, then completes with its result.
@@ -41,16 +43,6 @@ fn builder(schema: &str) -> EngineBuilder {
         .activity(DOUBLE, double)
         .postgres_schema(schema)
         .shard_lease(Duration::from_secs(2))
-}
-
-/// A workflow ID's shard among a new schema's 64 (FNV-1a, `FORMAT.md`).
-fn shard_of(workflow_id: &str) -> i32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in workflow_id.as_bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % 64) as i32
 }
 
 /// A session of the test's own in `schema`, listening on its channel:
@@ -76,22 +68,6 @@ async fn listen(
         .await
         .expect("listen");
     (client, rx)
-}
-
-/// Waits until both members hold their shares of the shards, every one held.
-async fn split(c: &tokio_postgres::Client) {
-    support::eventually(Duration::from_secs(30), || async {
-        let row = c
-            .query_one(
-                "SELECT count(DISTINCT owner) FILTER (WHERE lease_until > now()), \
-                 count(*) FILTER (WHERE owner IS NULL OR lease_until <= now()) FROM shards",
-                &[],
-            )
-            .await
-            .expect("owners");
-        (row.get::<_, i64>(0) == 2 && row.get::<_, i64>(1) == 0).then_some(())
-    })
-    .await;
 }
 
 /// A workflow ID whose shard `owner` holds.

@@ -658,3 +658,20 @@ pub async fn listed_counts(engine: &steadfast::Engine) -> Vec<(steadfast::Workfl
     }
     out
 }
+
+/// Waits until the shards of a PostgreSQL schema (a session in it) have
+/// split between two members, every one held.
+pub async fn split(c: &tokio_postgres::Client) {
+    eventually(Duration::from_secs(30), || async {
+        let row = c
+            .query_one(
+                "SELECT count(DISTINCT owner) FILTER (WHERE lease_until > now()), \
+                 count(*) FILTER (WHERE owner IS NULL OR lease_until <= now()) FROM shards",
+                &[],
+            )
+            .await
+            .expect("owners");
+        (row.get::<_, i64>(0) == 2 && row.get::<_, i64>(1) == 0).then_some(())
+    })
+    .await;
+}

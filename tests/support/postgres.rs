@@ -308,3 +308,27 @@ pub fn schema_for(path: &Path) -> String {
     }
     format!("f_{hash:016x}")
 }
+
+/// A workflow or schedule ID's shard among a new schema's 64 (FNV-1a of
+/// its UTF-8 bytes, `FORMAT.md`).
+pub fn shard_of(id: &str) -> i32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in id.as_bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % 64) as i32
+}
+
+/// A session of the test's own in `schema`.
+pub async fn sql(url: &str, schema: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("SET search_path TO {schema}"))
+        .await
+        .expect("search path");
+    client
+}
