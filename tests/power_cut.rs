@@ -394,18 +394,19 @@ async fn one_cut(seed: u64, tally: &mut Tally) {
         "seed {seed}, {mode:?}, {} unsynced changes, {} kept, torn {:?}",
         image.unsynced, image.kept, image.torn
     );
-    let mut bytes = image.bytes;
+    let mut image = image;
     if rng.between(1, CUT_AGAIN_ONE_IN) == 1 {
-        let again = cut_again(&bytes, db.dir.path(), &mut rng).await;
+        let again = cut_again(&image, db.dir.path(), &mut rng).await;
         tally.cut_again += 1;
         context.push_str(&format!(
             "; cut again while reopening: {:?}, {} unsynced changes, {} kept, torn {:?}",
             again.1, again.0.unsynced, again.0.kept, again.0.torn
         ));
-        bytes = again.0.bytes;
+        image = again.0;
     }
+    let bytes = image.bytes.clone();
     let path = db.dir.path().join("after-the-cut.steadfast");
-    std::fs::write(&path, &bytes).expect("write the image");
+    write_image(&image, &path);
     tally.repaired += redb_opens(&bytes, db.dir.path(), &context) as u64;
     let engine = builder()
         .open(&path)
@@ -428,9 +429,9 @@ fn random_mode(rng: &mut SplitMix) -> CutMode {
 /// Opens the image with an engine on a second `PowerCut`, which strikes
 /// while redb repairs the file or soon after, and returns what that cut
 /// leaves. Nothing new is acknowledged meanwhile, so the same checks apply.
-async fn cut_again(bytes: &[u8], dir: &Path, rng: &mut SplitMix) -> (CutImage, CutMode) {
+async fn cut_again(image: &CutImage, dir: &Path, rng: &mut SplitMix) -> (CutImage, CutMode) {
     let path = dir.join("reopening.steadfast");
-    std::fs::write(&path, bytes).expect("write the image");
+    write_image(image, &path);
     let mode = random_mode(rng);
     let power = PowerCut::new();
     power.cut_after(rng.between(0, CUT_AGAIN_WITHIN_CHANGES), mode);
@@ -439,6 +440,15 @@ async fn cut_again(bytes: &[u8], dir: &Path, rng: &mut SplitMix) -> (CutImage, C
     let image = power.cut(mode);
     drop(engine);
     (image, mode)
+}
+
+/// Writes the image's file at `path` and its journal beside it, as the
+/// disk would hold them after the cut.
+fn write_image(image: &CutImage, path: &Path) {
+    std::fs::write(path, &image.bytes).expect("write the image");
+    let mut journal = path.as_os_str().to_owned();
+    journal.push("-journal");
+    std::fs::write(journal, &image.journal).expect("write the image's journal");
 }
 
 /// Opens a copy of the image with redb itself, without the engine's

@@ -239,7 +239,10 @@ async fn older_formats_read_as_they_are_and_format_1_needs_migration() {
         })
         .collect::<Vec<u32>>();
     assert!(fixtures.len() >= 5, "fixtures {fixtures:?}");
-    for version in fixtures {
+    // Format 18's fixture is a killed file whose commits are in its journal
+    // only: a read-only open refuses it until a writing open recovered it
+    // (`tests/format_v18.rs` checks that).
+    for version in fixtures.into_iter().filter(|v| *v != 18) {
         let db = copy_fixture(&format!("tests/fixtures/format-{version}.steadfast"));
         let bytes = std::fs::read(&db.path).unwrap();
         let reader = Engine::builder().read_only().open(&db.path).await.unwrap();

@@ -622,7 +622,7 @@ pub fn fixture_to_write(relative: &str) -> Option<PathBuf> {
 
 /// The store format today's build writes: what every older file reads
 /// after an open (one place to change at the next format).
-pub const CURRENT_STORE_FORMAT: u32 = 17;
+pub const CURRENT_STORE_FORMAT: u32 = 18;
 
 /// The store format a file records, read with redb directly.
 pub fn stored_format_version(path: &std::path::Path) -> u32 {

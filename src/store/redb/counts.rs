@@ -13,6 +13,7 @@
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::redo::Logged;
 use super::tables::VISIBILITY;
 use super::visibility;
 use super::{open_read, redb_err};
@@ -35,12 +36,11 @@ impl Deltas {
         }
     }
 
-    /// Applies the changes to the table, in the batch's transaction.
-    pub(super) fn apply(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+    /// Applies the changes to the table, opened in the batch's transaction.
+    pub(super) fn apply(&self, table: &mut Logged<'_, u8, u64>) -> Result<(), StoreError> {
         if self.0.iter().all(|&d| d == 0) {
             return Ok(());
         }
-        let mut table = txn.open_table(COUNTS).map_err(redb_err)?;
         for (code, &delta) in self.0.iter().enumerate() {
             if delta == 0 {
                 continue;

@@ -24,7 +24,7 @@ pub(super) fn external(t: &mut Tables<'_>, op: &ExternalOp) -> Result<WriteOutco
     let inner = apply(t, &op.inner)?;
     let sender = op.run_id.as_u128();
     let sender_open = t.running.get(sender).map_err(redb_err)?.is_some();
-    let mut next_outcome = tables::last_event_id(&t.history, sender)?.saturating_add(1);
+    let mut next_outcome = tables::last_event_id(&*t.history, sender)?.saturating_add(1);
     let mut outcomes = Vec::new();
     let mut delivered = Vec::new();
     for request in &op.requests {

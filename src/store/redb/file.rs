@@ -17,8 +17,9 @@ use redb::Database;
 
 #[cfg(feature = "fault-injection")]
 use super::faults::{FaultInjector, FaultyBackend};
+use super::journal::Journal;
 #[cfg(feature = "fault-injection")]
-use super::power_cut::{PowerCut, PowerCutBackend};
+use super::power_cut::{PowerCut, PowerCutBackend, Which};
 use crate::store::StoreError;
 
 /// How the file is opened: with redb's file backend, or (for the fault
@@ -60,10 +61,36 @@ impl Backend {
                 builder.create_with_backend(FaultyBackend::open(path, faults.clone())?)
             }
             #[cfg(feature = "fault-injection")]
-            Backend::PowerCut(power) => {
-                builder.create_with_backend(PowerCutBackend::open(path, power.clone())?)
-            }
+            Backend::PowerCut(power) => builder.create_with_backend(PowerCutBackend::open(
+                path,
+                power.clone(),
+                Which::File,
+            )?),
         }
+    }
+
+    /// Opens (or creates) the journal beside the file at `path`, through
+    /// the same backend as the file, so that the fault and power-cut tests
+    /// reach it too.
+    pub(super) fn open_journal(&self, path: &Path) -> Result<Journal, redb::DatabaseError> {
+        let path = super::journal::path_of(path);
+        let file: Box<dyn redb::StorageBackend> = match self {
+            Backend::File => Box::new(redb::backends::FileBackend::new(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)?,
+            )?),
+            #[cfg(feature = "fault-injection")]
+            Backend::Faulty(faults) => Box::new(FaultyBackend::open(&path, faults.clone())?),
+            #[cfg(feature = "fault-injection")]
+            Backend::PowerCut(power) => {
+                Box::new(PowerCutBackend::open(&path, power.clone(), Which::Journal)?)
+            }
+        };
+        Ok(Journal::new(file, path))
     }
 }
 
@@ -115,6 +142,11 @@ pub(crate) struct DbCell {
     state: Mutex<CellState>,
     /// Set once redb panicked on the file: later opens check every page.
     damaged: AtomicBool,
+    /// The journal beside the file; none when it is shared (redb makes
+    /// every commit of a file shared with other processes durable itself).
+    /// Locked by the writer thread for each commit, and by an open of the
+    /// file again (with `state` locked first), which recovers from it.
+    journal: Option<Mutex<Journal>>,
 }
 
 #[derive(Debug)]
@@ -182,8 +214,10 @@ impl DbCell {
         shared: bool,
         db: Database,
         damaged: bool,
+        journal: Option<Journal>,
     ) -> Self {
         DbCell {
+            journal: journal.map(Mutex::new),
             path: path.to_path_buf(),
             backend,
             cache_bytes,
@@ -195,6 +229,17 @@ impl DbCell {
             }),
             damaged: AtomicBool::new(damaged),
         }
+    }
+
+    /// The journal, for the writer thread's commits; `None` for a shared
+    /// file, whose commits are durable by themselves.
+    pub(crate) fn journal(&self) -> Option<MutexGuard<'_, Journal>> {
+        // A journal left by a panic is in a state a reopen recovers from:
+        // a panic while writing makes the writer answer a failure and
+        // discard the handle, and the open again recovers from the file.
+        self.journal
+            .as_ref()
+            .map(|j| j.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn state(&self) -> MutexGuard<'_, CellState> {
@@ -251,6 +296,16 @@ impl DbCell {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Broken,
                 other => super::redb_err(other),
             })
+        })
+        .and_then(|db| {
+            // What the dropped handle committed but did not make durable
+            // is in the journal: the file is brought up to it first.
+            if let Some(mut journal) = self.journal() {
+                contain(|| journal.recover(&db))
+                    .map_err(StoreError::Damaged)
+                    .and_then(|r| r)?;
+            }
+            Ok(db)
         });
         match opened {
             Ok(db) => {

@@ -8,7 +8,7 @@ use super::tables::{
     FORMAT_KEY, META, STORE_FORMAT_V1, STORE_FORMAT_V2, STORE_FORMAT_V3, STORE_FORMAT_V4,
     STORE_FORMAT_V5, STORE_FORMAT_V6, STORE_FORMAT_V7, STORE_FORMAT_V8, STORE_FORMAT_V9,
     STORE_FORMAT_V10, STORE_FORMAT_V11, STORE_FORMAT_V12, STORE_FORMAT_V13, STORE_FORMAT_V14,
-    STORE_FORMAT_V15, STORE_FORMAT_V16, STORE_FORMAT_VERSION,
+    STORE_FORMAT_V15, STORE_FORMAT_V16, STORE_FORMAT_V17, STORE_FORMAT_VERSION,
 };
 use super::{counts, visibility};
 use crate::error::OpenError;
@@ -85,7 +85,7 @@ pub(super) fn check_format(db: &Database) -> Result<Result<(), OpenError>, Store
         // record versions) are fewer.
         Some(
             v @ (STORE_FORMAT_V11 | STORE_FORMAT_V12 | STORE_FORMAT_V13 | STORE_FORMAT_V14
-            | STORE_FORMAT_V15 | STORE_FORMAT_V16),
+            | STORE_FORMAT_V15 | STORE_FORMAT_V16 | STORE_FORMAT_V17),
         ) => {
             set_current(txn, v)?;
             Ok(Ok(()))

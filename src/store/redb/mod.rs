@@ -69,10 +69,12 @@ mod external;
 mod faults;
 mod file;
 mod format;
+mod journal;
 #[cfg(feature = "fault-injection")]
 mod power_cut;
 mod read_only;
 mod reads;
+mod redo;
 mod retention;
 mod schedules;
 mod tables;
@@ -86,7 +88,8 @@ use std::time::SystemTime;
 
 use ::redb::{Database, ReadableDatabase};
 use futures::future::{BoxFuture, ready};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
 
 use super::{Query, QueryPage, RunRecord, Store, StoreError, WriteOp, WriteOutcome};
 use crate::error::OpenError;
@@ -153,7 +156,7 @@ pub(crate) struct RedbStore {
     /// Shared with the writer thread.
     db: Arc<DbCell>,
     /// Requests to the writer thread; `None` once closed.
-    tx: Mutex<Option<mpsc::UnboundedSender<writer::Request>>>,
+    tx: Mutex<Option<mpsc::Sender<writer::Request>>>,
     /// Joined on close, so the file is unlocked when `close` returns.
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -190,8 +193,32 @@ impl RedbStore {
                 (opened?, true)
             }
         };
-        let db = Arc::new(DbCell::new(path, backend, cache_bytes, shared, db, damaged));
-        let (tx, rx) = mpsc::unbounded_channel();
+        // A shared file's commits are durable by themselves (redb makes no
+        // other kind in that mode); only an exclusive one has a journal.
+        let journal = if shared {
+            None
+        } else {
+            let mut journal = backend
+                .open_journal(path)
+                .map_err(|e| open_error(path, redb_err(e)))?;
+            file::contain(|| journal.recover(&db))
+                .map_err(|message| OpenError::Unreadable {
+                    path: path.to_path_buf(),
+                    message,
+                })?
+                .map_err(|e| open_error(path, e))?;
+            Some(journal)
+        };
+        let db = Arc::new(DbCell::new(
+            path,
+            backend,
+            cache_bytes,
+            shared,
+            db,
+            damaged,
+            journal,
+        ));
+        let (tx, rx) = mpsc::channel();
         let writer_db = db.clone();
         let writer = std::thread::Builder::new()
             .name("steadfast-writer".into())

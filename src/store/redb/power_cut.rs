@@ -47,6 +47,9 @@ pub enum CutMode {
 pub struct CutImage {
     /// The file's bytes.
     pub bytes: Vec<u8>,
+    /// The bytes of the journal beside it (`<file>-journal`; empty if the
+    /// engine wrote none), to be written beside the image's file.
+    pub journal: Vec<u8>,
     /// Writes and resizes issued since the last sync, when the power went.
     pub unsynced: usize,
     /// How many of those are in `bytes` (whole or torn).
@@ -74,7 +77,55 @@ struct CutState {
     /// Set once the power is off. Checked without the lock by reads, which
     /// are the hot path and change nothing.
     off: AtomicBool,
-    disk: Mutex<Disk>,
+    disk: Mutex<Disks>,
+}
+
+/// The two files on the simulated disk: the engine's file and its journal.
+#[derive(Debug, Default)]
+struct Disks {
+    file: Disk,
+    journal: Disk,
+    /// An armed cut: the power goes just before this many more writes,
+    /// resizes and syncs have been made (to either file).
+    armed: Option<(u64, CutMode)>,
+    /// The image once the power is off.
+    image: Option<CutImage>,
+}
+
+/// Which of the two files a backend is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Which {
+    File,
+    Journal,
+}
+
+impl Disks {
+    fn of(&mut self, which: Which) -> &mut Disk {
+        match which {
+            Which::File => &mut self.file,
+            Which::Journal => &mut self.journal,
+        }
+    }
+
+    /// What the disk holds if the power goes now: both files cut alike
+    /// (the journal's writes chosen by another draw of the same seed).
+    fn image(&self, mode: CutMode) -> CutImage {
+        let file = self.file.image(mode);
+        let journal_mode = match mode {
+            CutMode::SyncedOnly => mode,
+            CutMode::Torn { seed } => CutMode::Torn {
+                seed: seed ^ 0x9e37_79b9_7f4a_7c15,
+            },
+        };
+        let journal = self.journal.image(journal_mode);
+        CutImage {
+            bytes: file.bytes,
+            journal: journal.bytes,
+            unsynced: file.unsynced + journal.unsynced,
+            kept: file.kept + journal.kept,
+            torn: file.torn.or(journal.torn),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -85,11 +136,6 @@ struct Disk {
     durable: Vec<u8>,
     /// Writes and resizes since the last sync, in the order they were made.
     unsynced: Vec<Change>,
-    /// An armed cut: the power goes just before this many more writes,
-    /// resizes and syncs have been made.
-    armed: Option<(u64, CutMode)>,
-    /// The image once the power is off.
-    image: Option<CutImage>,
 }
 
 #[derive(Debug)]
@@ -128,13 +174,13 @@ impl PowerCut {
         self.state.off.load(Ordering::SeqCst)
     }
 
-    fn disk(&self) -> MutexGuard<'_, Disk> {
+    fn disk(&self) -> MutexGuard<'_, Disks> {
         // Every change of the disk completes under the lock or not at all
         // (a push, a copy); a panic elsewhere leaves it whole.
         self.state.disk.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn power_off(&self, disk: &mut Disk, mode: CutMode) {
+    fn power_off(&self, disk: &mut Disks, mode: CutMode) {
         if disk.image.is_none() {
             disk.image = Some(disk.image(mode));
             disk.armed = None;
@@ -151,7 +197,7 @@ impl PowerCut {
 
     /// Runs a change of the file (a write, resize or sync) with the disk
     /// locked, unless the power is off or an armed cut falls due first.
-    fn change<T>(&self, f: impl FnOnce(&mut Disk) -> io::Result<T>) -> io::Result<T> {
+    fn change<T>(&self, which: Which, f: impl FnOnce(&mut Disk) -> io::Result<T>) -> io::Result<T> {
         let mut disk = self.disk();
         self.check_power()?;
         if let Some((left, mode)) = &mut disk.armed {
@@ -162,7 +208,7 @@ impl PowerCut {
             }
             *left -= 1;
         }
-        f(&mut disk)
+        f(disk.of(which))
     }
 }
 
@@ -179,6 +225,7 @@ impl Disk {
         let CutMode::Torn { seed } = mode else {
             return CutImage {
                 bytes,
+                journal: Vec::new(),
                 unsynced,
                 kept: 0,
                 torn: None,
@@ -219,6 +266,7 @@ impl Disk {
         }
         CutImage {
             bytes,
+            journal: Vec::new(),
             unsynced,
             kept: kept.len(),
             torn,
@@ -258,12 +306,13 @@ fn to_usize(n: u64) -> usize {
 pub(crate) struct PowerCutBackend {
     inner: FileBackend,
     power: PowerCut,
+    which: Which,
 }
 
 impl PowerCutBackend {
     /// Opens (or creates) the file at `path`, as `redb::Builder::create`
     /// does; refused once the power is off.
-    pub(crate) fn open(path: &Path, power: PowerCut) -> Result<Self, DatabaseError> {
+    pub(crate) fn open(path: &Path, power: PowerCut, which: Which) -> Result<Self, DatabaseError> {
         power.check_power()?;
         let file = OpenOptions::new()
             .read(true)
@@ -272,7 +321,8 @@ impl PowerCutBackend {
             .truncate(false)
             .open(path)?;
         let inner = FileBackend::new(file)?;
-        let mut disk = power.disk();
+        let mut disks = power.disk();
+        let disk = disks.of(which);
         // Opening the same file again (after a storage failure) keeps its
         // unsynced writes unsynced: they are still only in the page cache.
         if disk.path.as_deref() != Some(path) {
@@ -282,8 +332,22 @@ impl PowerCutBackend {
             disk.durable = bytes;
             disk.unsynced.clear();
         }
-        drop(disk);
-        Ok(PowerCutBackend { inner, power })
+        // The journal beside the file is on the same disk from the start,
+        // even if the power goes before the engine opens it.
+        if which == Which::File {
+            let journal = super::journal::path_of(path);
+            if disks.journal.path.as_deref() != Some(journal.as_path()) {
+                disks.journal.durable = std::fs::read(&journal).unwrap_or_default();
+                disks.journal.path = Some(journal);
+                disks.journal.unsynced.clear();
+            }
+        }
+        drop(disks);
+        Ok(PowerCutBackend {
+            inner,
+            power,
+            which,
+        })
     }
 }
 
@@ -299,7 +363,7 @@ impl StorageBackend for PowerCutBackend {
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.power.change(|disk| {
+        self.power.change(self.which, |disk| {
             self.inner.set_len(len)?;
             disk.unsynced.push(Change::SetLen(len));
             Ok(())
@@ -310,14 +374,14 @@ impl StorageBackend for PowerCutBackend {
         // The live file is not synced: it is a scratch copy whose durability
         // is simulated by the image, and skipping the fsync keeps thousands
         // of cuts cheap.
-        self.power.change(|disk| {
+        self.power.change(self.which, |disk| {
             disk.sync();
             Ok(())
         })
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.power.change(|disk| {
+        self.power.change(self.which, |disk| {
             self.inner.write(offset, data)?;
             disk.unsynced.push(Change::Write {
                 offset,

@@ -82,8 +82,19 @@ impl ReadOnlyStore {
                 found: STORE_FORMAT_V1,
             }),
             // From format 2 on the tables are today's; later formats only
-            // add event kinds and statuses, which this build decodes.
-            Some(v) if v >= STORE_FORMAT_V2 => Ok(store),
+            // add event kinds and statuses, which this build decodes. A
+            // crash may have left commits in the journal only (format 18):
+            // then the file alone is not what was acknowledged.
+            Some(v) if v >= STORE_FORMAT_V2 => {
+                let db = store.handle().map_err(|e| unreadable(e.to_string()))?;
+                if super::journal::pending(path, &*db).map_err(|e| unreadable(e.to_string()))? {
+                    return Err(OpenError::NeedsRecovery {
+                        path: path.to_path_buf(),
+                    });
+                }
+                drop(db);
+                Ok(store)
+            }
             Some(v) => Err(unreadable(format!(
                 "it records store format {v}, which no steadfast wrote"
             ))),

@@ -53,7 +53,7 @@ impl RedbStore {
 pub(super) fn sweep(t: &mut Tables<'_>, cutoff: SystemTime) -> Result<WriteOutcome, StoreError> {
     // Real time: how long the batch held the writer (the sweeper's pacing).
     let began = Instant::now();
-    let candidates = visibility::closed_by(&t.visibility, cutoff, SWEEP_MAX_RUNS)?;
+    let candidates = visibility::closed_by(&*t.visibility, cutoff, SWEEP_MAX_RUNS)?;
     let mut more = candidates.len() == SWEEP_MAX_RUNS;
     let mut removed = Vec::new();
     let mut events = 0u64;

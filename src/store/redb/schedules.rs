@@ -67,7 +67,7 @@ pub(super) fn write(t: &mut Tables<'_>, op: &ScheduleOp) -> Result<WriteOutcome,
             start(t, s.run_id, &s.record, &s.events, ReuseRule::Allow, s.wake)?;
         }
     }
-    let mut table = t.txn.open_table(SCHEDULES).map_err(redb_err)?;
+    let mut table = t.schedules()?;
     match &op.record {
         Some(record) => {
             table

@@ -2,7 +2,8 @@
 //!
 //! Layout (format version [`STORE_FORMAT_VERSION`]):
 //! - `meta`: `&str -> &[u8]`; `"format_version"` holds the store format as a
-//!   little-endian `u32`.
+//!   little-endian `u32`; `"journal_seq"` (format 18) the number of the
+//!   last journal entry the file holds, a little-endian `u64`.
 //! - `workflows`: workflow ID `&str -> u128`, the latest run of that ID.
 //! - `runs`: run ID `u128 -> &[u8]`, a `codec` `RunRecord` (`store/record.rs`).
 //! - `running`: run ID `u128 -> u64`, the runs not closed yet, with when
@@ -127,7 +128,15 @@ use crate::store::StoreError;
 ///   build cannot decode. Formats 11 to 16 are brought to 17 on open by
 ///   setting the version alone; older formats by their migration to 11 and
 ///   that, in one transaction.
-pub(crate) const STORE_FORMAT_VERSION: u32 = 17;
+/// - 18: the same tables and records; the file may have a journal beside
+///   it (`<path>-journal`, `store/redb/journal.rs`) holding commits made
+///   after its last checkpoint, and `meta` key `"journal_seq"` names the
+///   last journal entry the file holds. A format-17 build would open such
+///   a file after a crash without the journal's commits, so it must refuse
+///   it. Formats 11 to 17 are brought to 18 on open by setting the version
+///   alone; older formats by their migration to 11 and that, in one
+///   transaction.
+pub(crate) const STORE_FORMAT_VERSION: u32 = 18;
 /// The first layout, migrated on open.
 pub(crate) const STORE_FORMAT_V1: u32 = 1;
 /// The layout with the `visibility` table, whose events are all of format
@@ -176,6 +185,9 @@ pub(crate) const STORE_FORMAT_V15: u32 = 15;
 /// Format 15 with format 16's event kinds and schedule records; opened by
 /// setting the version to the current one.
 pub(crate) const STORE_FORMAT_V16: u32 = 16;
+/// Format 16 with format 17's event kind (`SignalChildWorkflowInitiated`);
+/// opened by setting the version to the current one.
+pub(crate) const STORE_FORMAT_V17: u32 = 17;
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("steadfast_meta");

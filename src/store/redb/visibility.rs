@@ -45,8 +45,9 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::time::SystemTime;
 
-use redb::{ReadTransaction, ReadableTable, Table, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
+use super::redo::{Log, Logged, Tag};
 use super::tables::{RUNS, VISIBILITY};
 use super::writer::{self, Tables};
 use super::{open_read, redb_err};
@@ -192,7 +193,7 @@ fn entries(run_id: RunId, record: &RunRecord) -> BTreeSet<Vec<u8>> {
     keys
 }
 
-type Index<'txn> = Table<'txn, &'static [u8], ()>;
+type Index<'txn> = Logged<'txn, &'static [u8], ()>;
 
 /// Adds a new run's entries, and the run to the counts.
 pub(super) fn insert(
@@ -325,7 +326,8 @@ pub(super) fn remove_order(index: &mut Index<'_>, at: &Suffix) -> Result<(), Sto
 /// skips it as it did before, and `describe` reports it.
 pub(super) fn build_all(txn: &WriteTransaction) -> Result<u64, StoreError> {
     let runs = txn.open_table(RUNS).map_err(redb_err)?;
-    let mut index = txn.open_table(VISIBILITY).map_err(redb_err)?;
+    // A migration's, made in a durable commit of its own: not journaled.
+    let mut index = Logged::open(txn, VISIBILITY, Tag::Visibility, &Log::default())?;
     let mut built = 0u64;
     for entry in runs.iter().map_err(redb_err)? {
         let (key, value) = entry.map_err(redb_err)?;
@@ -364,7 +366,7 @@ pub(super) fn delete_workflow(
     let mut prefix = vec![WORKFLOW];
     push_escaped(&mut prefix, workflow_id);
     let mut runs: Vec<RunId> = Vec::new();
-    for entry in prefix_range(&t.visibility, &prefix)? {
+    for entry in prefix_range(&*t.visibility, &prefix)? {
         let (key, _) = entry.map_err(redb_err)?;
         runs.extend(suffix_of(key.value()).map(run_of));
     }
@@ -387,7 +389,7 @@ pub(super) fn delete_workflow(
     }
     // Entries of runs whose records did not decode.
     let mut stale = Vec::new();
-    for entry in prefix_range(&t.visibility, &prefix)? {
+    for entry in prefix_range(&*t.visibility, &prefix)? {
         let (key, _) = entry.map_err(redb_err)?;
         stale.push(key.value().to_vec());
     }

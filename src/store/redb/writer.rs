@@ -2,18 +2,25 @@
 //!
 //! Callers send a request (one operation) and wait for its answer.
 //! The thread takes the first waiting request and every other that has
-//! queued up behind it, applies them all in one write transaction, commits it
-//! with immediate durability, and only then answers each caller. A lone
-//! request is committed at once; under load many share one fsync.
+//! queued up behind it, applies them all in one write transaction, makes it
+//! durable, and only then answers each caller. A lone request is committed
+//! at once; under load many share one fsync.
+//!
+//! Durable means: for a file of one process, the batch's redo log appended
+//! and synced to the journal (`journal.rs`), then the batch committed to
+//! redb without durability (redb is checkpointed now and then); for a file
+//! shared with readers of other processes, a durable redb commit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
-use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{mpsc, oneshot};
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use tokio::sync::oneshot;
 
 use super::file::contain;
+use super::journal;
+use super::redo::{Log, Logged, Tag};
 use super::tables::{self, HISTORY, RUNNING, RUNS, VISIBILITY, WAKEUPS, WORKFLOWS};
 use super::{DbCell, counts, redb_err, retention, visibility};
 use crate::codec;
@@ -41,8 +48,8 @@ pub(crate) struct Reply {
 }
 
 /// Runs the writer loop until every sender is gone.
-pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
-    while let Some(first) = next_request(&mut rx) {
+pub(crate) fn run(cell: Arc<DbCell>, rx: mpsc::Receiver<Request>) {
+    while let Some(first) = next_request(&rx, &cell) {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -54,7 +61,7 @@ pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
         let (mut result, broken) = match cell.get_for_write() {
             // redb panics on pages damaged outside it: nothing of the batch
             // is durable then, and the handle is not trusted again.
-            Ok(db) => match contain(|| commit_batch(&db, &batch)) {
+            Ok(db) => match contain(|| commit_batch(&db, &batch, &cell)) {
                 Ok(result) => {
                     let failed = result.iter().find_map(|r| match r {
                         Err(e) if e.is_storage() => Some(e.clone()),
@@ -105,8 +112,37 @@ pub(crate) fn run(cell: Arc<DbCell>, mut rx: mpsc::UnboundedReceiver<Request>) {
         // the backoff has passed).
         if let Some((db, damaged)) = broken {
             cell.discard(db, damaged);
+        } else if cell.journal().is_some_and(|j| j.checkpoint_due()) {
+            checkpoint(&cell);
         }
     }
+    // Stopped: everything journaled goes into the file, so that the file
+    // alone holds it.
+    checkpoint(&cell);
+}
+
+/// Checkpoints the journal (if anything was journaled since the last). A
+/// failure breaks the handle as a failed commit does: the file is opened
+/// again and recovered from the journal, which still holds every entry.
+fn checkpoint(cell: &DbCell) {
+    if !cell.journal().is_some_and(|j| j.dirty()) {
+        return;
+    }
+    let Ok(db) = cell.get_for_write() else {
+        return;
+    };
+    let done = contain(|| match cell.journal() {
+        Some(mut journal) => journal.checkpoint(&db),
+        None => Ok(()),
+    });
+    let (err, damaged) = match done {
+        Ok(Ok(())) => return,
+        Ok(Err(err)) => (err, false),
+        Err(message) => (StoreError::Damaged(message), true),
+    };
+    tracing::warn!(error = %err, "a checkpoint of the journal failed; the file will be opened again");
+    cell.failed(err);
+    cell.discard(db, damaged);
 }
 
 /// How long the writer polls for the next request before it sleeps.
@@ -116,7 +152,10 @@ const SPIN: Duration = Duration::from_micros(100);
 /// within tens of microseconds (a sequential workflow's next step), sooner
 /// than a sleeping thread can be woken (~30 µs here), so the writer polls
 /// for a moment first, yielding its core to any thread that wants it.
-fn next_request(rx: &mut mpsc::UnboundedReceiver<Request>) -> Option<Request> {
+///
+/// A writer that stays idle with entries in the journal checkpoints them
+/// first, so that an idle engine's file holds everything by itself.
+fn next_request(rx: &mpsc::Receiver<Request>, cell: &DbCell) -> Option<Request> {
     // Real time, not the engine's clock (`crate::clock`): the spin is about
     // waking this thread, not about workflow time.
     let until = Instant::now() + SPIN;
@@ -125,23 +164,40 @@ fn next_request(rx: &mut mpsc::UnboundedReceiver<Request>) -> Option<Request> {
             Ok(request) => return Some(request),
             Err(TryRecvError::Disconnected) => return None,
             Err(TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
-            Err(TryRecvError::Empty) => return rx.blocking_recv(),
+            Err(TryRecvError::Empty) => break,
         }
     }
+    if cell.journal().is_some_and(|j| j.dirty()) {
+        match rx.recv_timeout(journal::CHECKPOINT_IDLE) {
+            Ok(request) => return Some(request),
+            Err(RecvTimeoutError::Disconnected) => return None,
+            Err(RecvTimeoutError::Timeout) => checkpoint(cell),
+        }
+    }
+    rx.recv().ok()
 }
 
 type BatchResult = Vec<Result<WriteOutcome, StoreError>>;
 
-fn commit_batch(db: &Database, batch: &[Request]) -> BatchResult {
-    let attempt = || -> Result<BatchResult, StoreError> {
+fn commit_batch(db: &Database, batch: &[Request], cell: &DbCell) -> BatchResult {
+    let mut journal = cell.journal();
+    let mut attempt = || -> Result<BatchResult, StoreError> {
         let mut txn = db.begin_write().map_err(redb_err)?;
-        txn.set_durability(Durability::Immediate)
+        let log = match &journal {
+            Some(_) => Log::recording(),
+            None => Log::default(),
+        };
+        let durability = match &journal {
+            Some(_) => Durability::None,
+            None => Durability::Immediate,
+        };
+        txn.set_durability(durability)
             .map_err(|e| StoreError::Io(e.to_string()))?;
         let mut answers = Vec::with_capacity(batch.len());
         {
             // Opened once per batch: opening a table costs more than a
             // small insert.
-            let mut tables = Tables::open(&txn)?;
+            let mut tables = Tables::open(&txn, log.clone())?;
             for request in batch {
                 let answer = apply(&mut tables, &request.op);
                 // A refusal is decided before its operation writes anything;
@@ -155,8 +211,22 @@ fn commit_batch(db: &Database, batch: &[Request]) -> BatchResult {
                 }
                 answers.push(answer);
             }
-            tables.counts.apply(&txn)?;
+            tables.counts.apply(&mut tables.log_counts()?)?;
         }
+        let Some(journal) = journal.as_mut() else {
+            txn.commit().map_err(redb_err)?;
+            return Ok(answers);
+        };
+        // Journaled before redb's commit makes the batch visible: a read
+        // (a history, a result) never sees what a power cut could still
+        // take back. A failed append leaves the batch uncommitted (the
+        // transaction is dropped) and the next entry is written in its
+        // place, under its number; a power cut may still find this one
+        // whole, which is why callers are told the change may have been
+        // made, as after any failed sync.
+        let seq = journal.next_seq();
+        journal::write_seq(&txn, seq)?;
+        journal.append(seq, &log.take())?;
         txn.commit().map_err(redb_err)?;
         Ok(answers)
     };
@@ -168,34 +238,50 @@ fn commit_batch(db: &Database, batch: &[Request]) -> BatchResult {
     }
 }
 
-/// The tables a batch writes, open for the whole batch.
+/// The tables a batch writes, open for the whole batch; every change is
+/// recorded in the batch's redo log (when the file is journaled).
 pub(super) struct Tables<'txn> {
-    pub(super) workflows: Table<'txn, &'static str, u128>,
-    pub(super) runs: Table<'txn, u128, &'static [u8]>,
-    pub(super) running: Table<'txn, u128, u64>,
-    pub(super) wakeups: Table<'txn, (u64, u128), ()>,
-    pub(super) history: Table<'txn, (u128, u64), &'static [u8]>,
-    pub(super) visibility: Table<'txn, &'static [u8], ()>,
+    pub(super) workflows: Logged<'txn, &'static str, u128>,
+    pub(super) runs: Logged<'txn, u128, &'static [u8]>,
+    pub(super) running: Logged<'txn, u128, u64>,
+    pub(super) wakeups: Logged<'txn, (u64, u128), ()>,
+    pub(super) history: Logged<'txn, (u128, u64), &'static [u8]>,
+    pub(super) visibility: Logged<'txn, &'static [u8], ()>,
     /// What the batch changed in the counts by status, applied before it
     /// commits.
     pub(super) counts: counts::Deltas,
-    /// The transaction, for tables few batches write (`schedules`), opened
-    /// by the operation that needs them rather than by every batch.
+    /// The transaction and its log, for tables few batches write
+    /// (`schedules`), opened by the operation that needs them rather than
+    /// by every batch.
     pub(super) txn: &'txn WriteTransaction,
+    pub(super) log: Log,
 }
 
 impl<'txn> Tables<'txn> {
-    fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+    fn open(txn: &'txn WriteTransaction, log: Log) -> Result<Self, StoreError> {
         Ok(Tables {
-            workflows: txn.open_table(WORKFLOWS).map_err(redb_err)?,
-            runs: txn.open_table(RUNS).map_err(redb_err)?,
-            running: txn.open_table(RUNNING).map_err(redb_err)?,
-            wakeups: txn.open_table(WAKEUPS).map_err(redb_err)?,
-            history: txn.open_table(HISTORY).map_err(redb_err)?,
-            visibility: txn.open_table(VISIBILITY).map_err(redb_err)?,
+            workflows: Logged::open(txn, WORKFLOWS, Tag::Workflows, &log)?,
+            runs: Logged::open(txn, RUNS, Tag::Runs, &log)?,
+            running: Logged::open(txn, RUNNING, Tag::Running, &log)?,
+            wakeups: Logged::open(txn, WAKEUPS, Tag::Wakeups, &log)?,
+            history: Logged::open(txn, HISTORY, Tag::History, &log)?,
+            visibility: Logged::open(txn, VISIBILITY, Tag::Visibility, &log)?,
             counts: counts::Deltas::default(),
             txn,
+            log,
         })
+    }
+
+    /// The counts table, opened for the batch's last change.
+    fn log_counts(&self) -> Result<Logged<'txn, u8, u64>, StoreError> {
+        Logged::open(self.txn, counts::COUNTS, Tag::Counts, &self.log)
+    }
+
+    /// The schedules table, for the operations that write it.
+    pub(super) fn schedules(
+        &self,
+    ) -> Result<Logged<'txn, &'static str, &'static [u8]>, StoreError> {
+        Logged::open(self.txn, tables::SCHEDULES, Tag::Schedules, &self.log)
     }
 }
 
@@ -378,7 +464,7 @@ pub(super) fn append(
             message: "the run is closed (or unknown) in the file".into(),
         });
     };
-    let last = tables::last_event_id(&t.history, key)?;
+    let last = tables::last_event_id(&*t.history, key)?;
     if last.checked_add(1) != Some(expect_next) {
         return Err(StoreError::Conflict {
             run_id,
@@ -460,7 +546,7 @@ pub(super) fn close(
     }
     // The stored record's length is as of its last write; the history's
     // last key is the truth.
-    let last = tables::last_event_id(&t.history, key)?;
+    let last = tables::last_event_id(&*t.history, key)?;
     if last.checked_add(1) != Some(event_id) {
         return Err(StoreError::Conflict {
             run_id,
@@ -487,7 +573,7 @@ pub(super) fn close(
 /// record and index entries are the caller's, which knows the record).
 pub(super) fn remove_history_and_wake(t: &mut Tables<'_>, key: u128) -> Result<(), StoreError> {
     t.history
-        .retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
+        .remove_range((key, 0), (key, u64::MAX))
         .map_err(redb_err)?;
     // A closed run has no hint; removed in case damage left one.
     set_wake(t, key, None)
