@@ -21,14 +21,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use steadfast::{
     ActivityContext, ActivityDef, ActivityError, ActivityOptions, Engine, EngineBuilder, OpenError,
     SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions, WorkflowStatus,
 };
-use support::{CURRENT_STORE_FORMAT, eventually};
+use support::{CURRENT_STORE_FORMAT, eventually, journal_of};
 
 const FIXTURE: &str = "tests/fixtures/format-18.steadfast";
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -67,12 +67,6 @@ fn builder() -> EngineBuilder {
         .workflow(ECHO, echo)
         .activity(UPPER, upper)
         .workflow(SUM, sum)
-}
-
-fn journal_of(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push("-journal");
-    PathBuf::from(name)
 }
 
 /// Copies the fixture and, with `journal`, its journal beside it.

@@ -11,13 +11,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use steadfast::{
     Engine, EngineBuilder, SignalDef, WorkflowContext, WorkflowDef, WorkflowError, WorkflowOptions,
     WorkflowStatus,
 };
+use support::journal_of;
 
 const DB_ENV: &str = "STEADFAST_JOURNAL_TEST_DB";
 const WORKFLOWS: u32 = 200;
@@ -46,12 +47,6 @@ fn builder() -> EngineBuilder {
     Engine::builder()
         .workflow(NOTE, note)
         .workflow(TALLY, tally)
-}
-
-fn journal_of(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push("-journal");
-    PathBuf::from(name)
 }
 
 /// The child: starts `WORKFLOWS` notes and a tally, signals it `SIGNALS`
@@ -205,4 +200,54 @@ async fn after_a_clean_shutdown_the_file_alone_holds_everything() {
         assert_eq!(run.status, WorkflowStatus::Completed);
     }
     reader.shutdown().await.expect("shut down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_put_back_beside_a_later_journal_opens_as_the_backup() {
+    let db = support::temp_db();
+    let start = |id: &'static str| {
+        let path = db.path.clone();
+        async move {
+            let engine = builder().open(&path).await.expect("open");
+            engine
+                .start_workflow(NOTE, id, 1, WorkflowOptions::new())
+                .await
+                .expect("start");
+            engine.shutdown().await.expect("shut down");
+        }
+    };
+    start("early").await;
+    let backup = db.dir.path().join("backup.steadfast");
+    std::fs::copy(&db.path, &backup).expect("back the file up");
+    start("mid").await;
+    // A later life of the file dies with its commits in the journal.
+    write_and_die(&db.path).await;
+    std::fs::copy(&backup, &db.path).expect("put the backup back");
+
+    // The journal does not continue the backup: none of it is applied.
+    let engine = builder().open(&db.path).await.expect("open the backup");
+    assert!(engine.describe("early").await.is_ok());
+    assert!(engine.describe("mid").await.is_err());
+    assert!(engine.describe("tally").await.is_err());
+    engine.shutdown().await.expect("shut down");
+
+    // And the journal, wiped, serves the file again.
+    write_and_die(&db.path).await;
+    let engine = builder()
+        .open(&db.path)
+        .await
+        .expect("open after the second death");
+    assert!(engine.describe("early").await.is_ok());
+    let total = {
+        engine.signal("tally", ADD, 0).await.expect("end the tally");
+        engine
+            .get_workflow_handle(TALLY, "tally")
+            .await
+            .expect("the tally")
+            .result()
+            .await
+            .expect("its result")
+    };
+    assert_eq!(total, (1..=SIGNALS).sum::<u32>());
+    engine.shutdown().await.expect("shut down");
 }

@@ -446,9 +446,7 @@ async fn cut_again(image: &CutImage, dir: &Path, rng: &mut SplitMix) -> (CutImag
 /// disk would hold them after the cut.
 fn write_image(image: &CutImage, path: &Path) {
     std::fs::write(path, &image.bytes).expect("write the image");
-    let mut journal = path.as_os_str().to_owned();
-    journal.push("-journal");
-    std::fs::write(journal, &image.journal).expect("write the image's journal");
+    std::fs::write(support::journal_of(path), &image.journal).expect("write the image's journal");
 }
 
 /// Opens a copy of the image with redb itself, without the engine's

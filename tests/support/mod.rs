@@ -624,6 +624,13 @@ pub fn fixture_to_write(relative: &str) -> Option<PathBuf> {
 /// after an open (one place to change at the next format).
 pub const CURRENT_STORE_FORMAT: u32 = 18;
 
+/// The journal beside the file at `path` (store format 18).
+pub fn journal_of(path: &std::path::Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-journal");
+    PathBuf::from(name)
+}
+
 /// The store format a file records, read with redb directly.
 pub fn stored_format_version(path: &std::path::Path) -> u32 {
     const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("steadfast_meta");

@@ -126,17 +126,23 @@ impl Journal {
             None => Vec::new(),
         };
         let mut last = held;
+        // Where zeros go before the journal is used: from its end (it is
+        // extended), or from its start when what it holds must never be
+        // read again.
+        let mut zero_from = len;
         match newer.first() {
             Some((first, _)) if *first != held + 1 => {
                 // Not this file's continuation (a backup of the file put
                 // back beside a later journal): nothing of it is applied,
-                // and it is written over from now on.
+                // and it is wiped, so that no entry of it can ever follow
+                // one written from now on.
                 tracing::warn!(
                     journal = %self.path.display(),
                     first,
                     held,
                     "the journal does not continue the file; it is not applied"
                 );
+                zero_from = 0;
             }
             Some(_) => {
                 let started = Instant::now();
@@ -174,14 +180,15 @@ impl Journal {
                 id
             }
         };
-        if len < PREALLOCATED {
+        let zero_to = len.max(PREALLOCATED);
+        if zero_from < zero_to {
             // Zeros written, not a hole: an append into a hole allocates
             // its blocks, and its sync then commits the file system's own
             // journal too. Zeros end the entries when read back.
             let zeros = vec![0; 1 << 20];
-            let mut at = len;
-            while at < PREALLOCATED {
-                let n = (PREALLOCATED - at).min(zeros.len() as u64);
+            let mut at = zero_from;
+            while at < zero_to {
+                let n = (zero_to - at).min(zeros.len() as u64);
                 self.file
                     .write(at, &zeros[..n as usize])
                     .map_err(|e| io(&e))?;
