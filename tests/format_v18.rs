@@ -124,7 +124,7 @@ fn write_format_18_fixture() {
     assert!(!status.success(), "the child aborts");
     let written = dir.path().join("format-18.steadfast");
     std::fs::copy(&written, &target).unwrap();
-    // The journal is extended to 5 MiB with zeros when opened; its entries
+    // The journal is extended to 4.25 MiB with zeros when opened; its entries
     // end at the first zeros, so the copy keeps only what precedes them.
     let mut journal = std::fs::read(journal_of(&written)).unwrap();
     let used = journal.iter().rposition(|b| *b != 0).map_or(0, |at| at + 1);
