@@ -251,3 +251,31 @@ async fn a_backup_put_back_beside_a_later_journal_opens_as_the_backup() {
     assert_eq!(total, (1..=SIGNALS).sum::<u32>());
     engine.shutdown().await.expect("shut down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_open_recovers_the_journal_first() {
+    let db = support::temp_db();
+    write_and_die(&db.path).await;
+    // Shared with readers: no journal of its own, but the one a crash left
+    // is applied before anything is written.
+    let engine = builder()
+        .shared_reads(true)
+        .open(&db.path)
+        .await
+        .expect("open shared");
+    assert!(engine.describe("note-200").await.is_ok());
+    engine.signal("tally", ADD, 1000).await.expect("signal");
+    engine.shutdown().await.expect("shut down");
+    // An exclusive open after it applies nothing again.
+    let engine = builder().open(&db.path).await.expect("open");
+    engine.signal("tally", ADD, 0).await.expect("end the tally");
+    let total = engine
+        .get_workflow_handle(TALLY, "tally")
+        .await
+        .expect("the tally")
+        .result()
+        .await
+        .expect("its result");
+    assert_eq!(total, (1..=SIGNALS).sum::<u32>() + 1000);
+    engine.shutdown().await.expect("shut down");
+}

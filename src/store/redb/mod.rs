@@ -194,8 +194,12 @@ impl RedbStore {
             }
         };
         // A shared file's commits are durable by themselves (redb makes no
-        // other kind in that mode); only an exclusive one has a journal.
-        let journal = if shared {
+        // other kind in that mode); only an exclusive one keeps a journal.
+        // Either recovers from one a crash left (an exclusive engine's),
+        // before anything else is written: the file's commits must follow
+        // the journal's, and once the file holds them no open applies
+        // them again.
+        let journal = if shared && !journal::path_of(path).exists() {
             None
         } else {
             let mut journal = backend
@@ -207,7 +211,7 @@ impl RedbStore {
                     message,
                 })?
                 .map_err(|e| open_error(path, e))?;
-            Some(journal)
+            (!shared).then_some(journal)
         };
         let db = Arc::new(DbCell::new(
             path,
