@@ -213,10 +213,19 @@ impl Journal {
     /// gave) and syncs it: once this returns, the batch is durable. After a
     /// failure the next entry goes in the same place with the same number.
     pub(super) fn append(&mut self, seq: u64, payload: &[u8]) -> Result<(), StoreError> {
+        // Refused, not truncated: an entry whose length field lies would
+        // end the journal at the next recovery, and every later entry too.
+        let len = u32::try_from(payload.len()).map_err(|_| {
+            StoreError::Io(format!(
+                "one batch of changes holds {} bytes, more than a journal entry's 4 GiB; \
+                 retry the calls with smaller payloads or fewer at a time",
+                payload.len()
+            ))
+        })?;
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&len.to_le_bytes());
         buf.extend_from_slice(&seq.to_le_bytes());
         buf.extend_from_slice(&self.id.to_le_bytes());
         buf.extend_from_slice(&checksum(seq, self.id, payload).to_le_bytes());
