@@ -74,6 +74,18 @@ async fn child_writes_and_dies() {
     std::process::abort();
 }
 
+/// Ends the tally and answers its total.
+async fn end_tally(engine: &Engine) -> u32 {
+    engine.signal("tally", ADD, 0).await.expect("end the tally");
+    engine
+        .get_workflow_handle(TALLY, "tally")
+        .await
+        .expect("the tally")
+        .result()
+        .await
+        .expect("its result")
+}
+
 /// Runs the child on `path` until it aborted.
 async fn write_and_die(path: &Path) {
     let mut child =
@@ -103,14 +115,7 @@ async fn commits_in_the_journal_only_survive_the_process() {
             .unwrap_or_else(|e| panic!("acknowledged start of note-{n} lost: {e}"));
         assert_eq!(handle.result().await.expect("its result"), n);
     }
-    engine.signal("tally", ADD, 0).await.expect("end the tally");
-    let total = engine
-        .get_workflow_handle(TALLY, "tally")
-        .await
-        .expect("the tally")
-        .result()
-        .await
-        .expect("its result");
+    let total = end_tally(&engine).await;
     assert_eq!(
         total,
         (1..=SIGNALS).sum::<u32>(),
@@ -238,16 +243,7 @@ async fn a_backup_put_back_beside_a_later_journal_opens_as_the_backup() {
         .await
         .expect("open after the second death");
     assert!(engine.describe("early").await.is_ok());
-    let total = {
-        engine.signal("tally", ADD, 0).await.expect("end the tally");
-        engine
-            .get_workflow_handle(TALLY, "tally")
-            .await
-            .expect("the tally")
-            .result()
-            .await
-            .expect("its result")
-    };
+    let total = end_tally(&engine).await;
     assert_eq!(total, (1..=SIGNALS).sum::<u32>());
     engine.shutdown().await.expect("shut down");
 }
@@ -268,14 +264,7 @@ async fn a_shared_open_recovers_the_journal_first() {
     engine.shutdown().await.expect("shut down");
     // An exclusive open after it applies nothing again.
     let engine = builder().open(&db.path).await.expect("open");
-    engine.signal("tally", ADD, 0).await.expect("end the tally");
-    let total = engine
-        .get_workflow_handle(TALLY, "tally")
-        .await
-        .expect("the tally")
-        .result()
-        .await
-        .expect("its result");
+    let total = end_tally(&engine).await;
     assert_eq!(total, (1..=SIGNALS).sum::<u32>() + 1000);
     engine.shutdown().await.expect("shut down");
 }

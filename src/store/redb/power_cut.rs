@@ -273,6 +273,19 @@ impl Disk {
         }
     }
 
+    /// Holds the file at `path`, whose bytes on the disk `read` gives, as
+    /// durable. Opening the same file again (after a storage failure)
+    /// keeps its unsynced writes unsynced: they are still only in the page
+    /// cache.
+    fn adopt(&mut self, path: &Path, read: impl FnOnce() -> io::Result<Vec<u8>>) -> io::Result<()> {
+        if self.path.as_deref() != Some(path) {
+            self.durable = read()?;
+            self.path = Some(path.to_path_buf());
+            self.unsynced.clear();
+        }
+        Ok(())
+    }
+
     /// Makes every change so far durable.
     fn sync(&mut self) {
         for change in std::mem::take(&mut self.unsynced) {
@@ -322,25 +335,18 @@ impl PowerCutBackend {
             .open(path)?;
         let inner = FileBackend::new(file)?;
         let mut disks = power.disk();
-        let disk = disks.of(which);
-        // Opening the same file again (after a storage failure) keeps its
-        // unsynced writes unsynced: they are still only in the page cache.
-        if disk.path.as_deref() != Some(path) {
+        disks.of(which).adopt(path, || {
             let mut bytes = vec![0; to_usize(inner.len()?)];
             inner.read(0, &mut bytes)?;
-            disk.path = Some(path.to_path_buf());
-            disk.durable = bytes;
-            disk.unsynced.clear();
-        }
+            Ok(bytes)
+        })?;
         // The journal beside the file is on the same disk from the start,
         // even if the power goes before the engine opens it.
         if which == Which::File {
             let journal = super::journal::path_of(path);
-            if disks.journal.path.as_deref() != Some(journal.as_path()) {
-                disks.journal.durable = std::fs::read(&journal).unwrap_or_default();
-                disks.journal.path = Some(journal);
-                disks.journal.unsynced.clear();
-            }
+            disks
+                .journal
+                .adopt(&journal, || Ok(std::fs::read(&journal).unwrap_or_default()))?;
         }
         drop(disks);
         Ok(PowerCutBackend {
